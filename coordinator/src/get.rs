@@ -1,0 +1,240 @@
+//! The GET data path: for each stripe, k verified pieces -> the stripe's bytes -> the client.
+//!
+//! Pieces come from the data shards when they answer (no decoding); when one is missing,
+//! corrupt, slow or on a down node, more shards are asked for and the first k that verify
+//! are decoded. The first stripe is fetched before the response status is sent, so a GET that
+//! cannot be served gets a 503 with an S3 error body; a later stripe that cannot be served
+//! aborts the body, so the client sees a truncated transfer, never wrong bytes.
+
+use crate::codec::ErasureCodec;
+use crate::error::ApiError;
+use crate::layout::Layout;
+use crate::meta::{ObjectMeta, ShardState};
+use crate::server::Coordinator;
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::Stream;
+use std::sync::Arc;
+use tessera_node::{NodeClient, ShardId, StoreError};
+
+/// An inclusive byte range of an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive).
+    pub end: u64,
+}
+
+/// Parses a `Range` header for an object of `size` bytes. `Ok(None)` means "whole object"
+/// (no header, or a form this server ignores, as HTTP allows); unsatisfiable ranges are
+/// [`ApiError::InvalidRange`].
+pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, ApiError> {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
+    let (a, b) = (a.trim(), b.trim());
+    let unsatisfiable = Err(ApiError::InvalidRange { size });
+    let range = if a.is_empty() {
+        let Ok(n) = b.parse::<u64>() else { return Ok(None) };
+        if n == 0 || size == 0 {
+            return unsatisfiable;
+        }
+        ByteRange { start: size.saturating_sub(n), end: size - 1 }
+    } else {
+        let Ok(start) = a.parse::<u64>() else { return Ok(None) };
+        let end = if b.is_empty() {
+            u64::MAX
+        } else {
+            match b.parse::<u64>() {
+                Ok(e) if e >= start => e,
+                _ => return Ok(None),
+            }
+        };
+        if start >= size {
+            return unsatisfiable;
+        }
+        ByteRange { start, end: end.min(size - 1) }
+    };
+    Ok(Some(range))
+}
+
+/// Reads stripes of one object version.
+pub struct StripeReader {
+    c: Arc<Coordinator>,
+    meta: Arc<ObjectMeta>,
+    layout: Layout,
+    codec: ErasureCodec,
+    /// Shard indices in the order to try them: data then parity on up nodes, then shards on
+    /// nodes that are down (they may be back before the registry knows).
+    order: Vec<(usize, NodeClient)>,
+}
+
+impl StripeReader {
+    /// A reader for `meta` using the registry's current view of the nodes.
+    pub fn new(c: Arc<Coordinator>, meta: Arc<ObjectMeta>) -> Result<Self, ApiError> {
+        let codec = ErasureCodec::new(meta.ec.k as usize, meta.ec.m as usize)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut up = Vec::new();
+        let mut down = Vec::new();
+        for (i, s) in meta.shards.iter().enumerate() {
+            let (Some(node), ShardState::Ok) = (&s.node, s.state) else { continue };
+            let Some(client) = c.registry.client(node) else { continue };
+            if c.registry.up(node) {
+                up.push((i, client));
+            } else {
+                down.push((i, client));
+            }
+        }
+        up.extend(down);
+        Ok(StripeReader { layout: meta.layout(), c, meta, codec, order: up })
+    }
+
+    /// Object bytes `[from, to)` of stripe `s` (offsets within the stripe), as slices of the
+    /// decoded pieces.
+    pub async fn fetch(&self, s: u64, from: u64, to: u64) -> Result<Vec<Bytes>, ApiError> {
+        let pieces = self.fetch_pieces(s).await?;
+        let plen = self.layout.piece_len(s);
+        let mut out = Vec::new();
+        for (i, p) in pieces.into_iter().enumerate() {
+            let (p0, p1) = (i as u64 * plen, (i as u64 + 1) * plen);
+            let (a, b) = (from.max(p0), to.min(p1));
+            if a < b {
+                out.push(p.slice((a - p0) as usize..(b - p0) as usize));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The k data pieces of stripe `s`.
+    async fn fetch_pieces(&self, s: u64) -> Result<Vec<Bytes>, ApiError> {
+        let k = self.codec.k();
+        let n = self.meta.shards.len();
+        let offset = self.layout.shard_offset(s);
+        let len = self.layout.piece_len(s);
+        let timeout = self.c.config.shard_read_timeout;
+        let version = self.meta.version;
+        let read = |(i, client): &(usize, NodeClient)| {
+            let (i, client) = (*i, client.clone());
+            async move {
+                let id = ShardId { version, index: i as u16 };
+                (i, client.read(id, offset, len, timeout).await)
+            }
+        };
+        let mut next = 0;
+        let mut inflight = FuturesUnordered::new();
+        while next < self.order.len() && inflight.len() < k {
+            inflight.push(read(&self.order[next]));
+            next += 1;
+        }
+        let mut got: Vec<Option<Bytes>> = vec![None; n];
+        let mut have = 0;
+        let mut failures = Vec::new();
+        while have < k {
+            let hedge = tokio::time::sleep(self.c.config.read_hedge_after);
+            tokio::select! {
+                r = inflight.next(), if !inflight.is_empty() => {
+                    let (i, r) = r.expect("non-empty");
+                    match r {
+                        Ok(b) => {
+                            got[i] = Some(b);
+                            have += 1;
+                        }
+                        Err(e) => {
+                            if matches!(e, StoreError::Corrupt(_)) {
+                                tracing::warn!(object = %self.meta.key, shard = i, stripe = s, "corrupt shard detected on read");
+                            }
+                            failures.push(format!("shard {i}: {e}"));
+                            if next < self.order.len() {
+                                inflight.push(read(&self.order[next]));
+                                next += 1;
+                            }
+                        }
+                    }
+                }
+                _ = hedge, if next < self.order.len() => {
+                    // A read is slow: ask one more shard, keep the first k that arrive.
+                    inflight.push(read(&self.order[next]));
+                    next += 1;
+                }
+                else => break,
+            }
+        }
+        if have < k {
+            return Err(ApiError::ServiceUnavailable(format!(
+                "{}/{}: stripe {s} has {have} readable shards, {k} needed ({})",
+                self.meta.bucket,
+                self.meta.key,
+                failures.join("; ")
+            )));
+        }
+        let codec = ErasureCodec::new(k, self.codec.m()).expect("validated");
+        if got[..k].iter().all(|p| p.is_some()) {
+            return codec.reconstruct_data(got).map_err(|e| ApiError::Internal(e.to_string()));
+        }
+        tokio::task::spawn_blocking(move || codec.reconstruct_data(got))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::ServiceUnavailable(e.to_string()))
+    }
+}
+
+/// Streams object bytes `range` (inclusive). The first stripe is fetched before this returns.
+pub async fn stream_range(
+    reader: Arc<StripeReader>,
+    range: ByteRange,
+    read_ahead: usize,
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send, ApiError> {
+    let layout = reader.layout;
+    let ss = layout.stripe_size();
+    let (s0, s1) = (layout.stripe_of(range.start), layout.stripe_of(range.end));
+    let span = move |s: u64| {
+        let base = s * ss;
+        let from = range.start.max(base) - base;
+        let to = (range.end + 1).min(base + layout.stripe_len(s)) - base;
+        (from, to)
+    };
+    let (f, t) = span(s0);
+    let first = reader.fetch(s0, f, t).await?;
+    let rest = futures::stream::iter(s0 + 1..=s1)
+        .map(move |s| {
+            let r = reader.clone();
+            let (f, t) = span(s);
+            async move { r.fetch(s, f, t).await }
+        })
+        .buffered(read_ahead.max(1));
+    let all = futures::stream::once(async move { Ok(first) }).chain(rest);
+    Ok(all.flat_map(|r| {
+        let items: Vec<Result<Bytes, std::io::Error>> = match r {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "aborting GET body");
+                vec![Err(std::io::Error::other(e.to_string()))]
+            }
+        };
+        futures::stream::iter(items)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = |v: &str, size| parse_range(Some(v), size);
+        assert_eq!(r("bytes=0-9", 100).unwrap(), Some(ByteRange { start: 0, end: 9 }));
+        assert_eq!(r("bytes=90-", 100).unwrap(), Some(ByteRange { start: 90, end: 99 }));
+        assert_eq!(r("bytes=-10", 100).unwrap(), Some(ByteRange { start: 90, end: 99 }));
+        assert_eq!(r("bytes=-1000", 100).unwrap(), Some(ByteRange { start: 0, end: 99 }));
+        assert_eq!(r("bytes=50-1000", 100).unwrap(), Some(ByteRange { start: 50, end: 99 }));
+        assert!(matches!(r("bytes=100-", 100), Err(ApiError::InvalidRange { size: 100 })));
+        assert!(matches!(r("bytes=0-0", 0), Err(ApiError::InvalidRange { .. })));
+        assert!(matches!(r("bytes=-0", 100), Err(ApiError::InvalidRange { .. })));
+        assert_eq!(r("bytes=5-1", 100).unwrap(), None);
+        assert_eq!(r("items=0-1", 100).unwrap(), None);
+        assert_eq!(parse_range(None, 100).unwrap(), None);
+    }
+}

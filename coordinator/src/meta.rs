@@ -1,0 +1,443 @@
+//! Coordinator metadata in RocksDB: buckets, objects, node registrations, in-flight writes and
+//! garbage. Every mutation is one synced write batch taken under one lock, so a commit is
+//! atomic, durable when it returns, and concurrent commits to one key serialise (last wins,
+//! the loser's or the old version's shards are recorded as garbage, never leaked).
+//!
+//! Keys (one byte of kind, then `\0`-separated fields; bucket names and keys never hold NUL):
+//! - `b\0{bucket}` -> [`BucketMeta`]
+//! - `o\0{bucket}\0{key}` -> [`ObjectMeta`]
+//! - `n\0{node id}` -> [`NodeRecord`]
+//! - `p\0{version}` -> [`ShardSet`]: a PUT in flight (its shards may exist on nodes)
+//! - `g\0{version}` -> [`ShardSet`]: shards to delete from nodes
+
+use crate::error::ApiError;
+use crate::names::EcSpec;
+use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use tessera_node::{NodeId, ObjectVersion};
+
+/// A bucket.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BucketMeta {
+    /// Name.
+    pub name: String,
+    /// Creation time, ms since the epoch.
+    pub created_ms: u64,
+    /// Erasure parameters for objects that do not name their own.
+    pub ec: EcSpec,
+}
+
+/// State of one shard of an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardState {
+    /// Written and acknowledged by its node.
+    Ok,
+    /// Not written (node failed or none available); repair must fill it.
+    Missing,
+}
+
+/// Where one shard lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardLoc {
+    /// Node holding (or meant to hold) the shard; `None` if no node was available.
+    pub node: Option<NodeId>,
+    /// Whether the shard is there.
+    pub state: ShardState,
+}
+
+/// A committed object version.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Version id (names the shards on the nodes).
+    pub version: ObjectVersion,
+    /// Length in bytes.
+    pub size: u64,
+    /// blake3 of the whole object, hex.
+    pub etag: String,
+    /// Erasure parameters.
+    pub ec: EcSpec,
+    /// Bytes of each shard per full stripe.
+    pub piece: u64,
+    /// Codec that produced the parity.
+    pub codec: String,
+    /// One entry per shard index, `k + m` in all.
+    pub shards: Vec<ShardLoc>,
+    /// Content-Type given at PUT.
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` headers given at PUT (names lowercased, without the prefix).
+    pub user_meta: BTreeMap<String, String>,
+    /// Commit time, ms since the epoch.
+    pub last_modified_ms: u64,
+}
+
+impl ObjectMeta {
+    /// Stripe geometry.
+    pub fn layout(&self) -> crate::layout::Layout {
+        crate::layout::Layout { size: self.size, k: self.ec.k as u64, piece: self.piece }
+    }
+    /// The shards that exist and where.
+    pub fn shard_set(&self) -> ShardSet {
+        ShardSet {
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            shards: self
+                .shards
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.node.clone().map(|n| (i as u16, n)))
+                .collect(),
+            since_ms: now_ms(),
+        }
+    }
+}
+
+/// A set of shards of one version: an in-flight PUT, or garbage to delete.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShardSet {
+    /// Bucket of the object.
+    pub bucket: String,
+    /// Key of the object.
+    pub key: String,
+    /// (shard index, node) pairs.
+    pub shards: Vec<(u16, NodeId)>,
+    /// When the record was written, ms since the epoch.
+    pub since_ms: u64,
+}
+
+/// A registered node, as remembered across coordinator restarts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Node id.
+    pub id: NodeId,
+    /// Shard API address.
+    pub addr: String,
+    /// Zone.
+    pub zone: String,
+}
+
+/// Result of a listing.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Objects in key order.
+    pub objects: Vec<ObjectMeta>,
+    /// Rolled-up prefixes (with a delimiter), in order.
+    pub prefixes: Vec<String>,
+    /// More results follow.
+    pub truncated: bool,
+    /// Where the next page starts (exclusive), if truncated.
+    pub next: Option<String>,
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
+    let mut k = vec![kind, 0];
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// The metadata database. All methods block (call them from `spawn_blocking`).
+pub struct MetaStore {
+    db: DB,
+    lock: Mutex<()>,
+}
+
+fn synced() -> WriteOptions {
+    let mut w = WriteOptions::default();
+    w.set_sync(true);
+    w
+}
+
+impl MetaStore {
+    /// Opens or creates the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_max_background_jobs(2);
+        Ok(MetaStore { db: DB::open(&opts, dir)?, lock: Mutex::new(()) })
+    }
+
+    fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>> {
+        match self.db.get_pinned(k)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &[u8], mut f: impl FnMut(&[u8], T) -> bool) -> Result<()> {
+        for item in self.db.iterator(IteratorMode::From(prefix, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || !f(&k[prefix.len()..], serde_json::from_slice(&v)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<()> {
+        // Synced: when this returns, the change survives a crash of the coordinator or host.
+        Ok(self.db.write_opt(batch, &synced())?)
+    }
+
+    // ----- buckets -----
+
+    /// Creates a bucket; returns false (and changes nothing) if it exists.
+    pub fn create_bucket(&self, b: &BucketMeta) -> Result<bool> {
+        let _g = self.lock.lock().unwrap();
+        let k = key(b'b', &[&b.name]);
+        if self.db.get_pinned(&k)?.is_some() {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        batch.put(k, serde_json::to_vec(b)?);
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    /// A bucket, if it exists.
+    pub fn bucket(&self, name: &str) -> Result<Option<BucketMeta>> {
+        self.get(&key(b'b', &[name]))
+    }
+
+    /// All buckets in name order.
+    pub fn buckets(&self) -> Result<Vec<BucketMeta>> {
+        let mut out = Vec::new();
+        self.scan(&key(b'b', &[]), |_, b: BucketMeta| {
+            out.push(b);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Deletes an empty bucket.
+    pub fn delete_bucket(&self, name: &str) -> Result<()> {
+        let _g = self.lock.lock().unwrap();
+        if self.bucket(name)?.is_none() {
+            return Err(ApiError::NoSuchBucket(name.into()));
+        }
+        let mut prefix = key(b'o', &[name]);
+        prefix.push(0);
+        let mut empty = true;
+        self.scan(&prefix, |_, _: serde_json::Value| {
+            empty = false;
+            false
+        })?;
+        if !empty {
+            return Err(ApiError::BucketNotEmpty(name.into()));
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete(key(b'b', &[name]));
+        self.write(batch)
+    }
+
+    // ----- objects -----
+
+    /// The committed version of a key, if any.
+    pub fn object(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
+        self.get(&key(b'o', &[bucket, k]))
+    }
+
+    /// Records a PUT in flight before any shard is written, so a coordinator crash leaves a
+    /// record of shards to collect.
+    pub fn begin_put(&self, version: ObjectVersion, set: &ShardSet) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put(key(b'p', &[&version.to_string()]), serde_json::to_vec(set)?);
+        self.write(batch)
+    }
+
+    /// The commit point of a PUT: the object becomes visible, the in-flight record goes, and
+    /// the version it replaces becomes garbage, in one synced batch.
+    pub fn commit_put(&self, obj: &ObjectMeta) -> Result<Option<ObjectMeta>> {
+        let _g = self.lock.lock().unwrap();
+        if self.bucket(&obj.bucket)?.is_none() {
+            return Err(ApiError::NoSuchBucket(obj.bucket.clone()));
+        }
+        let old = self.object(&obj.bucket, &obj.key)?;
+        let mut batch = WriteBatch::default();
+        batch.put(key(b'o', &[&obj.bucket, &obj.key]), serde_json::to_vec(obj)?);
+        batch.delete(key(b'p', &[&obj.version.to_string()]));
+        if let Some(old) = &old {
+            batch.put(key(b'g', &[&old.version.to_string()]), serde_json::to_vec(&old.shard_set())?);
+        }
+        self.write(batch)?;
+        Ok(old)
+    }
+
+    /// A PUT that will not commit: its shards become garbage.
+    pub fn abort_put(&self, version: ObjectVersion, set: &ShardSet) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete(key(b'p', &[&version.to_string()]));
+        batch.put(key(b'g', &[&version.to_string()]), serde_json::to_vec(set)?);
+        self.write(batch)
+    }
+
+    /// Deletes a key's committed version (no-op if absent); its shards become garbage.
+    pub fn delete_object(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
+        let _g = self.lock.lock().unwrap();
+        let Some(old) = self.object(bucket, k)? else { return Ok(None) };
+        let mut batch = WriteBatch::default();
+        batch.delete(key(b'o', &[bucket, k]));
+        batch.put(key(b'g', &[&old.version.to_string()]), serde_json::to_vec(&old.shard_set())?);
+        self.write(batch)?;
+        Ok(Some(old))
+    }
+
+    /// S3 listing: keys of `bucket` starting with `prefix`, after `start_after`, rolling up at
+    /// `delimiter`, at most `max` entries (objects plus prefixes).
+    pub fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        delimiter: Option<&str>,
+        max: usize,
+    ) -> Result<Listing> {
+        let mut base = key(b'o', &[bucket]);
+        base.push(0);
+        let mut from = base.clone();
+        from.extend_from_slice(prefix.as_bytes());
+        if let Some(s) = start_after {
+            let mut after = base.clone();
+            after.extend_from_slice(s.as_bytes());
+            after.push(0); // just past `s`
+            from = from.max(after);
+        }
+        let mut out = Listing::default();
+        let delimiter = delimiter.filter(|d| !d.is_empty());
+        let mut iter = self.db.raw_iterator();
+        iter.seek(&from);
+        while iter.valid() {
+            let k = iter.key().unwrap();
+            if !k.starts_with(&base) {
+                break;
+            }
+            let name = std::str::from_utf8(&k[base.len()..]).map_err(|e| ApiError::Internal(e.to_string()))?;
+            if !name.starts_with(prefix) {
+                break;
+            }
+            if out.objects.len() + out.prefixes.len() >= max {
+                out.truncated = true;
+                break;
+            }
+            let rolled = delimiter.and_then(|d| {
+                name[prefix.len()..].find(d).map(|i| name[..prefix.len() + i + d.len()].to_string())
+            });
+            if let Some(cp) = rolled {
+                // Skip every key under this common prefix: seek past `cp` + 0xFF (never in UTF-8).
+                let mut next = base.clone();
+                next.extend_from_slice(cp.as_bytes());
+                next.push(0xFF);
+                out.next = Some(cp.clone());
+                out.prefixes.push(cp);
+                iter.seek(&next);
+                continue;
+            }
+            let obj: ObjectMeta = serde_json::from_slice(iter.value().unwrap())?;
+            out.next = Some(name.to_string());
+            out.objects.push(obj);
+            iter.next();
+        }
+        iter.status()?;
+        if !out.truncated {
+            out.next = None;
+        }
+        Ok(out)
+    }
+
+    // ----- nodes -----
+
+    /// Remembers a node (idempotent).
+    pub fn put_node(&self, n: &NodeRecord) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put(key(b'n', &[n.id.as_str()]), serde_json::to_vec(n)?);
+        self.write(batch)
+    }
+
+    /// All remembered nodes.
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        let mut out = Vec::new();
+        self.scan(&key(b'n', &[]), |_, n: NodeRecord| {
+            out.push(n);
+            true
+        })?;
+        Ok(out)
+    }
+
+    // ----- in-flight writes and garbage -----
+
+    /// Turns every in-flight PUT record into garbage. Called at startup, when no PUT of this
+    /// process can be in flight: those records were left by a crash.
+    pub fn orphan_pending(&self) -> Result<usize> {
+        let mut batch = WriteBatch::default();
+        let mut n = 0;
+        self.scan(&key(b'p', &[]), |v, s: ShardSet| {
+            let version = String::from_utf8_lossy(v).to_string();
+            batch.delete(key(b'p', &[&version]));
+            batch.put(key(b'g', &[&version]), serde_json::to_vec(&s).unwrap());
+            n += 1;
+            true
+        })?;
+        if n > 0 {
+            self.write(batch)?;
+        }
+        Ok(n)
+    }
+
+    /// Up to `limit` garbage records.
+    pub fn garbage(&self, limit: usize) -> Result<Vec<(ObjectVersion, ShardSet)>> {
+        let mut out = Vec::new();
+        self.scan(&key(b'g', &[]), |v, s: ShardSet| {
+            if let Ok(v) = String::from_utf8_lossy(v).parse() {
+                out.push((v, s));
+            }
+            out.len() < limit
+        })?;
+        Ok(out)
+    }
+
+    /// Replaces (or, if `rest` is empty, removes) a garbage record after some deletions.
+    pub fn update_garbage(&self, version: ObjectVersion, rest: Option<&ShardSet>) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        let k = key(b'g', &[&version.to_string()]);
+        match rest {
+            Some(s) if !s.shards.is_empty() => batch.put(k, serde_json::to_vec(s)?),
+            _ => batch.delete(k),
+        }
+        self.write(batch)
+    }
+
+    /// Number of in-flight and garbage records (for status and tests).
+    pub fn pending_and_garbage(&self) -> Result<(usize, usize)> {
+        let (mut p, mut g) = (0, 0);
+        self.scan(&key(b'p', &[]), |_, _: serde_json::Value| {
+            p += 1;
+            true
+        })?;
+        self.scan(&key(b'g', &[]), |_, _: serde_json::Value| {
+            g += 1;
+            true
+        })?;
+        Ok((p, g))
+    }
+}

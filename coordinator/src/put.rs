@@ -1,0 +1,310 @@
+//! The PUT data path: client body -> stripes -> k data + m parity pieces -> k+m node streams.
+//!
+//! A PUT is a small state machine: **pending** (an in-flight record is written before any
+//! shard, so a crash leaves something to collect) -> **shards durable at quorum** (every node
+//! stream that got all its pieces and an end frame answered with the shard's length) ->
+//! **committed** (one synced metadata batch). Any exit before the commit, including the client
+//! going away and the handler future being dropped, runs [`PutGuard`]'s drop, which turns the
+//! in-flight record into garbage.
+//!
+//! Memory is bounded by the stripe being filled, the stripe being encoded and at most
+//! [`QUEUE_STRIPES`] queued pieces per node stream, whatever the object size.
+
+use crate::codec::{ErasureCodec, CODEC_NAME};
+use crate::error::ApiError;
+use crate::meta::{ObjectMeta, ShardLoc, ShardSet, ShardState};
+use crate::names::{BucketName, EcSpec, ObjectKey};
+use crate::placement::place;
+use crate::server::Coordinator;
+use axum::body::Body;
+use axum::http::HeaderMap;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tessera_node::frame::{data_prefix, end_frame, header_frame, EndFrame};
+use tessera_node::{ObjectVersion, ShardHeader, ShardId, ShardInfo, StoreError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Pieces queued per node stream before the PUT waits for that node.
+pub const QUEUE_STRIPES: usize = 4;
+
+/// What a successful PUT reports.
+#[derive(Debug)]
+pub struct PutOutcome {
+    /// The committed metadata.
+    pub meta: ObjectMeta,
+}
+
+/// Request parameters of a PUT, parsed from headers.
+pub struct PutRequest {
+    /// Bucket.
+    pub bucket: BucketName,
+    /// Key.
+    pub key: ObjectKey,
+    /// `x-tessera-ec`, if given.
+    pub ec: Option<EcSpec>,
+    /// `Content-Length`, if given (otherwise chunked).
+    pub content_length: Option<u64>,
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*`.
+    pub user_meta: BTreeMap<String, String>,
+}
+
+impl PutRequest {
+    /// Parses the headers of a PUT.
+    pub fn from_headers(bucket: BucketName, key: ObjectKey, h: &HeaderMap) -> Result<Self, ApiError> {
+        let ec = match h.get("x-tessera-ec") {
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| ApiError::InvalidArgument(format!("bad x-tessera-ec {v:?}; expected K+M")))?,
+            ),
+            None => None,
+        };
+        let content_length = match h.get("content-length") {
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| ApiError::InvalidArgument("bad Content-Length".into()))?,
+            ),
+            None => None,
+        };
+        let content_type = h.get("content-type").and_then(|v| v.to_str().ok()).map(String::from);
+        let mut user_meta = BTreeMap::new();
+        for (name, v) in h {
+            if let Some(n) = name.as_str().strip_prefix("x-amz-meta-") {
+                let v = v
+                    .to_str()
+                    .map_err(|_| ApiError::InvalidArgument(format!("header {name} is not ASCII")))?;
+                user_meta.insert(n.to_string(), v.to_string());
+            }
+        }
+        Ok(PutRequest { bucket, key, ec, content_length, content_type, user_meta })
+    }
+}
+
+/// Turns the in-flight record into garbage unless the PUT committed.
+struct PutGuard {
+    c: Arc<Coordinator>,
+    version: ObjectVersion,
+    set: ShardSet,
+    committed: bool,
+}
+
+impl Drop for PutGuard {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let (meta, version, set) = (self.c.meta.clone(), self.version, self.set.clone());
+        // Blocking metadata write, off the runtime; if the process dies first, startup
+        // recovery turns the in-flight record into garbage instead.
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = meta.abort_put(version, &set) {
+                tracing::warn!(%version, error = %e, "could not record aborted PUT as garbage");
+            }
+        });
+        self.c.gc_kick.notify_one();
+    }
+}
+
+/// One node stream of a PUT.
+struct ShardStream {
+    tx: Option<mpsc::Sender<std::io::Result<Bytes>>>,
+    task: JoinHandle<Result<ShardInfo, StoreError>>,
+}
+
+/// Runs a PUT: streams `body` to the nodes and commits the object.
+pub async fn put_object(c: Arc<Coordinator>, req: PutRequest, body: Body) -> Result<PutOutcome, ApiError> {
+    let b = req.bucket.to_string();
+    let bucket = c
+        .meta(move |m| m.bucket(&b))
+        .await?
+        .ok_or_else(|| ApiError::NoSuchBucket(req.bucket.to_string()))?;
+    let ec = req.ec.unwrap_or(bucket.ec);
+    let n = ec.total();
+    let registered = c.registry.registered();
+    if n > registered {
+        return Err(ApiError::InvalidArgument(format!(
+            "erasure code {ec} needs {n} nodes but {registered} are registered"
+        )));
+    }
+    let codec = Arc::new(ErasureCodec::new(ec.k as usize, ec.m as usize).map_err(|e| ApiError::InvalidArgument(e.to_string()))?);
+    let w = c.config.quorum(ec);
+    let version = ObjectVersion::new();
+    let nodes = place(&c.registry.candidates(), &version.to_bytes(), n);
+    if nodes.len() < w {
+        return Err(ApiError::ServiceUnavailable(format!(
+            "{} storage nodes are up; a {ec} write needs {w}",
+            nodes.len()
+        )));
+    }
+    let piece = c.config.piece_size;
+    let stripe_size = piece as usize * ec.k as usize;
+    let header = |index: u16, object_length: u64| ShardHeader {
+        bucket: req.bucket.to_string(),
+        key: req.key.to_string(),
+        version,
+        shard_index: index,
+        k: ec.k,
+        m: ec.m,
+        stripe_size: stripe_size as u64,
+        object_length,
+        codec: CODEC_NAME.into(),
+        chunk_size: piece as u32,
+    };
+
+    let set = ShardSet {
+        bucket: req.bucket.to_string(),
+        key: req.key.to_string(),
+        shards: nodes.iter().enumerate().map(|(i, n)| (i as u16, n.clone())).collect(),
+        since_ms: crate::meta::now_ms(),
+    };
+    let s = set.clone();
+    c.meta(move |m| m.begin_put(version, &s)).await?;
+    let mut guard = PutGuard { c: c.clone(), version, set, committed: false };
+
+    // Open one upload per placed shard.
+    let mut streams: Vec<ShardStream> = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(2 * QUEUE_STRIPES + 2);
+        let client = c.registry.client(node).expect("placed nodes are registered");
+        let id = ShardId { version, index: i as u16 };
+        let frames = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+        let task = tokio::spawn(async move { client.put_shard(id, frames).await });
+        let _ = tx.send(Ok(header_frame(&header(i as u16, 0)))).await;
+        streams.push(ShardStream { tx: Some(tx), task });
+    }
+
+    // Read the body stripe by stripe.
+    let mut pump = Pump { streams, codec: codec.clone(), hasher: Some(blake3::Hasher::new()), w, timeout: c.config.shard_write_timeout };
+    let mut stripe = BytesMut::with_capacity(stripe_size);
+    let mut total: u64 = 0;
+    let mut body = body.into_data_stream();
+    while let Some(frame) = body.next().await {
+        let mut frame = frame.map_err(|e| ApiError::IncompleteBody(e.to_string()))?;
+        total += frame.len() as u64;
+        if req.content_length.is_some_and(|cl| total > cl) {
+            return Err(ApiError::InvalidArgument("body longer than Content-Length".into()));
+        }
+        while !frame.is_empty() {
+            let take = (stripe_size - stripe.len()).min(frame.len());
+            stripe.extend_from_slice(&frame.split_to(take));
+            if stripe.len() == stripe_size {
+                let full = std::mem::replace(&mut stripe, BytesMut::with_capacity(stripe_size));
+                pump.send_stripe(full).await?;
+            }
+        }
+    }
+    if let Some(cl) = req.content_length {
+        if total != cl {
+            return Err(ApiError::IncompleteBody(format!("received {total} of {cl} bytes")));
+        }
+    }
+    if !stripe.is_empty() {
+        pump.send_stripe(stripe).await?;
+    }
+    let etag = pump.hasher.take().unwrap().finalize().to_hex().to_string();
+
+    // Close every stream with its end frame and collect the acknowledgements.
+    let layout = crate::layout::Layout { size: total, k: ec.k as u64, piece };
+    let shard_len = layout.shard_len();
+    let mut shards = vec![ShardLoc { node: None, state: ShardState::Missing }; n];
+    let mut durable = 0;
+    for (i, s) in pump.streams.into_iter().enumerate() {
+        shards[i].node = Some(nodes[i].clone());
+        if let Some(tx) = s.tx {
+            let end = EndFrame { header: header(i as u16, total), length: shard_len };
+            let _ = tx.send(Ok(end_frame(&end))).await;
+        }
+        match tokio::time::timeout(c.config.shard_write_timeout, s.task).await {
+            Ok(Ok(Ok(info))) if info.length == shard_len => {
+                shards[i].state = ShardState::Ok;
+                durable += 1;
+            }
+            other => tracing::warn!(shard = i, node = %nodes[i], outcome = ?other.map(|r| r.map(|r| r.err())), "shard write failed"),
+        }
+    }
+    if durable < w {
+        return Err(ApiError::ServiceUnavailable(format!(
+            "only {durable} of {n} shards were stored; {w} needed"
+        )));
+    }
+
+    let meta = ObjectMeta {
+        bucket: req.bucket.to_string(),
+        key: req.key.to_string(),
+        version,
+        size: total,
+        etag,
+        ec,
+        piece,
+        codec: CODEC_NAME.into(),
+        shards,
+        content_type: req.content_type,
+        user_meta: req.user_meta,
+        last_modified_ms: crate::meta::now_ms(),
+    };
+    let m = meta.clone();
+    let replaced = c.meta(move |s| s.commit_put(&m)).await?;
+    guard.committed = true;
+    if replaced.is_some() {
+        c.gc_kick.notify_one();
+    }
+    Ok(PutOutcome { meta })
+}
+
+/// Encodes stripes and hands their pieces to the node streams.
+struct Pump {
+    streams: Vec<ShardStream>,
+    codec: Arc<ErasureCodec>,
+    hasher: Option<blake3::Hasher>,
+    w: usize,
+    timeout: std::time::Duration,
+}
+
+impl Pump {
+    async fn send_stripe(&mut self, stripe: BytesMut) -> Result<(), ApiError> {
+        let codec = self.codec.clone();
+        let mut hasher = self.hasher.take().expect("hasher present between stripes");
+        // Hashing and encoding are CPU work: off the async runtime, in one pass while the
+        // stripe is in cache.
+        let (hasher, pieces) = tokio::task::spawn_blocking(move || {
+            hasher.update(&stripe);
+            let pieces = codec.encode(stripe);
+            (hasher, pieces)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("encode task: {e}")))?;
+        self.hasher = Some(hasher);
+        for (i, piece) in pieces.into_iter().enumerate().take(self.streams.len()) {
+            let Some(tx) = &self.streams[i].tx else { continue };
+            let send = async {
+                tx.send(Ok(data_prefix(piece.len()))).await?;
+                tx.send(Ok(piece)).await
+            };
+            match tokio::time::timeout(self.timeout, send).await {
+                Ok(Ok(())) => {}
+                // The upload ended early (node error) or stalled: this shard is lost for this
+                // PUT; dropping the sender without an end frame makes the node discard it.
+                _ => {
+                    tracing::warn!(shard = i, "node stream failed during PUT");
+                    self.streams[i].tx = None;
+                }
+            }
+        }
+        let live = self.streams.iter().filter(|s| s.tx.is_some()).count();
+        if live < self.w {
+            return Err(ApiError::ServiceUnavailable(format!(
+                "only {live} shard streams are still writing; {} needed",
+                self.w
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! The node registry: which storage nodes exist, where they listen, and whether they are up.
+//!
+//! Nodes announce themselves with heartbeats; a node whose last heartbeat is older than the
+//! configured timeout is down. Registrations are persisted in the metadata store so a restarted
+//! coordinator knows its nodes (as down until they next report).
+
+use crate::meta::NodeRecord;
+use crate::placement::Candidate;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+use tessera_node::types::Heartbeat;
+use tessera_node::{NodeClient, NodeId};
+
+/// What the registry knows of one node.
+#[derive(Clone)]
+pub struct NodeEntry {
+    /// Last report (or the persisted record, with zero usage, before the first report).
+    pub hb: Heartbeat,
+    /// When the last heartbeat arrived (`None`: not since this coordinator started).
+    pub last_seen: Option<Instant>,
+    /// Pooled client for the node.
+    pub client: NodeClient,
+}
+
+/// A node as `GET /cluster` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeView {
+    /// Node id.
+    pub id: NodeId,
+    /// Shard API address.
+    pub address: String,
+    /// Zone.
+    pub zone: String,
+    /// `up` or `down`.
+    pub state: &'static str,
+    /// Bytes of shards stored.
+    pub used: u64,
+    /// Bytes available.
+    pub free: u64,
+    /// Configured capacity (0 = filesystem size).
+    pub capacity: u64,
+    /// Milliseconds since the last heartbeat, if any.
+    pub last_heartbeat_ms_ago: Option<u64>,
+}
+
+/// Registry of nodes, shared by all requests.
+pub struct Registry {
+    nodes: RwLock<BTreeMap<NodeId, NodeEntry>>,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Registry {
+    /// A registry marking nodes down after `timeout` without heartbeat, seeded with `known`.
+    pub fn new(timeout: Duration, http: reqwest::Client, known: Vec<NodeRecord>) -> Self {
+        let nodes = known
+            .into_iter()
+            .map(|r| {
+                let hb = Heartbeat {
+                    node_id: r.id.clone(),
+                    addr: r.addr.clone(),
+                    zone: r.zone,
+                    capacity: 0,
+                    used: 0,
+                    free: 0,
+                };
+                let client = NodeClient::new(http.clone(), &r.addr);
+                (r.id, NodeEntry { hb, last_seen: None, client })
+            })
+            .collect();
+        Registry { nodes: RwLock::new(nodes), http, timeout }
+    }
+
+    /// Records a heartbeat; returns the record to persist if the node is new or moved.
+    pub fn heartbeat(&self, hb: Heartbeat) -> Option<NodeRecord> {
+        let mut nodes = self.nodes.write().unwrap();
+        let changed = match nodes.get(&hb.node_id) {
+            Some(e) => e.hb.addr != hb.addr || e.hb.zone != hb.zone,
+            None => true,
+        };
+        let client = match nodes.get(&hb.node_id) {
+            Some(e) if e.hb.addr == hb.addr => e.client.clone(),
+            _ => NodeClient::new(self.http.clone(), &hb.addr),
+        };
+        let rec = NodeRecord { id: hb.node_id.clone(), addr: hb.addr.clone(), zone: hb.zone.clone() };
+        nodes.insert(hb.node_id.clone(), NodeEntry { hb, last_seen: Some(Instant::now()), client });
+        changed.then_some(rec)
+    }
+
+    fn is_up(&self, e: &NodeEntry) -> bool {
+        e.last_seen.is_some_and(|t| t.elapsed() < self.timeout)
+    }
+
+    /// Whether `id` is registered and up.
+    pub fn up(&self, id: &NodeId) -> bool {
+        self.nodes.read().unwrap().get(id).is_some_and(|e| self.is_up(e))
+    }
+
+    /// Number of registered nodes, up or down.
+    pub fn registered(&self) -> usize {
+        self.nodes.read().unwrap().len()
+    }
+
+    /// Client for a node, if registered.
+    pub fn client(&self, id: &NodeId) -> Option<NodeClient> {
+        self.nodes.read().unwrap().get(id).map(|e| e.client.clone())
+    }
+
+    /// Nodes that are up, as placement candidates.
+    pub fn candidates(&self) -> Vec<Candidate> {
+        self.nodes
+            .read()
+            .unwrap()
+            .values()
+            .filter(|e| self.is_up(e))
+            .map(|e| Candidate { id: e.hb.node_id.clone(), zone: e.hb.zone.clone(), free: e.hb.free })
+            .collect()
+    }
+
+    /// Every node, for `GET /cluster`.
+    pub fn view(&self) -> Vec<NodeView> {
+        self.nodes
+            .read()
+            .unwrap()
+            .values()
+            .map(|e| NodeView {
+                id: e.hb.node_id.clone(),
+                address: e.hb.addr.clone(),
+                zone: e.hb.zone.clone(),
+                state: if self.is_up(e) { "up" } else { "down" },
+                used: e.hb.used,
+                free: e.hb.free,
+                capacity: e.hb.capacity,
+                last_heartbeat_ms_ago: e.last_seen.map(|t| t.elapsed().as_millis() as u64),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,142 @@
+//! Configuration, shared state and the entry point that serves both listeners.
+
+use crate::error::ApiError;
+use crate::meta::MetaStore;
+use crate::names::EcSpec;
+use crate::registry::Registry;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Everything the coordinator is configured with.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// Directory of the metadata database.
+    pub data_dir: PathBuf,
+    /// Erasure parameters for buckets created without `x-tessera-ec`.
+    pub default_ec: EcSpec,
+    /// Shards per stripe that must be durable before a PUT is acknowledged (clamped to
+    /// `k..=k+m` per object); `None` means `k + 1`.
+    pub write_quorum: Option<u16>,
+    /// A node with no heartbeat for this long is down.
+    pub heartbeat_timeout: Duration,
+    /// Garbage (shards of deleted, replaced or failed versions) is deleted from nodes once it
+    /// is this old, so reads that started before a delete or overwrite can finish.
+    pub gc_grace: Duration,
+    /// How often the garbage collector looks for work.
+    pub gc_interval: Duration,
+    /// Bytes of each shard per stripe (stripe size = k x piece).
+    pub piece_size: u64,
+    /// A node that accepts no shard bytes for this long is dropped from a PUT.
+    pub shard_write_timeout: Duration,
+    /// Longest wait for one shard read before trying another shard.
+    pub shard_read_timeout: Duration,
+    /// If a stripe's reads are not all back after this long, one more shard is asked for.
+    pub read_hedge_after: Duration,
+    /// Stripes fetched ahead of the one being sent to a GET client.
+    pub read_ahead: usize,
+}
+
+impl CoordinatorConfig {
+    /// Defaults for a coordinator keeping metadata in `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        CoordinatorConfig {
+            data_dir,
+            default_ec: EcSpec { k: 4, m: 2 },
+            write_quorum: None,
+            heartbeat_timeout: Duration::from_secs(5),
+            gc_grace: Duration::from_secs(15),
+            gc_interval: Duration::from_secs(2),
+            piece_size: 256 << 10,
+            shard_write_timeout: Duration::from_secs(30),
+            shard_read_timeout: Duration::from_secs(10),
+            read_hedge_after: Duration::from_millis(500),
+            read_ahead: 4,
+        }
+    }
+
+    /// Write quorum for `ec`.
+    pub fn quorum(&self, ec: EcSpec) -> usize {
+        let w = self.write_quorum.unwrap_or(ec.k + 1);
+        w.clamp(ec.k, ec.k + ec.m) as usize
+    }
+}
+
+/// Shared state of a running coordinator.
+pub struct Coordinator {
+    /// Configuration.
+    pub config: CoordinatorConfig,
+    /// Metadata database.
+    pub meta: Arc<MetaStore>,
+    /// Registered nodes.
+    pub registry: Registry,
+    /// Wakes the garbage collector early (after deletes and overwrites).
+    pub gc_kick: tokio::sync::Notify,
+}
+
+impl Coordinator {
+    /// Opens the metadata store and recovers state left by a previous run: registered nodes,
+    /// and writes that were in flight when it stopped (now garbage).
+    pub async fn open(config: CoordinatorConfig) -> Result<Arc<Self>, ApiError> {
+        let dir = config.data_dir.join("meta");
+        let meta = blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| ApiError::Internal(e.to_string()))?;
+            MetaStore::open(&dir)
+        })
+        .await?;
+        let meta = Arc::new(meta);
+        let m = meta.clone();
+        let (orphans, nodes) = blocking(move || Ok((m.orphan_pending()?, m.nodes()?))).await?;
+        if orphans > 0 {
+            tracing::info!(orphans, "writes interrupted by a restart queued for garbage collection");
+        }
+        let registry = Registry::new(config.heartbeat_timeout, tessera_node::client::http_client(), nodes);
+        Ok(Arc::new(Coordinator { config, meta, registry, gc_kick: tokio::sync::Notify::new() }))
+    }
+
+    /// Runs a metadata operation off the async runtime.
+    pub async fn meta<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&MetaStore) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let m = self.meta.clone();
+        blocking(move || f(&m)).await
+    }
+}
+
+/// Runs blocking work on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task: {e}")))?
+}
+
+/// Serves the client API on `api` and the admin API on `admin` until `shutdown` completes.
+pub async fn run(
+    api: TcpListener,
+    admin: TcpListener,
+    config: CoordinatorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
+    let c = Coordinator::open(config).await?;
+    let stop = CancellationToken::new();
+    let gc = tokio::spawn(crate::gc::run(c.clone(), stop.clone()));
+    let s1 = stop.clone();
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
+    });
+    let api_srv = axum::serve(api, crate::api::app(c.clone()))
+        .with_graceful_shutdown(async move { s1.cancelled().await });
+    let admin_srv = axum::serve(admin, crate::admin::app(c.clone()))
+        .with_graceful_shutdown(async move { s2.cancelled().await });
+    let (a, b) = tokio::join!(api_srv, admin_srv);
+    gc.abort();
+    a.and(b).map_err(|e| ApiError::Internal(e.to_string()))
+}

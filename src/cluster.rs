@@ -1,0 +1,258 @@
+//! An in-process Tessera cluster: one coordinator and N storage nodes on loopback.
+//!
+//! Each storage node runs on its own single-threaded Tokio runtime on its own thread, so
+//! [`Cluster::kill_node`] can stop it abruptly (its runtime is dropped with every task and
+//! connection in it, as a killed process would lose them) while the rest keeps running.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tessera_coordinator::{CoordinatorConfig, EcSpec};
+use tessera_node::server::NodeConfig;
+use tokio::sync::oneshot;
+
+/// How to start a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// Number of storage nodes.
+    pub nodes: usize,
+    /// Root directory: `coordinator/` and `node-N/` go inside.
+    pub data_dir: PathBuf,
+    /// Client API address (`127.0.0.1:0` for any free port).
+    pub listen: SocketAddr,
+    /// Admin API address.
+    pub admin_listen: SocketAddr,
+    /// Coordinator settings (its `data_dir` is replaced by `data_dir/coordinator`).
+    pub coordinator: CoordinatorConfig,
+    /// Interval between node heartbeats.
+    pub heartbeat_interval: Duration,
+}
+
+impl ClusterConfig {
+    /// `nodes` nodes with erasure code `ec`, on free loopback ports, under `data_dir`.
+    pub fn new(nodes: usize, ec: EcSpec, data_dir: &Path) -> Self {
+        let mut coordinator = CoordinatorConfig::new(data_dir.join("coordinator"));
+        coordinator.default_ec = ec;
+        ClusterConfig {
+            nodes,
+            data_dir: data_dir.to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            coordinator,
+            heartbeat_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A storage node running on its own runtime thread.
+struct NodeHandle {
+    stop: Option<oneshot::Sender<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+/// A running cluster. Dropping it stops everything.
+pub struct Cluster {
+    /// Client API address.
+    pub api: SocketAddr,
+    /// Admin API address.
+    pub admin: SocketAddr,
+    nodes: Vec<NodeHandle>,
+    coordinator_stop: Option<oneshot::Sender<()>>,
+    coordinator_task: Option<tokio::task::JoinHandle<()>>,
+    config: ClusterConfig,
+}
+
+impl Cluster {
+    /// Starts the coordinator and the nodes and waits until every node is registered and up.
+    pub async fn start(config: ClusterConfig) -> std::io::Result<Cluster> {
+        let api = tokio::net::TcpListener::bind(config.listen).await?;
+        let admin = tokio::net::TcpListener::bind(config.admin_listen).await?;
+        let (api_addr, admin_addr) = (api.local_addr()?, admin.local_addr()?);
+        let mut cc = config.coordinator.clone();
+        cc.data_dir = config.data_dir.join("coordinator");
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop_rx.await;
+            };
+            if let Err(e) = tessera_coordinator::run(api, admin, cc, shutdown).await {
+                tracing::error!(error = %e, "coordinator stopped");
+            }
+        });
+        let mut cluster = Cluster {
+            api: api_addr,
+            admin: admin_addr,
+            nodes: Vec::new(),
+            coordinator_stop: Some(stop_tx),
+            coordinator_task: Some(task),
+            config,
+        };
+        for i in 0..cluster.config.nodes {
+            let dir = cluster.config.data_dir.join(format!("node-{i}"));
+            let h = cluster.spawn_node(i, dir, "127.0.0.1:0".parse().unwrap())?;
+            cluster.nodes.push(h);
+        }
+        cluster.wait_up(cluster.config.nodes, Duration::from_secs(30)).await?;
+        Ok(cluster)
+    }
+
+    fn spawn_node(&self, i: usize, dir: PathBuf, addr: SocketAddr) -> std::io::Result<NodeHandle> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let config = NodeConfig {
+            data_dir: dir.clone(),
+            coordinator: format!("http://{}", self.admin),
+            zone: format!("zone-{i}"),
+            capacity: 0,
+            heartbeat_interval: self.config.heartbeat_interval,
+        };
+        let (stop_tx, stop_rx) = oneshot::channel::<bool>();
+        let thread = std::thread::Builder::new().name(format!("node-{i}")).spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("node runtime");
+            let (graceful_tx, graceful_rx) = oneshot::channel::<()>();
+            let server = rt.spawn(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let shutdown = async move {
+                    let _ = graceful_rx.await;
+                };
+                if let Err(e) = tessera_node::server::serve(config, listener, shutdown).await {
+                    tracing::error!(error = %e, "storage node stopped");
+                }
+            });
+            let graceful = rt.block_on(async { stop_rx.await.unwrap_or(true) });
+            if graceful {
+                let _ = graceful_tx.send(());
+                let _ = rt.block_on(server);
+            }
+            // Abrupt stop: every task and connection of this node is dropped mid-flight.
+            rt.shutdown_timeout(Duration::ZERO);
+        })?;
+        Ok(NodeHandle { stop: Some(stop_tx), thread: Some(thread), addr, dir })
+    }
+
+    /// Client API base URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.api)
+    }
+
+    /// Admin API base URL.
+    pub fn admin_endpoint(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    /// Data directory of node `i`.
+    pub fn node_dir(&self, i: usize) -> &Path {
+        &self.nodes[i].dir
+    }
+
+    /// Shard API address of node `i`.
+    pub fn node_addr(&self, i: usize) -> SocketAddr {
+        self.nodes[i].addr
+    }
+
+    /// Number of nodes started.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Stops node `i` abruptly, dropping its in-flight requests.
+    pub fn kill_node(&mut self, i: usize) {
+        self.stop_node(i, false);
+    }
+
+    /// Stops node `i` gracefully (flushing its store).
+    pub fn stop_node(&mut self, i: usize, graceful: bool) {
+        let n = &mut self.nodes[i];
+        if let Some(tx) = n.stop.take() {
+            let _ = tx.send(graceful);
+        }
+        if let Some(t) = n.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Restarts a stopped node on the same address with the same data dir.
+    pub async fn restart_node(&mut self, i: usize) -> std::io::Result<()> {
+        self.stop_node(i, true);
+        let (dir, addr) = (self.nodes[i].dir.clone(), self.nodes[i].addr);
+        // The store's lock is released once the old runtime's tasks are gone; retry briefly.
+        let mut last = None;
+        for _ in 0..50 {
+            match self.spawn_node(i, dir.clone(), addr) {
+                Ok(h) => {
+                    self.nodes[i] = h;
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(last.unwrap())
+    }
+
+    /// Waits until at least `n` nodes are reported up by `GET /cluster`.
+    pub async fn wait_up(&self, n: usize, timeout: Duration) -> std::io::Result<()> {
+        wait_nodes_up(&self.admin_endpoint(), n, timeout).await
+    }
+
+    /// Stops the coordinator and every node gracefully.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.nodes.len() {
+            let _ = tokio::task::block_in_place(|| self.stop_node(i, true));
+        }
+        if let Some(tx) = self.coordinator_stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.coordinator_task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(tx) = n.stop.take() {
+                let _ = tx.send(false);
+            }
+        }
+        if let Some(tx) = self.coordinator_stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = &self.coordinator_task {
+            t.abort();
+        }
+    }
+}
+
+/// Polls `admin/cluster` until `n` nodes are up or `timeout` passes.
+pub async fn wait_nodes_up(admin: &str, n: usize, timeout: Duration) -> std::io::Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(r) = client.get(format!("{admin}/cluster")).send().await {
+            if let Ok(v) = r.json::<serde_json::Value>().await {
+                let up = v["nodes"]
+                    .as_array()
+                    .map_or(0, |a| a.iter().filter(|x| x["state"] == "up").count());
+                if up >= n {
+                    return Ok(());
+                }
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("fewer than {n} nodes up after {timeout:?}"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,17 @@
+//! Tessera: an erasure-coded distributed blob store.
+//!
+//! This root package holds the `tessera` binary (`src/main.rs`) and what it shares with the
+//! integration tests and benchmarks:
+//!
+//! - [`cluster`]: an in-process cluster (one coordinator, N storage nodes on loopback), used by
+//!   `tessera dev`, `tests/` and `benches/`.
+//! - [`duration`]: human durations (`500ms`, `5s`) for command-line flags.
+//!
+//! The layers live in their own crates: [`tessera_node`] (shard store, node service and its
+//! client) and [`tessera_coordinator`] (codec, placement, metadata, client API).
+
+pub mod cluster;
+pub mod duration;
+
+pub use tessera_coordinator as coordinator;
+pub use tessera_node as node;

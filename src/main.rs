@@ -1,0 +1,165 @@
+//! The `tessera` binary: `dev`, `coordinator` and `node`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tessera::cluster::{Cluster, ClusterConfig};
+use tessera::duration::parse_duration;
+use tessera_coordinator::names::parse_size;
+use tessera_coordinator::{CoordinatorConfig, EcSpec};
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "Erasure-coded distributed blob store")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a local cluster (coordinator + N storage nodes) in one process.
+    Dev {
+        /// Number of storage nodes.
+        #[arg(long, default_value_t = 6)]
+        nodes: usize,
+        /// Default erasure code K+M.
+        #[arg(long, default_value = "4+2")]
+        ec: EcSpec,
+        /// Root data directory (persistent across restarts).
+        #[arg(long, default_value = "./tessera-data")]
+        data_dir: PathBuf,
+        /// Client API address.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: SocketAddr,
+        /// Admin API address.
+        #[arg(long, default_value = "127.0.0.1:7071")]
+        admin_listen: SocketAddr,
+    },
+    /// Run the coordinator.
+    Coordinator(CoordinatorArgs),
+    /// Run a storage node.
+    Node {
+        /// Shard API address.
+        #[arg(long, env = "TESSERA_NODE_LISTEN")]
+        listen: SocketAddr,
+        /// Data directory (node id and shards).
+        #[arg(long, env = "TESSERA_NODE_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Coordinator admin URL, e.g. http://127.0.0.1:7071.
+        #[arg(long, env = "TESSERA_COORDINATOR")]
+        coordinator: String,
+        /// Failure domain reported to the coordinator.
+        #[arg(long, default_value = "default")]
+        zone: String,
+        /// Capacity limit (e.g. 100GiB; default: the filesystem's free space).
+        #[arg(long, value_parser = parse_size)]
+        capacity: Option<u64>,
+        /// Time between heartbeats.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        heartbeat_interval: Duration,
+    },
+}
+
+#[derive(clap::Args)]
+struct CoordinatorArgs {
+    /// Client API address.
+    #[arg(long, default_value = "127.0.0.1:7070", env = "TESSERA_LISTEN")]
+    listen: SocketAddr,
+    /// Admin API address (node heartbeats, GET /cluster).
+    #[arg(long, default_value = "127.0.0.1:7071", env = "TESSERA_ADMIN_LISTEN")]
+    admin_listen: SocketAddr,
+    /// Metadata directory.
+    #[arg(long, env = "TESSERA_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Default erasure code K+M for new buckets.
+    #[arg(long, default_value = "4+2")]
+    ec: EcSpec,
+    /// Shards per stripe that must be durable before a PUT is acknowledged (default k+1).
+    #[arg(long)]
+    write_quorum: Option<u16>,
+    /// A node silent for this long is marked down.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    heartbeat_timeout: Duration,
+    /// Age at which orphaned shards are deleted from nodes.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    gc_grace: Duration,
+    /// Bytes of each shard per stripe (stripe = k x piece).
+    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
+    piece_size: u64,
+}
+
+fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> {
+    let mut c = CoordinatorConfig::new(a.data_dir.clone());
+    c.default_ec = a.ec;
+    c.write_quorum = a.write_quorum;
+    c.heartbeat_timeout = a.heartbeat_timeout;
+    c.gc_grace = a.gc_grace;
+    anyhow::ensure!(
+        (4096..=(8 << 20)).contains(&a.piece_size),
+        "--piece-size must be between 4KiB and 8MiB"
+    );
+    c.piece_size = a.piece_size;
+    Ok(c)
+}
+
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,hyper=warn,reqwest=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Coordinator(a) => {
+            let config = coordinator_config(&a)?;
+            let api = tokio::net::TcpListener::bind(a.listen)
+                .await
+                .with_context(|| format!("binding {}", a.listen))?;
+            let admin = tokio::net::TcpListener::bind(a.admin_listen)
+                .await
+                .with_context(|| format!("binding {}", a.admin_listen))?;
+            tracing::info!(api = %a.listen, admin = %a.admin_listen, "coordinator serving");
+            tessera_coordinator::run(api, admin, config, ctrl_c()).await?;
+        }
+        Cmd::Node { listen, data_dir, coordinator, zone, capacity, heartbeat_interval } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            let config = tessera_node::server::NodeConfig {
+                data_dir,
+                coordinator,
+                zone,
+                capacity: capacity.unwrap_or(0),
+                heartbeat_interval,
+            };
+            tessera_node::server::serve(config, listener, ctrl_c()).await?;
+        }
+        Cmd::Dev { nodes, ec, data_dir, listen, admin_listen } => {
+            anyhow::ensure!(
+                nodes >= ec.total(),
+                "--ec {ec} needs at least {} nodes (--nodes {nodes})",
+                ec.total()
+            );
+            let mut config = ClusterConfig::new(nodes, ec, &data_dir);
+            config.listen = listen;
+            config.admin_listen = admin_listen;
+            let cluster = Cluster::start(config).await?;
+            let url = cluster.endpoint();
+            println!("tessera dev: coordinator {url} (admin {}), {nodes} nodes, ec {ec}, data in {}", cluster.admin_endpoint(), data_dir.display());
+            println!("try:\n  curl -X PUT {url}/demo\n  curl -T ./README.md {url}/demo/readme.md\n  curl {url}/demo/readme.md\n  curl '{url}/demo?list-type=2'\n  curl {}/cluster", cluster.admin_endpoint());
+            println!("Ctrl-C stops the cluster.");
+            ctrl_c().await;
+            println!("stopping...");
+            cluster.shutdown().await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Typed HTTP client for a storage node's shard API (see [`crate::server`]).
+//!
+//! One `reqwest::Client` is shared by every `NodeClient`, so connections to each node are
+//! pooled and reused across requests.
+
+use crate::error::StoreError;
+use crate::types::{Heartbeat, ShardHeader, ShardId, ShardInfo};
+use bytes::Bytes;
+use futures::Stream;
+use std::time::Duration;
+
+/// Client for one node, sharing a connection pool with its clones.
+#[derive(Clone)]
+pub struct NodeClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Builds the pooled HTTP client used for node traffic.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .build()
+        .expect("http client")
+}
+
+fn transport(e: reqwest::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Maps an error response back to the variant the node's `IntoResponse` produced.
+async fn error_from(resp: reqwest::Response) -> StoreError {
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let msg = body["message"].as_str().unwrap_or("").to_string();
+    match body["error"].as_str().unwrap_or("") {
+        "not_found" => StoreError::NotFound(msg),
+        "corrupt" => StoreError::Corrupt(msg),
+        "invalid_argument" => StoreError::InvalidArgument(msg),
+        "incomplete" => StoreError::Incomplete(msg),
+        "no_space" => StoreError::NoSpace(msg),
+        "io" => StoreError::Io(msg),
+        _ => StoreError::Unavailable(format!("status {status}: {msg}")),
+    }
+}
+
+impl NodeClient {
+    /// A client for the node at `addr` (`host:port`) using the shared pool `http`.
+    pub fn new(http: reqwest::Client, addr: &str) -> Self {
+        NodeClient { http, base: format!("http://{addr}") }
+    }
+
+    fn url(&self, id: ShardId) -> String {
+        format!("{}/shards/{}/{}", self.base, id.version, id.index)
+    }
+
+    /// Streams a shard upload to the node. `frames` must be a complete framed body (see
+    /// [`crate::frame`]); if it ends without an end frame, or yields an error, the node
+    /// discards what it received.
+    pub async fn put_shard<S>(&self, id: ShardId, frames: S) -> Result<ShardInfo>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        let resp = self
+            .http
+            .put(self.url(id))
+            .body(reqwest::Body::wrap_stream(frames))
+            .send()
+            .await
+            .map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        resp.json().await.map_err(transport)
+    }
+
+    /// Writes a whole shard held in memory (header, data, end frame in one request).
+    pub async fn put_shard_bytes(&self, header: &ShardHeader, data: Bytes) -> Result<ShardInfo> {
+        use crate::frame::{data_prefix, end_frame, header_frame, EndFrame};
+        let end = EndFrame { header: header.clone(), length: data.len() as u64 };
+        let frames = vec![header_frame(header), data_prefix(data.len()), data, end_frame(&end)];
+        self.put_shard(header.shard_id(), futures::stream::iter(frames.into_iter().map(Ok)))
+            .await
+    }
+
+    /// Reads `len` verified bytes at `offset` of a shard.
+    pub async fn read(&self, id: ShardId, offset: u64, len: u64, timeout: Duration) -> Result<Bytes> {
+        let fut = async {
+            let resp = self
+                .http
+                .get(self.url(id))
+                .query(&[("offset", offset), ("len", len)])
+                .send()
+                .await
+                .map_err(transport)?;
+            if !resp.status().is_success() {
+                return Err(error_from(resp).await);
+            }
+            // A body cut short (corruption found mid-stream, node died) is an error here.
+            let b = resp.bytes().await.map_err(transport)?;
+            if b.len() as u64 != len {
+                return Err(StoreError::Unavailable(format!("short read of {id}")));
+            }
+            Ok(b)
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| StoreError::Unavailable(format!("read of {id} timed out")))?
+    }
+
+    /// Header and length of a shard.
+    pub async fn info(&self, id: ShardId) -> Result<ShardInfo> {
+        let resp = self.http.get(format!("{}/info", self.url(id))).send().await.map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        resp.json().await.map_err(transport)
+    }
+
+    /// Deletes a shard (`Ok` if it was not there).
+    pub async fn delete(&self, id: ShardId) -> Result<()> {
+        let resp = self
+            .http
+            .delete(self.url(id))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` shards after `after`, in id order.
+    pub async fn list(&self, after: Option<ShardId>, limit: usize) -> Result<Vec<ShardInfo>> {
+        let mut req = self.http.get(format!("{}/shards", self.base)).query(&[("limit", limit)]);
+        if let Some(a) = after {
+            req = req.query(&[("after", format!("{}/{}", a.version, a.index))]);
+        }
+        let resp = req.send().await.map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        resp.json().await.map_err(transport)
+    }
+
+    /// The node's current heartbeat view of itself.
+    pub async fn health(&self) -> Result<Heartbeat> {
+        let resp = self
+            .http
+            .get(format!("{}/health", self.base))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        resp.json().await.map_err(transport)
+    }
+}

@@ -1,0 +1,23 @@
+//! Tessera storage node.
+//!
+//! A storage node keeps shards: the per-node pieces of erasure-coded objects. This crate is
+//! the lowest layer of Tessera and the only one that touches RocksDB for shard data.
+//!
+//! - [`types`]: identifiers and the self-describing shard header.
+//! - [`store`]: the [`ShardStore`] contract, an in-memory implementation and the RocksDB one.
+//! - [`conformance`]: the one test suite every `ShardStore` implementation must pass.
+//! - [`server`]: the node's HTTP service (`app`, `run`) and its heartbeat loop.
+//! - [`client`]: the typed HTTP client the coordinator uses to talk to a node.
+
+pub mod client;
+pub mod conformance;
+pub mod error;
+pub mod frame;
+pub mod server;
+pub mod store;
+pub mod types;
+
+pub use client::NodeClient;
+pub use error::StoreError;
+pub use store::{MemoryShardStore, RocksShardStore, ShardStore, ShardWriter};
+pub use types::{NodeId, ObjectVersion, ShardHeader, ShardId, ShardInfo};

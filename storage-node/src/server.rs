@@ -1,0 +1,387 @@
+//! The storage node's HTTP service.
+//!
+//! Routes (all used by the coordinator, none by end clients):
+//! - `PUT /shards/{version}/{index}`: body = frames (see [`crate::frame`]): a header, the shard
+//!   bytes, an end frame. 200 with JSON [`ShardInfo`] once the shard is durable.
+//! - `GET /shards/{version}/{index}?offset=O&len=N`: verified bytes (whole shard by default).
+//! - `GET /shards/{version}/{index}/info`: JSON [`ShardInfo`].
+//! - `DELETE /shards/{version}/{index}`: 204, also when absent.
+//! - `GET /shards?after={version}/{index}&limit=N`: JSON list of [`ShardInfo`] in id order.
+//! - `GET /health`: JSON [`Heartbeat`].
+
+use crate::error::StoreError;
+use crate::store::{ShardStore, ShardWriter};
+use crate::frame::{EndFrame, Frame, FrameParser};
+use crate::types::{Heartbeat, NodeId, ShardId, ShardInfo};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Deserialize;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Shared state of one node's service.
+#[derive(Clone)]
+pub struct NodeState {
+    /// The shard store.
+    pub store: Arc<dyn ShardStore>,
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Zone reported in heartbeats.
+    pub zone: String,
+    /// Capacity limit in bytes (0 = whole filesystem).
+    pub capacity: u64,
+    /// Directory whose filesystem holds the shards (for free-space reports).
+    pub data_dir: std::path::PathBuf,
+}
+
+impl NodeState {
+    /// Current heartbeat contents (addr filled in by the caller).
+    pub fn heartbeat(&self, addr: String) -> Heartbeat {
+        let used = self.store.used_bytes();
+        let fs_free = fs_free_bytes(&self.data_dir).unwrap_or(u64::MAX);
+        let free = if self.capacity > 0 {
+            self.capacity.saturating_sub(used).min(fs_free)
+        } else {
+            fs_free
+        };
+        Heartbeat {
+            node_id: self.node_id.clone(),
+            addr,
+            zone: self.zone.clone(),
+            capacity: self.capacity,
+            used,
+            free,
+        }
+    }
+}
+
+/// Bytes available to unprivileged writers on the filesystem holding `dir`.
+pub fn fs_free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `s` a properly sized out-parameter.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
+    (rc == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+/// The node's router.
+pub fn app(state: NodeState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/shards", get(list))
+        .route("/shards/{version}/{index}", get(read).put(put).delete(delete))
+        .route("/shards/{version}/{index}/info", get(info))
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: NodeState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// The one place store errors become HTTP responses; [`crate::client`] maps them back.
+impl IntoResponse for StoreError {
+    fn into_response(self) -> Response {
+        let (status, kind) = match &self {
+            StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            StoreError::Corrupt(_) => (StatusCode::UNPROCESSABLE_ENTITY, "corrupt"),
+            StoreError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            StoreError::Incomplete(_) => (StatusCode::BAD_REQUEST, "incomplete"),
+            StoreError::NoSpace(_) => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
+            StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            StoreError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "io"),
+        };
+        if matches!(self, StoreError::Corrupt(_) | StoreError::Io(_)) {
+            tracing::warn!(error = %self, "shard request failed");
+        }
+        let body = serde_json::json!({ "error": kind, "message": self.to_string() });
+        (status, Json(body)).into_response()
+    }
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+fn shard_id(version: &str, index: &str) -> Result<ShardId> {
+    Ok(ShardId {
+        version: version.parse().map_err(StoreError::InvalidArgument)?,
+        index: index
+            .parse()
+            .map_err(|_| StoreError::InvalidArgument(format!("bad shard index {index:?}")))?,
+    })
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Io(format!("blocking task failed: {e}")))?
+}
+
+async fn health(State(st): State<NodeState>) -> Json<Heartbeat> {
+    Json(st.heartbeat(String::new()))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list(State(st): State<NodeState>, Query(p): Query<ListParams>) -> Result<Json<Vec<ShardInfo>>> {
+    let after = match p.after.as_deref() {
+        Some(a) => {
+            let (v, i) = a
+                .split_once('/')
+                .ok_or_else(|| StoreError::InvalidArgument(format!("bad after {a:?}")))?;
+            Some(shard_id(v, i)?)
+        }
+        None => None,
+    };
+    let limit = p.limit.unwrap_or(1000).min(10_000);
+    Ok(Json(blocking(move || st.store.list(after, limit)).await?))
+}
+
+async fn info(State(st): State<NodeState>, Path((v, i)): Path<(String, String)>) -> Result<Json<ShardInfo>> {
+    let id = shard_id(&v, &i)?;
+    Ok(Json(blocking(move || st.store.stat(id)).await?))
+}
+
+async fn delete(State(st): State<NodeState>, Path((v, i)): Path<(String, String)>) -> Result<StatusCode> {
+    let id = shard_id(&v, &i)?;
+    blocking(move || st.store.delete(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct ReadParams {
+    offset: Option<u64>,
+    len: Option<u64>,
+}
+
+/// Bytes read and verified per blocking call when streaming a long range.
+const READ_BATCH: u64 = 1 << 20;
+
+async fn read(
+    State(st): State<NodeState>,
+    Path((v, i)): Path<(String, String)>,
+    Query(p): Query<ReadParams>,
+) -> Result<Response> {
+    let id = shard_id(&v, &i)?;
+    let store = st.store.clone();
+    let length = blocking(move || store.stat(id)).await?.length;
+    let offset = p.offset.unwrap_or(0);
+    let len = match p.len {
+        Some(l) => l,
+        None => length.checked_sub(offset).ok_or_else(|| {
+            StoreError::InvalidArgument(format!("offset {offset} past length {length}"))
+        })?,
+    };
+    // The first batch is read (and verified) before the status line goes out, so a short
+    // range, which is what the coordinator asks for, gets a proper error status.
+    let first_len = len.min(READ_BATCH);
+    let store = st.store.clone();
+    let first = blocking(move || store.read(id, offset, first_len)).await?;
+    let store = st.store.clone();
+    let rest = futures::stream::unfold(offset + first_len, move |pos| {
+        let store = store.clone();
+        async move {
+            if pos >= offset + len {
+                return None;
+            }
+            let n = (offset + len - pos).min(READ_BATCH);
+            // A corrupt chunk later in a long read aborts the body: the client sees a
+            // truncated transfer, never wrong bytes.
+            let r = blocking(move || store.read(id, pos, n)).await;
+            Some((r.map_err(std::io::Error::other), pos + n))
+        }
+    });
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
+    Ok(Response::builder()
+        .header(header::CONTENT_LENGTH, len)
+        .header("x-tessera-shard-length", length)
+        .body(Body::from_stream(body))
+        .unwrap())
+}
+
+/// Bytes collected from the request before each blocking write.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// Writes the data of a `PUT /shards` body (see [`crate::frame`]) and commits it on the end
+/// frame. Any error, or a body that stops without an end frame, drops the writer, which
+/// aborts the write: nothing becomes visible.
+async fn put(
+    State(st): State<NodeState>,
+    Path((v, i)): Path<(String, String)>,
+    body: Body,
+) -> Result<Json<ShardInfo>> {
+    let id = shard_id(&v, &i)?;
+    let mut stream = body.into_data_stream();
+    let mut parser = FrameParser::default();
+    let mut writer: Option<Box<dyn ShardWriter>> = None;
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batch_len = 0usize;
+    let mut end: Option<EndFrame> = None;
+    while end.is_none() {
+        let chunk = match stream.next().await {
+            Some(c) => c.map_err(|e| StoreError::Incomplete(format!("shard body: {e}")))?,
+            None => return Err(StoreError::Incomplete("shard body ended without an end frame".into())),
+        };
+        for frame in parser.push(chunk)? {
+            match frame {
+                Frame::Header(h) => {
+                    if writer.is_some() || h.shard_id() != id {
+                        return Err(StoreError::InvalidArgument(format!("unexpected header for {}", h.shard_id())));
+                    }
+                    if st.heartbeat(String::new()).free == 0 {
+                        return Err(StoreError::NoSpace(format!("node {} is full", st.node_id)));
+                    }
+                    let store = st.store.clone();
+                    writer = Some(blocking(move || store.begin(h)).await?);
+                }
+                Frame::Data(d) => {
+                    batch_len += d.len();
+                    batch.push(d);
+                }
+                Frame::End(e) => end = Some(e),
+            }
+        }
+        if batch_len >= WRITE_BATCH || (end.is_some() && !batch.is_empty()) {
+            let mut w = writer
+                .take()
+                .ok_or_else(|| StoreError::InvalidArgument("data before header".into()))?;
+            let b = std::mem::take(&mut batch);
+            batch_len = 0;
+            writer = Some(
+                blocking(move || {
+                    for piece in &b {
+                        w.write(piece)?;
+                    }
+                    Ok(w)
+                })
+                .await?,
+            );
+        }
+    }
+    let end = end.expect("loop exits on the end frame");
+    let w = writer.ok_or_else(|| StoreError::InvalidArgument("end frame before header".into()))?;
+    if end.header.shard_id() != id {
+        return Err(StoreError::InvalidArgument("end frame names another shard".into()));
+    }
+    let info = blocking(move || w.commit_with(end.header, end.length)).await?;
+    Ok(Json(info))
+}
+
+/// Sends a heartbeat to `coordinator` every `interval` until the task is dropped.
+pub async fn heartbeat_loop(
+    state: NodeState,
+    addr: String,
+    coordinator: String,
+    interval: std::time::Duration,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("http client");
+    let url = format!("{}/nodes/heartbeat", coordinator.trim_end_matches('/'));
+    let mut warned = false;
+    loop {
+        let st = state.clone();
+        let a = addr.clone();
+        let hb = tokio::task::spawn_blocking(move || st.heartbeat(a)).await;
+        if let Ok(hb) = hb {
+            match client.post(&url).json(&hb).send().await {
+                Ok(r) if r.status().is_success() => warned = false,
+                Ok(r) if !warned => {
+                    tracing::warn!(status = %r.status(), "coordinator refused heartbeat");
+                    warned = true;
+                }
+                Err(e) if !warned => {
+                    tracing::warn!(error = %e, "coordinator unreachable");
+                    warned = true;
+                }
+                _ => {}
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Loads the node id kept in `dir/node_id`, creating it on first start. Written to a temp
+/// file, fsynced and renamed so a crash never leaves a half-written id.
+pub fn load_or_create_node_id(dir: &std::path::Path) -> std::io::Result<NodeId> {
+    use std::io::Write;
+    let path = dir.join("node_id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map_err(|e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = NodeId::random();
+            let tmp = dir.join("node_id.tmp");
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(id.as_str().as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(id)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Configuration of a storage node process.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Directory holding the node id and the shard database.
+    pub data_dir: std::path::PathBuf,
+    /// Coordinator admin URL (`http://host:port`) to send heartbeats to.
+    pub coordinator: String,
+    /// Zone reported to the coordinator.
+    pub zone: String,
+    /// Capacity limit in bytes (0 = whole filesystem).
+    pub capacity: u64,
+    /// Time between heartbeats.
+    pub heartbeat_interval: std::time::Duration,
+}
+
+/// Opens the node's store in `config.data_dir`, registers with the coordinator and serves on
+/// `listener` until `shutdown` completes; then flushes the store.
+pub async fn serve(
+    config: NodeConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let dir = config.data_dir.clone();
+    let (node_id, store) = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(dir.join("shards"))?;
+        let id = load_or_create_node_id(&dir)?;
+        let store = crate::store::RocksShardStore::open(&dir.join("shards")).map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>((id, store))
+    })
+    .await??;
+    let addr = listener.local_addr()?.to_string();
+    tracing::info!(node = %node_id, %addr, zone = %config.zone, "storage node serving");
+    let state = NodeState {
+        store: Arc::new(store.clone()),
+        node_id,
+        zone: config.zone.clone(),
+        capacity: config.capacity,
+        data_dir: config.data_dir.clone(),
+    };
+    let hb = tokio::spawn(heartbeat_loop(state.clone(), addr, config.coordinator.clone(), config.heartbeat_interval));
+    let r = run(listener, state, shutdown).await;
+    hb.abort();
+    tokio::task::spawn_blocking(move || store.flush()).await?.map_err(std::io::Error::other)?;
+    r
+}

@@ -1,0 +1,91 @@
+//! Chunking and checksums shared by the store implementations.
+//!
+//! A shard is a sequence of chunks of `chunk_size` bytes (the last may be shorter). Each
+//! stored chunk is `blake3(data) || data`, so a read verifies exactly the chunks it touches.
+
+use crate::error::{Result, StoreError};
+use bytes::{Bytes, BytesMut};
+
+/// Bytes of checksum in front of every stored chunk.
+pub const CHUNK_HASH_LEN: usize = 32;
+
+/// Collects appended bytes into sealed, checksummed chunks.
+pub struct ChunkBuffer {
+    chunk_size: usize,
+    buf: BytesMut,
+    /// Total bytes appended.
+    pub length: u64,
+}
+
+impl ChunkBuffer {
+    /// A buffer producing chunks of `chunk_size` data bytes.
+    pub fn new(chunk_size: u32) -> Self {
+        let chunk_size = chunk_size as usize;
+        ChunkBuffer { chunk_size, buf: BytesMut::new(), length: 0 }
+    }
+
+    /// Appends `data`, calling `emit` with each chunk that becomes full (as stored bytes:
+    /// checksum then data).
+    pub fn push(&mut self, mut data: &[u8], mut emit: impl FnMut(Bytes) -> Result<()>) -> Result<()> {
+        self.length += data.len() as u64;
+        while !data.is_empty() {
+            if self.buf.is_empty() {
+                self.buf.reserve(CHUNK_HASH_LEN + self.chunk_size);
+                self.buf.extend_from_slice(&[0u8; CHUNK_HASH_LEN]);
+            }
+            let room = CHUNK_HASH_LEN + self.chunk_size - self.buf.len();
+            let take = room.min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == CHUNK_HASH_LEN + self.chunk_size {
+                emit(self.seal())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The final partial chunk, if any.
+    pub fn finish(&mut self) -> Option<Bytes> {
+        (!self.buf.is_empty()).then(|| self.seal())
+    }
+
+    fn seal(&mut self) -> Bytes {
+        let mut chunk = self.buf.split();
+        let hash = blake3::hash(&chunk[CHUNK_HASH_LEN..]);
+        chunk[..CHUNK_HASH_LEN].copy_from_slice(hash.as_bytes());
+        chunk.freeze()
+    }
+}
+
+/// Checks a stored chunk and returns its data bytes (no copy).
+pub fn verify_chunk(stored: Bytes, what: &dyn std::fmt::Display) -> Result<Bytes> {
+    if stored.len() < CHUNK_HASH_LEN {
+        return Err(StoreError::Corrupt(format!("{what}: chunk too short")));
+    }
+    let data = stored.slice(CHUNK_HASH_LEN..);
+    if blake3::hash(&data).as_bytes() != &stored[..CHUNK_HASH_LEN] {
+        return Err(StoreError::Corrupt(format!("{what}: checksum mismatch")));
+    }
+    Ok(data)
+}
+
+/// Assembles `[offset, offset+len)` from verified chunks `first..` of a shard.
+pub fn assemble(chunks: Vec<Bytes>, chunk_size: u32, first: u64, offset: u64, len: u64) -> Bytes {
+    let skip = (offset - first * chunk_size as u64) as usize;
+    let len = len as usize;
+    if chunks.len() == 1 {
+        return chunks[0].slice(skip..skip + len);
+    }
+    let mut out = BytesMut::with_capacity(len);
+    let mut skip = skip;
+    for c in chunks {
+        let avail = &c[skip.min(c.len())..];
+        skip = skip.saturating_sub(c.len());
+        let take = avail.len().min(len - out.len());
+        out.extend_from_slice(&avail[..take]);
+        if out.len() == len {
+            break;
+        }
+    }
+    out.freeze()
+}

@@ -1,0 +1,107 @@
+//! The shard store contract and its implementations.
+//!
+//! # Contract (checked by [`crate::conformance`] for every implementation)
+//! - **Atomic put.** A shard written through a [`ShardWriter`] becomes visible only when
+//!   [`ShardWriter::commit`] returns `Ok`; then all of it is visible. A writer dropped or
+//!   aborted before commit (or a process that dies before commit) leaves nothing visible, and
+//!   its partial bytes are reclaimed (at once, or when the store is next opened).
+//! - **Durable commit.** When `commit` returns `Ok`, the bytes and the index entry are on stable
+//!   storage (for persistent implementations).
+//! - **Replace.** Committing a shard id that already exists replaces it atomically: readers
+//!   see the old shard or the new one, never a mix.
+//! - **Verified reads.** [`ShardStore::read`] checks every chunk it returns against its blake3
+//!   checksum and returns [`StoreError::Corrupt`] instead of bad bytes.
+//! - **Idempotent delete.** Deleting a missing shard is `Ok`.
+//! - **Ordered listing.** [`ShardStore::list`] returns shards in [`ShardId`] order.
+//!
+//! All methods block; async callers run them in `spawn_blocking`.
+
+mod chunk;
+mod memory;
+mod rocks;
+
+pub use chunk::{ChunkBuffer, CHUNK_HASH_LEN};
+pub use memory::MemoryShardStore;
+pub use rocks::RocksShardStore;
+
+use crate::error::Result;
+use crate::types::{ShardHeader, ShardId, ShardInfo};
+
+/// A store of shards. See the module docs for the contract.
+pub trait ShardStore: Send + Sync + 'static {
+    /// Starts writing the shard described by `header`. Nothing is visible until commit.
+    fn begin(&self, header: ShardHeader) -> Result<Box<dyn ShardWriter>>;
+
+    /// Reads `len` bytes at `offset` of a committed shard, verified. A range that ends past
+    /// the shard is [`StoreError::InvalidArgument`](crate::StoreError::InvalidArgument).
+    fn read(&self, id: ShardId, offset: u64, len: u64) -> Result<bytes::Bytes>;
+
+    /// The header and length of a committed shard.
+    fn stat(&self, id: ShardId) -> Result<ShardInfo>;
+
+    /// Removes a shard; `Ok` if it was not there.
+    fn delete(&self, id: ShardId) -> Result<()>;
+
+    /// Up to `limit` committed shards with id greater than `after`, in id order.
+    fn list(&self, after: Option<ShardId>, limit: usize) -> Result<Vec<ShardInfo>>;
+
+    /// Total length of committed shards, in bytes.
+    fn used_bytes(&self) -> u64;
+}
+
+/// An in-progress shard write. Bytes are appended in order; `commit` publishes the shard.
+/// Dropping the writer without committing aborts the write.
+pub trait ShardWriter: Send {
+    /// Appends bytes to the shard.
+    fn write(&mut self, data: &[u8]) -> Result<()>;
+    /// Makes the whole shard visible and durable with `header` as its final header (the
+    /// object length is known only at the end of a streamed upload). Fails, leaving nothing
+    /// visible, unless exactly `length` bytes were written and `header` names the same shard
+    /// and chunk size as the one given to `begin`.
+    fn commit_with(self: Box<Self>, header: ShardHeader, length: u64) -> Result<ShardInfo>;
+}
+
+/// Checks the final header and length given to `commit_with` against the write.
+pub(crate) fn check_final(begun: &ShardHeader, fin: &ShardHeader, written: u64, length: u64) -> Result<()> {
+    use crate::error::StoreError;
+    if fin.shard_id() != begun.shard_id() || fin.chunk_size != begun.chunk_size {
+        return Err(StoreError::InvalidArgument("final header does not match the write".into()));
+    }
+    if written != length {
+        return Err(StoreError::Incomplete(format!("received {written} bytes, sender sent {length}")));
+    }
+    Ok(())
+}
+
+/// Checks that a header is acceptable before any byte is stored.
+pub(crate) fn validate_header(h: &ShardHeader) -> Result<()> {
+    use crate::error::StoreError::InvalidArgument;
+    if h.chunk_size < crate::types::MIN_CHUNK || h.chunk_size > crate::types::MAX_CHUNK {
+        return Err(InvalidArgument(format!("chunk_size {} out of range", h.chunk_size)));
+    }
+    if h.k == 0 || h.shard_index >= h.k + h.m {
+        return Err(InvalidArgument(format!(
+            "shard index {} invalid for {}+{}",
+            h.shard_index, h.k, h.m
+        )));
+    }
+    Ok(())
+}
+
+/// Chunk numbers covering `[offset, offset+len)` for a shard of `length` with `chunk` bytes
+/// per chunk, after checking the range.
+pub(crate) fn chunk_span(length: u64, chunk: u32, offset: u64, len: u64) -> Result<(u64, u64)> {
+    let end = offset
+        .checked_add(len)
+        .filter(|e| *e <= length)
+        .ok_or_else(|| {
+            crate::StoreError::InvalidArgument(format!(
+                "range {offset}+{len} past shard length {length}"
+            ))
+        })?;
+    if len == 0 {
+        return Ok((0, 0));
+    }
+    let c = chunk as u64;
+    Ok((offset / c, (end - 1) / c + 1))
+}
