@@ -44,6 +44,8 @@ struct Inner {
     used: AtomicU64,
     /// Serialises read-modify-write of index entries (commit and delete of the same id).
     index_lock: Mutex<()>,
+    /// Failpoint for crash tests: aborted writers skip their cleanup, as if the process died.
+    crash_failpoint: std::sync::atomic::AtomicBool,
 }
 
 fn index_key(id: ShardId) -> Vec<u8> {
@@ -102,6 +104,7 @@ impl RocksShardStore {
                 next_generation: AtomicU64::new(now),
                 used: AtomicU64::new(0),
                 index_lock: Mutex::new(()),
+                crash_failpoint: Default::default(),
             }),
         };
         store.recover()?;
@@ -145,6 +148,12 @@ impl RocksShardStore {
     /// lives in its final files).
     pub fn flush(&self) -> Result<()> {
         Ok(self.inner.db.flush()?)
+    }
+
+    /// Failpoint for crash tests: from now on, a writer dropped before commit leaves its
+    /// pending marker and chunks behind, exactly as a process killed mid-write would.
+    pub fn set_crash_failpoint(&self, on: bool) {
+        self.inner.crash_failpoint.store(on, Ordering::Relaxed);
     }
 
     /// Number of keys of each kind (`s`, `p`, `c`), for crash-recovery tests.
@@ -323,7 +332,7 @@ impl ShardWriter for RocksWriter {
 
 impl Drop for RocksWriter {
     fn drop(&mut self) {
-        if self.done {
+        if self.done || self.store.inner.crash_failpoint.load(Ordering::Relaxed) {
             return;
         }
         // Aborted write: drop its chunks and marker. If this fails (or the process dies before

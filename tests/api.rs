@@ -1,0 +1,432 @@
+//! The client API against an in-process cluster (coordinator + 6 nodes on loopback).
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+const MIB: usize = 1 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn objects_of_every_size_round_trip_byte_exact() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/sizes"), vec![]).await.0, 200);
+    // Stripe = 4 x 256 KiB = 1 MiB.
+    let stripe = MIB;
+    for (i, len) in [0, 1, stripe - 1, stripe, stripe + 1, 64 * MIB + 3].into_iter().enumerate() {
+        let body = data(len, i as u64);
+        let url = format!("{base}/sizes/dir/obj-{len}");
+        let r = http()
+            .put(&url)
+            .header("content-type", "application/x-test")
+            .header("x-amz-meta-origin", "suite")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "PUT {len}");
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        assert_eq!(etag, format!("\"{}\"", blake3::hash(&body).to_hex()));
+        assert_eq!(r.headers()["x-tessera-ec"], "4+2");
+        let (status, got) = get(&url).await;
+        assert_eq!(status, 200);
+        assert!(got == body, "GET of {len} bytes returned different bytes");
+        let h = http().head(&url).send().await.unwrap();
+        assert_eq!(h.status(), 200);
+        assert_eq!(h.headers()["content-length"], len.to_string().as_str());
+        assert_eq!(h.headers()["etag"].to_str().unwrap(), etag);
+        assert_eq!(h.headers()["content-type"], "application/x-test");
+        assert_eq!(h.headers()["x-amz-meta-origin"], "suite");
+        assert!(h.headers().contains_key("last-modified"));
+    }
+    // Chunked transfer encoding (no Content-Length) works too.
+    let body = data(3 * MIB + 17, 99);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(100_000).map(|c| Ok(c.to_vec())).collect();
+    let r = http()
+        .put(format!("{base}/sizes/chunked"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(get(&format!("{base}/sizes/chunked")).await.1 == body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn range_reads_cross_stripes() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    put(&format!("{base}/rng"), vec![]).await;
+    let body = data(3 * MIB + MIB / 2, 7);
+    let url = format!("{base}/rng/obj");
+    assert_eq!(put(&url, body.clone()).await.0, 200);
+    let n = body.len();
+    let cases: Vec<(String, usize, usize)> = vec![
+        ("bytes=0-0".into(), 0, 0),
+        (format!("bytes={}-{}", MIB - 10, MIB + 10), MIB - 10, MIB + 10),
+        (format!("bytes={}-{}", 262_000, 2 * MIB + 300_000), 262_000, 2 * MIB + 300_000),
+        (format!("bytes={}-", 3 * MIB), 3 * MIB, n - 1),
+        ("bytes=-5".into(), n - 5, n - 1),
+        (format!("bytes=10-{}", 10 * MIB), 10, n - 1),
+    ];
+    for (range, a, b) in cases {
+        let r = http().get(&url).header("range", &range).send().await.unwrap();
+        assert_eq!(r.status(), 206, "{range}");
+        assert_eq!(r.headers()["content-range"].to_str().unwrap(), format!("bytes {a}-{b}/{n}"));
+        let got = r.bytes().await.unwrap();
+        assert!(got[..] == body[a..=b], "{range} returned different bytes");
+    }
+    for bad in [format!("bytes={n}-"), format!("bytes={}-{}", n + 5, n + 10)] {
+        let r = http().get(&url).header("range", &bad).send().await.unwrap();
+        assert_eq!(r.status(), 416, "{bad}");
+        assert_eq!(code(&r.text().await.unwrap()), "InvalidRange");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buckets_overwrite_delete_and_garbage_collection() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    let nodes: Vec<_> = (0..6).map(|i| c.node_addr(i)).collect();
+    assert_eq!(put(&format!("{base}/bk1"), vec![]).await.0, 200);
+    assert_eq!(put(&format!("{base}/bk1"), vec![]).await.0, 200, "re-creating is not an error");
+    let (s, body) = get(&format!("{base}/")).await;
+    assert_eq!(s, 200);
+    assert!(String::from_utf8(body).unwrap().contains("<Name>bk1</Name>"));
+    // Missing bucket.
+    let (s, body) = put(&format!("{base}/nobucket/k"), b"x".to_vec()).await;
+    assert_eq!((s, code(&body)), (404, "NoSuchBucket"));
+    // Overwrite: GET returns the new bytes; the old version's shards are collected.
+    let url = format!("{base}/bk1/key");
+    let a = data(2 * MIB + 5, 1);
+    let b = data(MIB / 3, 2);
+    assert_eq!(put(&url, a).await.0, 200);
+    assert_eq!(put(&url, b.clone()).await.0, 200);
+    assert!(get(&url).await.1 == b);
+    assert!(eventually(Duration::from_secs(10), || async { shard_count(&nodes).await == 6 }).await, "old version's shards collected");
+    // Non-empty bucket cannot be deleted.
+    let r = http().delete(format!("{base}/bk1")).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(code(&r.text().await.unwrap()), "BucketNotEmpty");
+    // Delete object: 204, then 404 NoSuchKey, and deleting again is still 204.
+    assert_eq!(http().delete(&url).send().await.unwrap().status(), 204);
+    let (s, body) = get(&url).await;
+    assert_eq!((s, code(&String::from_utf8(body).unwrap())), (404, "NoSuchKey"));
+    assert_eq!(http().delete(&url).send().await.unwrap().status(), 204);
+    assert!(eventually(Duration::from_secs(10), || async { shard_count(&nodes).await == 0 }).await, "deleted object's shards collected");
+    assert_eq!(http().delete(format!("{base}/bk1")).send().await.unwrap().status(), 204);
+    let (s, body) = get(&format!("{base}/bk1?list-type=2")).await;
+    assert_eq!((s, code(&String::from_utf8(body).unwrap())), (404, "NoSuchBucket"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn per_bucket_and_per_object_erasure_codes() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    let r = http().put(format!("{base}/rep")).header("x-tessera-ec", "1+2").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http().put(format!("{base}/rep/a")).body(data(1000, 1)).send().await.unwrap();
+    assert_eq!(r.headers()["x-tessera-ec"], "1+2");
+    let r = http().put(format!("{base}/rep/b")).header("x-tessera-ec", "3+3").body(data(1000, 2)).send().await.unwrap();
+    assert_eq!(r.headers()["x-tessera-ec"], "3+3");
+    assert!(get(&format!("{base}/rep/b")).await.1 == data(1000, 2));
+    let r = http().put(format!("{base}/rep/c")).header("x-tessera-ec", "2+0").body(data(1000, 3)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "m = 0 is allowed");
+    for bad in ["5+2", "0+2", "four+2", "300+1"] {
+        let r = http().put(format!("{base}/rep/x")).header("x-tessera-ec", bad).body("x").send().await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(code(&r.text().await.unwrap()), "InvalidArgument", "{bad}");
+        let r = http().put(format!("{base}/bad-ec")).header("x-tessera-ec", bad).send().await.unwrap();
+        assert_eq!(r.status(), 400, "bucket with {bad}");
+    }
+    assert_eq!(get(&format!("{base}/rep/x")).await.0, 404, "nothing written by rejected PUTs");
+    assert_eq!(get(&format!("{base}/bad-ec?list-type=2")).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn listing_with_prefixes_delimiters_and_pages() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    put(&format!("{base}/lst"), vec![]).await;
+    let keys = ["a.txt", "dir/x/1", "dir/x/2", "dir/y", "dir/z/3", "e&<f>", "zz"];
+    for k in keys {
+        assert_eq!(put(&format!("{base}/lst/{}", urlencoding::encode(k).replace("%2F", "/")), k.as_bytes().to_vec()).await.0, 200);
+    }
+    let list = |q: String| {
+        let base = base.clone();
+        async move { String::from_utf8(get(&format!("{base}/lst?list-type=2{q}")).await.1).unwrap() }
+    };
+    let tags = |xml: &str, tag: &str| -> Vec<String> {
+        xml.split(&format!("<{tag}>")).skip(1).map(|s| s.split(&format!("</{tag}>")).next().unwrap().to_string()).collect()
+    };
+    let all = list(String::new()).await;
+    assert_eq!(tags(&all, "Key"), vec!["a.txt", "dir/x/1", "dir/x/2", "dir/y", "dir/z/3", "e&amp;&lt;f&gt;", "zz"]);
+    let d = list("&prefix=dir/&delimiter=/".into()).await;
+    assert_eq!(tags(&d, "Key"), vec!["dir/y"]);
+    assert_eq!(tags(&d, "Prefix")[1..], ["dir/x/".to_string(), "dir/z/".to_string()]);
+    let top = list("&delimiter=/".into()).await;
+    assert_eq!(tags(&top, "Key"), vec!["a.txt", "e&amp;&lt;f&gt;", "zz"]);
+    // Page through with max-keys=2, with and without a delimiter.
+    for q in ["", "&delimiter=/"] {
+        let mut seen = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..10 {
+            let t = token.as_ref().map(|t| format!("&continuation-token={t}")).unwrap_or_default();
+            let page = list(format!("&max-keys=2{q}{t}")).await;
+            let mut entries = tags(&page, "Key");
+            entries.extend(tags(&page, "Prefix").into_iter().filter(|p| !p.is_empty()));
+            assert!(entries.len() <= 2);
+            seen.extend(entries);
+            if tags(&page, "IsTruncated") == ["false"] {
+                token = None;
+                break;
+            }
+            token = tags(&page, "NextContinuationToken").pop();
+        }
+        assert!(token.is_none(), "paging ended");
+        seen.sort();
+        let mut want: Vec<String> = if q.is_empty() {
+            all.split("<Key>").skip(1).map(|s| s.split("</Key>").next().unwrap().to_string()).collect()
+        } else {
+            vec!["a.txt".into(), "dir/".into(), "e&amp;&lt;f&gt;".into(), "zz".into()]
+        };
+        want.sort();
+        assert_eq!(seen, want, "pages with {q:?}");
+    }
+    let bad = get(&format!("{base}/lst?list-type=2&max-keys=abc")).await;
+    assert_eq!(bad.0, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_names_are_rejected_and_write_nothing() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    for bad in ["UPPER", "a_b", "a..b", "ab", &"x".repeat(64)] {
+        let (s, body) = put(&format!("{base}/{bad}"), vec![]).await;
+        assert_eq!((s, code(&body)), (400, "InvalidBucketName"), "{bad}");
+    }
+    let (_, list) = get(&format!("{base}/")).await;
+    assert!(!String::from_utf8(list).unwrap().contains("<Bucket>"), "no bucket was created");
+    put(&format!("{base}/okb"), vec![]).await;
+    let long = "k".repeat(1025);
+    let (s, body) = put(&format!("{base}/okb/{long}"), b"x".to_vec()).await;
+    assert_eq!((s, code(&body)), (400, "KeyTooLongError"));
+    // `..` segments and NUL must reach the server verbatim: raw requests.
+    for path in ["/okb/a/../b", "/okb/..", "/okb/a%00b"] {
+        let req = format!("PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx");
+        let resp = raw(c.api, req.as_bytes(), false, Duration::from_secs(5)).await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {resp}");
+        assert_eq!(code(&resp), "InvalidArgument", "{path}");
+    }
+    let (_, list) = get(&format!("{base}/okb?list-type=2")).await;
+    assert!(!String::from_utf8(list).unwrap().contains("<Key>"), "no object was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn truncated_bodies_and_disconnects_leave_nothing() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    let nodes: Vec<_> = (0..6).map(|i| c.node_addr(i)).collect();
+    put(&format!("{base}/trc"), vec![]).await;
+    // Fewer bytes than Content-Length, then end of stream: IncompleteBody.
+    let mut req = b"PUT /trc/short HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n".to_vec();
+    req.extend(data(2_500_000, 1));
+    let resp = raw(c.api, &req, true, Duration::from_secs(10)).await;
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert_eq!(code(&resp), "IncompleteBody");
+    // Client vanishes mid-body (connection dropped without a response).
+    let mut s = tokio::net::TcpStream::connect(c.api).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    s.write_all(b"PUT /trc/gone HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n\r\n").await.unwrap();
+    s.write_all(&data(4_000_000, 2)).await.unwrap();
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for k in ["short", "gone"] {
+        assert_eq!(get(&format!("{base}/trc/{k}")).await.0, 404, "{k} is not visible");
+    }
+    // Shards that landed are collected after the grace period.
+    assert!(eventually(Duration::from_secs(10), || async { shard_count(&nodes).await == 0 }).await, "partial shards collected");
+    // And the key works normally afterwards.
+    assert_eq!(put(&format!("{base}/trc/short"), data(10, 3)).await.0, 200);
+    assert!(get(&format!("{base}/trc/short")).await.1 == data(10, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_after_write_under_32_concurrent_clients() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    put(&format!("{base}/raw"), vec![]).await;
+    let tasks: Vec<_> = (0..32u64)
+        .map(|i| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                for round in 0..3u64 {
+                    let body = data(50_000 + (i as usize) * 1000, i * 100 + round);
+                    let url = format!("{base}/raw/client-{i}");
+                    assert_eq!(put(&url, body.clone()).await.0, 200);
+                    let (s, got) = get(&url).await;
+                    assert_eq!(s, 200);
+                    assert!(got == body, "client {i} round {round} read stale or wrong bytes");
+                    // Everyone also races on one shared key: whatever wins must be complete.
+                    assert_eq!(put(&format!("{base}/raw/shared"), body.clone()).await.0, 200);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (s, shared) = get(&format!("{base}/raw/shared")).await;
+    assert_eq!(s, 200);
+    let complete = (0..32u64).any(|i| (0..3).any(|r| data(50_000 + (i as usize) * 1000, i * 100 + r) == shared));
+    assert!(complete, "the shared key holds exactly one complete version");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_to_m_dead_nodes_read_exact_and_m_plus_one_is_503() {
+    let (mut c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    put(&format!("{base}/flt"), vec![]).await;
+    let objects: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| (format!("{base}/flt/o{i}"), data(i * 700_000 + 11, i as u64)))
+        .collect();
+    for (u, b) in &objects {
+        assert_eq!(put(u, b.clone()).await.0, 200);
+    }
+    c.kill_node(0);
+    for (u, b) in &objects {
+        assert!(get(u).await.1 == *b, "one node down: {u}");
+    }
+    c.kill_node(3);
+    // Before the registry notices (reads time out / fail over) and after.
+    for (u, b) in &objects {
+        assert!(get(u).await.1 == *b, "two nodes down: {u}");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = http().get(&objects[2].0).header("range", "bytes=100-1200000").send().await.unwrap();
+    assert_eq!(r.status(), 206);
+    assert!(r.bytes().await.unwrap()[..] == objects[2].1[100..=1_200_000]);
+    // Four nodes up, w = k+1 = 5: a new PUT cannot reach quorum.
+    let (s, body) = put(&format!("{base}/flt/new"), data(1000, 9)).await;
+    assert_eq!((s, code(&body)), (503, "ServiceUnavailable"));
+    assert_eq!(get(&format!("{base}/flt/new")).await.0, 404);
+    c.kill_node(5);
+    for (u, _) in &objects[1..] {
+        let (s, body) = get(u).await;
+        let body = String::from_utf8_lossy(&body).to_string();
+        assert_eq!((s, code(&body)), (503, "ServiceUnavailable"), "three nodes down: {u}");
+        assert!(body.contains("/flt/o"), "error names the object: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn node_killed_mid_put_keeps_quorum_or_fails_cleanly() {
+    let (mut c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    put(&format!("{base}/mid"), vec![]).await;
+    // A slow streamed PUT; one node dies in the middle. w = 5 of 6 still land.
+    let body = data(24 * MIB, 5);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let url = format!("{base}/mid/one-dies");
+    let req = tokio::spawn(
+        http()
+            .put(url.clone())
+            .header("content-length", body.len())
+            .body(reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })))
+            .send(),
+    );
+    for (i, chunk) in body.chunks(MIB).enumerate() {
+        if i == 8 {
+            c.kill_node(2);
+        }
+        tx.send(Ok(chunk.to_vec())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(tx);
+    let r = req.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(get(&url).await.1 == body);
+    // Two more die mid-PUT: only 3 of 6 streams remain, below w = 5: 503, nothing visible.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let url2 = format!("{base}/mid/two-die");
+    let req = tokio::spawn(
+        http()
+            .put(url2.clone())
+            .header("content-length", body.len())
+            .body(reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })))
+            .send(),
+    );
+    for (i, chunk) in body.chunks(MIB).enumerate() {
+        if i == 4 {
+            c.kill_node(0);
+            c.kill_node(4);
+        }
+        if tx.send(Ok(chunk.to_vec())).await.is_err() {
+            break; // the server already answered
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(tx);
+    let r = req.await.unwrap();
+    match r {
+        Ok(r) => {
+            assert_eq!(r.status(), 503);
+            assert_eq!(code(&r.text().await.unwrap()), "ServiceUnavailable");
+        }
+        Err(e) => assert!(e.is_request() || e.is_body(), "connection closed by the server: {e}"),
+    }
+    assert_eq!(get(&url2).await.0, 404, "failed PUT is not visible");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flipped_bytes_on_disk_are_detected_and_served_around() {
+    let (mut c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    put(&format!("{base}/cor"), vec![]).await;
+    let objects: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| (format!("{base}/cor/o{i}"), data(3 * MIB + i * 1000, 40 + i as u64)))
+        .collect();
+    for (u, b) in &objects {
+        assert_eq!(put(u, b.clone()).await.0, 200);
+    }
+    // Damage two nodes' stored data (flush to blob files, flip bytes, restart).
+    for i in [1, 4] {
+        c.stop_node(i, true);
+        let flipped = flip_blob_bytes(&c.node_dir(i).join("shards"));
+        assert!(flipped > 0);
+        c.restart_node(i).await.unwrap();
+    }
+    c.wait_up(6, Duration::from_secs(10)).await.unwrap();
+    for (u, b) in &objects {
+        assert!(get(u).await.1 == *b, "{u} served correct bytes despite corruption");
+    }
+    // The node itself reports the damage as corruption, distinct from missing.
+    let mut corrupt = 0;
+    for i in [1, 4] {
+        let client = tessera_node::NodeClient::new(reqwest::Client::new(), &c.node_addr(i).to_string());
+        for info in client.list(None, 1000).await.unwrap() {
+            if let Err(tessera_node::StoreError::Corrupt(_)) =
+                client.read(info.header.shard_id(), 0, info.length, Duration::from_secs(5)).await
+            {
+                corrupt += 1;
+            }
+        }
+    }
+    assert!(corrupt > 0, "corruption is reported by the node");
+}
+
+fn flip_blob_bytes(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "blob") {
+            let mut b = std::fs::read(&p).unwrap();
+            for off in [b.len() / 3, b.len() / 2, 2 * b.len() / 3] {
+                b[off] ^= 0xff;
+            }
+            std::fs::write(&p, b).unwrap();
+            n += 1;
+        }
+    }
+    n
+}

@@ -1,0 +1,100 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+use tessera::cluster::{Cluster, ClusterConfig};
+use tessera_coordinator::EcSpec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Deterministic pseudo-random bytes.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let mut h = blake3::Hasher::new();
+    h.update(&seed.to_le_bytes());
+    h.finalize_xof().fill(&mut out);
+    out
+}
+
+/// Cluster settings with short timeouts so fault tests run quickly.
+pub fn fast_config(nodes: usize, ec: &str, dir: &Path) -> ClusterConfig {
+    let mut c = ClusterConfig::new(nodes, ec.parse::<EcSpec>().unwrap(), dir);
+    c.heartbeat_interval = Duration::from_millis(200);
+    c.coordinator.heartbeat_timeout = Duration::from_millis(1200);
+    c.coordinator.gc_grace = Duration::from_millis(300);
+    c.coordinator.gc_interval = Duration::from_millis(200);
+    c.coordinator.read_hedge_after = Duration::from_millis(300);
+    c.coordinator.shard_read_timeout = Duration::from_secs(3);
+    c.coordinator.shard_write_timeout = Duration::from_secs(5);
+    c
+}
+
+/// Starts a cluster in a fresh temp dir (returned so it lives as long as the cluster).
+pub async fn start(nodes: usize, ec: &str) -> (Cluster, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(fast_config(nodes, ec, dir.path())).await.unwrap();
+    (c, dir)
+}
+
+/// A plain HTTP client.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+}
+
+/// PUT bytes; returns (status, body text).
+pub async fn put(url: &str, body: Vec<u8>) -> (u16, String) {
+    let r = http().put(url).body(body).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// GET; returns (status, body bytes).
+pub async fn get(url: &str) -> (u16, Vec<u8>) {
+    let r = http().get(url).send().await.unwrap();
+    (r.status().as_u16(), r.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+}
+
+/// Sends raw bytes on a new connection (optionally closing the write side afterwards) and
+/// returns whatever the server answers before closing or within `wait`.
+pub async fn raw(addr: std::net::SocketAddr, req: &[u8], close_write: bool, wait: Duration) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(req).await.unwrap();
+    if close_write {
+        s.shutdown().await.unwrap();
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// Total shards stored on the given node addresses.
+pub async fn shard_count(addrs: &[std::net::SocketAddr]) -> usize {
+    let mut n = 0;
+    for a in addrs {
+        let c = tessera_node::NodeClient::new(reqwest::Client::new(), &a.to_string());
+        n += c.list(None, 10_000).await.unwrap().len();
+    }
+    n
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `<Code>` of an S3 error body.
+pub fn code(body: &str) -> &str {
+    body.split("<Code>").nth(1).and_then(|s| s.split("</Code>").next()).unwrap_or("")
+}
