@@ -94,7 +94,9 @@ impl Cluster {
             let h = cluster.spawn_node(i, dir, "127.0.0.1:0".parse().unwrap())?;
             cluster.nodes.push(h);
         }
-        cluster.wait_up(cluster.config.nodes, Duration::from_secs(30)).await?;
+        cluster
+            .wait_up(cluster.config.nodes, Duration::from_secs(30))
+            .await?;
         Ok(cluster)
     }
 
@@ -110,31 +112,38 @@ impl Cluster {
             heartbeat_interval: self.config.heartbeat_interval,
         };
         let (stop_tx, stop_rx) = oneshot::channel::<bool>();
-        let thread = std::thread::Builder::new().name(format!("node-{i}")).spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("node runtime");
-            let (graceful_tx, graceful_rx) = oneshot::channel::<()>();
-            let server = rt.spawn(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let shutdown = async move {
-                    let _ = graceful_rx.await;
-                };
-                if let Err(e) = tessera_node::server::serve(config, listener, shutdown).await {
-                    tracing::error!(error = %e, "storage node stopped");
+        let thread = std::thread::Builder::new()
+            .name(format!("node-{i}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("node runtime");
+                let (graceful_tx, graceful_rx) = oneshot::channel::<()>();
+                let server = rt.spawn(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                    let shutdown = async move {
+                        let _ = graceful_rx.await;
+                    };
+                    if let Err(e) = tessera_node::server::serve(config, listener, shutdown).await {
+                        tracing::error!(error = %e, "storage node stopped");
+                    }
+                });
+                let graceful = rt.block_on(async { stop_rx.await.unwrap_or(true) });
+                if graceful {
+                    let _ = graceful_tx.send(());
+                    let _ = rt.block_on(server);
                 }
-            });
-            let graceful = rt.block_on(async { stop_rx.await.unwrap_or(true) });
-            if graceful {
-                let _ = graceful_tx.send(());
-                let _ = rt.block_on(server);
-            }
-            // Abrupt stop: every task and connection of this node is dropped mid-flight.
-            rt.shutdown_timeout(Duration::ZERO);
-        })?;
-        Ok(NodeHandle { stop: Some(stop_tx), thread: Some(thread), addr, dir })
+                // Abrupt stop: every task and connection of this node is dropped mid-flight.
+                rt.shutdown_timeout(Duration::ZERO);
+            })?;
+        Ok(NodeHandle {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            addr,
+            dir,
+        })
     }
 
     /// Client API base URL.
@@ -205,7 +214,7 @@ impl Cluster {
     /// Stops the coordinator and every node gracefully.
     pub async fn shutdown(mut self) {
         for i in 0..self.nodes.len() {
-            let _ = tokio::task::block_in_place(|| self.stop_node(i, true));
+            tokio::task::block_in_place(|| self.stop_node(i, true));
         }
         if let Some(tx) = self.coordinator_stop.take() {
             let _ = tx.send(());

@@ -5,7 +5,9 @@ use std::time::Duration;
 /// Parses `250ms`, `5s`, `2m` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
     let secs = match unit {
@@ -22,7 +24,10 @@ mod tests {
     #[test]
     fn durations() {
         use std::time::Duration;
-        assert_eq!(super::parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            super::parse_duration("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!(super::parse_duration("5s").unwrap(), Duration::from_secs(5));
         assert_eq!(super::parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(super::parse_duration("5h").is_err());

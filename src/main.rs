@@ -11,7 +11,11 @@ use tessera_coordinator::names::parse_size;
 use tessera_coordinator::{CoordinatorConfig, EcSpec};
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "Erasure-coded distributed blob store")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Erasure-coded distributed blob store"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -129,7 +133,14 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(api = %a.listen, admin = %a.admin_listen, "coordinator serving");
             tessera_coordinator::run(api, admin, config, ctrl_c()).await?;
         }
-        Cmd::Node { listen, data_dir, coordinator, zone, capacity, heartbeat_interval } => {
+        Cmd::Node {
+            listen,
+            data_dir,
+            coordinator,
+            zone,
+            capacity,
+            heartbeat_interval,
+        } => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -142,7 +153,13 @@ async fn main() -> anyhow::Result<()> {
             };
             tessera_node::server::serve(config, listener, ctrl_c()).await?;
         }
-        Cmd::Dev { nodes, ec, data_dir, listen, admin_listen } => {
+        Cmd::Dev {
+            nodes,
+            ec,
+            data_dir,
+            listen,
+            admin_listen,
+        } => {
             anyhow::ensure!(
                 nodes >= ec.total(),
                 "--ec {ec} needs at least {} nodes (--nodes {nodes})",
@@ -153,7 +170,11 @@ async fn main() -> anyhow::Result<()> {
             config.admin_listen = admin_listen;
             let cluster = Cluster::start(config).await?;
             let url = cluster.endpoint();
-            println!("tessera dev: coordinator {url} (admin {}), {nodes} nodes, ec {ec}, data in {}", cluster.admin_endpoint(), data_dir.display());
+            println!(
+                "tessera dev: coordinator {url} (admin {}), {nodes} nodes, ec {ec}, data in {}",
+                cluster.admin_endpoint(),
+                data_dir.display()
+            );
             println!("try:\n  curl -X PUT {url}/demo\n  curl -T ./README.md {url}/demo/readme.md\n  curl {url}/demo/readme.md\n  curl '{url}/demo?list-type=2'\n  curl {}/cluster", cluster.admin_endpoint());
             println!("Ctrl-C stops the cluster.");
             ctrl_c().await;

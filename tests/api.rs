@@ -13,7 +13,10 @@ async fn objects_of_every_size_round_trip_byte_exact() {
     assert_eq!(put(&format!("{base}/sizes"), vec![]).await.0, 200);
     // Stripe = 4 x 256 KiB = 1 MiB.
     let stripe = MIB;
-    for (i, len) in [0, 1, stripe - 1, stripe, stripe + 1, 64 * MIB + 3].into_iter().enumerate() {
+    for (i, len) in [0, 1, stripe - 1, stripe, stripe + 1, 64 * MIB + 3]
+        .into_iter()
+        .enumerate()
+    {
         let body = data(len, i as u64);
         let url = format!("{base}/sizes/dir/obj-{len}");
         let r = http()
@@ -41,7 +44,8 @@ async fn objects_of_every_size_round_trip_byte_exact() {
     }
     // Chunked transfer encoding (no Content-Length) works too.
     let body = data(3 * MIB + 17, 99);
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(100_000).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(100_000).map(|c| Ok(c.to_vec())).collect();
     let r = http()
         .put(format!("{base}/sizes/chunked"))
         .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
@@ -63,16 +67,32 @@ async fn range_reads_cross_stripes() {
     let n = body.len();
     let cases: Vec<(String, usize, usize)> = vec![
         ("bytes=0-0".into(), 0, 0),
-        (format!("bytes={}-{}", MIB - 10, MIB + 10), MIB - 10, MIB + 10),
-        (format!("bytes={}-{}", 262_000, 2 * MIB + 300_000), 262_000, 2 * MIB + 300_000),
+        (
+            format!("bytes={}-{}", MIB - 10, MIB + 10),
+            MIB - 10,
+            MIB + 10,
+        ),
+        (
+            format!("bytes={}-{}", 262_000, 2 * MIB + 300_000),
+            262_000,
+            2 * MIB + 300_000,
+        ),
         (format!("bytes={}-", 3 * MIB), 3 * MIB, n - 1),
         ("bytes=-5".into(), n - 5, n - 1),
         (format!("bytes=10-{}", 10 * MIB), 10, n - 1),
     ];
     for (range, a, b) in cases {
-        let r = http().get(&url).header("range", &range).send().await.unwrap();
+        let r = http()
+            .get(&url)
+            .header("range", &range)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 206, "{range}");
-        assert_eq!(r.headers()["content-range"].to_str().unwrap(), format!("bytes {a}-{b}/{n}"));
+        assert_eq!(
+            r.headers()["content-range"].to_str().unwrap(),
+            format!("bytes {a}-{b}/{n}")
+        );
         let got = r.bytes().await.unwrap();
         assert!(got[..] == body[a..=b], "{range} returned different bytes");
     }
@@ -89,10 +109,16 @@ async fn buckets_overwrite_delete_and_garbage_collection() {
     let base = c.endpoint();
     let nodes: Vec<_> = (0..6).map(|i| c.node_addr(i)).collect();
     assert_eq!(put(&format!("{base}/bk1"), vec![]).await.0, 200);
-    assert_eq!(put(&format!("{base}/bk1"), vec![]).await.0, 200, "re-creating is not an error");
+    assert_eq!(
+        put(&format!("{base}/bk1"), vec![]).await.0,
+        200,
+        "re-creating is not an error"
+    );
     let (s, body) = get(&format!("{base}/")).await;
     assert_eq!(s, 200);
-    assert!(String::from_utf8(body).unwrap().contains("<Name>bk1</Name>"));
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("<Name>bk1</Name>"));
     // Missing bucket.
     let (s, body) = put(&format!("{base}/nobucket/k"), b"x".to_vec()).await;
     assert_eq!((s, code(&body)), (404, "NoSuchBucket"));
@@ -103,7 +129,13 @@ async fn buckets_overwrite_delete_and_garbage_collection() {
     assert_eq!(put(&url, a).await.0, 200);
     assert_eq!(put(&url, b.clone()).await.0, 200);
     assert!(get(&url).await.1 == b);
-    assert!(eventually(Duration::from_secs(10), || async { shard_count(&nodes).await == 6 }).await, "old version's shards collected");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            shard_count(&nodes).await == 6
+        })
+        .await,
+        "old version's shards collected"
+    );
     // Non-empty bucket cannot be deleted.
     let r = http().delete(format!("{base}/bk1")).send().await.unwrap();
     assert_eq!(r.status(), 409);
@@ -111,35 +143,92 @@ async fn buckets_overwrite_delete_and_garbage_collection() {
     // Delete object: 204, then 404 NoSuchKey, and deleting again is still 204.
     assert_eq!(http().delete(&url).send().await.unwrap().status(), 204);
     let (s, body) = get(&url).await;
-    assert_eq!((s, code(&String::from_utf8(body).unwrap())), (404, "NoSuchKey"));
+    assert_eq!(
+        (s, code(&String::from_utf8(body).unwrap())),
+        (404, "NoSuchKey")
+    );
     assert_eq!(http().delete(&url).send().await.unwrap().status(), 204);
-    assert!(eventually(Duration::from_secs(10), || async { shard_count(&nodes).await == 0 }).await, "deleted object's shards collected");
-    assert_eq!(http().delete(format!("{base}/bk1")).send().await.unwrap().status(), 204);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            shard_count(&nodes).await == 0
+        })
+        .await,
+        "deleted object's shards collected"
+    );
+    assert_eq!(
+        http()
+            .delete(format!("{base}/bk1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
     let (s, body) = get(&format!("{base}/bk1?list-type=2")).await;
-    assert_eq!((s, code(&String::from_utf8(body).unwrap())), (404, "NoSuchBucket"));
+    assert_eq!(
+        (s, code(&String::from_utf8(body).unwrap())),
+        (404, "NoSuchBucket")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn per_bucket_and_per_object_erasure_codes() {
     let (c, _d) = start(6, "4+2").await;
     let base = c.endpoint();
-    let r = http().put(format!("{base}/rep")).header("x-tessera-ec", "1+2").send().await.unwrap();
+    let r = http()
+        .put(format!("{base}/rep"))
+        .header("x-tessera-ec", "1+2")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = http().put(format!("{base}/rep/a")).body(data(1000, 1)).send().await.unwrap();
+    let r = http()
+        .put(format!("{base}/rep/a"))
+        .body(data(1000, 1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-tessera-ec"], "1+2");
-    let r = http().put(format!("{base}/rep/b")).header("x-tessera-ec", "3+3").body(data(1000, 2)).send().await.unwrap();
+    let r = http()
+        .put(format!("{base}/rep/b"))
+        .header("x-tessera-ec", "3+3")
+        .body(data(1000, 2))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-tessera-ec"], "3+3");
     assert!(get(&format!("{base}/rep/b")).await.1 == data(1000, 2));
-    let r = http().put(format!("{base}/rep/c")).header("x-tessera-ec", "2+0").body(data(1000, 3)).send().await.unwrap();
+    let r = http()
+        .put(format!("{base}/rep/c"))
+        .header("x-tessera-ec", "2+0")
+        .body(data(1000, 3))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "m = 0 is allowed");
     for bad in ["5+2", "0+2", "four+2", "300+1"] {
-        let r = http().put(format!("{base}/rep/x")).header("x-tessera-ec", bad).body("x").send().await.unwrap();
+        let r = http()
+            .put(format!("{base}/rep/x"))
+            .header("x-tessera-ec", bad)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{bad}");
         assert_eq!(code(&r.text().await.unwrap()), "InvalidArgument", "{bad}");
-        let r = http().put(format!("{base}/bad-ec")).header("x-tessera-ec", bad).send().await.unwrap();
+        let r = http()
+            .put(format!("{base}/bad-ec"))
+            .header("x-tessera-ec", bad)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "bucket with {bad}");
     }
-    assert_eq!(get(&format!("{base}/rep/x")).await.0, 404, "nothing written by rejected PUTs");
+    assert_eq!(
+        get(&format!("{base}/rep/x")).await.0,
+        404,
+        "nothing written by rejected PUTs"
+    );
     assert_eq!(get(&format!("{base}/bad-ec?list-type=2")).await.0, 404);
 }
 
@@ -148,22 +237,49 @@ async fn listing_with_prefixes_delimiters_and_pages() {
     let (c, _d) = start(6, "4+2").await;
     let base = c.endpoint();
     put(&format!("{base}/lst"), vec![]).await;
-    let keys = ["a.txt", "dir/x/1", "dir/x/2", "dir/y", "dir/z/3", "e&<f>", "zz"];
+    let keys = [
+        "a.txt", "dir/x/1", "dir/x/2", "dir/y", "dir/z/3", "e&<f>", "zz",
+    ];
     for k in keys {
-        assert_eq!(put(&format!("{base}/lst/{}", urlencoding::encode(k).replace("%2F", "/")), k.as_bytes().to_vec()).await.0, 200);
+        assert_eq!(
+            put(
+                &format!("{base}/lst/{}", urlencoding::encode(k).replace("%2F", "/")),
+                k.as_bytes().to_vec()
+            )
+            .await
+            .0,
+            200
+        );
     }
     let list = |q: String| {
         let base = base.clone();
         async move { String::from_utf8(get(&format!("{base}/lst?list-type=2{q}")).await.1).unwrap() }
     };
     let tags = |xml: &str, tag: &str| -> Vec<String> {
-        xml.split(&format!("<{tag}>")).skip(1).map(|s| s.split(&format!("</{tag}>")).next().unwrap().to_string()).collect()
+        xml.split(&format!("<{tag}>"))
+            .skip(1)
+            .map(|s| s.split(&format!("</{tag}>")).next().unwrap().to_string())
+            .collect()
     };
     let all = list(String::new()).await;
-    assert_eq!(tags(&all, "Key"), vec!["a.txt", "dir/x/1", "dir/x/2", "dir/y", "dir/z/3", "e&amp;&lt;f&gt;", "zz"]);
+    assert_eq!(
+        tags(&all, "Key"),
+        vec![
+            "a.txt",
+            "dir/x/1",
+            "dir/x/2",
+            "dir/y",
+            "dir/z/3",
+            "e&amp;&lt;f&gt;",
+            "zz"
+        ]
+    );
     let d = list("&prefix=dir/&delimiter=/".into()).await;
     assert_eq!(tags(&d, "Key"), vec!["dir/y"]);
-    assert_eq!(tags(&d, "Prefix")[1..], ["dir/x/".to_string(), "dir/z/".to_string()]);
+    assert_eq!(
+        tags(&d, "Prefix")[1..],
+        ["dir/x/".to_string(), "dir/z/".to_string()]
+    );
     let top = list("&delimiter=/".into()).await;
     assert_eq!(tags(&top, "Key"), vec!["a.txt", "e&amp;&lt;f&gt;", "zz"]);
     // Page through with max-keys=2, with and without a delimiter.
@@ -171,7 +287,10 @@ async fn listing_with_prefixes_delimiters_and_pages() {
         let mut seen = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..10 {
-            let t = token.as_ref().map(|t| format!("&continuation-token={t}")).unwrap_or_default();
+            let t = token
+                .as_ref()
+                .map(|t| format!("&continuation-token={t}"))
+                .unwrap_or_default();
             let page = list(format!("&max-keys=2{q}{t}")).await;
             let mut entries = tags(&page, "Key");
             entries.extend(tags(&page, "Prefix").into_iter().filter(|p| !p.is_empty()));
@@ -186,9 +305,17 @@ async fn listing_with_prefixes_delimiters_and_pages() {
         assert!(token.is_none(), "paging ended");
         seen.sort();
         let mut want: Vec<String> = if q.is_empty() {
-            all.split("<Key>").skip(1).map(|s| s.split("</Key>").next().unwrap().to_string()).collect()
+            all.split("<Key>")
+                .skip(1)
+                .map(|s| s.split("</Key>").next().unwrap().to_string())
+                .collect()
         } else {
-            vec!["a.txt".into(), "dir/".into(), "e&amp;&lt;f&gt;".into(), "zz".into()]
+            vec![
+                "a.txt".into(),
+                "dir/".into(),
+                "e&amp;&lt;f&gt;".into(),
+                "zz".into(),
+            ]
         };
         want.sort();
         assert_eq!(seen, want, "pages with {q:?}");
@@ -206,20 +333,28 @@ async fn bad_names_are_rejected_and_write_nothing() {
         assert_eq!((s, code(&body)), (400, "InvalidBucketName"), "{bad}");
     }
     let (_, list) = get(&format!("{base}/")).await;
-    assert!(!String::from_utf8(list).unwrap().contains("<Bucket>"), "no bucket was created");
+    assert!(
+        !String::from_utf8(list).unwrap().contains("<Bucket>"),
+        "no bucket was created"
+    );
     put(&format!("{base}/okb"), vec![]).await;
     let long = "k".repeat(1025);
     let (s, body) = put(&format!("{base}/okb/{long}"), b"x".to_vec()).await;
     assert_eq!((s, code(&body)), (400, "KeyTooLongError"));
     // `..` segments and NUL must reach the server verbatim: raw requests.
     for path in ["/okb/a/../b", "/okb/..", "/okb/a%00b"] {
-        let req = format!("PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx");
+        let req = format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+        );
         let resp = raw(c.api, req.as_bytes(), false, Duration::from_secs(5)).await;
         assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {resp}");
         assert_eq!(code(&resp), "InvalidArgument", "{path}");
     }
     let (_, list) = get(&format!("{base}/okb?list-type=2")).await;
-    assert!(!String::from_utf8(list).unwrap().contains("<Key>"), "no object was written");
+    assert!(
+        !String::from_utf8(list).unwrap().contains("<Key>"),
+        "no object was written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -237,15 +372,27 @@ async fn truncated_bodies_and_disconnects_leave_nothing() {
     // Client vanishes mid-body (connection dropped without a response).
     let mut s = tokio::net::TcpStream::connect(c.api).await.unwrap();
     use tokio::io::AsyncWriteExt;
-    s.write_all(b"PUT /trc/gone HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n\r\n").await.unwrap();
+    s.write_all(b"PUT /trc/gone HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n\r\n")
+        .await
+        .unwrap();
     s.write_all(&data(4_000_000, 2)).await.unwrap();
     drop(s);
     tokio::time::sleep(Duration::from_millis(500)).await;
     for k in ["short", "gone"] {
-        assert_eq!(get(&format!("{base}/trc/{k}")).await.0, 404, "{k} is not visible");
+        assert_eq!(
+            get(&format!("{base}/trc/{k}")).await.0,
+            404,
+            "{k} is not visible"
+        );
     }
     // Shards that landed are collected after the grace period.
-    assert!(eventually(Duration::from_secs(10), || async { shard_count(&nodes).await == 0 }).await, "partial shards collected");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            shard_count(&nodes).await == 0
+        })
+        .await,
+        "partial shards collected"
+    );
     // And the key works normally afterwards.
     assert_eq!(put(&format!("{base}/trc/short"), data(10, 3)).await.0, 200);
     assert!(get(&format!("{base}/trc/short")).await.1 == data(10, 3));
@@ -266,9 +413,15 @@ async fn read_after_write_under_32_concurrent_clients() {
                     assert_eq!(put(&url, body.clone()).await.0, 200);
                     let (s, got) = get(&url).await;
                     assert_eq!(s, 200);
-                    assert!(got == body, "client {i} round {round} read stale or wrong bytes");
+                    assert!(
+                        got == body,
+                        "client {i} round {round} read stale or wrong bytes"
+                    );
                     // Everyone also races on one shared key: whatever wins must be complete.
-                    assert_eq!(put(&format!("{base}/raw/shared"), body.clone()).await.0, 200);
+                    assert_eq!(
+                        put(&format!("{base}/raw/shared"), body.clone()).await.0,
+                        200
+                    );
                 }
             })
         })
@@ -278,8 +431,12 @@ async fn read_after_write_under_32_concurrent_clients() {
     }
     let (s, shared) = get(&format!("{base}/raw/shared")).await;
     assert_eq!(s, 200);
-    let complete = (0..32u64).any(|i| (0..3).any(|r| data(50_000 + (i as usize) * 1000, i * 100 + r) == shared));
-    assert!(complete, "the shared key holds exactly one complete version");
+    let complete = (0..32u64)
+        .any(|i| (0..3).any(|r| data(50_000 + (i as usize) * 1000, i * 100 + r) == shared));
+    assert!(
+        complete,
+        "the shared key holds exactly one complete version"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -303,7 +460,12 @@ async fn up_to_m_dead_nodes_read_exact_and_m_plus_one_is_503() {
         assert!(get(u).await.1 == *b, "two nodes down: {u}");
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let r = http().get(&objects[2].0).header("range", "bytes=100-1200000").send().await.unwrap();
+    let r = http()
+        .get(&objects[2].0)
+        .header("range", "bytes=100-1200000")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
     assert!(r.bytes().await.unwrap()[..] == objects[2].1[100..=1_200_000]);
     // Four nodes up, w = k+1 = 5: a new PUT cannot reach quorum.
@@ -314,7 +476,11 @@ async fn up_to_m_dead_nodes_read_exact_and_m_plus_one_is_503() {
     for (u, _) in &objects[1..] {
         let (s, body) = get(u).await;
         let body = String::from_utf8_lossy(&body).to_string();
-        assert_eq!((s, code(&body)), (503, "ServiceUnavailable"), "three nodes down: {u}");
+        assert_eq!(
+            (s, code(&body)),
+            (503, "ServiceUnavailable"),
+            "three nodes down: {u}"
+        );
         assert!(body.contains("/flt/o"), "error names the object: {body}");
     }
 }
@@ -332,7 +498,10 @@ async fn node_killed_mid_put_keeps_quorum_or_fails_cleanly() {
         http()
             .put(url.clone())
             .header("content-length", body.len())
-            .body(reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })))
+            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
+            )))
             .send(),
     );
     for (i, chunk) in body.chunks(MIB).enumerate() {
@@ -353,7 +522,10 @@ async fn node_killed_mid_put_keeps_quorum_or_fails_cleanly() {
         http()
             .put(url2.clone())
             .header("content-length", body.len())
-            .body(reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })))
+            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
+            )))
             .send(),
     );
     for (i, chunk) in body.chunks(MIB).enumerate() {
@@ -373,7 +545,10 @@ async fn node_killed_mid_put_keeps_quorum_or_fails_cleanly() {
             assert_eq!(r.status(), 503);
             assert_eq!(code(&r.text().await.unwrap()), "ServiceUnavailable");
         }
-        Err(e) => assert!(e.is_request() || e.is_body(), "connection closed by the server: {e}"),
+        Err(e) => assert!(
+            e.is_request() || e.is_body(),
+            "connection closed by the server: {e}"
+        ),
     }
     assert_eq!(get(&url2).await.0, 404, "failed PUT is not visible");
 }
@@ -384,7 +559,12 @@ async fn flipped_bytes_on_disk_are_detected_and_served_around() {
     let base = c.endpoint();
     put(&format!("{base}/cor"), vec![]).await;
     let objects: Vec<(String, Vec<u8>)> = (0..4)
-        .map(|i| (format!("{base}/cor/o{i}"), data(3 * MIB + i * 1000, 40 + i as u64)))
+        .map(|i| {
+            (
+                format!("{base}/cor/o{i}"),
+                data(3 * MIB + i * 1000, 40 + i as u64),
+            )
+        })
         .collect();
     for (u, b) in &objects {
         assert_eq!(put(u, b.clone()).await.0, 200);
@@ -398,15 +578,25 @@ async fn flipped_bytes_on_disk_are_detected_and_served_around() {
     }
     c.wait_up(6, Duration::from_secs(10)).await.unwrap();
     for (u, b) in &objects {
-        assert!(get(u).await.1 == *b, "{u} served correct bytes despite corruption");
+        assert!(
+            get(u).await.1 == *b,
+            "{u} served correct bytes despite corruption"
+        );
     }
     // The node itself reports the damage as corruption, distinct from missing.
     let mut corrupt = 0;
     for i in [1, 4] {
-        let client = tessera_node::NodeClient::new(reqwest::Client::new(), &c.node_addr(i).to_string());
+        let client =
+            tessera_node::NodeClient::new(reqwest::Client::new(), &c.node_addr(i).to_string());
         for info in client.list(None, 1000).await.unwrap() {
-            if let Err(tessera_node::StoreError::Corrupt(_)) =
-                client.read(info.header.shard_id(), 0, info.length, Duration::from_secs(5)).await
+            if let Err(tessera_node::StoreError::Corrupt(_)) = client
+                .read(
+                    info.header.shard_id(),
+                    0,
+                    info.length,
+                    Duration::from_secs(5),
+                )
+                .await
             {
                 corrupt += 1;
             }

@@ -27,7 +27,11 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn log(dir: &Path, name: &str) -> Stdio {
@@ -50,7 +54,14 @@ impl ProcCluster {
                 .args(["coordinator", "--listen", api, "--admin-listen", admin])
                 .arg("--data-dir")
                 .arg(dir.join("coord"))
-                .args(["--ec", "4+2", "--heartbeat-timeout", "1200ms", "--gc-grace", "300ms"])
+                .args([
+                    "--ec",
+                    "4+2",
+                    "--heartbeat-timeout",
+                    "1200ms",
+                    "--gc-grace",
+                    "300ms",
+                ])
                 .stdout(log(dir, "coord"))
                 .stderr(log(dir, "coord.err"))
                 .spawn()
@@ -64,7 +75,12 @@ impl ProcCluster {
                 .args(["node", "--listen", &format!("127.0.0.1:{port}")])
                 .arg("--data-dir")
                 .arg(self.dir.join(format!("n{i}")))
-                .args(["--coordinator", &format!("http://{}", self.admin), "--zone", &format!("z{i}")])
+                .args([
+                    "--coordinator",
+                    &format!("http://{}", self.admin),
+                    "--zone",
+                    &format!("z{i}"),
+                ])
                 .args(["--heartbeat-interval", "200ms"])
                 .stdout(log(&self.dir, &format!("n{i}")))
                 .stderr(log(&self.dir, &format!("n{i}.err")))
@@ -77,7 +93,14 @@ impl ProcCluster {
         let api = format!("127.0.0.1:{}", free_port());
         let admin = format!("127.0.0.1:{}", free_port());
         let coordinator = Self::spawn_coordinator(dir, &api, &admin);
-        let mut c = ProcCluster { dir: dir.to_path_buf(), api, admin, coordinator, nodes: Vec::new(), node_ports: Vec::new() };
+        let mut c = ProcCluster {
+            dir: dir.to_path_buf(),
+            api,
+            admin,
+            coordinator,
+            nodes: Vec::new(),
+            node_ports: Vec::new(),
+        };
         for i in 0..nodes {
             let port = free_port();
             c.node_ports.push(port);
@@ -89,9 +112,13 @@ impl ProcCluster {
     }
 
     async fn wait_up(&self, n: usize) {
-        tessera::cluster::wait_nodes_up(&format!("http://{}", self.admin), n, Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|e| panic!("{e}; logs in {}", self.dir.display()));
+        tessera::cluster::wait_nodes_up(
+            &format!("http://{}", self.admin),
+            n,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}; logs in {}", self.dir.display()));
     }
 
     fn kill_node(&mut self, i: usize) {
@@ -105,7 +132,14 @@ impl ProcCluster {
     }
 
     async fn cluster_json(&self) -> serde_json::Value {
-        http().get(format!("http://{}/cluster", self.admin)).send().await.unwrap().json().await.unwrap()
+        http()
+            .get(format!("http://{}/cluster", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 
@@ -114,8 +148,14 @@ async fn sigkilled_nodes_and_coordinator_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = ProcCluster::start(dir.path(), 6).await;
     assert_eq!(put(&c.url("proc"), vec![]).await.0, 200);
-    let objects: Vec<(String, Vec<u8>)> =
-        (0..6).map(|i| (c.url(&format!("proc/o{i}")), data(i * 900_000 + 1, 100 + i as u64))).collect();
+    let objects: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            (
+                c.url(&format!("proc/o{i}")),
+                data(i * 900_000 + 1, 100 + i as u64),
+            )
+        })
+        .collect();
     for (u, b) in &objects {
         assert_eq!(put(u, b.clone()).await.0, 200);
     }
@@ -140,7 +180,11 @@ async fn sigkilled_nodes_and_coordinator_lose_nothing() {
     c.kill_node(0);
     for (u, _) in &objects[1..] {
         let (s, body) = get(u).await;
-        assert_eq!((s, code(&String::from_utf8_lossy(&body))), (503, "ServiceUnavailable"), "{u}");
+        assert_eq!(
+            (s, code(&String::from_utf8_lossy(&body))),
+            (503, "ServiceUnavailable"),
+            "{u}"
+        );
     }
     // Dead nodes come back on new ports: same identities, everything readable again.
     for i in [0, 1, 4] {
@@ -150,7 +194,11 @@ async fn sigkilled_nodes_and_coordinator_lose_nothing() {
         c.nodes[i] = Some(p);
     }
     c.wait_up(6).await;
-    assert_eq!(c.cluster_json().await["nodes"].as_array().unwrap().len(), 6, "restarted nodes kept their ids");
+    assert_eq!(
+        c.cluster_json().await["nodes"].as_array().unwrap().len(),
+        6,
+        "restarted nodes kept their ids"
+    );
     for (u, b) in &objects {
         assert!(get(u).await.1 == *b, "after nodes return: {u}");
     }
@@ -168,9 +216,10 @@ async fn node_sigkilled_mid_put_serves_no_torn_shard_after_restart() {
         http()
             .put(url.clone())
             .header("content-length", body.len())
-            .body(reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|x| (x, rx))
-            })))
+            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
+            )))
             .send(),
     );
     for (i, chunk) in body.chunks(MIB).enumerate() {
@@ -191,13 +240,24 @@ async fn node_sigkilled_mid_put_serves_no_torn_shard_after_restart() {
     c.nodes[3] = Some(p);
     c.wait_up(6).await;
     let node = tessera_node::NodeClient::new(reqwest::Client::new(), &format!("127.0.0.1:{port}"));
-    assert!(eventually(Duration::from_secs(20), || async { node.health().await.is_ok() }).await);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            node.health().await.is_ok()
+        })
+        .await
+    );
     let shards = node.list(None, 1000).await.unwrap();
-    assert!(shards.is_empty(), "torn shard visible after restart: {shards:?}");
+    assert!(
+        shards.is_empty(),
+        "torn shard visible after restart: {shards:?}"
+    );
     assert!(get(&url).await.1 == body);
     // With the restarted node's shard missing, one more loss is still tolerated.
     c.kill_node(0);
-    assert!(get(&url).await.1 == body, "reads with one recorded-missing and one dead shard");
+    assert!(
+        get(&url).await.1 == body,
+        "reads with one recorded-missing and one dead shard"
+    );
 }
 
 fn status_kib(pid: u32, field: &str) -> u64 {
@@ -219,14 +279,17 @@ async fn coordinator_memory_stays_bounded_for_a_512_mib_object() {
     let pid = c.coordinator.pid();
     let before = status_kib(pid, "VmRSS:");
     const TOTAL: usize = 512 * MIB;
-    let stream = futures::stream::unfold((0usize, blake3::Hasher::new().finalize_xof()), |(sent, mut xof)| async move {
-        if sent >= TOTAL {
-            return None;
-        }
-        let mut buf = vec![0u8; MIB];
-        xof.fill(&mut buf);
-        Some((Ok::<_, std::io::Error>(buf), (sent + MIB, xof)))
-    });
+    let stream = futures::stream::unfold(
+        (0usize, blake3::Hasher::new().finalize_xof()),
+        |(sent, mut xof)| async move {
+            if sent >= TOTAL {
+                return None;
+            }
+            let mut buf = vec![0u8; MIB];
+            xof.fill(&mut buf);
+            Some((Ok::<_, std::io::Error>(buf), (sent + MIB, xof)))
+        },
+    );
     let started = std::time::Instant::now();
     let r = http()
         .put(c.url("big/object"))
@@ -257,7 +320,11 @@ async fn coordinator_memory_stays_bounded_for_a_512_mib_object() {
     }
     let get_secs = started.elapsed().as_secs_f64();
     assert_eq!(n, TOTAL);
-    assert_eq!(got.finalize(), want.finalize(), "512 MiB read back byte-exact");
+    assert_eq!(
+        got.finalize(),
+        want.finalize(),
+        "512 MiB read back byte-exact"
+    );
     let peak = status_kib(pid, "VmHWM:");
     eprintln!(
         "512 MiB: PUT {:.0} MB/s, GET {:.0} MB/s; coordinator RSS before {} MiB, peak after PUT {} MiB, after GET {} MiB",
@@ -267,5 +334,9 @@ async fn coordinator_memory_stays_bounded_for_a_512_mib_object() {
         peak_put / 1024,
         peak / 1024
     );
-    assert!(peak.saturating_sub(before) < 96 * 1024, "coordinator RSS grew by {} MiB", (peak - before) / 1024);
+    assert!(
+        peak.saturating_sub(before) < 96 * 1024,
+        "coordinator RSS grew by {} MiB",
+        (peak - before) / 1024
+    );
 }

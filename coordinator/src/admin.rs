@@ -35,7 +35,10 @@ async fn heartbeat(State(c): State<Arc<Coordinator>>, Json(hb): Json<Heartbeat>)
 }
 
 async fn cluster(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
-    let counts = c.meta(|m| m.pending_and_garbage()).await.unwrap_or_default();
+    let counts = c
+        .meta(|m| m.pending_and_garbage())
+        .await
+        .unwrap_or_default();
     Json(serde_json::json!({
         "nodes": c.registry.view(),
         "default_ec": c.config.default_ec.to_string(),

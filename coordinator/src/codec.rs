@@ -71,7 +71,9 @@ impl ErasureCodec {
         let piece = self.piece_len(stripe.len());
         stripe.resize(piece * self.k, 0);
         let data = stripe.freeze();
-        let mut out: Vec<Bytes> = (0..self.k).map(|i| data.slice(i * piece..(i + 1) * piece)).collect();
+        let mut out: Vec<Bytes> = (0..self.k)
+            .map(|i| data.slice(i * piece..(i + 1) * piece))
+            .collect();
         if let Some(rs) = &self.rs {
             let mut parity = vec![vec![0u8; piece]; self.m];
             if piece > 0 {
@@ -85,7 +87,10 @@ impl ErasureCodec {
 
     /// Returns the `k` data pieces given any `k` of the `k + m` pieces (`None` = missing).
     /// Present data pieces are passed through without copying.
-    pub fn reconstruct_data(&self, mut pieces: Vec<Option<Bytes>>) -> Result<Vec<Bytes>, CodecError> {
+    pub fn reconstruct_data(
+        &self,
+        mut pieces: Vec<Option<Bytes>>,
+    ) -> Result<Vec<Bytes>, CodecError> {
         if pieces.len() != self.k + self.m {
             return Err(CodecError::TooFewShards(format!(
                 "{} pieces given for {}+{}",
@@ -96,7 +101,10 @@ impl ErasureCodec {
         }
         let present = pieces.iter().filter(|p| p.is_some()).count();
         if present < self.k {
-            return Err(CodecError::TooFewShards(format!("{present} of {} needed", self.k)));
+            return Err(CodecError::TooFewShards(format!(
+                "{present} of {} needed",
+                self.k
+            )));
         }
         let len = pieces.iter().flatten().next().map_or(0, |p| p.len());
         if pieces.iter().flatten().any(|p| p.len() != len) {
@@ -106,8 +114,14 @@ impl ErasureCodec {
             pieces.truncate(self.k);
             return Ok(pieces.into_iter().flatten().collect());
         }
-        let rs = self.rs.as_ref().expect("a missing data piece implies m > 0");
-        let mut work: Vec<Option<Vec<u8>>> = pieces.iter().map(|p| p.as_ref().map(|b| b.to_vec())).collect();
+        let rs = self
+            .rs
+            .as_ref()
+            .expect("a missing data piece implies m > 0");
+        let mut work: Vec<Option<Vec<u8>>> = pieces
+            .iter()
+            .map(|p| p.as_ref().map(|b| b.to_vec()))
+            .collect();
         if len > 0 {
             rs.reconstruct_data(&mut work)
                 .map_err(|e| CodecError::TooFewShards(format!("{e:?}")))?;
@@ -127,7 +141,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn data(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| (i as u8).wrapping_mul(17) ^ seed).collect()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(17) ^ seed)
+            .collect()
     }
 
     #[test]

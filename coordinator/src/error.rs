@@ -62,7 +62,9 @@ impl ApiError {
             ApiError::InvalidRange { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange"),
             ApiError::IncompleteBody(_) => (StatusCode::BAD_REQUEST, "IncompleteBody"),
             ApiError::BucketNotEmpty(_) => (StatusCode::CONFLICT, "BucketNotEmpty"),
-            ApiError::ServiceUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+            ApiError::ServiceUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
+            }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
@@ -72,7 +74,9 @@ impl ApiError {
     pub fn to_xml(&self, resource: &str) -> String {
         let (_, code) = self.status_and_code();
         let message = match self {
-            ApiError::Internal(_) => "We encountered an internal error. Please try again.".to_string(),
+            ApiError::Internal(_) => {
+                "We encountered an internal error. Please try again.".to_string()
+            }
             e => e.to_string(),
         };
         format!(
@@ -100,7 +104,11 @@ impl IntoResponse for S3Error {
         if status.is_server_error() {
             tracing::warn!(resource = %self.resource, error = %self.error, "request failed");
         }
-        let body = if self.head { String::new() } else { self.error.to_xml(&self.resource) };
+        let body = if self.head {
+            String::new()
+        } else {
+            self.error.to_xml(&self.resource)
+        };
         let mut resp = (status, [("content-type", "application/xml")], body).into_response();
         if let ApiError::InvalidRange { size } = self.error {
             resp.headers_mut()

@@ -70,7 +70,8 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
         }
         set.shards = remaining;
         let empty = set.shards.is_empty();
-        c.meta(move |m| m.update_garbage(version, Some(&set))).await?;
+        c.meta(move |m| m.update_garbage(version, Some(&set)))
+            .await?;
         if empty {
             finished += 1;
         }

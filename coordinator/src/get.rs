@@ -30,21 +30,32 @@ pub struct ByteRange {
 /// (no header, or a form this server ignores, as HTTP allows); unsatisfiable ranges are
 /// [`ApiError::InvalidRange`].
 pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, ApiError> {
-    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
-    let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
     let (a, b) = (a.trim(), b.trim());
     let unsatisfiable = Err(ApiError::InvalidRange { size });
     let range = if a.is_empty() {
-        let Ok(n) = b.parse::<u64>() else { return Ok(None) };
+        let Ok(n) = b.parse::<u64>() else {
+            return Ok(None);
+        };
         if n == 0 || size == 0 {
             return unsatisfiable;
         }
-        ByteRange { start: size.saturating_sub(n), end: size - 1 }
+        ByteRange {
+            start: size.saturating_sub(n),
+            end: size - 1,
+        }
     } else {
-        let Ok(start) = a.parse::<u64>() else { return Ok(None) };
+        let Ok(start) = a.parse::<u64>() else {
+            return Ok(None);
+        };
         let end = if b.is_empty() {
             u64::MAX
         } else {
@@ -56,7 +67,10 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
         if start >= size {
             return unsatisfiable;
         }
-        ByteRange { start, end: end.min(size - 1) }
+        ByteRange {
+            start,
+            end: end.min(size - 1),
+        }
     };
     Ok(Some(range))
 }
@@ -80,8 +94,12 @@ impl StripeReader {
         let mut up = Vec::new();
         let mut down = Vec::new();
         for (i, s) in meta.shards.iter().enumerate() {
-            let (Some(node), ShardState::Ok) = (&s.node, s.state) else { continue };
-            let Some(client) = c.registry.client(node) else { continue };
+            let (Some(node), ShardState::Ok) = (&s.node, s.state) else {
+                continue;
+            };
+            let Some(client) = c.registry.client(node) else {
+                continue;
+            };
             if c.registry.up(node) {
                 up.push((i, client));
             } else {
@@ -89,7 +107,13 @@ impl StripeReader {
             }
         }
         up.extend(down);
-        Ok(StripeReader { layout: meta.layout(), c, meta, codec, order: up })
+        Ok(StripeReader {
+            layout: meta.layout(),
+            c,
+            meta,
+            codec,
+            order: up,
+        })
     }
 
     /// Object bytes `[from, to)` of stripe `s` (offsets within the stripe), as slices of the
@@ -119,7 +143,10 @@ impl StripeReader {
         let read = |(i, client): &(usize, NodeClient)| {
             let (i, client) = (*i, client.clone());
             async move {
-                let id = ShardId { version, index: i as u16 };
+                let id = ShardId {
+                    version,
+                    index: i as u16,
+                };
                 (i, client.read(id, offset, len, timeout).await)
             }
         };
@@ -172,7 +199,9 @@ impl StripeReader {
         }
         let codec = ErasureCodec::new(k, self.codec.m()).expect("validated");
         if got[..k].iter().all(|p| p.is_some()) {
-            return codec.reconstruct_data(got).map_err(|e| ApiError::Internal(e.to_string()));
+            return codec
+                .reconstruct_data(got)
+                .map_err(|e| ApiError::Internal(e.to_string()));
         }
         tokio::task::spawn_blocking(move || codec.reconstruct_data(got))
             .await
@@ -225,14 +254,38 @@ mod tests {
     #[test]
     fn ranges() {
         let r = |v: &str, size| parse_range(Some(v), size);
-        assert_eq!(r("bytes=0-9", 100).unwrap(), Some(ByteRange { start: 0, end: 9 }));
-        assert_eq!(r("bytes=90-", 100).unwrap(), Some(ByteRange { start: 90, end: 99 }));
-        assert_eq!(r("bytes=-10", 100).unwrap(), Some(ByteRange { start: 90, end: 99 }));
-        assert_eq!(r("bytes=-1000", 100).unwrap(), Some(ByteRange { start: 0, end: 99 }));
-        assert_eq!(r("bytes=50-1000", 100).unwrap(), Some(ByteRange { start: 50, end: 99 }));
-        assert!(matches!(r("bytes=100-", 100), Err(ApiError::InvalidRange { size: 100 })));
-        assert!(matches!(r("bytes=0-0", 0), Err(ApiError::InvalidRange { .. })));
-        assert!(matches!(r("bytes=-0", 100), Err(ApiError::InvalidRange { .. })));
+        assert_eq!(
+            r("bytes=0-9", 100).unwrap(),
+            Some(ByteRange { start: 0, end: 9 })
+        );
+        assert_eq!(
+            r("bytes=90-", 100).unwrap(),
+            Some(ByteRange { start: 90, end: 99 })
+        );
+        assert_eq!(
+            r("bytes=-10", 100).unwrap(),
+            Some(ByteRange { start: 90, end: 99 })
+        );
+        assert_eq!(
+            r("bytes=-1000", 100).unwrap(),
+            Some(ByteRange { start: 0, end: 99 })
+        );
+        assert_eq!(
+            r("bytes=50-1000", 100).unwrap(),
+            Some(ByteRange { start: 50, end: 99 })
+        );
+        assert!(matches!(
+            r("bytes=100-", 100),
+            Err(ApiError::InvalidRange { size: 100 })
+        ));
+        assert!(matches!(
+            r("bytes=0-0", 0),
+            Err(ApiError::InvalidRange { .. })
+        ));
+        assert!(matches!(
+            r("bytes=-0", 100),
+            Err(ApiError::InvalidRange { .. })
+        ));
         assert_eq!(r("bytes=5-1", 100).unwrap(), None);
         assert_eq!(r("items=0-1", 100).unwrap(), None);
         assert_eq!(parse_range(None, 100).unwrap(), None);

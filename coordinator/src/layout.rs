@@ -57,14 +57,29 @@ mod tests {
 
     #[test]
     fn geometry() {
-        let l = Layout { size: 10, k: 4, piece: 2 };
+        let l = Layout {
+            size: 10,
+            k: 4,
+            piece: 2,
+        };
         assert_eq!(l.stripes(), 2);
         assert_eq!(l.stripe_len(1), 2);
         assert_eq!(l.piece_len(1), 1);
         assert_eq!(l.shard_len(), 3);
-        let empty = Layout { size: 0, k: 4, piece: 2 };
+        let empty = Layout {
+            size: 0,
+            k: 4,
+            piece: 2,
+        };
         assert_eq!((empty.stripes(), empty.shard_len()), (0, 0));
-        let exact = Layout { size: 16, k: 4, piece: 2 };
-        assert_eq!((exact.stripes(), exact.shard_len(), exact.stripe_of(15)), (2, 4, 1));
+        let exact = Layout {
+            size: 16,
+            k: 4,
+            piece: 2,
+        };
+        assert_eq!(
+            (exact.stripes(), exact.shard_len(), exact.stripe_of(15)),
+            (2, 4, 1)
+        );
     }
 }

@@ -81,7 +81,11 @@ pub struct ObjectMeta {
 impl ObjectMeta {
     /// Stripe geometry.
     pub fn layout(&self) -> crate::layout::Layout {
-        crate::layout::Layout { size: self.size, k: self.ec.k as u64, piece: self.piece }
+        crate::layout::Layout {
+            size: self.size,
+            k: self.ec.k as u64,
+            piece: self.piece,
+        }
     }
     /// The shards that exist and where.
     pub fn shard_set(&self) -> ShardSet {
@@ -175,7 +179,10 @@ impl MetaStore {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_max_background_jobs(2);
-        Ok(MetaStore { db: DB::open(&opts, dir)?, lock: Mutex::new(()) })
+        Ok(MetaStore {
+            db: DB::open(&opts, dir)?,
+            lock: Mutex::new(()),
+        })
     }
 
     fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>> {
@@ -185,8 +192,15 @@ impl MetaStore {
         }
     }
 
-    fn scan<T: DeserializeOwned>(&self, prefix: &[u8], mut f: impl FnMut(&[u8], T) -> bool) -> Result<()> {
-        for item in self.db.iterator(IteratorMode::From(prefix, Direction::Forward)) {
+    fn scan<T: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], T) -> bool,
+    ) -> Result<()> {
+        for item in self
+            .db
+            .iterator(IteratorMode::From(prefix, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(prefix) || !f(&k[prefix.len()..], serde_json::from_slice(&v)?) {
                 break;
@@ -275,10 +289,16 @@ impl MetaStore {
         }
         let old = self.object(&obj.bucket, &obj.key)?;
         let mut batch = WriteBatch::default();
-        batch.put(key(b'o', &[&obj.bucket, &obj.key]), serde_json::to_vec(obj)?);
+        batch.put(
+            key(b'o', &[&obj.bucket, &obj.key]),
+            serde_json::to_vec(obj)?,
+        );
         batch.delete(key(b'p', &[&obj.version.to_string()]));
         if let Some(old) = &old {
-            batch.put(key(b'g', &[&old.version.to_string()]), serde_json::to_vec(&old.shard_set())?);
+            batch.put(
+                key(b'g', &[&old.version.to_string()]),
+                serde_json::to_vec(&old.shard_set())?,
+            );
         }
         self.write(batch)?;
         Ok(old)
@@ -295,10 +315,15 @@ impl MetaStore {
     /// Deletes a key's committed version (no-op if absent); its shards become garbage.
     pub fn delete_object(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
         let _g = self.lock.lock().unwrap();
-        let Some(old) = self.object(bucket, k)? else { return Ok(None) };
+        let Some(old) = self.object(bucket, k)? else {
+            return Ok(None);
+        };
         let mut batch = WriteBatch::default();
         batch.delete(key(b'o', &[bucket, k]));
-        batch.put(key(b'g', &[&old.version.to_string()]), serde_json::to_vec(&old.shard_set())?);
+        batch.put(
+            key(b'g', &[&old.version.to_string()]),
+            serde_json::to_vec(&old.shard_set())?,
+        );
         self.write(batch)?;
         Ok(Some(old))
     }
@@ -332,7 +357,8 @@ impl MetaStore {
             if !k.starts_with(&base) {
                 break;
             }
-            let name = std::str::from_utf8(&k[base.len()..]).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let name = std::str::from_utf8(&k[base.len()..])
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             if !name.starts_with(prefix) {
                 break;
             }
@@ -341,7 +367,9 @@ impl MetaStore {
                 break;
             }
             let rolled = delimiter.and_then(|d| {
-                name[prefix.len()..].find(d).map(|i| name[..prefix.len() + i + d.len()].to_string())
+                name[prefix.len()..]
+                    .find(d)
+                    .map(|i| name[..prefix.len() + i + d.len()].to_string())
             });
             if let Some(cp) = rolled {
                 // Skip every key under this common prefix: seek past `cp` + 0xFF (never in UTF-8).

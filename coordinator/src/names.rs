@@ -16,7 +16,10 @@ impl BucketName {
         if s.len() < 3 || s.len() > 63 {
             return bad("must be 3 to 63 characters");
         }
-        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.') {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        {
             return bad("only lowercase letters, digits, '-' and '.' are allowed");
         }
         let first = s.as_bytes()[0];
@@ -58,13 +61,19 @@ impl ObjectKey {
             return Err(ApiError::KeyTooLong(s.len()));
         }
         if s.is_empty() {
-            return Err(ApiError::InvalidArgument("object key must not be empty".into()));
+            return Err(ApiError::InvalidArgument(
+                "object key must not be empty".into(),
+            ));
         }
         if s.contains('\0') {
-            return Err(ApiError::InvalidArgument("object key must not contain NUL".into()));
+            return Err(ApiError::InvalidArgument(
+                "object key must not contain NUL".into(),
+            ));
         }
         if s.split('/').any(|seg| seg == "..") {
-            return Err(ApiError::InvalidArgument("object key must not contain a '..' segment".into()));
+            return Err(ApiError::InvalidArgument(
+                "object key must not contain a '..' segment".into(),
+            ));
         }
         Ok(ObjectKey(s.to_string()))
     }
@@ -106,7 +115,9 @@ impl std::str::FromStr for EcSpec {
         let k: u16 = k.trim().parse().map_err(|_| format!("bad K in {s:?}"))?;
         let m: u16 = m.trim().parse().map_err(|_| format!("bad M in {s:?}"))?;
         if k < 1 || k as usize + m as usize > 256 {
-            return Err(format!("erasure spec {s:?}: need K >= 1, M >= 0 and K+M <= 256"));
+            return Err(format!(
+                "erasure spec {s:?}: need K >= 1, M >= 0 and K+M <= 256"
+            ));
         }
         Ok(EcSpec { k, m })
     }
@@ -134,7 +145,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "gib" => 1 << 30,
         _ => return Err(format!("bad size unit in {s:?}")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size {s:?} too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} too large"))
 }
 
 #[cfg(test)]
@@ -146,8 +158,20 @@ mod tests {
         for ok in ["abc", "my-bucket.2", "a1b"] {
             assert!(BucketName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["ab", "ABC", "a_b", "a..b", "-ab", "ab-", "192.168.1.1", &"a".repeat(64)] {
-            assert!(matches!(BucketName::parse(bad), Err(ApiError::InvalidBucketName(_))), "{bad}");
+        for bad in [
+            "ab",
+            "ABC",
+            "a_b",
+            "a..b",
+            "-ab",
+            "ab-",
+            "192.168.1.1",
+            &"a".repeat(64),
+        ] {
+            assert!(
+                matches!(BucketName::parse(bad), Err(ApiError::InvalidBucketName(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -155,11 +179,23 @@ mod tests {
     fn keys() {
         assert!(ObjectKey::parse("a/b/c.txt").is_ok());
         assert!(ObjectKey::parse("a..b").is_ok());
-        assert!(matches!(ObjectKey::parse(&"k".repeat(1025)), Err(ApiError::KeyTooLong(1025))));
+        assert!(matches!(
+            ObjectKey::parse(&"k".repeat(1025)),
+            Err(ApiError::KeyTooLong(1025))
+        ));
         assert!(ObjectKey::parse(&"k".repeat(1024)).is_ok());
-        assert!(matches!(ObjectKey::parse("a/../b"), Err(ApiError::InvalidArgument(_))));
-        assert!(matches!(ObjectKey::parse(".."), Err(ApiError::InvalidArgument(_))));
-        assert!(matches!(ObjectKey::parse("a\0b"), Err(ApiError::InvalidArgument(_))));
+        assert!(matches!(
+            ObjectKey::parse("a/../b"),
+            Err(ApiError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            ObjectKey::parse(".."),
+            Err(ApiError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            ObjectKey::parse("a\0b"),
+            Err(ApiError::InvalidArgument(_))
+        ));
     }
 
     #[test]

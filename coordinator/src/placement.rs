@@ -115,7 +115,9 @@ mod tests {
         // A node with 100x the free space wins the first slot far more often.
         let mut c = nodes(2, 1);
         c[1].free = 100 << 30;
-        let wins = (0u64..1000).filter(|s| place(&c, &s.to_le_bytes(), 1)[0] == c[1].id).count();
+        let wins = (0u64..1000)
+            .filter(|s| place(&c, &s.to_le_bytes(), 1)[0] == c[1].id)
+            .count();
         assert!(wins > 900, "{wins}");
     }
 }

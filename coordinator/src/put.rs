@@ -55,13 +55,19 @@ pub struct PutRequest {
 
 impl PutRequest {
     /// Parses the headers of a PUT.
-    pub fn from_headers(bucket: BucketName, key: ObjectKey, h: &HeaderMap) -> Result<Self, ApiError> {
+    pub fn from_headers(
+        bucket: BucketName,
+        key: ObjectKey,
+        h: &HeaderMap,
+    ) -> Result<Self, ApiError> {
         let ec = match h.get("x-tessera-ec") {
             Some(v) => Some(
                 v.to_str()
                     .ok()
                     .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| ApiError::InvalidArgument(format!("bad x-tessera-ec {v:?}; expected K+M")))?,
+                    .ok_or_else(|| {
+                        ApiError::InvalidArgument(format!("bad x-tessera-ec {v:?}; expected K+M"))
+                    })?,
             ),
             None => None,
         };
@@ -74,17 +80,27 @@ impl PutRequest {
             ),
             None => None,
         };
-        let content_type = h.get("content-type").and_then(|v| v.to_str().ok()).map(String::from);
+        let content_type = h
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let mut user_meta = BTreeMap::new();
         for (name, v) in h {
             if let Some(n) = name.as_str().strip_prefix("x-amz-meta-") {
-                let v = v
-                    .to_str()
-                    .map_err(|_| ApiError::InvalidArgument(format!("header {name} is not ASCII")))?;
+                let v = v.to_str().map_err(|_| {
+                    ApiError::InvalidArgument(format!("header {name} is not ASCII"))
+                })?;
                 user_meta.insert(n.to_string(), v.to_string());
             }
         }
-        Ok(PutRequest { bucket, key, ec, content_length, content_type, user_meta })
+        Ok(PutRequest {
+            bucket,
+            key,
+            ec,
+            content_length,
+            content_type,
+            user_meta,
+        })
     }
 }
 
@@ -120,7 +136,11 @@ struct ShardStream {
 }
 
 /// Runs a PUT: streams `body` to the nodes and commits the object.
-pub async fn put_object(c: Arc<Coordinator>, req: PutRequest, body: Body) -> Result<PutOutcome, ApiError> {
+pub async fn put_object(
+    c: Arc<Coordinator>,
+    req: PutRequest,
+    body: Body,
+) -> Result<PutOutcome, ApiError> {
     let b = req.bucket.to_string();
     let bucket = c
         .meta(move |m| m.bucket(&b))
@@ -134,7 +154,10 @@ pub async fn put_object(c: Arc<Coordinator>, req: PutRequest, body: Body) -> Res
             "erasure code {ec} needs {n} nodes but {registered} are registered"
         )));
     }
-    let codec = Arc::new(ErasureCodec::new(ec.k as usize, ec.m as usize).map_err(|e| ApiError::InvalidArgument(e.to_string()))?);
+    let codec = Arc::new(
+        ErasureCodec::new(ec.k as usize, ec.m as usize)
+            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
+    );
     let w = c.config.quorum(ec);
     let version = ObjectVersion::new();
     let nodes = place(&c.registry.candidates(), &version.to_bytes(), n);
@@ -162,27 +185,49 @@ pub async fn put_object(c: Arc<Coordinator>, req: PutRequest, body: Body) -> Res
     let set = ShardSet {
         bucket: req.bucket.to_string(),
         key: req.key.to_string(),
-        shards: nodes.iter().enumerate().map(|(i, n)| (i as u16, n.clone())).collect(),
+        shards: nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as u16, n.clone()))
+            .collect(),
         since_ms: crate::meta::now_ms(),
     };
     let s = set.clone();
     c.meta(move |m| m.begin_put(version, &s)).await?;
-    let mut guard = PutGuard { c: c.clone(), version, set, committed: false };
+    let mut guard = PutGuard {
+        c: c.clone(),
+        version,
+        set,
+        committed: false,
+    };
 
     // Open one upload per placed shard.
     let mut streams: Vec<ShardStream> = Vec::with_capacity(nodes.len());
     for (i, node) in nodes.iter().enumerate() {
         let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(2 * QUEUE_STRIPES + 2);
-        let client = c.registry.client(node).expect("placed nodes are registered");
-        let id = ShardId { version, index: i as u16 };
-        let frames = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+        let client = c
+            .registry
+            .client(node)
+            .expect("placed nodes are registered");
+        let id = ShardId {
+            version,
+            index: i as u16,
+        };
+        let frames =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
         let task = tokio::spawn(async move { client.put_shard(id, frames).await });
         let _ = tx.send(Ok(header_frame(&header(i as u16, 0)))).await;
         streams.push(ShardStream { tx: Some(tx), task });
     }
 
     // Read the body stripe by stripe.
-    let mut pump = Pump { streams, codec: codec.clone(), hasher: Some(blake3::Hasher::new()), w, timeout: c.config.shard_write_timeout };
+    let mut pump = Pump {
+        streams,
+        codec: codec.clone(),
+        hasher: Some(blake3::Hasher::new()),
+        w,
+        timeout: c.config.shard_write_timeout,
+    };
     let mut stripe = BytesMut::with_capacity(stripe_size);
     let mut total: u64 = 0;
     let mut body = body.into_data_stream();
@@ -190,7 +235,9 @@ pub async fn put_object(c: Arc<Coordinator>, req: PutRequest, body: Body) -> Res
         let mut frame = frame.map_err(|e| ApiError::IncompleteBody(e.to_string()))?;
         total += frame.len() as u64;
         if req.content_length.is_some_and(|cl| total > cl) {
-            return Err(ApiError::InvalidArgument("body longer than Content-Length".into()));
+            return Err(ApiError::InvalidArgument(
+                "body longer than Content-Length".into(),
+            ));
         }
         while !frame.is_empty() {
             let take = (stripe_size - stripe.len()).min(frame.len());
@@ -203,7 +250,9 @@ pub async fn put_object(c: Arc<Coordinator>, req: PutRequest, body: Body) -> Res
     }
     if let Some(cl) = req.content_length {
         if total != cl {
-            return Err(ApiError::IncompleteBody(format!("received {total} of {cl} bytes")));
+            return Err(ApiError::IncompleteBody(format!(
+                "received {total} of {cl} bytes"
+            )));
         }
     }
     if !stripe.is_empty() {
@@ -212,14 +261,27 @@ pub async fn put_object(c: Arc<Coordinator>, req: PutRequest, body: Body) -> Res
     let etag = pump.hasher.take().unwrap().finalize().to_hex().to_string();
 
     // Close every stream with its end frame and collect the acknowledgements.
-    let layout = crate::layout::Layout { size: total, k: ec.k as u64, piece };
+    let layout = crate::layout::Layout {
+        size: total,
+        k: ec.k as u64,
+        piece,
+    };
     let shard_len = layout.shard_len();
-    let mut shards = vec![ShardLoc { node: None, state: ShardState::Missing }; n];
+    let mut shards = vec![
+        ShardLoc {
+            node: None,
+            state: ShardState::Missing
+        };
+        n
+    ];
     let mut durable = 0;
     for (i, s) in pump.streams.into_iter().enumerate() {
         shards[i].node = Some(nodes[i].clone());
         if let Some(tx) = s.tx {
-            let end = EndFrame { header: header(i as u16, total), length: shard_len };
+            let end = EndFrame {
+                header: header(i as u16, total),
+                length: shard_len,
+            };
             let _ = tx.send(Ok(end_frame(&end))).await;
         }
         match tokio::time::timeout(c.config.shard_write_timeout, s.task).await {
@@ -227,7 +289,9 @@ pub async fn put_object(c: Arc<Coordinator>, req: PutRequest, body: Body) -> Res
                 shards[i].state = ShardState::Ok;
                 durable += 1;
             }
-            other => tracing::warn!(shard = i, node = %nodes[i], outcome = ?other.map(|r| r.map(|r| r.err())), "shard write failed"),
+            other => {
+                tracing::warn!(shard = i, node = %nodes[i], outcome = ?other.map(|r| r.map(|r| r.err())), "shard write failed")
+            }
         }
     }
     if durable < w {
@@ -283,7 +347,9 @@ impl Pump {
         .map_err(|e| ApiError::Internal(format!("encode task: {e}")))?;
         self.hasher = Some(hasher);
         for (i, piece) in pieces.into_iter().enumerate().take(self.streams.len()) {
-            let Some(tx) = &self.streams[i].tx else { continue };
+            let Some(tx) = &self.streams[i].tx else {
+                continue;
+            };
             let send = async {
                 tx.send(Ok(data_prefix(piece.len()))).await?;
                 tx.send(Ok(piece)).await

@@ -67,10 +67,21 @@ impl Registry {
                     free: 0,
                 };
                 let client = NodeClient::new(http.clone(), &r.addr);
-                (r.id, NodeEntry { hb, last_seen: None, client })
+                (
+                    r.id,
+                    NodeEntry {
+                        hb,
+                        last_seen: None,
+                        client,
+                    },
+                )
             })
             .collect();
-        Registry { nodes: RwLock::new(nodes), http, timeout }
+        Registry {
+            nodes: RwLock::new(nodes),
+            http,
+            timeout,
+        }
     }
 
     /// Records a heartbeat; returns the record to persist if the node is new or moved.
@@ -84,8 +95,19 @@ impl Registry {
             Some(e) if e.hb.addr == hb.addr => e.client.clone(),
             _ => NodeClient::new(self.http.clone(), &hb.addr),
         };
-        let rec = NodeRecord { id: hb.node_id.clone(), addr: hb.addr.clone(), zone: hb.zone.clone() };
-        nodes.insert(hb.node_id.clone(), NodeEntry { hb, last_seen: Some(Instant::now()), client });
+        let rec = NodeRecord {
+            id: hb.node_id.clone(),
+            addr: hb.addr.clone(),
+            zone: hb.zone.clone(),
+        };
+        nodes.insert(
+            hb.node_id.clone(),
+            NodeEntry {
+                hb,
+                last_seen: Some(Instant::now()),
+                client,
+            },
+        );
         changed.then_some(rec)
     }
 
@@ -95,7 +117,11 @@ impl Registry {
 
     /// Whether `id` is registered and up.
     pub fn up(&self, id: &NodeId) -> bool {
-        self.nodes.read().unwrap().get(id).is_some_and(|e| self.is_up(e))
+        self.nodes
+            .read()
+            .unwrap()
+            .get(id)
+            .is_some_and(|e| self.is_up(e))
     }
 
     /// Number of registered nodes, up or down.
@@ -115,7 +141,11 @@ impl Registry {
             .unwrap()
             .values()
             .filter(|e| self.is_up(e))
-            .map(|e| Candidate { id: e.hb.node_id.clone(), zone: e.hb.zone.clone(), free: e.hb.free })
+            .map(|e| Candidate {
+                id: e.hb.node_id.clone(),
+                zone: e.hb.zone.clone(),
+                free: e.hb.free,
+            })
             .collect()
     }
 

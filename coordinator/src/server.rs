@@ -91,10 +91,22 @@ impl Coordinator {
         let m = meta.clone();
         let (orphans, nodes) = blocking(move || Ok((m.orphan_pending()?, m.nodes()?))).await?;
         if orphans > 0 {
-            tracing::info!(orphans, "writes interrupted by a restart queued for garbage collection");
+            tracing::info!(
+                orphans,
+                "writes interrupted by a restart queued for garbage collection"
+            );
         }
-        let registry = Registry::new(config.heartbeat_timeout, tessera_node::client::http_client(), nodes);
-        Ok(Arc::new(Coordinator { config, meta, registry, gc_kick: tokio::sync::Notify::new() }))
+        let registry = Registry::new(
+            config.heartbeat_timeout,
+            tessera_node::client::http_client(),
+            nodes,
+        );
+        Ok(Arc::new(Coordinator {
+            config,
+            meta,
+            registry,
+            gc_kick: tokio::sync::Notify::new(),
+        }))
     }
 
     /// Runs a metadata operation off the async runtime.

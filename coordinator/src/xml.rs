@@ -53,7 +53,10 @@ mod tests {
     #[test]
     fn timestamps_and_escaping() {
         assert_eq!(super::iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::iso8601(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            super::iso8601(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
         assert_eq!(super::escape("a<&>\"'"), "a&lt;&amp;&gt;&quot;&apos;");
     }
 }

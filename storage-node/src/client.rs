@@ -52,7 +52,10 @@ async fn error_from(resp: reqwest::Response) -> StoreError {
 impl NodeClient {
     /// A client for the node at `addr` (`host:port`) using the shared pool `http`.
     pub fn new(http: reqwest::Client, addr: &str) -> Self {
-        NodeClient { http, base: format!("http://{addr}") }
+        NodeClient {
+            http,
+            base: format!("http://{addr}"),
+        }
     }
 
     fn url(&self, id: ShardId) -> String {
@@ -82,14 +85,31 @@ impl NodeClient {
     /// Writes a whole shard held in memory (header, data, end frame in one request).
     pub async fn put_shard_bytes(&self, header: &ShardHeader, data: Bytes) -> Result<ShardInfo> {
         use crate::frame::{data_prefix, end_frame, header_frame, EndFrame};
-        let end = EndFrame { header: header.clone(), length: data.len() as u64 };
-        let frames = vec![header_frame(header), data_prefix(data.len()), data, end_frame(&end)];
-        self.put_shard(header.shard_id(), futures::stream::iter(frames.into_iter().map(Ok)))
-            .await
+        let end = EndFrame {
+            header: header.clone(),
+            length: data.len() as u64,
+        };
+        let frames = vec![
+            header_frame(header),
+            data_prefix(data.len()),
+            data,
+            end_frame(&end),
+        ];
+        self.put_shard(
+            header.shard_id(),
+            futures::stream::iter(frames.into_iter().map(Ok)),
+        )
+        .await
     }
 
     /// Reads `len` verified bytes at `offset` of a shard.
-    pub async fn read(&self, id: ShardId, offset: u64, len: u64, timeout: Duration) -> Result<Bytes> {
+    pub async fn read(
+        &self,
+        id: ShardId,
+        offset: u64,
+        len: u64,
+        timeout: Duration,
+    ) -> Result<Bytes> {
         let fut = async {
             let resp = self
                 .http
@@ -115,7 +135,12 @@ impl NodeClient {
 
     /// Header and length of a shard.
     pub async fn info(&self, id: ShardId) -> Result<ShardInfo> {
-        let resp = self.http.get(format!("{}/info", self.url(id))).send().await.map_err(transport)?;
+        let resp = self
+            .http
+            .get(format!("{}/info", self.url(id)))
+            .send()
+            .await
+            .map_err(transport)?;
         if !resp.status().is_success() {
             return Err(error_from(resp).await);
         }
@@ -139,7 +164,10 @@ impl NodeClient {
 
     /// Up to `limit` shards after `after`, in id order.
     pub async fn list(&self, after: Option<ShardId>, limit: usize) -> Result<Vec<ShardInfo>> {
-        let mut req = self.http.get(format!("{}/shards", self.base)).query(&[("limit", limit)]);
+        let mut req = self
+            .http
+            .get(format!("{}/shards", self.base))
+            .query(&[("limit", limit)]);
         if let Some(a) = after {
             req = req.query(&[("after", format!("{}/{}", a.version, a.index))]);
         }

@@ -23,7 +23,9 @@ pub fn header(index: u16, chunk_size: u32) -> ShardHeader {
 
 /// Deterministic test bytes.
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn write(store: &dyn ShardStore, h: ShardHeader, data: &[u8], piece: usize) -> ShardId {
@@ -33,7 +35,11 @@ fn write(store: &dyn ShardStore, h: ShardHeader, data: &[u8], piece: usize) -> S
         w.write(p).expect("write");
     }
     let info = w.commit_with(h, data.len() as u64).expect("commit");
-    assert_eq!(info.length, data.len() as u64, "commit reports the written length");
+    assert_eq!(
+        info.length,
+        data.len() as u64,
+        "commit reports the written length"
+    );
     id
 }
 
@@ -49,11 +55,22 @@ pub fn run_all(store: &dyn ShardStore) {
 
 /// Whole and ranged reads return exactly the written bytes, across chunk boundaries.
 pub fn round_trip_and_ranges(store: &dyn ShardStore) {
-    for (len, piece) in [(0usize, 1usize), (1, 1), (1023, 100), (1024, 1024), (1025, 7), (10_000, 333)] {
+    for (len, piece) in [
+        (0usize, 1usize),
+        (1, 1),
+        (1023, 100),
+        (1024, 1024),
+        (1025, 7),
+        (10_000, 333),
+    ] {
         let data = pattern(len, len as u8);
         let id = write(store, header(0, 1024), &data, piece);
         assert_eq!(store.stat(id).unwrap().length, len as u64);
-        assert_eq!(&store.read(id, 0, len as u64).unwrap()[..], &data[..], "whole read of {len}");
+        assert_eq!(
+            &store.read(id, 0, len as u64).unwrap()[..],
+            &data[..],
+            "whole read of {len}"
+        );
         for (off, l) in [(0, 1), (1000, 50), (1023, 2), (len / 2, len / 3)] {
             if off + l <= len {
                 let got = store.read(id, off as u64, l as u64).unwrap();
@@ -61,7 +78,10 @@ pub fn round_trip_and_ranges(store: &dyn ShardStore) {
             }
         }
         assert!(
-            matches!(store.read(id, len as u64, 1), Err(StoreError::InvalidArgument(_))),
+            matches!(
+                store.read(id, len as u64, 1),
+                Err(StoreError::InvalidArgument(_))
+            ),
             "a range past the end is InvalidArgument"
         );
         store.delete(id).unwrap();
@@ -75,24 +95,43 @@ pub fn invisible_until_commit(store: &dyn ShardStore) {
     let before = store.used_bytes();
     let mut w = store.begin(h).unwrap();
     w.write(&pattern(5000, 1)).unwrap();
-    assert!(matches!(store.stat(id), Err(StoreError::NotFound(_))), "visible before commit");
+    assert!(
+        matches!(store.stat(id), Err(StoreError::NotFound(_))),
+        "visible before commit"
+    );
     assert!(matches!(store.read(id, 0, 1), Err(StoreError::NotFound(_))));
     drop(w);
-    assert!(matches!(store.stat(id), Err(StoreError::NotFound(_))), "visible after abort");
-    assert_eq!(store.used_bytes(), before, "an aborted write counts no bytes");
+    assert!(
+        matches!(store.stat(id), Err(StoreError::NotFound(_))),
+        "visible after abort"
+    );
+    assert_eq!(
+        store.used_bytes(),
+        before,
+        "an aborted write counts no bytes"
+    );
     // A commit claiming more bytes than were written fails and publishes nothing.
     let h = header(1, 1024);
     let id = h.shard_id();
     let mut w = store.begin(h.clone()).unwrap();
     w.write(&pattern(100, 1)).unwrap();
-    assert!(matches!(w.commit_with(h, 101), Err(StoreError::Incomplete(_))));
-    assert!(matches!(store.stat(id), Err(StoreError::NotFound(_))), "visible after short commit");
+    assert!(matches!(
+        w.commit_with(h, 101),
+        Err(StoreError::Incomplete(_))
+    ));
+    assert!(
+        matches!(store.stat(id), Err(StoreError::NotFound(_))),
+        "visible after short commit"
+    );
     // The final header may carry the object length, but not name another shard.
     let h = header(1, 1024);
     let mut other = h.clone();
     other.shard_index = 2;
     let w = store.begin(h).unwrap();
-    assert!(matches!(w.commit_with(other, 0), Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(
+        w.commit_with(other, 0),
+        Err(StoreError::InvalidArgument(_))
+    ));
 }
 
 /// Rewriting a shard id replaces it whole.
@@ -103,10 +142,18 @@ pub fn replace_is_atomic(store: &dyn ShardStore) {
     let id = write(store, h.clone(), &a, 512);
     let mut w = store.begin(h.clone()).unwrap();
     w.write(&b).unwrap();
-    assert_eq!(&store.read(id, 0, 3000).unwrap()[..], &a[..], "old shard readable during rewrite");
+    assert_eq!(
+        &store.read(id, 0, 3000).unwrap()[..],
+        &a[..],
+        "old shard readable during rewrite"
+    );
     w.commit_with(h, 1500).unwrap();
     assert_eq!(store.stat(id).unwrap().length, 1500);
-    assert_eq!(&store.read(id, 0, 1500).unwrap()[..], &b[..], "new shard after commit");
+    assert_eq!(
+        &store.read(id, 0, 1500).unwrap()[..],
+        &b[..],
+        "new shard after commit"
+    );
     store.delete(id).unwrap();
 }
 
@@ -128,7 +175,11 @@ pub fn list_is_ordered_and_paged(store: &dyn ShardStore) {
     let first = store.list(None, 3).unwrap();
     assert_eq!(first.len(), 3);
     let rest = store.list(Some(first[2].header.shard_id()), 100).unwrap();
-    let all: Vec<ShardId> = first.iter().chain(&rest).map(|i| i.header.shard_id()).collect();
+    let all: Vec<ShardId> = first
+        .iter()
+        .chain(&rest)
+        .map(|i| i.header.shard_id())
+        .collect();
     assert_eq!(all, ids, "list pages cover every shard in order");
     assert_eq!(store.used_bytes(), 500);
     for id in ids {
@@ -141,10 +192,16 @@ pub fn list_is_ordered_and_paged(store: &dyn ShardStore) {
 pub fn rejects_bad_input(store: &dyn ShardStore) {
     let mut h = header(0, 1024);
     h.chunk_size = 1;
-    assert!(matches!(store.begin(h), Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(
+        store.begin(h),
+        Err(StoreError::InvalidArgument(_))
+    ));
     let mut h = header(6, 1024);
     h.k = 4;
     h.m = 2;
-    assert!(matches!(store.begin(h), Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(
+        store.begin(h),
+        Err(StoreError::InvalidArgument(_))
+    ));
     assert!(store.list(None, 10).unwrap().is_empty());
 }

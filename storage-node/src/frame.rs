@@ -103,8 +103,12 @@ impl FrameParser {
             }
             let payload = &self.pending[5..];
             let frame = match kind {
-                b'H' => Frame::Header(serde_json::from_slice(payload).map_err(|e| bad(&e.to_string()))?),
-                b'E' => Frame::End(serde_json::from_slice(payload).map_err(|e| bad(&e.to_string()))?),
+                b'H' => {
+                    Frame::Header(serde_json::from_slice(payload).map_err(|e| bad(&e.to_string()))?)
+                }
+                b'E' => {
+                    Frame::End(serde_json::from_slice(payload).map_err(|e| bad(&e.to_string()))?)
+                }
                 _ => return Err(bad("unknown frame kind")),
             };
             self.pending.clear();
@@ -127,7 +131,10 @@ mod tests {
         wire.extend_from_slice(b"abc");
         wire.extend_from_slice(&data_prefix(2));
         wire.extend_from_slice(b"de");
-        wire.extend_from_slice(&end_frame(&EndFrame { header: h.clone(), length: 5 }));
+        wire.extend_from_slice(&end_frame(&EndFrame {
+            header: h.clone(),
+            length: 5,
+        }));
         for step in [1, 2, 3, 7, 64, wire.len()] {
             let mut p = FrameParser::default();
             let mut data = Vec::new();
@@ -147,7 +154,11 @@ mod tests {
                     }
                 }
             }
-            assert_eq!((headers, ends, &data[..]), (1, 1, &b"abcde"[..]), "step {step}");
+            assert_eq!(
+                (headers, ends, &data[..]),
+                (1, 1, &b"abcde"[..]),
+                "step {step}"
+            );
         }
     }
 

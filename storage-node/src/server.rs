@@ -10,8 +10,8 @@
 //! - `GET /health`: JSON [`Heartbeat`].
 
 use crate::error::StoreError;
-use crate::store::{ShardStore, ShardWriter};
 use crate::frame::{EndFrame, Frame, FrameParser};
+use crate::store::{ShardStore, ShardWriter};
 use crate::types::{Heartbeat, NodeId, ShardId, ShardInfo};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -76,7 +76,10 @@ pub fn app(state: NodeState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/shards", get(list))
-        .route("/shards/{version}/{index}", get(read).put(put).delete(delete))
+        .route(
+            "/shards/{version}/{index}",
+            get(read).put(put).delete(delete),
+        )
         .route("/shards/{version}/{index}/info", get(info))
         .with_state(state)
 }
@@ -87,7 +90,9 @@ pub async fn run(
     state: NodeState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// The one place store errors become HTTP responses; [`crate::client`] maps them back.
@@ -137,7 +142,10 @@ struct ListParams {
     limit: Option<usize>,
 }
 
-async fn list(State(st): State<NodeState>, Query(p): Query<ListParams>) -> Result<Json<Vec<ShardInfo>>> {
+async fn list(
+    State(st): State<NodeState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Vec<ShardInfo>>> {
     let after = match p.after.as_deref() {
         Some(a) => {
             let (v, i) = a
@@ -151,12 +159,18 @@ async fn list(State(st): State<NodeState>, Query(p): Query<ListParams>) -> Resul
     Ok(Json(blocking(move || st.store.list(after, limit)).await?))
 }
 
-async fn info(State(st): State<NodeState>, Path((v, i)): Path<(String, String)>) -> Result<Json<ShardInfo>> {
+async fn info(
+    State(st): State<NodeState>,
+    Path((v, i)): Path<(String, String)>,
+) -> Result<Json<ShardInfo>> {
     let id = shard_id(&v, &i)?;
     Ok(Json(blocking(move || st.store.stat(id)).await?))
 }
 
-async fn delete(State(st): State<NodeState>, Path((v, i)): Path<(String, String)>) -> Result<StatusCode> {
+async fn delete(
+    State(st): State<NodeState>,
+    Path((v, i)): Path<(String, String)>,
+) -> Result<StatusCode> {
     let id = shard_id(&v, &i)?;
     blocking(move || st.store.delete(id)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -234,13 +248,20 @@ async fn put(
     while end.is_none() {
         let chunk = match stream.next().await {
             Some(c) => c.map_err(|e| StoreError::Incomplete(format!("shard body: {e}")))?,
-            None => return Err(StoreError::Incomplete("shard body ended without an end frame".into())),
+            None => {
+                return Err(StoreError::Incomplete(
+                    "shard body ended without an end frame".into(),
+                ))
+            }
         };
         for frame in parser.push(chunk)? {
             match frame {
                 Frame::Header(h) => {
                     if writer.is_some() || h.shard_id() != id {
-                        return Err(StoreError::InvalidArgument(format!("unexpected header for {}", h.shard_id())));
+                        return Err(StoreError::InvalidArgument(format!(
+                            "unexpected header for {}",
+                            h.shard_id()
+                        )));
                     }
                     if st.heartbeat(String::new()).free == 0 {
                         return Err(StoreError::NoSpace(format!("node {} is full", st.node_id)));
@@ -275,7 +296,9 @@ async fn put(
     let end = end.expect("loop exits on the end frame");
     let w = writer.ok_or_else(|| StoreError::InvalidArgument("end frame before header".into()))?;
     if end.header.shard_id() != id {
-        return Err(StoreError::InvalidArgument("end frame names another shard".into()));
+        return Err(StoreError::InvalidArgument(
+            "end frame names another shard".into(),
+        ));
     }
     let info = blocking(move || w.commit_with(end.header, end.length)).await?;
     Ok(Json(info))
@@ -366,7 +389,8 @@ pub async fn serve(
     let (node_id, store) = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(dir.join("shards"))?;
         let id = load_or_create_node_id(&dir)?;
-        let store = crate::store::RocksShardStore::open(&dir.join("shards")).map_err(std::io::Error::other)?;
+        let store = crate::store::RocksShardStore::open(&dir.join("shards"))
+            .map_err(std::io::Error::other)?;
         Ok::<_, std::io::Error>((id, store))
     })
     .await??;
@@ -379,9 +403,16 @@ pub async fn serve(
         capacity: config.capacity,
         data_dir: config.data_dir.clone(),
     };
-    let hb = tokio::spawn(heartbeat_loop(state.clone(), addr, config.coordinator.clone(), config.heartbeat_interval));
+    let hb = tokio::spawn(heartbeat_loop(
+        state.clone(),
+        addr,
+        config.coordinator.clone(),
+        config.heartbeat_interval,
+    ));
     let r = run(listener, state, shutdown).await;
     hb.abort();
-    tokio::task::spawn_blocking(move || store.flush()).await?.map_err(std::io::Error::other)?;
+    tokio::task::spawn_blocking(move || store.flush())
+        .await?
+        .map_err(std::io::Error::other)?;
     r
 }

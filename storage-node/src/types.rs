@@ -54,7 +54,10 @@ impl From<NodeId> for String {
 impl FromStr for NodeId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             Ok(NodeId(s.to_string()))
         } else {
             Err(format!("invalid node id {s:?}"))
@@ -85,7 +88,7 @@ impl ObjectVersion {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
-            .as_millis() as u128;
+            .as_millis();
         let r: [u8; 10] = rand_bytes();
         let mut low = [0u8; 16];
         low[6..].copy_from_slice(&r);
@@ -162,7 +165,10 @@ impl ShardId {
         }
         let v = u128::from_be_bytes(k[..16].try_into().ok()?);
         let i = u16::from_be_bytes(k[16..].try_into().ok()?);
-        Some(ShardId { version: ObjectVersion(v), index: i })
+        Some(ShardId {
+            version: ObjectVersion(v),
+            index: i,
+        })
     }
 }
 
@@ -203,7 +209,10 @@ pub struct ShardHeader {
 impl ShardHeader {
     /// The shard this header describes.
     pub fn shard_id(&self) -> ShardId {
-        ShardId { version: self.version, index: self.shard_index }
+        ShardId {
+            version: self.version,
+            index: self.shard_index,
+        }
     }
 }
 

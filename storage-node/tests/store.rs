@@ -58,7 +58,11 @@ fn rocks_crash_mid_write_leaves_nothing_or_everything() {
     assert!(matches!(s.stat(torn), Err(StoreError::NotFound(_))));
     assert_eq!(&s.read(whole, 0, 5000).unwrap()[..], &pattern(5000, 2)[..]);
     let (index, pending, chunks) = s.key_counts().unwrap();
-    assert_eq!((index, pending, chunks), (1, 0, 5), "only the committed shard's 5 chunks remain");
+    assert_eq!(
+        (index, pending, chunks),
+        (1, 0, 5),
+        "only the committed shard's 5 chunks remain"
+    );
     assert_eq!(s.used_bytes(), 5000);
 }
 
@@ -83,7 +87,11 @@ fn rocks_detects_flipped_bytes_on_disk() {
     let mut corrupt = 0;
     for c in 0..8u64 {
         match s.read(id, c * (64 << 10), 64 << 10) {
-            Ok(b) => assert_eq!(&b[..], &data[(c as usize) << 16..((c as usize) + 1) << 16], "chunk {c} returned wrong bytes"),
+            Ok(b) => assert_eq!(
+                &b[..],
+                &data[(c as usize) << 16..((c as usize) + 1) << 16],
+                "chunk {c} returned wrong bytes"
+            ),
             Err(StoreError::Corrupt(_)) => corrupt += 1,
             Err(e) => panic!("unexpected error {e}"),
         }

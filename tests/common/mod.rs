@@ -32,13 +32,18 @@ pub fn fast_config(nodes: usize, ec: &str, dir: &Path) -> ClusterConfig {
 /// Starts a cluster in a fresh temp dir (returned so it lives as long as the cluster).
 pub async fn start(nodes: usize, ec: &str) -> (Cluster, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let c = Cluster::start(fast_config(nodes, ec, dir.path())).await.unwrap();
+    let c = Cluster::start(fast_config(nodes, ec, dir.path()))
+        .await
+        .unwrap();
     (c, dir)
 }
 
 /// A plain HTTP client.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
 }
 
 /// PUT bytes; returns (status, body text).
@@ -50,12 +55,20 @@ pub async fn put(url: &str, body: Vec<u8>) -> (u16, String) {
 /// GET; returns (status, body bytes).
 pub async fn get(url: &str) -> (u16, Vec<u8>) {
     let r = http().get(url).send().await.unwrap();
-    (r.status().as_u16(), r.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+    (
+        r.status().as_u16(),
+        r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+    )
 }
 
 /// Sends raw bytes on a new connection (optionally closing the write side afterwards) and
 /// returns whatever the server answers before closing or within `wait`.
-pub async fn raw(addr: std::net::SocketAddr, req: &[u8], close_write: bool, wait: Duration) -> String {
+pub async fn raw(
+    addr: std::net::SocketAddr,
+    req: &[u8],
+    close_write: bool,
+    wait: Duration,
+) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(req).await.unwrap();
     if close_write {
@@ -96,5 +109,8 @@ where
 
 /// The `<Code>` of an S3 error body.
 pub fn code(body: &str) -> &str {
-    body.split("<Code>").nth(1).and_then(|s| s.split("</Code>").next()).unwrap_or("")
+    body.split("<Code>")
+        .nth(1)
+        .and_then(|s| s.split("</Code>").next())
+        .unwrap_or("")
 }

@@ -21,12 +21,20 @@ impl ChunkBuffer {
     /// A buffer producing chunks of `chunk_size` data bytes.
     pub fn new(chunk_size: u32) -> Self {
         let chunk_size = chunk_size as usize;
-        ChunkBuffer { chunk_size, buf: BytesMut::new(), length: 0 }
+        ChunkBuffer {
+            chunk_size,
+            buf: BytesMut::new(),
+            length: 0,
+        }
     }
 
     /// Appends `data`, calling `emit` with each chunk that becomes full (as stored bytes:
     /// checksum then data).
-    pub fn push(&mut self, mut data: &[u8], mut emit: impl FnMut(Bytes) -> Result<()>) -> Result<()> {
+    pub fn push(
+        &mut self,
+        mut data: &[u8],
+        mut emit: impl FnMut(Bytes) -> Result<()>,
+    ) -> Result<()> {
         self.length += data.len() as u64;
         while !data.is_empty() {
             if self.buf.is_empty() {

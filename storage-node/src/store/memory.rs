@@ -62,7 +62,11 @@ impl ShardStore for MemoryShardStore {
         let chunks = (first..end)
             .map(|n| verify_chunk(stored.chunks[n as usize].clone(), &id))
             .collect::<Result<Vec<_>>>()?;
-        Ok(if len == 0 { Bytes::new() } else { assemble(chunks, cs, first, offset, len) })
+        Ok(if len == 0 {
+            Bytes::new()
+        } else {
+            assemble(chunks, cs, first, offset, len)
+        })
     }
 
     fn stat(&self, id: ShardId) -> Result<ShardInfo> {
@@ -91,7 +95,12 @@ impl ShardStore for MemoryShardStore {
     }
 
     fn used_bytes(&self) -> u64 {
-        self.shards.lock().unwrap().values().map(|s| s.info.length).sum()
+        self.shards
+            .lock()
+            .unwrap()
+            .values()
+            .map(|s| s.info.length)
+            .sum()
     }
 }
 
@@ -117,8 +126,15 @@ impl ShardWriter for MemoryWriter {
             self.chunks.push(c);
         }
         let info = ShardInfo { header, length };
-        let stored = Stored { info: info.clone(), chunks: std::mem::take(&mut self.chunks) };
-        self.store.shards.lock().unwrap().insert(self.header.shard_id(), stored);
+        let stored = Stored {
+            info: info.clone(),
+            chunks: std::mem::take(&mut self.chunks),
+        };
+        self.store
+            .shards
+            .lock()
+            .unwrap()
+            .insert(self.header.shard_id(), stored);
         Ok(info)
     }
 }

@@ -62,13 +62,22 @@ pub trait ShardWriter: Send {
 }
 
 /// Checks the final header and length given to `commit_with` against the write.
-pub(crate) fn check_final(begun: &ShardHeader, fin: &ShardHeader, written: u64, length: u64) -> Result<()> {
+pub(crate) fn check_final(
+    begun: &ShardHeader,
+    fin: &ShardHeader,
+    written: u64,
+    length: u64,
+) -> Result<()> {
     use crate::error::StoreError;
     if fin.shard_id() != begun.shard_id() || fin.chunk_size != begun.chunk_size {
-        return Err(StoreError::InvalidArgument("final header does not match the write".into()));
+        return Err(StoreError::InvalidArgument(
+            "final header does not match the write".into(),
+        ));
     }
     if written != length {
-        return Err(StoreError::Incomplete(format!("received {written} bytes, sender sent {length}")));
+        return Err(StoreError::Incomplete(format!(
+            "received {written} bytes, sender sent {length}"
+        )));
     }
     Ok(())
 }
@@ -77,7 +86,10 @@ pub(crate) fn check_final(begun: &ShardHeader, fin: &ShardHeader, written: u64, 
 pub(crate) fn validate_header(h: &ShardHeader) -> Result<()> {
     use crate::error::StoreError::InvalidArgument;
     if h.chunk_size < crate::types::MIN_CHUNK || h.chunk_size > crate::types::MAX_CHUNK {
-        return Err(InvalidArgument(format!("chunk_size {} out of range", h.chunk_size)));
+        return Err(InvalidArgument(format!(
+            "chunk_size {} out of range",
+            h.chunk_size
+        )));
     }
     if h.k == 0 || h.shard_index >= h.k + h.m {
         return Err(InvalidArgument(format!(

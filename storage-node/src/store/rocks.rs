@@ -70,7 +70,10 @@ fn chunk_key(id: ShardId, generation: u64, n: u64) -> Vec<u8> {
     k
 }
 fn delete_chunks(batch: &mut WriteBatch, id: ShardId, generation: u64) {
-    batch.delete_range(chunk_key(id, generation, 0), chunk_key(id, generation, u64::MAX));
+    batch.delete_range(
+        chunk_key(id, generation, 0),
+        chunk_key(id, generation, u64::MAX),
+    );
 }
 fn synced() -> WriteOptions {
     let mut w = WriteOptions::default();
@@ -128,7 +131,10 @@ impl RocksShardStore {
             interrupted += 1;
         }
         if interrupted > 0 {
-            tracing::info!(interrupted, "discarding shard writes interrupted by a crash");
+            tracing::info!(
+                interrupted,
+                "discarding shard writes interrupted by a crash"
+            );
             db.write_opt(batch, &synced())?;
         }
         let mut used = 0;
@@ -208,7 +214,9 @@ impl ShardStore for RocksShardStore {
         if len == 0 {
             return Ok(Bytes::new());
         }
-        let keys: Vec<_> = (first..end).map(|n| chunk_key(id, c.generation, n)).collect();
+        let keys: Vec<_> = (first..end)
+            .map(|n| chunk_key(id, c.generation, n))
+            .collect();
         let mut chunks = Vec::with_capacity(keys.len());
         for (n, v) in self.inner.db.multi_get(keys).into_iter().enumerate() {
             let v = v?.ok_or_else(|| {
@@ -249,7 +257,11 @@ impl ShardStore for RocksShardStore {
             None => b"s".to_vec(),
         };
         let mut out = Vec::new();
-        for item in self.inner.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+        for item in self
+            .inner
+            .db
+            .iterator(IteratorMode::From(&start, Direction::Forward))
+        {
             let (k, v) = item?;
             if k.first() != Some(&b's') || out.len() >= limit {
                 break;
@@ -303,8 +315,11 @@ impl ShardWriter for RocksWriter {
             self.put_chunk(c)?;
         }
         let info = ShardInfo { header, length };
-        let entry = serde_json::to_vec(&Committed { info: info.clone(), generation: self.generation })
-            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let entry = serde_json::to_vec(&Committed {
+            info: info.clone(),
+            generation: self.generation,
+        })
+        .map_err(|e| StoreError::Io(e.to_string()))?;
         let inner = &self.store.inner;
         let _guard = inner.index_lock.lock().unwrap();
         let old = match self.store.committed(self.id) {
