@@ -26,6 +26,8 @@ pub struct ClusterConfig {
     pub coordinator: CoordinatorConfig,
     /// Interval between node heartbeats.
     pub heartbeat_interval: Duration,
+    /// Capacity limit of every node in bytes (0 = the filesystem's free space).
+    pub node_capacity: u64,
 }
 
 impl ClusterConfig {
@@ -40,6 +42,7 @@ impl ClusterConfig {
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             coordinator,
             heartbeat_interval: Duration::from_millis(500),
+            node_capacity: 0,
         }
     }
 }
@@ -108,7 +111,7 @@ impl Cluster {
             data_dir: dir.clone(),
             coordinator: format!("http://{}", self.admin),
             zone: format!("zone-{i}"),
-            capacity: 0,
+            capacity: self.config.node_capacity,
             heartbeat_interval: self.config.heartbeat_interval,
         };
         let (stop_tx, stop_rx) = oneshot::channel::<bool>();

@@ -620,3 +620,34 @@ fn flip_blob_bytes(dir: &std::path::Path) -> usize {
     }
     n
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_nodes_refuse_cleanly_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.node_capacity = 3 * MIB as u64;
+    let c = tessera::cluster::Cluster::start(cfg).await.unwrap();
+    let base = c.endpoint();
+    let nodes: Vec<_> = (0..6).map(|i| c.node_addr(i)).collect();
+    put(&format!("{base}/full"), vec![]).await;
+    let small = data(4 * MIB, 1); // 1 MiB per shard: fits
+    assert_eq!(
+        put(&format!("{base}/full/small"), small.clone()).await.0,
+        200
+    );
+    // 4 MiB per shard cannot fit in what is left on any node.
+    let (s, body) = put(&format!("{base}/full/big"), data(16 * MIB, 2)).await;
+    assert_eq!((s, code(&body)), (503, "ServiceUnavailable"));
+    assert_eq!(get(&format!("{base}/full/big")).await.0, 404);
+    assert!(
+        get(&format!("{base}/full/small")).await.1 == small,
+        "earlier data intact"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            shard_count(&nodes).await == 6
+        })
+        .await,
+        "only the small object's shards remain"
+    );
+}

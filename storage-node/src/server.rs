@@ -245,6 +245,8 @@ async fn put(
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
     let mut end: Option<EndFrame> = None;
+    let mut received: u64 = 0;
+    let mut room: u64 = u64::MAX;
     while end.is_none() {
         let chunk = match stream.next().await {
             Some(c) => c.map_err(|e| StoreError::Incomplete(format!("shard body: {e}")))?,
@@ -263,13 +265,23 @@ async fn put(
                             h.shard_id()
                         )));
                     }
-                    if st.heartbeat(String::new()).free == 0 {
+                    room = st.heartbeat(String::new()).free;
+                    if room == 0 {
                         return Err(StoreError::NoSpace(format!("node {} is full", st.node_id)));
                     }
                     let store = st.store.clone();
                     writer = Some(blocking(move || store.begin(h)).await?);
                 }
                 Frame::Data(d) => {
+                    received += d.len() as u64;
+                    // Refuse a shard that would overrun the capacity limit or the disk:
+                    // the write aborts cleanly instead of failing half-way in RocksDB.
+                    if received > room {
+                        return Err(StoreError::NoSpace(format!(
+                            "node {} has {room} bytes free",
+                            st.node_id
+                        )));
+                    }
                     batch_len += d.len();
                     batch.push(d);
                 }
