@@ -6,12 +6,14 @@
 //! - [`cluster`]: an in-process cluster (one coordinator, N storage nodes on loopback), used by
 //!   `tessera dev`, `tests/` and `benches/`.
 //! - [`duration`]: human durations (`500ms`, `5s`) for command-line flags.
+//! - [`ops`]: `tessera repair` and `tessera status`, clients of the admin API.
 //!
 //! The layers live in their own crates: [`tessera_node`] (shard store, node service and its
 //! client) and [`tessera_coordinator`] (codec, placement, metadata, client API).
 
 pub mod cluster;
 pub mod duration;
+pub mod ops;
 
 pub use tessera_coordinator as coordinator;
 pub use tessera_node as node;

@@ -43,6 +43,37 @@ enum Cmd {
     },
     /// Run the coordinator.
     Coordinator(CoordinatorArgs),
+    /// Find and rebuild lost or corrupt shards (runs in the coordinator; this drives and
+    /// watches it). Exit code 0 when everything is healthy afterwards.
+    Repair {
+        /// Coordinator admin URL, e.g. http://127.0.0.1:7071.
+        #[arg(long, env = "TESSERA_COORDINATOR")]
+        coordinator: String,
+        /// Report what would be repaired; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only this bucket.
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Only objects with a shard on this node.
+        #[arg(long)]
+        node: Option<String>,
+        /// Objects repaired at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show nodes, degraded objects, the repair queue and scrub progress.
+    Status {
+        /// Coordinator admin URL.
+        #[arg(long, env = "TESSERA_COORDINATOR")]
+        coordinator: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a storage node.
     Node {
         /// Shard API address.
@@ -92,6 +123,18 @@ struct CoordinatorArgs {
     /// Bytes of each shard per stripe (stripe = k x piece).
     #[arg(long, default_value = "256KiB", value_parser = parse_size)]
     piece_size: u64,
+    /// A shard on a node down for this long is rebuilt elsewhere.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    repair_grace: Duration,
+    /// Time between background scans for degraded objects.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    repair_interval: Duration,
+    /// Background repair's write budget (bytes per second; 0 = unlimited).
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    repair_rate: u64,
+    /// Do not repair in the background (operators run `tessera repair`).
+    #[arg(long)]
+    no_background_repair: bool,
 }
 
 fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> {
@@ -100,6 +143,10 @@ fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> 
     c.write_quorum = a.write_quorum;
     c.heartbeat_timeout = a.heartbeat_timeout;
     c.gc_grace = a.gc_grace;
+    c.repair_grace = a.repair_grace;
+    c.repair_interval = a.repair_interval;
+    c.repair_rate = a.repair_rate;
+    c.background_repair = !a.no_background_repair;
     anyhow::ensure!(
         (4096..=(8 << 20)).contains(&a.piece_size),
         "--piece-size must be between 4KiB and 8MiB"
@@ -122,6 +169,16 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
+        Cmd::Repair { coordinator, dry_run, bucket, node, concurrency, json } => {
+            let node = match node {
+                Some(n) => Some(n.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+                None => None,
+            };
+            let req = tessera_coordinator::repair::RepairRequest { dry_run, bucket, node, concurrency };
+            let code = tessera::ops::repair(&coordinator, req, json).await?;
+            std::process::exit(code);
+        }
+        Cmd::Status { coordinator, json } => tessera::ops::status(&coordinator, json).await?,
         Cmd::Coordinator(a) => {
             let config = coordinator_config(&a)?;
             let api = tokio::net::TcpListener::bind(a.listen)

@@ -2,9 +2,15 @@
 //!
 //! - `POST /nodes/heartbeat`: JSON heartbeat from a storage node (registers it).
 //! - `GET /cluster`: JSON `{ "nodes": [...], "default_ec", "objects_in_flight", "garbage" }`.
+//! - `POST /nodes/corrupt`: JSON list of shard headers a node's scrub found corrupt.
+//! - `POST /repair`: JSON [`RepairRequest`]; starts a run, answers `{ "run_id" }`.
+//! - `GET /repair/{id}`: JSON [`RepairReport`](crate::repair::RepairReport) of a run.
+//! - `GET /repair`: repair queue, suspects, background totals, latest run.
 
+use crate::repair::RepairRequest;
 use crate::server::Coordinator;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,6 +23,9 @@ pub fn app(c: Arc<Coordinator>) -> Router {
         .route("/nodes/heartbeat", post(heartbeat))
         .route("/cluster", get(cluster))
         .route("/health", get(|| async { "ok" }))
+        .route("/nodes/corrupt", post(corrupt))
+        .route("/repair", post(start_repair).get(repair_status))
+        .route("/repair/{id}", get(repair_report))
         .with_state(c)
 }
 
@@ -45,4 +54,37 @@ async fn cluster(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
         "objects_in_flight": counts.0,
         "garbage": counts.1,
     }))
+}
+
+/// Admin errors: JSON `{ "error": message }` with the status the client API would use.
+fn admin_error(e: crate::ApiError) -> Response {
+    let (status, code) = e.status_and_code();
+    (status, Json(serde_json::json!({ "error": e.to_string(), "code": code }))).into_response()
+}
+
+async fn corrupt(
+    State(c): State<Arc<Coordinator>>,
+    Json(shards): Json<Vec<tessera_node::ShardHeader>>,
+) -> StatusCode {
+    tracing::warn!(count = shards.len(), "scrub reported corrupt shards");
+    c.repair.report_corrupt(&shards);
+    StatusCode::NO_CONTENT
+}
+
+async fn start_repair(State(c): State<Arc<Coordinator>>, Json(req): Json<RepairRequest>) -> Response {
+    match crate::repair::start_run(&c, req).await {
+        Ok(id) => Json(serde_json::json!({ "run_id": id })).into_response(),
+        Err(e) => admin_error(e),
+    }
+}
+
+async fn repair_report(State(c): State<Arc<Coordinator>>, Path(id): Path<u64>) -> Response {
+    match c.repair.report(id) {
+        Some(r) => Json(r).into_response(),
+        None => admin_error(crate::ApiError::InvalidArgument(format!("no repair run {id}"))),
+    }
+}
+
+async fn repair_status(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
+    Json(c.repair.status())
 }

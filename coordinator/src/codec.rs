@@ -135,6 +135,32 @@ impl ErasureCodec {
     }
 }
 
+impl ErasureCodec {
+    /// Returns all `k + m` pieces (data and parity) given any `k` of them: what repair writes.
+    pub fn reconstruct_all(&self, pieces: Vec<Option<Bytes>>) -> Result<Vec<Bytes>, CodecError> {
+        if pieces.iter().all(|p| p.is_some()) {
+            return Ok(pieces.into_iter().flatten().collect());
+        }
+        let data = self.reconstruct_data(pieces.clone())?;
+        if self.m == 0 {
+            return Ok(data);
+        }
+        let len = data.first().map_or(0, |d| d.len());
+        let mut parity = vec![vec![0u8; len]; self.m];
+        if len > 0 {
+            let rs = self.rs.as_ref().expect("m > 0");
+            rs.encode_sep(&data, &mut parity)
+                .map_err(|e| CodecError::TooFewShards(format!("{e:?}")))?;
+        }
+        let mut out = data;
+        for (i, p) in parity.into_iter().enumerate() {
+            // Keep received parity as is; computed parity equals it for consistent pieces.
+            out.push(pieces[self.k + i].clone().unwrap_or_else(|| Bytes::from(p)));
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +203,9 @@ mod tests {
             for &i in &order[..m] {
                 given[i] = None;
             }
+            let all = codec.reconstruct_all(given.clone()).unwrap();
+            let original = codec.encode(BytesMut::from(&bytes[..]));
+            prop_assert_eq!(&all, &original, "reconstruct_all gives back every piece");
             let out = codec.reconstruct_data(given.clone()).unwrap();
             let joined: Vec<u8> = out.iter().flat_map(|p| p.iter().copied()).take(len).collect();
             prop_assert_eq!(joined, bytes);

@@ -37,9 +37,17 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
     let now = crate::meta::now_ms();
     let grace = c.config.gc_grace.as_millis() as u64;
     let mut finished = 0;
-    for (version, mut set) in records {
+    for (record, version, mut set) in records {
         if now.saturating_sub(set.since_ms) < grace {
             continue;
+        }
+        // Never delete a shard the committed object references (a repair may have written
+        // the same shard id to the same node again).
+        let (b, k) = (set.bucket.clone(), set.key.clone());
+        if let Some(obj) = c.meta(move |m| m.object(&b, &k)).await? {
+            if obj.version == version {
+                set.shards.retain(|(i, n)| obj.shards.get(*i as usize).and_then(|l| l.node.as_ref()) != Some(n));
+            }
         }
         let before = set.shards.len();
         let mut remaining = Vec::new();
@@ -65,13 +73,12 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
                 remaining.push(entry);
             }
         }
-        if remaining.len() == before {
+        if remaining.len() == before && before > 0 {
             continue;
         }
         set.shards = remaining;
         let empty = set.shards.is_empty();
-        c.meta(move |m| m.update_garbage(version, Some(&set)))
-            .await?;
+        c.meta(move |m| m.update_garbage(&record, Some(&set))).await?;
         if empty {
             finished += 1;
         }

@@ -89,6 +89,11 @@ pub struct StripeReader {
 impl StripeReader {
     /// A reader for `meta` using the registry's current view of the nodes.
     pub fn new(c: Arc<Coordinator>, meta: Arc<ObjectMeta>) -> Result<Self, ApiError> {
+        Self::excluding(c, meta, &[])
+    }
+
+    /// A reader that never asks the shards in `skip` (known lost or corrupt).
+    pub fn excluding(c: Arc<Coordinator>, meta: Arc<ObjectMeta>, skip: &[usize]) -> Result<Self, ApiError> {
         let codec = ErasureCodec::new(meta.ec.k as usize, meta.ec.m as usize)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut up = Vec::new();
@@ -97,6 +102,9 @@ impl StripeReader {
             let (Some(node), ShardState::Ok) = (&s.node, s.state) else {
                 continue;
             };
+            if skip.contains(&i) {
+                continue;
+            }
             let Some(client) = c.registry.client(node) else {
                 continue;
             };
@@ -134,6 +142,36 @@ impl StripeReader {
 
     /// The k data pieces of stripe `s`.
     async fn fetch_pieces(&self, s: u64) -> Result<Vec<Bytes>, ApiError> {
+        let got = self.fetch_any_k(s).await?;
+        let codec = ErasureCodec::new(self.codec.k(), self.codec.m()).expect("validated");
+        if got[..self.codec.k()].iter().all(|p| p.is_some()) {
+            return codec.reconstruct_data(got).map_err(|e| ApiError::Internal(e.to_string()));
+        }
+        tokio::task::spawn_blocking(move || codec.reconstruct_data(got))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::ServiceUnavailable(e.to_string()))
+    }
+
+    /// All `k + m` pieces of stripe `s` (for repair), and how many bytes were read.
+    pub async fn fetch_all(&self, s: u64) -> Result<(Vec<Bytes>, u64), ApiError> {
+        let got = self.fetch_any_k(s).await?;
+        let read = got.iter().flatten().map(|b| b.len() as u64).sum();
+        let codec = ErasureCodec::new(self.codec.k(), self.codec.m()).expect("validated");
+        let all = tokio::task::spawn_blocking(move || codec.reconstruct_all(got))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::ServiceUnavailable(e.to_string()))?;
+        Ok((all, read))
+    }
+
+    /// Stripe geometry of the object.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Any k verified pieces of stripe `s` (`None` for the others).
+    async fn fetch_any_k(&self, s: u64) -> Result<Vec<Option<Bytes>>, ApiError> {
         let k = self.codec.k();
         let n = self.meta.shards.len();
         let offset = self.layout.shard_offset(s);
@@ -170,8 +208,12 @@ impl StripeReader {
                             have += 1;
                         }
                         Err(e) => {
-                            if matches!(e, StoreError::Corrupt(_)) {
-                                tracing::warn!(object = %self.meta.key, shard = i, stripe = s, "corrupt shard detected on read");
+                            if matches!(e, StoreError::Corrupt(_) | StoreError::NotFound(_)) {
+                                // Read-repair: queue the object now; this read goes on with
+                                // the other shards.
+                                let corrupt = matches!(e, StoreError::Corrupt(_));
+                                tracing::warn!(object = %self.meta.key, shard = i, stripe = s, corrupt, "damaged shard found by a read");
+                                self.c.repair.report_damage(&self.meta, i, corrupt);
                             }
                             failures.push(format!("shard {i}: {e}"));
                             if next < self.order.len() {
@@ -197,16 +239,7 @@ impl StripeReader {
                 failures.join("; ")
             )));
         }
-        let codec = ErasureCodec::new(k, self.codec.m()).expect("validated");
-        if got[..k].iter().all(|p| p.is_some()) {
-            return codec
-                .reconstruct_data(got)
-                .map_err(|e| ApiError::Internal(e.to_string()));
-        }
-        tokio::task::spawn_blocking(move || codec.reconstruct_data(got))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(|e| ApiError::ServiceUnavailable(e.to_string()))
+        Ok(got)
     }
 }
 

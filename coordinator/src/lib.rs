@@ -10,6 +10,7 @@
 //! - [`registry`]: registered nodes, heartbeats, up/down.
 //! - [`put`] and [`get`]: the streaming data paths.
 //! - [`gc`]: background deletion of shards nobody references.
+//! - [`repair`]: finding lost shards and rebuilding them (operator runs, read-repair, background).
 //! - [`api`] (client S3-style API), [`admin`] (node heartbeats, `GET /cluster`).
 //! - [`error`]: the client error type and its one mapping to S3 responses.
 //! - [`server`]: configuration, shared state and `run(listeners, config, shutdown)`.
@@ -26,6 +27,7 @@ pub mod names;
 pub mod placement;
 pub mod put;
 pub mod registry;
+pub mod repair;
 pub mod server;
 pub mod xml;
 

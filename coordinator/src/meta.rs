@@ -275,8 +275,14 @@ impl MetaStore {
     /// Records a PUT in flight before any shard is written, so a coordinator crash leaves a
     /// record of shards to collect.
     pub fn begin_put(&self, version: ObjectVersion, set: &ShardSet) -> Result<()> {
+        self.begin_pending(&version.to_string(), set)
+    }
+
+    /// Records shard writes in flight under `record` (`{version}` for a PUT,
+    /// `{version}.{suffix}` for a repair).
+    pub fn begin_pending(&self, record: &str, set: &ShardSet) -> Result<()> {
         let mut batch = WriteBatch::default();
-        batch.put(key(b'p', &[&version.to_string()]), serde_json::to_vec(set)?);
+        batch.put(key(b'p', &[record]), serde_json::to_vec(set)?);
         self.write(batch)
     }
 
@@ -306,10 +312,81 @@ impl MetaStore {
 
     /// A PUT that will not commit: its shards become garbage.
     pub fn abort_put(&self, version: ObjectVersion, set: &ShardSet) -> Result<()> {
+        self.abort_pending(&version.to_string(), set)
+    }
+
+    /// Turns the in-flight record `record` into garbage.
+    pub fn abort_pending(&self, record: &str, set: &ShardSet) -> Result<()> {
         let mut batch = WriteBatch::default();
-        batch.delete(key(b'p', &[&version.to_string()]));
-        batch.put(key(b'g', &[&version.to_string()]), serde_json::to_vec(set)?);
+        batch.delete(key(b'p', &[record]));
+        batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
         self.write(batch)
+    }
+
+    /// The commit point of a repair: if `version` is still the committed version of the key,
+    /// shard `i` moves to node `n` for every `(i, n)` in `moved` (state ok), the copies they
+    /// replace become garbage, and the in-flight record goes, in one synced batch. If the object
+    /// was overwritten or deleted meanwhile, the new shards become garbage instead and `false`
+    /// is returned: a repair never resurrects or mixes versions.
+    pub fn commit_repair(
+        &self,
+        record: &str,
+        set: &ShardSet,
+        version: ObjectVersion,
+        moved: &[(u16, NodeId)],
+    ) -> Result<bool> {
+        let _g = self.lock.lock().unwrap();
+        let mut batch = WriteBatch::default();
+        batch.delete(key(b'p', &[record]));
+        let current = self.object(&set.bucket, &set.key)?.filter(|o| o.version == version);
+        let Some(mut obj) = current else {
+            batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
+            self.write(batch)?;
+            return Ok(false);
+        };
+        let mut replaced = Vec::new();
+        for (i, node) in moved {
+            let loc = &mut obj.shards[*i as usize];
+            if let Some(old) = loc.node.replace(node.clone()) {
+                if &old != node {
+                    replaced.push((*i, old));
+                }
+            }
+            loc.state = ShardState::Ok;
+        }
+        // Targets that did not make it are garbage too.
+        let mut garbage: Vec<(u16, NodeId)> =
+            set.shards.iter().filter(|e| !moved.contains(e)).cloned().collect();
+        garbage.extend(replaced);
+        if !garbage.is_empty() {
+            let g = ShardSet { shards: garbage, since_ms: now_ms(), ..set.clone() };
+            batch.put(key(b'g', &[record]), serde_json::to_vec(&g)?);
+        }
+        batch.put(key(b'o', &[&obj.bucket, &obj.key]), serde_json::to_vec(&obj)?);
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    /// Every committed object, in (bucket, key) order, after `after`, at most `limit`.
+    pub fn objects_after(&self, after: Option<(&str, &str)>, limit: usize) -> Result<Vec<ObjectMeta>> {
+        let prefix = key(b'o', &[]);
+        let start = match after {
+            Some((b, k)) => {
+                let mut s = key(b'o', &[b, k]);
+                s.push(0);
+                s
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for item in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
     }
 
     /// Deletes a key's committed version (no-op if absent); its shards become garbage.
@@ -432,12 +509,13 @@ impl MetaStore {
         Ok(n)
     }
 
-    /// Up to `limit` garbage records.
-    pub fn garbage(&self, limit: usize) -> Result<Vec<(ObjectVersion, ShardSet)>> {
+    /// Up to `limit` garbage records: (record id, version, shards).
+    pub fn garbage(&self, limit: usize) -> Result<Vec<(String, ObjectVersion, ShardSet)>> {
         let mut out = Vec::new();
-        self.scan(&key(b'g', &[]), |v, s: ShardSet| {
-            if let Ok(v) = String::from_utf8_lossy(v).parse() {
-                out.push((v, s));
+        self.scan(&key(b'g', &[]), |id, s: ShardSet| {
+            let id = String::from_utf8_lossy(id).to_string();
+            if let Ok(v) = id.split('.').next().unwrap_or("").parse() {
+                out.push((id, v, s));
             }
             out.len() < limit
         })?;
@@ -445,9 +523,9 @@ impl MetaStore {
     }
 
     /// Replaces (or, if `rest` is empty, removes) a garbage record after some deletions.
-    pub fn update_garbage(&self, version: ObjectVersion, rest: Option<&ShardSet>) -> Result<()> {
+    pub fn update_garbage(&self, record: &str, rest: Option<&ShardSet>) -> Result<()> {
         let mut batch = WriteBatch::default();
-        let k = key(b'g', &[&version.to_string()]);
+        let k = key(b'g', &[record]);
         match rest {
             Some(s) if !s.shards.is_empty() => batch.put(k, serde_json::to_vec(s)?),
             _ => batch.delete(k),

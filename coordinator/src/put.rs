@@ -180,6 +180,9 @@ pub async fn put_object(
         object_length,
         codec: CODEC_NAME.into(),
         chunk_size: piece as u32,
+        etag: None,
+        content_type: req.content_type.clone(),
+        user_meta: req.user_meta.clone(),
     };
 
     let set = ShardSet {

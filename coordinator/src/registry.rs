@@ -50,6 +50,8 @@ pub struct Registry {
     nodes: RwLock<BTreeMap<NodeId, NodeEntry>>,
     http: reqwest::Client,
     timeout: Duration,
+    /// When this registry started: nodes never heard from count as down since then.
+    started: Instant,
 }
 
 impl Registry {
@@ -81,6 +83,7 @@ impl Registry {
             nodes: RwLock::new(nodes),
             http,
             timeout,
+            started: Instant::now(),
         }
     }
 
@@ -122,6 +125,17 @@ impl Registry {
             .unwrap()
             .get(id)
             .is_some_and(|e| self.is_up(e))
+    }
+
+    /// How long `id` has been down (zero if up; since this coordinator started if never seen).
+    pub fn down_for(&self, id: &NodeId) -> Duration {
+        let nodes = self.nodes.read().unwrap();
+        let Some(e) = nodes.get(id) else { return self.started.elapsed() };
+        if self.is_up(e) {
+            return Duration::ZERO;
+        }
+        let since = e.last_seen.map_or(self.started, |t| (t + self.timeout).max(self.started));
+        since.elapsed()
     }
 
     /// Number of registered nodes, up or down.

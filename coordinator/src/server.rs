@@ -38,6 +38,14 @@ pub struct CoordinatorConfig {
     pub read_hedge_after: Duration,
     /// Stripes fetched ahead of the one being sent to a GET client.
     pub read_ahead: usize,
+    /// A shard on a node down for this long is lost and gets rebuilt elsewhere.
+    pub repair_grace: Duration,
+    /// Whether the coordinator repairs in the background (read-repair queue, periodic scans).
+    pub background_repair: bool,
+    /// Time between background scans of all objects.
+    pub repair_interval: Duration,
+    /// Background repair's write budget in bytes per second (0 = unlimited).
+    pub repair_rate: u64,
 }
 
 impl CoordinatorConfig {
@@ -55,6 +63,10 @@ impl CoordinatorConfig {
             shard_read_timeout: Duration::from_secs(10),
             read_hedge_after: Duration::from_millis(500),
             read_ahead: 4,
+            repair_grace: Duration::from_secs(60),
+            background_repair: true,
+            repair_interval: Duration::from_secs(300),
+            repair_rate: 64 << 20,
         }
     }
 
@@ -75,6 +87,8 @@ pub struct Coordinator {
     pub registry: Registry,
     /// Wakes the garbage collector early (after deletes and overwrites).
     pub gc_kick: tokio::sync::Notify,
+    /// Repair queue, suspects and runs.
+    pub repair: crate::repair::Repairer,
 }
 
 impl Coordinator {
@@ -106,6 +120,7 @@ impl Coordinator {
             meta,
             registry,
             gc_kick: tokio::sync::Notify::new(),
+            repair: Default::default(),
         }))
     }
 
@@ -138,6 +153,10 @@ pub async fn run(
     let c = Coordinator::open(config).await?;
     let stop = CancellationToken::new();
     let gc = tokio::spawn(crate::gc::run(c.clone(), stop.clone()));
+    let repair = c
+        .config
+        .background_repair
+        .then(|| tokio::spawn(crate::repair::background(c.clone(), stop.clone())));
     let s1 = stop.clone();
     let s2 = stop.clone();
     tokio::spawn(async move {
@@ -150,5 +169,8 @@ pub async fn run(
         .with_graceful_shutdown(async move { s2.cancelled().await });
     let (a, b) = tokio::join!(api_srv, admin_srv);
     gc.abort();
+    if let Some(r) = repair {
+        r.abort();
+    }
     a.and(b).map_err(|e| ApiError::Internal(e.to_string()))
 }

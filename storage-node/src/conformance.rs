@@ -18,6 +18,9 @@ pub fn header(index: u16, chunk_size: u32) -> ShardHeader {
         object_length: 0,
         codec: "test".into(),
         chunk_size,
+        etag: None,
+        content_type: None,
+        user_meta: Default::default(),
     }
 }
 

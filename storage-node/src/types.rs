@@ -204,6 +204,15 @@ pub struct ShardHeader {
     /// Bytes per checksummed chunk on the node (the writer picks it; the coordinator uses the
     /// per-stripe piece size so one stripe read verifies exactly one chunk).
     pub chunk_size: u32,
+    /// blake3 of the whole object, hex (known at the end of the upload; in the end frame).
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// Content-Type of the object.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` of the object.
+    #[serde(default)]
+    pub user_meta: std::collections::BTreeMap<String, String>,
 }
 
 impl ShardHeader {

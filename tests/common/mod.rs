@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod procs;
+
 use std::path::Path;
 use std::time::Duration;
 use tessera::cluster::{Cluster, ClusterConfig};

@@ -1,0 +1,487 @@
+//! Repair: finds shards that are lost and writes them back.
+//!
+//! A shard is **lost** when it was recorded missing at write time, its node is gone (not
+//! registered, or down for longer than `repair_grace`), its node says it does not have it, or
+//! a read or a scrub found it corrupt (the *suspects*). Repair reads any k healthy shards per
+//! stripe, rebuilds the lost ones, streams them to nodes chosen like placement does (distinct
+//! nodes, fewest shards per zone, the shard's original node first when it is up), and commits
+//! the new locations with [`MetaStore::commit_repair`](crate::meta::MetaStore::commit_repair),
+//! which refuses if the object was overwritten or deleted meanwhile. The shards a repair writes
+//! are recorded in flight first, so a crash leaves garbage, never a leak; running repair again
+//! finishes the job.
+//!
+//! The work runs inside the coordinator: in the background (read-repair queue and periodic
+//! scans, rate-limited) and on demand through the admin API, which `tessera repair` drives.
+
+use crate::error::ApiError;
+use crate::get::StripeReader;
+use crate::meta::{now_ms, ObjectMeta, ShardSet, ShardState};
+use crate::server::Coordinator;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use tessera_node::frame::{data_prefix, end_frame, header_frame, EndFrame};
+use tessera_node::{NodeId, ShardHeader, ShardId, StoreError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What an operator asks for.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RepairRequest {
+    /// Report only; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Only objects of this bucket.
+    pub bucket: Option<String>,
+    /// Only objects with a shard on this node.
+    pub node: Option<NodeId>,
+    /// Objects repaired at once.
+    pub concurrency: usize,
+}
+
+/// Progress and outcome of one repair run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RepairReport {
+    /// Run id.
+    pub run_id: u64,
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// The run has finished.
+    pub done: bool,
+    /// Objects the run will look at (for progress and ETA).
+    pub objects_total: u64,
+    /// Objects looked at so far.
+    pub objects_scanned: u64,
+    /// Objects found with a lost or unavailable shard.
+    pub degraded: u64,
+    /// Objects whose lost shards were all rebuilt.
+    pub repaired: u64,
+    /// Shards rebuilt and committed.
+    pub shards_rebuilt: u64,
+    /// Shard bytes read to rebuild.
+    pub bytes_read: u64,
+    /// Shard bytes written.
+    pub bytes_written: u64,
+    /// Objects with fewer than k healthy shards.
+    pub unrecoverable: Vec<String>,
+    /// Objects still degraded after the run, with the reason.
+    pub still_degraded: Vec<String>,
+    /// Time since the run started.
+    pub elapsed_ms: u64,
+}
+
+impl RepairReport {
+    /// Everything is healthy after this run.
+    pub fn healthy(&self) -> bool {
+        self.unrecoverable.is_empty() && self.still_degraded.is_empty() && (!self.dry_run || self.degraded == 0)
+    }
+}
+
+/// Repair state shared by the API, the GET path and the background worker.
+#[derive(Default)]
+pub struct Repairer {
+    /// Objects to look at soon (read-repair, scrub reports).
+    queue: Mutex<BTreeSet<(String, String)>>,
+    /// Shards found corrupt and not yet rebuilt.
+    suspects: Mutex<HashSet<ShardId>>,
+    wake: tokio::sync::Notify,
+    runs: Mutex<BTreeMap<u64, Arc<Mutex<RepairReport>>>>,
+    /// One run at a time (background or operator).
+    run_lock: tokio::sync::Mutex<()>,
+    background: Mutex<RepairReport>,
+}
+
+impl Repairer {
+    /// A read found shard `index` of `meta` missing or corrupt: queue the object now.
+    pub fn report_damage(&self, meta: &ObjectMeta, index: usize, corrupt: bool) {
+        if corrupt {
+            self.suspects.lock().unwrap().insert(ShardId { version: meta.version, index: index as u16 });
+        }
+        self.queue.lock().unwrap().insert((meta.bucket.clone(), meta.key.clone()));
+        self.wake.notify_one();
+    }
+
+    /// A node's scrub found these shards corrupt.
+    pub fn report_corrupt(&self, shards: &[tessera_node::ShardHeader]) {
+        for h in shards {
+            self.suspects.lock().unwrap().insert(h.shard_id());
+            self.queue.lock().unwrap().insert((h.bucket.clone(), h.key.clone()));
+        }
+        self.wake.notify_one();
+    }
+
+    /// Queue length, suspects, the background totals and the latest run, for `status`.
+    pub fn status(&self) -> serde_json::Value {
+        let last = self.runs.lock().unwrap().values().next_back().map(|r| r.lock().unwrap().clone());
+        serde_json::json!({
+            "queue": self.queue.lock().unwrap().len(),
+            "suspect_shards": self.suspects.lock().unwrap().len(),
+            "background": *self.background.lock().unwrap(),
+            "last_run": last,
+        })
+    }
+
+    /// The report of run `id`.
+    pub fn report(&self, id: u64) -> Option<RepairReport> {
+        self.runs.lock().unwrap().get(&id).map(|r| r.lock().unwrap().clone())
+    }
+}
+
+/// Validates `req` and starts a run in the background; returns its id.
+pub async fn start_run(c: &Arc<Coordinator>, req: RepairRequest) -> Result<u64, ApiError> {
+    if req.concurrency == 0 || req.concurrency > 256 {
+        return Err(ApiError::InvalidArgument("concurrency must be between 1 and 256".into()));
+    }
+    if let Some(n) = &req.node {
+        if c.registry.client(n).is_none() {
+            return Err(ApiError::InvalidArgument(format!("unknown node id {n}")));
+        }
+    }
+    if let Some(b) = req.bucket.clone() {
+        if c.meta(move |m| m.bucket(&b)).await?.is_none() {
+            return Err(ApiError::NoSuchBucket(req.bucket.clone().unwrap()));
+        }
+    }
+    let report = Arc::new(Mutex::new(RepairReport { dry_run: req.dry_run, ..Default::default() }));
+    let id = {
+        let mut runs = c.repair.runs.lock().unwrap();
+        let id = runs.keys().next_back().map_or(1, |k| k + 1);
+        report.lock().unwrap().run_id = id;
+        runs.insert(id, report.clone());
+        while runs.len() > 16 {
+            let first = *runs.keys().next().unwrap();
+            runs.remove(&first);
+        }
+        id
+    };
+    let c = c.clone();
+    tokio::spawn(async move {
+        let _one_at_a_time = c.repair.run_lock.lock().await;
+        run(&c, &req, &report).await;
+    });
+    Ok(id)
+}
+
+/// Scans the objects `req` selects and repairs what is degraded, updating `report`.
+pub async fn run(c: &Arc<Coordinator>, req: &RepairRequest, report: &Arc<Mutex<RepairReport>>) {
+    let started = std::time::Instant::now();
+    let mut after: Option<(String, String)> = None;
+    let mut selected = Vec::new();
+    loop {
+        let a = after.clone();
+        let page = match c.meta(move |m| m.objects_after(a.as_ref().map(|(b, k)| (b.as_str(), k.as_str())), 1000)).await {
+            Ok(p) => p,
+            Err(e) => {
+                report.lock().unwrap().still_degraded.push(format!("(metadata scan failed: {e})"));
+                break;
+            }
+        };
+        let Some(last) = page.last() else { break };
+        after = Some((last.bucket.clone(), last.key.clone()));
+        selected.extend(page.into_iter().filter(|o| {
+            req.bucket.as_ref().is_none_or(|b| &o.bucket == b)
+                && req.node.as_ref().is_none_or(|n| o.shards.iter().any(|s| s.node.as_ref() == Some(n)))
+        }));
+    }
+    report.lock().unwrap().objects_total = selected.len() as u64;
+    futures::stream::iter(selected)
+        .map(|o| check_and_repair(c, o, req.dry_run, report))
+        .buffer_unordered(req.concurrency.max(1))
+        .for_each(|_| async {})
+        .await;
+    let mut r = report.lock().unwrap();
+    r.elapsed_ms = started.elapsed().as_millis() as u64;
+    r.done = true;
+}
+
+/// Shards of one object, sorted by what state they are in.
+#[derive(Debug, Default)]
+struct Assessment {
+    lost: Vec<usize>,
+    unavailable: Vec<usize>,
+    healthy: usize,
+}
+
+async fn assess(c: &Arc<Coordinator>, obj: &ObjectMeta) -> Assessment {
+    let shard_len = obj.layout().shard_len();
+    let grace = c.config.repair_grace;
+    let suspects = c.repair.suspects.lock().unwrap().clone();
+    let checks = obj.shards.iter().enumerate().map(|(i, loc)| {
+        let id = ShardId { version: obj.version, index: i as u16 };
+        let suspect = suspects.contains(&id);
+        let node = loc.node.clone();
+        let state = loc.state;
+        async move {
+            let Some(node) = node else { return (i, Some(true)) };
+            if state == ShardState::Missing || suspect {
+                return (i, Some(true));
+            }
+            let Some(client) = c.registry.client(&node) else { return (i, Some(true)) };
+            if !c.registry.up(&node) {
+                // Down: lost once the grace period has passed, unavailable until then.
+                let lost = c.registry.down_for(&node) >= grace;
+                return (i, lost.then_some(true));
+            }
+            match client.info(id).await {
+                Ok(info) if info.length == shard_len => (i, Some(false)),
+                Ok(_) | Err(StoreError::NotFound(_)) | Err(StoreError::Corrupt(_)) => (i, Some(true)),
+                Err(_) => (i, None),
+            }
+        }
+    });
+    let mut a = Assessment::default();
+    for (i, verdict) in futures::future::join_all(checks).await {
+        match verdict {
+            Some(true) => a.lost.push(i),
+            Some(false) => a.healthy += 1,
+            None => a.unavailable.push(i),
+        }
+    }
+    a
+}
+
+/// Looks at one object and repairs it if it needs it and can be.
+async fn check_and_repair(c: &Arc<Coordinator>, obj: ObjectMeta, dry_run: bool, report: &Arc<Mutex<RepairReport>>) {
+    let name = format!("{}/{}", obj.bucket, obj.key);
+    let a = assess(c, &obj).await;
+    let k = obj.ec.k as usize;
+    let note = |f: &dyn Fn(&mut RepairReport)| f(&mut report.lock().unwrap());
+    note(&|r| r.objects_scanned += 1);
+    if a.lost.is_empty() && a.unavailable.is_empty() {
+        return;
+    }
+    note(&|r| r.degraded += 1);
+    if a.healthy < k {
+        let why = format!("{name} ({} of {k} needed shards readable)", a.healthy);
+        if a.healthy + a.unavailable.len() >= k {
+            note(&|r| r.still_degraded.push(why.clone()));
+        } else {
+            note(&|r| r.unrecoverable.push(why.clone()));
+        }
+        return;
+    }
+    if a.lost.is_empty() || dry_run {
+        let why = format!("{name} (lost {:?}, unavailable {:?})", a.lost, a.unavailable);
+        note(&|r| r.still_degraded.push(why.clone()));
+        return;
+    }
+    match repair_object(c, &obj, &a.lost).await {
+        Ok(out) => {
+            note(&|r| {
+                r.shards_rebuilt += out.rebuilt as u64;
+                r.bytes_read += out.bytes_read;
+                r.bytes_written += out.bytes_written;
+            });
+            if out.rebuilt == a.lost.len() && a.unavailable.is_empty() {
+                note(&|r| r.repaired += 1);
+            } else if out.committed {
+                let why = format!("{name} ({} of {} lost shards rebuilt)", out.rebuilt, a.lost.len());
+                note(&|r| r.still_degraded.push(why.clone()));
+            }
+        }
+        Err(e) => {
+            let why = format!("{name} ({e})");
+            note(&|r| r.still_degraded.push(why.clone()));
+        }
+    }
+}
+
+/// What one object's repair did.
+#[derive(Debug, Default)]
+pub struct RepairOutcome {
+    /// Shards rebuilt and committed.
+    pub rebuilt: usize,
+    /// Bytes read from healthy shards.
+    pub bytes_read: u64,
+    /// Bytes written to new shards.
+    pub bytes_written: u64,
+    /// The commit went through (false: the object changed meanwhile; nothing to do).
+    pub committed: bool,
+}
+
+/// Chooses a node for each lost shard: up, not already holding a shard of the object, the
+/// shard's own node first when it is up, then the zone with the fewest shards, then the most
+/// free space.
+fn choose_targets(c: &Coordinator, obj: &ObjectMeta, lost: &[usize]) -> Vec<(u16, NodeId)> {
+    let candidates = c.registry.candidates();
+    let zone_of: HashMap<NodeId, String> = candidates.iter().map(|n| (n.id.clone(), n.zone.clone())).collect();
+    let mut taken: HashSet<NodeId> = obj
+        .shards
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !lost.contains(i))
+        .filter_map(|(_, s)| s.node.clone())
+        .collect();
+    let mut zone_load: HashMap<String, usize> = HashMap::new();
+    for n in &taken {
+        if let Some(z) = zone_of.get(n) {
+            *zone_load.entry(z.clone()).or_default() += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for &i in lost {
+        let own = obj.shards[i].node.clone().filter(|n| zone_of.contains_key(n) && !taken.contains(n));
+        let pick = own.or_else(|| {
+            candidates
+                .iter()
+                .filter(|n| !taken.contains(&n.id) && n.free > 0)
+                .min_by_key(|n| (zone_load.get(&n.zone).copied().unwrap_or(0), u64::MAX - n.free, n.id.clone()))
+                .map(|n| n.id.clone())
+        });
+        if let Some(node) = pick {
+            if let Some(z) = zone_of.get(&node) {
+                *zone_load.entry(z.clone()).or_default() += 1;
+            }
+            taken.insert(node.clone());
+            out.push((i as u16, node));
+        }
+    }
+    out
+}
+
+/// Rebuilds shards `lost` of `obj` onto new nodes and commits them.
+pub async fn repair_object(c: &Arc<Coordinator>, obj: &ObjectMeta, lost: &[usize]) -> Result<RepairOutcome, ApiError> {
+    let targets = choose_targets(c, obj, lost);
+    if targets.is_empty() {
+        return Err(ApiError::ServiceUnavailable("no node available to take the rebuilt shards".into()));
+    }
+    let record = format!("{}.r{}", obj.version, now_ms() * 1000 + rand::random::<u16>() as u64 % 1000);
+    let set = ShardSet { bucket: obj.bucket.clone(), key: obj.key.clone(), shards: targets.clone(), since_ms: now_ms() };
+    let (r, s) = (record.clone(), set.clone());
+    c.meta(move |m| m.begin_pending(&r, &s)).await?;
+    let result = rebuild(c, obj, lost, &targets).await;
+    let (ok, read, written) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            let (r, s) = (record.clone(), set.clone());
+            c.meta(move |m| m.abort_pending(&r, &s)).await?;
+            c.gc_kick.notify_one();
+            return Err(e);
+        }
+    };
+    let (r, s, v, moved) = (record.clone(), set.clone(), obj.version, ok.clone());
+    let committed = c.meta(move |m| m.commit_repair(&r, &s, v, &moved)).await?;
+    c.gc_kick.notify_one();
+    if committed {
+        let mut suspects = c.repair.suspects.lock().unwrap();
+        for (i, _) in &ok {
+            suspects.remove(&ShardId { version: obj.version, index: *i });
+        }
+        tracing::info!(object = %format!("{}/{}", obj.bucket, obj.key), shards = ok.len(), "repaired");
+    }
+    Ok(RepairOutcome { rebuilt: if committed { ok.len() } else { 0 }, bytes_read: read, bytes_written: written, committed })
+}
+
+/// Streams the rebuilt shards to their targets; returns the ones acknowledged whole.
+async fn rebuild(
+    c: &Arc<Coordinator>,
+    obj: &ObjectMeta,
+    lost: &[usize],
+    targets: &[(u16, NodeId)],
+) -> Result<(Vec<(u16, NodeId)>, u64, u64), ApiError> {
+    let reader = StripeReader::excluding(c.clone(), Arc::new(obj.clone()), lost)?;
+    let layout = reader.layout();
+    let shard_len = layout.shard_len();
+    let header = |i: u16| ShardHeader {
+        bucket: obj.bucket.clone(),
+        key: obj.key.clone(),
+        version: obj.version,
+        shard_index: i,
+        k: obj.ec.k,
+        m: obj.ec.m,
+        stripe_size: layout.stripe_size(),
+        object_length: obj.size,
+        codec: obj.codec.clone(),
+        chunk_size: obj.piece as u32,
+        etag: Some(obj.etag.clone()),
+        content_type: obj.content_type.clone(),
+        user_meta: obj.user_meta.clone(),
+    };
+    let mut streams = Vec::new();
+    for (i, node) in targets {
+        let client = c.registry.client(node).ok_or_else(|| ApiError::ServiceUnavailable(format!("node {node} vanished")))?;
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
+        let id = ShardId { version: obj.version, index: *i };
+        let frames = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+        let task = tokio::spawn(async move { client.put_shard(id, frames).await });
+        let _ = tx.send(Ok(header_frame(&header(*i)))).await;
+        streams.push((Some(tx), task));
+    }
+    let (mut read, mut written) = (0u64, 0u64);
+    for s in 0..layout.stripes() {
+        let (all, r) = reader.fetch_all(s).await?;
+        read += r;
+        for ((i, _), (tx, _)) in targets.iter().zip(streams.iter_mut()) {
+            let Some(sender) = tx else { continue };
+            let piece = all[*i as usize].clone();
+            written += piece.len() as u64;
+            let sent = async {
+                sender.send(Ok(data_prefix(piece.len()))).await?;
+                sender.send(Ok(piece)).await
+            };
+            if tokio::time::timeout(c.config.shard_write_timeout, sent).await.map_or(true, |r| r.is_err()) {
+                *tx = None;
+            }
+        }
+    }
+    let mut ok = Vec::new();
+    for ((i, node), (tx, task)) in targets.iter().zip(streams) {
+        if let Some(tx) = tx {
+            let _ = tx.send(Ok(end_frame(&EndFrame { header: header(*i), length: shard_len }))).await;
+        }
+        if let Ok(Ok(Ok(info))) = tokio::time::timeout(c.config.shard_write_timeout, task).await {
+            if info.length == shard_len {
+                ok.push((*i, node.clone()));
+            }
+        }
+    }
+    Ok((ok, read, written))
+}
+
+/// Background repair: the read-repair queue at once, a full scan every `repair_interval`,
+/// both limited to `repair_rate` bytes written per second.
+pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
+    let mut last_scan = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = c.repair.wake.notified() => {}
+            _ = tokio::time::sleep(c.config.repair_interval.min(std::time::Duration::from_secs(5))) => {}
+        }
+        let report = Arc::new(Mutex::new(RepairReport::default()));
+        let _one_at_a_time = c.repair.run_lock.lock().await;
+        let queued: Vec<(String, String)> = std::mem::take(&mut *c.repair.queue.lock().unwrap()).into_iter().collect();
+        for (b, k) in queued {
+            let obj = match c.meta(move |m| m.object(&b, &k)).await {
+                Ok(Some(o)) => o,
+                _ => continue,
+            };
+            let before = report.lock().unwrap().bytes_written;
+            check_and_repair(&c, obj, false, &report).await;
+            let after = report.lock().unwrap().bytes_written;
+            throttle(&c, after - before).await;
+        }
+        if last_scan.elapsed() >= c.config.repair_interval {
+            last_scan = tokio::time::Instant::now();
+            run(&c, &RepairRequest { concurrency: 1, ..Default::default() }, &report).await;
+        }
+        let r = report.lock().unwrap().clone();
+        let mut bg = c.repair.background.lock().unwrap();
+        bg.objects_scanned += r.objects_scanned;
+        bg.degraded += r.degraded;
+        bg.repaired += r.repaired;
+        bg.shards_rebuilt += r.shards_rebuilt;
+        bg.bytes_read += r.bytes_read;
+        bg.bytes_written += r.bytes_written;
+        bg.unrecoverable = r.unrecoverable;
+    }
+}
+
+async fn throttle(c: &Coordinator, bytes: u64) {
+    if c.config.repair_rate > 0 && bytes > 0 {
+        let secs = bytes as f64 / c.config.repair_rate as f64;
+        tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await;
+    }
+}

@@ -1,0 +1,191 @@
+//! Real `tessera` processes for integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::http;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct Proc(pub Child);
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill(); // SIGKILL on Unix
+        let _ = self.0.wait();
+    }
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn log(dir: &Path, name: &str) -> Stdio {
+    Stdio::from(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
+}
+
+pub struct ProcCluster {
+    pub dir: PathBuf,
+    pub api: String,
+    pub admin: String,
+    pub coordinator: Proc,
+    pub nodes: Vec<Option<Proc>>,
+    pub node_ports: Vec<u16>,
+    pub coordinator_args: Vec<String>,
+}
+
+impl ProcCluster {
+    pub fn spawn_coordinator(dir: &Path, api: &str, admin: &str) -> Proc {
+        Self::spawn_coordinator_with(dir, api, admin, &[])
+    }
+
+    pub fn spawn_coordinator_with(dir: &Path, api: &str, admin: &str, extra: &[String]) -> Proc {
+        Proc(
+            Command::new(BIN)
+                .args(["coordinator", "--listen", api, "--admin-listen", admin])
+                .arg("--data-dir")
+                .arg(dir.join("coord"))
+                .args([
+                    "--ec",
+                    "4+2",
+                    "--heartbeat-timeout",
+                    "1200ms",
+                    "--gc-grace",
+                    "300ms",
+                ])
+                .args(extra)
+                .stdout(log(dir, "coord"))
+                .stderr(log(dir, "coord.err"))
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    pub fn spawn_node(&self, i: usize, port: u16) -> Proc {
+        Proc(
+            Command::new(BIN)
+                .args(["node", "--listen", &format!("127.0.0.1:{port}")])
+                .arg("--data-dir")
+                .arg(self.dir.join(format!("n{i}")))
+                .args([
+                    "--coordinator",
+                    &format!("http://{}", self.admin),
+                    "--zone",
+                    &format!("z{i}"),
+                ])
+                .args(["--heartbeat-interval", "200ms"])
+                .stdout(log(&self.dir, &format!("n{i}")))
+                .stderr(log(&self.dir, &format!("n{i}.err")))
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    pub async fn start(dir: &Path, nodes: usize) -> ProcCluster {
+        Self::start_with(dir, nodes, &[]).await
+    }
+
+    pub async fn start_with(dir: &Path, nodes: usize, extra: &[&str]) -> ProcCluster {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let api = format!("127.0.0.1:{}", free_port());
+        let admin = format!("127.0.0.1:{}", free_port());
+        let coordinator = Self::spawn_coordinator_with(dir, &api, &admin, &extra);
+        let mut c = ProcCluster {
+            dir: dir.to_path_buf(),
+            api,
+            admin,
+            coordinator,
+            nodes: Vec::new(),
+            node_ports: Vec::new(),
+            coordinator_args: extra,
+        };
+        for i in 0..nodes {
+            let port = free_port();
+            c.node_ports.push(port);
+            let p = c.spawn_node(i, port);
+            c.nodes.push(Some(p));
+        }
+        c.wait_up(nodes).await;
+        c
+    }
+
+    pub async fn wait_up(&self, n: usize) {
+        tessera::cluster::wait_nodes_up(
+            &format!("http://{}", self.admin),
+            n,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}; logs in {}", self.dir.display()));
+    }
+
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut p) = self.nodes[i].take() {
+            p.kill();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.api)
+    }
+
+    pub async fn cluster_json(&self) -> serde_json::Value {
+        http()
+            .get(format!("http://{}/cluster", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+
+impl ProcCluster {
+    /// Restarts the coordinator (same ports, same data dir, same flags).
+    pub fn restart_coordinator(&mut self) {
+        self.coordinator.kill();
+        self.coordinator = Self::spawn_coordinator_with(&self.dir, &self.api, &self.admin, &self.coordinator_args);
+    }
+
+    /// Restarts node `i` on its port.
+    pub fn restart_node(&mut self, i: usize) {
+        self.kill_node(i);
+        let p = self.spawn_node(i, self.node_ports[i]);
+        self.nodes[i] = Some(p);
+    }
+
+    /// Shard API addresses of every node.
+    pub fn node_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.node_ports.iter().map(|p| format!("127.0.0.1:{p}").parse().unwrap()).collect()
+    }
+
+    /// Runs `tessera repair` against this cluster; returns (exit code, stdout, stderr).
+    pub fn repair_cli(&self, extra: &[&str]) -> (i32, String, String) {
+        let out = Command::new(BIN)
+            .args(["repair", "--coordinator", &format!("http://{}", self.admin)])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+}
