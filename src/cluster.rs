@@ -28,6 +28,8 @@ pub struct ClusterConfig {
     pub heartbeat_interval: Duration,
     /// Capacity limit of every node in bytes (0 = the filesystem's free space).
     pub node_capacity: u64,
+    /// Scrub settings of every node.
+    pub scrub: tessera_node::scrub::ScrubConfig,
 }
 
 impl ClusterConfig {
@@ -43,6 +45,10 @@ impl ClusterConfig {
             coordinator,
             heartbeat_interval: Duration::from_millis(500),
             node_capacity: 0,
+            scrub: tessera_node::scrub::ScrubConfig {
+                rate: 16 << 20,
+                interval: Duration::from_secs(3600),
+            },
         }
     }
 }
@@ -113,6 +119,8 @@ impl Cluster {
             zone: format!("zone-{i}"),
             capacity: self.config.node_capacity,
             heartbeat_interval: self.config.heartbeat_interval,
+            scrub: self.config.scrub.clone(),
+            node_id: None,
         };
         let (stop_tx, stop_rx) = oneshot::channel::<bool>();
         let thread = std::thread::Builder::new()

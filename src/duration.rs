@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Parses `250ms`, `5s`, `2m` or a bare number of seconds.
+/// Parses `250ms`, `5s`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -14,7 +14,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => n / 1000.0,
         "" | "s" => n,
         "m" => n * 60.0,
-        _ => return Err(format!("bad duration unit in {s:?} (use ms, s or m)")),
+        "h" => n * 3600.0,
+        _ => return Err(format!("bad duration unit in {s:?} (use ms, s, m or h)")),
     };
     Ok(Duration::from_secs_f64(secs))
 }
@@ -30,6 +31,10 @@ mod tests {
         );
         assert_eq!(super::parse_duration("5s").unwrap(), Duration::from_secs(5));
         assert_eq!(super::parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(super::parse_duration("5h").is_err());
+        assert_eq!(
+            super::parse_duration("1h").unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert!(super::parse_duration("5d").is_err());
     }
 }

@@ -94,6 +94,15 @@ enum Cmd {
         /// Time between heartbeats.
         #[arg(long, default_value = "1s", value_parser = parse_duration)]
         heartbeat_interval: Duration,
+        /// Scrub budget: bytes re-verified per second (0 = no scrubbing).
+        #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+        scrub_rate: u64,
+        /// Pause between scrub passes.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        scrub_interval: Duration,
+        /// Node id to adopt when the data dir is empty (a replaced disk keeping its identity).
+        #[arg(long)]
+        node_id: Option<String>,
     },
 }
 
@@ -135,6 +144,10 @@ struct CoordinatorArgs {
     /// Do not repair in the background (operators run `tessera repair`).
     #[arg(long)]
     no_background_repair: bool,
+    /// Rebuild buckets and objects from the shard headers on the nodes (after losing the
+    /// metadata directory). Progress and outcome appear under "rebuild" in GET /cluster.
+    #[arg(long)]
+    rebuild_metadata: bool,
 }
 
 fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> {
@@ -147,6 +160,7 @@ fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> 
     c.repair_interval = a.repair_interval;
     c.repair_rate = a.repair_rate;
     c.background_repair = !a.no_background_repair;
+    c.rebuild_metadata = a.rebuild_metadata;
     anyhow::ensure!(
         (4096..=(8 << 20)).contains(&a.piece_size),
         "--piece-size must be between 4KiB and 8MiB"
@@ -169,12 +183,24 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Repair { coordinator, dry_run, bucket, node, concurrency, json } => {
+        Cmd::Repair {
+            coordinator,
+            dry_run,
+            bucket,
+            node,
+            concurrency,
+            json,
+        } => {
             let node = match node {
                 Some(n) => Some(n.parse().map_err(|e: String| anyhow::anyhow!(e))?),
                 None => None,
             };
-            let req = tessera_coordinator::repair::RepairRequest { dry_run, bucket, node, concurrency };
+            let req = tessera_coordinator::repair::RepairRequest {
+                dry_run,
+                bucket,
+                node,
+                concurrency,
+            };
             let code = tessera::ops::repair(&coordinator, req, json).await?;
             std::process::exit(code);
         }
@@ -197,7 +223,14 @@ async fn main() -> anyhow::Result<()> {
             zone,
             capacity,
             heartbeat_interval,
+            scrub_rate,
+            scrub_interval,
+            node_id,
         } => {
+            let node_id = match node_id {
+                Some(n) => Some(n.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+                None => None,
+            };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -207,6 +240,11 @@ async fn main() -> anyhow::Result<()> {
                 zone,
                 capacity: capacity.unwrap_or(0),
                 heartbeat_interval,
+                scrub: tessera_node::scrub::ScrubConfig {
+                    rate: scrub_rate,
+                    interval: scrub_interval,
+                },
+                node_id,
             };
             tessera_node::server::serve(config, listener, ctrl_c()).await?;
         }

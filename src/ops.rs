@@ -45,7 +45,9 @@ pub async fn repair(admin: &str, req: RepairRequest, json: bool) -> anyhow::Resu
     if !status.is_success() {
         bail!("{}", v["error"].as_str().unwrap_or("repair refused"));
     }
-    let id = v["run_id"].as_u64().ok_or_else(|| anyhow!("no run id in {v}"))?;
+    let id = v["run_id"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("no run id in {v}"))?;
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
@@ -58,7 +60,8 @@ pub async fn repair(admin: &str, req: RepairRequest, json: bool) -> anyhow::Resu
         b
     });
     let report: RepairReport = loop {
-        let r: RepairReport = serde_json::from_value(get_json(&format!("{admin}/repair/{id}")).await?)?;
+        let r: RepairReport =
+            serde_json::from_value(get_json(&format!("{admin}/repair/{id}")).await?)?;
         if let Some(b) = &bar {
             b.set_length(r.objects_total);
             b.set_position(r.objects_scanned);
@@ -113,10 +116,16 @@ pub async fn status(admin: &str, json: bool) -> anyhow::Result<()> {
     let cluster = get_json(&format!("{admin}/cluster")).await?;
     let repair = get_json(&format!("{admin}/repair")).await?;
     if json {
-        println!("{}", serde_json::json!({ "cluster": cluster, "repair": repair }));
+        println!(
+            "{}",
+            serde_json::json!({ "cluster": cluster, "repair": repair })
+        );
         return Ok(());
     }
-    println!("{:<18} {:<22} {:<10} {:<5} {:>14} {:>16} {:>8}", "NODE", "ADDRESS", "ZONE", "STATE", "USED", "FREE", "SCRUBBED");
+    println!(
+        "{:<18} {:<22} {:<10} {:<5} {:>14} {:>16} {:>8}",
+        "NODE", "ADDRESS", "ZONE", "STATE", "USED", "FREE", "SCRUBBED"
+    );
     for n in cluster["nodes"].as_array().into_iter().flatten() {
         println!(
             "{:<18} {:<22} {:<10} {:<5} {:>14} {:>16} {:>8}",

@@ -10,8 +10,8 @@
 use crate::repair::RepairRequest;
 use crate::server::Coordinator;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
@@ -53,13 +53,18 @@ async fn cluster(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
         "default_ec": c.config.default_ec.to_string(),
         "objects_in_flight": counts.0,
         "garbage": counts.1,
+        "rebuild": *c.rebuild.lock().unwrap(),
     }))
 }
 
 /// Admin errors: JSON `{ "error": message }` with the status the client API would use.
 fn admin_error(e: crate::ApiError) -> Response {
     let (status, code) = e.status_and_code();
-    (status, Json(serde_json::json!({ "error": e.to_string(), "code": code }))).into_response()
+    (
+        status,
+        Json(serde_json::json!({ "error": e.to_string(), "code": code })),
+    )
+        .into_response()
 }
 
 async fn corrupt(
@@ -71,7 +76,10 @@ async fn corrupt(
     StatusCode::NO_CONTENT
 }
 
-async fn start_repair(State(c): State<Arc<Coordinator>>, Json(req): Json<RepairRequest>) -> Response {
+async fn start_repair(
+    State(c): State<Arc<Coordinator>>,
+    Json(req): Json<RepairRequest>,
+) -> Response {
     match crate::repair::start_run(&c, req).await {
         Ok(id) => Json(serde_json::json!({ "run_id": id })).into_response(),
         Err(e) => admin_error(e),
@@ -81,7 +89,9 @@ async fn start_repair(State(c): State<Arc<Coordinator>>, Json(req): Json<RepairR
 async fn repair_report(State(c): State<Arc<Coordinator>>, Path(id): Path<u64>) -> Response {
     match c.repair.report(id) {
         Some(r) => Json(r).into_response(),
-        None => admin_error(crate::ApiError::InvalidArgument(format!("no repair run {id}"))),
+        None => admin_error(crate::ApiError::InvalidArgument(format!(
+            "no repair run {id}"
+        ))),
     }
 }
 

@@ -46,7 +46,9 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
         let (b, k) = (set.bucket.clone(), set.key.clone());
         if let Some(obj) = c.meta(move |m| m.object(&b, &k)).await? {
             if obj.version == version {
-                set.shards.retain(|(i, n)| obj.shards.get(*i as usize).and_then(|l| l.node.as_ref()) != Some(n));
+                set.shards.retain(|(i, n)| {
+                    obj.shards.get(*i as usize).and_then(|l| l.node.as_ref()) != Some(n)
+                });
             }
         }
         let before = set.shards.len();
@@ -78,7 +80,8 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
         }
         set.shards = remaining;
         let empty = set.shards.is_empty();
-        c.meta(move |m| m.update_garbage(&record, Some(&set))).await?;
+        c.meta(move |m| m.update_garbage(&record, Some(&set)))
+            .await?;
         if empty {
             finished += 1;
         }

@@ -93,7 +93,11 @@ impl StripeReader {
     }
 
     /// A reader that never asks the shards in `skip` (known lost or corrupt).
-    pub fn excluding(c: Arc<Coordinator>, meta: Arc<ObjectMeta>, skip: &[usize]) -> Result<Self, ApiError> {
+    pub fn excluding(
+        c: Arc<Coordinator>,
+        meta: Arc<ObjectMeta>,
+        skip: &[usize],
+    ) -> Result<Self, ApiError> {
         let codec = ErasureCodec::new(meta.ec.k as usize, meta.ec.m as usize)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut up = Vec::new();
@@ -145,7 +149,9 @@ impl StripeReader {
         let got = self.fetch_any_k(s).await?;
         let codec = ErasureCodec::new(self.codec.k(), self.codec.m()).expect("validated");
         if got[..self.codec.k()].iter().all(|p| p.is_some()) {
-            return codec.reconstruct_data(got).map_err(|e| ApiError::Internal(e.to_string()));
+            return codec
+                .reconstruct_data(got)
+                .map_err(|e| ApiError::Internal(e.to_string()));
         }
         tokio::task::spawn_blocking(move || codec.reconstruct_data(got))
             .await

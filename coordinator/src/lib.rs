@@ -8,6 +8,7 @@
 //! - [`placement`]: which nodes get an object's shards.
 //! - [`meta`]: metadata in RocksDB (buckets, objects, nodes, in-flight writes, garbage).
 //! - [`registry`]: registered nodes, heartbeats, up/down.
+//! - [`rebuild`]: recreating metadata from the shard headers on the nodes.
 //! - [`put`] and [`get`]: the streaming data paths.
 //! - [`gc`]: background deletion of shards nobody references.
 //! - [`repair`]: finding lost shards and rebuilding them (operator runs, read-repair, background).
@@ -26,6 +27,7 @@ pub mod meta;
 pub mod names;
 pub mod placement;
 pub mod put;
+pub mod rebuild;
 pub mod registry;
 pub mod repair;
 pub mod server;

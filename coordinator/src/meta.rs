@@ -338,7 +338,9 @@ impl MetaStore {
         let _g = self.lock.lock().unwrap();
         let mut batch = WriteBatch::default();
         batch.delete(key(b'p', &[record]));
-        let current = self.object(&set.bucket, &set.key)?.filter(|o| o.version == version);
+        let current = self
+            .object(&set.bucket, &set.key)?
+            .filter(|o| o.version == version);
         let Some(mut obj) = current else {
             batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
             self.write(batch)?;
@@ -355,20 +357,63 @@ impl MetaStore {
             loc.state = ShardState::Ok;
         }
         // Targets that did not make it are garbage too.
-        let mut garbage: Vec<(u16, NodeId)> =
-            set.shards.iter().filter(|e| !moved.contains(e)).cloned().collect();
+        let mut garbage: Vec<(u16, NodeId)> = set
+            .shards
+            .iter()
+            .filter(|e| !moved.contains(e))
+            .cloned()
+            .collect();
         garbage.extend(replaced);
         if !garbage.is_empty() {
-            let g = ShardSet { shards: garbage, since_ms: now_ms(), ..set.clone() };
+            let g = ShardSet {
+                shards: garbage,
+                since_ms: now_ms(),
+                ..set.clone()
+            };
             batch.put(key(b'g', &[record]), serde_json::to_vec(&g)?);
         }
-        batch.put(key(b'o', &[&obj.bucket, &obj.key]), serde_json::to_vec(&obj)?);
+        batch.put(
+            key(b'o', &[&obj.bucket, &obj.key]),
+            serde_json::to_vec(&obj)?,
+        );
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    /// Restores an object found by a metadata rebuild (creating its bucket with `default_ec`
+    /// if needed), unless the key already has this or a newer version. Returns whether it
+    /// was written.
+    pub fn restore_object(&self, obj: &ObjectMeta, default_ec: EcSpec) -> Result<bool> {
+        let _g = self.lock.lock().unwrap();
+        if self
+            .object(&obj.bucket, &obj.key)?
+            .is_some_and(|o| o.version >= obj.version)
+        {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        if self.bucket(&obj.bucket)?.is_none() {
+            let b = BucketMeta {
+                name: obj.bucket.clone(),
+                created_ms: now_ms(),
+                ec: default_ec,
+            };
+            batch.put(key(b'b', &[&obj.bucket]), serde_json::to_vec(&b)?);
+        }
+        batch.put(
+            key(b'o', &[&obj.bucket, &obj.key]),
+            serde_json::to_vec(obj)?,
+        );
         self.write(batch)?;
         Ok(true)
     }
 
     /// Every committed object, in (bucket, key) order, after `after`, at most `limit`.
-    pub fn objects_after(&self, after: Option<(&str, &str)>, limit: usize) -> Result<Vec<ObjectMeta>> {
+    pub fn objects_after(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>> {
         let prefix = key(b'o', &[]);
         let start = match after {
             Some((b, k)) => {
@@ -379,7 +424,10 @@ impl MetaStore {
             None => prefix.clone(),
         };
         let mut out = Vec::new();
-        for item in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator(IteratorMode::From(&start, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(&prefix) || out.len() >= limit {
                 break;

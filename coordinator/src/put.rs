@@ -281,8 +281,10 @@ pub async fn put_object(
     for (i, s) in pump.streams.into_iter().enumerate() {
         shards[i].node = Some(nodes[i].clone());
         if let Some(tx) = s.tx {
+            let mut final_header = header(i as u16, total);
+            final_header.etag = Some(etag.clone());
             let end = EndFrame {
-                header: header(i as u16, total),
+                header: final_header,
                 length: shard_len,
             };
             let _ = tx.send(Ok(end_frame(&end))).await;

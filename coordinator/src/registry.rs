@@ -43,6 +43,8 @@ pub struct NodeView {
     pub capacity: u64,
     /// Milliseconds since the last heartbeat, if any.
     pub last_heartbeat_ms_ago: Option<u64>,
+    /// Scrub progress as last reported.
+    pub scrub: tessera_node::scrub::ScrubStats,
 }
 
 /// Registry of nodes, shared by all requests.
@@ -67,6 +69,7 @@ impl Registry {
                     capacity: 0,
                     used: 0,
                     free: 0,
+                    scrub: Default::default(),
                 };
                 let client = NodeClient::new(http.clone(), &r.addr);
                 (
@@ -130,11 +133,15 @@ impl Registry {
     /// How long `id` has been down (zero if up; since this coordinator started if never seen).
     pub fn down_for(&self, id: &NodeId) -> Duration {
         let nodes = self.nodes.read().unwrap();
-        let Some(e) = nodes.get(id) else { return self.started.elapsed() };
+        let Some(e) = nodes.get(id) else {
+            return self.started.elapsed();
+        };
         if self.is_up(e) {
             return Duration::ZERO;
         }
-        let since = e.last_seen.map_or(self.started, |t| (t + self.timeout).max(self.started));
+        let since = e
+            .last_seen
+            .map_or(self.started, |t| (t + self.timeout).max(self.started));
         since.elapsed()
     }
 
@@ -178,6 +185,7 @@ impl Registry {
                 free: e.hb.free,
                 capacity: e.hb.capacity,
                 last_heartbeat_ms_ago: e.last_seen.map(|t| t.elapsed().as_millis() as u64),
+                scrub: e.hb.scrub.clone(),
             })
             .collect()
     }

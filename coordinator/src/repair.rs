@@ -75,7 +75,9 @@ pub struct RepairReport {
 impl RepairReport {
     /// Everything is healthy after this run.
     pub fn healthy(&self) -> bool {
-        self.unrecoverable.is_empty() && self.still_degraded.is_empty() && (!self.dry_run || self.degraded == 0)
+        self.unrecoverable.is_empty()
+            && self.still_degraded.is_empty()
+            && (!self.dry_run || self.degraded == 0)
     }
 }
 
@@ -97,9 +99,15 @@ impl Repairer {
     /// A read found shard `index` of `meta` missing or corrupt: queue the object now.
     pub fn report_damage(&self, meta: &ObjectMeta, index: usize, corrupt: bool) {
         if corrupt {
-            self.suspects.lock().unwrap().insert(ShardId { version: meta.version, index: index as u16 });
+            self.suspects.lock().unwrap().insert(ShardId {
+                version: meta.version,
+                index: index as u16,
+            });
         }
-        self.queue.lock().unwrap().insert((meta.bucket.clone(), meta.key.clone()));
+        self.queue
+            .lock()
+            .unwrap()
+            .insert((meta.bucket.clone(), meta.key.clone()));
         self.wake.notify_one();
     }
 
@@ -107,14 +115,23 @@ impl Repairer {
     pub fn report_corrupt(&self, shards: &[tessera_node::ShardHeader]) {
         for h in shards {
             self.suspects.lock().unwrap().insert(h.shard_id());
-            self.queue.lock().unwrap().insert((h.bucket.clone(), h.key.clone()));
+            self.queue
+                .lock()
+                .unwrap()
+                .insert((h.bucket.clone(), h.key.clone()));
         }
         self.wake.notify_one();
     }
 
     /// Queue length, suspects, the background totals and the latest run, for `status`.
     pub fn status(&self) -> serde_json::Value {
-        let last = self.runs.lock().unwrap().values().next_back().map(|r| r.lock().unwrap().clone());
+        let last = self
+            .runs
+            .lock()
+            .unwrap()
+            .values()
+            .next_back()
+            .map(|r| r.lock().unwrap().clone());
         serde_json::json!({
             "queue": self.queue.lock().unwrap().len(),
             "suspect_shards": self.suspects.lock().unwrap().len(),
@@ -125,14 +142,20 @@ impl Repairer {
 
     /// The report of run `id`.
     pub fn report(&self, id: u64) -> Option<RepairReport> {
-        self.runs.lock().unwrap().get(&id).map(|r| r.lock().unwrap().clone())
+        self.runs
+            .lock()
+            .unwrap()
+            .get(&id)
+            .map(|r| r.lock().unwrap().clone())
     }
 }
 
 /// Validates `req` and starts a run in the background; returns its id.
 pub async fn start_run(c: &Arc<Coordinator>, req: RepairRequest) -> Result<u64, ApiError> {
     if req.concurrency == 0 || req.concurrency > 256 {
-        return Err(ApiError::InvalidArgument("concurrency must be between 1 and 256".into()));
+        return Err(ApiError::InvalidArgument(
+            "concurrency must be between 1 and 256".into(),
+        ));
     }
     if let Some(n) = &req.node {
         if c.registry.client(n).is_none() {
@@ -144,7 +167,10 @@ pub async fn start_run(c: &Arc<Coordinator>, req: RepairRequest) -> Result<u64, 
             return Err(ApiError::NoSuchBucket(req.bucket.clone().unwrap()));
         }
     }
-    let report = Arc::new(Mutex::new(RepairReport { dry_run: req.dry_run, ..Default::default() }));
+    let report = Arc::new(Mutex::new(RepairReport {
+        dry_run: req.dry_run,
+        ..Default::default()
+    }));
     let id = {
         let mut runs = c.repair.runs.lock().unwrap();
         let id = runs.keys().next_back().map_or(1, |k| k + 1);
@@ -171,10 +197,17 @@ pub async fn run(c: &Arc<Coordinator>, req: &RepairRequest, report: &Arc<Mutex<R
     let mut selected = Vec::new();
     loop {
         let a = after.clone();
-        let page = match c.meta(move |m| m.objects_after(a.as_ref().map(|(b, k)| (b.as_str(), k.as_str())), 1000)).await {
+        let page = match c
+            .meta(move |m| m.objects_after(a.as_ref().map(|(b, k)| (b.as_str(), k.as_str())), 1000))
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
-                report.lock().unwrap().still_degraded.push(format!("(metadata scan failed: {e})"));
+                report
+                    .lock()
+                    .unwrap()
+                    .still_degraded
+                    .push(format!("(metadata scan failed: {e})"));
                 break;
             }
         };
@@ -182,7 +215,10 @@ pub async fn run(c: &Arc<Coordinator>, req: &RepairRequest, report: &Arc<Mutex<R
         after = Some((last.bucket.clone(), last.key.clone()));
         selected.extend(page.into_iter().filter(|o| {
             req.bucket.as_ref().is_none_or(|b| &o.bucket == b)
-                && req.node.as_ref().is_none_or(|n| o.shards.iter().any(|s| s.node.as_ref() == Some(n)))
+                && req
+                    .node
+                    .as_ref()
+                    .is_none_or(|n| o.shards.iter().any(|s| s.node.as_ref() == Some(n)))
         }));
     }
     report.lock().unwrap().objects_total = selected.len() as u64;
@@ -209,16 +245,23 @@ async fn assess(c: &Arc<Coordinator>, obj: &ObjectMeta) -> Assessment {
     let grace = c.config.repair_grace;
     let suspects = c.repair.suspects.lock().unwrap().clone();
     let checks = obj.shards.iter().enumerate().map(|(i, loc)| {
-        let id = ShardId { version: obj.version, index: i as u16 };
+        let id = ShardId {
+            version: obj.version,
+            index: i as u16,
+        };
         let suspect = suspects.contains(&id);
         let node = loc.node.clone();
         let state = loc.state;
         async move {
-            let Some(node) = node else { return (i, Some(true)) };
+            let Some(node) = node else {
+                return (i, Some(true));
+            };
             if state == ShardState::Missing || suspect {
                 return (i, Some(true));
             }
-            let Some(client) = c.registry.client(&node) else { return (i, Some(true)) };
+            let Some(client) = c.registry.client(&node) else {
+                return (i, Some(true));
+            };
             if !c.registry.up(&node) {
                 // Down: lost once the grace period has passed, unavailable until then.
                 let lost = c.registry.down_for(&node) >= grace;
@@ -226,7 +269,9 @@ async fn assess(c: &Arc<Coordinator>, obj: &ObjectMeta) -> Assessment {
             }
             match client.info(id).await {
                 Ok(info) if info.length == shard_len => (i, Some(false)),
-                Ok(_) | Err(StoreError::NotFound(_)) | Err(StoreError::Corrupt(_)) => (i, Some(true)),
+                Ok(_) | Err(StoreError::NotFound(_)) | Err(StoreError::Corrupt(_)) => {
+                    (i, Some(true))
+                }
                 Err(_) => (i, None),
             }
         }
@@ -243,7 +288,12 @@ async fn assess(c: &Arc<Coordinator>, obj: &ObjectMeta) -> Assessment {
 }
 
 /// Looks at one object and repairs it if it needs it and can be.
-async fn check_and_repair(c: &Arc<Coordinator>, obj: ObjectMeta, dry_run: bool, report: &Arc<Mutex<RepairReport>>) {
+async fn check_and_repair(
+    c: &Arc<Coordinator>,
+    obj: ObjectMeta,
+    dry_run: bool,
+    report: &Arc<Mutex<RepairReport>>,
+) {
     let name = format!("{}/{}", obj.bucket, obj.key);
     let a = assess(c, &obj).await;
     let k = obj.ec.k as usize;
@@ -263,7 +313,10 @@ async fn check_and_repair(c: &Arc<Coordinator>, obj: ObjectMeta, dry_run: bool, 
         return;
     }
     if a.lost.is_empty() || dry_run {
-        let why = format!("{name} (lost {:?}, unavailable {:?})", a.lost, a.unavailable);
+        let why = format!(
+            "{name} (lost {:?}, unavailable {:?})",
+            a.lost, a.unavailable
+        );
         note(&|r| r.still_degraded.push(why.clone()));
         return;
     }
@@ -277,7 +330,11 @@ async fn check_and_repair(c: &Arc<Coordinator>, obj: ObjectMeta, dry_run: bool, 
             if out.rebuilt == a.lost.len() && a.unavailable.is_empty() {
                 note(&|r| r.repaired += 1);
             } else if out.committed {
-                let why = format!("{name} ({} of {} lost shards rebuilt)", out.rebuilt, a.lost.len());
+                let why = format!(
+                    "{name} ({} of {} lost shards rebuilt)",
+                    out.rebuilt,
+                    a.lost.len()
+                );
                 note(&|r| r.still_degraded.push(why.clone()));
             }
         }
@@ -306,7 +363,10 @@ pub struct RepairOutcome {
 /// free space.
 fn choose_targets(c: &Coordinator, obj: &ObjectMeta, lost: &[usize]) -> Vec<(u16, NodeId)> {
     let candidates = c.registry.candidates();
-    let zone_of: HashMap<NodeId, String> = candidates.iter().map(|n| (n.id.clone(), n.zone.clone())).collect();
+    let zone_of: HashMap<NodeId, String> = candidates
+        .iter()
+        .map(|n| (n.id.clone(), n.zone.clone()))
+        .collect();
     let mut taken: HashSet<NodeId> = obj
         .shards
         .iter()
@@ -322,12 +382,21 @@ fn choose_targets(c: &Coordinator, obj: &ObjectMeta, lost: &[usize]) -> Vec<(u16
     }
     let mut out = Vec::new();
     for &i in lost {
-        let own = obj.shards[i].node.clone().filter(|n| zone_of.contains_key(n) && !taken.contains(n));
+        let own = obj.shards[i]
+            .node
+            .clone()
+            .filter(|n| zone_of.contains_key(n) && !taken.contains(n));
         let pick = own.or_else(|| {
             candidates
                 .iter()
                 .filter(|n| !taken.contains(&n.id) && n.free > 0)
-                .min_by_key(|n| (zone_load.get(&n.zone).copied().unwrap_or(0), u64::MAX - n.free, n.id.clone()))
+                .min_by_key(|n| {
+                    (
+                        zone_load.get(&n.zone).copied().unwrap_or(0),
+                        u64::MAX - n.free,
+                        n.id.clone(),
+                    )
+                })
                 .map(|n| n.id.clone())
         });
         if let Some(node) = pick {
@@ -342,13 +411,28 @@ fn choose_targets(c: &Coordinator, obj: &ObjectMeta, lost: &[usize]) -> Vec<(u16
 }
 
 /// Rebuilds shards `lost` of `obj` onto new nodes and commits them.
-pub async fn repair_object(c: &Arc<Coordinator>, obj: &ObjectMeta, lost: &[usize]) -> Result<RepairOutcome, ApiError> {
+pub async fn repair_object(
+    c: &Arc<Coordinator>,
+    obj: &ObjectMeta,
+    lost: &[usize],
+) -> Result<RepairOutcome, ApiError> {
     let targets = choose_targets(c, obj, lost);
     if targets.is_empty() {
-        return Err(ApiError::ServiceUnavailable("no node available to take the rebuilt shards".into()));
+        return Err(ApiError::ServiceUnavailable(
+            "no node available to take the rebuilt shards".into(),
+        ));
     }
-    let record = format!("{}.r{}", obj.version, now_ms() * 1000 + rand::random::<u16>() as u64 % 1000);
-    let set = ShardSet { bucket: obj.bucket.clone(), key: obj.key.clone(), shards: targets.clone(), since_ms: now_ms() };
+    let record = format!(
+        "{}.r{}",
+        obj.version,
+        now_ms() * 1000 + rand::random::<u16>() as u64 % 1000
+    );
+    let set = ShardSet {
+        bucket: obj.bucket.clone(),
+        key: obj.key.clone(),
+        shards: targets.clone(),
+        since_ms: now_ms(),
+    };
     let (r, s) = (record.clone(), set.clone());
     c.meta(move |m| m.begin_pending(&r, &s)).await?;
     let result = rebuild(c, obj, lost, &targets).await;
@@ -367,11 +451,19 @@ pub async fn repair_object(c: &Arc<Coordinator>, obj: &ObjectMeta, lost: &[usize
     if committed {
         let mut suspects = c.repair.suspects.lock().unwrap();
         for (i, _) in &ok {
-            suspects.remove(&ShardId { version: obj.version, index: *i });
+            suspects.remove(&ShardId {
+                version: obj.version,
+                index: *i,
+            });
         }
         tracing::info!(object = %format!("{}/{}", obj.bucket, obj.key), shards = ok.len(), "repaired");
     }
-    Ok(RepairOutcome { rebuilt: if committed { ok.len() } else { 0 }, bytes_read: read, bytes_written: written, committed })
+    Ok(RepairOutcome {
+        rebuilt: if committed { ok.len() } else { 0 },
+        bytes_read: read,
+        bytes_written: written,
+        committed,
+    })
 }
 
 /// Streams the rebuilt shards to their targets; returns the ones acknowledged whole.
@@ -401,10 +493,17 @@ async fn rebuild(
     };
     let mut streams = Vec::new();
     for (i, node) in targets {
-        let client = c.registry.client(node).ok_or_else(|| ApiError::ServiceUnavailable(format!("node {node} vanished")))?;
+        let client = c
+            .registry
+            .client(node)
+            .ok_or_else(|| ApiError::ServiceUnavailable(format!("node {node} vanished")))?;
         let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
-        let id = ShardId { version: obj.version, index: *i };
-        let frames = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+        let id = ShardId {
+            version: obj.version,
+            index: *i,
+        };
+        let frames =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
         let task = tokio::spawn(async move { client.put_shard(id, frames).await });
         let _ = tx.send(Ok(header_frame(&header(*i)))).await;
         streams.push((Some(tx), task));
@@ -421,7 +520,10 @@ async fn rebuild(
                 sender.send(Ok(data_prefix(piece.len()))).await?;
                 sender.send(Ok(piece)).await
             };
-            if tokio::time::timeout(c.config.shard_write_timeout, sent).await.map_or(true, |r| r.is_err()) {
+            if tokio::time::timeout(c.config.shard_write_timeout, sent)
+                .await
+                .map_or(true, |r| r.is_err())
+            {
                 *tx = None;
             }
         }
@@ -429,7 +531,12 @@ async fn rebuild(
     let mut ok = Vec::new();
     for ((i, node), (tx, task)) in targets.iter().zip(streams) {
         if let Some(tx) = tx {
-            let _ = tx.send(Ok(end_frame(&EndFrame { header: header(*i), length: shard_len }))).await;
+            let _ = tx
+                .send(Ok(end_frame(&EndFrame {
+                    header: header(*i),
+                    length: shard_len,
+                })))
+                .await;
         }
         if let Ok(Ok(Ok(info))) = tokio::time::timeout(c.config.shard_write_timeout, task).await {
             if info.length == shard_len {
@@ -452,7 +559,9 @@ pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
         }
         let report = Arc::new(Mutex::new(RepairReport::default()));
         let _one_at_a_time = c.repair.run_lock.lock().await;
-        let queued: Vec<(String, String)> = std::mem::take(&mut *c.repair.queue.lock().unwrap()).into_iter().collect();
+        let queued: Vec<(String, String)> = std::mem::take(&mut *c.repair.queue.lock().unwrap())
+            .into_iter()
+            .collect();
         for (b, k) in queued {
             let obj = match c.meta(move |m| m.object(&b, &k)).await {
                 Ok(Some(o)) => o,
@@ -465,7 +574,15 @@ pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
         }
         if last_scan.elapsed() >= c.config.repair_interval {
             last_scan = tokio::time::Instant::now();
-            run(&c, &RepairRequest { concurrency: 1, ..Default::default() }, &report).await;
+            run(
+                &c,
+                &RepairRequest {
+                    concurrency: 1,
+                    ..Default::default()
+                },
+                &report,
+            )
+            .await;
         }
         let r = report.lock().unwrap().clone();
         let mut bg = c.repair.background.lock().unwrap();

@@ -46,6 +46,9 @@ pub struct CoordinatorConfig {
     pub repair_interval: Duration,
     /// Background repair's write budget in bytes per second (0 = unlimited).
     pub repair_rate: u64,
+    /// Rebuild metadata from the nodes' shard headers at startup (once the nodes have had a
+    /// heartbeat timeout to register).
+    pub rebuild_metadata: bool,
 }
 
 impl CoordinatorConfig {
@@ -67,6 +70,7 @@ impl CoordinatorConfig {
             background_repair: true,
             repair_interval: Duration::from_secs(300),
             repair_rate: 64 << 20,
+            rebuild_metadata: false,
         }
     }
 
@@ -89,6 +93,8 @@ pub struct Coordinator {
     pub gc_kick: tokio::sync::Notify,
     /// Repair queue, suspects and runs.
     pub repair: crate::repair::Repairer,
+    /// Outcome of the startup metadata rebuild, if one was asked for.
+    pub rebuild: std::sync::Mutex<Option<crate::rebuild::RebuildReport>>,
 }
 
 impl Coordinator {
@@ -121,6 +127,7 @@ impl Coordinator {
             registry,
             gc_kick: tokio::sync::Notify::new(),
             repair: Default::default(),
+            rebuild: Default::default(),
         }))
     }
 
@@ -157,6 +164,26 @@ pub async fn run(
         .config
         .background_repair
         .then(|| tokio::spawn(crate::repair::background(c.clone(), stop.clone())));
+    if c.config.rebuild_metadata {
+        let c = c.clone();
+        *c.rebuild.lock().unwrap() = Some(Default::default());
+        tokio::spawn(async move {
+            // Give every node a chance to register first.
+            tokio::time::sleep(c.config.heartbeat_timeout).await;
+            match crate::rebuild::rebuild(&c).await {
+                Ok(r) => {
+                    tracing::info!(
+                        objects = r.objects,
+                        shards = r.shards,
+                        nodes = r.nodes,
+                        "metadata rebuilt"
+                    );
+                    *c.rebuild.lock().unwrap() = Some(r);
+                }
+                Err(e) => tracing::error!(error = %e, "metadata rebuild failed"),
+            }
+        });
+    }
     let s1 = stop.clone();
     let s2 = stop.clone();
     tokio::spawn(async move {

@@ -7,12 +7,14 @@
 //! - [`store`]: the [`ShardStore`] contract, an in-memory implementation and the RocksDB one.
 //! - [`conformance`]: the one test suite every `ShardStore` implementation must pass.
 //! - [`server`]: the node's HTTP service (`app`, `run`) and its heartbeat loop.
+//! - [`scrub`]: background re-verification of stored shards.
 //! - [`client`]: the typed HTTP client the coordinator uses to talk to a node.
 
 pub mod client;
 pub mod conformance;
 pub mod error;
 pub mod frame;
+pub mod scrub;
 pub mod server;
 pub mod store;
 pub mod types;

@@ -38,6 +38,8 @@ pub struct NodeState {
     pub capacity: u64,
     /// Directory whose filesystem holds the shards (for free-space reports).
     pub data_dir: std::path::PathBuf,
+    /// Scrub progress.
+    pub scrub: Arc<std::sync::Mutex<crate::scrub::ScrubStats>>,
 }
 
 impl NodeState {
@@ -57,6 +59,7 @@ impl NodeState {
             capacity: self.capacity,
             used,
             free,
+            scrub: self.scrub.lock().unwrap().clone(),
         }
     }
 }
@@ -351,18 +354,31 @@ pub async fn heartbeat_loop(
     }
 }
 
-/// Loads the node id kept in `dir/node_id`, creating it on first start. Written to a temp
-/// file, fsynced and renamed so a crash never leaves a half-written id.
-pub fn load_or_create_node_id(dir: &std::path::Path) -> std::io::Result<NodeId> {
+/// Loads the node id kept in `dir/node_id`, creating it on first start (as `wanted` if
+/// given). Written to a temp file, fsynced and renamed so a crash never leaves a half-written
+/// id. A stored id different from `wanted` is an error: the data dir belongs to another node.
+pub fn load_or_create_node_id(
+    dir: &std::path::Path,
+    wanted: Option<NodeId>,
+) -> std::io::Result<NodeId> {
     use std::io::Write;
     let path = dir.join("node_id");
     match std::fs::read_to_string(&path) {
-        Ok(s) => s
-            .trim()
-            .parse()
-            .map_err(|e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Ok(s) => {
+            let id: NodeId = s
+                .trim()
+                .parse()
+                .map_err(|e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            match wanted {
+                Some(w) if w != id => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("data dir belongs to node {id}, not {w}"),
+                )),
+                _ => Ok(id),
+            }
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = NodeId::random();
+            let id = wanted.unwrap_or_else(NodeId::random);
             let tmp = dir.join("node_id.tmp");
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(id.as_str().as_bytes())?;
@@ -388,6 +404,10 @@ pub struct NodeConfig {
     pub capacity: u64,
     /// Time between heartbeats.
     pub heartbeat_interval: std::time::Duration,
+    /// Background verification of stored shards.
+    pub scrub: crate::scrub::ScrubConfig,
+    /// Identity to adopt when the data dir holds none (a replaced disk keeps its node's id).
+    pub node_id: Option<NodeId>,
 }
 
 /// Opens the node's store in `config.data_dir`, registers with the coordinator and serves on
@@ -398,9 +418,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let dir = config.data_dir.clone();
+    let wanted_id = config.node_id.clone();
     let (node_id, store) = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(dir.join("shards"))?;
-        let id = load_or_create_node_id(&dir)?;
+        let id = load_or_create_node_id(&dir, wanted_id)?;
         let store = crate::store::RocksShardStore::open(&dir.join("shards"))
             .map_err(std::io::Error::other)?;
         Ok::<_, std::io::Error>((id, store))
@@ -414,6 +435,7 @@ pub async fn serve(
         zone: config.zone.clone(),
         capacity: config.capacity,
         data_dir: config.data_dir.clone(),
+        scrub: Default::default(),
     };
     let hb = tokio::spawn(heartbeat_loop(
         state.clone(),
@@ -421,8 +443,15 @@ pub async fn serve(
         config.coordinator.clone(),
         config.heartbeat_interval,
     ));
+    let scrub = tokio::spawn(crate::scrub::run(
+        state.clone(),
+        config.scrub.clone(),
+        config.coordinator.clone(),
+        state.scrub.clone(),
+    ));
     let r = run(listener, state, shutdown).await;
     hb.abort();
+    scrub.abort();
     tokio::task::spawn_blocking(move || store.flush())
         .await?
         .map_err(std::io::Error::other)?;

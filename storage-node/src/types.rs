@@ -254,4 +254,7 @@ pub struct Heartbeat {
     pub used: u64,
     /// Bytes still available for shards.
     pub free: u64,
+    /// Scrub progress.
+    #[serde(default)]
+    pub scrub: crate::scrub::ScrubStats,
 }

@@ -155,12 +155,12 @@ impl ProcCluster {
     }
 }
 
-
 impl ProcCluster {
     /// Restarts the coordinator (same ports, same data dir, same flags).
     pub fn restart_coordinator(&mut self) {
         self.coordinator.kill();
-        self.coordinator = Self::spawn_coordinator_with(&self.dir, &self.api, &self.admin, &self.coordinator_args);
+        self.coordinator =
+            Self::spawn_coordinator_with(&self.dir, &self.api, &self.admin, &self.coordinator_args);
     }
 
     /// Restarts node `i` on its port.
@@ -172,7 +172,10 @@ impl ProcCluster {
 
     /// Shard API addresses of every node.
     pub fn node_addrs(&self) -> Vec<std::net::SocketAddr> {
-        self.node_ports.iter().map(|p| format!("127.0.0.1:{p}").parse().unwrap()).collect()
+        self.node_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
+            .collect()
     }
 
     /// Runs `tessera repair` against this cluster; returns (exit code, stdout, stderr).

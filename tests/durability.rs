@@ -1,0 +1,520 @@
+//! Repair, scrub, crash safety and metadata rebuild, with real processes.
+
+mod common;
+use common::procs::*;
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+const MIB: usize = 1 << 20;
+
+/// Flags that make repair and GC act quickly; background repair off so the CLI does the work.
+const MANUAL: &[&str] = &["--repair-grace", "1s", "--no-background-repair"];
+
+fn objects(c: &ProcCluster, bucket: &str) -> Vec<(String, Vec<u8>)> {
+    [0, 1, 100_000, MIB + 7, 3 * MIB + 5, 9 * MIB]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            (
+                c.url(&format!("{bucket}/obj-{i}")),
+                data(len, 1000 + i as u64),
+            )
+        })
+        .collect()
+}
+
+async fn put_all(objs: &[(String, Vec<u8>)]) {
+    for (u, b) in objs {
+        assert_eq!(put(u, b.clone()).await.0, 200, "PUT {u}");
+    }
+}
+
+async fn all_exact(objs: &[(String, Vec<u8>)], what: &str) {
+    for (u, b) in objs {
+        let (s, got) = get(u).await;
+        assert_eq!(s, 200, "{what}: {u}");
+        assert!(got == *b, "{what}: {u} returned different bytes");
+    }
+}
+
+fn report(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("repair --json printed {stdout:?}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repair_restores_full_redundancy_after_two_nodes_die() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 8, MANUAL).await;
+    put(&c.url("heal"), vec![]).await;
+    let objs = objects(&c, "heal");
+    put_all(&objs).await;
+    c.kill_node(2);
+    c.kill_node(5);
+    tokio::time::sleep(Duration::from_millis(2500)).await; // heartbeat timeout + repair grace
+                                                           // Dry run: reports the damage, changes nothing, exits non-zero.
+    let (code, out, _) = c.repair_cli(&["--dry-run", "--json"]);
+    let r = report(&out);
+    assert_eq!(code, 1, "{out}");
+    assert!(r["degraded"].as_u64().unwrap() > 0);
+    assert_eq!(r["shards_rebuilt"], 0);
+    let (_, out2, _) = c.repair_cli(&["--dry-run", "--json"]);
+    assert_eq!(
+        report(&out2)["degraded"],
+        r["degraded"],
+        "dry run changed nothing"
+    );
+    // The real run.
+    let (code, out, err) = c.repair_cli(&["--json", "--concurrency", "3"]);
+    assert_eq!(code, 0, "repair failed: {out} {err}");
+    let r = report(&out);
+    assert!(r["repaired"].as_u64().unwrap() > 0);
+    assert!(r["bytes_written"].as_u64().unwrap() > 0);
+    assert_eq!(r["unrecoverable"].as_array().unwrap().len(), 0);
+    let (code, _, _) = c.repair_cli(&["--dry-run"]);
+    assert_eq!(code, 0, "healthy after repair");
+    // Two more die: full redundancy was restored, so everything still reads.
+    c.kill_node(0);
+    c.kill_node(7);
+    all_exact(&objs, "4 of 8 nodes dead after repair").await;
+    // Text summary, too.
+    let (_, out, _) = c.repair_cli(&["--dry-run"]);
+    assert!(out.contains("objects scanned"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn background_repair_heals_without_an_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(
+        dir.path(),
+        8,
+        &["--repair-grace", "1s", "--repair-interval", "1s"],
+    )
+    .await;
+    put(&c.url("auto"), vec![]).await;
+    let objs = objects(&c, "auto");
+    put_all(&objs).await;
+    c.kill_node(1);
+    c.kill_node(6);
+    let healthy = eventually(Duration::from_secs(30), || async {
+        c.repair_cli(&["--dry-run"]).0 == 0
+    })
+    .await;
+    assert!(healthy, "background repair did not finish");
+    c.kill_node(3);
+    c.kill_node(4);
+    all_exact(&objs, "after background repair and two more deaths").await;
+}
+
+fn flip_blob_bytes(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "blob") {
+            let mut b = std::fs::read(&p).unwrap();
+            let step = (b.len() / 16).max(1);
+            let mut off = step;
+            while off < b.len() {
+                b[off] ^= 0xff;
+                off += step;
+            }
+            std::fs::write(&p, b).unwrap();
+            n += 1;
+        }
+    }
+    n
+}
+
+async fn stop_gracefully(c: &mut ProcCluster, i: usize) {
+    let mut p = c.nodes[i].take().unwrap();
+    Command::new("kill")
+        .args(["-INT", &p.pid().to_string()])
+        .status()
+        .unwrap();
+    for _ in 0..100 {
+        if p.0.try_wait().unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("node {i} did not stop on SIGINT");
+}
+
+async fn scrub_stats(c: &ProcCluster, i: usize) -> serde_json::Value {
+    let cl = c.cluster_json().await;
+    let port = c.node_ports[i].to_string();
+    cl["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["address"].as_str().unwrap().ends_with(&port))
+        .map(|n| n["scrub"].clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flipped_bytes_are_flagged_repaired_and_a_second_scrub_finds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 6, MANUAL).await;
+    put(&c.url("rot"), vec![]).await;
+    let objs = objects(&c, "rot");
+    put_all(&objs).await;
+    // Damage node 2's stored bytes on disk (after a clean stop flushed them to blob files),
+    // and restart it with a fast scrub.
+    stop_gracefully(&mut c, 2).await;
+    assert!(flip_blob_bytes(&dir.path().join("n2/shards")) > 0);
+    let port = c.node_ports[2];
+    let node = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["node", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path().join("n2"))
+        .args([
+            "--coordinator",
+            &format!("http://{}", c.admin),
+            "--zone",
+            "z2",
+        ])
+        .args([
+            "--heartbeat-interval",
+            "200ms",
+            "--scrub-interval",
+            "500ms",
+            "--scrub-rate",
+            "1GiB",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.nodes[2] = Some(Proc(node));
+    c.wait_up(6).await;
+    // Reads stay correct.
+    all_exact(&objs, "with corrupt shards on node 2").await;
+    // The scrub flags the damage.
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            scrub_stats(&c, 2).await["corrupt_found"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0
+        })
+        .await,
+        "scrub found nothing"
+    );
+    // Repair fixes it.
+    let (code, out, err) = c.repair_cli(&["--json"]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(
+        report(&out)["shards_rebuilt"].as_u64().unwrap() > 0,
+        "{out}"
+    );
+    // A later complete scrub pass finds nothing.
+    let passes = scrub_stats(&c, 2).await["passes"].as_u64().unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let s = scrub_stats(&c, 2).await;
+            s["passes"].as_u64().unwrap() >= passes + 2 && s["last_pass_corrupt"] == 0
+        })
+        .await,
+        "second scrub still finds corruption: {}",
+        scrub_stats(&c, 2).await
+    );
+    all_exact(&objs, "after repair").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wiped_node_gets_its_shards_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 6, MANUAL).await;
+    put(&c.url("wipe"), vec![]).await;
+    let objs = objects(&c, "wipe");
+    put_all(&objs).await;
+    let node_dir = dir.path().join("n4");
+    let id = std::fs::read_to_string(node_dir.join("node_id")).unwrap();
+    let node =
+        tessera_node::NodeClient::new(reqwest::Client::new(), &c.node_addrs()[4].to_string());
+    let before = node.list(None, 1000).await.unwrap().len();
+    assert!(before > 0);
+    c.kill_node(4);
+    std::fs::remove_dir_all(&node_dir).unwrap();
+    // The replacement disk comes up empty under the same identity.
+    let port = c.node_ports[4];
+    let p = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args([
+            "node",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--node-id",
+            id.trim(),
+        ])
+        .arg("--data-dir")
+        .arg(&node_dir)
+        .args([
+            "--coordinator",
+            &format!("http://{}", c.admin),
+            "--zone",
+            "z4",
+            "--heartbeat-interval",
+            "200ms",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.nodes[4] = Some(Proc(p));
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            node.health().await.is_ok()
+        })
+        .await
+    );
+    assert_eq!(node.list(None, 1000).await.unwrap().len(), 0, "wiped");
+    let (code, out, err) = c.repair_cli(&[]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(
+        node.list(None, 1000).await.unwrap().len(),
+        before,
+        "the node holds its shards again"
+    );
+    c.kill_node(0);
+    c.kill_node(1);
+    all_exact(
+        &objs,
+        "two other nodes dead after the wiped node was repaired",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repair_racing_overwrites_and_deletes_never_resurrects_or_mixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 8, MANUAL).await;
+    put(&c.url("race"), vec![]).await;
+    let keys: Vec<String> = (0..12).map(|i| c.url(&format!("race/k{i}"))).collect();
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(put(k, data(2 * MIB + i, i as u64)).await.0, 200);
+    }
+    c.kill_node(3);
+    c.kill_node(6);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let admin = c.admin.clone();
+    let repair = std::thread::spawn(move || {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args([
+                "repair",
+                "--coordinator",
+                &format!("http://{admin}"),
+                "--concurrency",
+                "2",
+            ])
+            .output()
+            .unwrap()
+    });
+    // Meanwhile: overwrite even keys, delete odd ones.
+    let mut expect: Vec<Option<Vec<u8>>> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        if i % 2 == 0 {
+            let b = data(MIB + 3 * i, 500 + i as u64);
+            assert_eq!(put(k, b.clone()).await.0, 200);
+            expect.push(Some(b));
+        } else {
+            assert_eq!(http().delete(k).send().await.unwrap().status(), 204);
+            expect.push(None);
+        }
+    }
+    repair.join().unwrap();
+    let (code, out, err) = c.repair_cli(&[]);
+    assert_eq!(code, 0, "{out} {err}");
+    for (k, e) in keys.iter().zip(&expect) {
+        let (s, got) = get(k).await;
+        match e {
+            Some(b) => assert!(s == 200 && got == *b, "{k}: not the latest version"),
+            None => assert_eq!(s, 404, "{k}: deleted key resurrected"),
+        }
+    }
+    // Nothing left behind: exactly the 6 live objects' shards remain on the live nodes.
+    let addrs: Vec<_> = c
+        .node_addrs()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 6)
+        .map(|(_, a)| a)
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            shard_count(&addrs).await == 6 * 6
+        })
+        .await,
+        "stale shards collected (have {})",
+        shard_count(&addrs).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coordinator_killed_during_repair_then_repair_finishes_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 8, MANUAL).await;
+    put(&c.url("crash"), vec![]).await;
+    let objs: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|i| {
+            (
+                c.url(&format!("crash/o{i}")),
+                data(3 * MIB + i, 70 + i as u64),
+            )
+        })
+        .collect();
+    put_all(&objs).await;
+    c.kill_node(0);
+    c.kill_node(1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let admin = c.admin.clone();
+    let repair = std::thread::spawn(move || {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args([
+                "repair",
+                "--coordinator",
+                &format!("http://{admin}"),
+                "--concurrency",
+                "1",
+            ])
+            .output()
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.restart_coordinator(); // SIGKILL mid-repair
+                             // The CLI either saw its coordinator die (non-zero exit) or finished just before.
+    let _ = repair.join().unwrap();
+    c.wait_up(6).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the dead nodes' grace, again
+    let (code, out, err) = c.repair_cli(&[]);
+    assert_eq!(code, 0, "{out} {err}");
+    // Shards written by the interrupted run and never committed are collected: the six live
+    // nodes hold exactly the ten objects' 6 shards each.
+    let live: Vec<_> = c.node_addrs().into_iter().skip(2).collect();
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            shard_count(&live).await == 60
+        })
+        .await,
+        "orphans of the interrupted repair remain: {}",
+        shard_count(&live).await
+    );
+    c.kill_node(2);
+    c.kill_node(3);
+    all_exact(&objs, "after an interrupted and a finished repair").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metadata_is_rebuilt_from_the_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 6, MANUAL).await;
+    put(&c.url("reb"), vec![]).await;
+    put(&c.url("reb2"), vec![]).await;
+    let mut objs = objects(&c, "reb");
+    objs.push((c.url("reb2/nested/key.bin"), data(5 * MIB, 9)));
+    put_all(&objs).await;
+    // An overwritten key: the newest version must win.
+    let newest = data(MIB / 2, 77);
+    assert_eq!(put(&objs[3].0, newest.clone()).await.0, 200);
+    objs[3].1 = newest;
+    let r = http().head(&objs[4].0).send().await.unwrap();
+    let etag = r.headers()["etag"].clone();
+    c.coordinator.kill();
+    std::fs::remove_dir_all(dir.path().join("coord")).unwrap();
+    c.coordinator_args.push("--rebuild-metadata".into());
+    c.restart_coordinator();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            match http()
+                .get(format!("http://{}/cluster", c.admin))
+                .send()
+                .await
+            {
+                Ok(r) => r
+                    .json::<serde_json::Value>()
+                    .await
+                    .map(|v| v["rebuild"]["done"] == true)
+                    .unwrap_or(false),
+                Err(_) => false,
+            }
+        })
+        .await,
+        "rebuild did not finish"
+    );
+    all_exact(&objs, "after metadata rebuild").await;
+    let r = http().head(&objs[4].0).send().await.unwrap();
+    assert_eq!(
+        r.headers()["etag"],
+        etag,
+        "ETag restored from the shard headers"
+    );
+    let (_, list) = get(&c.url("")).await;
+    let list = String::from_utf8(list).unwrap();
+    assert!(
+        list.contains("<Name>reb</Name>") && list.contains("<Name>reb2</Name>"),
+        "{list}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repair_rejects_bad_input_and_changes_nothing() {
+    let bin = env!("CARGO_BIN_EXE_tessera");
+    // Unreachable coordinator.
+    let port = free_port();
+    let out = Command::new(bin)
+        .args([
+            "repair",
+            "--coordinator",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 6, MANUAL).await;
+    put(&c.url("bad"), vec![]).await;
+    let objs = objects(&c, "bad");
+    put_all(&objs).await;
+    c.kill_node(0);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before = shard_count(&c.node_addrs()[1..]).await;
+    for (args, msg) in [
+        (vec!["--node", "ffffffffffffffff"], "unknown node"),
+        (vec!["--concurrency", "0"], "concurrency"),
+        (vec!["--bucket", "nope"], "bucket"),
+    ] {
+        let (code, out, err) = c.repair_cli(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.contains(msg), "{args:?}: {out} {err}");
+    }
+    assert_eq!(
+        shard_count(&c.node_addrs()[1..]).await,
+        before,
+        "nothing changed"
+    );
+    // Status works and shows the dead node.
+    let out = Command::new(bin)
+        .args([
+            "status",
+            "--coordinator",
+            &format!("http://{}", c.admin),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["cluster"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["state"] == "down")
+            .count(),
+        1
+    );
+}
