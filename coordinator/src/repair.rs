@@ -509,8 +509,13 @@ async fn rebuild(
         streams.push((Some(tx), task));
     }
     let (mut read, mut written) = (0u64, 0u64);
-    for s in 0..layout.stripes() {
-        let (all, r) = reader.fetch_all(s).await?;
+    // Stripes are read a few ahead of the one being written.
+    let reader = &reader;
+    let mut stripes = futures::stream::iter(0..layout.stripes())
+        .map(|s| reader.fetch_all(s))
+        .buffered(c.config.read_ahead.max(1));
+    while let Some(fetched) = stripes.next().await {
+        let (all, r) = fetched?;
         read += r;
         for ((i, _), (tx, _)) in targets.iter().zip(streams.iter_mut()) {
             let Some(sender) = tx else { continue };
