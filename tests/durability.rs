@@ -518,3 +518,95 @@ async fn repair_rejects_bad_input_and_changes_nothing() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_that_meets_a_missing_shard_queues_repair_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Background repair on, but its periodic scan far away: only the read can trigger it.
+    let c = ProcCluster::start_with(
+        dir.path(),
+        6,
+        &["--repair-grace", "1s", "--repair-interval", "1h"],
+    )
+    .await;
+    put(&c.url("readrep"), vec![]).await;
+    let body = data(3 * MIB, 5);
+    assert_eq!(put(&c.url("readrep/o"), body.clone()).await.0, 200);
+    // Remove one data shard behind the coordinator's back.
+    let mut removed = None;
+    for a in c.node_addrs() {
+        let n = tessera_node::NodeClient::new(reqwest::Client::new(), &a.to_string());
+        if let Some(s) = n
+            .list(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.header.shard_index == 0)
+        {
+            n.delete(s.header.shard_id()).await.unwrap();
+            removed = Some((n, s.header.shard_id()));
+        }
+    }
+    let (node, id) = removed.expect("shard 0 found");
+    assert!(
+        get(&c.url("readrep/o")).await.1 == body,
+        "the read is served from the other shards"
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            node.info(id).await.is_ok()
+        })
+        .await,
+        "read-repair put the shard back"
+    );
+    assert_eq!(c.repair_cli(&["--dry-run"]).0, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_returns_drops_stale_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 6, MANUAL).await;
+    put(&c.url("stale"), vec![]).await;
+    let objs = objects(&c, "stale");
+    put_all(&objs).await;
+    let node =
+        tessera_node::NodeClient::new(reqwest::Client::new(), &c.node_addrs()[1].to_string());
+    let old: Vec<_> = node
+        .list(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.header.shard_id())
+        .collect();
+    assert_eq!(old.len(), objs.len());
+    c.kill_node(1);
+    // While it is down: delete two objects, overwrite the rest.
+    for (i, (u, _)) in objs.iter().enumerate() {
+        if i < 2 {
+            assert_eq!(http().delete(u).send().await.unwrap().status(), 204);
+        } else {
+            // Five nodes up, w = k + 1 = 5: the overwrite lands with one shard recorded missing.
+            assert_eq!(put(u, data(1000 + i, 9)).await.0, 200);
+        }
+    }
+    c.restart_node(1);
+    c.wait_up(6).await;
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            match node.list(None, 100).await {
+                Ok(l) => !l.iter().any(|s| old.contains(&s.header.shard_id())),
+                Err(_) => false,
+            }
+        })
+        .await,
+        "stale shards of deleted and overwritten versions were removed from the returning node"
+    );
+    for (i, (u, _)) in objs.iter().enumerate() {
+        let (s, got) = get(u).await;
+        if i < 2 {
+            assert_eq!(s, 404);
+        } else {
+            assert!(got == data(1000 + i, 9));
+        }
+    }
+}
