@@ -5,12 +5,14 @@
 //!
 //! - [`cluster`]: an in-process cluster (one coordinator, N storage nodes on loopback), used by
 //!   `tessera dev`, `tests/` and `benches/`.
+//! - [`bench`]: `tessera bench`, the load generator and machine-ceiling measurement.
 //! - [`duration`]: human durations (`500ms`, `5s`) for command-line flags.
 //! - [`ops`]: `tessera repair` and `tessera status`, clients of the admin API.
 //!
 //! The layers live in their own crates: [`tessera_node`] (shard store, node service and its
 //! client) and [`tessera_coordinator`] (codec, placement, metadata, client API).
 
+pub mod bench;
 pub mod cluster;
 pub mod duration;
 pub mod ops;

@@ -1,0 +1,445 @@
+//! `tessera bench`: a load generator for any S3 path-style endpoint (PUT phase, GET phase),
+//! and `--ceiling`: this machine's limits measured in the same run (disk with fsync, loopback
+//! TCP, single-core codec and blake3), so end-to-end figures can be read as fractions of what
+//! the hardware allows.
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use serde::Serialize;
+use std::io::{IsTerminal, Read, Write};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tessera_coordinator::{EcSpec, ErasureCodec};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Base URL of the S3 endpoint (`http://127.0.0.1:7070`).
+    pub endpoint: Option<String>,
+    /// Bucket to use (created if missing).
+    pub bucket: String,
+    /// Object size in bytes.
+    pub size: u64,
+    /// Objects to PUT (and then GET).
+    pub objects: usize,
+    /// Run each phase for this long instead of a fixed object count.
+    pub duration: Option<Duration>,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// `x-tessera-ec` for the bucket and objects.
+    pub ec: Option<EcSpec>,
+    /// Only GET the objects a previous run left (e.g. after killing nodes: degraded reads).
+    pub skip_put: bool,
+    /// Delete the objects at the end.
+    pub cleanup: bool,
+    /// Also measure the machine's ceilings.
+    pub ceiling: bool,
+    /// Directory whose filesystem the disk ceiling is measured on.
+    pub data_dir: std::path::PathBuf,
+    /// Bytes written for the disk and loopback ceilings.
+    pub ceiling_bytes: u64,
+}
+
+/// Figures of one phase.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Phase {
+    /// Megabytes (10^6 bytes) per second.
+    pub mb_per_s: f64,
+    /// Requests per second.
+    pub objects_per_s: f64,
+    /// Median latency.
+    pub p50_ms: f64,
+    /// 90th percentile latency.
+    pub p90_ms: f64,
+    /// 99th percentile latency.
+    pub p99_ms: f64,
+    /// Requests that succeeded.
+    pub ok: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Length of the phase.
+    pub seconds: f64,
+}
+
+/// Measured machine limits.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Ceiling {
+    /// Sequential write bandwidth with a final fsync on the data dir's filesystem.
+    pub disk_write_mb_per_s: f64,
+    /// One TCP stream over loopback.
+    pub loopback_mb_per_s: f64,
+    /// Single-core encode throughput (data in) for the benchmark's k+m, 1 MiB pieces.
+    pub codec_mb_per_s: f64,
+    /// Single-core blake3.
+    pub blake3_mb_per_s: f64,
+    /// min(disk x k/(k+m), loopback, codec): what a PUT could reach at best.
+    pub put_ceiling_mb_per_s: f64,
+    /// min(loopback, disk-independent): what a GET could reach at best (reads are served from
+    /// the page cache on a warm run, so loopback bounds it).
+    pub get_ceiling_mb_per_s: f64,
+}
+
+/// The whole report, printed with `--json`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// PUT phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub put: Option<Phase>,
+    /// GET phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub get: Option<Phase>,
+    /// Machine ceilings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<Ceiling>,
+    /// PUT MB/s / PUT ceiling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub put_ratio: Option<f64>,
+    /// GET MB/s / GET ceiling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub get_ratio: Option<f64>,
+    /// Object size in bytes.
+    pub size: u64,
+    /// Concurrency.
+    pub concurrency: usize,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn phase(lat: Vec<f64>, bytes: u64, errors: u64, secs: f64) -> Phase {
+    let mut lat = lat;
+    lat.sort_by(|a, b| a.total_cmp(b));
+    Phase {
+        mb_per_s: bytes as f64 / 1e6 / secs,
+        objects_per_s: lat.len() as f64 / secs,
+        p50_ms: percentile(&lat, 0.5),
+        p90_ms: percentile(&lat, 0.9),
+        p99_ms: percentile(&lat, 0.99),
+        ok: lat.len() as u64,
+        errors,
+        seconds: secs,
+    }
+}
+
+fn payload(size: u64) -> Bytes {
+    let mut v = vec![0u8; size as usize];
+    let mut h = blake3::Hasher::new();
+    h.update(b"tessera bench payload");
+    h.finalize_xof().fill(&mut v);
+    Bytes::from(v)
+}
+
+fn progress(total: u64, what: &str, quiet: bool) -> Option<indicatif::ProgressBar> {
+    (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{what:>4} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} {{eta}}"
+            ))
+            .unwrap()
+            .progress_chars("=> "),
+        );
+        b
+    })
+}
+
+/// Runs one phase: `op(i)` for object indices, `concurrency` at a time, until `objects` ops
+/// or `duration` passes.
+async fn run_phase<F, Fut>(cfg: &BenchConfig, what: &str, quiet: bool, op: F) -> Phase
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let bar = progress(cfg.objects as u64, what, quiet);
+    let deadline = cfg.duration.map(|d| Instant::now() + d);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..cfg.concurrency)
+        .map(|_| {
+            let (op, next, bytes, errors, lat, bar) = (
+                op.clone(),
+                next.clone(),
+                bytes.clone(),
+                errors.clone(),
+                lat.clone(),
+                bar.clone(),
+            );
+            let objects = cfg.objects;
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let i = match deadline {
+                        Some(d) if Instant::now() >= d => break,
+                        Some(_) => n % objects,
+                        None if n >= objects => break,
+                        None => n,
+                    };
+                    let t = Instant::now();
+                    match op(i).await {
+                        Ok(b) => {
+                            bytes.fetch_add(b, Ordering::Relaxed);
+                            lat.lock().unwrap().push(t.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        Err(e) => {
+                            if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!("{e:#}");
+                            }
+                        }
+                    }
+                    if let Some(b) = &bar {
+                        b.inc(1);
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let lat = std::mem::take(&mut *lat.lock().unwrap());
+    phase(
+        lat,
+        bytes.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+        secs,
+    )
+}
+
+/// Runs the benchmark described by `cfg`.
+pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
+    if cfg.concurrency == 0 || cfg.objects == 0 {
+        bail!("--concurrency and --objects must be at least 1");
+    }
+    let mut report = Report {
+        size: cfg.size,
+        concurrency: cfg.concurrency,
+        ..Default::default()
+    };
+    if let Some(endpoint) = cfg.endpoint.clone() {
+        let endpoint = endpoint.trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(cfg.concurrency * 2)
+            .tcp_nodelay(true)
+            .build()?;
+        let bucket_url = format!("{endpoint}/{}", cfg.bucket);
+        let mut req = http.put(&bucket_url);
+        if let Some(ec) = cfg.ec {
+            req = req.header("x-tessera-ec", ec.to_string());
+        }
+        let r = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {endpoint}"))?;
+        if !r.status().is_success() && r.status().as_u16() != 409 {
+            bail!(
+                "creating bucket {}: {} {}",
+                cfg.bucket,
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
+        }
+        let body = payload(cfg.size);
+        let url = move |i: usize| format!("{bucket_url}/bench/obj-{i:08}");
+        let url = Arc::new(url);
+        if !cfg.skip_put {
+            let (h, u, b, ec) = (http.clone(), url.clone(), body.clone(), cfg.ec);
+            report.put = Some(
+                run_phase(&cfg, "PUT", quiet, move |i| {
+                    let (h, u, b) = (h.clone(), u.clone(), b.clone());
+                    async move {
+                        let len = b.len() as u64;
+                        let mut req = h.put(u(i)).body(b);
+                        if let Some(ec) = ec {
+                            req = req.header("x-tessera-ec", ec.to_string());
+                        }
+                        let r = req.send().await?;
+                        if !r.status().is_success() {
+                            bail!("PUT {}: {}", u(i), r.status());
+                        }
+                        Ok(len)
+                    }
+                })
+                .await,
+            );
+        }
+        let (h, u, size) = (http.clone(), url.clone(), cfg.size);
+        report.get = Some(
+            run_phase(&cfg, "GET", quiet, move |i| {
+                let (h, u) = (h.clone(), u.clone());
+                async move {
+                    let mut r = h.get(u(i)).send().await?;
+                    if !r.status().is_success() {
+                        bail!("GET {}: {}", u(i), r.status());
+                    }
+                    let mut n = 0u64;
+                    while let Some(c) = r.chunk().await? {
+                        n += c.len() as u64;
+                    }
+                    if n != size {
+                        bail!("GET {}: {n} bytes, expected {size}", u(i));
+                    }
+                    Ok(n)
+                }
+            })
+            .await,
+        );
+        if cfg.cleanup {
+            for i in 0..cfg.objects {
+                let _ = http.delete(url(i)).send().await;
+            }
+        }
+    }
+    if cfg.ceiling {
+        let ec = cfg.ec.unwrap_or(EcSpec { k: 4, m: 2 });
+        let c = measure_ceiling(&cfg.data_dir, cfg.ceiling_bytes, ec).await?;
+        if let Some(p) = &report.put {
+            report.put_ratio = Some(p.mb_per_s / c.put_ceiling_mb_per_s);
+        }
+        if let Some(g) = &report.get {
+            report.get_ratio = Some(g.mb_per_s / c.get_ceiling_mb_per_s);
+        }
+        report.ceiling = Some(c);
+    }
+    Ok(report)
+}
+
+/// Measures the machine's limits (see [`Ceiling`]).
+pub async fn measure_ceiling(
+    dir: &std::path::Path,
+    bytes: u64,
+    ec: EcSpec,
+) -> anyhow::Result<Ceiling> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let disk = disk_write(&dir, bytes)?;
+        let loopback = loopback(bytes)?;
+        let codec = codec_rate(ec)?;
+        let blake3 = blake3_rate();
+        let k = ec.k as f64;
+        let n = (ec.k + ec.m) as f64;
+        Ok(Ceiling {
+            disk_write_mb_per_s: disk,
+            loopback_mb_per_s: loopback,
+            codec_mb_per_s: codec,
+            blake3_mb_per_s: blake3,
+            put_ceiling_mb_per_s: (disk * k / n).min(loopback).min(codec),
+            get_ceiling_mb_per_s: loopback,
+        })
+    })
+    .await?
+}
+
+fn disk_write(dir: &std::path::Path, bytes: u64) -> anyhow::Result<f64> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!(".tessera-ceiling-{}", std::process::id()));
+    let buf = payload(4 << 20);
+    let t = Instant::now();
+    let mut f =
+        std::fs::File::create(&path).with_context(|| format!("writing in {}", dir.display()))?;
+    let mut written = 0;
+    while written < bytes {
+        f.write_all(&buf)?;
+        written += buf.len() as u64;
+    }
+    f.sync_all()?;
+    let secs = t.elapsed().as_secs_f64();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    Ok(written as f64 / 1e6 / secs)
+}
+
+fn loopback(bytes: u64) -> anyhow::Result<f64> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let reader = std::thread::spawn(move || -> std::io::Result<u64> {
+        let (mut s, _) = listener.accept()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0;
+        loop {
+            let r = s.read(&mut buf)?;
+            if r == 0 {
+                return Ok(n);
+            }
+            n += r as u64;
+        }
+    });
+    let buf = payload(1 << 20);
+    let t = Instant::now();
+    let mut s = std::net::TcpStream::connect(addr)?;
+    let mut sent = 0;
+    while sent < bytes {
+        s.write_all(&buf)?;
+        sent += buf.len() as u64;
+    }
+    drop(s);
+    let got = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("loopback reader panicked"))??;
+    Ok(got as f64 / 1e6 / t.elapsed().as_secs_f64())
+}
+
+fn codec_rate(ec: EcSpec) -> anyhow::Result<f64> {
+    let codec = ErasureCodec::new(ec.k as usize, ec.m as usize)?;
+    let stripe = payload((1 << 20) * ec.k as u64);
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed() < Duration::from_millis(500) {
+        let pieces = codec.encode(bytes::BytesMut::from(&stripe[..]));
+        std::hint::black_box(pieces);
+        n += stripe.len() as u64;
+    }
+    Ok(n as f64 / 1e6 / t.elapsed().as_secs_f64())
+}
+
+fn blake3_rate() -> f64 {
+    let buf = payload(1 << 20);
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed() < Duration::from_millis(300) {
+        std::hint::black_box(blake3::hash(&buf));
+        n += buf.len() as u64;
+    }
+    n as f64 / 1e6 / t.elapsed().as_secs_f64()
+}
+
+/// Human-readable report.
+pub fn print(r: &Report) {
+    let line = |name: &str, p: &Phase| {
+        println!(
+            "{name}: {:.1} MB/s, {:.1} objects/s, latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms ({} ok, {} errors, {:.1} s)",
+            p.mb_per_s, p.objects_per_s, p.p50_ms, p.p90_ms, p.p99_ms, p.ok, p.errors, p.seconds
+        )
+    };
+    if let Some(p) = &r.put {
+        line("PUT", p);
+    }
+    if let Some(g) = &r.get {
+        line("GET", g);
+    }
+    if let Some(c) = &r.ceiling {
+        println!(
+            "ceiling: disk write (fsync) {:.0} MB/s, loopback {:.0} MB/s, codec {:.0} MB/s, blake3 {:.0} MB/s -> PUT ceiling {:.0} MB/s, GET ceiling {:.0} MB/s",
+            c.disk_write_mb_per_s, c.loopback_mb_per_s, c.codec_mb_per_s, c.blake3_mb_per_s, c.put_ceiling_mb_per_s, c.get_ceiling_mb_per_s
+        );
+    }
+    if let Some(x) = r.put_ratio {
+        println!("PUT = {:.0}% of its ceiling", x * 100.0);
+    }
+    if let Some(x) = r.get_ratio {
+        println!("GET = {:.0}% of its ceiling", x * 100.0);
+    }
+}
