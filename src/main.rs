@@ -40,6 +40,9 @@ enum Cmd {
         /// Admin API address.
         #[arg(long, default_value = "127.0.0.1:7071")]
         admin_listen: SocketAddr,
+        /// Objects smaller than this are stored as m+1 replicas (0 = never).
+        #[arg(long, default_value = "128KiB", value_parser = parse_size)]
+        replicate_below: u64,
     },
     /// Run the coordinator.
     Coordinator(CoordinatorArgs),
@@ -188,6 +191,9 @@ struct CoordinatorArgs {
     /// Do not repair in the background (operators run `tessera repair`).
     #[arg(long)]
     no_background_repair: bool,
+    /// Objects smaller than this are stored as m+1 replicas instead of k+m pieces (0 = never).
+    #[arg(long, default_value = "128KiB", value_parser = parse_size)]
+    replicate_below: u64,
     /// Rebuild buckets and objects from the shard headers on the nodes (after losing the
     /// metadata directory). Progress and outcome appear under "rebuild" in GET /cluster.
     #[arg(long)]
@@ -205,6 +211,7 @@ fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> 
     c.repair_rate = a.repair_rate;
     c.background_repair = !a.no_background_repair;
     c.rebuild_metadata = a.rebuild_metadata;
+    c.replicate_below = a.replicate_below;
     anyhow::ensure!(
         (4096..=(8 << 20)).contains(&a.piece_size),
         "--piece-size must be between 4KiB and 8MiB"
@@ -340,6 +347,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             listen,
             admin_listen,
+            replicate_below,
         } => {
             anyhow::ensure!(
                 nodes >= ec.total(),
@@ -349,6 +357,7 @@ async fn main() -> anyhow::Result<()> {
             let mut config = ClusterConfig::new(nodes, ec, &data_dir);
             config.listen = listen;
             config.admin_listen = admin_listen;
+            config.coordinator.replicate_below = replicate_below;
             let cluster = Cluster::start(config).await?;
             let url = cluster.endpoint();
             println!(

@@ -651,3 +651,67 @@ async fn full_nodes_refuse_cleanly_and_lose_nothing() {
         "only the small object's shards remain"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn small_objects_are_replicated_with_the_same_durability() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.replicate_below = 64 << 10;
+    let mut c = tessera::cluster::Cluster::start(cfg).await.unwrap();
+    let base = c.endpoint();
+    put(&format!("{base}/tiny"), vec![]).await;
+    let small = data(4096, 1);
+    let r = http()
+        .put(format!("{base}/tiny/s"))
+        .body(small.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["x-tessera-ec"],
+        "1+2",
+        "below the threshold: m+1 replicas"
+    );
+    let r = http()
+        .put(format!("{base}/tiny/b"))
+        .body(data(64 << 10, 2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["x-tessera-ec"],
+        "4+2",
+        "at the threshold: erasure coded"
+    );
+    let r = http()
+        .put(format!("{base}/tiny/x"))
+        .header("x-tessera-ec", "2+2")
+        .body(data(10, 3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-tessera-ec"], "2+2", "an explicit code wins");
+    // Exactly three copies exist.
+    let nodes: Vec<_> = (0..6).map(|i| c.node_addr(i)).collect();
+    assert_eq!(shard_count(&nodes).await, 3 + 6 + 4);
+    // Any m = 2 node losses are survived, as with 4+2.
+    let holders: Vec<usize> = {
+        let mut h = Vec::new();
+        for (i, a) in nodes.iter().enumerate() {
+            let n = tessera_node::NodeClient::new(reqwest::Client::new(), &a.to_string());
+            if n.list(None, 100)
+                .await
+                .unwrap()
+                .iter()
+                .any(|s| s.header.k == 1)
+            {
+                h.push(i);
+            }
+        }
+        h
+    };
+    assert_eq!(holders.len(), 3);
+    c.kill_node(holders[0]);
+    c.kill_node(holders[1]);
+    assert!(get(&format!("{base}/tiny/s")).await.1 == small);
+}

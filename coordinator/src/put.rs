@@ -146,7 +146,19 @@ pub async fn put_object(
         .meta(move |m| m.bucket(&b))
         .await?
         .ok_or_else(|| ApiError::NoSuchBucket(req.bucket.to_string()))?;
-    let ec = req.ec.unwrap_or(bucket.ec);
+    let small = req
+        .content_length
+        .is_some_and(|l| l < c.config.replicate_below);
+    let ec = match req.ec {
+        Some(ec) => ec,
+        // Small objects: m+1 replicas cost one node write per copy instead of k+m pieces, and
+        // a read needs one node instead of k.
+        None if small && bucket.ec.k > 1 => EcSpec {
+            k: 1,
+            m: bucket.ec.m,
+        },
+        None => bucket.ec,
+    };
     let n = ec.total();
     let registered = c.registry.registered();
     if n > registered {

@@ -46,6 +46,10 @@ pub struct CoordinatorConfig {
     pub repair_interval: Duration,
     /// Background repair's write budget in bytes per second (0 = unlimited).
     pub repair_rate: u64,
+    /// Objects smaller than this (by Content-Length) that do not name their own `k+m` are
+    /// stored as `1+m` (m+1 full replicas: the same number of losses survived) instead of
+    /// erasure coded; 0 turns this off.
+    pub replicate_below: u64,
     /// Rebuild metadata from the nodes' shard headers at startup (once the nodes have had a
     /// heartbeat timeout to register).
     pub rebuild_metadata: bool,
@@ -71,6 +75,7 @@ impl CoordinatorConfig {
             repair_interval: Duration::from_secs(300),
             repair_rate: 64 << 20,
             rebuild_metadata: false,
+            replicate_below: 128 << 10,
         }
     }
 

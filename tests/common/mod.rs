@@ -28,6 +28,8 @@ pub fn fast_config(nodes: usize, ec: &str, dir: &Path) -> ClusterConfig {
     c.coordinator.read_hedge_after = Duration::from_millis(300);
     c.coordinator.shard_read_timeout = Duration::from_secs(3);
     c.coordinator.shard_write_timeout = Duration::from_secs(5);
+    // Erasure-code every object unless a test asks otherwise.
+    c.coordinator.replicate_below = 0;
     c
 }
 

@@ -66,6 +66,8 @@ impl ProcCluster {
                     "1200ms",
                     "--gc-grace",
                     "300ms",
+                    "--replicate-below",
+                    "0",
                 ])
                 .args(extra)
                 .stdout(log(dir, "coord"))
