@@ -609,7 +609,9 @@ fn flip_blob_bytes(dir: &std::path::Path) -> usize {
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "blob") {
+        if p.is_dir() {
+            n += flip_blob_bytes(&p);
+        } else if p.extension().is_some_and(|x| x == "blob" || x == "shard") {
             let mut b = std::fs::read(&p).unwrap();
             for off in [b.len() / 3, b.len() / 2, 2 * b.len() / 3] {
                 b[off] ^= 0xff;

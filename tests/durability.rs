@@ -111,7 +111,9 @@ fn flip_blob_bytes(dir: &std::path::Path) -> usize {
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "blob") {
+        if p.is_dir() {
+            n += flip_blob_bytes(&p);
+        } else if p.extension().is_some_and(|x| x == "blob" || x == "shard") {
             let mut b = std::fs::read(&p).unwrap();
             let step = (b.len() / 16).max(1);
             let mut off = step;

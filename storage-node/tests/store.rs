@@ -30,40 +30,47 @@ fn memory_store_reports_corruption() {
 }
 
 /// A write interrupted by a crash (the writer never commits or aborts: the process is gone)
-/// leaves nothing visible and no chunks behind after reopening; a committed write survives.
+/// leaves nothing visible and nothing behind after reopening; committed writes, small
+/// (inline) and large (file), survive.
 #[test]
 fn rocks_crash_mid_write_leaves_nothing_or_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let (torn, whole) = {
+    let (torn, small, large) = {
         let s = RocksShardStore::open(dir.path()).unwrap();
         let h = header(0, 1024);
         let torn = h.shard_id();
         let mut w = s.begin(h).unwrap();
-        w.write(&pattern(10_000, 1)).unwrap();
+        w.write(&pattern(300_000, 1)).unwrap();
         // Failpoint: the process dies here; the writer's abort cleanup never runs.
         s.set_crash_failpoint(true);
         drop(w);
         s.set_crash_failpoint(false);
-        let h = header(1, 1024);
-        let whole = h.shard_id();
-        let mut w = s.begin(h.clone()).unwrap();
-        w.write(&pattern(5000, 2)).unwrap();
-        w.commit_with(h, 5000).unwrap();
-        let (_, pending, chunks) = s.key_counts().unwrap();
-        assert_eq!(pending, 1, "the interrupted write is still marked pending");
-        assert!(chunks > 5, "its chunks are on disk");
-        (torn, whole)
+        let (_, _, files) = s.counts().unwrap();
+        assert_eq!(files, 1, "the interrupted write's partial file is on disk");
+        let mut ids = Vec::new();
+        for (i, len) in [(1u16, 5000usize), (2, 200_000)] {
+            let h = header(i, 1024);
+            ids.push(h.shard_id());
+            let mut w = s.begin(h.clone()).unwrap();
+            w.write(&pattern(len, i as u8)).unwrap();
+            w.commit_with(h, len as u64).unwrap();
+        }
+        (torn, ids[0], ids[1])
     };
     let s = RocksShardStore::open(dir.path()).unwrap();
     assert!(matches!(s.stat(torn), Err(StoreError::NotFound(_))));
-    assert_eq!(&s.read(whole, 0, 5000).unwrap()[..], &pattern(5000, 2)[..]);
-    let (index, pending, chunks) = s.key_counts().unwrap();
+    assert_eq!(&s.read(small, 0, 5000).unwrap()[..], &pattern(5000, 1)[..]);
     assert_eq!(
-        (index, pending, chunks),
-        (1, 0, 5),
-        "only the committed shard's 5 chunks remain"
+        &s.read(large, 0, 200_000).unwrap()[..],
+        &pattern(200_000, 2)[..]
     );
-    assert_eq!(s.used_bytes(), 5000);
+    let (index, inline_chunks, files) = s.counts().unwrap();
+    assert_eq!(
+        (index, inline_chunks, files),
+        (2, 5, 1),
+        "only the committed shards remain"
+    );
+    assert_eq!(s.used_bytes(), 205_000);
 }
 
 /// Bytes flipped in the store's files on disk are reported as corruption, never returned.
@@ -99,12 +106,14 @@ fn rocks_detects_flipped_bytes_on_disk() {
     assert!(corrupt > 0, "the damaged chunk was detected");
 }
 
-/// Flips one byte in the middle of every blob file under `dir`; returns how many.
+/// Flips one byte in the middle of every shard and blob file under `dir`; returns how many.
 pub fn flip_blob_bytes(dir: &std::path::Path) -> usize {
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "blob") {
+        if p.is_dir() {
+            n += flip_blob_bytes(&p);
+        } else if p.extension().is_some_and(|x| x == "blob" || x == "shard") {
             let mut b = std::fs::read(&p).unwrap();
             let mid = b.len() / 2;
             b[mid] ^= 0x5a;

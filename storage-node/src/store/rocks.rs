@@ -1,38 +1,52 @@
-//! [`ShardStore`] on RocksDB with blob files.
+//! [`ShardStore`] on local disk: small shards inside RocksDB, large shards one file each, and
+//! a RocksDB index that decides what is visible.
 //!
-//! Layout (one column family, keys prefixed by one byte):
-//! - `s` + shard id (18 B) -> JSON [`Committed`]: the index entry; its presence is visibility.
-//! - `p` + shard id + generation (8 B) -> JSON header: a write in progress.
-//! - `c` + shard id + generation + chunk number (8 B) -> `blake3 || data`: shard bytes.
+//! Layout under the store's directory:
+//! - `index/`: RocksDB. Keys are prefixed by one byte:
+//!   - `s` + shard id (18 B) -> JSON [`Committed`]: the index entry; its presence is visibility.
+//!   - `c` + shard id + generation (8 B) + chunk number (8 B) -> `blake3 || data`: the chunks
+//!     of a small shard (at most [`INLINE_MAX`] bytes), written in the commit batch itself.
+//! - `files/{shard id hex}-{generation hex}.shard`: a large shard, its chunks stored back to
+//!   back as `blake3 || data`.
 //!
-//! Chunk values larger than 4 KiB live in RocksDB blob files, so large shards are written
-//! sequentially and small shards do not cost a file each. Every write of a shard uses a fresh
-//! generation, so a rewrite never touches the chunks readers of the old one use.
+//! Why this split (measured, see BENCHMARKS.md): putting every shard in RocksDB makes each
+//! byte go to disk twice (WAL, then the flushed blob file), which halved large PUTs; a file per
+//! large shard writes each byte once, sequentially. Small shards stay in RocksDB, so they do not
+//! cost a file (or an fsync of their own) each.
 //!
-//! Durability: chunks go through the WAL unsynced; the commit is one write batch with
-//! `sync = true` (index entry in, pending marker out). A synced WAL write also makes every
-//! earlier WAL record durable, so when commit returns the chunks are on disk too. A crash
-//! before the commit leaves a pending marker, and opening the store deletes its chunks.
+//! Durability: a small shard is committed by one synced batch (chunks + index entry). A large
+//! shard's file is fsynced, then its directory, then the index entry goes in with a synced
+//! batch. Every write of a shard id uses a new generation, so a rewrite never touches what
+//! readers of the old one use. A crash leaves at worst a file no index entry names; opening the
+//! store deletes those.
 
-use super::chunk::{assemble, verify_chunk, ChunkBuffer};
+use super::chunk::{assemble, verify_chunk, ChunkBuffer, CHUNK_HASH_LEN};
 use super::{check_final, chunk_span, validate_header, ShardStore, ShardWriter};
 use crate::error::{Result, StoreError};
 use crate::types::{ShardHeader, ShardId, ShardInfo};
 use bytes::Bytes;
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Shards up to this size live inside RocksDB; larger ones get a file.
+pub const INLINE_MAX: u64 = 64 << 10;
 
 /// Index entry of a committed shard.
 #[derive(Serialize, Deserialize)]
 struct Committed {
     info: ShardInfo,
     generation: u64,
+    /// The chunks are in a file (else inline in RocksDB).
+    #[serde(default)]
+    file: bool,
 }
 
-/// A RocksDB-backed shard store. Cheap to clone.
+/// A disk-backed shard store. Cheap to clone.
 #[derive(Clone)]
 pub struct RocksShardStore {
     inner: Arc<Inner>,
@@ -40,25 +54,19 @@ pub struct RocksShardStore {
 
 struct Inner {
     db: DB,
+    files: PathBuf,
     next_generation: AtomicU64,
     used: AtomicU64,
     /// Serialises read-modify-write of index entries (commit and delete of the same id).
     index_lock: Mutex<()>,
     /// Failpoint for crash tests: aborted writers skip their cleanup, as if the process died.
-    crash_failpoint: std::sync::atomic::AtomicBool,
+    crash_failpoint: AtomicBool,
 }
 
 fn index_key(id: ShardId) -> Vec<u8> {
     let mut k = Vec::with_capacity(19);
     k.push(b's');
     k.extend_from_slice(&id.to_key());
-    k
-}
-fn pending_key(id: ShardId, generation: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(27);
-    k.push(b'p');
-    k.extend_from_slice(&id.to_key());
-    k.extend_from_slice(&generation.to_be_bytes());
     k
 }
 fn chunk_key(id: ShardId, generation: u64, n: u64) -> Vec<u8> {
@@ -75,6 +83,15 @@ fn delete_chunks(batch: &mut WriteBatch, id: ShardId, generation: u64) {
         chunk_key(id, generation, u64::MAX),
     );
 }
+fn file_name(id: ShardId, generation: u64) -> String {
+    format!("{}-{generation:016x}.shard", hex::encode(id.to_key()))
+}
+fn parse_file_name(name: &str) -> Option<(ShardId, u64)> {
+    let stem = name.strip_suffix(".shard")?;
+    let (id, g) = stem.split_once('-')?;
+    let id = ShardId::from_key(&hex::decode(id).ok()?)?;
+    Some((id, u64::from_str_radix(g, 16).ok()?))
+}
 fn synced() -> WriteOptions {
     let mut w = WriteOptions::default();
     w.set_sync(true);
@@ -85,18 +102,19 @@ fn json_err(e: serde_json::Error) -> StoreError {
 }
 
 impl RocksShardStore {
-    /// Opens (creating if needed) the store in `dir`, discarding writes a crash interrupted.
+    /// Opens (creating if needed) the store in `dir`, discarding what a crash left half-done.
     pub fn open(dir: &Path) -> Result<Self> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_enable_blob_files(true);
         opts.set_min_blob_size(4096);
-        opts.set_blob_file_size(256 << 20);
         opts.set_enable_blob_gc(true);
         opts.set_write_buffer_size(32 << 20);
         opts.set_max_background_jobs(2);
         opts.set_max_open_files(512);
-        let db = DB::open(&opts, dir)?;
+        let files = dir.join("files");
+        std::fs::create_dir_all(&files)?;
+        let db = DB::open(&opts, dir.join("index"))?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -104,41 +122,46 @@ impl RocksShardStore {
         let store = RocksShardStore {
             inner: Arc::new(Inner {
                 db,
+                files,
                 next_generation: AtomicU64::new(now),
                 used: AtomicU64::new(0),
                 index_lock: Mutex::new(()),
-                crash_failpoint: Default::default(),
+                crash_failpoint: AtomicBool::new(false),
             }),
         };
         store.recover()?;
         Ok(store)
     }
 
-    /// Deletes the chunks of interrupted writes and recomputes the used-bytes counter.
+    /// Deletes shard files no index entry names (writes a crash interrupted, deletes it cut
+    /// short) and recomputes the used-bytes counter.
     fn recover(&self) -> Result<()> {
-        let db = &self.inner.db;
-        let mut batch = WriteBatch::default();
-        let mut interrupted = 0;
-        for item in db.iterator(IteratorMode::From(b"p", Direction::Forward)) {
-            let (k, _) = item?;
-            if k.first() != Some(&b'p') {
-                break;
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.inner.files)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let keep = match parse_file_name(&name) {
+                Some((id, generation)) => match self.committed(id) {
+                    Ok(c) => c.file && c.generation == generation,
+                    Err(StoreError::NotFound(_)) => false,
+                    Err(e) => return Err(e),
+                },
+                None => false,
+            };
+            if !keep {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
             }
-            if let (Some(id), Ok(g)) = (ShardId::from_key(&k[1..19]), k[19..].try_into()) {
-                delete_chunks(&mut batch, id, u64::from_be_bytes(g));
-            }
-            batch.delete(&k);
-            interrupted += 1;
         }
-        if interrupted > 0 {
-            tracing::info!(
-                interrupted,
-                "discarding shard writes interrupted by a crash"
-            );
-            db.write_opt(batch, &synced())?;
+        if removed > 0 {
+            tracing::info!(removed, "discarded shard files left by interrupted writes");
         }
         let mut used = 0;
-        for item in db.iterator(IteratorMode::From(b"s", Direction::Forward)) {
+        for item in self
+            .inner
+            .db
+            .iterator(IteratorMode::From(b"s", Direction::Forward))
+        {
             let (k, v) = item?;
             if k.first() != Some(&b's') {
                 break;
@@ -150,31 +173,30 @@ impl RocksShardStore {
         Ok(())
     }
 
-    /// Flushes memtables to SST and blob files (used before a clean shutdown so the data
-    /// lives in its final files).
+    /// Flushes memtables to their final files (used before a clean shutdown).
     pub fn flush(&self) -> Result<()> {
         Ok(self.inner.db.flush()?)
     }
 
     /// Failpoint for crash tests: from now on, a writer dropped before commit leaves its
-    /// pending marker and chunks behind, exactly as a process killed mid-write would.
+    /// partial file behind, exactly as a process killed mid-write would.
     pub fn set_crash_failpoint(&self, on: bool) {
         self.inner.crash_failpoint.store(on, Ordering::Relaxed);
     }
 
-    /// Number of keys of each kind (`s`, `p`, `c`), for crash-recovery tests.
-    pub fn key_counts(&self) -> Result<(usize, usize, usize)> {
-        let (mut s, mut p, mut c) = (0, 0, 0);
+    /// Number of index entries, inline chunks and shard files, for crash-recovery tests.
+    pub fn counts(&self) -> Result<(usize, usize, usize)> {
+        let (mut s, mut c) = (0, 0);
         for item in self.inner.db.iterator(IteratorMode::Start) {
             let (k, _) = item?;
             match k.first() {
                 Some(b's') => s += 1,
-                Some(b'p') => p += 1,
                 Some(b'c') => c += 1,
                 _ => {}
             }
         }
-        Ok((s, p, c))
+        let files = std::fs::read_dir(&self.inner.files)?.count();
+        Ok((s, c, files))
     }
 
     fn committed(&self, id: ShardId) -> Result<Committed> {
@@ -185,24 +207,32 @@ impl RocksShardStore {
             .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         serde_json::from_slice(&v).map_err(json_err)
     }
+
+    fn path(&self, id: ShardId, generation: u64) -> PathBuf {
+        self.inner.files.join(file_name(id, generation))
+    }
+
+    /// Removes what an old or deleted index entry pointed to, after the index change is durable.
+    fn discard_file(&self, id: ShardId, old: &Committed) {
+        if old.file {
+            let _ = std::fs::remove_file(self.path(id, old.generation));
+        }
+    }
 }
 
 impl ShardStore for RocksShardStore {
     fn begin(&self, header: ShardHeader) -> Result<Box<dyn ShardWriter>> {
         validate_header(&header)?;
-        let id = header.shard_id();
         let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
-        // The pending marker goes in before any chunk, so a crash at any later point leaves a
-        // record of what to clean up.
-        let h = serde_json::to_vec(&header).map_err(|e| StoreError::Io(e.to_string()))?;
-        self.inner.db.put(pending_key(id, generation), h)?;
         Ok(Box::new(RocksWriter {
             store: self.clone(),
-            id,
+            id: header.shard_id(),
             generation,
             buf: ChunkBuffer::new(header.chunk_size),
             header,
-            next_chunk: 0,
+            held: Vec::new(),
+            held_bytes: 0,
+            file: None,
             done: false,
         }))
     }
@@ -214,15 +244,35 @@ impl ShardStore for RocksShardStore {
         if len == 0 {
             return Ok(Bytes::new());
         }
-        let keys: Vec<_> = (first..end)
-            .map(|n| chunk_key(id, c.generation, n))
-            .collect();
-        let mut chunks = Vec::with_capacity(keys.len());
-        for (n, v) in self.inner.db.multi_get(keys).into_iter().enumerate() {
-            let v = v?.ok_or_else(|| {
-                StoreError::Corrupt(format!("{id}: chunk {} missing", first + n as u64))
-            })?;
-            chunks.push(verify_chunk(Bytes::from(v), &id)?);
+        let mut chunks = Vec::with_capacity((end - first) as usize);
+        if c.file {
+            let stored = (CHUNK_HASH_LEN as u64) + cs as u64;
+            let data_end = (end * cs as u64).min(c.info.length);
+            let start = first * stored;
+            let stop =
+                (end - 1) * stored + CHUNK_HASH_LEN as u64 + (data_end - (end - 1) * cs as u64);
+            let mut buf = vec![0u8; (stop - start) as usize];
+            let f = std::fs::File::open(self.path(id, c.generation))
+                .map_err(|e| StoreError::Corrupt(format!("{id}: shard file: {e}")))?;
+            f.read_exact_at(&mut buf, start)
+                .map_err(|e| StoreError::Corrupt(format!("{id}: shard file short: {e}")))?;
+            let buf = Bytes::from(buf);
+            let mut pos = 0usize;
+            while pos < buf.len() {
+                let n = (stored as usize).min(buf.len() - pos);
+                chunks.push(verify_chunk(buf.slice(pos..pos + n), &id)?);
+                pos += n;
+            }
+        } else {
+            let keys: Vec<_> = (first..end)
+                .map(|n| chunk_key(id, c.generation, n))
+                .collect();
+            for (n, v) in self.inner.db.multi_get(keys).into_iter().enumerate() {
+                let v = v?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("{id}: chunk {} missing", first + n as u64))
+                })?;
+                chunks.push(verify_chunk(Bytes::from(v), &id)?);
+            }
         }
         Ok(assemble(chunks, cs, first, offset, len))
     }
@@ -243,6 +293,7 @@ impl ShardStore for RocksShardStore {
         delete_chunks(&mut batch, id, c.generation);
         // Synced so that a deleted shard does not come back after a crash.
         self.inner.db.write_opt(batch, &synced())?;
+        self.discard_file(id, &c);
         self.inner.used.fetch_sub(c.info.length, Ordering::Relaxed);
         Ok(())
     }
@@ -283,15 +334,32 @@ struct RocksWriter {
     generation: u64,
     header: ShardHeader,
     buf: ChunkBuffer,
-    next_chunk: u64,
+    /// Sealed chunks kept in memory while the shard is still small enough to go inline.
+    held: Vec<Bytes>,
+    held_bytes: u64,
+    /// Open once the shard outgrew [`INLINE_MAX`].
+    file: Option<std::fs::File>,
     done: bool,
 }
 
 impl RocksWriter {
-    fn put_chunk(&mut self, chunk: Bytes) -> Result<()> {
-        let key = chunk_key(self.id, self.generation, self.next_chunk);
-        self.store.inner.db.put(key, &chunk)?;
-        self.next_chunk += 1;
+    fn push_chunk(&mut self, chunk: Bytes) -> Result<()> {
+        if let Some(f) = &mut self.file {
+            f.write_all(&chunk)?;
+            return Ok(());
+        }
+        self.held_bytes += chunk.len() as u64;
+        self.held.push(chunk);
+        if self.held_bytes > INLINE_MAX + CHUNK_HASH_LEN as u64 {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(self.store.path(self.id, self.generation))?;
+            for c in self.held.drain(..) {
+                f.write_all(&c)?;
+            }
+            self.file = Some(f);
+        }
         Ok(())
     }
 }
@@ -304,7 +372,7 @@ impl ShardWriter for RocksWriter {
             Ok(())
         })?;
         for c in sealed {
-            self.put_chunk(c)?;
+            self.push_chunk(c)?;
         }
         Ok(())
     }
@@ -312,14 +380,26 @@ impl ShardWriter for RocksWriter {
     fn commit_with(mut self: Box<Self>, header: ShardHeader, length: u64) -> Result<ShardInfo> {
         check_final(&self.header, &header, self.buf.length, length)?;
         if let Some(c) = self.buf.finish() {
-            self.put_chunk(c)?;
+            self.push_chunk(c)?;
+        }
+        let mut batch = WriteBatch::default();
+        let in_file = self.file.is_some();
+        if let Some(f) = self.file.take() {
+            // Data, then the directory entry, on stable storage before the index names them.
+            f.sync_all()?;
+            std::fs::File::open(&self.store.inner.files)?.sync_all()?;
+        } else {
+            for (n, c) in self.held.iter().enumerate() {
+                batch.put(chunk_key(self.id, self.generation, n as u64), c);
+            }
         }
         let info = ShardInfo { header, length };
-        let entry = serde_json::to_vec(&Committed {
+        let entry = Committed {
             info: info.clone(),
             generation: self.generation,
-        })
-        .map_err(|e| StoreError::Io(e.to_string()))?;
+            file: in_file,
+        };
+        let entry = serde_json::to_vec(&entry).map_err(|e| StoreError::Io(e.to_string()))?;
         let inner = &self.store.inner;
         let _guard = inner.index_lock.lock().unwrap();
         let old = match self.store.committed(self.id) {
@@ -327,19 +407,17 @@ impl ShardWriter for RocksWriter {
             Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e),
         };
-        let mut batch = WriteBatch::default();
         batch.put(index_key(self.id), entry);
-        batch.delete(pending_key(self.id, self.generation));
         if let Some(old) = &old {
             delete_chunks(&mut batch, self.id, old.generation);
         }
-        // The commit point: one synced batch (see the module docs for why this also makes the
-        // chunks durable).
+        // The commit point: one synced batch.
         inner.db.write_opt(batch, &synced())?;
         self.done = true;
         inner.used.fetch_add(info.length, Ordering::Relaxed);
         if let Some(old) = old {
             inner.used.fetch_sub(old.info.length, Ordering::Relaxed);
+            self.store.discard_file(self.id, &old);
         }
         Ok(info)
     }
@@ -350,13 +428,10 @@ impl Drop for RocksWriter {
         if self.done || self.store.inner.crash_failpoint.load(Ordering::Relaxed) {
             return;
         }
-        // Aborted write: drop its chunks and marker. If this fails (or the process dies before
-        // it runs) the marker remains and `recover` cleans up on the next open.
-        let mut batch = WriteBatch::default();
-        delete_chunks(&mut batch, self.id, self.generation);
-        batch.delete(pending_key(self.id, self.generation));
-        if let Err(e) = self.store.inner.db.write(batch) {
-            tracing::warn!(shard = %self.id, error = %e, "could not discard aborted shard write");
+        // Aborted write: nothing is in the index; drop the partial file if there is one. If
+        // this does not run (the process died), the next open removes the file.
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(self.store.path(self.id, self.generation));
         }
     }
 }
