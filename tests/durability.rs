@@ -612,3 +612,108 @@ async fn a_node_that_returns_drops_stale_shards() {
         }
     }
 }
+
+/// What a key may hold after a crash: its last acknowledged state, or the outcome of the one
+/// operation that was in flight when the coordinator died.
+#[derive(Clone, Default)]
+struct KeyState {
+    acked: Option<Vec<u8>>,
+    in_flight: Option<Option<Vec<u8>>>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coordinator_sigkilled_during_puts_overwrites_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 6, MANUAL).await;
+    put(&c.url("storm"), vec![]).await;
+    let states: Vec<std::sync::Arc<std::sync::Mutex<KeyState>>> =
+        (0..8).map(|_| Default::default()).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (k, st) in states.iter().enumerate() {
+        let (st, stop, url) = (st.clone(), stop.clone(), c.url(&format!("storm/key{k}")));
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let mut round = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                round += 1;
+                let delete = round % 4 == 0;
+                let body = data(
+                    300_000 + (round as usize % 7) * 200_000,
+                    k as u64 * 1000 + round,
+                );
+                let next = if delete { None } else { Some(body.clone()) };
+                st.lock().unwrap().in_flight = Some(next.clone());
+                let ok = if delete {
+                    client
+                        .delete(&url)
+                        .send()
+                        .await
+                        .map(|r| r.status() == 204)
+                        .unwrap_or(false)
+                } else {
+                    client
+                        .put(&url)
+                        .body(body)
+                        .send()
+                        .await
+                        .map(|r| r.status() == 200)
+                        .unwrap_or(false)
+                };
+                let mut s = st.lock().unwrap();
+                if ok {
+                    s.acked = next;
+                    s.in_flight = None;
+                } else {
+                    // Failed: the coordinator is gone; this op may or may not have committed.
+                    return;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.coordinator.kill();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    c.restart_coordinator();
+    c.wait_up(6).await;
+    let mut checked = 0;
+    for (k, st) in states.iter().enumerate() {
+        let s = st.lock().unwrap().clone();
+        let (status, got) = get(&c.url(&format!("storm/key{k}"))).await;
+        let now = (status == 200).then_some(got);
+        assert!(status == 200 || status == 404, "key{k}: status {status}");
+        let allowed = now == s.acked || s.in_flight.as_ref().is_some_and(|f| *f == now);
+        assert!(
+            allowed,
+            "key{k}: holds neither its acknowledged state nor its in-flight write"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
+    // Everything the interrupted writes left on the nodes is collected: only the shards of the
+    // objects that exist remain.
+    let live = {
+        let mut n = 0;
+        for k in 0..8 {
+            if get(&c.url(&format!("storm/key{k}"))).await.0 == 200 {
+                n += 1;
+            }
+        }
+        n
+    };
+    let addrs = c.node_addrs();
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            shard_count(&addrs).await == live * 6
+        })
+        .await,
+        "orphaned shards remain: {} shards for {live} objects",
+        shard_count(&addrs).await
+    );
+}
