@@ -133,8 +133,8 @@ pub async fn status(admin: &str, json: bool) -> anyhow::Result<()> {
             n["address"].as_str().unwrap_or(""),
             n["zone"].as_str().unwrap_or(""),
             n["state"].as_str().unwrap_or(""),
-            n["used"],
-            n["free"],
+            n["used"].as_u64().unwrap_or(0),
+            n["free"].as_u64().unwrap_or(0),
             n["scrub"]["shards_checked"].as_u64().unwrap_or(0)
         );
     }
