@@ -65,13 +65,12 @@ pub async fn repair(admin: &str, req: RepairRequest, json: bool) -> anyhow::Resu
         if let Some(b) = &bar {
             b.set_length(r.objects_total);
             b.set_position(r.objects_scanned);
-            let secs = (r.elapsed_ms.max(1) as f64) / 1000.0;
             b.set_message(format!(
-                "{} repaired, {:.1} MB written",
+                "{} repaired, {:.1} MB written ({:.1} MB/s)",
                 r.repaired,
-                r.bytes_written as f64 / 1e6
+                r.bytes_written as f64 / 1e6,
+                r.bytes_written as f64 / 1e6 / b.elapsed().as_secs_f64().max(0.001)
             ));
-            let _ = secs;
         }
         if r.done {
             break r;
