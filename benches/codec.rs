@@ -26,7 +26,11 @@ fn codec(c: &mut Criterion) {
             // The stripe buffer is prepared outside the timing: in a PUT it is the buffer the
             // body was read into, so the copy is not part of the codec step.
             g.bench_with_input(BenchmarkId::new("encode", piece >> 10), &data, |b, d| {
-                b.iter_batched(|| BytesMut::from(&d[..]), |s| codec.encode(s), BatchSize::LargeInput)
+                b.iter_batched(
+                    || BytesMut::from(&d[..]),
+                    |s| codec.encode(s),
+                    BatchSize::LargeInput,
+                )
             });
             let pieces = codec.encode(BytesMut::from(&data[..]));
             g.bench_with_input(
