@@ -492,16 +492,13 @@ async fn node_killed_mid_put_keeps_quorum_or_fails_cleanly() {
     put(&format!("{base}/mid"), vec![]).await;
     // A slow streamed PUT; one node dies in the middle. w = 5 of 6 still land.
     let body = data(24 * MIB, 5);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let (tx, body_stream) = channel_body();
     let url = format!("{base}/mid/one-dies");
     let req = tokio::spawn(
         http()
             .put(url.clone())
             .header("content-length", body.len())
-            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
-            )))
+            .body(body_stream)
             .send(),
     );
     for (i, chunk) in body.chunks(MIB).enumerate() {
@@ -516,16 +513,13 @@ async fn node_killed_mid_put_keeps_quorum_or_fails_cleanly() {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert!(get(&url).await.1 == body);
     // Two more die mid-PUT: only 3 of 6 streams remain, below w = 5: 503, nothing visible.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let (tx, body_stream) = channel_body();
     let url2 = format!("{base}/mid/two-die");
     let req = tokio::spawn(
         http()
             .put(url2.clone())
             .header("content-length", body.len())
-            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
-            )))
+            .body(body_stream)
             .send(),
     );
     for (i, chunk) in body.chunks(MIB).enumerate() {
@@ -603,24 +597,6 @@ async fn flipped_bytes_on_disk_are_detected_and_served_around() {
         }
     }
     assert!(corrupt > 0, "corruption is reported by the node");
-}
-
-fn flip_blob_bytes(dir: &std::path::Path) -> usize {
-    let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            n += flip_blob_bytes(&p);
-        } else if p.extension().is_some_and(|x| x == "blob" || x == "shard") {
-            let mut b = std::fs::read(&p).unwrap();
-            for off in [b.len() / 3, b.len() / 2, 2 * b.len() / 3] {
-                b[off] ^= 0xff;
-            }
-            std::fs::write(&p, b).unwrap();
-            n += 1;
-        }
-    }
-    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -107,27 +107,6 @@ async fn background_repair_heals_without_an_operator() {
     all_exact(&objs, "after background repair and two more deaths").await;
 }
 
-fn flip_blob_bytes(dir: &std::path::Path) -> usize {
-    let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            n += flip_blob_bytes(&p);
-        } else if p.extension().is_some_and(|x| x == "blob" || x == "shard") {
-            let mut b = std::fs::read(&p).unwrap();
-            let step = (b.len() / 16).max(1);
-            let mut off = step;
-            while off < b.len() {
-                b[off] ^= 0xff;
-                off += step;
-            }
-            std::fs::write(&p, b).unwrap();
-            n += 1;
-        }
-    }
-    n
-}
-
 async fn stop_gracefully(c: &mut ProcCluster, i: usize) {
     let mut p = c.nodes[i].take().unwrap();
     Command::new("kill")
@@ -640,7 +619,7 @@ async fn coordinator_sigkilled_during_puts_overwrites_and_deletes() {
             let mut round = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 round += 1;
-                let delete = round % 4 == 0;
+                let delete = round.is_multiple_of(4);
                 let body = data(
                     300_000 + (round as usize % 7) * 200_000,
                     k as u64 * 1000 + round,

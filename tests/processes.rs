@@ -76,16 +76,13 @@ async fn node_sigkilled_mid_put_serves_no_torn_shard_after_restart() {
     let mut c = ProcCluster::start(dir.path(), 6).await;
     put(&c.url("torn"), vec![]).await;
     let body = data(24 * MIB, 8);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let (tx, body_stream) = channel_body();
     let url = c.url("torn/big");
     let req = tokio::spawn(
         http()
             .put(url.clone())
             .header("content-length", body.len())
-            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
-            )))
+            .body(body_stream)
             .send(),
     );
     for (i, chunk) in body.chunks(MIB).enumerate() {
@@ -247,15 +244,12 @@ async fn coordinator_killed_mid_put_leaves_no_partial_object_and_collects_orphan
     put(&c.url("crash"), vec![]).await;
     let done = data(2 * MIB, 1);
     assert_eq!(put(&c.url("crash/acked"), done.clone()).await.0, 200);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let (tx, body_stream) = channel_body();
     let req = tokio::spawn(
         http()
             .put(c.url("crash/partial"))
             .header("content-length", 32 * MIB)
-            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
-            )))
+            .body(body_stream)
             .send(),
     );
     for i in 0..12u64 {

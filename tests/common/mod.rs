@@ -118,3 +118,37 @@ pub fn code(body: &str) -> &str {
         .and_then(|s| s.split("</Code>").next())
         .unwrap_or("")
 }
+
+/// A request body fed chunk by chunk from the test (for PUTs that must be slow or interrupted).
+pub fn channel_body() -> (
+    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    reqwest::Body,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    (tx, reqwest::Body::wrap_stream(stream))
+}
+
+/// Flips bytes at 1/16 intervals in every shard and blob file under `dir`; returns how many
+/// files were damaged.
+pub fn flip_blob_bytes(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            n += flip_blob_bytes(&p);
+        } else if p.extension().is_some_and(|x| x == "blob" || x == "shard") {
+            let mut b = std::fs::read(&p).unwrap();
+            let step = (b.len() / 16).max(1);
+            let mut off = step;
+            while off < b.len() {
+                b[off] ^= 0xff;
+                off += step;
+            }
+            std::fs::write(&p, b).unwrap();
+            n += 1;
+        }
+    }
+    n
+}
