@@ -27,6 +27,9 @@ use tessera_node::{ObjectVersion, ShardHeader, ShardId, ShardInfo, StoreError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// Stripes up to this size are hashed and encoded on the runtime thread.
+const INLINE_ENCODE: usize = 64 << 10;
+
 /// Pieces queued per node stream before the PUT waits for that node.
 pub const QUEUE_STRIPES: usize = 4;
 
@@ -353,15 +356,21 @@ impl Pump {
     async fn send_stripe(&mut self, stripe: BytesMut) -> Result<(), ApiError> {
         let codec = self.codec.clone();
         let mut hasher = self.hasher.take().expect("hasher present between stripes");
+        let stripe_len = stripe.len();
         // Hashing and encoding are CPU work: off the async runtime, in one pass while the
-        // stripe is in cache.
-        let (hasher, pieces) = tokio::task::spawn_blocking(move || {
+        // stripe is in cache. A small stripe takes microseconds, less than the hand-off.
+        let work = move || {
             hasher.update(&stripe);
             let pieces = codec.encode(stripe);
             (hasher, pieces)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("encode task: {e}")))?;
+        };
+        let (hasher, pieces) = if stripe_len <= INLINE_ENCODE {
+            work()
+        } else {
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| ApiError::Internal(format!("encode task: {e}")))?
+        };
         self.hasher = Some(hasher);
         for (i, piece) in pieces.into_iter().enumerate().take(self.streams.len()) {
             let Some(tx) = &self.streams[i].tx else {

@@ -241,16 +241,24 @@ async fn put(
     Path((v, i)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<ShardInfo>> {
+    /// What a blocking flush left: the open writer, or the committed shard.
+    enum Flushed {
+        Open(Box<dyn ShardWriter>),
+        Done(ShardInfo),
+    }
     let id = shard_id(&v, &i)?;
     let mut stream = body.into_data_stream();
     let mut parser = FrameParser::default();
+    // The writer is opened in the first blocking flush, so a small shard costs one blocking
+    // call in all (begin, write and commit together).
+    let mut header: Option<crate::types::ShardHeader> = None;
     let mut writer: Option<Box<dyn ShardWriter>> = None;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
     let mut end: Option<EndFrame> = None;
     let mut received: u64 = 0;
     let mut room: u64 = u64::MAX;
-    while end.is_none() {
+    loop {
         let chunk = match stream.next().await {
             Some(c) => c.map_err(|e| StoreError::Incomplete(format!("shard body: {e}")))?,
             None => {
@@ -262,7 +270,7 @@ async fn put(
         for frame in parser.push(chunk)? {
             match frame {
                 Frame::Header(h) => {
-                    if writer.is_some() || h.shard_id() != id {
+                    if header.is_some() || writer.is_some() || h.shard_id() != id {
                         return Err(StoreError::InvalidArgument(format!(
                             "unexpected header for {}",
                             h.shard_id()
@@ -272,13 +280,12 @@ async fn put(
                     if room == 0 {
                         return Err(StoreError::NoSpace(format!("node {} is full", st.node_id)));
                     }
-                    let store = st.store.clone();
-                    writer = Some(blocking(move || store.begin(h)).await?);
+                    header = Some(h);
                 }
                 Frame::Data(d) => {
                     received += d.len() as u64;
                     // Refuse a shard that would overrun the capacity limit or the disk:
-                    // the write aborts cleanly instead of failing half-way in RocksDB.
+                    // the write aborts cleanly instead of failing half-way.
                     if received > room {
                         return Err(StoreError::NoSpace(format!(
                             "node {} has {room} bytes free",
@@ -288,35 +295,47 @@ async fn put(
                     batch_len += d.len();
                     batch.push(d);
                 }
-                Frame::End(e) => end = Some(e),
+                Frame::End(e) => {
+                    if e.header.shard_id() != id {
+                        return Err(StoreError::InvalidArgument(
+                            "end frame names another shard".into(),
+                        ));
+                    }
+                    end = Some(e);
+                }
             }
         }
-        if batch_len >= WRITE_BATCH || (end.is_some() && !batch.is_empty()) {
-            let mut w = writer
-                .take()
-                .ok_or_else(|| StoreError::InvalidArgument("data before header".into()))?;
-            let b = std::mem::take(&mut batch);
-            batch_len = 0;
-            writer = Some(
-                blocking(move || {
-                    for piece in &b {
-                        w.write(piece)?;
-                    }
-                    Ok(w)
-                })
-                .await?,
+        if batch_len >= WRITE_BATCH || end.is_some() {
+            let store = st.store.clone();
+            let (h, w, b, e) = (
+                header.take(),
+                writer.take(),
+                std::mem::take(&mut batch),
+                end.take(),
             );
+            batch_len = 0;
+            let out = blocking(move || {
+                let mut w = match w {
+                    Some(w) => w,
+                    None => store.begin(h.ok_or_else(|| {
+                        StoreError::InvalidArgument("shard data before its header".into())
+                    })?)?,
+                };
+                for piece in &b {
+                    w.write(piece)?;
+                }
+                match e {
+                    Some(e) => Ok(Flushed::Done(w.commit_with(e.header, e.length)?)),
+                    None => Ok(Flushed::Open(w)),
+                }
+            })
+            .await?;
+            match out {
+                Flushed::Open(w) => writer = Some(w),
+                Flushed::Done(info) => return Ok(Json(info)),
+            }
         }
     }
-    let end = end.expect("loop exits on the end frame");
-    let w = writer.ok_or_else(|| StoreError::InvalidArgument("end frame before header".into()))?;
-    if end.header.shard_id() != id {
-        return Err(StoreError::InvalidArgument(
-            "end frame names another shard".into(),
-        ));
-    }
-    let info = blocking(move || w.commit_with(end.header, end.length)).await?;
-    Ok(Json(info))
 }
 
 /// Sends a heartbeat to `coordinator` every `interval` until the task is dropped.
