@@ -179,6 +179,9 @@ struct CoordinatorArgs {
     /// Bytes of each shard per stripe (stripe = k x piece).
     #[arg(long, default_value = "256KiB", value_parser = parse_size)]
     piece_size: u64,
+    /// How often nodes' shards are checked against the metadata for orphans.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    orphan_scan_interval: Duration,
     /// A shard on a node down for this long is rebuilt elsewhere.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     repair_grace: Duration,
@@ -206,6 +209,7 @@ fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> 
     c.write_quorum = a.write_quorum;
     c.heartbeat_timeout = a.heartbeat_timeout;
     c.gc_grace = a.gc_grace;
+    c.orphan_scan_interval = a.orphan_scan_interval;
     c.repair_grace = a.repair_grace;
     c.repair_interval = a.repair_interval;
     c.repair_rate = a.repair_rate;

@@ -693,3 +693,50 @@ async fn small_objects_are_replicated_with_the_same_durability() {
     c.kill_node(holders[1]);
     assert!(get(&format!("{base}/tiny/s")).await.1 == small);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orphan_scan_removes_unreferenced_shards_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.orphan_scan_interval = Duration::from_millis(300);
+    cfg.coordinator.gc_grace = Duration::from_secs(5);
+    let c = tessera::cluster::Cluster::start(cfg).await.unwrap();
+    let base = c.endpoint();
+    put(&format!("{base}/orph"), vec![]).await;
+    let body = data(MIB + 5, 1);
+    assert_eq!(put(&format!("{base}/orph/keep"), body.clone()).await.0, 200);
+    // Shards no metadata names, as a lost in-flight record would leave them.
+    let node = tessera_node::NodeClient::new(reqwest::Client::new(), &c.node_addr(0).to_string());
+    let now = tessera_node::ObjectVersion::new();
+    let old = tessera_node::ObjectVersion(now.0 - (60_000u128 << 80));
+    let mut header = tessera_node::conformance::header(0, 4096);
+    header.bucket = "orph".into();
+    let mut orphans = Vec::new();
+    for (key, version) in [("ghost", old), ("keep", old), ("young", now)] {
+        header.key = key.into();
+        header.version = version;
+        node.put_shard_bytes(&header, bytes::Bytes::from(data(10_000, 2)))
+            .await
+            .unwrap();
+        orphans.push(header.shard_id());
+    }
+    let gone = eventually(Duration::from_secs(10), || async {
+        node.info(orphans[0]).await.is_err() && node.info(orphans[1]).await.is_err()
+    })
+    .await;
+    assert!(
+        gone,
+        "old orphans (unknown key, stale version of a live key) were deleted"
+    );
+    assert!(
+        node.info(orphans[2]).await.is_ok(),
+        "a shard younger than the grace period is kept"
+    );
+    let nodes: Vec<_> = (0..6).map(|i| c.node_addr(i)).collect();
+    assert_eq!(
+        shard_count(&nodes).await,
+        6 + 1,
+        "the live object's shards are untouched"
+    );
+    assert!(get(&format!("{base}/orph/keep")).await.1 == body);
+}

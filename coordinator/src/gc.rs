@@ -13,9 +13,18 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs collection passes until `stop` is cancelled.
 pub async fn run(c: Arc<Coordinator>, stop: CancellationToken) {
+    let mut last_orphan_scan = tokio::time::Instant::now();
     loop {
         if let Err(e) = pass(&c).await {
             tracing::warn!(error = %e, "garbage collection pass failed");
+        }
+        if last_orphan_scan.elapsed() >= c.config.orphan_scan_interval {
+            last_orphan_scan = tokio::time::Instant::now();
+            match orphan_scan(&c).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "orphan scan removed unreferenced shards"),
+                Err(e) => tracing::warn!(error = %e, "orphan scan failed"),
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -87,4 +96,58 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
         }
     }
     Ok(finished)
+}
+
+/// Deletes shards on up nodes that no committed object references, that belong to no write in
+/// flight, and whose version is older than the grace period (so a write that has just begun is
+/// never touched). This catches what no garbage record names: shards of a write whose
+/// in-flight record a crash lost, leftovers on nodes that were away. Returns how many shards
+/// were deleted.
+pub async fn orphan_scan(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
+    let grace = c.config.gc_grace.as_millis() as u64;
+    let pending = c.meta(|m| m.pending_versions()).await?;
+    let mut deleted = 0;
+    for node in c.registry.candidates() {
+        let Some(client) = c.registry.client(&node.id) else {
+            continue;
+        };
+        let mut after = None;
+        loop {
+            let page = client.list(after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.header.shard_id());
+            for info in page {
+                let h = info.header;
+                let now = crate::meta::now_ms();
+                if pending.contains(&h.version) || now.saturating_sub(h.version.millis()) < grace {
+                    continue;
+                }
+                // In-flight first, then the object: a PUT commits by removing its in-flight
+                // record and writing the object in one batch, so in this order one of the two
+                // reads sees it.
+                let (b, k, node_id) = (h.bucket.clone(), h.key.clone(), node.id.clone());
+                let (v, i) = (h.version, h.shard_index as usize);
+                let keep = c
+                    .meta(move |m| {
+                        if m.pending_versions()?.contains(&v) {
+                            return Ok(true);
+                        }
+                        Ok(m.object(&b, &k)?.is_some_and(|o| {
+                            o.version == v
+                                && o.shards.get(i).and_then(|l| l.node.as_ref()) == Some(&node_id)
+                        }))
+                    })
+                    .await?;
+                if !keep {
+                    match client.delete(h.shard_id()).await {
+                        Ok(()) => deleted += 1,
+                        Err(e) => {
+                            tracing::debug!(shard = %h.shard_id(), error = %e, "orphan delete failed")
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(deleted)
 }

@@ -280,10 +280,32 @@ impl MetaStore {
 
     /// Records shard writes in flight under `record` (`{version}` for a PUT,
     /// `{version}.{suffix}` for a repair).
+    ///
+    /// Not synced: this saves one fsync per PUT. If a crash loses the record, the shards the
+    /// nodes committed for it are unreferenced and the orphan scan ([`crate::gc::orphan_scan`])
+    /// deletes them; the record's job before that is only to keep the orphan scan away from a
+    /// write still in flight, and a live process always sees its own unsynced writes.
     pub fn begin_pending(&self, record: &str, set: &ShardSet) -> Result<()> {
         let mut batch = WriteBatch::default();
         batch.put(key(b'p', &[record]), serde_json::to_vec(set)?);
-        self.write(batch)
+        Ok(self.db.write(batch)?)
+    }
+
+    /// Versions with a write in flight (PUT or repair).
+    pub fn pending_versions(&self) -> Result<std::collections::HashSet<ObjectVersion>> {
+        let mut out = std::collections::HashSet::new();
+        self.scan(&key(b'p', &[]), |id, _: serde_json::Value| {
+            if let Ok(v) = String::from_utf8_lossy(id)
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .parse()
+            {
+                out.insert(v);
+            }
+            true
+        })?;
+        Ok(out)
     }
 
     /// The commit point of a PUT: the object becomes visible, the in-flight record goes, and

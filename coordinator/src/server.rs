@@ -28,6 +28,8 @@ pub struct CoordinatorConfig {
     pub gc_grace: Duration,
     /// How often the garbage collector looks for work.
     pub gc_interval: Duration,
+    /// How often every node's shards are checked against the metadata for orphans.
+    pub orphan_scan_interval: Duration,
     /// Bytes of each shard per stripe (stripe size = k x piece).
     pub piece_size: u64,
     /// A node that accepts no shard bytes for this long is dropped from a PUT.
@@ -65,6 +67,7 @@ impl CoordinatorConfig {
             heartbeat_timeout: Duration::from_secs(5),
             gc_grace: Duration::from_secs(15),
             gc_interval: Duration::from_secs(2),
+            orphan_scan_interval: Duration::from_secs(600),
             piece_size: 256 << 10,
             shard_write_timeout: Duration::from_secs(30),
             shard_read_timeout: Duration::from_secs(10),
