@@ -3,7 +3,8 @@
 # (librocksdb-sys needs libclang at build time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libclang; then
+# (libclang-cpp, which Debian images often carry, is not enough: bindgen needs libclang itself.)
+if command -v dpkg >/dev/null && ! dpkg -s libclang-dev >/dev/null 2>&1; then
   echo "installing libclang-dev (needed to build RocksDB bindings)..."
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libclang-dev
