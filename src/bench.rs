@@ -12,32 +12,45 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_coordinator::{EcSpec, ErasureCodec};
 
-/// What to run.
-#[derive(Clone, Debug)]
+/// What to run (also the command line of `tessera bench`).
+#[derive(Clone, Debug, clap::Args)]
 pub struct BenchConfig {
-    /// Base URL of the S3 endpoint (`http://127.0.0.1:7070`).
+    /// Endpoint, e.g. http://127.0.0.1:7070 (omit with --ceiling for ceilings only).
+    #[arg(long)]
     pub endpoint: Option<String>,
-    /// Bucket to use (created if missing).
+    /// Bucket (created if missing).
+    #[arg(long, default_value = "tessera-bench")]
     pub bucket: String,
-    /// Object size in bytes.
+    /// Object size.
+    #[arg(long, default_value = "16MiB", value_parser = tessera_coordinator::names::parse_size)]
     pub size: u64,
-    /// Objects to PUT (and then GET).
+    /// Objects per phase.
+    #[arg(long, default_value_t = 64)]
     pub objects: usize,
-    /// Run each phase for this long instead of a fixed object count.
+    /// Run each phase for this long (cycling over --objects) instead.
+    #[arg(long, value_parser = crate::duration::parse_duration)]
     pub duration: Option<Duration>,
     /// Requests in flight.
+    #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
-    /// `x-tessera-ec` for the bucket and objects.
+    /// Erasure code for the bucket and objects (x-tessera-ec).
+    #[arg(long)]
     pub ec: Option<EcSpec>,
-    /// Only GET the objects a previous run left (e.g. after killing nodes: degraded reads).
+    /// Skip the PUT phase and GET what an earlier run wrote (degraded reads after stopping
+    /// nodes).
+    #[arg(long)]
     pub skip_put: bool,
-    /// Delete the objects at the end.
+    /// Delete the objects afterwards.
+    #[arg(long)]
     pub cleanup: bool,
-    /// Also measure the machine's ceilings.
+    /// Also measure disk, loopback, codec and blake3 ceilings and print ratios.
+    #[arg(long)]
     pub ceiling: bool,
-    /// Directory whose filesystem the disk ceiling is measured on.
+    /// Directory on the filesystem whose write bandwidth bounds PUTs.
+    #[arg(long, default_value = ".")]
     pub data_dir: std::path::PathBuf,
     /// Bytes written for the disk and loopback ceilings.
+    #[arg(long, default_value = "512MiB", value_parser = tessera_coordinator::names::parse_size)]
     pub ceiling_bytes: u64,
 }
 

@@ -71,43 +71,8 @@ enum Cmd {
     /// Load generator (PUT then GET phase) for any S3 path-style endpoint; `--ceiling` also
     /// measures this machine's limits in the same run.
     Bench {
-        /// Endpoint, e.g. http://127.0.0.1:7070 (omit with --ceiling for ceilings only).
-        #[arg(long)]
-        endpoint: Option<String>,
-        /// Bucket (created if missing).
-        #[arg(long, default_value = "tessera-bench")]
-        bucket: String,
-        /// Object size.
-        #[arg(long, default_value = "16MiB", value_parser = parse_size)]
-        size: u64,
-        /// Objects per phase.
-        #[arg(long, default_value_t = 64)]
-        objects: usize,
-        /// Run each phase for this long (cycling over --objects) instead.
-        #[arg(long, value_parser = parse_duration)]
-        duration: Option<Duration>,
-        /// Requests in flight.
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
-        /// Erasure code for the bucket and objects (x-tessera-ec).
-        #[arg(long)]
-        ec: Option<EcSpec>,
-        /// Skip the PUT phase and GET what an earlier run wrote (degraded reads after
-        /// stopping nodes).
-        #[arg(long)]
-        skip_put: bool,
-        /// Delete the objects afterwards.
-        #[arg(long)]
-        cleanup: bool,
-        /// Also measure disk, loopback, codec and blake3 ceilings and print ratios.
-        #[arg(long)]
-        ceiling: bool,
-        /// Directory on the filesystem whose write bandwidth bounds PUTs.
-        #[arg(long, default_value = ".")]
-        data_dir: PathBuf,
-        /// Bytes written for the disk and loopback ceilings.
-        #[arg(long, default_value = "512MiB", value_parser = parse_size)]
-        ceiling_bytes: u64,
+        #[command(flatten)]
+        config: tessera::bench::BenchConfig,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -259,39 +224,11 @@ async fn main() -> anyhow::Result<()> {
             let code = tessera::ops::repair(&coordinator, req, json).await?;
             std::process::exit(code);
         }
-        Cmd::Bench {
-            endpoint,
-            bucket,
-            size,
-            objects,
-            duration,
-            concurrency,
-            ec,
-            skip_put,
-            cleanup,
-            ceiling,
-            data_dir,
-            ceiling_bytes,
-            json,
-        } => {
+        Cmd::Bench { config: cfg, json } => {
             anyhow::ensure!(
-                endpoint.is_some() || ceiling,
+                cfg.endpoint.is_some() || cfg.ceiling,
                 "give --endpoint, --ceiling or both"
             );
-            let cfg = tessera::bench::BenchConfig {
-                endpoint,
-                bucket,
-                size,
-                objects,
-                duration,
-                concurrency,
-                ec,
-                skip_put,
-                cleanup,
-                ceiling,
-                data_dir,
-                ceiling_bytes,
-            };
             let report = tessera::bench::run(cfg, json).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
