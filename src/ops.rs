@@ -141,6 +141,20 @@ pub async fn status(admin: &str, json: bool) -> anyhow::Result<()> {
         "in-flight writes {}, garbage records {}, repair queue {}, suspect shards {}",
         cluster["objects_in_flight"], cluster["garbage"], repair["queue"], repair["suspect_shards"]
     );
+    if let Some(scan) = repair["last_scan"].as_object() {
+        let ago = tessera_coordinator::meta::now_ms()
+            .saturating_sub(scan["finished_ms"].as_u64().unwrap_or(0));
+        println!(
+            "last background scan ({} s ago): {} objects, degraded {}, unrecoverable {}",
+            ago / 1000,
+            scan["objects_scanned"],
+            scan["degraded"],
+            scan["unrecoverable"].as_array().map_or(0, |a| a.len())
+        );
+        for o in scan["unrecoverable"].as_array().into_iter().flatten() {
+            println!("  unrecoverable: {}", o.as_str().unwrap_or(""));
+        }
+    }
     if let Some(last) = repair["last_run"].as_object() {
         println!(
             "last repair run: degraded {}, repaired {}, unrecoverable {}",

@@ -102,6 +102,32 @@ async fn background_repair_heals_without_an_operator() {
     })
     .await;
     assert!(healthy, "background repair did not finish");
+    // `tessera status` reports the background scans: a later one finds nothing degraded.
+    let status = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args([
+                "status",
+                "--coordinator",
+                &format!("http://{}", c.admin),
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let clean = eventually(Duration::from_secs(15), || async {
+        let v = status();
+        v["repair"]["last_scan"]["objects_scanned"] == 6
+            && v["repair"]["last_scan"]["degraded"] == 0
+    })
+    .await;
+    assert!(clean, "{}", status());
+    assert!(
+        status()["repair"]["background"]["shards_rebuilt"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     c.kill_node(3);
     c.kill_node(4);
     all_exact(&objs, "after background repair and two more deaths").await;

@@ -93,6 +93,9 @@ pub struct Repairer {
     /// One run at a time (background or operator).
     run_lock: tokio::sync::Mutex<()>,
     background: Mutex<RepairReport>,
+    /// The last complete background scan: when it finished (ms since the epoch) and what it
+    /// found; `tessera status` reports degraded and unrecoverable objects from it.
+    last_scan: Mutex<Option<(u64, RepairReport)>>,
 }
 
 impl Repairer {
@@ -137,6 +140,13 @@ impl Repairer {
             "suspect_shards": self.suspects.lock().unwrap().len(),
             "background": *self.background.lock().unwrap(),
             "last_run": last,
+            "last_scan": self.last_scan.lock().unwrap().as_ref().map(|(at, r)| serde_json::json!({
+                "finished_ms": at,
+                "objects_scanned": r.objects_scanned,
+                "degraded": r.degraded,
+                "unrecoverable": r.unrecoverable,
+                "still_degraded": r.still_degraded,
+            })),
         })
     }
 
@@ -577,19 +587,25 @@ pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
             let after = report.lock().unwrap().bytes_written;
             throttle(&c, after - before).await;
         }
+        let mut r = report.lock().unwrap().clone();
         if last_scan.elapsed() >= c.config.repair_interval {
             last_scan = tokio::time::Instant::now();
-            run(
-                &c,
-                &RepairRequest {
-                    concurrency: 1,
-                    ..Default::default()
-                },
-                &report,
-            )
-            .await;
+            let scan = Arc::new(Mutex::new(RepairReport::default()));
+            let all = RepairRequest {
+                concurrency: 1,
+                ..Default::default()
+            };
+            run(&c, &all, &scan).await;
+            let scan = scan.lock().unwrap().clone();
+            r.objects_scanned += scan.objects_scanned;
+            r.degraded += scan.degraded;
+            r.repaired += scan.repaired;
+            r.shards_rebuilt += scan.shards_rebuilt;
+            r.bytes_read += scan.bytes_read;
+            r.bytes_written += scan.bytes_written;
+            r.unrecoverable.clone_from(&scan.unrecoverable);
+            *c.repair.last_scan.lock().unwrap() = Some((now_ms(), scan));
         }
-        let r = report.lock().unwrap().clone();
         let mut bg = c.repair.background.lock().unwrap();
         bg.objects_scanned += r.objects_scanned;
         bg.degraded += r.degraded;
