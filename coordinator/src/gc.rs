@@ -111,11 +111,8 @@ pub async fn orphan_scan(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError>
         let Some(client) = c.registry.client(&node.id) else {
             continue;
         };
-        let mut after = None;
-        loop {
-            let page = client.list(after, 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.header.shard_id());
+        let mut pages = client.pages(1000);
+        while let Some(page) = pages.next().await? {
             for info in page {
                 let h = info.header;
                 let now = crate::meta::now_ms();

@@ -42,11 +42,8 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
             .client(&cand.id)
             .expect("candidate is registered");
         report.nodes += 1;
-        let mut after = None;
-        loop {
-            let page = client.list(after, 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.header.shard_id());
+        let mut pages = client.pages(1000);
+        while let Some(page) = pages.next().await? {
             for info in page {
                 report.shards += 1;
                 let h = &info.header;

@@ -178,6 +178,16 @@ impl NodeClient {
         resp.json().await.map_err(transport)
     }
 
+    /// Every shard of the node, a page at a time, in id order.
+    pub fn pages(&self, page_size: usize) -> ShardPages {
+        ShardPages {
+            client: self.clone(),
+            after: None,
+            page_size,
+            done: false,
+        }
+    }
+
     /// The node's current heartbeat view of itself.
     pub async fn health(&self) -> Result<Heartbeat> {
         let resp = self
@@ -191,5 +201,33 @@ impl NodeClient {
             return Err(error_from(resp).await);
         }
         resp.json().await.map_err(transport)
+    }
+}
+
+/// Pages of a node's shard list (see [`NodeClient::pages`]).
+pub struct ShardPages {
+    client: NodeClient,
+    after: Option<ShardId>,
+    page_size: usize,
+    done: bool,
+}
+
+impl ShardPages {
+    /// The next non-empty page, or `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<ShardInfo>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self.client.list(self.after, self.page_size).await?;
+        match page.last() {
+            Some(last) => {
+                self.after = Some(last.header.shard_id());
+                Ok(Some(page))
+            }
+            None => {
+                self.done = true;
+                Ok(None)
+            }
+        }
     }
 }
