@@ -73,6 +73,18 @@ pub struct RepairReport {
 }
 
 impl RepairReport {
+    /// Adds `other`'s counters to these; its unrecoverable list replaces this one (it is the
+    /// newer view).
+    fn add(&mut self, other: &RepairReport) {
+        self.objects_scanned += other.objects_scanned;
+        self.degraded += other.degraded;
+        self.repaired += other.repaired;
+        self.shards_rebuilt += other.shards_rebuilt;
+        self.bytes_read += other.bytes_read;
+        self.bytes_written += other.bytes_written;
+        self.unrecoverable.clone_from(&other.unrecoverable);
+    }
+
     /// Everything is healthy after this run.
     pub fn healthy(&self) -> bool {
         self.unrecoverable.is_empty()
@@ -597,23 +609,10 @@ pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
             };
             run(&c, &all, &scan).await;
             let scan = scan.lock().unwrap().clone();
-            r.objects_scanned += scan.objects_scanned;
-            r.degraded += scan.degraded;
-            r.repaired += scan.repaired;
-            r.shards_rebuilt += scan.shards_rebuilt;
-            r.bytes_read += scan.bytes_read;
-            r.bytes_written += scan.bytes_written;
-            r.unrecoverable.clone_from(&scan.unrecoverable);
+            r.add(&scan);
             *c.repair.last_scan.lock().unwrap() = Some((now_ms(), scan));
         }
-        let mut bg = c.repair.background.lock().unwrap();
-        bg.objects_scanned += r.objects_scanned;
-        bg.degraded += r.degraded;
-        bg.repaired += r.repaired;
-        bg.shards_rebuilt += r.shards_rebuilt;
-        bg.bytes_read += r.bytes_read;
-        bg.bytes_written += r.bytes_written;
-        bg.unrecoverable = r.unrecoverable;
+        c.repair.background.lock().unwrap().add(&r);
     }
 }
 
