@@ -1,5 +1,5 @@
-//! Codec benchmarks: encode and reconstruct (m data pieces lost) per stripe, and blake3 over a
-//! shard piece. Seeded data; throughput is bytes of object data per second.
+//! Codec benchmarks: encode and reconstruct (m data pieces lost) per stripe, the coordinator's
+//! per-stripe step (hash + split + encode), and blake3 over a shard piece. Seeded data; throughput is bytes of object data per second.
 //!
 //! Run: `cargo bench --bench codec`
 
@@ -49,6 +49,30 @@ fn codec(c: &mut Criterion) {
         }
         g.finish();
     }
+    // The coordinator's whole per-stripe step in a PUT: hash the stripe into the object's
+    // ETag, split it into k pieces and compute parity (default 256 KiB pieces).
+    let mut g = c.benchmark_group("stripe-step");
+    g.sample_size(20);
+    for (k, m) in [(4usize, 2usize), (10, 4)] {
+        let codec = ErasureCodec::new(k, m).unwrap();
+        let data = stripe((256 << 10) * k);
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new("hash+encode", format!("{k}+{m}")),
+            &data,
+            |b, d| {
+                b.iter_batched(
+                    || (BytesMut::from(&d[..]), blake3::Hasher::new()),
+                    |(s, mut h)| {
+                        h.update(&s);
+                        (h, codec.encode(s))
+                    },
+                    BatchSize::LargeInput,
+                )
+            },
+        );
+    }
+    g.finish();
     let mut g = c.benchmark_group("blake3");
     for piece in [64usize << 10, 1 << 20] {
         let data = stripe(piece);

@@ -1,4 +1,5 @@
-//! The erasure codec: the only file that knows which Reed-Solomon library Tessera uses.
+//! The erasure codec: the only module that knows which Reed-Solomon library Tessera uses
+//! (`reed-solomon-erasure` defines the field and the matrix; [`kernel`] multiplies).
 //!
 //! A stripe of object bytes is split into `k` equal data pieces (the last stripe of an object
 //! is zero-padded to a multiple of `k`), and `m` parity pieces are computed from them. Any
@@ -6,7 +7,11 @@
 //! integrity: pieces must be verified (the nodes' chunk checksums) before they get here.
 
 use bytes::{Bytes, BytesMut};
-use reed_solomon_erasure::galois_8::ReedSolomon;
+use kernel::Matrix;
+use reed_solomon_erasure::galois_8;
+use std::mem::MaybeUninit;
+
+pub mod kernel;
 
 /// Name recorded in object metadata and shard headers for data written by this codec, so a
 /// future switch of library or parameters can keep reading old objects.
@@ -29,12 +34,18 @@ pub enum CodecError {
 }
 
 /// A validated `k + m` Reed-Solomon codec over GF(2^8).
+///
+/// The encoding matrix is `reed_solomon_erasure`'s (read off the library once, by encoding
+/// unit vectors), so parity is exactly the library's; the multiplication itself runs in
+/// [`kernel`], which uses GFNI vector instructions where the CPU has them.
 #[derive(Debug)]
 pub struct ErasureCodec {
     k: usize,
     m: usize,
-    /// `None` when `m == 0` (the library needs at least one parity shard).
-    rs: Option<ReedSolomon>,
+    /// All `k + m` rows of the systematic encoding matrix (identity on top).
+    rows: Vec<Vec<u8>>,
+    /// The `m` parity rows, prepared for the kernel.
+    parity: Matrix,
 }
 
 impl ErasureCodec {
@@ -43,12 +54,27 @@ impl ErasureCodec {
         if k == 0 || k + m > 256 {
             return Err(CodecError::InvalidParams { k, m });
         }
-        let rs = if m == 0 {
-            None
-        } else {
-            Some(ReedSolomon::new(k, m).map_err(|_| CodecError::InvalidParams { k, m })?)
-        };
-        Ok(ErasureCodec { k, m, rs })
+        let mut rows: Vec<Vec<u8>> = (0..k)
+            .map(|r| (0..k).map(|c| u8::from(r == c)).collect())
+            .collect();
+        if m > 0 {
+            let rs = reed_solomon_erasure::galois_8::ReedSolomon::new(k, m)
+                .map_err(|_| CodecError::InvalidParams { k, m })?;
+            // Column c of the parity rows is the parity of the unit vector e_c.
+            let columns: Vec<Vec<u8>> = (0..k)
+                .map(|c| {
+                    let data: Vec<[u8; 1]> = (0..k).map(|i| [u8::from(i == c)]).collect();
+                    let mut parity = vec![[0u8; 1]; m];
+                    rs.encode_sep(&data, &mut parity)
+                        .expect("shard counts and sizes are valid by construction");
+                    parity.iter().map(|p| p[0]).collect()
+                })
+                .collect();
+            let parity_rows = (0..m).map(|r| columns.iter().map(|col| col[r]).collect());
+            rows.extend(parity_rows);
+        }
+        let parity = Matrix::new(rows[k..].to_vec());
+        Ok(ErasureCodec { k, m, rows, parity })
     }
 
     /// Data pieces per stripe.
@@ -74,23 +100,31 @@ impl ErasureCodec {
         let mut out: Vec<Bytes> = (0..self.k)
             .map(|i| data.slice(i * piece..(i + 1) * piece))
             .collect();
-        if let Some(rs) = &self.rs {
-            let mut parity = vec![vec![0u8; piece]; self.m];
-            if piece > 0 {
-                rs.encode_sep(&out, &mut parity)
-                    .expect("shard counts and sizes are valid by construction");
-            }
-            out.extend(parity.into_iter().map(Bytes::from));
-        }
+        let parity = self.parity(&out);
+        out.extend(parity);
         out
+    }
+
+    /// The `m` parity pieces of `k` equally long data pieces (newly allocated, not zeroed).
+    pub fn parity(&self, data: &[Bytes]) -> Vec<Bytes> {
+        assert_eq!(data.len(), self.k, "one data piece per k");
+        apply(&self.parity, data)
+    }
+
+    /// Like [`ErasureCodec::parity`], into caller-owned buffers (for callers that reuse them).
+    /// Panics unless there are `k` data and `m` parity slices, all of one length.
+    pub fn parity_into(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) {
+        let mut outs: Vec<&mut [MaybeUninit<u8>]> = parity
+            .iter_mut()
+            // SAFETY: u8 and MaybeUninit<u8> have one layout; the kernel only writes.
+            .map(|p| unsafe { &mut *(std::ptr::from_mut::<[u8]>(p) as *mut [MaybeUninit<u8>]) })
+            .collect();
+        self.parity.mul(data, &mut outs);
     }
 
     /// Returns the `k` data pieces given any `k` of the `k + m` pieces (`None` = missing).
     /// Present data pieces are passed through without copying.
-    pub fn reconstruct_data(
-        &self,
-        mut pieces: Vec<Option<Bytes>>,
-    ) -> Result<Vec<Bytes>, CodecError> {
+    pub fn reconstruct_data(&self, pieces: Vec<Option<Bytes>>) -> Result<Vec<Bytes>, CodecError> {
         if pieces.len() != self.k + self.m {
             return Err(CodecError::TooFewShards(format!(
                 "{} pieces given for {}+{}",
@@ -110,55 +144,108 @@ impl ErasureCodec {
         if pieces.iter().flatten().any(|p| p.len() != len) {
             return Err(CodecError::TooFewShards("pieces differ in length".into()));
         }
-        if pieces[..self.k].iter().all(|p| p.is_some()) {
-            pieces.truncate(self.k);
-            return Ok(pieces.into_iter().flatten().collect());
+        let missing: Vec<usize> = (0..self.k).filter(|&i| pieces[i].is_none()).collect();
+        if missing.is_empty() {
+            return Ok(pieces.into_iter().take(self.k).flatten().collect());
         }
-        let rs = self
-            .rs
-            .as_ref()
-            .expect("a missing data piece implies m > 0");
-        let mut work: Vec<Option<Vec<u8>>> = pieces
-            .iter()
-            .map(|p| p.as_ref().map(|b| b.to_vec()))
-            .collect();
-        if len > 0 {
-            rs.reconstruct_data(&mut work)
-                .map_err(|e| CodecError::TooFewShards(format!("{e:?}")))?;
-        }
-        Ok(work
-            .into_iter()
-            .zip(pieces)
+        // Any k present pieces determine the data: invert their rows of the encoding matrix.
+        let chosen: Vec<usize> = (0..self.k + self.m)
+            .filter(|&i| pieces[i].is_some())
             .take(self.k)
-            .map(|(w, orig)| orig.unwrap_or_else(|| Bytes::from(w.unwrap_or_else(|| vec![0; len]))))
+            .collect();
+        let inverse = invert(chosen.iter().map(|&r| self.rows[r].clone()).collect())
+            .expect("any k rows of a Reed-Solomon encoding matrix are independent");
+        let decode = Matrix::new(missing.iter().map(|&d| inverse[d].clone()).collect());
+        let inputs: Vec<Bytes> = chosen
+            .iter()
+            .map(|&i| pieces[i].clone().expect("chosen pieces are present"))
+            .collect();
+        let mut rebuilt = apply(&decode, &inputs).into_iter();
+        Ok(pieces
+            .into_iter()
+            .take(self.k)
+            .map(|p| p.unwrap_or_else(|| rebuilt.next().expect("one per missing piece")))
             .collect())
     }
-}
 
-impl ErasureCodec {
     /// Returns all `k + m` pieces (data and parity) given any `k` of them: what repair writes.
     pub fn reconstruct_all(&self, pieces: Vec<Option<Bytes>>) -> Result<Vec<Bytes>, CodecError> {
         if pieces.iter().all(|p| p.is_some()) {
             return Ok(pieces.into_iter().flatten().collect());
         }
         let data = self.reconstruct_data(pieces.clone())?;
-        if self.m == 0 {
-            return Ok(data);
-        }
-        let len = data.first().map_or(0, |d| d.len());
-        let mut parity = vec![vec![0u8; len]; self.m];
-        if len > 0 {
-            let rs = self.rs.as_ref().expect("m > 0");
-            rs.encode_sep(&data, &mut parity)
-                .map_err(|e| CodecError::TooFewShards(format!("{e:?}")))?;
-        }
+        let missing: Vec<usize> = (0..self.m)
+            .filter(|&p| pieces[self.k + p].is_none())
+            .collect();
+        let rows = Matrix::new(
+            missing
+                .iter()
+                .map(|&p| self.rows[self.k + p].clone())
+                .collect(),
+        );
+        let mut rebuilt = apply(&rows, &data).into_iter();
         let mut out = data;
-        for (i, p) in parity.into_iter().enumerate() {
-            // Keep received parity as is; computed parity equals it for consistent pieces.
-            out.push(pieces[self.k + i].clone().unwrap_or_else(|| Bytes::from(p)));
-        }
+        // Keep received parity as is; computed parity equals it for consistent pieces.
+        out.extend(
+            pieces
+                .into_iter()
+                .skip(self.k)
+                .map(|p| p.unwrap_or_else(|| rebuilt.next().expect("one per missing piece"))),
+        );
         Ok(out)
     }
+}
+
+/// `matrix * inputs` into freshly allocated pieces (not zeroed first: the kernel writes
+/// every byte).
+fn apply(matrix: &Matrix, inputs: &[Bytes]) -> Vec<Bytes> {
+    let len = inputs.first().map_or(0, |p| p.len());
+    let mut bufs: Vec<Vec<u8>> = (0..matrix.rows())
+        .map(|_| Vec::with_capacity(len))
+        .collect();
+    if matrix.rows() > 0 && len > 0 {
+        let ins: Vec<&[u8]> = inputs.iter().map(|p| &p[..]).collect();
+        let mut outs: Vec<&mut [MaybeUninit<u8>]> = bufs
+            .iter_mut()
+            .map(|b| &mut b.spare_capacity_mut()[..len])
+            .collect();
+        matrix.mul(&ins, &mut outs);
+    }
+    bufs.into_iter()
+        .map(|mut b| {
+            // SAFETY: `Matrix::mul` initialised all `len` bytes (or `len` is 0).
+            unsafe { b.set_len(len) };
+            Bytes::from(b)
+        })
+        .collect()
+}
+
+/// Inverse of a square matrix over GF(2^8) (Gauss-Jordan), `None` if singular.
+fn invert(mut a: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
+    let n = a.len();
+    let mut inv: Vec<Vec<u8>> = (0..n)
+        .map(|r| (0..n).map(|c| u8::from(r == c)).collect())
+        .collect();
+    for col in 0..n {
+        let pivot = (col..n).find(|&r| a[r][col] != 0)?;
+        a.swap(col, pivot);
+        inv.swap(col, pivot);
+        let scale = galois_8::div(1, a[col][col]);
+        for c in 0..n {
+            a[col][c] = galois_8::mul(a[col][c], scale);
+            inv[col][c] = galois_8::mul(inv[col][c], scale);
+        }
+        for r in 0..n {
+            let f = a[r][col];
+            if r != col && f != 0 {
+                for c in 0..n {
+                    a[r][c] ^= galois_8::mul(f, a[col][c]);
+                    inv[r][c] ^= galois_8::mul(f, inv[col][c]);
+                }
+            }
+        }
+    }
+    Some(inv)
 }
 
 #[cfg(test)]
@@ -182,6 +269,22 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Parity is byte for byte what the library computes on its own.
+        #[test]
+        fn parity_equals_the_library(k in 1usize..20, m in 1usize..8, len in 0usize..3000, seed: u8) {
+            let codec = ErasureCodec::new(k, m).unwrap();
+            let bytes = data(len * k, seed);
+            let pieces = codec.encode(BytesMut::from(&bytes[..]));
+            let rs = reed_solomon_erasure::galois_8::ReedSolomon::new(k, m).unwrap();
+            let mut parity = vec![vec![0u8; len]; m];
+            if len > 0 {
+                rs.encode_sep(&pieces[..k], &mut parity).unwrap();
+            }
+            for (ours, theirs) in pieces[k..].iter().zip(&parity) {
+                prop_assert_eq!(&ours[..], &theirs[..]);
+            }
+        }
+
         /// Any k of k+m pieces give back exactly the stripe bytes, for any length (0 and
         /// lengths not divisible by k included) and any erasure pattern.
         #[test]
