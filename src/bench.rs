@@ -82,6 +82,10 @@ pub struct Ceiling {
     pub disk_write_mb_per_s: f64,
     /// One TCP stream over loopback.
     pub loopback_mb_per_s: f64,
+    /// Two TCP hops over loopback through a relay thread that only copies (sender -> relay ->
+    /// receiver): what every byte of a GET pays on one machine (node -> coordinator ->
+    /// client), with no other work per byte.
+    pub loopback_relay_mb_per_s: f64,
     /// Single-core encode throughput (data in) for the benchmark's k+m, 1 MiB pieces.
     pub codec_mb_per_s: f64,
     /// Single-core blake3.
@@ -111,6 +115,9 @@ pub struct Report {
     /// GET MB/s / GET ceiling.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub get_ratio: Option<f64>,
+    /// GET MB/s / two-hop loopback ceiling (`loopback_relay_mb_per_s`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub get_ratio_relay: Option<f64>,
     /// Object size in bytes.
     pub size: u64,
     /// Concurrency.
@@ -324,6 +331,7 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
         }
         if let Some(g) = &report.get {
             report.get_ratio = Some(g.mb_per_s / c.get_ceiling_mb_per_s);
+            report.get_ratio_relay = Some(g.mb_per_s / c.loopback_relay_mb_per_s);
         }
         report.ceiling = Some(c);
     }
@@ -340,6 +348,7 @@ pub async fn measure_ceiling(
     tokio::task::spawn_blocking(move || {
         let disk = disk_write(&dir, bytes)?;
         let loopback = loopback(bytes)?;
+        let relay = loopback_relay(bytes)?;
         let codec = codec_rate(ec)?;
         let blake3 = blake3_rate();
         let k = ec.k as f64;
@@ -347,6 +356,7 @@ pub async fn measure_ceiling(
         Ok(Ceiling {
             disk_write_mb_per_s: disk,
             loopback_mb_per_s: loopback,
+            loopback_relay_mb_per_s: relay,
             codec_mb_per_s: codec,
             blake3_mb_per_s: blake3,
             put_ceiling_mb_per_s: (disk * k / n).min(loopback).min(codec),
@@ -378,18 +388,7 @@ fn disk_write(dir: &std::path::Path, bytes: u64) -> anyhow::Result<f64> {
 fn loopback(bytes: u64) -> anyhow::Result<f64> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let reader = std::thread::spawn(move || -> std::io::Result<u64> {
-        let (mut s, _) = listener.accept()?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n = 0;
-        loop {
-            let r = s.read(&mut buf)?;
-            if r == 0 {
-                return Ok(n);
-            }
-            n += r as u64;
-        }
-    });
+    let reader = std::thread::spawn(move || drain(listener.accept()?.0));
     let buf = payload(1 << 20);
     let t = Instant::now();
     let mut s = std::net::TcpStream::connect(addr)?;
@@ -405,15 +404,67 @@ fn loopback(bytes: u64) -> anyhow::Result<f64> {
     Ok(got as f64 / 1e6 / t.elapsed().as_secs_f64())
 }
 
+/// Reads a stream to its end, returning the byte count.
+fn drain(mut s: std::net::TcpStream) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0;
+    loop {
+        let r = s.read(&mut buf)?;
+        if r == 0 {
+            return Ok(n);
+        }
+        n += r as u64;
+    }
+}
+
+fn loopback_relay(bytes: u64) -> anyhow::Result<f64> {
+    let first = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let second = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let (a1, a2) = (first.local_addr()?, second.local_addr()?);
+    let receiver = std::thread::spawn(move || drain(second.accept()?.0));
+    let relay = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut inp, _) = first.accept()?;
+        let mut out = std::net::TcpStream::connect(a2)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let r = inp.read(&mut buf)?;
+            if r == 0 {
+                return Ok(());
+            }
+            out.write_all(&buf[..r])?;
+        }
+    });
+    let buf = payload(1 << 20);
+    let t = Instant::now();
+    let mut s = std::net::TcpStream::connect(a1)?;
+    let mut sent = 0;
+    while sent < bytes {
+        s.write_all(&buf)?;
+        sent += buf.len() as u64;
+    }
+    drop(s);
+    relay
+        .join()
+        .map_err(|_| anyhow::anyhow!("loopback relay panicked"))??;
+    let got = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("loopback reader panicked"))??;
+    Ok(got as f64 / 1e6 / t.elapsed().as_secs_f64())
+}
+
+/// Single-core parity computation for `ec`, 1 MiB data pieces, into buffers allocated once
+/// (the codec's own speed; `benches/codec_rate.rs` measures the same way).
 fn codec_rate(ec: EcSpec) -> anyhow::Result<f64> {
     let codec = ErasureCodec::new(ec.k as usize, ec.m as usize)?;
-    let stripe = payload((1 << 20) * ec.k as u64);
+    let piece = payload(1 << 20);
+    let data: Vec<&[u8]> = (0..ec.k).map(|_| &piece[..]).collect();
+    let mut parity = vec![vec![0u8; 1 << 20]; ec.m as usize];
     let t = Instant::now();
     let mut n = 0u64;
     while t.elapsed() < Duration::from_millis(500) {
-        let pieces = codec.encode(bytes::BytesMut::from(&stripe[..]));
-        std::hint::black_box(pieces);
-        n += stripe.len() as u64;
+        let mut outs: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[..]).collect();
+        codec.parity_into(std::hint::black_box(&data), &mut outs);
+        n += (data.len() << 20) as u64;
     }
     Ok(n as f64 / 1e6 / t.elapsed().as_secs_f64())
 }
@@ -445,8 +496,8 @@ pub fn print(r: &Report) {
     }
     if let Some(c) = &r.ceiling {
         println!(
-            "ceiling: disk write (fsync) {:.0} MB/s, loopback {:.0} MB/s, codec {:.0} MB/s, blake3 {:.0} MB/s -> PUT ceiling {:.0} MB/s, GET ceiling {:.0} MB/s",
-            c.disk_write_mb_per_s, c.loopback_mb_per_s, c.codec_mb_per_s, c.blake3_mb_per_s, c.put_ceiling_mb_per_s, c.get_ceiling_mb_per_s
+            "ceiling: disk write (fsync) {:.0} MB/s, loopback {:.0} MB/s (two hops through a relay {:.0} MB/s), codec {:.0} MB/s, blake3 {:.0} MB/s -> PUT ceiling {:.0} MB/s, GET ceiling {:.0} MB/s",
+            c.disk_write_mb_per_s, c.loopback_mb_per_s, c.loopback_relay_mb_per_s, c.codec_mb_per_s, c.blake3_mb_per_s, c.put_ceiling_mb_per_s, c.get_ceiling_mb_per_s
         );
     }
     if let Some(x) = r.put_ratio {
@@ -454,5 +505,8 @@ pub fn print(r: &Report) {
     }
     if let Some(x) = r.get_ratio {
         println!("GET = {:.0}% of its ceiling", x * 100.0);
+    }
+    if let Some(x) = r.get_ratio_relay {
+        println!("GET = {:.0}% of the two-hop loopback ceiling", x * 100.0);
     }
 }

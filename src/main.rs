@@ -193,8 +193,29 @@ async fn ctrl_c() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// glibc's malloc trims the heap whenever a little more than the largest recently freed
+/// block sits free at its top; stripes allocate and free a few hundred KiB of parity each,
+/// so every stripe page-faulted fresh memory (parity 10x slower for 4+2; BENCHMARKS.md,
+/// "Allocator"). Fixed thresholds keep up to 64 MiB of freed memory for reuse.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread
+    // allocates.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tune_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

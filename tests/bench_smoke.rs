@@ -53,6 +53,7 @@ async fn bench_reports_positive_figures_as_json() {
     for field in [
         "disk_write_mb_per_s",
         "loopback_mb_per_s",
+        "loopback_relay_mb_per_s",
         "codec_mb_per_s",
         "put_ceiling_mb_per_s",
     ] {
@@ -62,6 +63,8 @@ async fn bench_reports_positive_figures_as_json() {
         );
     }
     assert!(v["put_ratio"].as_f64().unwrap() > 0.0);
+    assert!(v["get_ratio"].as_f64().unwrap() > 0.0);
+    assert!(v["get_ratio_relay"].as_f64().unwrap() > 0.0);
     // --cleanup removed the objects.
     let (_, list) = get(&format!("{}/tessera-bench?list-type=2", c.endpoint())).await;
     assert!(!String::from_utf8(list).unwrap().contains("<Key>"));
