@@ -16,7 +16,8 @@ use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use tessera_node::store::WalSync;
 use tessera_node::{NodeId, ObjectVersion};
 
 /// A bucket.
@@ -165,11 +166,12 @@ type Result<T> = std::result::Result<T, ApiError>;
 pub struct MetaStore {
     db: DB,
     lock: Mutex<()>,
+    wal: WalSync,
 }
 
-fn synced() -> WriteOptions {
+fn unsynced() -> WriteOptions {
     let mut w = WriteOptions::default();
-    w.set_sync(true);
+    w.set_sync(false);
     w
 }
 
@@ -182,6 +184,7 @@ impl MetaStore {
         Ok(MetaStore {
             db: DB::open(&opts, dir)?,
             lock: Mutex::new(()),
+            wal: WalSync::default(),
         })
     }
 
@@ -209,23 +212,34 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Applies `batch`; when this returns, the change survives a crash of the coordinator or
+    /// host. Concurrent writers share WAL syncs (group commit, [`WalSync`]).
     fn write(&self, batch: WriteBatch) -> Result<()> {
-        // Synced: when this returns, the change survives a crash of the coordinator or host.
-        Ok(self.db.write_opt(batch, &synced())?)
+        self.db.write_opt(batch, &unsynced())?;
+        Ok(self.wal.sync(&self.db)?)
+    }
+
+    /// [`MetaStore::write`] for a read-modify-write under the metadata lock: the batch is
+    /// applied under the lock, which is released before waiting for the WAL sync so that
+    /// other commits can join it.
+    fn write_locked(&self, batch: WriteBatch, guard: MutexGuard<'_, ()>) -> Result<()> {
+        self.db.write_opt(batch, &unsynced())?;
+        drop(guard);
+        Ok(self.wal.sync(&self.db)?)
     }
 
     // ----- buckets -----
 
     /// Creates a bucket; returns false (and changes nothing) if it exists.
     pub fn create_bucket(&self, b: &BucketMeta) -> Result<bool> {
-        let _g = self.lock.lock().unwrap();
+        let guard = self.lock.lock().unwrap();
         let k = key(b'b', &[&b.name]);
         if self.db.get_pinned(&k)?.is_some() {
             return Ok(false);
         }
         let mut batch = WriteBatch::default();
         batch.put(k, serde_json::to_vec(b)?);
-        self.write(batch)?;
+        self.write_locked(batch, guard)?;
         Ok(true)
     }
 
@@ -246,7 +260,7 @@ impl MetaStore {
 
     /// Deletes an empty bucket.
     pub fn delete_bucket(&self, name: &str) -> Result<()> {
-        let _g = self.lock.lock().unwrap();
+        let guard = self.lock.lock().unwrap();
         if self.bucket(name)?.is_none() {
             return Err(ApiError::NoSuchBucket(name.into()));
         }
@@ -262,7 +276,7 @@ impl MetaStore {
         }
         let mut batch = WriteBatch::default();
         batch.delete(key(b'b', &[name]));
-        self.write(batch)
+        self.write_locked(batch, guard)
     }
 
     // ----- objects -----
@@ -311,7 +325,7 @@ impl MetaStore {
     /// The commit point of a PUT: the object becomes visible, the in-flight record goes, and
     /// the version it replaces becomes garbage, in one synced batch.
     pub fn commit_put(&self, obj: &ObjectMeta) -> Result<Option<ObjectMeta>> {
-        let _g = self.lock.lock().unwrap();
+        let guard = self.lock.lock().unwrap();
         if self.bucket(&obj.bucket)?.is_none() {
             return Err(ApiError::NoSuchBucket(obj.bucket.clone()));
         }
@@ -328,7 +342,7 @@ impl MetaStore {
                 serde_json::to_vec(&old.shard_set())?,
             );
         }
-        self.write(batch)?;
+        self.write_locked(batch, guard)?;
         Ok(old)
     }
 
@@ -357,7 +371,7 @@ impl MetaStore {
         version: ObjectVersion,
         moved: &[(u16, NodeId)],
     ) -> Result<bool> {
-        let _g = self.lock.lock().unwrap();
+        let guard = self.lock.lock().unwrap();
         let mut batch = WriteBatch::default();
         batch.delete(key(b'p', &[record]));
         let current = self
@@ -365,7 +379,7 @@ impl MetaStore {
             .filter(|o| o.version == version);
         let Some(mut obj) = current else {
             batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
-            self.write(batch)?;
+            self.write_locked(batch, guard)?;
             return Ok(false);
         };
         let mut replaced = Vec::new();
@@ -398,7 +412,7 @@ impl MetaStore {
             key(b'o', &[&obj.bucket, &obj.key]),
             serde_json::to_vec(&obj)?,
         );
-        self.write(batch)?;
+        self.write_locked(batch, guard)?;
         Ok(true)
     }
 
@@ -406,7 +420,7 @@ impl MetaStore {
     /// if needed), unless the key already has this or a newer version. Returns whether it
     /// was written.
     pub fn restore_object(&self, obj: &ObjectMeta, default_ec: EcSpec) -> Result<bool> {
-        let _g = self.lock.lock().unwrap();
+        let guard = self.lock.lock().unwrap();
         if self
             .object(&obj.bucket, &obj.key)?
             .is_some_and(|o| o.version >= obj.version)
@@ -426,7 +440,7 @@ impl MetaStore {
             key(b'o', &[&obj.bucket, &obj.key]),
             serde_json::to_vec(obj)?,
         );
-        self.write(batch)?;
+        self.write_locked(batch, guard)?;
         Ok(true)
     }
 
@@ -461,7 +475,7 @@ impl MetaStore {
 
     /// Deletes a key's committed version (no-op if absent); its shards become garbage.
     pub fn delete_object(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
-        let _g = self.lock.lock().unwrap();
+        let guard = self.lock.lock().unwrap();
         let Some(old) = self.object(bucket, k)? else {
             return Ok(None);
         };
@@ -471,7 +485,7 @@ impl MetaStore {
             key(b'g', &[&old.version.to_string()]),
             serde_json::to_vec(&old.shard_set())?,
         );
-        self.write(batch)?;
+        self.write_locked(batch, guard)?;
         Ok(Some(old))
     }
 

@@ -19,10 +19,12 @@
 mod chunk;
 mod memory;
 mod rocks;
+mod wal_sync;
 
 pub use chunk::{ChunkBuffer, CHUNK_HASH_LEN};
 pub use memory::MemoryShardStore;
 pub use rocks::RocksShardStore;
+pub use wal_sync::WalSync;
 
 use crate::error::Result;
 use crate::types::{ShardHeader, ShardId, ShardInfo};

@@ -21,6 +21,7 @@
 //! store deletes those.
 
 use super::chunk::{assemble, verify_chunk, ChunkBuffer, CHUNK_HASH_LEN};
+use super::WalSync;
 use super::{check_final, chunk_span, validate_header, ShardStore, ShardWriter};
 use crate::error::{Result, StoreError};
 use crate::types::{ShardHeader, ShardId, ShardInfo};
@@ -59,6 +60,8 @@ struct Inner {
     used: AtomicU64,
     /// Serialises read-modify-write of index entries (commit and delete of the same id).
     index_lock: Mutex<()>,
+    /// Group commit of index writes.
+    wal: WalSync,
     /// Failpoint for crash tests: aborted writers skip their cleanup, as if the process died.
     crash_failpoint: AtomicBool,
 }
@@ -92,9 +95,11 @@ fn parse_file_name(name: &str) -> Option<(ShardId, u64)> {
     let id = ShardId::from_key(&hex::decode(id).ok()?)?;
     Some((id, u64::from_str_radix(g, 16).ok()?))
 }
-fn synced() -> WriteOptions {
+/// Index writes are applied unsynced under the index lock, then made durable by the group
+/// commit ([`WalSync`]) after the lock is released.
+fn unsynced() -> WriteOptions {
     let mut w = WriteOptions::default();
-    w.set_sync(true);
+    w.set_sync(false);
     w
 }
 fn json_err(e: serde_json::Error) -> StoreError {
@@ -126,6 +131,7 @@ impl RocksShardStore {
                 next_generation: AtomicU64::new(now),
                 used: AtomicU64::new(0),
                 index_lock: Mutex::new(()),
+                wal: WalSync::default(),
                 crash_failpoint: AtomicBool::new(false),
             }),
         };
@@ -282,7 +288,7 @@ impl ShardStore for RocksShardStore {
     }
 
     fn delete(&self, id: ShardId) -> Result<()> {
-        let _guard = self.inner.index_lock.lock().unwrap();
+        let guard = self.inner.index_lock.lock().unwrap();
         let c = match self.committed(id) {
             Ok(c) => c,
             Err(StoreError::NotFound(_)) => return Ok(()),
@@ -291,10 +297,13 @@ impl ShardStore for RocksShardStore {
         let mut batch = WriteBatch::default();
         batch.delete(index_key(id));
         delete_chunks(&mut batch, id, c.generation);
-        // Synced so that a deleted shard does not come back after a crash.
-        self.inner.db.write_opt(batch, &synced())?;
-        self.discard_file(id, &c);
+        self.inner.db.write_opt(batch, &unsynced())?;
+        drop(guard);
         self.inner.used.fetch_sub(c.info.length, Ordering::Relaxed);
+        // Durable before the file goes, so that a deleted shard does not come back after a
+        // crash with its data missing.
+        self.inner.wal.sync(&self.inner.db)?;
+        self.discard_file(id, &c);
         Ok(())
     }
 
@@ -401,7 +410,7 @@ impl ShardWriter for RocksWriter {
         };
         let entry = serde_json::to_vec(&entry).map_err(|e| StoreError::Io(e.to_string()))?;
         let inner = &self.store.inner;
-        let _guard = inner.index_lock.lock().unwrap();
+        let guard = inner.index_lock.lock().unwrap();
         let old = match self.store.committed(self.id) {
             Ok(c) => Some(c),
             Err(StoreError::NotFound(_)) => None,
@@ -411,12 +420,17 @@ impl ShardWriter for RocksWriter {
         if let Some(old) = &old {
             delete_chunks(&mut batch, self.id, old.generation);
         }
-        // The commit point: one synced batch.
-        inner.db.write_opt(batch, &synced())?;
+        // The commit point: one batch, durable once the group commit returns.
+        inner.db.write_opt(batch, &unsynced())?;
+        drop(guard);
+        // Applied: the index names this write's data now, so it must not be cleaned up.
         self.done = true;
         inner.used.fetch_add(info.length, Ordering::Relaxed);
-        if let Some(old) = old {
+        if let Some(old) = &old {
             inner.used.fetch_sub(old.info.length, Ordering::Relaxed);
+        }
+        inner.wal.sync(&inner.db)?;
+        if let Some(old) = old {
             self.store.discard_file(self.id, &old);
         }
         Ok(info)
