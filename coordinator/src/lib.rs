@@ -9,7 +9,8 @@
 //! - [`meta`]: metadata in RocksDB (buckets, objects, nodes, in-flight writes, garbage).
 //! - [`registry`]: registered nodes, heartbeats, up/down.
 //! - [`rebuild`]: recreating metadata from the shard headers on the nodes.
-//! - [`put`] and [`get`]: the streaming data paths.
+//! - [`put`] and [`get`]: the streaming data paths; [`batch`]: small shard writes batched per
+//!   node.
 //! - [`gc`]: background deletion of shards nobody references.
 //! - [`repair`]: finding lost shards and rebuilding them (operator runs, read-repair, background).
 //! - [`api`] (client S3-style API), [`admin`] (node heartbeats, `GET /cluster`).
@@ -18,6 +19,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod gc;

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_node::frame::{data_prefix, end_frame, header_frame, EndFrame};
-use tessera_node::{ObjectVersion, ShardHeader, ShardId, ShardInfo, StoreError};
+use tessera_node::{NodeId, ObjectVersion, ShardHeader, ShardInfo, StoreError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -219,6 +219,176 @@ pub async fn put_object(
         committed: false,
     };
 
+    let batched = req
+        .content_length
+        .is_some_and(|l| l <= BATCH_BELOW && l <= stripe_size as u64);
+    let Stored {
+        total,
+        etag,
+        shards,
+        durable,
+    } = if batched {
+        put_whole(&c, &req, body, &nodes, &codec, &header).await?
+    } else {
+        let plan = StreamPlan {
+            codec: codec.clone(),
+            w,
+            stripe_size,
+            piece,
+            k: ec.k as u64,
+        };
+        put_streamed(&c, &req, body, &nodes, plan, &header).await?
+    };
+    if durable < w {
+        return Err(ApiError::ServiceUnavailable(format!(
+            "only {durable} of {n} shards were stored; {w} needed"
+        )));
+    }
+
+    let meta = ObjectMeta {
+        bucket: req.bucket.to_string(),
+        key: req.key.to_string(),
+        version,
+        size: total,
+        etag,
+        ec,
+        piece,
+        codec: CODEC_NAME.into(),
+        shards,
+        content_type: req.content_type,
+        user_meta: req.user_meta,
+        last_modified_ms: crate::meta::now_ms(),
+    };
+    let m = meta.clone();
+    let replaced = c.meta(move |s| s.commit_put(&m)).await?;
+    guard.committed = true;
+    if replaced.is_some() {
+        c.gc_kick.notify_one();
+    }
+    Ok(PutOutcome { meta })
+}
+
+/// Objects up to this size (known from `Content-Length`, and within one stripe) are read
+/// whole and their shards written through the per-node batches of [`crate::batch`].
+pub const BATCH_BELOW: u64 = 64 << 10;
+
+/// What the shard writes of a PUT achieved.
+struct Stored {
+    total: u64,
+    etag: String,
+    shards: Vec<ShardLoc>,
+    durable: usize,
+}
+
+/// Geometry of a streamed PUT.
+struct StreamPlan {
+    codec: Arc<ErasureCodec>,
+    w: usize,
+    stripe_size: usize,
+    piece: u64,
+    k: u64,
+}
+
+/// A small PUT: reads the whole body, encodes its one stripe and writes each shard through
+/// its node's batch queue.
+async fn put_whole(
+    c: &Arc<Coordinator>,
+    req: &PutRequest,
+    body: Body,
+    nodes: &[NodeId],
+    codec: &Arc<ErasureCodec>,
+    header: &(impl Fn(u16, u64) -> ShardHeader + Sync),
+) -> Result<Stored, ApiError> {
+    let cl = req
+        .content_length
+        .expect("batched PUTs have a Content-Length");
+    let mut buf = BytesMut::with_capacity(cl as usize);
+    let mut body = body.into_data_stream();
+    while let Some(frame) = body.next().await {
+        let frame = frame.map_err(|e| ApiError::IncompleteBody(e.to_string()))?;
+        if buf.len() as u64 + frame.len() as u64 > cl {
+            return Err(ApiError::InvalidArgument(
+                "body longer than Content-Length".into(),
+            ));
+        }
+        buf.extend_from_slice(&frame);
+    }
+    if buf.len() as u64 != cl {
+        return Err(ApiError::IncompleteBody(format!(
+            "received {} of {cl} bytes",
+            buf.len()
+        )));
+    }
+    let etag = blake3::hash(&buf).to_hex().to_string();
+    let pieces = if cl == 0 {
+        vec![Bytes::new(); nodes.len()]
+    } else {
+        codec.encode(buf)
+    };
+    let timeout = c.config.shard_write_timeout;
+    let writes = nodes
+        .iter()
+        .zip(pieces)
+        .enumerate()
+        .map(|(i, (node, piece))| {
+            let mut h = header(i as u16, cl);
+            h.etag = Some(etag.clone());
+            let client = c
+                .registry
+                .client(node)
+                .expect("placed nodes are registered");
+            async move { c.batcher.put(&client, h, piece, timeout).await }
+        });
+    let outcomes = futures::future::join_all(writes).await;
+    let shard_len = crate::layout::Layout {
+        size: cl,
+        k: codec.k() as u64,
+        piece: c.config.piece_size,
+    }
+    .shard_len();
+    let mut shards = Vec::with_capacity(nodes.len());
+    let mut durable = 0;
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let state = match outcome {
+            Ok(info) if info.length == shard_len => {
+                durable += 1;
+                ShardState::Ok
+            }
+            other => {
+                tracing::warn!(shard = i, node = %nodes[i], outcome = ?other.err(), "shard write failed");
+                ShardState::Missing
+            }
+        };
+        shards.push(ShardLoc {
+            node: Some(nodes[i].clone()),
+            state,
+        });
+    }
+    Ok(Stored {
+        total: cl,
+        etag,
+        shards,
+        durable,
+    })
+}
+
+/// A PUT of any size: streams the body stripe by stripe to one upload per shard.
+async fn put_streamed(
+    c: &Arc<Coordinator>,
+    req: &PutRequest,
+    body: Body,
+    nodes: &[NodeId],
+    plan: StreamPlan,
+    header: &(impl Fn(u16, u64) -> ShardHeader + Sync),
+) -> Result<Stored, ApiError> {
+    let StreamPlan {
+        codec,
+        w,
+        stripe_size,
+        piece,
+        k,
+    } = plan;
+    let n = nodes.len();
     // Open one upload per placed shard.
     let mut streams: Vec<ShardStream> = Vec::with_capacity(nodes.len());
     for (i, node) in nodes.iter().enumerate() {
@@ -227,14 +397,12 @@ pub async fn put_object(
             .registry
             .client(node)
             .expect("placed nodes are registered");
-        let id = ShardId {
-            version,
-            index: i as u16,
-        };
+        let first = header(i as u16, 0);
+        let id = first.shard_id();
         let frames =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
         let task = tokio::spawn(async move { client.put_shard(id, frames).await });
-        let _ = tx.send(Ok(header_frame(&header(i as u16, 0)))).await;
+        let _ = tx.send(Ok(header_frame(&first))).await;
         streams.push(ShardStream { tx: Some(tx), task });
     }
 
@@ -281,7 +449,7 @@ pub async fn put_object(
     // Close every stream with its end frame and collect the acknowledgements.
     let layout = crate::layout::Layout {
         size: total,
-        k: ec.k as u64,
+        k,
         piece,
     };
     let shard_len = layout.shard_len();
@@ -314,33 +482,12 @@ pub async fn put_object(
             }
         }
     }
-    if durable < w {
-        return Err(ApiError::ServiceUnavailable(format!(
-            "only {durable} of {n} shards were stored; {w} needed"
-        )));
-    }
-
-    let meta = ObjectMeta {
-        bucket: req.bucket.to_string(),
-        key: req.key.to_string(),
-        version,
-        size: total,
+    Ok(Stored {
+        total,
         etag,
-        ec,
-        piece,
-        codec: CODEC_NAME.into(),
         shards,
-        content_type: req.content_type,
-        user_meta: req.user_meta,
-        last_modified_ms: crate::meta::now_ms(),
-    };
-    let m = meta.clone();
-    let replaced = c.meta(move |s| s.commit_put(&m)).await?;
-    guard.committed = true;
-    if replaced.is_some() {
-        c.gc_kick.notify_one();
-    }
-    Ok(PutOutcome { meta })
+        durable,
+    })
 }
 
 /// Encodes stripes and hands their pieces to the node streams.

@@ -97,6 +97,8 @@ pub struct Coordinator {
     pub meta: Arc<MetaStore>,
     /// Registered nodes.
     pub registry: Registry,
+    /// Per-node batches of small shard writes.
+    pub batcher: crate::batch::ShardBatcher,
     /// Wakes the garbage collector early (after deletes and overwrites).
     pub gc_kick: tokio::sync::Notify,
     /// Repair queue, suspects and runs.
@@ -133,6 +135,7 @@ impl Coordinator {
             config,
             meta,
             registry,
+            batcher: Default::default(),
             gc_kick: tokio::sync::Notify::new(),
             repair: Default::default(),
             rebuild: Default::default(),

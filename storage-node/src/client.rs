@@ -4,7 +4,7 @@
 //! pooled and reused across requests.
 
 use crate::error::StoreError;
-use crate::types::{Heartbeat, ShardHeader, ShardId, ShardInfo};
+use crate::types::{BatchOutcome, Heartbeat, ShardHeader, ShardId, ShardInfo};
 use bytes::Bytes;
 use futures::Stream;
 use std::time::Duration;
@@ -58,6 +58,11 @@ impl NodeClient {
         }
     }
 
+    /// The node's base URL (`http://host:port`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn url(&self, id: ShardId) -> String {
         format!("{}/shards/{}/{}", self.base, id.version, id.index)
     }
@@ -100,6 +105,53 @@ impl NodeClient {
             futures::stream::iter(frames.into_iter().map(Ok)),
         )
         .await
+    }
+
+    /// Writes several whole shards held in memory in one request (`(final header, bytes)`
+    /// each); the node stores each or fails it on its own and syncs them together. Returns one
+    /// outcome per shard, in order; `Err` if the request as a whole failed.
+    pub async fn put_shards(
+        &self,
+        shards: &[(ShardHeader, Bytes)],
+    ) -> Result<Vec<Result<ShardInfo>>> {
+        use crate::frame::{data_prefix, end_frame, header_frame, EndFrame};
+        // One contiguous body (small shards: the copy is cheaper than a chunked stream).
+        let mut body = bytes::BytesMut::new();
+        for (header, data) in shards {
+            let end = EndFrame {
+                header: header.clone(),
+                length: data.len() as u64,
+            };
+            body.extend_from_slice(&header_frame(header));
+            body.extend_from_slice(&data_prefix(data.len()));
+            body.extend_from_slice(data);
+            body.extend_from_slice(&end_frame(&end));
+        }
+        let resp = self
+            .http
+            .post(format!("{}/shards/batch", self.base))
+            .body(body.freeze())
+            .send()
+            .await
+            .map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        let out: Vec<BatchOutcome> = resp.json().await.map_err(transport)?;
+        if out.len() != shards.len() {
+            return Err(StoreError::Unavailable(format!(
+                "node answered {} outcomes for {} shards",
+                out.len(),
+                shards.len()
+            )));
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| match o {
+                BatchOutcome::Stored(info) => Ok(info),
+                BatchOutcome::Failed(m) => Err(StoreError::Io(m)),
+            })
+            .collect())
     }
 
     /// Reads `len` verified bytes at `offset` of a shard.

@@ -2,7 +2,7 @@
 //! Each check panics with a message naming the violated rule.
 
 use crate::error::StoreError;
-use crate::store::ShardStore;
+use crate::store::{ShardStore, WholeShard};
 use crate::types::{ObjectVersion, ShardHeader, ShardId};
 
 /// A header for shard `index` of a fresh version, with the given chunk size.
@@ -54,6 +54,7 @@ pub fn run_all(store: &dyn ShardStore) {
     delete_is_idempotent(store);
     list_is_ordered_and_paged(store);
     rejects_bad_input(store);
+    put_many_is_per_shard(store);
 }
 
 /// Whole and ranged reads return exactly the written bytes, across chunk boundaries.
@@ -213,4 +214,69 @@ pub fn rejects_bad_input(store: &dyn ShardStore) {
         Err(StoreError::InvalidArgument(_))
     ));
     assert!(store.list(None, 10).unwrap().is_empty());
+}
+
+/// `put_many` stores every good shard (readable, listed, replacing an existing one) and fails
+/// exactly the bad ones (wrong length, bad header), leaving nothing of them.
+pub fn put_many_is_per_shard(store: &dyn ShardStore) {
+    let whole = |h: ShardHeader, data: &[u8], length: u64| WholeShard {
+        final_header: h.clone(),
+        header: h,
+        data: data
+            .chunks(700)
+            .map(bytes::Bytes::copy_from_slice)
+            .collect(),
+        length,
+    };
+    let existing = header(3, 1024);
+    write(store, existing.clone(), &pattern(100, 9), 100);
+    let good: Vec<(ShardHeader, Vec<u8>)> = [(0usize, 1u8), (1, 2), (5000, 3)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(len, seed))| (header(i as u16, 1024), pattern(len, seed)))
+        .collect();
+    let short = header(0, 1024);
+    let mut bad_header = header(1, 1024);
+    bad_header.chunk_size = 1;
+    let replaced = pattern(3000, 4);
+    let mut batch: Vec<WholeShard> = good
+        .iter()
+        .map(|(h, d)| whole(h.clone(), d, d.len() as u64))
+        .collect();
+    batch.insert(1, whole(short.clone(), &pattern(10, 5), 11));
+    batch.push(whole(bad_header, &pattern(10, 6), 10));
+    batch.push(whole(existing.clone(), &replaced, replaced.len() as u64));
+    let out = store.put_many(batch);
+    assert_eq!(out.len(), 6, "one outcome per shard");
+    assert!(out[0].is_ok() && out[2].is_ok() && out[3].is_ok() && out[5].is_ok());
+    assert!(
+        matches!(out[1], Err(StoreError::Incomplete(_))),
+        "a length mismatch fails that shard: {:?}",
+        out[1]
+    );
+    assert!(
+        matches!(out[4], Err(StoreError::InvalidArgument(_))),
+        "a bad header fails that shard"
+    );
+    for (h, d) in &good {
+        let got = store.read(h.shard_id(), 0, d.len() as u64).unwrap();
+        assert_eq!(&got[..], &d[..], "batched shard reads back");
+    }
+    assert!(
+        matches!(store.stat(short.shard_id()), Err(StoreError::NotFound(_))),
+        "the failed shard left nothing"
+    );
+    let got = store
+        .read(existing.shard_id(), 0, replaced.len() as u64)
+        .unwrap();
+    assert_eq!(
+        &got[..],
+        &replaced[..],
+        "a batched shard replaces an old one"
+    );
+    for (h, _) in &good {
+        store.delete(h.shard_id()).unwrap();
+    }
+    store.delete(existing.shard_id()).unwrap();
+    assert_eq!(store.used_bytes(), 0);
 }

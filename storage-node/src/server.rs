@@ -11,13 +11,13 @@
 
 use crate::error::StoreError;
 use crate::frame::{EndFrame, Frame, FrameParser};
-use crate::store::{ShardStore, ShardWriter};
-use crate::types::{Heartbeat, NodeId, ShardId, ShardInfo};
+use crate::store::{ShardStore, ShardWriter, WholeShard};
+use crate::types::{BatchOutcome, Heartbeat, NodeId, ShardId, ShardInfo};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -79,6 +79,7 @@ pub fn app(state: NodeState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/shards", get(list))
+        .route("/shards/batch", post(put_batch))
         .route(
             "/shards/{version}/{index}",
             get(read).put(put).delete(delete),
@@ -236,6 +237,88 @@ const WRITE_BATCH: usize = 1 << 20;
 /// Writes the data of a `PUT /shards` body (see [`crate::frame`]) and commits it on the end
 /// frame. Any error, or a body that stops without an end frame, drops the writer, which
 /// aborts the write: nothing becomes visible.
+/// Largest batch upload accepted, in shard bytes.
+pub const MAX_BATCH_BYTES: u64 = 16 << 20;
+
+/// `POST /shards/batch`: several complete shard uploads back to back (each `H`, `D`..., `E`
+/// as in a single upload). Nothing is stored unless the whole body arrives; then each shard
+/// is stored or fails on its own, and all stored ones are made durable together (one sync).
+async fn put_batch(State(st): State<NodeState>, body: Body) -> Result<Json<Vec<BatchOutcome>>> {
+    let room = st.heartbeat(String::new()).free;
+    let mut stream = body.into_data_stream();
+    let mut parser = FrameParser::default();
+    let mut shards: Vec<WholeShard> = Vec::new();
+    let mut open: Option<(crate::types::ShardHeader, Vec<Bytes>)> = None;
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| StoreError::Incomplete(format!("batch body: {e}")))?;
+        for frame in parser.push(chunk)? {
+            match frame {
+                Frame::Header(h) => {
+                    if open.is_some() {
+                        return Err(StoreError::InvalidArgument(
+                            "batch: header inside a shard".into(),
+                        ));
+                    }
+                    open = Some((h, Vec::new()));
+                }
+                Frame::Data(d) => {
+                    let (_, data) = open.as_mut().ok_or_else(|| {
+                        StoreError::InvalidArgument("batch: data before a header".into())
+                    })?;
+                    total += d.len() as u64;
+                    if total > MAX_BATCH_BYTES {
+                        return Err(StoreError::InvalidArgument(format!(
+                            "batch larger than {MAX_BATCH_BYTES} bytes"
+                        )));
+                    }
+                    if total > room {
+                        return Err(StoreError::NoSpace(format!(
+                            "node {} has {room} bytes free",
+                            st.node_id
+                        )));
+                    }
+                    data.push(d);
+                }
+                Frame::End(e) => {
+                    let (header, data) = open.take().ok_or_else(|| {
+                        StoreError::InvalidArgument("batch: end frame before a header".into())
+                    })?;
+                    if e.header.shard_id() != header.shard_id() {
+                        return Err(StoreError::InvalidArgument(
+                            "batch: end frame names another shard".into(),
+                        ));
+                    }
+                    shards.push(WholeShard {
+                        header,
+                        data,
+                        final_header: e.header,
+                        length: e.length,
+                    });
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        return Err(StoreError::Incomplete(
+            "batch body ended inside a shard".into(),
+        ));
+    }
+    if room == 0 && !shards.is_empty() {
+        return Err(StoreError::NoSpace(format!("node {} is full", st.node_id)));
+    }
+    let store = st.store.clone();
+    let out = blocking(move || Ok(store.put_many(shards))).await?;
+    Ok(Json(
+        out.into_iter()
+            .map(|r| match r {
+                Ok(info) => BatchOutcome::Stored(info),
+                Err(e) => BatchOutcome::Failed(e.to_string()),
+            })
+            .collect(),
+    ))
+}
+
 async fn put(
     State(st): State<NodeState>,
     Path((v, i)): Path<(String, String)>,

@@ -234,6 +234,15 @@ pub struct ShardInfo {
     pub length: u64,
 }
 
+/// One shard's outcome in a batch upload (`POST /shards/batch`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum BatchOutcome {
+    /// Stored and durable.
+    Stored(ShardInfo),
+    /// Not stored; the node's error message.
+    Failed(String),
+}
+
 /// Smallest and largest accepted chunk sizes.
 pub const MIN_CHUNK: u32 = 1024;
 /// See [`MIN_CHUNK`].

@@ -13,6 +13,8 @@
 //!   checksum and returns [`StoreError::Corrupt`] instead of bad bytes.
 //! - **Idempotent delete.** Deleting a missing shard is `Ok`.
 //! - **Ordered listing.** [`ShardStore::list`] returns shards in [`ShardId`] order.
+//! - **Independent batch puts.** [`ShardStore::put_many`] stores each shard as a writer would
+//!   and reports each outcome on its own: one bad shard fails alone.
 //!
 //! All methods block; async callers run them in `spawn_blocking`.
 
@@ -49,6 +51,36 @@ pub trait ShardStore: Send + Sync + 'static {
 
     /// Total length of committed shards, in bytes.
     fn used_bytes(&self) -> u64;
+
+    /// Stores whole shards held in memory, each as if by [`ShardStore::begin`],
+    /// [`ShardWriter::write`] and [`ShardWriter::commit_with`], and returns each outcome in
+    /// order; one failing leaves the others unaffected. Each `Ok` is durable when this
+    /// returns; an implementation may make them durable together (one sync for all).
+    fn put_many(&self, shards: Vec<WholeShard>) -> Vec<Result<ShardInfo>> {
+        shards
+            .into_iter()
+            .map(|s| {
+                let mut w = self.begin(s.header)?;
+                for d in &s.data {
+                    w.write(d)?;
+                }
+                w.commit_with(s.final_header, s.length)
+            })
+            .collect()
+    }
+}
+
+/// A complete shard held in memory, for [`ShardStore::put_many`].
+#[derive(Clone, Debug)]
+pub struct WholeShard {
+    /// The header the write opens with.
+    pub header: ShardHeader,
+    /// The shard's bytes, in order.
+    pub data: Vec<bytes::Bytes>,
+    /// The final header (as given to `commit_with`).
+    pub final_header: ShardHeader,
+    /// The length the sender says it sent; the put fails unless `data` has exactly this many.
+    pub length: u64,
 }
 
 /// An in-progress shard write. Bytes are appended in order; `commit` publishes the shard.

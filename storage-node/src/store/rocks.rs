@@ -22,7 +22,7 @@
 
 use super::chunk::{assemble, verify_chunk, ChunkBuffer, CHUNK_HASH_LEN};
 use super::WalSync;
-use super::{check_final, chunk_span, validate_header, ShardStore, ShardWriter};
+use super::{check_final, chunk_span, validate_header, ShardStore, ShardWriter, WholeShard};
 use crate::error::{Result, StoreError};
 use crate::types::{ShardHeader, ShardId, ShardInfo};
 use bytes::Bytes;
@@ -139,6 +139,32 @@ impl RocksShardStore {
         Ok(store)
     }
 
+    /// A writer for `header` (what `begin` boxes).
+    fn writer(&self, header: ShardHeader) -> Result<RocksWriter> {
+        validate_header(&header)?;
+        let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
+        Ok(RocksWriter {
+            store: self.clone(),
+            id: header.shard_id(),
+            generation,
+            buf: ChunkBuffer::new(header.chunk_size),
+            header,
+            held: Vec::new(),
+            held_bytes: 0,
+            file: None,
+            done: false,
+        })
+    }
+
+    /// What remains of a commit once its WAL sync is done: drop the file of the shard it
+    /// replaced.
+    fn after_sync(&self, a: Applied) -> ShardInfo {
+        if let Some(old) = &a.old {
+            self.discard_file(a.info.header.shard_id(), old);
+        }
+        a.info
+    }
+
     /// Deletes shard files no index entry names (writes a crash interrupted, deletes it cut
     /// short) and recomputes the used-bytes counter.
     fn recover(&self) -> Result<()> {
@@ -228,19 +254,34 @@ impl RocksShardStore {
 
 impl ShardStore for RocksShardStore {
     fn begin(&self, header: ShardHeader) -> Result<Box<dyn ShardWriter>> {
-        validate_header(&header)?;
-        let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
-        Ok(Box::new(RocksWriter {
-            store: self.clone(),
-            id: header.shard_id(),
-            generation,
-            buf: ChunkBuffer::new(header.chunk_size),
-            header,
-            held: Vec::new(),
-            held_bytes: 0,
-            file: None,
-            done: false,
-        }))
+        Ok(Box::new(self.writer(header)?))
+    }
+
+    fn put_many(&self, shards: Vec<WholeShard>) -> Vec<Result<ShardInfo>> {
+        let applied: Vec<Result<Applied>> = shards
+            .into_iter()
+            .map(|s| {
+                let mut w = self.writer(s.header)?;
+                for d in &s.data {
+                    w.write(d)?;
+                }
+                w.apply(s.final_header, s.length)
+            })
+            .collect();
+        // One WAL sync makes every applied shard durable.
+        if applied.iter().any(|a| a.is_ok()) {
+            if let Err(e) = self.inner.wal.sync(&self.inner.db) {
+                let e = StoreError::from(e);
+                return applied
+                    .into_iter()
+                    .map(|a| a.and_then(|_| Err(StoreError::Io(e.to_string()))))
+                    .collect();
+            }
+        }
+        applied
+            .into_iter()
+            .map(|a| a.map(|a| self.after_sync(a)))
+            .collect()
     }
 
     fn read(&self, id: ShardId, offset: u64, len: u64) -> Result<Bytes> {
@@ -386,7 +427,25 @@ impl ShardWriter for RocksWriter {
         Ok(())
     }
 
-    fn commit_with(mut self: Box<Self>, header: ShardHeader, length: u64) -> Result<ShardInfo> {
+    fn commit_with(self: Box<Self>, header: ShardHeader, length: u64) -> Result<ShardInfo> {
+        let store = self.store.clone();
+        let applied = self.apply(header, length)?;
+        store.inner.wal.sync(&store.inner.db)?;
+        Ok(store.after_sync(applied))
+    }
+}
+
+/// A commit applied to the index but not yet synced.
+struct Applied {
+    info: ShardInfo,
+    /// The entry it replaced, whose file goes once the commit is durable.
+    old: Option<Committed>,
+}
+
+impl RocksWriter {
+    /// Everything of a commit but the WAL sync: checks, file sync, and the index batch
+    /// applied under the index lock. Durable only after [`WalSync::sync`].
+    fn apply(mut self, header: ShardHeader, length: u64) -> Result<Applied> {
         check_final(&self.header, &header, self.buf.length, length)?;
         if let Some(c) = self.buf.finish() {
             self.push_chunk(c)?;
@@ -429,11 +488,7 @@ impl ShardWriter for RocksWriter {
         if let Some(old) = &old {
             inner.used.fetch_sub(old.info.length, Ordering::Relaxed);
         }
-        inner.wal.sync(&inner.db)?;
-        if let Some(old) = old {
-            self.store.discard_file(self.id, &old);
-        }
-        Ok(info)
+        Ok(Applied { info, old })
     }
 }
 
