@@ -740,3 +740,142 @@ async fn orphan_scan_removes_unreferenced_shards_only() {
     );
     assert!(get(&format!("{base}/orph/keep")).await.1 == body);
 }
+
+/// Small PUTs go through the per-node batches: many concurrent ones all read back exact and
+/// share node log syncs; a truncated small body is refused and leaves nothing; with a node
+/// killed, each small PUT either succeeds (and reads back) or fails with 503 (and is absent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn small_puts_are_batched_exact_and_fail_cleanly() {
+    let (mut c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    let nodes: Vec<_> = (0..6).map(|i| c.node_addr(i)).collect();
+    put(&format!("{base}/bat"), vec![]).await;
+    let log_counts = |nodes: Vec<std::net::SocketAddr>| async move {
+        let (mut w, mut s) = (0, 0);
+        for a in nodes {
+            let hb = tessera_node::NodeClient::new(reqwest::Client::new(), &a.to_string())
+                .health()
+                .await
+                .unwrap();
+            w += hb.log_writes;
+            s += hb.log_syncs;
+        }
+        (w, s)
+    };
+    let (w0, s0) = log_counts(nodes.clone()).await;
+    let tasks: Vec<_> = (0..48u64)
+        .map(|i| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                for r in 0..5u64 {
+                    let body = data(4096 + i as usize, i * 10 + r);
+                    let url = format!("{base}/bat/o-{i}-{r}");
+                    assert_eq!(put(&url, body.clone()).await.0, 200);
+                    assert!(get(&url).await.1 == body, "{url} reads back exact");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (w1, s1) = log_counts(nodes.clone()).await;
+    assert!(w1 - w0 >= 48 * 5 * 6, "every shard was committed to a log");
+    assert!(
+        s1 - s0 < w1 - w0,
+        "concurrent small writes share syncs ({} syncs for {} writes)",
+        s1 - s0,
+        w1 - w0
+    );
+    assert_eq!(shard_count(&nodes).await, 48 * 5 * 6);
+
+    // A small body shorter than its Content-Length: IncompleteBody, nothing stored.
+    let mut req = b"PUT /bat/short HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n".to_vec();
+    req.extend(data(3000, 7));
+    let resp = raw(c.api, &req, true, Duration::from_secs(10)).await;
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert_eq!(code(&resp), "IncompleteBody");
+    assert_eq!(get(&format!("{base}/bat/short")).await.0, 404);
+    assert_eq!(
+        shard_count(&nodes).await,
+        48 * 5 * 6,
+        "no shard of it landed"
+    );
+
+    // A node dies: small PUTs succeed at quorum or fail cleanly, never half-visible.
+    c.kill_node(2);
+    for i in 0..20u64 {
+        let url = format!("{base}/bat/after-{i}");
+        let body = data(1000, 100 + i);
+        match put(&url, body.clone()).await {
+            (200, _) => assert!(get(&url).await.1 == body, "{url} reads back exact"),
+            (503, b) => {
+                assert_eq!(code(&b), "ServiceUnavailable");
+                assert_eq!(get(&url).await.0, 404, "a failed PUT is not visible");
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+}
+
+/// The node's batch endpoint stores nothing from a body that is cut short or malformed, and
+/// stores each good shard of a batch even when another one in it is bad.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn node_batch_endpoint_rejects_bad_bodies() {
+    use tessera_node::frame::{data_prefix, end_frame, header_frame, EndFrame};
+    let (c, _d) = start(6, "4+2").await;
+    let node = c.node_addr(0);
+    let url = format!("http://{node}/shards/batch");
+    let header = |i: u16| {
+        let mut h = tessera_node::conformance::header(i, 1024);
+        h.object_length = 100;
+        h
+    };
+    let shard = |h: &tessera_node::ShardHeader, data: &[u8], claimed: u64| {
+        let mut b = Vec::new();
+        b.extend_from_slice(&header_frame(h));
+        b.extend_from_slice(&data_prefix(data.len()));
+        b.extend_from_slice(data);
+        b.extend_from_slice(&end_frame(&EndFrame {
+            header: h.clone(),
+            length: claimed,
+        }));
+        b
+    };
+    // Data before any header.
+    let mut bad = data_prefix(3).to_vec();
+    bad.extend_from_slice(b"abc");
+    let r = http().post(&url).body(bad).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // A good shard, then one cut off before its end frame: nothing at all is stored.
+    let mut cut = shard(&header(0), &data(100, 1), 100);
+    let second = shard(&header(1), &data(100, 2), 100);
+    cut.extend_from_slice(&second[..second.len() - 20]);
+    let r = http().post(&url).body(cut).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "a batch cut short is refused");
+    assert_eq!(shard_count(&[node]).await, 0, "nothing of it is stored");
+    // One good shard and one whose length does not match: the good one is stored alone.
+    let (good, wrong) = (header(0), header(1));
+    let mut body = shard(&good, &data(100, 3), 100);
+    body.extend(shard(&wrong, &data(100, 4), 99));
+    let r = http().post(&url).body(body).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let out: Vec<tessera_node::types::BatchOutcome> = r.json().await.unwrap();
+    assert!(matches!(
+        out[0],
+        tessera_node::types::BatchOutcome::Stored(_)
+    ));
+    assert!(matches!(
+        out[1],
+        tessera_node::types::BatchOutcome::Failed(_)
+    ));
+    let n = tessera_node::NodeClient::new(reqwest::Client::new(), &node.to_string());
+    assert_eq!(
+        n.read(good.shard_id(), 0, 100, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        data(100, 3)
+    );
+    assert!(n.info(wrong.shard_id()).await.is_err());
+    assert_eq!(shard_count(&[node]).await, 1);
+}

@@ -70,6 +70,8 @@ impl Registry {
                     used: 0,
                     free: 0,
                     scrub: Default::default(),
+                    log_writes: 0,
+                    log_syncs: 0,
                 };
                 let client = NodeClient::new(http.clone(), &r.addr);
                 (

@@ -46,6 +46,7 @@ impl NodeState {
     /// Current heartbeat contents (addr filled in by the caller).
     pub fn heartbeat(&self, addr: String) -> Heartbeat {
         let used = self.store.used_bytes();
+        let (log_writes, log_syncs) = self.store.log_counts();
         let fs_free = fs_free_bytes(&self.data_dir).unwrap_or(u64::MAX);
         let free = if self.capacity > 0 {
             self.capacity.saturating_sub(used).min(fs_free)
@@ -60,6 +61,8 @@ impl NodeState {
             used,
             free,
             scrub: self.scrub.lock().unwrap().clone(),
+            log_writes,
+            log_syncs,
         }
     }
 }

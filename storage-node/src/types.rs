@@ -266,4 +266,10 @@ pub struct Heartbeat {
     /// Scrub progress.
     #[serde(default)]
     pub scrub: crate::scrub::ScrubStats,
+    /// Commits to the store's write-ahead log so far.
+    #[serde(default)]
+    pub log_writes: u64,
+    /// Syncs of that log so far (fewer than writes when commits share syncs).
+    #[serde(default)]
+    pub log_syncs: u64,
 }

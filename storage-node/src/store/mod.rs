@@ -52,6 +52,12 @@ pub trait ShardStore: Send + Sync + 'static {
     /// Total length of committed shards, in bytes.
     fn used_bytes(&self) -> u64;
 
+    /// (writes, syncs) of the store's write-ahead log since it was opened, for monitoring;
+    /// `(0, 0)` for a store without one.
+    fn log_counts(&self) -> (u64, u64) {
+        (0, 0)
+    }
+
     /// Stores whole shards held in memory, each as if by [`ShardStore::begin`],
     /// [`ShardWriter::write`] and [`ShardWriter::commit_with`], and returns each outcome in
     /// order; one failing leaves the others unaffected. Each `Ok` is durable when this

@@ -257,6 +257,10 @@ impl ShardStore for RocksShardStore {
         Ok(Box::new(self.writer(header)?))
     }
 
+    fn log_counts(&self) -> (u64, u64) {
+        self.inner.wal.counts()
+    }
+
     fn put_many(&self, shards: Vec<WholeShard>) -> Vec<Result<ShardInfo>> {
         let applied: Vec<Result<Applied>> = shards
             .into_iter()
@@ -269,8 +273,9 @@ impl ShardStore for RocksShardStore {
             })
             .collect();
         // One WAL sync makes every applied shard durable.
-        if applied.iter().any(|a| a.is_ok()) {
-            if let Err(e) = self.inner.wal.sync(&self.inner.db) {
+        let ok = applied.iter().filter(|a| a.is_ok()).count() as u64;
+        if ok > 0 {
+            if let Err(e) = self.inner.wal.sync_writes(&self.inner.db, ok) {
                 let e = StoreError::from(e);
                 return applied
                     .into_iter()

@@ -23,7 +23,7 @@ pub struct WalSync {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Writes applied so far (each caller of `sync` counts one).
+    /// Commits applied so far.
     written: u64,
     /// Every write numbered up to this is on stable storage.
     synced: u64,
@@ -37,8 +37,13 @@ impl WalSync {
     /// Waits until the write the caller just applied to `db` is on stable storage, running
     /// the WAL sync itself if no other writer is.
     pub fn sync(&self, db: &DB) -> Result<(), rocksdb::Error> {
+        self.sync_writes(db, 1)
+    }
+
+    /// [`WalSync::sync`] for a caller that applied `writes` commits (counted as such).
+    pub fn sync_writes(&self, db: &DB, writes: u64) -> Result<(), rocksdb::Error> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.written += 1;
+        st.written += writes;
         let me = st.written;
         loop {
             if st.synced >= me {
