@@ -75,6 +75,44 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
     Ok(Some(range))
 }
 
+/// Bytes kept as the chunks they arrived in from a node (not copied into one buffer).
+#[derive(Clone, Debug, Default)]
+pub struct Chunks(pub Vec<Bytes>);
+
+impl Chunks {
+    /// `[a, b)` as slices of the chunks (no copy).
+    pub fn slice(&self, a: usize, b: usize) -> Chunks {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        for c in &self.0 {
+            let (c0, c1) = (pos, pos + c.len());
+            pos = c1;
+            let (x, y) = (a.max(c0), b.min(c1));
+            if x < y {
+                out.push(c.slice(x - c0..y - c0));
+            }
+            if c1 >= b {
+                break;
+            }
+        }
+        Chunks(out)
+    }
+
+    /// One contiguous buffer (a copy only when there is more than one chunk).
+    pub fn contiguous(self) -> Bytes {
+        match self.0.len() {
+            1 => self.0.into_iter().next().expect("one chunk"),
+            _ => self.0.concat().into(),
+        }
+    }
+}
+
+impl From<Bytes> for Chunks {
+    fn from(b: Bytes) -> Self {
+        Chunks(vec![b])
+    }
+}
+
 /// Reads stripes of one object version.
 pub struct StripeReader {
     c: Arc<Coordinator>,
@@ -141,17 +179,18 @@ impl StripeReader {
         let k = self.codec.k();
         let base = self.layout.shard_offset(stripes.start);
         // Per stripe, the pieces it has (slices of the group reads).
-        let per_stripe: Vec<Vec<Option<Bytes>>> = stripes
+        let per_stripe: Vec<Vec<Option<Chunks>>> = stripes
             .clone()
             .map(|s| {
                 let off = (self.layout.shard_offset(s) - base) as usize;
                 let len = self.layout.piece_len(s) as usize;
                 got.iter()
-                    .map(|b| b.as_ref().map(|b| b.slice(off..off + len)))
+                    .map(|c| c.as_ref().map(|c| c.slice(off, off + len)))
                     .collect()
             })
             .collect();
-        let decoded: Vec<Vec<Bytes>> = if got[..k].iter().all(|p| p.is_some()) {
+        let decoded: Vec<Vec<Chunks>> = if got[..k].iter().all(|p| p.is_some()) {
+            // Healthy: the data pieces are forwarded as they arrived, without a copy.
             per_stripe
                 .into_iter()
                 .map(|p| p.into_iter().take(k).flatten().collect())
@@ -161,7 +200,12 @@ impl StripeReader {
             tokio::task::spawn_blocking(move || {
                 per_stripe
                     .into_iter()
-                    .map(|p| codec.reconstruct_data(p))
+                    .map(|p| {
+                        let pieces = p.into_iter().map(|c| c.map(Chunks::contiguous)).collect();
+                        codec
+                            .reconstruct_data(pieces)
+                            .map(|d| d.into_iter().map(Chunks::from).collect())
+                    })
                     .collect::<Result<Vec<_>, _>>()
             })
             .await
@@ -176,7 +220,7 @@ impl StripeReader {
                 let (p0, p1) = (i as u64 * plen, (i as u64 + 1) * plen);
                 let (a, b) = (from.max(p0), to.min(p1));
                 if a < b {
-                    out.push(p.slice((a - p0) as usize..(b - p0) as usize));
+                    out.extend(p.slice((a - p0) as usize, (b - p0) as usize).0);
                 }
             }
         }
@@ -185,7 +229,12 @@ impl StripeReader {
 
     /// All `k + m` pieces of stripe `s` (for repair), and how many bytes were read.
     pub async fn fetch_all(&self, s: u64) -> Result<(Vec<Bytes>, u64), ApiError> {
-        let got = self.fetch_any_k(s..s + 1).await?;
+        let got: Vec<Option<Bytes>> = self
+            .fetch_any_k(s..s + 1)
+            .await?
+            .into_iter()
+            .map(|c| c.map(Chunks::contiguous))
+            .collect();
         let read = got.iter().flatten().map(|b| b.len() as u64).sum();
         let codec = ErasureCodec::new(self.codec.k(), self.codec.m()).expect("validated");
         let all = tokio::task::spawn_blocking(move || codec.reconstruct_all(got))
@@ -204,7 +253,7 @@ impl StripeReader {
     async fn fetch_any_k(
         &self,
         stripes: std::ops::Range<u64>,
-    ) -> Result<Vec<Option<Bytes>>, ApiError> {
+    ) -> Result<Vec<Option<Chunks>>, ApiError> {
         let s = stripes.start;
         let k = self.codec.k();
         let n = self.meta.shards.len();
@@ -219,7 +268,7 @@ impl StripeReader {
                     version,
                     index: i as u16,
                 };
-                (i, client.read(id, offset, len, timeout).await)
+                (i, client.read_chunks(id, offset, len, timeout).await)
             }
         };
         let mut next = 0;
@@ -228,7 +277,7 @@ impl StripeReader {
             inflight.push(read(&self.order[next]));
             next += 1;
         }
-        let mut got: Vec<Option<Bytes>> = vec![None; n];
+        let mut got: Vec<Option<Chunks>> = vec![None; n];
         let mut have = 0;
         let mut failures = Vec::new();
         while have < k {
@@ -238,7 +287,7 @@ impl StripeReader {
                     let (i, r) = r.expect("non-empty");
                     match r {
                         Ok(b) => {
-                            got[i] = Some(b);
+                            got[i] = Some(Chunks(b));
                             have += 1;
                         }
                         Err(e) => {
@@ -320,6 +369,23 @@ pub async fn stream_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_slices_match_the_contiguous_bytes() {
+        let whole: Vec<u8> = (0..100u8).collect();
+        let parts = Chunks(vec![
+            Bytes::copy_from_slice(&whole[..10]),
+            Bytes::new(),
+            Bytes::copy_from_slice(&whole[10..55]),
+            Bytes::copy_from_slice(&whole[55..]),
+        ]);
+        for a in 0..=100 {
+            for b in a..=100 {
+                let got = parts.slice(a, b).contiguous();
+                assert_eq!(&got[..], &whole[a..b], "[{a}, {b})");
+            }
+        }
+    }
 
     #[test]
     fn ranges() {

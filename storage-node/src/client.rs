@@ -162,8 +162,24 @@ impl NodeClient {
         len: u64,
         timeout: Duration,
     ) -> Result<Bytes> {
+        let chunks = self.read_chunks(id, offset, len, timeout).await?;
+        Ok(match chunks.len() {
+            1 => chunks.into_iter().next().expect("one chunk"),
+            _ => chunks.concat().into(),
+        })
+    }
+
+    /// [`NodeClient::read`] returning the bytes as the chunks they arrived in, without
+    /// copying them into one buffer.
+    pub async fn read_chunks(
+        &self,
+        id: ShardId,
+        offset: u64,
+        len: u64,
+        timeout: Duration,
+    ) -> Result<Vec<Bytes>> {
         let fut = async {
-            let resp = self
+            let mut resp = self
                 .http
                 .get(self.url(id))
                 .query(&[("offset", offset), ("len", len)])
@@ -174,11 +190,16 @@ impl NodeClient {
                 return Err(error_from(resp).await);
             }
             // A body cut short (corruption found mid-stream, node died) is an error here.
-            let b = resp.bytes().await.map_err(transport)?;
-            if b.len() as u64 != len {
+            let mut chunks = Vec::new();
+            let mut got = 0u64;
+            while let Some(c) = resp.chunk().await.map_err(transport)? {
+                got += c.len() as u64;
+                chunks.push(c);
+            }
+            if got != len {
                 return Err(StoreError::Unavailable(format!("short read of {id}")));
             }
-            Ok(b)
+            Ok(chunks)
         };
         tokio::time::timeout(timeout, fut)
             .await

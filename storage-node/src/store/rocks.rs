@@ -29,7 +29,6 @@ use bytes::Bytes;
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,6 +94,39 @@ fn parse_file_name(name: &str) -> Option<(ShardId, u64)> {
     let id = ShardId::from_key(&hex::decode(id).ok()?)?;
     Some((id, u64::from_str_radix(g, 16).ok()?))
 }
+/// Reads exactly `len` bytes at `offset` into a new buffer, without zeroing it first.
+fn read_at(f: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut done = 0;
+    while done < len {
+        let spare = &mut buf.spare_capacity_mut()[done..len];
+        // SAFETY: pread writes at most `spare.len()` bytes into the (uninitialised, owned)
+        // spare capacity; it never reads from it.
+        let n = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                (offset + done as u64) as libc::off_t,
+            )
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    // SAFETY: the first `len` bytes were written by pread above.
+    unsafe { buf.set_len(len) };
+    Ok(Bytes::from(buf))
+}
+
 /// Index writes are applied unsynced under the index lock, then made durable by the group
 /// commit ([`WalSync`]) after the lock is released.
 fn unsynced() -> WriteOptions {
@@ -303,12 +335,10 @@ impl ShardStore for RocksShardStore {
             let start = first * stored;
             let stop =
                 (end - 1) * stored + CHUNK_HASH_LEN as u64 + (data_end - (end - 1) * cs as u64);
-            let mut buf = vec![0u8; (stop - start) as usize];
             let f = std::fs::File::open(self.path(id, c.generation))
                 .map_err(|e| StoreError::Corrupt(format!("{id}: shard file: {e}")))?;
-            f.read_exact_at(&mut buf, start)
+            let buf = read_at(&f, start, (stop - start) as usize)
                 .map_err(|e| StoreError::Corrupt(format!("{id}: shard file short: {e}")))?;
-            let buf = Bytes::from(buf);
             let mut pos = 0usize;
             while pos < buf.len() {
                 let n = (stored as usize).min(buf.len() - pos);
