@@ -136,7 +136,7 @@ impl StripeReader {
         meta: Arc<ObjectMeta>,
         skip: &[usize],
     ) -> Result<Self, ApiError> {
-        let codec = ErasureCodec::new(meta.ec.k as usize, meta.ec.m as usize)
+        let codec = ErasureCodec::for_recorded(&meta.codec, meta.ec.k as usize, meta.ec.m as usize)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut up = Vec::new();
         let mut down = Vec::new();

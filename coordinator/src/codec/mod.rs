@@ -28,6 +28,9 @@ pub enum CodecError {
         /// Parity shards.
         m: usize,
     },
+    /// Data written by a codec this build does not know (never decoded by a wrong one).
+    #[error("unknown codec {0:?}; this build reads {CODEC_NAME:?}")]
+    UnknownCodec(String),
     /// Fewer than k pieces, or pieces of different sizes.
     #[error("cannot reconstruct: {0}")]
     TooFewShards(String),
@@ -75,6 +78,14 @@ impl ErasureCodec {
         }
         let parity = Matrix::new(rows[k..].to_vec());
         Ok(ErasureCodec { k, m, rows, parity })
+    }
+
+    /// The codec for reading data recorded as written by codec `name` with `k + m`.
+    pub fn for_recorded(name: &str, k: usize, m: usize) -> Result<Self, CodecError> {
+        if name != CODEC_NAME {
+            return Err(CodecError::UnknownCodec(name.to_string()));
+        }
+        Self::new(k, m)
     }
 
     /// Data pieces per stripe.
@@ -257,6 +268,15 @@ mod tests {
         (0..len)
             .map(|i| (i as u8).wrapping_mul(17) ^ seed)
             .collect()
+    }
+
+    #[test]
+    fn refuses_data_of_an_unknown_codec() {
+        assert!(ErasureCodec::for_recorded(CODEC_NAME, 4, 2).is_ok());
+        assert_eq!(
+            ErasureCodec::for_recorded("rs-gf16-v9", 4, 2).unwrap_err(),
+            CodecError::UnknownCodec("rs-gf16-v9".into())
+        );
     }
 
     #[test]
