@@ -389,6 +389,15 @@ fn loopback(bytes: u64) -> anyhow::Result<f64> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let reader = std::thread::spawn(move || drain(listener.accept()?.0));
+    let t = send(addr, bytes)?;
+    let got = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("loopback reader panicked"))??;
+    Ok(got as f64 / 1e6 / t.elapsed().as_secs_f64())
+}
+
+/// Connects to `addr` and writes `bytes` (rounded up to whole MiB); returns when it started.
+fn send(addr: std::net::SocketAddr, bytes: u64) -> std::io::Result<Instant> {
     let buf = payload(1 << 20);
     let t = Instant::now();
     let mut s = std::net::TcpStream::connect(addr)?;
@@ -397,11 +406,7 @@ fn loopback(bytes: u64) -> anyhow::Result<f64> {
         s.write_all(&buf)?;
         sent += buf.len() as u64;
     }
-    drop(s);
-    let got = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("loopback reader panicked"))??;
-    Ok(got as f64 / 1e6 / t.elapsed().as_secs_f64())
+    Ok(t)
 }
 
 /// Reads a stream to its end, returning the byte count.
@@ -434,15 +439,7 @@ fn loopback_relay(bytes: u64) -> anyhow::Result<f64> {
             out.write_all(&buf[..r])?;
         }
     });
-    let buf = payload(1 << 20);
-    let t = Instant::now();
-    let mut s = std::net::TcpStream::connect(a1)?;
-    let mut sent = 0;
-    while sent < bytes {
-        s.write_all(&buf)?;
-        sent += buf.len() as u64;
-    }
-    drop(s);
+    let t = send(a1, bytes)?;
     relay
         .join()
         .map_err(|_| anyhow::anyhow!("loopback relay panicked"))??;
