@@ -646,10 +646,13 @@ async fn coordinator_sigkilled_during_puts_overwrites_and_deletes() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 round += 1;
                 let delete = round.is_multiple_of(4);
-                let body = data(
-                    300_000 + (round as usize % 7) * 200_000,
-                    k as u64 * 1000 + round,
-                );
+                // Even keys small (the batched path), odd keys streamed.
+                let len = if k % 2 == 0 {
+                    2_000 + (round as usize % 7) * 7_000
+                } else {
+                    300_000 + (round as usize % 7) * 200_000
+                };
+                let body = data(len, k as u64 * 1000 + round);
                 let next = if delete { None } else { Some(body.clone()) };
                 st.lock().unwrap().in_flight = Some(next.clone());
                 let ok = if delete {
