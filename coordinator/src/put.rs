@@ -144,44 +144,28 @@ pub async fn put_object(
     req: PutRequest,
     body: Body,
 ) -> Result<PutOutcome, ApiError> {
-    let b = req.bucket.to_string();
-    let bucket = c
-        .meta(move |m| m.bucket(&b))
+    // Bucket lookup, placement and the in-flight record in one blocking call.
+    let planned = {
+        let (c2, bucket, key) = (c.clone(), req.bucket.to_string(), req.key.to_string());
+        let (req_ec, content_length) = (req.ec, req.content_length);
+        c.meta(move |m| {
+            let b = m
+                .bucket(&bucket)?
+                .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
+            let planned = plan(&c2, b.ec, req_ec, content_length, bucket, key)?;
+            m.begin_put(planned.version, &planned.set)?;
+            Ok(planned)
+        })
         .await?
-        .ok_or_else(|| ApiError::NoSuchBucket(req.bucket.to_string()))?;
-    let small = req
-        .content_length
-        .is_some_and(|l| l < c.config.replicate_below);
-    let ec = match req.ec {
-        Some(ec) => ec,
-        // Small objects: m+1 replicas cost one node write per copy instead of k+m pieces, and
-        // a read needs one node instead of k.
-        None if small && bucket.ec.k > 1 => EcSpec {
-            k: 1,
-            m: bucket.ec.m,
-        },
-        None => bucket.ec,
     };
-    let n = ec.total();
-    let registered = c.registry.registered();
-    if n > registered {
-        return Err(ApiError::InvalidArgument(format!(
-            "erasure code {ec} needs {n} nodes but {registered} are registered"
-        )));
-    }
-    let codec = Arc::new(
-        ErasureCodec::new(ec.k as usize, ec.m as usize)
-            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
-    );
-    let w = c.config.quorum(ec);
-    let version = ObjectVersion::new();
-    let nodes = place(&c.registry.candidates(), &version.to_bytes(), n);
-    if nodes.len() < w {
-        return Err(ApiError::ServiceUnavailable(format!(
-            "{} storage nodes are up; a {ec} write needs {w}",
-            nodes.len()
-        )));
-    }
+    let Planned {
+        ec,
+        codec,
+        w,
+        version,
+        nodes,
+        set,
+    } = planned;
     let piece = c.config.piece_size;
     let stripe_size = piece as usize * ec.k as usize;
     let header = |index: u16, object_length: u64| ShardHeader {
@@ -200,18 +184,6 @@ pub async fn put_object(
         user_meta: req.user_meta.clone(),
     };
 
-    let set = ShardSet {
-        bucket: req.bucket.to_string(),
-        key: req.key.to_string(),
-        shards: nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (i as u16, n.clone()))
-            .collect(),
-        since_ms: crate::meta::now_ms(),
-    };
-    let s = set.clone();
-    c.meta(move |m| m.begin_put(version, &s)).await?;
     let mut guard = PutGuard {
         c: c.clone(),
         version,
@@ -241,7 +213,8 @@ pub async fn put_object(
     };
     if durable < w {
         return Err(ApiError::ServiceUnavailable(format!(
-            "only {durable} of {n} shards were stored; {w} needed"
+            "only {durable} of {} shards were stored; {w} needed",
+            nodes.len()
         )));
     }
 
@@ -266,6 +239,77 @@ pub async fn put_object(
         c.gc_kick.notify_one();
     }
     Ok(PutOutcome { meta })
+}
+
+/// Where and how a PUT will write.
+struct Planned {
+    ec: EcSpec,
+    codec: Arc<ErasureCodec>,
+    w: usize,
+    version: ObjectVersion,
+    nodes: Vec<NodeId>,
+    set: ShardSet,
+}
+
+/// Chooses the code (`x-tessera-ec`, else m+1 replicas for small objects, else the bucket's),
+/// the quorum, a new version and its nodes. Fails if too few nodes are registered or up.
+fn plan(
+    c: &Coordinator,
+    bucket_ec: EcSpec,
+    req_ec: Option<EcSpec>,
+    content_length: Option<u64>,
+    bucket: String,
+    key: String,
+) -> Result<Planned, ApiError> {
+    let small = content_length.is_some_and(|l| l < c.config.replicate_below);
+    let ec = match req_ec {
+        Some(ec) => ec,
+        // Small objects: m+1 replicas cost one node write per copy instead of k+m pieces, and
+        // a read needs one node instead of k.
+        None if small && bucket_ec.k > 1 => EcSpec {
+            k: 1,
+            m: bucket_ec.m,
+        },
+        None => bucket_ec,
+    };
+    let n = ec.total();
+    let registered = c.registry.registered();
+    if n > registered {
+        return Err(ApiError::InvalidArgument(format!(
+            "erasure code {ec} needs {n} nodes but {registered} are registered"
+        )));
+    }
+    let codec = Arc::new(
+        ErasureCodec::new(ec.k as usize, ec.m as usize)
+            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
+    );
+    let w = c.config.quorum(ec);
+    let version = ObjectVersion::new();
+    let nodes = place(&c.registry.candidates(), &version.to_bytes(), n);
+    if nodes.len() < w {
+        return Err(ApiError::ServiceUnavailable(format!(
+            "{} storage nodes are up; a {ec} write needs {w}",
+            nodes.len()
+        )));
+    }
+    let set = ShardSet {
+        bucket,
+        key,
+        shards: nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as u16, n.clone()))
+            .collect(),
+        since_ms: crate::meta::now_ms(),
+    };
+    Ok(Planned {
+        ec,
+        codec,
+        w,
+        version,
+        nodes,
+        set,
+    })
 }
 
 /// Objects up to this size (known from `Content-Length`, and within one stripe) are read
