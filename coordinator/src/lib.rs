@@ -2,7 +2,8 @@
 //!
 //! Turns client HTTP byte streams into erasure-coded shards on storage nodes and back.
 //!
-//! - [`codec`]: the erasure codec (the only file that knows the Reed-Solomon library).
+//! - [`codec`]: the erasure codec (the only module that knows the Reed-Solomon library; GFNI
+//!   kernel in `codec::kernel`).
 //! - [`layout`]: stripe geometry of an object.
 //! - [`names`]: validated bucket names, keys, `k+m` specs and sizes.
 //! - [`placement`]: which nodes get an object's shards.

@@ -4,7 +4,8 @@
 //! the lowest layer of Tessera and the only one that touches RocksDB for shard data.
 //!
 //! - [`types`]: identifiers and the self-describing shard header.
-//! - [`store`]: the [`ShardStore`] contract, an in-memory implementation and the RocksDB one.
+//! - [`store`]: the [`ShardStore`] contract, an in-memory implementation and the RocksDB one,
+//!   and the WAL group commit ([`store::WalSync`]) the coordinator's metadata uses too.
 //! - [`conformance`]: the one test suite every `ShardStore` implementation must pass.
 //! - [`server`]: the node's HTTP service (`app`, `run`) and its heartbeat loop.
 //! - [`scrub`]: background re-verification of stored shards.
