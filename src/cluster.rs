@@ -147,7 +147,10 @@ impl Cluster {
                     let _ = rt.block_on(server);
                 }
                 // Abrupt stop: every task and connection of this node is dropped mid-flight.
-                rt.shutdown_timeout(Duration::ZERO);
+                // Blocking calls already running (a RocksDB write) cannot be interrupted; they
+                // are waited for, so the store is closed before this thread ends (a store
+                // left open on a detached thread can abort the process at exit).
+                rt.shutdown_timeout(Duration::from_secs(10));
             })?;
         Ok(NodeHandle {
             stop: Some(stop_tx),
@@ -241,6 +244,12 @@ impl Drop for Cluster {
         for n in &mut self.nodes {
             if let Some(tx) = n.stop.take() {
                 let _ = tx.send(false);
+            }
+        }
+        // Wait for the node threads, so no store outlives the cluster.
+        for n in &mut self.nodes {
+            if let Some(t) = n.thread.take() {
+                let _ = t.join();
             }
         }
         if let Some(tx) = self.coordinator_stop.take() {
