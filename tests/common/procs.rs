@@ -26,12 +26,21 @@ impl Drop for Proc {
     }
 }
 
+/// A port for a server process to listen on. Taken below the kernel's ephemeral range
+/// (32768 and up by default): a port the kernel hands out for `bind(0)` can be given to an
+/// outgoing connection of a parallel test between this check and the server's bind, which
+/// then fails; a port from 20000-29999 is never used that way. Each test process starts at
+/// its own offset and counts up, skipping ports in use.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 100) as u16 * 100;
+    loop {
+        let port = 20_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 10_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn log(dir: &Path, name: &str) -> Stdio {

@@ -205,8 +205,9 @@ mod x86 {
         }
         if vec_end < len {
             for (g, out) in out_ptrs.iter().enumerate() {
+                // Initialise the tail before making a byte slice of it.
+                std::ptr::write_bytes(out.add(vec_end), 0, len - vec_end);
                 let tail = std::slice::from_raw_parts_mut(out.add(vec_end), len - vec_end);
-                tail.fill(0);
                 for (i, input) in inputs.iter().enumerate() {
                     galois_8::mul_slice_xor(m.at(row0 + g, i), &input[vec_end..], tail);
                 }
