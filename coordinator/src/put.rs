@@ -194,23 +194,40 @@ pub async fn put_object(
     let batched = req
         .content_length
         .is_some_and(|l| l <= BATCH_BELOW && l <= stripe_size as u64);
-    let Stored {
+    let Written {
         total,
         etag,
-        shards,
-        durable,
+        outcomes,
     } = if batched {
         put_whole(&c, &req, body, &nodes, &codec, &header).await?
     } else {
-        let plan = StreamPlan {
-            codec: codec.clone(),
-            w,
-            stripe_size,
-            piece,
-            k: ec.k as u64,
-        };
-        put_streamed(&c, &req, body, &nodes, plan, &header).await?
+        put_streamed(&c, &req, body, &nodes, &codec, w, &header).await?
     };
+    // Shards acknowledged with the right length are `ok`, the rest `missing`.
+    let shard_len = crate::layout::Layout {
+        size: total,
+        k: ec.k as u64,
+        piece,
+    }
+    .shard_len();
+    let mut durable = 0;
+    let mut shards = Vec::with_capacity(nodes.len());
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let state = match outcome {
+            Ok(info) if info.length == shard_len => {
+                durable += 1;
+                ShardState::Ok
+            }
+            other => {
+                tracing::warn!(shard = i, node = %nodes[i], outcome = ?other, "shard write failed");
+                ShardState::Missing
+            }
+        };
+        shards.push(ShardLoc {
+            node: Some(nodes[i].clone()),
+            state,
+        });
+    }
     if durable < w {
         return Err(ApiError::ServiceUnavailable(format!(
             "only {durable} of {} shards were stored; {w} needed",
@@ -316,21 +333,31 @@ fn plan(
 /// whole and their shards written through the per-node batches of [`crate::batch`].
 pub const BATCH_BELOW: u64 = 64 << 10;
 
-/// What the shard writes of a PUT achieved.
-struct Stored {
+/// What the shard writes of a PUT did: the body's length and ETag, and each shard's answer.
+struct Written {
     total: u64,
     etag: String,
-    shards: Vec<ShardLoc>,
-    durable: usize,
+    outcomes: Vec<Result<ShardInfo, StoreError>>,
 }
 
-/// Geometry of a streamed PUT.
-struct StreamPlan {
-    codec: Arc<ErasureCodec>,
-    w: usize,
-    stripe_size: usize,
-    piece: u64,
-    k: u64,
+/// Fails a body that has grown past its `Content-Length`.
+fn check_not_over(total: u64, content_length: Option<u64>) -> Result<(), ApiError> {
+    if content_length.is_some_and(|cl| total > cl) {
+        return Err(ApiError::InvalidArgument(
+            "body longer than Content-Length".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Fails a body that ended short of its `Content-Length`.
+fn check_complete(total: u64, content_length: Option<u64>) -> Result<(), ApiError> {
+    match content_length {
+        Some(cl) if total != cl => Err(ApiError::IncompleteBody(format!(
+            "received {total} of {cl} bytes"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A small PUT: reads the whole body, encodes its one stripe and writes each shard through
@@ -342,7 +369,7 @@ async fn put_whole(
     nodes: &[NodeId],
     codec: &Arc<ErasureCodec>,
     header: &(impl Fn(u16, u64) -> ShardHeader + Sync),
-) -> Result<Stored, ApiError> {
+) -> Result<Written, ApiError> {
     let cl = req
         .content_length
         .expect("batched PUTs have a Content-Length");
@@ -350,19 +377,10 @@ async fn put_whole(
     let mut body = body.into_data_stream();
     while let Some(frame) = body.next().await {
         let frame = frame.map_err(|e| ApiError::IncompleteBody(e.to_string()))?;
-        if buf.len() as u64 + frame.len() as u64 > cl {
-            return Err(ApiError::InvalidArgument(
-                "body longer than Content-Length".into(),
-            ));
-        }
+        check_not_over((buf.len() + frame.len()) as u64, req.content_length)?;
         buf.extend_from_slice(&frame);
     }
-    if buf.len() as u64 != cl {
-        return Err(ApiError::IncompleteBody(format!(
-            "received {} of {cl} bytes",
-            buf.len()
-        )));
-    }
+    check_complete(buf.len() as u64, req.content_length)?;
     let etag = blake3::hash(&buf).to_hex().to_string();
     let pieces = if cl == 0 {
         vec![Bytes::new(); nodes.len()]
@@ -384,35 +402,10 @@ async fn put_whole(
             async move { c.batcher.put(&client, h, piece, timeout).await }
         });
     let outcomes = futures::future::join_all(writes).await;
-    let shard_len = crate::layout::Layout {
-        size: cl,
-        k: codec.k() as u64,
-        piece: c.config.piece_size,
-    }
-    .shard_len();
-    let mut shards = Vec::with_capacity(nodes.len());
-    let mut durable = 0;
-    for (i, outcome) in outcomes.into_iter().enumerate() {
-        let state = match outcome {
-            Ok(info) if info.length == shard_len => {
-                durable += 1;
-                ShardState::Ok
-            }
-            other => {
-                tracing::warn!(shard = i, node = %nodes[i], outcome = ?other.err(), "shard write failed");
-                ShardState::Missing
-            }
-        };
-        shards.push(ShardLoc {
-            node: Some(nodes[i].clone()),
-            state,
-        });
-    }
-    Ok(Stored {
+    Ok(Written {
         total: cl,
         etag,
-        shards,
-        durable,
+        outcomes,
     })
 }
 
@@ -422,17 +415,12 @@ async fn put_streamed(
     req: &PutRequest,
     body: Body,
     nodes: &[NodeId],
-    plan: StreamPlan,
+    codec: &Arc<ErasureCodec>,
+    w: usize,
     header: &(impl Fn(u16, u64) -> ShardHeader + Sync),
-) -> Result<Stored, ApiError> {
-    let StreamPlan {
-        codec,
-        w,
-        stripe_size,
-        piece,
-        k,
-    } = plan;
-    let n = nodes.len();
+) -> Result<Written, ApiError> {
+    let piece = c.config.piece_size;
+    let stripe_size = piece as usize * codec.k();
     // Open one upload per placed shard.
     let mut streams: Vec<ShardStream> = Vec::with_capacity(nodes.len());
     for (i, node) in nodes.iter().enumerate() {
@@ -464,11 +452,7 @@ async fn put_streamed(
     while let Some(frame) = body.next().await {
         let mut frame = frame.map_err(|e| ApiError::IncompleteBody(e.to_string()))?;
         total += frame.len() as u64;
-        if req.content_length.is_some_and(|cl| total > cl) {
-            return Err(ApiError::InvalidArgument(
-                "body longer than Content-Length".into(),
-            ));
-        }
+        check_not_over(total, req.content_length)?;
         while !frame.is_empty() {
             let take = (stripe_size - stripe.len()).min(frame.len());
             stripe.extend_from_slice(&frame.split_to(take));
@@ -478,35 +462,21 @@ async fn put_streamed(
             }
         }
     }
-    if let Some(cl) = req.content_length {
-        if total != cl {
-            return Err(ApiError::IncompleteBody(format!(
-                "received {total} of {cl} bytes"
-            )));
-        }
-    }
+    check_complete(total, req.content_length)?;
     if !stripe.is_empty() {
         pump.send_stripe(stripe).await?;
     }
     let etag = pump.hasher.take().unwrap().finalize().to_hex().to_string();
 
     // Close every stream with its end frame and collect the acknowledgements.
-    let layout = crate::layout::Layout {
+    let shard_len = crate::layout::Layout {
         size: total,
-        k,
+        k: codec.k() as u64,
         piece,
-    };
-    let shard_len = layout.shard_len();
-    let mut shards = vec![
-        ShardLoc {
-            node: None,
-            state: ShardState::Missing
-        };
-        n
-    ];
-    let mut durable = 0;
+    }
+    .shard_len();
+    let mut outcomes = Vec::with_capacity(nodes.len());
     for (i, s) in pump.streams.into_iter().enumerate() {
-        shards[i].node = Some(nodes[i].clone());
         if let Some(tx) = s.tx {
             let mut final_header = header(i as u16, total);
             final_header.etag = Some(etag.clone());
@@ -516,21 +486,18 @@ async fn put_streamed(
             };
             let _ = tx.send(Ok(end_frame(&end))).await;
         }
-        match tokio::time::timeout(c.config.shard_write_timeout, s.task).await {
-            Ok(Ok(Ok(info))) if info.length == shard_len => {
-                shards[i].state = ShardState::Ok;
-                durable += 1;
-            }
-            other => {
-                tracing::warn!(shard = i, node = %nodes[i], outcome = ?other.map(|r| r.map(|r| r.err())), "shard write failed")
-            }
-        }
+        outcomes.push(
+            match tokio::time::timeout(c.config.shard_write_timeout, s.task).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(e)) => Err(StoreError::Io(format!("shard upload task: {e}"))),
+                Err(_) => Err(StoreError::Unavailable("shard upload timed out".into())),
+            },
+        );
     }
-    Ok(Stored {
+    Ok(Written {
         total,
         etag,
-        shards,
-        durable,
+        outcomes,
     })
 }
 
