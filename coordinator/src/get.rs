@@ -118,7 +118,7 @@ pub struct StripeReader {
     c: Arc<Coordinator>,
     meta: Arc<ObjectMeta>,
     layout: Layout,
-    codec: ErasureCodec,
+    codec: Arc<ErasureCodec>,
     /// Shard indices in the order to try them: data then parity on up nodes, then shards on
     /// nodes that are down (they may be back before the registry knows).
     order: Vec<(usize, NodeClient)>,
@@ -161,7 +161,7 @@ impl StripeReader {
             layout: meta.layout(),
             c,
             meta,
-            codec,
+            codec: Arc::new(codec),
             order: up,
         })
     }
@@ -196,7 +196,7 @@ impl StripeReader {
                 .map(|p| p.into_iter().take(k).flatten().collect())
                 .collect()
         } else {
-            let codec = ErasureCodec::new(k, self.codec.m()).expect("validated");
+            let codec = self.codec.clone();
             tokio::task::spawn_blocking(move || {
                 per_stripe
                     .into_iter()
@@ -236,7 +236,7 @@ impl StripeReader {
             .map(|c| c.map(Chunks::contiguous))
             .collect();
         let read = got.iter().flatten().map(|b| b.len() as u64).sum();
-        let codec = ErasureCodec::new(self.codec.k(), self.codec.m()).expect("validated");
+        let codec = self.codec.clone();
         let all = tokio::task::spawn_blocking(move || codec.reconstruct_all(got))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?
