@@ -89,17 +89,7 @@ impl NodeClient {
 
     /// Writes a whole shard held in memory (header, data, end frame in one request).
     pub async fn put_shard_bytes(&self, header: &ShardHeader, data: Bytes) -> Result<ShardInfo> {
-        use crate::frame::{data_prefix, end_frame, header_frame, EndFrame};
-        let end = EndFrame {
-            header: header.clone(),
-            length: data.len() as u64,
-        };
-        let frames = vec![
-            header_frame(header),
-            data_prefix(data.len()),
-            data,
-            end_frame(&end),
-        ];
+        let frames = crate::frame::whole_shard(header, data);
         self.put_shard(
             header.shard_id(),
             futures::stream::iter(frames.into_iter().map(Ok)),
@@ -114,18 +104,12 @@ impl NodeClient {
         &self,
         shards: &[(ShardHeader, Bytes)],
     ) -> Result<Vec<Result<ShardInfo>>> {
-        use crate::frame::{data_prefix, end_frame, header_frame, EndFrame};
         // One contiguous body (small shards: the copy is cheaper than a chunked stream).
         let mut body = bytes::BytesMut::new();
         for (header, data) in shards {
-            let end = EndFrame {
-                header: header.clone(),
-                length: data.len() as u64,
-            };
-            body.extend_from_slice(&header_frame(header));
-            body.extend_from_slice(&data_prefix(data.len()));
-            body.extend_from_slice(data);
-            body.extend_from_slice(&end_frame(&end));
+            for frame in crate::frame::whole_shard(header, data.clone()) {
+                body.extend_from_slice(&frame);
+            }
         }
         let resp = self
             .http

@@ -60,6 +60,21 @@ pub fn end_frame(e: &EndFrame) -> Bytes {
     meta_frame(b'E', serde_json::to_vec(e).expect("end frame serialises"))
 }
 
+/// The complete upload of a shard held in memory: header, data and end frame, with
+/// `header` as both the opening and the final header.
+pub fn whole_shard(header: &ShardHeader, data: Bytes) -> [Bytes; 4] {
+    let end = EndFrame {
+        header: header.clone(),
+        length: data.len() as u64,
+    };
+    [
+        header_frame(header),
+        data_prefix(data.len()),
+        data,
+        end_frame(&end),
+    ]
+}
+
 /// Incremental decoder over received buffers.
 #[derive(Default)]
 pub struct FrameParser {
