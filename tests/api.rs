@@ -492,48 +492,17 @@ async fn node_killed_mid_put_keeps_quorum_or_fails_cleanly() {
     put(&format!("{base}/mid"), vec![]).await;
     // A slow streamed PUT; one node dies in the middle. w = 5 of 6 still land.
     let body = data(24 * MIB, 5);
-    let (tx, body_stream) = channel_body();
     let url = format!("{base}/mid/one-dies");
-    let req = tokio::spawn(
-        http()
-            .put(url.clone())
-            .header("content-length", body.len())
-            .body(body_stream)
-            .send(),
-    );
-    for (i, chunk) in body.chunks(MIB).enumerate() {
-        if i == 8 {
-            c.kill_node(2);
-        }
-        tx.send(Ok(chunk.to_vec())).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    drop(tx);
-    let r = req.await.unwrap().unwrap();
+    let r = slow_put(&url, &body, 8, || c.kill_node(2)).await.unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert!(get(&url).await.1 == body);
     // Two more die mid-PUT: only 3 of 6 streams remain, below w = 5: 503, nothing visible.
-    let (tx, body_stream) = channel_body();
     let url2 = format!("{base}/mid/two-die");
-    let req = tokio::spawn(
-        http()
-            .put(url2.clone())
-            .header("content-length", body.len())
-            .body(body_stream)
-            .send(),
-    );
-    for (i, chunk) in body.chunks(MIB).enumerate() {
-        if i == 4 {
-            c.kill_node(0);
-            c.kill_node(4);
-        }
-        if tx.send(Ok(chunk.to_vec())).await.is_err() {
-            break; // the server already answered
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    drop(tx);
-    let r = req.await.unwrap();
+    let r = slow_put(&url2, &body, 4, || {
+        c.kill_node(0);
+        c.kill_node(4);
+    })
+    .await;
     match r {
         Ok(r) => {
             assert_eq!(r.status(), 503);

@@ -304,18 +304,7 @@ async fn repair_racing_overwrites_and_deletes_never_resurrects_or_mixes() {
     c.kill_node(6);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let admin = c.admin.clone();
-    let repair = std::thread::spawn(move || {
-        Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args([
-                "repair",
-                "--coordinator",
-                &format!("http://{admin}"),
-                "--concurrency",
-                "2",
-            ])
-            .output()
-            .unwrap()
-    });
+    let repair = std::thread::spawn(move || repair_cli_at(&admin, &["--concurrency", "2"]));
     // Meanwhile: overwrite even keys, delete odd ones.
     let mut expect: Vec<Option<Vec<u8>>> = Vec::new();
     for (i, k) in keys.iter().enumerate() {
@@ -374,18 +363,7 @@ async fn coordinator_killed_during_repair_then_repair_finishes_the_job() {
     c.kill_node(1);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let admin = c.admin.clone();
-    let repair = std::thread::spawn(move || {
-        Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args([
-                "repair",
-                "--coordinator",
-                &format!("http://{admin}"),
-                "--concurrency",
-                "1",
-            ])
-            .output()
-            .unwrap()
-    });
+    let repair = std::thread::spawn(move || repair_cli_at(&admin, &["--concurrency", "1"]));
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.restart_coordinator(); // SIGKILL mid-repair
                              // The CLI either saw its coordinator die (non-zero exit) or finished just before.

@@ -76,24 +76,8 @@ async fn node_sigkilled_mid_put_serves_no_torn_shard_after_restart() {
     let mut c = ProcCluster::start(dir.path(), 6).await;
     put(&c.url("torn"), vec![]).await;
     let body = data(24 * MIB, 8);
-    let (tx, body_stream) = channel_body();
     let url = c.url("torn/big");
-    let req = tokio::spawn(
-        http()
-            .put(url.clone())
-            .header("content-length", body.len())
-            .body(body_stream)
-            .send(),
-    );
-    for (i, chunk) in body.chunks(MIB).enumerate() {
-        if i == 10 {
-            c.kill_node(3);
-        }
-        tx.send(Ok(chunk.to_vec())).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    drop(tx);
-    let r = req.await.unwrap().unwrap();
+    let r = slow_put(&url, &body, 10, || c.kill_node(3)).await.unwrap();
     assert_eq!(r.status(), 200, "w = 5 of 6 shards still land");
     let version = r.headers().get("etag").cloned();
     assert!(version.is_some());

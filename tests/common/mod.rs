@@ -130,6 +130,38 @@ pub fn channel_body() -> (
     (tx, reqwest::Body::wrap_stream(stream))
 }
 
+/// PUTs `body` to `url` 1 MiB at a time, 20 ms apart, running `mid` before chunk `at` (to
+/// kill nodes in the middle of the upload); stops feeding once the server has answered.
+pub async fn slow_put(
+    url: &str,
+    body: &[u8],
+    at: usize,
+    mid: impl FnOnce(),
+) -> reqwest::Result<reqwest::Response> {
+    let (tx, body_stream) = channel_body();
+    let req = tokio::spawn(
+        http()
+            .put(url)
+            .header("content-length", body.len())
+            .body(body_stream)
+            .send(),
+    );
+    let mut mid = Some(mid);
+    for (i, chunk) in body.chunks(1 << 20).enumerate() {
+        if i == at {
+            if let Some(f) = mid.take() {
+                f();
+            }
+        }
+        if tx.send(Ok(chunk.to_vec())).await.is_err() {
+            break; // the server already answered
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(tx);
+    req.await.unwrap()
+}
+
 /// Flips bytes at 1/16 intervals in every shard and blob file under `dir`; returns how many
 /// files were damaged.
 pub fn flip_blob_bytes(dir: &std::path::Path) -> usize {

@@ -191,15 +191,21 @@ impl ProcCluster {
 
     /// Runs `tessera repair` against this cluster; returns (exit code, stdout, stderr).
     pub fn repair_cli(&self, extra: &[&str]) -> (i32, String, String) {
-        let out = Command::new(BIN)
-            .args(["repair", "--coordinator", &format!("http://{}", self.admin)])
-            .args(extra)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        repair_cli_at(&self.admin, extra)
     }
+}
+
+/// Runs `tessera repair` against the coordinator whose admin API is at `admin`; returns
+/// (exit code, stdout, stderr). A free function so a test can run it on another thread.
+pub fn repair_cli_at(admin: &str, extra: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(["repair", "--coordinator", &format!("http://{admin}")])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
