@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tessera_coordinator::{CoordinatorConfig, EcSpec};
+use tessera_coordinator::{CoordinatorConfig, EcSpec, Secrets};
 use tessera_node::server::NodeConfig;
 use tokio::sync::oneshot;
 
@@ -71,6 +71,7 @@ pub struct Cluster {
     coordinator_stop: Option<oneshot::Sender<()>>,
     coordinator_task: Option<tokio::task::JoinHandle<()>>,
     config: ClusterConfig,
+    secrets: Secrets,
 }
 
 impl Cluster {
@@ -81,6 +82,12 @@ impl Cluster {
         let (api_addr, admin_addr) = (api.local_addr()?, admin.local_addr()?);
         let mut cc = config.coordinator.clone();
         cc.data_dir = config.data_dir.join("coordinator");
+        // The harness reads (or creates) the secrets first, so its nodes can present them.
+        let secrets = match &cc.secrets {
+            Some(s) => s.clone(),
+            None => Secrets::load_or_create(&cc.data_dir)?,
+        };
+        cc.secrets = Some(secrets.clone());
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async move {
@@ -97,6 +104,7 @@ impl Cluster {
             coordinator_stop: Some(stop_tx),
             coordinator_task: Some(task),
             config,
+            secrets,
         };
         for i in 0..cluster.config.nodes {
             let dir = cluster.config.data_dir.join(format!("node-{i}"));
@@ -121,6 +129,7 @@ impl Cluster {
             heartbeat_interval: self.config.heartbeat_interval,
             scrub: self.config.scrub.clone(),
             node_id: None,
+            cluster_secret: self.secrets.cluster_secret.clone(),
         };
         let (stop_tx, stop_rx) = oneshot::channel::<bool>();
         let thread = std::thread::Builder::new()
@@ -168,6 +177,58 @@ impl Cluster {
     /// Admin API base URL.
     pub fn admin_endpoint(&self) -> String {
         format!("http://{}", self.admin)
+    }
+
+    /// The admin token and cluster secret.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    /// A client that presents the admin token (for the admin API).
+    pub fn admin_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .default_headers(tessera_node::auth::headers(&self.secrets.admin_token))
+            .build()
+            .expect("http client")
+    }
+
+    /// Creates an access key named `name`; returns (access key id, secret).
+    pub async fn create_key(&self, name: &str) -> std::io::Result<(String, String)> {
+        let r = self
+            .admin_client()
+            .post(format!("{}/keys", self.admin_endpoint()))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .map_err(std::io::Error::other)?;
+        let v: serde_json::Value = r.json().await.map_err(std::io::Error::other)?;
+        match (v["access_key_id"].as_str(), v["secret_access_key"].as_str()) {
+            (Some(id), Some(secret)) => Ok((id.to_string(), secret.to_string())),
+            _ => Err(std::io::Error::other(format!("key not created: {v}"))),
+        }
+    }
+
+    /// The key `tessera dev` prints: created on first start and kept in `data_dir/dev.key`
+    /// (mode 0600), so restarts print the same one.
+    pub async fn dev_key(&self) -> std::io::Result<(String, String)> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.config.data_dir.join("dev.key");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Some((id, secret)) = text.trim().split_once(':') {
+                return Ok((id.to_string(), secret.to_string()));
+            }
+        }
+        let (id, secret) = self.create_key("dev").await?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(format!("{id}:{secret}\n").as_bytes())?;
+        f.sync_all()?;
+        Ok((id, secret))
     }
 
     /// Data directory of node `i`.
@@ -222,7 +283,7 @@ impl Cluster {
 
     /// Waits until at least `n` nodes are reported up by `GET /cluster`.
     pub async fn wait_up(&self, n: usize, timeout: Duration) -> std::io::Result<()> {
-        wait_nodes_up(&self.admin_endpoint(), n, timeout).await
+        wait_nodes_up(&self.admin_endpoint(), &self.secrets.admin_token, n, timeout).await
     }
 
     /// Stops the coordinator and every node gracefully.
@@ -261,9 +322,17 @@ impl Drop for Cluster {
     }
 }
 
-/// Polls `admin/cluster` until `n` nodes are up or `timeout` passes.
-pub async fn wait_nodes_up(admin: &str, n: usize, timeout: Duration) -> std::io::Result<()> {
-    let client = reqwest::Client::new();
+/// Polls `admin/cluster` (with the admin token) until `n` nodes are up or `timeout` passes.
+pub async fn wait_nodes_up(
+    admin: &str,
+    token: &str,
+    n: usize,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let client = reqwest::Client::builder()
+        .default_headers(tessera_node::auth::headers(token))
+        .build()
+        .map_err(std::io::Error::other)?;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Ok(r) = client.get(format!("{admin}/cluster")).send().await {

@@ -43,6 +43,9 @@ enum Cmd {
         /// Objects smaller than this are stored as m+1 replicas (0 = never).
         #[arg(long, default_value = "128KiB", value_parser = parse_size)]
         replicate_below: u64,
+        /// Unsigned requests get full access (local experiments only).
+        #[arg(long)]
+        anonymous: bool,
     },
     /// Run the coordinator.
     Coordinator(CoordinatorArgs),
@@ -52,6 +55,8 @@ enum Cmd {
         /// Coordinator admin URL, e.g. http://127.0.0.1:7071.
         #[arg(long, env = "TESSERA_COORDINATOR")]
         coordinator: String,
+        #[command(flatten)]
+        token: AdminToken,
         /// Report what would be repaired; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -82,9 +87,31 @@ enum Cmd {
         /// Coordinator admin URL.
         #[arg(long, env = "TESSERA_COORDINATOR")]
         coordinator: String,
+        #[command(flatten)]
+        token: AdminToken,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Manage access keys (admin API).
+    Key {
+        /// Coordinator admin URL.
+        #[arg(long, env = "TESSERA_COORDINATOR")]
+        coordinator: String,
+        #[command(flatten)]
+        token: AdminToken,
+        #[command(subcommand)]
+        cmd: tessera::ops::KeyCmd,
+    },
+    /// Manage who may use a bucket (admin API).
+    Bucket {
+        /// Coordinator admin URL.
+        #[arg(long, env = "TESSERA_COORDINATOR", global = true)]
+        coordinator: Option<String>,
+        #[command(flatten)]
+        token: AdminToken,
+        #[command(subcommand)]
+        cmd: tessera::ops::BucketCmd,
     },
     /// Run a storage node.
     Node {
@@ -115,7 +142,39 @@ enum Cmd {
         /// Node id to adopt when the data dir is empty (a replaced disk keeping its identity).
         #[arg(long)]
         node_id: Option<String>,
+        /// File holding the cluster secret (else env TESSERA_CLUSTER_SECRET).
+        #[arg(long)]
+        cluster_secret_file: Option<PathBuf>,
     },
+}
+
+/// Where the admin token comes from: `--admin-token-file`, else env `TESSERA_ADMIN_TOKEN`,
+/// else `./tessera-data/coordinator/admin.token` (what `tessera dev` writes).
+#[derive(clap::Args)]
+struct AdminToken {
+    /// File holding the admin token.
+    #[arg(long, global = true)]
+    admin_token_file: Option<PathBuf>,
+}
+
+impl AdminToken {
+    fn apply(&self) -> anyhow::Result<()> {
+        let token = match (&self.admin_token_file, std::env::var("TESSERA_ADMIN_TOKEN")) {
+            (Some(f), _) => Some(
+                tessera_coordinator::secrets::read_secret(f)
+                    .with_context(|| format!("reading {}", f.display()))?,
+            ),
+            (None, Ok(t)) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            _ => tessera_coordinator::secrets::read_secret(std::path::Path::new(
+                "./tessera-data/coordinator/admin.token",
+            ))
+            .ok(),
+        };
+        if let Some(t) = token {
+            tessera::ops::set_admin_token(t);
+        }
+        Ok(())
+    }
 }
 
 #[derive(clap::Args)]
@@ -166,6 +225,28 @@ struct CoordinatorArgs {
     /// metadata directory). Progress and outcome appear under "rebuild" in GET /cluster.
     #[arg(long)]
     rebuild_metadata: bool,
+    /// Unsigned client requests get full access (local experiments only; a warning at start).
+    #[arg(long)]
+    anonymous: bool,
+    /// Base domain for virtual-hosted-style requests (`BUCKET.DOMAIN`).
+    #[arg(long)]
+    domain: Option<String>,
+    /// File holding the admin token (default: DATA_DIR/admin.token, created on first start).
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
+    /// File holding the cluster secret (default: DATA_DIR/cluster.secret, created on first
+    /// start).
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
+    /// A client connection without a complete request head after this long is closed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// A request body that sends nothing for this long fails (RequestTimeout).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    body_idle_timeout: Duration,
+    /// Connections served at once per listener.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
 }
 
 fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> {
@@ -181,6 +262,19 @@ fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> 
     c.background_repair = !a.no_background_repair;
     c.rebuild_metadata = a.rebuild_metadata;
     c.replicate_below = a.replicate_below;
+    c.anonymous = a.anonymous;
+    c.domain = a.domain.clone();
+    c.header_read_timeout = a.header_read_timeout;
+    c.body_idle_timeout = a.body_idle_timeout;
+    c.max_connections = a.max_connections;
+    c.secrets = Some(
+        tessera_coordinator::Secrets::resolve(
+            &a.data_dir,
+            a.admin_token_file.as_deref(),
+            a.cluster_secret_file.as_deref(),
+        )
+        .context("reading or creating the admin token and cluster secret")?,
+    );
     anyhow::ensure!(
         (4096..=(8 << 20)).contains(&a.piece_size),
         "--piece-size must be between 4KiB and 8MiB"
@@ -226,12 +320,14 @@ async fn run() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Repair {
             coordinator,
+            token,
             dry_run,
             bucket,
             node,
             concurrency,
             json,
         } => {
+            token.apply()?;
             let node = match node {
                 Some(n) => Some(n.parse().map_err(|e: String| anyhow::anyhow!(e))?),
                 None => None,
@@ -259,7 +355,32 @@ async fn run() -> anyhow::Result<()> {
             let failed = report.put.iter().chain(&report.get).any(|p| p.errors > 0);
             anyhow::ensure!(!failed, "some requests failed");
         }
-        Cmd::Status { coordinator, json } => tessera::ops::status(&coordinator, json).await?,
+        Cmd::Status {
+            coordinator,
+            token,
+            json,
+        } => {
+            token.apply()?;
+            tessera::ops::status(&coordinator, json).await?
+        }
+        Cmd::Key {
+            coordinator,
+            token,
+            cmd,
+        } => {
+            token.apply()?;
+            tessera::ops::key(&coordinator, cmd).await?
+        }
+        Cmd::Bucket {
+            coordinator,
+            token,
+            cmd,
+        } => {
+            token.apply()?;
+            let coordinator = coordinator
+                .context("give --coordinator ADMIN_URL (or env TESSERA_COORDINATOR)")?;
+            tessera::ops::bucket(&coordinator, cmd).await?
+        }
         Cmd::Coordinator(a) => {
             let config = coordinator_config(&a)?;
             let api = tokio::net::TcpListener::bind(a.listen)
@@ -281,7 +402,16 @@ async fn run() -> anyhow::Result<()> {
             scrub_rate,
             scrub_interval,
             node_id,
+            cluster_secret_file,
         } => {
+            let cluster_secret = match (cluster_secret_file, std::env::var("TESSERA_CLUSTER_SECRET")) {
+                (Some(f), _) => tessera_coordinator::secrets::read_secret(&f)
+                    .with_context(|| format!("reading {}", f.display()))?,
+                (None, Ok(s)) if !s.trim().is_empty() => s.trim().to_string(),
+                _ => anyhow::bail!(
+                    "a node needs the cluster secret: --cluster-secret-file FILE or env TESSERA_CLUSTER_SECRET (the coordinator writes it to DATA_DIR/cluster.secret)"
+                ),
+            };
             let node_id = match node_id {
                 Some(n) => Some(n.parse().map_err(|e: String| anyhow::anyhow!(e))?),
                 None => None,
@@ -300,6 +430,7 @@ async fn run() -> anyhow::Result<()> {
                     interval: scrub_interval,
                 },
                 node_id,
+                cluster_secret,
             };
             tessera_node::server::serve(config, listener, ctrl_c()).await?;
         }
@@ -310,6 +441,7 @@ async fn run() -> anyhow::Result<()> {
             listen,
             admin_listen,
             replicate_below,
+            anonymous,
         } => {
             anyhow::ensure!(
                 nodes >= ec.total(),
@@ -320,14 +452,20 @@ async fn run() -> anyhow::Result<()> {
             config.listen = listen;
             config.admin_listen = admin_listen;
             config.coordinator.replicate_below = replicate_below;
+            config.coordinator.anonymous = anonymous;
             let cluster = Cluster::start(config).await?;
             let url = cluster.endpoint();
+            let key = cluster.dev_key().await?;
             println!(
                 "tessera dev: coordinator {url} (admin {}), {nodes} nodes, ec {ec}, data in {}",
                 cluster.admin_endpoint(),
                 data_dir.display()
             );
-            println!("try:\n  curl -X PUT {url}/demo\n  curl -T ./README.md {url}/demo/readme.md\n  curl {url}/demo/readme.md\n  curl '{url}/demo?list-type=2'\n  curl {}/cluster", cluster.admin_endpoint());
+            println!(
+                "\nPaste this to use awscli, boto3 or rclone:\n  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_ENDPOINT_URL={url} AWS_DEFAULT_REGION=us-east-1\n",
+                key.0, key.1
+            );
+            println!("try:\n  aws s3 mb s3://demo\n  aws s3 cp ./README.md s3://demo/readme.md\n  aws s3 ls s3://demo\n  curl --aws-sigv4 aws:amz:us-east-1:s3 --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" {url}/demo/readme.md");
             println!("Ctrl-C stops the cluster.");
             ctrl_c().await;
             println!("stopping...");

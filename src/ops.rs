@@ -1,25 +1,46 @@
-//! Operator commands that talk to a running coordinator's admin API: `tessera repair` and
-//! `tessera status`.
+//! Operator commands that talk to a running coordinator's admin API: `tessera repair`,
+//! `tessera status`, `tessera key` and `tessera bucket`. Every request carries the admin
+//! token set once by [`set_admin_token`].
 
 use anyhow::{anyhow, bail, Context};
 use std::io::IsTerminal;
 use std::time::Duration;
 use tessera_coordinator::repair::{RepairReport, RepairRequest};
 
+static ADMIN_TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The admin token every later request presents.
+pub fn set_admin_token(token: String) {
+    let _ = ADMIN_TOKEN.set(token);
+}
+
 fn client() -> reqwest::Client {
+    let headers = ADMIN_TOKEN
+        .get()
+        .map(|t| tessera_node::auth::headers(t))
+        .unwrap_or_default();
     reqwest::Client::builder()
+        .default_headers(headers)
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client")
 }
 
 async fn get_json(url: &str) -> anyhow::Result<serde_json::Value> {
-    let r = client()
-        .get(url)
+    send_json(client().get(url), url).await
+}
+
+/// Sends an admin request and returns its JSON answer (an error with the coordinator's
+/// message if it refused).
+async fn send_json(req: reqwest::RequestBuilder, url: &str) -> anyhow::Result<serde_json::Value> {
+    let r = req
         .send()
         .await
         .with_context(|| format!("cannot reach the coordinator at {url}"))?;
     let status = r.status();
+    if status == reqwest::StatusCode::NO_CONTENT {
+        return Ok(serde_json::Value::Null);
+    }
     let v: serde_json::Value = r.json().await.context("coordinator sent no JSON")?;
     if !status.is_success() {
         bail!("{}", v["error"].as_str().unwrap_or("request failed"));
@@ -164,4 +185,135 @@ pub async fn status(admin: &str, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `tessera key ...`: prints the coordinator's answer as JSON.
+pub async fn key(admin: &str, cmd: KeyCmd) -> anyhow::Result<()> {
+    let admin = admin.trim_end_matches('/');
+    let c = client();
+    let (req, url) = match cmd {
+        KeyCmd::Create { name } => {
+            let url = format!("{admin}/keys");
+            (c.post(&url).json(&serde_json::json!({ "name": name })), url)
+        }
+        KeyCmd::Import {
+            access_key_id,
+            secret_access_key,
+            name,
+        } => {
+            let url = format!("{admin}/keys/import");
+            let body = serde_json::json!({
+                "access_key_id": access_key_id,
+                "secret_access_key": secret_access_key,
+                "name": name,
+            });
+            (c.post(&url).json(&body), url)
+        }
+        KeyCmd::List => {
+            let url = format!("{admin}/keys");
+            (c.get(&url), url)
+        }
+        KeyCmd::Delete { id } => {
+            let url = format!("{admin}/keys/{id}");
+            (c.delete(&url), url)
+        }
+    };
+    let v = send_json(req, &url).await?;
+    if !v.is_null() {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    Ok(())
+}
+
+/// `tessera bucket ...`: prints the bucket's owner and grants as JSON.
+pub async fn bucket(admin: &str, cmd: BucketCmd) -> anyhow::Result<()> {
+    let admin = admin.trim_end_matches('/');
+    let c = client();
+    let (req, url) = match cmd {
+        BucketCmd::Info { bucket } => {
+            let url = format!("{admin}/buckets/{bucket}");
+            (c.get(&url), url)
+        }
+        BucketCmd::Allow(g) => {
+            let url = format!("{admin}/buckets/{}/allow", g.bucket);
+            (c.post(&url).json(&g.body()), url)
+        }
+        BucketCmd::Deny(g) => {
+            let url = format!("{admin}/buckets/{}/deny", g.bucket);
+            (c.post(&url).json(&g.body()), url)
+        }
+    };
+    let v = send_json(req, &url).await?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+/// Access key commands.
+#[derive(clap::Subcommand)]
+pub enum KeyCmd {
+    /// Create a key (its secret is printed once).
+    Create {
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+    },
+    /// Import a key from another store, keeping its id and secret.
+    Import {
+        /// Access key id.
+        #[arg(long)]
+        access_key_id: String,
+        /// Secret access key.
+        #[arg(long)]
+        secret_access_key: String,
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (without secrets).
+    List,
+    /// Delete a key and its grants.
+    Delete {
+        /// Access key id.
+        id: String,
+    },
+}
+
+/// Bucket permission commands.
+#[derive(clap::Subcommand)]
+pub enum BucketCmd {
+    /// Give a key permissions in a bucket (all three if none is named).
+    Allow(GrantArgs),
+    /// Take permissions away (all three if none is named).
+    Deny(GrantArgs),
+    /// Show a bucket's owner, grants and erasure code.
+    Info {
+        /// Bucket name.
+        bucket: String,
+    },
+}
+
+/// Which key, which bucket, which permissions.
+#[derive(clap::Args)]
+pub struct GrantArgs {
+    /// Access key id.
+    #[arg(long)]
+    pub key: String,
+    /// Bucket name.
+    #[arg(long)]
+    pub bucket: String,
+    /// Read and list objects.
+    #[arg(long)]
+    pub read: bool,
+    /// Write and delete objects.
+    #[arg(long)]
+    pub write: bool,
+    /// Everything, including deleting the bucket.
+    #[arg(long)]
+    pub owner: bool,
+}
+
+impl GrantArgs {
+    fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "key": self.key, "read": self.read, "write": self.write, "owner": self.owner })
+    }
 }

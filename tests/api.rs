@@ -131,7 +131,7 @@ async fn buckets_overwrite_delete_and_garbage_collection() {
     assert!(get(&url).await.1 == b);
     assert!(
         eventually(Duration::from_secs(10), || async {
-            shard_count(&nodes).await == 6
+            shard_count(&c.secrets().cluster_secret, &nodes).await == 6
         })
         .await,
         "old version's shards collected"
@@ -150,7 +150,7 @@ async fn buckets_overwrite_delete_and_garbage_collection() {
     assert_eq!(http().delete(&url).send().await.unwrap().status(), 204);
     assert!(
         eventually(Duration::from_secs(10), || async {
-            shard_count(&nodes).await == 0
+            shard_count(&c.secrets().cluster_secret, &nodes).await == 0
         })
         .await,
         "deleted object's shards collected"
@@ -388,7 +388,7 @@ async fn truncated_bodies_and_disconnects_leave_nothing() {
     // Shards that landed are collected after the grace period.
     assert!(
         eventually(Duration::from_secs(10), || async {
-            shard_count(&nodes).await == 0
+            shard_count(&c.secrets().cluster_secret, &nodes).await == 0
         })
         .await,
         "partial shards collected"
@@ -550,7 +550,7 @@ async fn flipped_bytes_on_disk_are_detected_and_served_around() {
     let mut corrupt = 0;
     for i in [1, 4] {
         let client =
-            tessera_node::NodeClient::new(reqwest::Client::new(), &c.node_addr(i).to_string());
+            node_client(&c.secrets().cluster_secret, c.node_addr(i));
         for info in client.list(None, 1000).await.unwrap() {
             if let Err(tessera_node::StoreError::Corrupt(_)) = client
                 .read(
@@ -592,7 +592,7 @@ async fn full_nodes_refuse_cleanly_and_lose_nothing() {
     );
     assert!(
         eventually(Duration::from_secs(10), || async {
-            shard_count(&nodes).await == 6
+            shard_count(&c.secrets().cluster_secret, &nodes).await == 6
         })
         .await,
         "only the small object's shards remain"
@@ -640,12 +640,12 @@ async fn small_objects_are_replicated_with_the_same_durability() {
     assert_eq!(r.headers()["x-tessera-ec"], "2+2", "an explicit code wins");
     // Exactly three copies exist.
     let nodes: Vec<_> = (0..6).map(|i| c.node_addr(i)).collect();
-    assert_eq!(shard_count(&nodes).await, 3 + 6 + 4);
+    assert_eq!(shard_count(&c.secrets().cluster_secret, &nodes).await, 3 + 6 + 4);
     // Any m = 2 node losses are survived, as with 4+2.
     let holders: Vec<usize> = {
         let mut h = Vec::new();
         for (i, a) in nodes.iter().enumerate() {
-            let n = tessera_node::NodeClient::new(reqwest::Client::new(), &a.to_string());
+            let n = node_client(&c.secrets().cluster_secret, *a);
             if n.list(None, 100)
                 .await
                 .unwrap()
@@ -675,7 +675,7 @@ async fn orphan_scan_removes_unreferenced_shards_only() {
     let body = data(MIB + 5, 1);
     assert_eq!(put(&format!("{base}/orph/keep"), body.clone()).await.0, 200);
     // Shards no metadata names, as a lost in-flight record would leave them.
-    let node = tessera_node::NodeClient::new(reqwest::Client::new(), &c.node_addr(0).to_string());
+    let node = node_client(&c.secrets().cluster_secret, c.node_addr(0));
     let now = tessera_node::ObjectVersion::new();
     let old = tessera_node::ObjectVersion(now.0 - (60_000u128 << 80));
     let mut header = tessera_node::conformance::header(0, 4096);
@@ -703,7 +703,7 @@ async fn orphan_scan_removes_unreferenced_shards_only() {
     );
     let nodes: Vec<_> = (0..6).map(|i| c.node_addr(i)).collect();
     assert_eq!(
-        shard_count(&nodes).await,
+        shard_count(&c.secrets().cluster_secret, &nodes).await,
         6 + 1,
         "the live object's shards are untouched"
     );
@@ -719,10 +719,13 @@ async fn small_puts_are_batched_exact_and_fail_cleanly() {
     let base = c.endpoint();
     let nodes: Vec<_> = (0..6).map(|i| c.node_addr(i)).collect();
     put(&format!("{base}/bat"), vec![]).await;
-    let log_counts = |nodes: Vec<std::net::SocketAddr>| async move {
+    let secret = c.secrets().cluster_secret.clone();
+    let log_counts = |nodes: Vec<std::net::SocketAddr>| {
+        let secret = secret.clone();
+        async move {
         let (mut w, mut s) = (0, 0);
         for a in nodes {
-            let hb = tessera_node::NodeClient::new(reqwest::Client::new(), &a.to_string())
+            let hb = node_client(&secret, a)
                 .health()
                 .await
                 .unwrap();
@@ -730,6 +733,7 @@ async fn small_puts_are_batched_exact_and_fail_cleanly() {
             s += hb.log_syncs;
         }
         (w, s)
+        }
     };
     let (w0, s0) = log_counts(nodes.clone()).await;
     let tasks: Vec<_> = (0..48u64)
@@ -756,7 +760,7 @@ async fn small_puts_are_batched_exact_and_fail_cleanly() {
         s1 - s0,
         w1 - w0
     );
-    assert_eq!(shard_count(&nodes).await, 48 * 5 * 6);
+    assert_eq!(shard_count(&c.secrets().cluster_secret, &nodes).await, 48 * 5 * 6);
 
     // A small body shorter than its Content-Length: IncompleteBody, nothing stored.
     let mut req = b"PUT /bat/short HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n".to_vec();
@@ -766,7 +770,7 @@ async fn small_puts_are_batched_exact_and_fail_cleanly() {
     assert_eq!(code(&resp), "IncompleteBody");
     assert_eq!(get(&format!("{base}/bat/short")).await.0, 404);
     assert_eq!(
-        shard_count(&nodes).await,
+        shard_count(&c.secrets().cluster_secret, &nodes).await,
         48 * 5 * 6,
         "no shard of it landed"
     );
@@ -822,7 +826,7 @@ async fn node_batch_endpoint_rejects_bad_bodies() {
     cut.extend_from_slice(&second[..second.len() - 20]);
     let r = http().post(&url).body(cut).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400, "a batch cut short is refused");
-    assert_eq!(shard_count(&[node]).await, 0, "nothing of it is stored");
+    assert_eq!(shard_count(&c.secrets().cluster_secret, &[node]).await, 0, "nothing of it is stored");
     // One good shard and one whose length does not match: the good one is stored alone.
     let (good, wrong) = (header(0), header(1));
     let mut body = shard(&good, &data(100, 3), 100);
@@ -838,7 +842,7 @@ async fn node_batch_endpoint_rejects_bad_bodies() {
         out[1],
         tessera_node::types::BatchOutcome::Failed(_)
     ));
-    let n = tessera_node::NodeClient::new(reqwest::Client::new(), &node.to_string());
+    let n = node_client(&c.secrets().cluster_secret, node);
     assert_eq!(
         n.read(good.shard_id(), 0, 100, Duration::from_secs(5))
             .await
@@ -846,5 +850,5 @@ async fn node_batch_endpoint_rejects_bad_bodies() {
         data(100, 3)
     );
     assert!(n.info(wrong.shard_id()).await.is_err());
-    assert_eq!(shard_count(&[node]).await, 1);
+    assert_eq!(shard_count(&c.secrets().cluster_secret, &[node]).await, 1);
 }

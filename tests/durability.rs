@@ -239,7 +239,7 @@ async fn wiped_node_gets_its_shards_back() {
     let node_dir = dir.path().join("n4");
     let id = std::fs::read_to_string(node_dir.join("node_id")).unwrap();
     let node =
-        tessera_node::NodeClient::new(reqwest::Client::new(), &c.node_addrs()[4].to_string());
+        node_client(&c.secrets().cluster_secret, c.node_addrs()[4]);
     let before = node.list(None, 1000).await.unwrap().len();
     assert!(before > 0);
     c.kill_node(4);
@@ -304,7 +304,8 @@ async fn repair_racing_overwrites_and_deletes_never_resurrects_or_mixes() {
     c.kill_node(6);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let admin = c.admin.clone();
-    let repair = std::thread::spawn(move || repair_cli_at(&admin, &["--concurrency", "2"]));
+    let token = c.secrets().admin_token;
+    let repair = std::thread::spawn(move || repair_cli_at(&admin, &token, &["--concurrency", "2"]));
     // Meanwhile: overwrite even keys, delete odd ones.
     let mut expect: Vec<Option<Vec<u8>>> = Vec::new();
     for (i, k) in keys.iter().enumerate() {
@@ -337,11 +338,11 @@ async fn repair_racing_overwrites_and_deletes_never_resurrects_or_mixes() {
         .collect();
     assert!(
         eventually(Duration::from_secs(15), || async {
-            shard_count(&addrs).await == 6 * 6
+            shard_count(&c.secrets().cluster_secret, &addrs).await == 6 * 6
         })
         .await,
         "stale shards collected (have {})",
-        shard_count(&addrs).await
+        shard_count(&c.secrets().cluster_secret, &addrs).await
     );
 }
 
@@ -363,7 +364,8 @@ async fn coordinator_killed_during_repair_then_repair_finishes_the_job() {
     c.kill_node(1);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let admin = c.admin.clone();
-    let repair = std::thread::spawn(move || repair_cli_at(&admin, &["--concurrency", "1"]));
+    let token = c.secrets().admin_token;
+    let repair = std::thread::spawn(move || repair_cli_at(&admin, &token, &["--concurrency", "1"]));
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.restart_coordinator(); // SIGKILL mid-repair
                              // The CLI either saw its coordinator die (non-zero exit) or finished just before.
@@ -377,11 +379,11 @@ async fn coordinator_killed_during_repair_then_repair_finishes_the_job() {
     let live: Vec<_> = c.node_addrs().into_iter().skip(2).collect();
     assert!(
         eventually(Duration::from_secs(15), || async {
-            shard_count(&live).await == 60
+            shard_count(&c.secrets().cluster_secret, &live).await == 60
         })
         .await,
         "orphans of the interrupted repair remain: {}",
-        shard_count(&live).await
+        shard_count(&c.secrets().cluster_secret, &live).await
     );
     c.kill_node(2);
     c.kill_node(3);
@@ -404,12 +406,18 @@ async fn metadata_is_rebuilt_from_the_nodes() {
     let r = http().head(&objs[4].0).send().await.unwrap();
     let etag = r.headers()["etag"].clone();
     c.coordinator.kill();
+    // The metadata is lost; the secrets, kept elsewhere by an operator, are not.
+    let secrets = c.secrets();
     std::fs::remove_dir_all(dir.path().join("coord")).unwrap();
+    std::fs::create_dir_all(dir.path().join("coord")).unwrap();
+    std::fs::write(dir.path().join("coord/admin.token"), &secrets.admin_token).unwrap();
+    std::fs::write(dir.path().join("coord/cluster.secret"), &secrets.cluster_secret).unwrap();
     c.coordinator_args.push("--rebuild-metadata".into());
     c.restart_coordinator();
     assert!(
         eventually(Duration::from_secs(30), || async {
-            match http()
+            match c
+                .admin_http()
                 .get(format!("http://{}/cluster", c.admin))
                 .send()
                 .await
@@ -466,7 +474,7 @@ async fn repair_rejects_bad_input_and_changes_nothing() {
     put_all(&objs).await;
     c.kill_node(0);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let before = shard_count(&c.node_addrs()[1..]).await;
+    let before = shard_count(&c.secrets().cluster_secret, &c.node_addrs()[1..]).await;
     for (args, msg) in [
         (vec!["--node", "ffffffffffffffff"], "unknown node"),
         (vec!["--concurrency", "0"], "concurrency"),
@@ -477,7 +485,7 @@ async fn repair_rejects_bad_input_and_changes_nothing() {
         assert!(err.contains(msg), "{args:?}: {out} {err}");
     }
     assert_eq!(
-        shard_count(&c.node_addrs()[1..]).await,
+        shard_count(&c.secrets().cluster_secret, &c.node_addrs()[1..]).await,
         before,
         "nothing changed"
     );
@@ -520,7 +528,7 @@ async fn a_read_that_meets_a_missing_shard_queues_repair_at_once() {
     // Remove one data shard behind the coordinator's back.
     let mut removed = None;
     for a in c.node_addrs() {
-        let n = tessera_node::NodeClient::new(reqwest::Client::new(), &a.to_string());
+        let n = node_client(&c.secrets().cluster_secret, a);
         if let Some(s) = n
             .list(None, 10)
             .await
@@ -555,7 +563,7 @@ async fn a_node_that_returns_drops_stale_shards() {
     let objs = objects(&c, "stale");
     put_all(&objs).await;
     let node =
-        tessera_node::NodeClient::new(reqwest::Client::new(), &c.node_addrs()[1].to_string());
+        node_client(&c.secrets().cluster_secret, c.node_addrs()[1]);
     let old: Vec<_> = node
         .list(None, 100)
         .await
@@ -696,10 +704,10 @@ async fn coordinator_sigkilled_during_puts_overwrites_and_deletes() {
     let addrs = c.node_addrs();
     assert!(
         eventually(Duration::from_secs(15), || async {
-            shard_count(&addrs).await == live * 6
+            shard_count(&c.secrets().cluster_secret, &addrs).await == live * 6
         })
         .await,
         "orphaned shards remain: {} shards for {live} objects",
-        shard_count(&addrs).await
+        shard_count(&c.secrets().cluster_secret, &addrs).await
     );
 }

@@ -86,7 +86,7 @@ async fn node_sigkilled_mid_put_serves_no_torn_shard_after_restart() {
     let p = c.spawn_node(3, port);
     c.nodes[3] = Some(p);
     c.wait_up(6).await;
-    let node = tessera_node::NodeClient::new(reqwest::Client::new(), &format!("127.0.0.1:{port}"));
+    let node = c.node_client(format!("127.0.0.1:{port}").parse().unwrap());
     assert!(
         eventually(Duration::from_secs(20), || async {
             node.health().await.is_ok()
@@ -258,7 +258,7 @@ async fn coordinator_killed_mid_put_leaves_no_partial_object_and_collects_orphan
         .collect();
     assert!(
         eventually(Duration::from_secs(15), || async {
-            shard_count(&addrs).await == 6
+            shard_count(&c.secrets().cluster_secret, &addrs).await == 6
         })
         .await,
         "orphaned shards collected; only the acknowledged object's 6 remain"

@@ -1,9 +1,8 @@
-//! The coordinator's client-facing error type and its single mapping to S3 error responses.
+//! The coordinator's error type. Each variant is one kind of failure a client or operator can
+//! act on; the edge (`crate::edge::error`) maps them to HTTP statuses and S3 codes in one
+//! place, so nothing below the edge knows of status codes or XML.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-
-/// Everything a client request can fail with. Each variant is one S3 error code.
+/// Everything a coordinator operation can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
@@ -36,86 +35,39 @@ pub enum ApiError {
     /// The body was shorter than Content-Length, or the client went away.
     #[error("request body ended early: {0}")]
     IncompleteBody(String),
+    /// The client sent nothing for longer than the idle body timeout.
+    #[error("no request body bytes for {0:?}")]
+    RequestTimeout(std::time::Duration),
+    /// A checksum given with the body does not match the body.
+    #[error("{0}")]
+    BadDigest(String),
+    /// The signed payload hash does not match the body.
+    #[error("the provided x-amz-content-sha256 does not match what was computed")]
+    ContentSha256Mismatch,
+    /// A signature (of the request or of one aws-chunked chunk) does not match.
+    #[error("the request signature does not match: {0}")]
+    SignatureDoesNotMatch(String),
     /// Deleting a bucket that still holds objects.
     #[error("the bucket is not empty: {0}")]
     BucketNotEmpty(String),
+    /// Creating something that exists (a bucket of another owner, a key id).
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// A conditional request's condition does not hold.
+    #[error("at least one of the preconditions you specified did not hold")]
+    PreconditionFailed,
+    /// The caller may not do this.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// A request Tessera does not implement; nothing was changed.
+    #[error("{0} is not implemented")]
+    NotImplemented(String),
     /// Not enough nodes or shards to serve the request.
     #[error("service unavailable: {0}")]
     ServiceUnavailable(String),
-    /// Route exists but not for this method.
-    #[error("method not allowed")]
-    MethodNotAllowed,
     /// A bug or a local failure; details are logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-impl ApiError {
-    /// Status and S3 error code, in one exhaustive match.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            ApiError::NoSuchBucket(_) => (StatusCode::NOT_FOUND, "NoSuchBucket"),
-            ApiError::NoSuchKey { .. } => (StatusCode::NOT_FOUND, "NoSuchKey"),
-            ApiError::InvalidBucketName(_) => (StatusCode::BAD_REQUEST, "InvalidBucketName"),
-            ApiError::KeyTooLong(_) => (StatusCode::BAD_REQUEST, "KeyTooLongError"),
-            ApiError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "InvalidArgument"),
-            ApiError::InvalidRange { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange"),
-            ApiError::IncompleteBody(_) => (StatusCode::BAD_REQUEST, "IncompleteBody"),
-            ApiError::BucketNotEmpty(_) => (StatusCode::CONFLICT, "BucketNotEmpty"),
-            ApiError::ServiceUnavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
-            }
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
-        }
-    }
-
-    /// The S3 XML error document for this error about `resource`.
-    pub fn to_xml(&self, resource: &str) -> String {
-        let (_, code) = self.status_and_code();
-        let message = match self {
-            ApiError::Internal(_) => {
-                "We encountered an internal error. Please try again.".to_string()
-            }
-            e => e.to_string(),
-        };
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message><Resource>{}</Resource></Error>",
-            crate::xml::escape(&message),
-            crate::xml::escape(resource)
-        )
-    }
-}
-
-/// An error together with the resource it concerns (what S3 puts in `<Resource>`).
-#[derive(Debug)]
-pub struct S3Error {
-    /// The error.
-    pub error: ApiError,
-    /// Request path.
-    pub resource: String,
-    /// HEAD responses carry no body.
-    pub head: bool,
-}
-
-impl IntoResponse for S3Error {
-    fn into_response(self) -> Response {
-        let (status, _) = self.error.status_and_code();
-        if status.is_server_error() {
-            tracing::warn!(resource = %self.resource, error = %self.error, "request failed");
-        }
-        let body = if self.head {
-            String::new()
-        } else {
-            self.error.to_xml(&self.resource)
-        };
-        let mut resp = (status, [("content-type", "application/xml")], body).into_response();
-        if let ApiError::InvalidRange { size } = self.error {
-            resp.headers_mut()
-                .insert("content-range", format!("bytes */{size}").parse().unwrap());
-        }
-        resp
-    }
 }
 
 impl From<tessera_node::StoreError> for ApiError {

@@ -9,6 +9,7 @@
 //! - `n\0{node id}` -> [`NodeRecord`]
 //! - `p\0{version}` -> [`ShardSet`]: a PUT in flight (its shards may exist on nodes)
 //! - `g\0{version}` -> [`ShardSet`]: shards to delete from nodes
+//! - `k\0{access key id}` -> [`KeyRecord`]: an access key and its secret
 
 use crate::error::ApiError;
 use crate::names::EcSpec;
@@ -29,6 +30,67 @@ pub struct BucketMeta {
     pub created_ms: u64,
     /// Erasure parameters for objects that do not name their own.
     pub ec: EcSpec,
+    /// Access key that created the bucket (`None`: created anonymously or before keys).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Permissions given to other keys (access key id -> grant).
+    #[serde(default)]
+    pub grants: BTreeMap<String, Grant>,
+}
+
+/// What one access key may do in a bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Read and list objects.
+    pub read: bool,
+    /// Write and delete objects.
+    pub write: bool,
+    /// Everything, including deleting the bucket.
+    pub owner: bool,
+}
+
+impl BucketMeta {
+    /// The permissions of `key_id` in this bucket (the creator is owner).
+    pub fn grant_of(&self, key_id: &str) -> Grant {
+        if self.owner.as_deref() == Some(key_id) {
+            return Grant {
+                read: true,
+                write: true,
+                owner: true,
+            };
+        }
+        let g = self.grants.get(key_id).copied().unwrap_or_default();
+        Grant {
+            read: g.read || g.owner,
+            write: g.write || g.owner,
+            owner: g.owner,
+        }
+    }
+}
+
+/// An access key: its id, secret and a name for people.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Access key id (what clients send in their signature).
+    pub id: String,
+    /// Secret access key (what clients sign with).
+    pub secret: String,
+    /// Name given at creation.
+    pub name: String,
+    /// Creation time, ms since the epoch.
+    pub created_ms: u64,
+}
+
+/// A condition a write must meet when it commits, checked atomically with the commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Precondition {
+    /// No condition.
+    #[default]
+    None,
+    /// The key must not exist (`If-None-Match: *`).
+    Absent,
+    /// The key must exist with this ETag (`If-Match`).
+    ETag(String),
 }
 
 /// State of one shard of an object.
@@ -61,7 +123,8 @@ pub struct ObjectMeta {
     pub version: ObjectVersion,
     /// Length in bytes.
     pub size: u64,
-    /// blake3 of the whole object, hex.
+    /// Entity tag as clients check it: MD5 of the body (hex); older objects carry the blake3
+    /// of the body instead.
     pub etag: String,
     /// Erasure parameters.
     pub ec: EcSpec,
@@ -75,6 +138,14 @@ pub struct ObjectMeta {
     pub content_type: Option<String>,
     /// `x-amz-meta-*` headers given at PUT (names lowercased, without the prefix).
     pub user_meta: BTreeMap<String, String>,
+    /// Other stored headers (Content-Encoding, -Disposition, -Language, Cache-Control,
+    /// Expires), by lowercase name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Checksums given with the upload and verified (algorithm name, e.g. `crc32`, -> the
+    /// base64 value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
     /// Commit time, ms since the epoch.
     pub last_modified_ms: u64,
 }
@@ -147,6 +218,20 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64
+}
+
+/// Fails unless `cond` holds for the committed version `current`.
+pub fn check_precondition(current: Option<&ObjectMeta>, cond: &Precondition) -> Result<()> {
+    let ok = match cond {
+        Precondition::None => true,
+        Precondition::Absent => current.is_none(),
+        Precondition::ETag(e) => current.is_some_and(|o| &o.etag == e),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::PreconditionFailed)
+    }
 }
 
 fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
@@ -296,7 +381,7 @@ impl MetaStore {
     /// `{version}.{suffix}` for a repair).
     ///
     /// Not synced: this saves one fsync per PUT. If a crash loses the record, the shards the
-    /// nodes committed for it are unreferenced and the orphan scan ([`crate::gc::orphan_scan`])
+    /// nodes committed for it are unreferenced and the orphan scan ([`crate::maintenance::gc::orphan_scan`])
     /// deletes them; the record's job before that is only to keep the orphan scan away from a
     /// write still in flight, and a live process always sees its own unsynced writes.
     pub fn begin_pending(&self, record: &str, set: &ShardSet) -> Result<()> {
@@ -324,12 +409,17 @@ impl MetaStore {
 
     /// The commit point of a PUT: the object becomes visible, the in-flight record goes, and
     /// the version it replaces becomes garbage, in one synced batch.
-    pub fn commit_put(&self, obj: &ObjectMeta) -> Result<Option<ObjectMeta>> {
+    ///
+    /// `cond` is checked under the same lock as the commit, so of two conditional writers
+    /// only one can succeed; the other gets [`ApiError::PreconditionFailed`] and its shards
+    /// become garbage through its drop guard.
+    pub fn commit_put(&self, obj: &ObjectMeta, cond: &Precondition) -> Result<Option<ObjectMeta>> {
         let guard = self.lock.lock().unwrap();
         if self.bucket(&obj.bucket)?.is_none() {
             return Err(ApiError::NoSuchBucket(obj.bucket.clone()));
         }
         let old = self.object(&obj.bucket, &obj.key)?;
+        check_precondition(old.as_ref(), cond)?;
         let mut batch = WriteBatch::default();
         batch.put(
             key(b'o', &[&obj.bucket, &obj.key]),
@@ -433,6 +523,8 @@ impl MetaStore {
                 name: obj.bucket.clone(),
                 created_ms: now_ms(),
                 ec: default_ec,
+                owner: None,
+                grants: BTreeMap::new(),
             };
             batch.put(key(b'b', &[&obj.bucket]), serde_json::to_vec(&b)?);
         }
@@ -552,6 +644,73 @@ impl MetaStore {
             out.next = None;
         }
         Ok(out)
+    }
+
+    // ----- access keys -----
+
+    /// Stores a new key; fails with [`ApiError::AlreadyExists`] if its id is taken.
+    pub fn create_key(&self, k: &KeyRecord) -> Result<()> {
+        let guard = self.lock.lock().unwrap();
+        let id = key(b'k', &[&k.id]);
+        if self.db.get_pinned(&id)?.is_some() {
+            return Err(ApiError::AlreadyExists(format!("access key {}", k.id)));
+        }
+        let mut batch = WriteBatch::default();
+        batch.put(id, serde_json::to_vec(k)?);
+        self.write_locked(batch, guard)
+    }
+
+    /// A key by id.
+    pub fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
+        self.get(&key(b'k', &[id]))
+    }
+
+    /// All keys in id order.
+    pub fn keys(&self) -> Result<Vec<KeyRecord>> {
+        let mut out = Vec::new();
+        self.scan(&key(b'k', &[]), |_, k: KeyRecord| {
+            out.push(k);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Deletes a key and every grant naming it; buckets it owns keep it as their (now
+    /// unusable) owner until another key is made owner. Returns whether it existed.
+    pub fn delete_key(&self, id: &str) -> Result<bool> {
+        let guard = self.lock.lock().unwrap();
+        if self.key(id)?.is_none() {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete(key(b'k', &[id]));
+        for mut b in self.buckets()? {
+            if b.grants.remove(id).is_some() {
+                batch.put(key(b'b', &[&b.name]), serde_json::to_vec(&b)?);
+            }
+        }
+        self.write_locked(batch, guard)?;
+        Ok(true)
+    }
+
+    /// Sets (or, with an all-false grant, removes) what `key_id` may do in `bucket`.
+    pub fn set_grant(&self, bucket: &str, key_id: &str, grant: Grant) -> Result<BucketMeta> {
+        let guard = self.lock.lock().unwrap();
+        let mut b = self
+            .bucket(bucket)?
+            .ok_or_else(|| ApiError::NoSuchBucket(bucket.into()))?;
+        if self.key(key_id)?.is_none() {
+            return Err(ApiError::InvalidArgument(format!("no access key {key_id}")));
+        }
+        if grant == Grant::default() {
+            b.grants.remove(key_id);
+        } else {
+            b.grants.insert(key_id.to_string(), grant);
+        }
+        let mut batch = WriteBatch::default();
+        batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);
+        self.write_locked(batch, guard)?;
+        Ok(b)
     }
 
     // ----- nodes -----

@@ -1,165 +1,22 @@
-//! Configuration, shared state and the entry point that serves both listeners.
+//! Starting a coordinator: background work, then the client (S3) and admin listeners until
+//! shutdown.
+//!
+//! Both listeners share one connection loop: at most `max_connections` connections at once
+//! (the rest wait in the kernel's listen queue), a connection that does not deliver a
+//! complete request head within `header_read_timeout` is closed, and shutdown lets requests
+//! in progress finish.
 
 use crate::error::ApiError;
-use crate::meta::MetaStore;
-use crate::names::EcSpec;
-use crate::registry::Registry;
+use crate::state::{Coordinator, CoordinatorConfig};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Everything the coordinator is configured with.
-#[derive(Clone, Debug)]
-pub struct CoordinatorConfig {
-    /// Directory of the metadata database.
-    pub data_dir: PathBuf,
-    /// Erasure parameters for buckets created without `x-tessera-ec`.
-    pub default_ec: EcSpec,
-    /// Shards per stripe that must be durable before a PUT is acknowledged (clamped to
-    /// `k..=k+m` per object); `None` means `k + 1`.
-    pub write_quorum: Option<u16>,
-    /// A node with no heartbeat for this long is down.
-    pub heartbeat_timeout: Duration,
-    /// Garbage (shards of deleted, replaced or failed versions) is deleted from nodes once it
-    /// is this old, so reads that started before a delete or overwrite can finish.
-    pub gc_grace: Duration,
-    /// How often the garbage collector looks for work.
-    pub gc_interval: Duration,
-    /// How often every node's shards are checked against the metadata for orphans.
-    pub orphan_scan_interval: Duration,
-    /// Bytes of each shard per stripe (stripe size = k x piece).
-    pub piece_size: u64,
-    /// A node that accepts no shard bytes for this long is dropped from a PUT.
-    pub shard_write_timeout: Duration,
-    /// Longest wait for one shard read before trying another shard.
-    pub shard_read_timeout: Duration,
-    /// If a stripe's reads are not all back after this long, one more shard is asked for.
-    pub read_hedge_after: Duration,
-    /// Stripes fetched ahead of the one being sent to a GET client.
-    pub read_ahead: usize,
-    /// A shard on a node down for this long is lost and gets rebuilt elsewhere.
-    pub repair_grace: Duration,
-    /// Whether the coordinator repairs in the background (read-repair queue, periodic scans).
-    pub background_repair: bool,
-    /// Time between background scans of all objects.
-    pub repair_interval: Duration,
-    /// Background repair's write budget in bytes per second (0 = unlimited).
-    pub repair_rate: u64,
-    /// Objects smaller than this (by Content-Length) that do not name their own `k+m` are
-    /// stored as `1+m` (m+1 full replicas: the same number of losses survived) instead of
-    /// erasure coded; 0 turns this off.
-    pub replicate_below: u64,
-    /// Rebuild metadata from the nodes' shard headers at startup (once the nodes have had a
-    /// heartbeat timeout to register).
-    pub rebuild_metadata: bool,
-}
-
-impl CoordinatorConfig {
-    /// Defaults for a coordinator keeping metadata in `data_dir`.
-    pub fn new(data_dir: PathBuf) -> Self {
-        CoordinatorConfig {
-            data_dir,
-            default_ec: EcSpec { k: 4, m: 2 },
-            write_quorum: None,
-            heartbeat_timeout: Duration::from_secs(5),
-            gc_grace: Duration::from_secs(15),
-            gc_interval: Duration::from_secs(2),
-            orphan_scan_interval: Duration::from_secs(600),
-            piece_size: 256 << 10,
-            shard_write_timeout: Duration::from_secs(30),
-            shard_read_timeout: Duration::from_secs(10),
-            read_hedge_after: Duration::from_millis(500),
-            read_ahead: 4,
-            repair_grace: Duration::from_secs(60),
-            background_repair: true,
-            repair_interval: Duration::from_secs(300),
-            repair_rate: 64 << 20,
-            rebuild_metadata: false,
-            replicate_below: 128 << 10,
-        }
-    }
-
-    /// Write quorum for `ec`.
-    pub fn quorum(&self, ec: EcSpec) -> usize {
-        let w = self.write_quorum.unwrap_or(ec.k + 1);
-        w.clamp(ec.k, ec.k + ec.m) as usize
-    }
-}
-
-/// Shared state of a running coordinator.
-pub struct Coordinator {
-    /// Configuration.
-    pub config: CoordinatorConfig,
-    /// Metadata database.
-    pub meta: Arc<MetaStore>,
-    /// Registered nodes.
-    pub registry: Registry,
-    /// Per-node batches of small shard writes.
-    pub batcher: crate::batch::ShardBatcher,
-    /// Wakes the garbage collector early (after deletes and overwrites).
-    pub gc_kick: tokio::sync::Notify,
-    /// Repair queue, suspects and runs.
-    pub repair: crate::repair::Repairer,
-    /// Outcome of the startup metadata rebuild, if one was asked for.
-    pub rebuild: std::sync::Mutex<Option<crate::rebuild::RebuildReport>>,
-}
-
-impl Coordinator {
-    /// Opens the metadata store and recovers state left by a previous run: registered nodes,
-    /// and writes that were in flight when it stopped (now garbage).
-    pub async fn open(config: CoordinatorConfig) -> Result<Arc<Self>, ApiError> {
-        let dir = config.data_dir.join("meta");
-        let meta = blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|e| ApiError::Internal(e.to_string()))?;
-            MetaStore::open(&dir)
-        })
-        .await?;
-        let meta = Arc::new(meta);
-        let m = meta.clone();
-        let (orphans, nodes) = blocking(move || Ok((m.orphan_pending()?, m.nodes()?))).await?;
-        if orphans > 0 {
-            tracing::info!(
-                orphans,
-                "writes interrupted by a restart queued for garbage collection"
-            );
-        }
-        let registry = Registry::new(
-            config.heartbeat_timeout,
-            tessera_node::client::http_client(),
-            nodes,
-        );
-        Ok(Arc::new(Coordinator {
-            config,
-            meta,
-            registry,
-            batcher: Default::default(),
-            gc_kick: tokio::sync::Notify::new(),
-            repair: Default::default(),
-            rebuild: Default::default(),
-        }))
-    }
-
-    /// Runs a metadata operation off the async runtime.
-    pub async fn meta<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&MetaStore) -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let m = self.meta.clone();
-        blocking(move || f(&m)).await
-    }
-}
-
-/// Runs blocking work on the blocking pool.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("blocking task: {e}")))?
-}
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serves the client API on `api` and the admin API on `admin` until `shutdown` completes.
 pub async fn run(
@@ -169,46 +26,124 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
     let c = Coordinator::open(config).await?;
-    let stop = CancellationToken::new();
-    let gc = tokio::spawn(crate::gc::run(c.clone(), stop.clone()));
-    let repair = c
-        .config
-        .background_repair
-        .then(|| tokio::spawn(crate::repair::background(c.clone(), stop.clone())));
-    if c.config.rebuild_metadata {
-        let c = c.clone();
-        *c.rebuild.lock().unwrap() = Some(Default::default());
-        tokio::spawn(async move {
-            // Give every node a chance to register first.
-            tokio::time::sleep(c.config.heartbeat_timeout).await;
-            match crate::rebuild::rebuild(&c).await {
-                Ok(r) => {
-                    tracing::info!(
-                        objects = r.objects,
-                        shards = r.shards,
-                        nodes = r.nodes,
-                        "metadata rebuilt"
-                    );
-                    *c.rebuild.lock().unwrap() = Some(r);
-                }
-                Err(e) => tracing::error!(error = %e, "metadata rebuild failed"),
-            }
-        });
+    if c.config.anonymous {
+        tracing::warn!(
+            "--anonymous: unsigned requests get full access to every bucket; for local experiments only"
+        );
     }
-    let s1 = stop.clone();
-    let s2 = stop.clone();
+    let stop = CancellationToken::new();
+    let gc = tokio::spawn(crate::maintenance::gc::run(c.clone(), stop.clone()));
+    let repair = c.config.background_repair.then(|| {
+        tokio::spawn(crate::maintenance::repair::background(
+            c.clone(),
+            stop.clone(),
+        ))
+    });
+    if c.config.rebuild_metadata {
+        spawn_rebuild(c.clone());
+    }
+    let s = stop.clone();
     tokio::spawn(async move {
         shutdown.await;
-        stop.cancel();
+        s.cancel();
     });
-    let api_srv = axum::serve(api, crate::api::app(c.clone()))
-        .with_graceful_shutdown(async move { s1.cancelled().await });
-    let admin_srv = axum::serve(admin, crate::admin::app(c.clone()))
-        .with_graceful_shutdown(async move { s2.cancelled().await });
-    let (a, b) = tokio::join!(api_srv, admin_srv);
+    let limits = Limits {
+        header_read_timeout: c.config.header_read_timeout,
+        max_connections: c.config.max_connections,
+    };
+    let s3 = crate::edge::service(c.clone())?;
+    let admin_app =
+        hyper_util::service::TowerToHyperService::new(crate::edge::admin::app(c.clone()));
+    let (a, b) = tokio::join!(
+        serve(api, s3, limits, stop.clone()),
+        serve(admin, admin_app, limits, stop.clone())
+    );
     gc.abort();
     if let Some(r) = repair {
         r.abort();
     }
     a.and(b).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn spawn_rebuild(c: Arc<Coordinator>) {
+    *c.rebuild.lock().unwrap() = Some(Default::default());
+    tokio::spawn(async move {
+        // Give every node a chance to register first.
+        tokio::time::sleep(c.config.heartbeat_timeout).await;
+        match crate::maintenance::rebuild::rebuild(&c).await {
+            Ok(r) => {
+                tracing::info!(
+                    objects = r.objects,
+                    shards = r.shards,
+                    nodes = r.nodes,
+                    "metadata rebuilt"
+                );
+                *c.rebuild.lock().unwrap() = Some(r);
+            }
+            Err(e) => tracing::error!(error = %e, "metadata rebuild failed"),
+        }
+    });
+}
+
+/// Connection limits of a listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Longest wait for a complete request head.
+    pub header_read_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+/// Serves HTTP/1.1 on `listener` with `svc` until `stop`, within `limits`.
+pub async fn serve<S, B>(
+    listener: TcpListener,
+    svc: S,
+    limits: Limits,
+    stop: CancellationToken,
+) -> std::io::Result<()>
+where
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            _ = stop.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        let conn = builder.serve_connection(TokioIo::new(stream), svc.clone());
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    // Requests in progress get a while to finish.
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    Ok(())
 }

@@ -18,9 +18,11 @@ pub struct NodeClient {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// Builds the pooled HTTP client used for node traffic.
-pub fn http_client() -> reqwest::Client {
+/// Builds the pooled HTTP client used for node traffic; every request carries
+/// `cluster_secret` (nodes refuse requests without it).
+pub fn http_client(cluster_secret: &str) -> reqwest::Client {
     reqwest::Client::builder()
+        .default_headers(crate::auth::headers(cluster_secret))
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(64)

@@ -21,6 +21,7 @@ pub fn header(index: u16, chunk_size: u32) -> ShardHeader {
         etag: None,
         content_type: None,
         user_meta: Default::default(),
+        headers: Default::default(),
     }
 }
 

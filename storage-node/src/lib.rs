@@ -10,7 +10,9 @@
 //! - [`server`]: the node's HTTP service (`app`, `run`) and its heartbeat loop.
 //! - [`scrub`]: background re-verification of stored shards.
 //! - [`client`]: the typed HTTP client the coordinator uses to talk to a node.
+//! - [`auth`]: the cluster secret every internal request carries.
 
+pub mod auth;
 pub mod client;
 pub mod conformance;
 pub mod error;

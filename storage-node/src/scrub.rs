@@ -47,7 +47,7 @@ pub async fn run(
     if config.rate == 0 {
         return;
     }
-    let client = reqwest::Client::new();
+    let client = crate::client::http_client(&state.secret);
     let url = format!("{}/nodes/corrupt", coordinator.trim_end_matches('/'));
     loop {
         tokio::time::sleep(config.interval).await;

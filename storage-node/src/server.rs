@@ -1,6 +1,7 @@
 //! The storage node's HTTP service.
 //!
-//! Routes (all used by the coordinator, none by end clients):
+//! Routes (all used by the coordinator, none by end clients; every one requires the cluster
+//! secret as `Authorization: Bearer`, else 401):
 //! - `PUT /shards/{version}/{index}`: body = frames (see [`crate::frame`]): a header, the shard
 //!   bytes, an end frame. 200 with JSON [`ShardInfo`] once the shard is durable.
 //! - `GET /shards/{version}/{index}?offset=O&len=N`: verified bytes (whole shard by default).
@@ -40,6 +41,9 @@ pub struct NodeState {
     pub data_dir: std::path::PathBuf,
     /// Scrub progress.
     pub scrub: Arc<std::sync::Mutex<crate::scrub::ScrubStats>>,
+    /// The cluster secret: every request must carry it, and the node presents it to the
+    /// coordinator.
+    pub secret: Arc<str>,
 }
 
 impl NodeState {
@@ -88,6 +92,10 @@ pub fn app(state: NodeState) -> Router {
             get(read).put(put).delete(delete),
         )
         .route("/shards/{version}/{index}/info", get(info))
+        .layer(axum::middleware::from_fn_with_state(
+            state.secret.clone(),
+            crate::auth::require_secret,
+        ))
         .with_state(state)
 }
 
@@ -432,6 +440,7 @@ pub async fn heartbeat_loop(
     interval: std::time::Duration,
 ) {
     let client = reqwest::Client::builder()
+        .default_headers(crate::auth::headers(&state.secret))
         .timeout(std::time::Duration::from_secs(5))
         .build()
         .expect("http client");
@@ -513,6 +522,8 @@ pub struct NodeConfig {
     pub scrub: crate::scrub::ScrubConfig,
     /// Identity to adopt when the data dir holds none (a replaced disk keeps its node's id).
     pub node_id: Option<NodeId>,
+    /// The cluster secret (from `--cluster-secret-file` or `TESSERA_CLUSTER_SECRET`).
+    pub cluster_secret: String,
 }
 
 /// Opens the node's store in `config.data_dir`, registers with the coordinator and serves on
@@ -541,6 +552,7 @@ pub async fn serve(
         capacity: config.capacity,
         data_dir: config.data_dir.clone(),
         scrub: Default::default(),
+        secret: config.cluster_secret.as_str().into(),
     };
     let hb = tokio::spawn(heartbeat_loop(
         state.clone(),

@@ -213,6 +213,10 @@ pub struct ShardHeader {
     /// `x-amz-meta-*` of the object.
     #[serde(default)]
     pub user_meta: std::collections::BTreeMap<String, String>,
+    /// Other stored headers of the object (Content-Encoding, Cache-Control, ...), so a
+    /// metadata rebuild restores them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 impl ShardHeader {

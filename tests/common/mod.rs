@@ -30,6 +30,8 @@ pub fn fast_config(nodes: usize, ec: &str, dir: &Path) -> ClusterConfig {
     c.coordinator.shard_write_timeout = Duration::from_secs(5);
     // Erasure-code every object unless a test asks otherwise.
     c.coordinator.replicate_below = 0;
+    // Plain unsigned HTTP exercises the data path; the auth tests turn this off.
+    c.coordinator.anonymous = true;
     c
 }
 
@@ -83,11 +85,19 @@ pub async fn raw(
     String::from_utf8_lossy(&out).to_string()
 }
 
+/// A node client presenting `secret`.
+pub fn node_client(secret: &str, addr: std::net::SocketAddr) -> tessera_node::NodeClient {
+    tessera_node::NodeClient::new(
+        tessera_node::client::http_client(secret),
+        &addr.to_string(),
+    )
+}
+
 /// Total shards stored on the given node addresses.
-pub async fn shard_count(addrs: &[std::net::SocketAddr]) -> usize {
+pub async fn shard_count(secret: &str, addrs: &[std::net::SocketAddr]) -> usize {
     let mut n = 0;
     for a in addrs {
-        let c = tessera_node::NodeClient::new(reqwest::Client::new(), &a.to_string());
+        let c = node_client(secret, *a);
         n += c.list(None, 10_000).await.unwrap().len();
     }
     n

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::http;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
@@ -62,10 +61,22 @@ impl ProcCluster {
         Self::spawn_coordinator_with(dir, api, admin, &[])
     }
 
+    /// The cluster's secrets: created in the coordinator's data dir before it starts (it
+    /// then reads the same files), so nodes and admin calls can present them.
+    pub fn secrets_in(dir: &Path) -> tessera_coordinator::Secrets {
+        tessera_coordinator::Secrets::load_or_create(&dir.join("coord")).unwrap()
+    }
+
+    /// Starts a coordinator that accepts unsigned client requests (`--anonymous`) unless
+    /// `extra` holds `--signed` (removed before it is passed on).
     pub fn spawn_coordinator_with(dir: &Path, api: &str, admin: &str, extra: &[String]) -> Proc {
+        Self::secrets_in(dir);
+        let signed = extra.iter().any(|a| a == "--signed");
+        let extra: Vec<&String> = extra.iter().filter(|a| *a != "--signed").collect();
         Proc(
             Command::new(BIN)
                 .args(["coordinator", "--listen", api, "--admin-listen", admin])
+                .args((!signed).then_some("--anonymous"))
                 .arg("--data-dir")
                 .arg(dir.join("coord"))
                 .args([
@@ -89,6 +100,10 @@ impl ProcCluster {
     pub fn spawn_node(&self, i: usize, port: u16) -> Proc {
         Proc(
             Command::new(BIN)
+                .env(
+                    "TESSERA_CLUSTER_SECRET",
+                    Self::secrets_in(&self.dir).cluster_secret,
+                )
                 .args(["node", "--listen", &format!("127.0.0.1:{port}")])
                 .arg("--data-dir")
                 .arg(self.dir.join(format!("n{i}")))
@@ -137,6 +152,7 @@ impl ProcCluster {
     pub async fn wait_up(&self, n: usize) {
         tessera::cluster::wait_nodes_up(
             &format!("http://{}", self.admin),
+            &Self::secrets_in(&self.dir).admin_token,
             n,
             Duration::from_secs(30),
         )
@@ -154,8 +170,32 @@ impl ProcCluster {
         format!("http://{}/{path}", self.api)
     }
 
+    /// The cluster's admin token and cluster secret.
+    pub fn secrets(&self) -> tessera_coordinator::Secrets {
+        Self::secrets_in(&self.dir)
+    }
+
+    /// A client presenting the admin token.
+    pub fn admin_http(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .default_headers(tessera_node::auth::headers(
+                &Self::secrets_in(&self.dir).admin_token,
+            ))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap()
+    }
+
+    /// A node client presenting the cluster secret.
+    pub fn node_client(&self, addr: std::net::SocketAddr) -> tessera_node::NodeClient {
+        tessera_node::NodeClient::new(
+            tessera_node::client::http_client(&Self::secrets_in(&self.dir).cluster_secret),
+            &addr.to_string(),
+        )
+    }
+
     pub async fn cluster_json(&self) -> serde_json::Value {
-        http()
+        self.admin_http()
             .get(format!("http://{}/cluster", self.admin))
             .send()
             .await
@@ -191,14 +231,15 @@ impl ProcCluster {
 
     /// Runs `tessera repair` against this cluster; returns (exit code, stdout, stderr).
     pub fn repair_cli(&self, extra: &[&str]) -> (i32, String, String) {
-        repair_cli_at(&self.admin, extra)
+        repair_cli_at(&self.admin, &Self::secrets_in(&self.dir).admin_token, extra)
     }
 }
 
 /// Runs `tessera repair` against the coordinator whose admin API is at `admin`; returns
 /// (exit code, stdout, stderr). A free function so a test can run it on another thread.
-pub fn repair_cli_at(admin: &str, extra: &[&str]) -> (i32, String, String) {
+pub fn repair_cli_at(admin: &str, token: &str, extra: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
+        .env("TESSERA_ADMIN_TOKEN", token)
         .args(["repair", "--coordinator", &format!("http://{admin}")])
         .args(extra)
         .output()

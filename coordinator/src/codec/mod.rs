@@ -116,6 +116,21 @@ impl ErasureCodec {
         out
     }
 
+    /// [`ErasureCodec::encode`] of a stripe that may be shared: a full stripe (a multiple of
+    /// k bytes) is sliced without a copy, a short one copied and padded.
+    pub fn encode_frozen(&self, stripe: Bytes) -> Vec<Bytes> {
+        let piece = self.piece_len(stripe.len());
+        if piece * self.k != stripe.len() {
+            return self.encode(BytesMut::from(&stripe[..]));
+        }
+        let mut out: Vec<Bytes> = (0..self.k)
+            .map(|i| stripe.slice(i * piece..(i + 1) * piece))
+            .collect();
+        let parity = self.parity(&out);
+        out.extend(parity);
+        out
+    }
+
     /// The `m` parity pieces of `k` equally long data pieces (newly allocated, not zeroed).
     pub fn parity(&self, data: &[Bytes]) -> Vec<Bytes> {
         assert_eq!(data.len(), self.k, "one data piece per k");

@@ -10,7 +10,7 @@ use crate::codec::ErasureCodec;
 use crate::error::ApiError;
 use crate::layout::Layout;
 use crate::meta::{ObjectMeta, ShardState};
-use crate::server::Coordinator;
+use crate::state::Coordinator;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::Stream;
@@ -24,55 +24,6 @@ pub struct ByteRange {
     pub start: u64,
     /// Last byte (inclusive).
     pub end: u64,
-}
-
-/// Parses a `Range` header for an object of `size` bytes. `Ok(None)` means "whole object"
-/// (no header, or a form this server ignores, as HTTP allows); unsatisfiable ranges are
-/// [`ApiError::InvalidRange`].
-pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, ApiError> {
-    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let Some((a, b)) = spec.split_once('-') else {
-        return Ok(None);
-    };
-    let (a, b) = (a.trim(), b.trim());
-    let unsatisfiable = Err(ApiError::InvalidRange { size });
-    let range = if a.is_empty() {
-        let Ok(n) = b.parse::<u64>() else {
-            return Ok(None);
-        };
-        if n == 0 || size == 0 {
-            return unsatisfiable;
-        }
-        ByteRange {
-            start: size.saturating_sub(n),
-            end: size - 1,
-        }
-    } else {
-        let Ok(start) = a.parse::<u64>() else {
-            return Ok(None);
-        };
-        let end = if b.is_empty() {
-            u64::MAX
-        } else {
-            match b.parse::<u64>() {
-                Ok(e) if e >= start => e,
-                _ => return Ok(None),
-            }
-        };
-        if start >= size {
-            return unsatisfiable;
-        }
-        ByteRange {
-            start,
-            end: end.min(size - 1),
-        }
-    };
-    Ok(Some(range))
 }
 
 /// Bytes kept as the chunks they arrived in from a node (not copied into one buffer).
@@ -385,45 +336,5 @@ mod tests {
                 assert_eq!(&got[..], &whole[a..b], "[{a}, {b})");
             }
         }
-    }
-
-    #[test]
-    fn ranges() {
-        let r = |v: &str, size| parse_range(Some(v), size);
-        assert_eq!(
-            r("bytes=0-9", 100).unwrap(),
-            Some(ByteRange { start: 0, end: 9 })
-        );
-        assert_eq!(
-            r("bytes=90-", 100).unwrap(),
-            Some(ByteRange { start: 90, end: 99 })
-        );
-        assert_eq!(
-            r("bytes=-10", 100).unwrap(),
-            Some(ByteRange { start: 90, end: 99 })
-        );
-        assert_eq!(
-            r("bytes=-1000", 100).unwrap(),
-            Some(ByteRange { start: 0, end: 99 })
-        );
-        assert_eq!(
-            r("bytes=50-1000", 100).unwrap(),
-            Some(ByteRange { start: 50, end: 99 })
-        );
-        assert!(matches!(
-            r("bytes=100-", 100),
-            Err(ApiError::InvalidRange { size: 100 })
-        ));
-        assert!(matches!(
-            r("bytes=0-0", 0),
-            Err(ApiError::InvalidRange { .. })
-        ));
-        assert!(matches!(
-            r("bytes=-0", 100),
-            Err(ApiError::InvalidRange { .. })
-        ));
-        assert_eq!(r("bytes=5-1", 100).unwrap(), None);
-        assert_eq!(r("items=0-1", 100).unwrap(), None);
-        assert_eq!(parse_range(None, 100).unwrap(), None);
     }
 }

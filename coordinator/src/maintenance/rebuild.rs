@@ -7,7 +7,7 @@
 
 use crate::meta::{now_ms, ObjectMeta, ShardLoc, ShardSet, ShardState};
 use crate::names::EcSpec;
-use crate::server::Coordinator;
+use crate::state::Coordinator;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -92,6 +92,8 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
                     shards: locs,
                     content_type: h.content_type.clone(),
                     user_meta: h.user_meta.clone(),
+                    headers: h.headers.clone(),
+                    checksums: Default::default(),
                     last_modified_ms: version.millis(),
                 });
             } else {

@@ -12,14 +12,13 @@
 
 use crate::codec::{ErasureCodec, CODEC_NAME};
 use crate::error::ApiError;
-use crate::meta::{ObjectMeta, ShardLoc, ShardSet, ShardState};
+use crate::meta::{ObjectMeta, Precondition, ShardLoc, ShardSet, ShardState};
 use crate::names::{BucketName, EcSpec, ObjectKey};
 use crate::placement::place;
-use crate::server::Coordinator;
-use axum::body::Body;
-use axum::http::HeaderMap;
+use crate::state::Coordinator;
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_node::frame::{data_prefix, end_frame, header_frame, EndFrame};
@@ -33,77 +32,64 @@ const INLINE_ENCODE: usize = 64 << 10;
 /// Pieces queued per node stream before the PUT waits for that node.
 pub const QUEUE_STRIPES: usize = 4;
 
-/// What a successful PUT reports.
-#[derive(Debug)]
-pub struct PutOutcome {
-    /// The committed metadata.
-    pub meta: ObjectMeta,
-}
-
-/// Request parameters of a PUT, parsed from headers.
+/// Where an object goes and what it carries besides its bytes.
 pub struct PutRequest {
     /// Bucket.
     pub bucket: BucketName,
     /// Key.
     pub key: ObjectKey,
-    /// `x-tessera-ec`, if given.
+    /// Erasure code asked for (`x-tessera-ec`), if any.
     pub ec: Option<EcSpec>,
-    /// `Content-Length`, if given (otherwise chunked).
+    /// Length announced by the client, if any (otherwise the stream decides).
     pub content_length: Option<u64>,
-    /// `Content-Type`.
-    pub content_type: Option<String>,
-    /// `x-amz-meta-*`.
-    pub user_meta: BTreeMap<String, String>,
+    /// Content type, user metadata and other stored headers.
+    pub attrs: ObjectAttrs,
 }
 
-impl PutRequest {
-    /// Parses the headers of a PUT.
-    pub fn from_headers(
-        bucket: BucketName,
-        key: ObjectKey,
-        h: &HeaderMap,
-    ) -> Result<Self, ApiError> {
-        let ec = match h.get("x-tessera-ec") {
-            Some(v) => Some(
-                v.to_str()
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| {
-                        ApiError::InvalidArgument(format!("bad x-tessera-ec {v:?}; expected K+M"))
-                    })?,
-            ),
-            None => None,
-        };
-        let content_length = match h.get("content-length") {
-            Some(v) => Some(
-                v.to_str()
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| ApiError::InvalidArgument("bad Content-Length".into()))?,
-            ),
-            None => None,
-        };
-        let content_type = h
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
-        let mut user_meta = BTreeMap::new();
-        for (name, v) in h {
-            if let Some(n) = name.as_str().strip_prefix("x-amz-meta-") {
-                let v = v.to_str().map_err(|_| {
-                    ApiError::InvalidArgument(format!("header {name} is not ASCII"))
-                })?;
-                user_meta.insert(n.to_string(), v.to_string());
-            }
+/// What is stored with an object besides its bytes.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectAttrs {
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// User metadata (names lowercased, without any prefix).
+    pub user_meta: BTreeMap<String, String>,
+    /// Other stored headers by lowercase name.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Something that sees every body byte in order (checksums the caller wants besides the
+/// MD5 this module always computes). It runs on a hashing thread beside the encoder.
+pub trait BodyDigest: Send + 'static {
+    /// Feeds the next bytes.
+    fn update(&mut self, data: &[u8]);
+}
+
+impl BodyDigest for () {
+    fn update(&mut self, _: &[u8]) {}
+}
+
+/// A PUT whose shards are durable at the write quorum but not yet visible: commit it with
+/// [`Staged::commit`], or drop it (its shards become garbage).
+pub struct Staged<D> {
+    guard: PutGuard,
+    /// The metadata the commit will write (ETag = MD5 of the body, hex).
+    pub meta: ObjectMeta,
+    /// The caller's digest, fed every body byte.
+    pub digest: D,
+}
+
+impl<D> Staged<D> {
+    /// The commit point: makes the object visible if `cond` holds at that moment (checked
+    /// atomically with the commit), the replaced version becoming garbage.
+    pub async fn commit(mut self, cond: Precondition) -> Result<ObjectMeta, ApiError> {
+        let c = self.guard.c.clone();
+        let m = self.meta.clone();
+        let replaced = c.meta(move |s| s.commit_put(&m, &cond)).await?;
+        self.guard.committed = true;
+        if replaced.is_some() {
+            c.gc_kick.notify_one();
         }
-        Ok(PutRequest {
-            bucket,
-            key,
-            ec,
-            content_length,
-            content_type,
-            user_meta,
-        })
+        Ok(self.meta)
     }
 }
 
@@ -138,12 +124,18 @@ struct ShardStream {
     task: JoinHandle<Result<ShardInfo, StoreError>>,
 }
 
-/// Runs a PUT: streams `body` to the nodes and commits the object.
-pub async fn put_object(
+/// Writes `body` as the shards of a new version of `req.key` and waits until they are
+/// durable at the write quorum. Nothing is visible until [`Staged::commit`].
+pub async fn write_object<S, D>(
     c: Arc<Coordinator>,
     req: PutRequest,
-    body: Body,
-) -> Result<PutOutcome, ApiError> {
+    body: S,
+    digest: D,
+) -> Result<Staged<D>, ApiError>
+where
+    S: Stream<Item = Result<Bytes, ApiError>> + Send + Unpin,
+    D: BodyDigest,
+{
     // Bucket lookup, placement and the in-flight record in one blocking call.
     let planned = {
         let (c2, bucket, key) = (c.clone(), req.bucket.to_string(), req.key.to_string());
@@ -180,11 +172,12 @@ pub async fn put_object(
         codec: CODEC_NAME.into(),
         chunk_size: piece as u32,
         etag: None,
-        content_type: req.content_type.clone(),
-        user_meta: req.user_meta.clone(),
+        content_type: req.attrs.content_type.clone(),
+        user_meta: req.attrs.user_meta.clone(),
+        headers: req.attrs.headers.clone(),
     };
 
-    let mut guard = PutGuard {
+    let guard = PutGuard {
         c: c.clone(),
         version,
         set,
@@ -198,10 +191,11 @@ pub async fn put_object(
         total,
         etag,
         outcomes,
+        digest,
     } = if batched {
-        put_whole(&c, &req, body, &nodes, &codec, &header).await?
+        put_whole(&c, &req, body, &nodes, &codec, &header, digest).await?
     } else {
-        put_streamed(&c, &req, body, &nodes, &codec, w, &header).await?
+        put_streamed(&c, &req, body, &nodes, &codec, w, &header, digest).await?
     };
     // Shards acknowledged with the right length are `ok`, the rest `missing`.
     let shard_len = crate::layout::Layout {
@@ -245,17 +239,17 @@ pub async fn put_object(
         piece,
         codec: CODEC_NAME.into(),
         shards,
-        content_type: req.content_type,
-        user_meta: req.user_meta,
+        content_type: req.attrs.content_type,
+        user_meta: req.attrs.user_meta,
+        headers: req.attrs.headers,
+        checksums: BTreeMap::new(),
         last_modified_ms: crate::meta::now_ms(),
     };
-    let m = meta.clone();
-    let replaced = c.meta(move |s| s.commit_put(&m)).await?;
-    guard.committed = true;
-    if replaced.is_some() {
-        c.gc_kick.notify_one();
-    }
-    Ok(PutOutcome { meta })
+    Ok(Staged {
+        guard,
+        meta,
+        digest,
+    })
 }
 
 /// Where and how a PUT will write.
@@ -330,14 +324,16 @@ fn plan(
 }
 
 /// Objects up to this size (known from `Content-Length`, and within one stripe) are read
-/// whole and their shards written through the per-node batches of [`crate::batch`].
+/// whole and their shards written through the per-node batches of [`crate::data::batch`].
 pub const BATCH_BELOW: u64 = 64 << 10;
 
-/// What the shard writes of a PUT did: the body's length and ETag, and each shard's answer.
-struct Written {
+/// What the shard writes of a PUT did: the body's length and ETag, each shard's answer, and
+/// the caller's digest.
+struct Written<D> {
     total: u64,
     etag: String,
     outcomes: Vec<Result<ShardInfo, StoreError>>,
+    digest: D,
 }
 
 /// Fails a body that has grown past its `Content-Length`.
@@ -362,26 +358,27 @@ fn check_complete(total: u64, content_length: Option<u64>) -> Result<(), ApiErro
 
 /// A small PUT: reads the whole body, encodes its one stripe and writes each shard through
 /// its node's batch queue.
-async fn put_whole(
+async fn put_whole<D: BodyDigest>(
     c: &Arc<Coordinator>,
     req: &PutRequest,
-    body: Body,
+    mut body: impl Stream<Item = Result<Bytes, ApiError>> + Unpin,
     nodes: &[NodeId],
     codec: &Arc<ErasureCodec>,
     header: &(impl Fn(u16, u64) -> ShardHeader + Sync),
-) -> Result<Written, ApiError> {
+    mut digest: D,
+) -> Result<Written<D>, ApiError> {
     let cl = req
         .content_length
         .expect("batched PUTs have a Content-Length");
     let mut buf = BytesMut::with_capacity(cl as usize);
-    let mut body = body.into_data_stream();
     while let Some(frame) = body.next().await {
-        let frame = frame.map_err(|e| ApiError::IncompleteBody(e.to_string()))?;
+        let frame = frame?;
         check_not_over((buf.len() + frame.len()) as u64, req.content_length)?;
         buf.extend_from_slice(&frame);
     }
     check_complete(buf.len() as u64, req.content_length)?;
-    let etag = blake3::hash(&buf).to_hex().to_string();
+    digest.update(&buf);
+    let etag = hex::encode(Md5::digest(&buf));
     let pieces = if cl == 0 {
         vec![Bytes::new(); nodes.len()]
     } else {
@@ -406,19 +403,22 @@ async fn put_whole(
         total: cl,
         etag,
         outcomes,
+        digest,
     })
 }
 
 /// A PUT of any size: streams the body stripe by stripe to one upload per shard.
-async fn put_streamed(
+#[allow(clippy::too_many_arguments)]
+async fn put_streamed<D: BodyDigest>(
     c: &Arc<Coordinator>,
     req: &PutRequest,
-    body: Body,
+    mut body: impl Stream<Item = Result<Bytes, ApiError>> + Unpin,
     nodes: &[NodeId],
     codec: &Arc<ErasureCodec>,
     w: usize,
     header: &(impl Fn(u16, u64) -> ShardHeader + Sync),
-) -> Result<Written, ApiError> {
+    digest: D,
+) -> Result<Written<D>, ApiError> {
     let piece = c.config.piece_size;
     let stripe_size = piece as usize * codec.k();
     // Open one upload per placed shard.
@@ -442,15 +442,14 @@ async fn put_streamed(
     let mut pump = Pump {
         streams,
         codec: codec.clone(),
-        hasher: Some(blake3::Hasher::new()),
+        hashing: Hashing::start(digest),
         w,
         timeout: c.config.shard_write_timeout,
     };
     let mut stripe = BytesMut::with_capacity(stripe_size);
     let mut total: u64 = 0;
-    let mut body = body.into_data_stream();
     while let Some(frame) = body.next().await {
-        let mut frame = frame.map_err(|e| ApiError::IncompleteBody(e.to_string()))?;
+        let mut frame = frame?;
         total += frame.len() as u64;
         check_not_over(total, req.content_length)?;
         while !frame.is_empty() {
@@ -466,7 +465,7 @@ async fn put_streamed(
     if !stripe.is_empty() {
         pump.send_stripe(stripe).await?;
     }
-    let etag = pump.hasher.take().unwrap().finalize().to_hex().to_string();
+    let (etag, digest) = pump.hashing.finish().await?;
 
     // Close every stream with its end frame and collect the acknowledgements.
     let shard_len = crate::layout::Layout {
@@ -498,38 +497,72 @@ async fn put_streamed(
         total,
         etag,
         outcomes,
+        digest,
     })
 }
 
+/// The body's MD5 (the ETag) and the caller's digest, computed on a blocking thread of their
+/// own so that hashing one stripe overlaps with encoding it.
+struct Hashing<D> {
+    tx: mpsc::Sender<Bytes>,
+    done: tokio::sync::oneshot::Receiver<(String, D)>,
+}
+
+impl<D: BodyDigest> Hashing<D> {
+    fn start(mut digest: D) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_STRIPES);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let mut md5 = Md5::new();
+            while let Some(b) = rx.blocking_recv() {
+                md5.update(&b);
+                digest.update(&b);
+            }
+            let _ = done_tx.send((hex::encode(md5.finalize()), digest));
+        });
+        Hashing { tx, done }
+    }
+
+    async fn feed(&self, b: Bytes) -> Result<(), ApiError> {
+        self.tx
+            .send(b)
+            .await
+            .map_err(|_| ApiError::Internal("hashing thread ended".into()))
+    }
+
+    async fn finish(self) -> Result<(String, D), ApiError> {
+        drop(self.tx);
+        self.done
+            .await
+            .map_err(|_| ApiError::Internal("hashing thread ended".into()))
+    }
+}
+
 /// Encodes stripes and hands their pieces to the node streams.
-struct Pump {
+struct Pump<D> {
     streams: Vec<ShardStream>,
     codec: Arc<ErasureCodec>,
-    hasher: Option<blake3::Hasher>,
+    hashing: Hashing<D>,
     w: usize,
     timeout: std::time::Duration,
 }
 
-impl Pump {
+impl<D: BodyDigest> Pump<D> {
     async fn send_stripe(&mut self, stripe: BytesMut) -> Result<(), ApiError> {
         let codec = self.codec.clone();
-        let mut hasher = self.hasher.take().expect("hasher present between stripes");
+        let stripe = stripe.freeze();
         let stripe_len = stripe.len();
-        // Hashing and encoding are CPU work: off the async runtime, in one pass while the
-        // stripe is in cache. A small stripe takes microseconds, less than the hand-off.
-        let work = move || {
-            hasher.update(&stripe);
-            let pieces = codec.encode(stripe);
-            (hasher, pieces)
-        };
-        let (hasher, pieces) = if stripe_len <= INLINE_ENCODE {
+        // Hashing runs on its own thread (fed here, in order); encoding is CPU work off the
+        // async runtime. A small stripe takes microseconds, less than the hand-off.
+        self.hashing.feed(stripe.clone()).await?;
+        let work = move || codec.encode_frozen(stripe);
+        let pieces = if stripe_len <= INLINE_ENCODE {
             work()
         } else {
             tokio::task::spawn_blocking(work)
                 .await
                 .map_err(|e| ApiError::Internal(format!("encode task: {e}")))?
         };
-        self.hasher = Some(hasher);
         for (i, piece) in pieces.into_iter().enumerate().take(self.streams.len()) {
             let Some(tx) = &self.streams[i].tx else {
                 continue;

@@ -14,9 +14,9 @@
 //! scans, rate-limited) and on demand through the admin API, which `tessera repair` drives.
 
 use crate::error::ApiError;
-use crate::get::StripeReader;
+use crate::data::get::StripeReader;
 use crate::meta::{now_ms, ObjectMeta, ShardSet, ShardState};
-use crate::server::Coordinator;
+use crate::state::Coordinator;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -512,6 +512,7 @@ async fn rebuild(
         etag: Some(obj.etag.clone()),
         content_type: obj.content_type.clone(),
         user_meta: obj.user_meta.clone(),
+        headers: obj.headers.clone(),
     };
     let mut streams = Vec::new();
     for (i, node) in targets {

@@ -1,0 +1,313 @@
+//! Admin API (on `--admin-listen`): node heartbeats and the cluster view.
+//!
+//! - `POST /nodes/heartbeat`: JSON heartbeat from a storage node (registers it).
+//! - `GET /cluster`: JSON `{ "nodes": [...], "default_ec", "objects_in_flight", "garbage" }`.
+//! - `POST /nodes/corrupt`: JSON list of shard headers a node's scrub found corrupt.
+//! - `POST /repair`: JSON [`RepairRequest`]; starts a run, answers `{ "run_id" }`.
+//! - `GET /repair/{id}`: JSON [`RepairReport`](crate::maintenance::repair::RepairReport) of a run.
+//! - `GET /repair`: repair queue, suspects, background totals, latest run.
+//! - `POST /keys` `{name}`, `POST /keys/import` `{access_key_id, secret_access_key, name}`:
+//!   a new key, with its secret (the only time it is shown); `GET /keys` (no secrets);
+//!   `DELETE /keys/{id}`.
+//! - `GET /buckets/{bucket}`: owner, grants, k+m; `POST /buckets/{bucket}/allow` and
+//!   `/deny` `{key, read, write, owner}`: add or remove permissions of a key.
+//!
+//! Node traffic (`/nodes/*`) needs the cluster secret, everything else the admin token, both
+//! as `Authorization: Bearer`; only `/health` is open.
+
+use crate::error::ApiError;
+use crate::maintenance::repair::RepairRequest;
+use crate::meta::{now_ms, Grant, KeyRecord};
+use crate::state::Coordinator;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::Arc;
+use tessera_node::types::Heartbeat;
+
+/// The admin router.
+pub fn app(c: Arc<Coordinator>) -> Router {
+    let nodes = Router::new()
+        .route("/nodes/heartbeat", post(heartbeat))
+        .route("/nodes/corrupt", post(corrupt))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::<str>::from(c.secrets.cluster_secret.as_str()),
+            tessera_node::auth::require_secret,
+        ));
+    let operators = Router::new()
+        .route("/cluster", get(cluster))
+        .route("/repair", post(start_repair).get(repair_status))
+        .route("/repair/{id}", get(repair_report))
+        .route("/keys", post(create_key).get(list_keys))
+        .route("/keys/import", post(import_key))
+        .route("/keys/{id}", axum::routing::delete(delete_key))
+        .route("/buckets/{bucket}", get(bucket_info))
+        .route("/buckets/{bucket}/allow", post(allow))
+        .route("/buckets/{bucket}/deny", post(deny))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::<str>::from(c.secrets.admin_token.as_str()),
+            require_admin,
+        ));
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .merge(nodes)
+        .merge(operators)
+        .with_state(c)
+}
+
+/// Middleware: passes requests bearing the admin token, answers 401 to the rest.
+async fn require_admin(
+    State(token): State<Arc<str>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tessera_node::auth::bearer(req.headers()) {
+        Some(t) if tessera_node::auth::matches(t, &token) => next.run(req).await,
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({
+                "error": "the admin API needs Authorization: Bearer <admin token>",
+                "code": "Unauthorized"
+            })),
+        )
+            .into_response(),
+    }
+}
+
+async fn heartbeat(State(c): State<Arc<Coordinator>>, Json(hb): Json<Heartbeat>) -> StatusCode {
+    if hb.addr.parse::<std::net::SocketAddr>().is_err() {
+        return StatusCode::BAD_REQUEST;
+    }
+    if let Some(rec) = c.registry.heartbeat(hb) {
+        tracing::info!(node = %rec.id, addr = %rec.addr, zone = %rec.zone, "node registered");
+        if let Err(e) = c.meta(move |m| m.put_node(&rec)).await {
+            tracing::warn!(error = %e, "could not persist node registration");
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn cluster(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
+    let counts = c
+        .meta(|m| m.pending_and_garbage())
+        .await
+        .unwrap_or_default();
+    Json(serde_json::json!({
+        "nodes": c.registry.view(),
+        "default_ec": c.config.default_ec.to_string(),
+        "objects_in_flight": counts.0,
+        "garbage": counts.1,
+        "rebuild": *c.rebuild.lock().unwrap(),
+    }))
+}
+
+/// Admin errors: JSON `{ "error": message, "code" }` with the status the client API would
+/// use.
+fn admin_error(e: ApiError) -> Response {
+    let (code, status) = super::error::code_and_status(&e);
+    (
+        status,
+        Json(serde_json::json!({ "error": e.to_string(), "code": code.as_str() })),
+    )
+        .into_response()
+}
+
+fn reply<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => admin_error(e),
+    }
+}
+
+/// A new key's request.
+#[derive(serde::Deserialize)]
+struct NewKey {
+    name: String,
+}
+
+/// An imported key's request.
+#[derive(serde::Deserialize)]
+struct ImportKey {
+    access_key_id: String,
+    secret_access_key: String,
+    name: String,
+}
+
+fn random_chars(n: usize, alphabet: &[u8]) -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..n)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+async fn store_key(c: &Coordinator, k: KeyRecord) -> Result<serde_json::Value, ApiError> {
+    let out = key_json(&k, true);
+    c.meta(move |m| m.create_key(&k)).await?;
+    Ok(out)
+}
+
+fn key_json(k: &KeyRecord, secret: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "access_key_id": k.id,
+        "name": k.name,
+        "created_ms": k.created_ms,
+    });
+    if secret {
+        v["secret_access_key"] = k.secret.clone().into();
+    }
+    v
+}
+
+async fn create_key(State(c): State<Arc<Coordinator>>, Json(req): Json<NewKey>) -> Response {
+    let k = KeyRecord {
+        id: format!("TK{}", random_chars(18, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")),
+        secret: random_chars(
+            40,
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        ),
+        name: req.name,
+        created_ms: now_ms(),
+    };
+    reply(store_key(&c, k).await)
+}
+
+async fn import_key(State(c): State<Arc<Coordinator>>, Json(req): Json<ImportKey>) -> Response {
+    let id_ok = (3..=128).contains(&req.access_key_id.len())
+        && req.access_key_id.bytes().all(|b| b.is_ascii_alphanumeric());
+    let secret_ok = (8..=128).contains(&req.secret_access_key.len())
+        && req.secret_access_key.bytes().all(|b| b.is_ascii_graphic());
+    if !id_ok || !secret_ok {
+        return admin_error(ApiError::InvalidArgument(
+            "access key ids are 3-128 letters and digits; secrets 8-128 printable characters"
+                .into(),
+        ));
+    }
+    let k = KeyRecord {
+        id: req.access_key_id,
+        secret: req.secret_access_key,
+        name: req.name,
+        created_ms: now_ms(),
+    };
+    reply(store_key(&c, k).await)
+}
+
+async fn list_keys(State(c): State<Arc<Coordinator>>) -> Response {
+    reply(
+        c.meta(|m| m.keys())
+            .await
+            .map(|ks| ks.iter().map(|k| key_json(k, false)).collect::<Vec<_>>()),
+    )
+}
+
+async fn delete_key(State(c): State<Arc<Coordinator>>, Path(id): Path<String>) -> Response {
+    match c.meta(move |m| m.delete_key(&id)).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => admin_error(ApiError::InvalidArgument("no such access key".into())),
+        Err(e) => admin_error(e),
+    }
+}
+
+async fn bucket_info(State(c): State<Arc<Coordinator>>, Path(b): Path<String>) -> Response {
+    let name = b.clone();
+    reply(
+        c.meta(move |m| m.bucket(&b)?.ok_or(ApiError::NoSuchBucket(name)))
+            .await
+            .map(|b| {
+                serde_json::json!({
+                    "name": b.name,
+                    "owner": b.owner,
+                    "grants": b.grants,
+                    "ec": b.ec.to_string(),
+                    "created_ms": b.created_ms,
+                })
+            }),
+    )
+}
+
+/// Permissions to add or remove; none named means all three.
+#[derive(serde::Deserialize)]
+struct GrantChange {
+    key: String,
+    #[serde(default)]
+    read: bool,
+    #[serde(default)]
+    write: bool,
+    #[serde(default)]
+    owner: bool,
+}
+
+async fn change_grant(c: Arc<Coordinator>, bucket: String, ch: GrantChange, add: bool) -> Response {
+    let all = !(ch.read || ch.write || ch.owner);
+    let r = c
+        .meta(move |m| {
+            let b = m
+                .bucket(&bucket)?
+                .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
+            let mut g = b.grants.get(&ch.key).copied().unwrap_or_default();
+            let set = |flag: &mut bool, named: bool| {
+                if named || all {
+                    *flag = add;
+                }
+            };
+            set(&mut g.read, ch.read);
+            set(&mut g.write, ch.write);
+            set(&mut g.owner, ch.owner);
+            let g: Grant = g;
+            let b = m.set_grant(&bucket, &ch.key, g)?;
+            Ok(serde_json::json!({ "name": b.name, "owner": b.owner, "grants": b.grants }))
+        })
+        .await;
+    reply(r)
+}
+
+async fn allow(
+    State(c): State<Arc<Coordinator>>,
+    Path(b): Path<String>,
+    Json(ch): Json<GrantChange>,
+) -> Response {
+    change_grant(c, b, ch, true).await
+}
+
+async fn deny(
+    State(c): State<Arc<Coordinator>>,
+    Path(b): Path<String>,
+    Json(ch): Json<GrantChange>,
+) -> Response {
+    change_grant(c, b, ch, false).await
+}
+
+async fn corrupt(
+    State(c): State<Arc<Coordinator>>,
+    Json(shards): Json<Vec<tessera_node::ShardHeader>>,
+) -> StatusCode {
+    tracing::warn!(count = shards.len(), "scrub reported corrupt shards");
+    c.repair.report_corrupt(&shards);
+    StatusCode::NO_CONTENT
+}
+
+async fn start_repair(
+    State(c): State<Arc<Coordinator>>,
+    Json(req): Json<RepairRequest>,
+) -> Response {
+    match crate::maintenance::repair::start_run(&c, req).await {
+        Ok(id) => Json(serde_json::json!({ "run_id": id })).into_response(),
+        Err(e) => admin_error(e),
+    }
+}
+
+async fn repair_report(State(c): State<Arc<Coordinator>>, Path(id): Path<u64>) -> Response {
+    match c.repair.report(id) {
+        Some(r) => Json(r).into_response(),
+        None => admin_error(ApiError::InvalidArgument(format!(
+            "no repair run {id}"
+        ))),
+    }
+}
+
+async fn repair_status(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
+    Json(c.repair.status())
+}

@@ -1,0 +1,67 @@
+//! The one place coordinator errors become HTTP: S3 error codes for the client API (written
+//! by `s3s` as S3 XML) and the same statuses for the admin API's JSON errors.
+
+use crate::error::ApiError;
+use http::StatusCode;
+use s3s::{S3Error, S3ErrorCode};
+
+/// The S3 error code and HTTP status of an error, in one exhaustive match.
+pub fn code_and_status(e: &ApiError) -> (S3ErrorCode, StatusCode) {
+    use S3ErrorCode as C;
+    match e {
+        ApiError::NoSuchBucket(_) => (C::NoSuchBucket, StatusCode::NOT_FOUND),
+        ApiError::NoSuchKey { .. } => (C::NoSuchKey, StatusCode::NOT_FOUND),
+        ApiError::InvalidBucketName(_) => (C::InvalidBucketName, StatusCode::BAD_REQUEST),
+        ApiError::KeyTooLong(_) => (C::KeyTooLongError, StatusCode::BAD_REQUEST),
+        ApiError::InvalidArgument(_) => (C::InvalidArgument, StatusCode::BAD_REQUEST),
+        ApiError::InvalidRange { .. } => (C::InvalidRange, StatusCode::RANGE_NOT_SATISFIABLE),
+        ApiError::IncompleteBody(_) => (C::IncompleteBody, StatusCode::BAD_REQUEST),
+        ApiError::RequestTimeout(_) => (C::RequestTimeout, StatusCode::BAD_REQUEST),
+        ApiError::BadDigest(_) => (C::BadDigest, StatusCode::BAD_REQUEST),
+        ApiError::ContentSha256Mismatch => (
+            C::Custom("XAmzContentSHA256Mismatch".into()),
+            StatusCode::BAD_REQUEST,
+        ),
+        ApiError::SignatureDoesNotMatch(_) => (C::SignatureDoesNotMatch, StatusCode::FORBIDDEN),
+        ApiError::BucketNotEmpty(_) => (C::BucketNotEmpty, StatusCode::CONFLICT),
+        ApiError::AlreadyExists(_) => (C::Custom("AlreadyExists".into()), StatusCode::CONFLICT),
+        ApiError::PreconditionFailed => (C::PreconditionFailed, StatusCode::PRECONDITION_FAILED),
+        ApiError::AccessDenied(_) => (C::AccessDenied, StatusCode::FORBIDDEN),
+        ApiError::NotImplemented(_) => (C::NotImplemented, StatusCode::NOT_IMPLEMENTED),
+        ApiError::ServiceUnavailable(_) => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
+        ApiError::Internal(_) => (C::InternalError, StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// The S3 error for `e`. Internal errors are logged here and sent without their details.
+pub fn s3_err(e: ApiError) -> S3Error {
+    let (code, status) = code_and_status(&e);
+    let message = match &e {
+        ApiError::Internal(_) => {
+            tracing::warn!(error = %e, "request failed");
+            "We encountered an internal error. Please try again.".to_string()
+        }
+        ApiError::ServiceUnavailable(_) => {
+            tracing::warn!(error = %e, "request failed");
+            e.to_string()
+        }
+        _ => e.to_string(),
+    };
+    let mut out = S3Error::with_message(code, message);
+    out.set_status_code(status);
+    out
+}
+
+/// Names an error from a request body stream: `s3s` verifies signed payloads as the body is
+/// read and reports a mismatch as a stream error (its error types are private, so they are
+/// recognised by their text).
+pub fn stream_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    let text = e.to_string();
+    if text.contains("Sha256Mismatch") {
+        ApiError::ContentSha256Mismatch
+    } else if text.contains("SignatureMismatch") {
+        ApiError::SignatureDoesNotMatch("a chunk signature".into())
+    } else {
+        ApiError::IncompleteBody(text)
+    }
+}

@@ -1,0 +1,31 @@
+//! The coordinator's edge: what clients and operators talk to.
+//!
+//! - [`s3`]: the S3 operations, served through the `s3s` protocol library ([`service`]).
+//! - [`auth`]: access keys, signature lookup and per-bucket permissions.
+//! - [`admin`]: the admin API (nodes, repair, keys, grants) behind the admin token and the
+//!   cluster secret.
+//! - [`error`]: the one mapping of coordinator errors to S3 codes and HTTP statuses.
+//!
+//! Nothing below this module knows of HTTP, XML, S3 names, ETag quoting or checksums headers.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod s3;
+
+use crate::state::Coordinator;
+use std::sync::Arc;
+
+/// The S3 service: `s3s` with Tessera's operations, key lookup, access checks and (with a
+/// configured domain) virtual-hosted-style addressing.
+pub fn service(c: Arc<Coordinator>) -> Result<s3s::service::S3Service, crate::ApiError> {
+    let mut b = s3s::service::S3ServiceBuilder::new(s3::Tessera::new(c.clone()));
+    b.set_auth(auth::KeyAuth::new(c.clone()));
+    b.set_access(auth::Access::new(c.clone()));
+    if let Some(d) = &c.config.domain {
+        let host = s3s::host::SingleDomain::new(d)
+            .map_err(|e| crate::ApiError::InvalidArgument(format!("--domain {d}: {e}")))?;
+        b.set_host(host);
+    }
+    Ok(b.build())
+}

@@ -1,0 +1,189 @@
+//! Configuration and the shared state every part of the coordinator works on.
+
+use crate::error::ApiError;
+use crate::meta::MetaStore;
+use crate::names::EcSpec;
+use crate::registry::Registry;
+use crate::secrets::Secrets;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything the coordinator is configured with.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// Directory of the metadata database.
+    pub data_dir: PathBuf,
+    /// Erasure parameters for buckets created without `x-tessera-ec`.
+    pub default_ec: EcSpec,
+    /// Shards per stripe that must be durable before a PUT is acknowledged (clamped to
+    /// `k..=k+m` per object); `None` means `k + 1`.
+    pub write_quorum: Option<u16>,
+    /// A node with no heartbeat for this long is down.
+    pub heartbeat_timeout: Duration,
+    /// Garbage (shards of deleted, replaced or failed versions) is deleted from nodes once it
+    /// is this old, so reads that started before a delete or overwrite can finish.
+    pub gc_grace: Duration,
+    /// How often the garbage collector looks for work.
+    pub gc_interval: Duration,
+    /// How often every node's shards are checked against the metadata for orphans.
+    pub orphan_scan_interval: Duration,
+    /// Bytes of each shard per stripe (stripe size = k x piece).
+    pub piece_size: u64,
+    /// A node that accepts no shard bytes for this long is dropped from a PUT.
+    pub shard_write_timeout: Duration,
+    /// Longest wait for one shard read before trying another shard.
+    pub shard_read_timeout: Duration,
+    /// If a stripe's reads are not all back after this long, one more shard is asked for.
+    pub read_hedge_after: Duration,
+    /// Stripes fetched ahead of the one being sent to a GET client.
+    pub read_ahead: usize,
+    /// A shard on a node down for this long is lost and gets rebuilt elsewhere.
+    pub repair_grace: Duration,
+    /// Whether the coordinator repairs in the background (read-repair queue, periodic scans).
+    pub background_repair: bool,
+    /// Time between background scans of all objects.
+    pub repair_interval: Duration,
+    /// Background repair's write budget in bytes per second (0 = unlimited).
+    pub repair_rate: u64,
+    /// Objects smaller than this (by Content-Length) that do not name their own `k+m` are
+    /// stored as `1+m` (m+1 full replicas: the same number of losses survived) instead of
+    /// erasure coded; 0 turns this off.
+    pub replicate_below: u64,
+    /// Rebuild metadata from the nodes' shard headers at startup (once the nodes have had a
+    /// heartbeat timeout to register).
+    pub rebuild_metadata: bool,
+    /// Unsigned client requests get full access (local experiments only).
+    pub anonymous: bool,
+    /// Base domain for virtual-hosted-style requests (`bucket.DOMAIN`); path style always
+    /// works.
+    pub domain: Option<String>,
+    /// Admin token and cluster secret; `None` reads or creates them in `data_dir`.
+    pub secrets: Option<Secrets>,
+    /// A client connection that has not sent a complete request head within this long is
+    /// closed.
+    pub header_read_timeout: Duration,
+    /// A request body that delivers no bytes for this long fails (RequestTimeout) and the
+    /// PUT releases its node connections.
+    pub body_idle_timeout: Duration,
+    /// Client connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+}
+
+impl CoordinatorConfig {
+    /// Defaults for a coordinator keeping metadata in `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        CoordinatorConfig {
+            data_dir,
+            default_ec: EcSpec { k: 4, m: 2 },
+            write_quorum: None,
+            heartbeat_timeout: Duration::from_secs(5),
+            gc_grace: Duration::from_secs(15),
+            gc_interval: Duration::from_secs(2),
+            orphan_scan_interval: Duration::from_secs(600),
+            piece_size: 256 << 10,
+            shard_write_timeout: Duration::from_secs(30),
+            shard_read_timeout: Duration::from_secs(10),
+            read_hedge_after: Duration::from_millis(500),
+            read_ahead: 4,
+            repair_grace: Duration::from_secs(60),
+            background_repair: true,
+            repair_interval: Duration::from_secs(300),
+            repair_rate: 64 << 20,
+            rebuild_metadata: false,
+            replicate_below: 128 << 10,
+            anonymous: false,
+            domain: None,
+            secrets: None,
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+
+    /// Write quorum for `ec`.
+    pub fn quorum(&self, ec: EcSpec) -> usize {
+        let w = self.write_quorum.unwrap_or(ec.k + 1);
+        w.clamp(ec.k, ec.k + ec.m) as usize
+    }
+}
+
+/// Shared state of a running coordinator.
+pub struct Coordinator {
+    /// Configuration.
+    pub config: CoordinatorConfig,
+    /// Metadata database.
+    pub meta: Arc<MetaStore>,
+    /// Registered nodes.
+    pub registry: Registry,
+    /// Per-node batches of small shard writes.
+    pub batcher: crate::data::batch::ShardBatcher,
+    /// Wakes the garbage collector early (after deletes and overwrites).
+    pub gc_kick: tokio::sync::Notify,
+    /// Repair queue, suspects and runs.
+    pub repair: crate::maintenance::repair::Repairer,
+    /// Outcome of the startup metadata rebuild, if one was asked for.
+    pub rebuild: std::sync::Mutex<Option<crate::maintenance::rebuild::RebuildReport>>,
+    /// Admin token and cluster secret.
+    pub secrets: Secrets,
+}
+
+impl Coordinator {
+    /// Opens the metadata store and recovers state left by a previous run: registered nodes,
+    /// and writes that were in flight when it stopped (now garbage).
+    pub async fn open(config: CoordinatorConfig) -> Result<Arc<Self>, ApiError> {
+        let dir = config.data_dir.join("meta");
+        let meta = blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| ApiError::Internal(e.to_string()))?;
+            MetaStore::open(&dir)
+        })
+        .await?;
+        let meta = Arc::new(meta);
+        let m = meta.clone();
+        let (orphans, nodes) = blocking(move || Ok((m.orphan_pending()?, m.nodes()?))).await?;
+        if orphans > 0 {
+            tracing::info!(
+                orphans,
+                "writes interrupted by a restart queued for garbage collection"
+            );
+        }
+        let secrets = match &config.secrets {
+            Some(s) => s.clone(),
+            None => Secrets::load_or_create(&config.data_dir)
+                .map_err(|e| ApiError::Internal(format!("secrets: {e}")))?,
+        };
+        let registry = Registry::new(
+            config.heartbeat_timeout,
+            tessera_node::client::http_client(&secrets.cluster_secret),
+            nodes,
+        );
+        Ok(Arc::new(Coordinator {
+            config,
+            meta,
+            registry,
+            batcher: Default::default(),
+            gc_kick: tokio::sync::Notify::new(),
+            repair: Default::default(),
+            rebuild: Default::default(),
+            secrets,
+        }))
+    }
+
+    /// Runs a metadata operation off the async runtime.
+    pub async fn meta<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&MetaStore) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let m = self.meta.clone();
+        blocking(move || f(&m)).await
+    }
+}
+
+/// Runs blocking work on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task: {e}")))?
+}
