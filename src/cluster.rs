@@ -283,7 +283,13 @@ impl Cluster {
 
     /// Waits until at least `n` nodes are reported up by `GET /cluster`.
     pub async fn wait_up(&self, n: usize, timeout: Duration) -> std::io::Result<()> {
-        wait_nodes_up(&self.admin_endpoint(), &self.secrets.admin_token, n, timeout).await
+        wait_nodes_up(
+            &self.admin_endpoint(),
+            &self.secrets.admin_token,
+            n,
+            timeout,
+        )
+        .await
     }
 
     /// Stops the coordinator and every node gracefully.

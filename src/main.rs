@@ -377,8 +377,8 @@ async fn run() -> anyhow::Result<()> {
             cmd,
         } => {
             token.apply()?;
-            let coordinator = coordinator
-                .context("give --coordinator ADMIN_URL (or env TESSERA_COORDINATOR)")?;
+            let coordinator =
+                coordinator.context("give --coordinator ADMIN_URL (or env TESSERA_COORDINATOR)")?;
             tessera::ops::bucket(&coordinator, cmd).await?
         }
         Cmd::Coordinator(a) => {

@@ -238,8 +238,7 @@ async fn wiped_node_gets_its_shards_back() {
     put_all(&objs).await;
     let node_dir = dir.path().join("n4");
     let id = std::fs::read_to_string(node_dir.join("node_id")).unwrap();
-    let node =
-        node_client(&c.secrets().cluster_secret, c.node_addrs()[4]);
+    let node = node_client(&c.secrets().cluster_secret, c.node_addrs()[4]);
     let before = node.list(None, 1000).await.unwrap().len();
     assert!(before > 0);
     c.kill_node(4);
@@ -411,7 +410,11 @@ async fn metadata_is_rebuilt_from_the_nodes() {
     std::fs::remove_dir_all(dir.path().join("coord")).unwrap();
     std::fs::create_dir_all(dir.path().join("coord")).unwrap();
     std::fs::write(dir.path().join("coord/admin.token"), &secrets.admin_token).unwrap();
-    std::fs::write(dir.path().join("coord/cluster.secret"), &secrets.cluster_secret).unwrap();
+    std::fs::write(
+        dir.path().join("coord/cluster.secret"),
+        &secrets.cluster_secret,
+    )
+    .unwrap();
     c.coordinator_args.push("--rebuild-metadata".into());
     c.restart_coordinator();
     assert!(
@@ -562,8 +565,7 @@ async fn a_node_that_returns_drops_stale_shards() {
     put(&c.url("stale"), vec![]).await;
     let objs = objects(&c, "stale");
     put_all(&objs).await;
-    let node =
-        node_client(&c.secrets().cluster_secret, c.node_addrs()[1]);
+    let node = node_client(&c.secrets().cluster_secret, c.node_addrs()[1]);
     let old: Vec<_> = node
         .list(None, 100)
         .await

@@ -30,8 +30,7 @@ pub fn bearer(h: &HeaderMap) -> Option<&str> {
 /// Whether `presented` equals `expected`, compared in constant time.
 pub fn matches(presented: &str, expected: &str) -> bool {
     use subtle::ConstantTimeEq;
-    presented.len() == expected.len()
-        && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+    presented.len() == expected.len() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 /// Middleware: passes requests bearing `secret`, answers 401 to the rest.

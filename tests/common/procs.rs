@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// A child process killed (SIGKILL) when dropped.

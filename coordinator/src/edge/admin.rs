@@ -164,7 +164,10 @@ fn key_json(k: &KeyRecord, secret: bool) -> serde_json::Value {
 
 async fn create_key(State(c): State<Arc<Coordinator>>, Json(req): Json<NewKey>) -> Response {
     let k = KeyRecord {
-        id: format!("TK{}", random_chars(18, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")),
+        id: format!(
+            "TK{}",
+            random_chars(18, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        ),
         secret: random_chars(
             40,
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
@@ -302,9 +305,7 @@ async fn start_repair(
 async fn repair_report(State(c): State<Arc<Coordinator>>, Path(id): Path<u64>) -> Response {
     match c.repair.report(id) {
         Some(r) => Json(r).into_response(),
-        None => admin_error(ApiError::InvalidArgument(format!(
-            "no repair run {id}"
-        ))),
+        None => admin_error(ApiError::InvalidArgument(format!("no repair run {id}"))),
     }
 }
 

@@ -57,11 +57,24 @@ pub enum Need {
 /// The permission an S3 operation needs in its bucket.
 pub fn need_of(op: &str) -> Need {
     match op {
-        "GetObject" | "HeadObject" | "ListObjects" | "ListObjectsV2" | "ListObjectVersions"
-        | "HeadBucket" | "GetBucketLocation" | "ListParts" | "ListMultipartUploads" => Need::Read,
-        "PutObject" | "DeleteObject" | "DeleteObjects" | "CopyObject"
-        | "CreateMultipartUpload" | "UploadPart" | "UploadPartCopy"
-        | "CompleteMultipartUpload" | "AbortMultipartUpload" => Need::Write,
+        "GetObject"
+        | "HeadObject"
+        | "ListObjects"
+        | "ListObjectsV2"
+        | "ListObjectVersions"
+        | "HeadBucket"
+        | "GetBucketLocation"
+        | "ListParts"
+        | "ListMultipartUploads" => Need::Read,
+        "PutObject"
+        | "DeleteObject"
+        | "DeleteObjects"
+        | "CopyObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload" => Need::Write,
         _ => Need::Owner,
     }
 }

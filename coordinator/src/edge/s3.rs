@@ -181,7 +181,11 @@ fn wanted_checksums(given: &Checksum, algorithm: Option<&str>, trailer: Option<&
     }
     if let Some(t) = trailer {
         for n in t.split(',') {
-            if let Some(a) = n.trim().to_ascii_lowercase().strip_prefix("x-amz-checksum-") {
+            if let Some(a) = n
+                .trim()
+                .to_ascii_lowercase()
+                .strip_prefix("x-amz-checksum-")
+            {
                 names.push(a.to_string());
             }
         }
@@ -220,9 +224,17 @@ fn verify_checksums(
 ) -> Result<BTreeMap<String, String>, ApiError> {
     let pairs = [
         ("crc32", &claimed.checksum_crc32, &computed.checksum_crc32),
-        ("crc32c", &claimed.checksum_crc32c, &computed.checksum_crc32c),
+        (
+            "crc32c",
+            &claimed.checksum_crc32c,
+            &computed.checksum_crc32c,
+        ),
         ("sha1", &claimed.checksum_sha1, &computed.checksum_sha1),
-        ("sha256", &claimed.checksum_sha256, &computed.checksum_sha256),
+        (
+            "sha256",
+            &claimed.checksum_sha256,
+            &computed.checksum_sha256,
+        ),
         (
             "crc64nvme",
             &claimed.checksum_crc64nvme,
@@ -483,9 +495,8 @@ impl Tessera {
 
     /// Streams the stored bytes of `meta` in `range` (inclusive), first stripe fetched.
     async fn read(&self, meta: &ObjectMeta, range: ByteRange) -> S3Result<StreamingBlob> {
-        let reader = Arc::new(
-            StripeReader::new(self.c.clone(), Arc::new(meta.clone())).map_err(s3_err)?,
-        );
+        let reader =
+            Arc::new(StripeReader::new(self.c.clone(), Arc::new(meta.clone())).map_err(s3_err)?);
         let s = stream_range(reader, range, self.c.config.read_ahead)
             .await
             .map_err(s3_err)?;
@@ -587,15 +598,12 @@ impl S3 for Tessera {
             })
             .await
             .map_err(s3_err)?;
-        if let Some(existing) = created {
-            let code = if existing.owner == owner {
-                s3s::S3ErrorCode::BucketAlreadyOwnedByYou
-            } else {
-                s3s::S3ErrorCode::BucketAlreadyExists
-            };
+        // Re-creating one's own bucket succeeds and changes nothing, as S3 does in
+        // us-east-1; another owner's name is taken.
+        if created.is_some_and(|existing| existing.owner != owner) {
             return Err(s3s::S3Error::with_message(
-                code,
-                format!("bucket {name} already exists"),
+                s3s::S3ErrorCode::BucketAlreadyExists,
+                format!("bucket {name} already exists and belongs to another key"),
             ));
         }
         ok(CreateBucketOutput {
@@ -614,12 +622,7 @@ impl S3 for Tessera {
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> R<HeadBucketOutput> {
         let n = bucket_name(&req.input.bucket)?.to_string();
-        match self
-            .c
-            .meta(move |m| m.bucket(&n))
-            .await
-            .map_err(s3_err)?
-        {
+        match self.c.meta(move |m| m.bucket(&n)).await.map_err(s3_err)? {
             Some(_) => ok(HeadBucketOutput {
                 bucket_region: Some("us-east-1".into()),
                 ..Default::default()
@@ -878,8 +881,13 @@ impl S3 for Tessera {
         if i.version_id.as_deref().is_some_and(|v| v != "null") {
             return Err(s3_err(ApiError::NotImplemented("object versions".into())));
         }
-        if i.if_match.is_some() || i.if_match_size.is_some() || i.if_match_last_modified_time.is_some() {
-            return Err(s3_err(ApiError::NotImplemented("conditional deletes".into())));
+        if i.if_match.is_some()
+            || i.if_match_size.is_some()
+            || i.if_match_last_modified_time.is_some()
+        {
+            return Err(s3_err(ApiError::NotImplemented(
+                "conditional deletes".into(),
+            )));
         }
         let b = bucket_name(&i.bucket)?.to_string();
         let k = object_key(&i.key)?.to_string();
@@ -944,7 +952,9 @@ impl S3 for Tessera {
                 || i.ssekms_key_id.is_some(),
             i.object_lock_mode.is_some() || i.object_lock_legal_hold_status.is_some(),
             i.storage_class.as_ref().map(|s| s.as_str()),
-            i.tagging_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE"),
+            i.tagging_directive
+                .as_ref()
+                .is_some_and(|d| d.as_str() == "REPLACE"),
         )?;
         let (src_bucket, src_key) = match &i.copy_source {
             CopySource::Bucket {
@@ -964,8 +974,13 @@ impl S3 for Tessera {
             }
         };
         // The caller needs read access to the source, as it would to GET it.
-        super::auth::require(&self.c, caller.as_deref(), &src_bucket, super::auth::Need::Read)
-            .await?;
+        super::auth::require(
+            &self.c,
+            caller.as_deref(),
+            &src_bucket,
+            super::auth::Need::Read,
+        )
+        .await?;
         let src = self.object(&src_bucket, &src_key).await?;
         // Conditional copy: the source must meet the copy-source conditions.
         check_read_conditions(
@@ -1013,9 +1028,8 @@ impl S3 for Tessera {
         let body = if src.size == 0 {
             futures::stream::empty().boxed()
         } else {
-            let reader = Arc::new(
-                StripeReader::new(self.c.clone(), Arc::new(src.clone())).map_err(s3_err)?,
-            );
+            let reader =
+                Arc::new(StripeReader::new(self.c.clone(), Arc::new(src.clone())).map_err(s3_err)?);
             stream_range(
                 reader,
                 ByteRange {
@@ -1079,7 +1093,12 @@ impl S3 for Tessera {
             marker: i.marker,
             max_keys: Some(max as i32),
             is_truncated: Some(l.truncated),
-            contents: Some(l.objects.iter().map(|o| list_object(o, url, true)).collect()),
+            contents: Some(
+                l.objects
+                    .iter()
+                    .map(|o| list_object(o, url, true))
+                    .collect(),
+            ),
             common_prefixes: prefixes(&l, url),
             delimiter: i.delimiter,
             next_marker,
@@ -1125,7 +1144,12 @@ impl S3 for Tessera {
             continuation_token: i.continuation_token,
             is_truncated: Some(l.truncated),
             next_continuation_token: resume_after(&l).map(hex::encode),
-            contents: Some(l.objects.iter().map(|o| list_object(o, url, owner)).collect()),
+            contents: Some(
+                l.objects
+                    .iter()
+                    .map(|o| list_object(o, url, owner))
+                    .collect(),
+            ),
             common_prefixes: prefixes(&l, url),
             delimiter: i.delimiter,
             encoding_type: i.encoding_type,

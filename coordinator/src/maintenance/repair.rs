@@ -13,8 +13,8 @@
 //! The work runs inside the coordinator: in the background (read-repair queue and periodic
 //! scans, rate-limited) and on demand through the admin API, which `tessera repair` drives.
 
-use crate::error::ApiError;
 use crate::data::get::StripeReader;
+use crate::error::ApiError;
 use crate::meta::{now_ms, ObjectMeta, ShardSet, ShardState};
 use crate::state::Coordinator;
 use bytes::Bytes;

@@ -1,0 +1,267 @@
+//! The client edge: requests Tessera does not implement change nothing, signatures and keys
+//! are required and checked (driven by boto3, a real client), internal and admin traffic
+//! need their secrets, and slow or silent clients are cut off.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+/// Every request listed in the issue that used to fall through to a plain object operation:
+/// each answers 501 NotImplemented (or its real answer) and the object and bucket are intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_not_implemented_change_nothing() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/keep"), vec![]).await.0, 200);
+    let body = data(300_000, 7);
+    let obj = format!("{base}/keep/obj");
+    assert_eq!(put(&obj, body.clone()).await.0, 200);
+    let h = http();
+    let cases: Vec<(&str, String, Vec<u8>)> = vec![
+        ("PUT", format!("{obj}?acl"), vec![]),
+        (
+            "PUT",
+            format!("{obj}?tagging"),
+            b"<Tagging><TagSet/></Tagging>".to_vec(),
+        ),
+        (
+            "PUT",
+            format!("{obj}?partNumber=1&uploadId=abc"),
+            b"part".to_vec(),
+        ),
+        ("DELETE", format!("{obj}?uploadId=abc"), vec![]),
+        ("DELETE", format!("{base}/keep?cors"), vec![]),
+        ("GET", format!("{base}/keep?acl"), vec![]),
+        ("GET", format!("{base}/keep?uploads"), vec![]),
+        ("GET", format!("{obj}?acl"), vec![]),
+        (
+            "PUT",
+            format!("{base}/keep?versioning"),
+            b"<VersioningConfiguration/>".to_vec(),
+        ),
+        ("POST", format!("{obj}?uploads"), vec![]),
+    ];
+    for (method, url, payload) in cases {
+        let r = h
+            .request(method.parse().unwrap(), &url)
+            .body(payload)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert_eq!(
+            (status, code(&text)),
+            (501, "NotImplemented"),
+            "{method} {url}: {text}"
+        );
+        let (s, got) = get(&obj).await;
+        assert!(s == 200 && got == body, "{method} {url} changed the object");
+    }
+    // The sub-resources that are implemented answer for what they are, not a listing.
+    let r = h.get(format!("{base}/keep?location")).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("LocationConstraint"), "{text}");
+    let r = h.get(format!("{base}/keep?versions")).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("<VersionId>null</VersionId>"), "{text}");
+    assert_eq!(get(&format!("{base}/keep?list-type=2")).await.0, 200);
+    // A key that is not valid UTF-8 gets an S3 XML error.
+    let r = h.get(format!("{base}/keep/%FF%FE")).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert!(status >= 400 && text.contains("<Code>"), "{status} {text}");
+}
+
+/// boto3 with its defaults against a cluster that requires signatures: round trips, every
+/// refusal with its S3 code and nothing changed, presigned URLs, checksums, conditional
+/// requests, copy, batch delete and listings (tests/clients/auth_and_ops.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn boto3_signed_requests_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.anonymous = false;
+    let c = tessera::cluster::Cluster::start(cfg).await.unwrap();
+    let (k1, s1) = c.create_key("one").await.unwrap();
+    let (k2, s2) = c.create_key("two").await.unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/auth_and_ops.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .env("ENDPOINT", c.endpoint())
+        .env("KEY1", &k1)
+        .env("SECRET1", &s1)
+        .env("KEY2", &k2)
+        .env("SECRET2", &s2)
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("ALL OK"), "{text}");
+    // Grants: key two gets read access to alpha and can then read, still not write.
+    let admin = c.admin_client();
+    let r = admin
+        .post(format!("{}/buckets/alpha/allow", c.admin_endpoint()))
+        .json(&serde_json::json!({ "key": k2, "read": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let info: serde_json::Value = admin
+        .get(format!("{}/buckets/alpha", c.admin_endpoint()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["owner"], k1.as_str());
+    assert_eq!(info["grants"][&k2]["read"], true);
+    assert_eq!(info["grants"][&k2]["write"], false);
+    // Unsigned requests still get nothing.
+    let (s, _) = get(&format!("{}/alpha/x/one", c.endpoint())).await;
+    assert_eq!(s, 403);
+}
+
+/// A stranger who can reach a node can neither list, read nor delete shards, nor register a
+/// rogue node; the admin API needs its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn internal_and_admin_traffic_need_their_secrets() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/sec"), vec![]).await.0, 200);
+    assert_eq!(put(&format!("{base}/sec/o"), data(100_000, 1)).await.0, 200);
+    let secret = c.secrets().cluster_secret.clone();
+    let node = c.node_addr(0);
+    let shards = node_client(&secret, node).list(None, 100).await.unwrap();
+    assert!(!shards.is_empty());
+    let id = &shards[0].header;
+    let h = http();
+    let shard_url = format!("http://{node}/shards/{}/{}", id.version, id.shard_index);
+    for (method, url) in [
+        ("GET", format!("http://{node}/shards")),
+        ("GET", shard_url.clone()),
+        ("DELETE", shard_url.clone()),
+        ("GET", format!("http://{node}/health")),
+    ] {
+        for auth in [None, Some("Bearer wrong-secret")] {
+            let mut req = h.request(method.parse().unwrap(), &url);
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            assert_eq!(req.send().await.unwrap().status(), 401, "{method} {url}");
+        }
+    }
+    // The shard is still there and whole.
+    assert_eq!(
+        node_client(&secret, node)
+            .list(None, 100)
+            .await
+            .unwrap()
+            .len(),
+        shards.len()
+    );
+    assert_eq!(get(&format!("{base}/sec/o")).await.1, data(100_000, 1));
+    // A rogue node cannot register.
+    let hb = serde_json::json!({
+        "node_id": "00000000000000ff", "addr": "127.0.0.1:9", "zone": "evil",
+        "capacity": 0, "used": 0, "free": 1u64 << 40,
+    });
+    let r = h
+        .post(format!("{}/nodes/heartbeat", c.admin_endpoint()))
+        .json(&hb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let view: serde_json::Value = c
+        .admin_client()
+        .get(format!("{}/cluster", c.admin_endpoint()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["nodes"].as_array().unwrap().len(), 6, "no rogue node");
+    // Admin API: no token, wrong token -> 401; health is open.
+    for auth in [None, Some("Bearer nope")] {
+        let mut req = h.get(format!("{}/cluster", c.admin_endpoint()));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 401);
+    }
+    let r = h
+        .post(format!("{}/keys", c.admin_endpoint()))
+        .json(&serde_json::json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "no key is minted without the admin token");
+    assert_eq!(
+        h.get(format!("{}/health", c.admin_endpoint()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+/// A connection that sends nothing is closed after the header timeout; a PUT whose client
+/// stops sending fails after the idle body timeout and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn silent_and_stalled_clients_are_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.header_read_timeout = Duration::from_millis(500);
+    cfg.coordinator.body_idle_timeout = Duration::from_millis(800);
+    let c = tessera::cluster::Cluster::start(cfg).await.unwrap();
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/slow"), vec![]).await.0, 200);
+    // Silent connections and half a request head: closed by the server.
+    for req in [&b""[..], b"PUT /slow/x HTTP/1.1\r\nHost: a\r\n"] {
+        let t = std::time::Instant::now();
+        let _ = raw(c.api, req, false, Duration::from_secs(5)).await;
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "held open {:?}",
+            t.elapsed()
+        );
+    }
+    // Half a body, then silence.
+    let (tx, body) = channel_body();
+    let url = format!("{base}/slow/stalled");
+    let req = tokio::spawn(
+        http()
+            .put(&url)
+            .header("content-length", 4 << 20)
+            .body(body)
+            .send(),
+    );
+    tx.send(Ok(vec![1u8; 1 << 20])).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), req)
+        .await
+        .expect("the stalled PUT is answered")
+        .unwrap();
+    if let Ok(r) = r {
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        assert_eq!((status, code(&text)), (400, "RequestTimeout"), "{text}");
+    }
+    drop(tx);
+    assert_eq!(get(&url).await.0, 404, "nothing visible");
+    let nodes: Vec<_> = (0..6).map(|i| c.node_addr(i)).collect();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            shard_count(&c.secrets().cluster_secret, &nodes).await == 0
+        })
+        .await,
+        "the stalled PUT's shards are collected"
+    );
+}
