@@ -105,6 +105,8 @@ async fn background_repair_heals_without_an_operator() {
     // `tessera status` reports the background scans: a later one finds nothing degraded.
     let status = || {
         let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .env("TESSERA_ADMIN_TOKEN", c.secrets().admin_token)
+            .env("TESSERA_CLUSTER_SECRET", c.secrets().cluster_secret)
             .args([
                 "status",
                 "--coordinator",
@@ -173,6 +175,8 @@ async fn flipped_bytes_are_flagged_repaired_and_a_second_scrub_finds_nothing() {
     assert!(flip_blob_bytes(&dir.path().join("n2/shards")) > 0);
     let port = c.node_ports[2];
     let node = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .env("TESSERA_ADMIN_TOKEN", c.secrets().admin_token)
+        .env("TESSERA_CLUSTER_SECRET", c.secrets().cluster_secret)
         .args(["node", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(dir.path().join("n2"))
@@ -246,6 +250,8 @@ async fn wiped_node_gets_its_shards_back() {
     // The replacement disk comes up empty under the same identity.
     let port = c.node_ports[4];
     let p = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .env("TESSERA_ADMIN_TOKEN", c.secrets().admin_token)
+        .env("TESSERA_CLUSTER_SECRET", c.secrets().cluster_secret)
         .args([
             "node",
             "--listen",
@@ -494,6 +500,7 @@ async fn repair_rejects_bad_input_and_changes_nothing() {
     );
     // Status works and shows the dead node.
     let out = Command::new(bin)
+        .env("TESSERA_ADMIN_TOKEN", c.secrets().admin_token)
         .args([
             "status",
             "--coordinator",
