@@ -15,7 +15,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("bad duration unit in {s:?} (use ms, s, m or h)")),
+        "d" => n * 86400.0,
+        _ => return Err(format!("bad duration unit in {s:?} (use ms, s, m, h or d)")),
     };
     Ok(Duration::from_secs_f64(secs))
 }
@@ -28,6 +29,10 @@ mod tests {
         assert_eq!(
             super::parse_duration("250ms").unwrap(),
             Duration::from_millis(250)
+        );
+        assert_eq!(
+            super::parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
         );
         assert_eq!(super::parse_duration("5s").unwrap(), Duration::from_secs(5));
         assert_eq!(super::parse_duration("2").unwrap(), Duration::from_secs(2));

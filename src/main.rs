@@ -247,6 +247,10 @@ struct CoordinatorArgs {
     /// Connections served at once per listener.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Multipart uploads not completed or aborted this long after creation are aborted and
+    /// their parts collected.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    multipart_expiry: Duration,
 }
 
 fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> {
@@ -267,6 +271,7 @@ fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> 
     c.header_read_timeout = a.header_read_timeout;
     c.body_idle_timeout = a.body_idle_timeout;
     c.max_connections = a.max_connections;
+    c.multipart_expiry = a.multipart_expiry;
     c.secrets = Some(
         tessera_coordinator::Secrets::resolve(
             &a.data_dir,

@@ -53,6 +53,18 @@ pub enum ApiError {
     /// Creating something that exists (a bucket of another owner, a key id).
     #[error("already exists: {0}")]
     AlreadyExists(String),
+    /// The multipart upload does not exist (never created, completed or aborted).
+    #[error("the specified multipart upload does not exist: {0}")]
+    NoSuchUpload(String),
+    /// A part named in a completion is missing or has another ETag.
+    #[error("{0}")]
+    InvalidPart(String),
+    /// The parts of a completion are not in ascending order.
+    #[error("the list of parts was not in ascending order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than the minimum part size.
+    #[error("{0}")]
+    EntityTooSmall(String),
     /// A conditional request's condition does not hold.
     #[error("at least one of the preconditions you specified did not hold")]
     PreconditionFailed,

@@ -10,6 +10,8 @@
 //! - `p\0{version}` -> [`ShardSet`]: a PUT in flight (its shards may exist on nodes)
 //! - `g\0{version}` -> [`ShardSet`]: shards to delete from nodes
 //! - `k\0{access key id}` -> [`KeyRecord`]: an access key and its secret
+//! - `u\0{bucket}\0{key}\0{upload id}` -> [`Upload`]: a multipart upload in progress
+//! - `t\0{upload id}\0{part number, 5 digits}` -> [`Part`]: an uploaded part
 
 use crate::error::ApiError;
 use crate::names::EcSpec;
@@ -112,19 +114,17 @@ pub struct ShardLoc {
     pub state: ShardState,
 }
 
-/// A committed object version.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ObjectMeta {
-    /// Bucket.
-    pub bucket: String,
-    /// Key.
-    pub key: String,
-    /// Version id (names the shards on the nodes).
+/// One erasure-coded run of an object's bytes: the whole body of a single PUT, or one part
+/// of a multipart upload. Its shards are named by its own version.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Part {
+    /// Part number (1 for a single PUT; 1..=10000 in a multipart upload; 0 for a manifest).
+    pub number: u32,
+    /// Version naming the part's shards on the nodes.
     pub version: ObjectVersion,
     /// Length in bytes.
     pub size: u64,
-    /// Entity tag as clients check it: MD5 of the body (hex); older objects carry the blake3
-    /// of the body instead.
+    /// MD5 of the part's bytes (hex).
     pub etag: String,
     /// Erasure parameters.
     pub ec: EcSpec,
@@ -134,23 +134,14 @@ pub struct ObjectMeta {
     pub codec: String,
     /// One entry per shard index, `k + m` in all.
     pub shards: Vec<ShardLoc>,
-    /// Content-Type given at PUT.
-    pub content_type: Option<String>,
-    /// `x-amz-meta-*` headers given at PUT (names lowercased, without the prefix).
-    pub user_meta: BTreeMap<String, String>,
-    /// Other stored headers (Content-Encoding, -Disposition, -Language, Cache-Control,
-    /// Expires), by lowercase name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    /// Checksums given with the upload and verified (algorithm name, e.g. `crc32`, -> the
-    /// base64 value).
+    /// Checksums given with the part's upload and verified (algorithm -> base64 value).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, String>,
-    /// Commit time, ms since the epoch.
-    pub last_modified_ms: u64,
+    /// When the part was written, ms since the epoch.
+    pub written_ms: u64,
 }
 
-impl ObjectMeta {
+impl Part {
     /// Stripe geometry.
     pub fn layout(&self) -> crate::layout::Layout {
         crate::layout::Layout {
@@ -159,11 +150,12 @@ impl ObjectMeta {
             piece: self.piece,
         }
     }
-    /// The shards that exist and where.
-    pub fn shard_set(&self) -> ShardSet {
+
+    /// The shards that exist and where, as a record of `bucket`/`key`.
+    pub fn shard_set(&self, bucket: &str, key: &str) -> ShardSet {
         ShardSet {
-            bucket: self.bucket.clone(),
-            key: self.key.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
             shards: self
                 .shards
                 .iter()
@@ -173,6 +165,131 @@ impl ObjectMeta {
             since_ms: now_ms(),
         }
     }
+
+    /// Whether shard `index` of this part is recorded on `node`.
+    pub fn holds(&self, index: usize, node: &NodeId) -> bool {
+        self.shards.get(index).and_then(|l| l.node.as_ref()) == Some(node)
+    }
+}
+
+/// A committed object: its bytes are its parts in order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Version of the object (a single PUT: its part's version; a multipart object: the
+    /// version of its manifest, taken at completion). Newer writes have larger versions.
+    pub version: ObjectVersion,
+    /// Length in bytes (the sum of the parts).
+    pub size: u64,
+    /// Entity tag as clients check it: MD5 of the body (hex) for a single PUT, `md5(part
+    /// MD5s)-N` for a multipart object.
+    pub etag: String,
+    /// The parts, in order.
+    pub parts: Vec<Part>,
+    /// A multipart object's manifest on the nodes (this metadata, for a rebuild).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Part>,
+    /// The multipart upload the object was assembled from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<ObjectVersion>,
+    /// Content-Type given at PUT.
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` headers given at PUT (names lowercased, without the prefix).
+    pub user_meta: BTreeMap<String, String>,
+    /// Other stored headers (Content-Encoding, -Disposition, -Language, Cache-Control,
+    /// Expires), by lowercase name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Checksums of the whole object given with the upload and verified (algorithm name,
+    /// e.g. `crc32`, -> the base64 value; composite multipart checksums end in `-N`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
+    /// `COMPOSITE` or `FULL_OBJECT` for a multipart object's checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
+    /// Commit time, ms since the epoch.
+    pub last_modified_ms: u64,
+}
+
+impl ObjectMeta {
+    /// Every stored run of the object: its parts, then its manifest.
+    pub fn extents(&self) -> impl Iterator<Item = &Part> {
+        self.parts.iter().chain(self.manifest.as_ref())
+    }
+
+    /// The stored run whose shards are named `version`.
+    pub fn extent_mut(&mut self, version: ObjectVersion) -> Option<&mut Part> {
+        self.parts
+            .iter_mut()
+            .chain(self.manifest.as_mut())
+            .find(|p| p.version == version)
+    }
+
+    /// Whether shard `index` of version `version` on `node` belongs to this object.
+    pub fn references(&self, version: ObjectVersion, index: usize, node: &NodeId) -> bool {
+        self.extents()
+            .any(|p| p.version == version && p.holds(index, node))
+    }
+
+    /// What the shards of `part` say they are in their headers.
+    pub fn role_of(&self, part: &Part) -> tessera_node::ShardRole {
+        use tessera_node::ShardRole;
+        match self.upload {
+            None => ShardRole::Object,
+            Some(upload) if part.number == 0 => ShardRole::Manifest { upload },
+            Some(upload) => ShardRole::Part {
+                upload,
+                number: part.number,
+            },
+        }
+    }
+
+    /// Whether the object was assembled from a multipart upload.
+    pub fn is_multipart(&self) -> bool {
+        self.manifest.is_some()
+    }
+
+    /// The erasure code of the object's (first) part.
+    pub fn ec(&self) -> Option<EcSpec> {
+        self.parts.first().map(|p| p.ec)
+    }
+
+    /// Garbage records for every stored run of the object: (record id, shards).
+    fn garbage_records(&self) -> Vec<(String, ShardSet)> {
+        self.extents()
+            .map(|p| (p.version.to_string(), p.shard_set(&self.bucket, &self.key)))
+            .collect()
+    }
+}
+
+/// A multipart upload in progress.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Upload {
+    /// Bucket.
+    pub bucket: String,
+    /// Key the object will have.
+    pub key: String,
+    /// Upload id.
+    pub id: ObjectVersion,
+    /// When the upload was created, ms since the epoch.
+    pub initiated_ms: u64,
+    /// Erasure code of every part.
+    pub ec: EcSpec,
+    /// Content-Type of the object.
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` of the object.
+    pub user_meta: BTreeMap<String, String>,
+    /// Other stored headers of the object.
+    pub headers: BTreeMap<String, String>,
+    /// Checksum algorithm every part must carry (lowercase), if the client chose one.
+    pub checksum_algorithm: Option<String>,
+    /// `COMPOSITE` or `FULL_OBJECT`.
+    pub checksum_type: Option<String>,
+    /// Access key that created the upload.
+    pub owner: Option<String>,
 }
 
 /// A set of shards of one version: an in-flight PUT, or garbage to delete.
@@ -246,6 +363,19 @@ fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
 }
 
 type Result<T> = std::result::Result<T, ApiError>;
+
+/// Records every stored run of `obj` as garbage in `batch`.
+fn put_garbage(batch: &mut WriteBatch, obj: &ObjectMeta) -> Result<()> {
+    for (record, set) in obj.garbage_records() {
+        batch.put(key(b'g', &[&record]), serde_json::to_vec(&set)?);
+    }
+    Ok(())
+}
+
+/// The key of part `number` of upload `id`.
+fn part_key(id: ObjectVersion, number: u32) -> Vec<u8> {
+    key(b't', &[&id.to_string(), &format!("{number:05}")])
+}
 
 /// The metadata database. All methods block (call them from `spawn_blocking`).
 pub struct MetaStore {
@@ -361,6 +491,17 @@ impl MetaStore {
         }
         let mut batch = WriteBatch::default();
         batch.delete(key(b'b', &[name]));
+        // Uploads left in progress go with the bucket; their parts become garbage.
+        let mut prefix = key(b'u', &[name]);
+        prefix.push(0);
+        let mut uploads = Vec::new();
+        self.scan(&prefix, |_, u: Upload| {
+            uploads.push(u);
+            true
+        })?;
+        for u in &uploads {
+            self.drop_upload(&mut batch, u, &[])?;
+        }
         self.write_locked(batch, guard)
     }
 
@@ -427,10 +568,7 @@ impl MetaStore {
         );
         batch.delete(key(b'p', &[&obj.version.to_string()]));
         if let Some(old) = &old {
-            batch.put(
-                key(b'g', &[&old.version.to_string()]),
-                serde_json::to_vec(&old.shard_set())?,
-            );
+            put_garbage(&mut batch, old)?;
         }
         self.write_locked(batch, guard)?;
         Ok(old)
@@ -449,8 +587,8 @@ impl MetaStore {
         self.write(batch)
     }
 
-    /// The commit point of a repair: if `version` is still the committed version of the key,
-    /// shard `i` moves to node `n` for every `(i, n)` in `moved` (state ok), the copies they
+    /// The commit point of a repair: if `version` still names a part (or the manifest) of the
+    /// committed version of the key, shard `i` of it moves to node `n` for every `(i, n)` in `moved` (state ok), the copies they
     /// replace become garbage, and the in-flight record goes, in one synced batch. If the object
     /// was overwritten or deleted meanwhile, the new shards become garbage instead and `false`
     /// is returned: a repair never resurrects or mixes versions.
@@ -464,17 +602,15 @@ impl MetaStore {
         let guard = self.lock.lock().unwrap();
         let mut batch = WriteBatch::default();
         batch.delete(key(b'p', &[record]));
-        let current = self
-            .object(&set.bucket, &set.key)?
-            .filter(|o| o.version == version);
-        let Some(mut obj) = current else {
+        let mut current = self.object(&set.bucket, &set.key)?;
+        let Some(part) = current.as_mut().and_then(|o| o.extent_mut(version)) else {
             batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
             self.write_locked(batch, guard)?;
             return Ok(false);
         };
         let mut replaced = Vec::new();
         for (i, node) in moved {
-            let loc = &mut obj.shards[*i as usize];
+            let loc = &mut part.shards[*i as usize];
             if let Some(old) = loc.node.replace(node.clone()) {
                 if &old != node {
                     replaced.push((*i, old));
@@ -498,6 +634,7 @@ impl MetaStore {
             };
             batch.put(key(b'g', &[record]), serde_json::to_vec(&g)?);
         }
+        let obj = current.expect("the part was found in it");
         batch.put(
             key(b'o', &[&obj.bucket, &obj.key]),
             serde_json::to_vec(&obj)?,
@@ -573,10 +710,7 @@ impl MetaStore {
         };
         let mut batch = WriteBatch::default();
         batch.delete(key(b'o', &[bucket, k]));
-        batch.put(
-            key(b'g', &[&old.version.to_string()]),
-            serde_json::to_vec(&old.shard_set())?,
-        );
+        put_garbage(&mut batch, &old)?;
         self.write_locked(batch, guard)?;
         Ok(Some(old))
     }
@@ -644,6 +778,194 @@ impl MetaStore {
             out.next = None;
         }
         Ok(out)
+    }
+
+    // ----- multipart uploads -----
+
+    /// Records a new upload; fails if its bucket does not exist.
+    pub fn create_upload(&self, u: &Upload) -> Result<()> {
+        let guard = self.lock.lock().unwrap();
+        if self.bucket(&u.bucket)?.is_none() {
+            return Err(ApiError::NoSuchBucket(u.bucket.clone()));
+        }
+        let mut batch = WriteBatch::default();
+        batch.put(
+            key(b'u', &[&u.bucket, &u.key, &u.id.to_string()]),
+            serde_json::to_vec(u)?,
+        );
+        self.write_locked(batch, guard)
+    }
+
+    /// An upload in progress, or [`ApiError::NoSuchUpload`].
+    pub fn upload(&self, bucket: &str, k: &str, id: ObjectVersion) -> Result<Upload> {
+        self.get(&key(b'u', &[bucket, k, &id.to_string()]))?
+            .ok_or_else(|| ApiError::NoSuchUpload(id.to_string()))
+    }
+
+    /// Uploads of `bucket` whose key starts with `prefix`, in (key, upload id) order, after
+    /// `(key_marker, id_marker)`, at most `max`; and whether more follow.
+    pub fn uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(&str, Option<ObjectVersion>)>,
+        max: usize,
+    ) -> Result<(Vec<Upload>, bool)> {
+        let mut base = key(b'u', &[bucket]);
+        base.push(0);
+        let mut from = base.clone();
+        from.extend_from_slice(prefix.as_bytes());
+        if let Some((k, id)) = after {
+            let mut a = base.clone();
+            a.extend_from_slice(k.as_bytes());
+            a.push(0);
+            match id {
+                Some(id) => {
+                    a.extend_from_slice(id.to_string().as_bytes());
+                    a.push(0);
+                }
+                // Past every upload of the key.
+                None => a.push(0xFF),
+            }
+            from = from.max(a);
+        }
+        let mut out = Vec::new();
+        let mut truncated = false;
+        for item in self.db.iterator(IteratorMode::From(&from, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(&base) || !k[base.len()..].starts_with(prefix.as_bytes()) {
+                break;
+            }
+            if out.len() >= max {
+                truncated = true;
+                break;
+            }
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok((out, truncated))
+    }
+
+    /// Every part of upload `id`, in part number order.
+    pub fn upload_parts(&self, id: ObjectVersion) -> Result<Vec<Part>> {
+        let mut prefix = key(b't', &[&id.to_string()]);
+        prefix.push(0);
+        let mut out = Vec::new();
+        self.scan(&prefix, |_, p: Part| {
+            out.push(p);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The commit point of an uploaded part: it joins the upload (replacing a part of the same
+    /// number, which becomes garbage) and its in-flight record goes, in one synced batch.
+    /// Fails with [`ApiError::NoSuchUpload`] if the upload was completed or aborted meanwhile.
+    pub fn commit_part(&self, bucket: &str, k: &str, upload: ObjectVersion, part: &Part) -> Result<()> {
+        let guard = self.lock.lock().unwrap();
+        self.upload(bucket, k, upload)?;
+        let pk = part_key(upload, part.number);
+        let mut batch = WriteBatch::default();
+        if let Some(old) = self.get::<Part>(&pk)? {
+            batch.put(
+                key(b'g', &[&old.version.to_string()]),
+                serde_json::to_vec(&old.shard_set(bucket, k))?,
+            );
+        }
+        batch.put(pk, serde_json::to_vec(part)?);
+        batch.delete(key(b'p', &[&part.version.to_string()]));
+        self.write_locked(batch, guard)
+    }
+
+    /// Removes upload `u` and its part records in `batch`; every part not in `keep` becomes
+    /// garbage.
+    fn drop_upload(&self, batch: &mut WriteBatch, u: &Upload, keep: &[ObjectVersion]) -> Result<()> {
+        batch.delete(key(b'u', &[&u.bucket, &u.key, &u.id.to_string()]));
+        for p in self.upload_parts(u.id)? {
+            batch.delete(part_key(u.id, p.number));
+            if !keep.contains(&p.version) {
+                batch.put(
+                    key(b'g', &[&p.version.to_string()]),
+                    serde_json::to_vec(&p.shard_set(&u.bucket, &u.key))?,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Aborts an upload: it and its parts go, the parts' shards become garbage.
+    pub fn abort_upload(&self, bucket: &str, k: &str, id: ObjectVersion) -> Result<()> {
+        let guard = self.lock.lock().unwrap();
+        let u = self.upload(bucket, k, id)?;
+        let mut batch = WriteBatch::default();
+        self.drop_upload(&mut batch, &u, &[])?;
+        self.write_locked(batch, guard)
+    }
+
+    /// The commit point of a multipart upload: `obj` (assembled by the caller from a snapshot
+    /// of the upload's parts) becomes the key's committed version if `cond` holds and every
+    /// part it names is still the upload's part of that number. The upload and its part
+    /// records go; parts left out, the version replaced and the manifest's in-flight record
+    /// are settled in the same synced batch.
+    pub fn complete_upload(
+        &self,
+        obj: &ObjectMeta,
+        upload: ObjectVersion,
+        cond: &Precondition,
+    ) -> Result<Option<ObjectMeta>> {
+        let guard = self.lock.lock().unwrap();
+        let u = self.upload(&obj.bucket, &obj.key, upload)?;
+        for p in &obj.parts {
+            let current: Option<Part> = self.get(&part_key(upload, p.number))?;
+            if current.as_ref().map(|c| c.version) != Some(p.version) {
+                return Err(ApiError::InvalidPart(format!(
+                    "part {} changed while the upload was being completed",
+                    p.number
+                )));
+            }
+        }
+        let old = self.object(&obj.bucket, &obj.key)?;
+        check_precondition(old.as_ref(), cond)?;
+        let mut batch = WriteBatch::default();
+        let keep: Vec<ObjectVersion> = obj.parts.iter().map(|p| p.version).collect();
+        self.drop_upload(&mut batch, &u, &keep)?;
+        batch.put(
+            key(b'o', &[&obj.bucket, &obj.key]),
+            serde_json::to_vec(obj)?,
+        );
+        if let Some(m) = &obj.manifest {
+            batch.delete(key(b'p', &[&m.version.to_string()]));
+        }
+        if let Some(old) = &old {
+            put_garbage(&mut batch, old)?;
+        }
+        self.write_locked(batch, guard)?;
+        Ok(old)
+    }
+
+    /// Uploads created before `before_ms` (at most `limit`), for expiry.
+    pub fn uploads_older_than(&self, before_ms: u64, limit: usize) -> Result<Vec<Upload>> {
+        let mut out = Vec::new();
+        self.scan(&key(b'u', &[]), |_, u: Upload| {
+            if u.initiated_ms < before_ms {
+                out.push(u);
+            }
+            out.len() < limit
+        })?;
+        Ok(out)
+    }
+
+    /// Whether shard `index` of `version` on `node` is held by upload `upload`'s parts.
+    pub fn upload_references(
+        &self,
+        upload: ObjectVersion,
+        version: ObjectVersion,
+        index: usize,
+        node: &NodeId,
+    ) -> Result<bool> {
+        Ok(self
+            .upload_parts(upload)?
+            .iter()
+            .any(|p| p.version == version && p.holds(index, node)))
     }
 
     // ----- access keys -----

@@ -1,4 +1,5 @@
-//! Placement: which nodes hold an object's shards.
+//! Placement: which nodes hold an object's shards, for a new write ([`place`]) and for the
+//! shards a repair rebuilds ([`repair_targets`]).
 //!
 //! Weighted rendezvous hashing picks an order of nodes for a seed (each node draws an
 //! exponential "arrival time" scaled by its free space; earliest first), then shards are dealt
@@ -6,6 +7,7 @@
 //! when the zones have enough nodes. The result depends only on the seed and the candidate
 //! set, so it is deterministic for a given cluster state.
 
+use std::collections::{HashMap, HashSet};
 use tessera_node::NodeId;
 
 /// A node that may receive shards.
@@ -61,6 +63,57 @@ pub fn place(candidates: &[Candidate], seed: &[u8], n: usize) -> Vec<NodeId> {
             break;
         }
         round += 1;
+    }
+    out
+}
+
+/// Chooses a node for each lost shard of a part whose shards are on `current` (index ->
+/// node): up (a candidate), not already holding another shard of the part, the shard's own
+/// node first when it is up, then the zone with the fewest of the part's shards, then the most
+/// free space. Shards no node can take are left out.
+pub fn repair_targets(
+    candidates: &[Candidate],
+    current: &[Option<NodeId>],
+    lost: &[usize],
+) -> Vec<(u16, NodeId)> {
+    let zone_of: HashMap<&NodeId, &str> = candidates.iter().map(|n| (&n.id, n.zone.as_str())).collect();
+    let mut taken: HashSet<NodeId> = current
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !lost.contains(i))
+        .filter_map(|(_, n)| n.clone())
+        .collect();
+    let mut zone_load: HashMap<&str, usize> = HashMap::new();
+    for n in &taken {
+        if let Some(z) = zone_of.get(n) {
+            *zone_load.entry(z).or_default() += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for &i in lost {
+        let own = current[i]
+            .clone()
+            .filter(|n| zone_of.contains_key(n) && !taken.contains(n));
+        let pick = own.or_else(|| {
+            candidates
+                .iter()
+                .filter(|n| !taken.contains(&n.id) && n.free > 0)
+                .min_by_key(|n| {
+                    (
+                        zone_load.get(n.zone.as_str()).copied().unwrap_or(0),
+                        u64::MAX - n.free,
+                        n.id.clone(),
+                    )
+                })
+                .map(|n| n.id.clone())
+        });
+        if let Some(node) = pick {
+            if let Some(z) = zone_of.get(&node) {
+                *zone_load.entry(z).or_default() += 1;
+            }
+            taken.insert(node.clone());
+            out.push((i as u16, node));
+        }
     }
     out
 }

@@ -68,6 +68,11 @@ pub struct CoordinatorConfig {
     pub body_idle_timeout: Duration,
     /// Client connections served at once; more wait in the listen queue.
     pub max_connections: usize,
+    /// Multipart uploads neither completed nor aborted this long after they were created
+    /// are aborted and their parts collected.
+    pub multipart_expiry: Duration,
+    /// Smallest size of a multipart part other than the last (S3: 5 MiB).
+    pub min_part_size: u64,
 }
 
 impl CoordinatorConfig {
@@ -98,6 +103,8 @@ impl CoordinatorConfig {
             header_read_timeout: Duration::from_secs(10),
             body_idle_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            multipart_expiry: Duration::from_secs(7 * 24 * 3600),
+            min_part_size: 5 << 20,
         }
     }
 

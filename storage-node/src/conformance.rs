@@ -22,6 +22,7 @@ pub fn header(index: u16, chunk_size: u32) -> ShardHeader {
         content_type: None,
         user_meta: Default::default(),
         headers: Default::default(),
+        role: Default::default(),
     }
 }
 

@@ -25,4 +25,4 @@ pub mod types;
 pub use client::NodeClient;
 pub use error::StoreError;
 pub use store::{MemoryShardStore, RocksShardStore, ShardStore, ShardWriter};
-pub use types::{NodeId, ObjectVersion, ShardHeader, ShardId, ShardInfo};
+pub use types::{NodeId, ObjectVersion, ShardHeader, ShardId, ShardInfo, ShardRole};

@@ -217,6 +217,40 @@ pub struct ShardHeader {
     /// metadata rebuild restores them.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub headers: std::collections::BTreeMap<String, String>,
+    /// What the shard's version is: a whole object, one part of a multipart upload, or the
+    /// manifest of a completed multipart object.
+    #[serde(default, skip_serializing_if = "ShardRole::is_object")]
+    pub role: ShardRole,
+}
+
+/// What a shard's version holds, so that a metadata rebuild can tell an object from the parts
+/// it is assembled of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardRole {
+    /// The whole body of a single-PUT object.
+    #[default]
+    Object,
+    /// Part `number` of multipart upload `upload`.
+    Part {
+        /// Upload id.
+        upload: ObjectVersion,
+        /// Part number (1..=10000).
+        number: u32,
+    },
+    /// The manifest of a completed multipart upload: the object's metadata (JSON) with the
+    /// list of its parts.
+    Manifest {
+        /// Upload id.
+        upload: ObjectVersion,
+    },
+}
+
+impl ShardRole {
+    /// A whole object (the default, not written to headers).
+    pub fn is_object(&self) -> bool {
+        *self == ShardRole::Object
+    }
 }
 
 impl ShardHeader {

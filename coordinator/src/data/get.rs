@@ -9,7 +9,7 @@
 use crate::codec::ErasureCodec;
 use crate::error::ApiError;
 use crate::layout::Layout;
-use crate::meta::{ObjectMeta, ShardState};
+use crate::meta::{ObjectMeta, Part, ShardState};
 use crate::state::Coordinator;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -64,10 +64,12 @@ impl From<Bytes> for Chunks {
     }
 }
 
-/// Reads stripes of one object version.
+/// Reads stripes of one part (a single PUT's body is one part).
 pub struct StripeReader {
     c: Arc<Coordinator>,
-    meta: Arc<ObjectMeta>,
+    bucket: String,
+    key: String,
+    part: Part,
     layout: Layout,
     codec: Arc<ErasureCodec>,
     /// Shard indices in the order to try them: data then parity on up nodes, then shards on
@@ -76,22 +78,24 @@ pub struct StripeReader {
 }
 
 impl StripeReader {
-    /// A reader for `meta` using the registry's current view of the nodes.
-    pub fn new(c: Arc<Coordinator>, meta: Arc<ObjectMeta>) -> Result<Self, ApiError> {
-        Self::excluding(c, meta, &[])
+    /// A reader for `part` of `bucket`/`key` using the registry's current view of the nodes.
+    pub fn new(c: Arc<Coordinator>, bucket: &str, key: &str, part: &Part) -> Result<Self, ApiError> {
+        Self::excluding(c, bucket, key, part, &[])
     }
 
     /// A reader that never asks the shards in `skip` (known lost or corrupt).
     pub fn excluding(
         c: Arc<Coordinator>,
-        meta: Arc<ObjectMeta>,
+        bucket: &str,
+        key: &str,
+        part: &Part,
         skip: &[usize],
     ) -> Result<Self, ApiError> {
-        let codec = ErasureCodec::for_recorded(&meta.codec, meta.ec.k as usize, meta.ec.m as usize)
+        let codec = ErasureCodec::for_recorded(&part.codec, part.ec.k as usize, part.ec.m as usize)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut up = Vec::new();
         let mut down = Vec::new();
-        for (i, s) in meta.shards.iter().enumerate() {
+        for (i, s) in part.shards.iter().enumerate() {
             let (Some(node), ShardState::Ok) = (&s.node, s.state) else {
                 continue;
             };
@@ -109,9 +113,11 @@ impl StripeReader {
         }
         up.extend(down);
         Ok(StripeReader {
-            layout: meta.layout(),
+            layout: part.layout(),
             c,
-            meta,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            part: part.clone(),
             codec: Arc::new(codec),
             order: up,
         })
@@ -207,11 +213,11 @@ impl StripeReader {
     ) -> Result<Vec<Option<Chunks>>, ApiError> {
         let s = stripes.start;
         let k = self.codec.k();
-        let n = self.meta.shards.len();
+        let n = self.part.shards.len();
         let offset = self.layout.shard_offset(s);
         let len = stripes.map(|s| self.layout.piece_len(s)).sum();
         let timeout = self.c.config.shard_read_timeout;
-        let version = self.meta.version;
+        let version = self.part.version;
         let read = |(i, client): &(usize, NodeClient)| {
             let (i, client) = (*i, client.clone());
             async move {
@@ -246,8 +252,9 @@ impl StripeReader {
                                 // Read-repair: queue the object now; this read goes on with
                                 // the other shards.
                                 let corrupt = matches!(e, StoreError::Corrupt(_));
-                                tracing::warn!(object = %self.meta.key, shard = i, stripe = s, corrupt, "damaged shard found by a read");
-                                self.c.repair.report_damage(&self.meta, i, corrupt);
+                                tracing::warn!(object = %self.key, shard = i, stripe = s, corrupt, "damaged shard found by a read");
+                                let id = ShardId { version: self.part.version, index: i as u16 };
+                                self.c.repair.report_damage(&self.bucket, &self.key, id, corrupt);
                             }
                             failures.push(format!("shard {i}: {e}"));
                             if next < self.order.len() {
@@ -267,9 +274,10 @@ impl StripeReader {
         }
         if have < k {
             return Err(ApiError::ServiceUnavailable(format!(
-                "{}/{}: stripe {s} has {have} readable shards, {k} needed ({})",
-                self.meta.bucket,
-                self.meta.key,
+                "{}/{} part {}: stripe {s} has {have} readable shards, {k} needed ({})",
+                self.bucket,
+                self.key,
+                self.part.number,
                 failures.join("; ")
             )));
         }
@@ -315,6 +323,56 @@ pub async fn stream_range(
         };
         futures::stream::iter(items)
     }))
+}
+
+/// Streams bytes `range` (inclusive) of `obj`, part after part. The first stripe is fetched
+/// before this returns; each later part's reader is set up when the stream reaches it.
+pub async fn stream_object(
+    c: Arc<Coordinator>,
+    obj: &ObjectMeta,
+    range: ByteRange,
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, ApiError> {
+    let read_ahead = c.config.read_ahead;
+    // (part, range within the part) for every part the range touches.
+    let mut pieces = Vec::new();
+    let mut base = 0u64;
+    for p in &obj.parts {
+        let (a, b) = (base, base + p.size);
+        base = b;
+        if p.size == 0 || range.end < a || range.start >= b {
+            continue;
+        }
+        let local = ByteRange {
+            start: range.start.max(a) - a,
+            end: range.end.min(b - 1) - a,
+        };
+        pieces.push((p.clone(), local));
+    }
+    let (bucket, key) = (obj.bucket.clone(), obj.key.clone());
+    let mut pieces = pieces.into_iter();
+    let Some((p0, r0)) = pieces.next() else {
+        return Ok(futures::stream::empty().boxed());
+    };
+    let reader = Arc::new(StripeReader::new(c.clone(), &bucket, &key, &p0)?);
+    let first = stream_range(reader, r0, read_ahead).await?;
+    let rest = futures::stream::iter(pieces)
+        .map(move |(p, r)| {
+            let (c, bucket, key) = (c.clone(), bucket.clone(), key.clone());
+            async move {
+                let reader = Arc::new(StripeReader::new(c, &bucket, &key, &p)?);
+                stream_range(reader, r, read_ahead).await
+            }
+        })
+        .then(|f| f)
+        .flat_map(|r| match r {
+            Ok(s) => s.boxed(),
+            Err(e) => {
+                tracing::warn!(error = %e, "aborting GET body");
+                futures::stream::once(async move { Err(std::io::Error::other(e.to_string())) })
+                    .boxed()
+            }
+        });
+    Ok(first.chain(rest).boxed())
 }
 
 #[cfg(test)]

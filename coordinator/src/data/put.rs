@@ -12,7 +12,7 @@
 
 use crate::codec::{ErasureCodec, CODEC_NAME};
 use crate::error::ApiError;
-use crate::meta::{ObjectMeta, Precondition, ShardLoc, ShardSet, ShardState};
+use crate::meta::{MetaStore, ObjectMeta, Part, Precondition, ShardLoc, ShardSet, ShardState};
 use crate::names::{BucketName, EcSpec, ObjectKey};
 use crate::placement::place;
 use crate::state::Coordinator;
@@ -22,7 +22,7 @@ use md5::{Digest, Md5};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_node::frame::{data_prefix, end_frame, header_frame, EndFrame};
-use tessera_node::{NodeId, ObjectVersion, ShardHeader, ShardInfo, StoreError};
+use tessera_node::{NodeId, ObjectVersion, ShardHeader, ShardInfo, ShardRole, StoreError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -38,12 +38,14 @@ pub struct PutRequest {
     pub bucket: BucketName,
     /// Key.
     pub key: ObjectKey,
-    /// Erasure code asked for (`x-tessera-ec`), if any.
+    /// Erasure code asked for (`x-tessera-ec`, or an upload's), if any.
     pub ec: Option<EcSpec>,
     /// Length announced by the client, if any (otherwise the stream decides).
     pub content_length: Option<u64>,
     /// Content type, user metadata and other stored headers.
     pub attrs: ObjectAttrs,
+    /// What the bytes are: a whole object, a part of an upload, a manifest.
+    pub role: ShardRole,
 }
 
 /// What is stored with an object besides its bytes.
@@ -68,28 +70,67 @@ impl BodyDigest for () {
     fn update(&mut self, _: &[u8]) {}
 }
 
-/// A PUT whose shards are durable at the write quorum but not yet visible: commit it with
-/// [`Staged::commit`], or drop it (its shards become garbage).
+/// A write whose shards are durable at the write quorum but not yet visible: commit it with
+/// [`Staged::commit`] (a whole object), [`Staged::commit_part`] (a part of an upload) or
+/// [`Staged::commit_with`], or drop it (its shards become garbage).
 pub struct Staged<D> {
     guard: PutGuard,
-    /// The metadata the commit will write (ETag = MD5 of the body, hex).
-    pub meta: ObjectMeta,
+    bucket: String,
+    key: String,
+    attrs: ObjectAttrs,
+    /// What was written (ETag = MD5 of the bytes, hex); set its checksums before committing.
+    pub part: Part,
     /// The caller's digest, fed every body byte.
     pub digest: D,
 }
 
 impl<D> Staged<D> {
-    /// The commit point: makes the object visible if `cond` holds at that moment (checked
-    /// atomically with the commit), the replaced version becoming garbage.
-    pub async fn commit(mut self, cond: Precondition) -> Result<ObjectMeta, ApiError> {
+    /// The commit point of a single PUT: makes the object visible if `cond` holds at that
+    /// moment (checked atomically with the commit), the replaced version becoming garbage.
+    pub async fn commit(self, cond: Precondition) -> Result<ObjectMeta, ApiError> {
+        let obj = ObjectMeta {
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            version: self.part.version,
+            size: self.part.size,
+            etag: self.part.etag.clone(),
+            parts: vec![self.part.clone()],
+            manifest: None,
+            upload: None,
+            content_type: self.attrs.content_type.clone(),
+            user_meta: self.attrs.user_meta.clone(),
+            headers: self.attrs.headers.clone(),
+            checksums: self.part.checksums.clone(),
+            checksum_type: None,
+            last_modified_ms: crate::meta::now_ms(),
+        };
+        let o = obj.clone();
+        self.commit_with(move |m, _| m.commit_put(&o, &cond)).await?;
+        Ok(obj)
+    }
+
+    /// The commit point of part `self.part.number` of upload `upload`.
+    pub async fn commit_part(self, upload: ObjectVersion) -> Result<Part, ApiError> {
+        let (b, k) = (self.bucket.clone(), self.key.clone());
+        let part = self.part.clone();
+        self.commit_with(move |m, p| m.commit_part(&b, &k, upload, p))
+            .await?;
+        Ok(part)
+    }
+
+    /// Runs `commit` (one metadata transaction that makes the written part referenced and
+    /// removes its in-flight record); if it succeeds, the shards are no longer this write's
+    /// to clean up. Whatever it replaced is garbage: the collector is woken.
+    pub async fn commit_with<T: Send + 'static>(
+        mut self,
+        commit: impl FnOnce(&MetaStore, &Part) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let c = self.guard.c.clone();
-        let m = self.meta.clone();
-        let replaced = c.meta(move |s| s.commit_put(&m, &cond)).await?;
+        let part = self.part.clone();
+        let out = c.meta(move |m| commit(m, &part)).await?;
         self.guard.committed = true;
-        if replaced.is_some() {
-            c.gc_kick.notify_one();
-        }
-        Ok(self.meta)
+        c.gc_kick.notify_one();
+        Ok(out)
     }
 }
 
@@ -175,6 +216,7 @@ where
         content_type: req.attrs.content_type.clone(),
         user_meta: req.attrs.user_meta.clone(),
         headers: req.attrs.headers.clone(),
+        role: req.role,
     };
 
     let guard = PutGuard {
@@ -229,9 +271,12 @@ where
         )));
     }
 
-    let meta = ObjectMeta {
-        bucket: req.bucket.to_string(),
-        key: req.key.to_string(),
+    let part = Part {
+        number: match req.role {
+            ShardRole::Object => 1,
+            ShardRole::Part { number, .. } => number,
+            ShardRole::Manifest { .. } => 0,
+        },
         version,
         size: total,
         etag,
@@ -239,15 +284,15 @@ where
         piece,
         codec: CODEC_NAME.into(),
         shards,
-        content_type: req.attrs.content_type,
-        user_meta: req.attrs.user_meta,
-        headers: req.attrs.headers,
         checksums: BTreeMap::new(),
-        last_modified_ms: crate::meta::now_ms(),
+        written_ms: crate::meta::now_ms(),
     };
     Ok(Staged {
         guard,
-        meta,
+        bucket: req.bucket.to_string(),
+        key: req.key.to_string(),
+        attrs: req.attrs,
+        part,
         digest,
     })
 }

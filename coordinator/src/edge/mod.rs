@@ -1,6 +1,8 @@
 //! The coordinator's edge: what clients and operators talk to.
 //!
 //! - [`s3`]: the S3 operations, served through the `s3s` protocol library ([`service`]).
+//! - [`multipart`]: the multipart upload operations.
+//! - [`checksum`]: Content-MD5, `x-amz-checksum-*` and multipart checksums.
 //! - [`auth`]: access keys, signature lookup and per-bucket permissions.
 //! - [`admin`]: the admin API (nodes, repair, keys, grants) behind the admin token and the
 //!   cluster secret.
@@ -10,7 +12,9 @@
 
 pub mod admin;
 pub mod auth;
+pub mod checksum;
 pub mod error;
+pub mod multipart;
 pub mod s3;
 
 use crate::state::Coordinator;

@@ -8,22 +8,27 @@
 //!
 //! Implemented: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
 //! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjects (v1),
-//! ListObjectsV2, ListObjectVersions (unversioned: every object with VersionId `null`).
+//! ListObjectsV2, ListObjectVersions (unversioned: every object with VersionId `null`), and the
+//! multipart operations (in [`super::multipart`]).
 
+use super::checksum::{
+    merge, stored_checksums, trailer_checksums, verify_checksums, verify_content_md5,
+    wanted_checksums,
+};
 use super::error::{s3_err, stream_error};
-use crate::data::get::{stream_range, ByteRange, StripeReader};
-use crate::data::put::{write_object, BodyDigest, ObjectAttrs, PutRequest};
+use crate::data::get::{stream_object, ByteRange};
+use crate::data::put::{write_object, ObjectAttrs, PutRequest};
 use crate::error::ApiError;
 use crate::meta::{now_ms, BucketMeta, Listing, ObjectMeta, Precondition};
 use crate::names::{BucketName, EcSpec, ObjectKey};
 use crate::state::Coordinator;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use s3s::checksum::ChecksumHasher;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tessera_node::ShardRole;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Largest total size of `x-amz-meta-*` names and values (S3's limit).
@@ -31,7 +36,7 @@ pub const MAX_USER_META: usize = 2048;
 
 /// Tessera behind the `s3s` trait.
 pub struct Tessera {
-    c: Arc<Coordinator>,
+    pub(super) c: Arc<Coordinator>,
 }
 
 impl Tessera {
@@ -47,15 +52,15 @@ fn ok<T>(t: T) -> R<T> {
     Ok(S3Response::new(t))
 }
 
-fn bucket_name(s: &str) -> S3Result<BucketName> {
+pub(super) fn bucket_name(s: &str) -> S3Result<BucketName> {
     BucketName::parse(s).map_err(s3_err)
 }
 
-fn object_key(s: &str) -> S3Result<ObjectKey> {
+pub(super) fn object_key(s: &str) -> S3Result<ObjectKey> {
     ObjectKey::parse(s).map_err(s3_err)
 }
 
-fn timestamp(ms: u64) -> Timestamp {
+pub(super) fn timestamp(ms: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
@@ -69,7 +74,7 @@ fn etag(meta: &ObjectMeta) -> ETag {
     ETag::Strong(meta.etag.clone())
 }
 
-fn header_ec(headers: &http::HeaderMap) -> S3Result<Option<EcSpec>> {
+pub(super) fn header_ec(headers: &http::HeaderMap) -> S3Result<Option<EcSpec>> {
     match headers.get("x-tessera-ec") {
         None => Ok(None),
         Some(v) => v
@@ -87,7 +92,7 @@ fn header_ec(headers: &http::HeaderMap) -> S3Result<Option<EcSpec>> {
 
 /// Refuses request options Tessera would otherwise silently ignore (encryption, object
 /// lock, ACLs other than private, storage classes other than STANDARD, tagging, appends).
-fn refuse_unsupported(
+pub(super) fn refuse_unsupported(
     acl: Option<&str>,
     sse: bool,
     lock: bool,
@@ -115,7 +120,7 @@ fn refuse_unsupported(
 
 /// User metadata and the stored standard headers of a PUT or copy.
 #[allow(clippy::too_many_arguments)]
-fn attrs(
+pub(super) fn attrs(
     content_type: Option<String>,
     metadata: Option<Metadata>,
     content_encoding: Option<String>,
@@ -162,138 +167,9 @@ fn attrs(
     })
 }
 
-/// The checksums a PUT asked for, fed every body byte on the hashing thread.
-struct Checksums(ChecksumHasher);
-
-impl BodyDigest for Checksums {
-    fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
-    }
-}
-
-/// The algorithms named by a request: explicit checksum headers, the SDK's algorithm header
-/// and `x-amz-trailer`.
-fn wanted_checksums(given: &Checksum, algorithm: Option<&str>, trailer: Option<&str>) -> Checksums {
-    use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
-    let mut names: Vec<String> = Vec::new();
-    if let Some(a) = algorithm {
-        names.push(a.to_ascii_lowercase());
-    }
-    if let Some(t) = trailer {
-        for n in t.split(',') {
-            if let Some(a) = n
-                .trim()
-                .to_ascii_lowercase()
-                .strip_prefix("x-amz-checksum-")
-            {
-                names.push(a.to_string());
-            }
-        }
-    }
-    let has = |n: &str| names.iter().any(|x| x == n);
-    Checksums(ChecksumHasher {
-        crc32: (given.checksum_crc32.is_some() || has("crc32")).then(Crc32::new),
-        crc32c: (given.checksum_crc32c.is_some() || has("crc32c")).then(Crc32c::new),
-        sha1: (given.checksum_sha1.is_some() || has("sha1")).then(Sha1::new),
-        sha256: (given.checksum_sha256.is_some() || has("sha256")).then(Sha256::new),
-        crc64nvme: (given.checksum_crc64nvme.is_some() || has("crc64nvme")).then(Crc64Nvme::new),
-    })
-}
-
-/// Checksums sent as trailers of an aws-chunked body (read once the body is consumed).
-fn trailer_checksums(req_trailers: Option<&s3s::TrailingHeaders>) -> Checksum {
-    let mut out = Checksum::default();
-    let Some(t) = req_trailers else {
-        return out;
-    };
-    t.read(|h| {
-        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(String::from);
-        out.checksum_crc32 = get("x-amz-checksum-crc32");
-        out.checksum_crc32c = get("x-amz-checksum-crc32c");
-        out.checksum_sha1 = get("x-amz-checksum-sha1");
-        out.checksum_sha256 = get("x-amz-checksum-sha256");
-        out.checksum_crc64nvme = get("x-amz-checksum-crc64nvme");
-    });
-    out
-}
-
-/// Compares what the client claimed with what was computed; returns what to store.
-fn verify_checksums(
-    claimed: &Checksum,
-    computed: &Checksum,
-) -> Result<BTreeMap<String, String>, ApiError> {
-    let pairs = [
-        ("crc32", &claimed.checksum_crc32, &computed.checksum_crc32),
-        (
-            "crc32c",
-            &claimed.checksum_crc32c,
-            &computed.checksum_crc32c,
-        ),
-        ("sha1", &claimed.checksum_sha1, &computed.checksum_sha1),
-        (
-            "sha256",
-            &claimed.checksum_sha256,
-            &computed.checksum_sha256,
-        ),
-        (
-            "crc64nvme",
-            &claimed.checksum_crc64nvme,
-            &computed.checksum_crc64nvme,
-        ),
-    ];
-    let mut out = BTreeMap::new();
-    for (name, claim, got) in pairs {
-        if let (Some(c), Some(g)) = (claim, got) {
-            if c != g {
-                return Err(ApiError::BadDigest(format!(
-                    "the {name} checksum you specified ({c}) did not match what was received ({g})"
-                )));
-            }
-        }
-        if let Some(g) = got {
-            out.insert(name.to_string(), g.clone());
-        }
-    }
-    Ok(out)
-}
-
-fn merge(a: Checksum, b: Checksum) -> Checksum {
-    Checksum {
-        checksum_crc32: a.checksum_crc32.or(b.checksum_crc32),
-        checksum_crc32c: a.checksum_crc32c.or(b.checksum_crc32c),
-        checksum_sha1: a.checksum_sha1.or(b.checksum_sha1),
-        checksum_sha256: a.checksum_sha256.or(b.checksum_sha256),
-        checksum_crc64nvme: a.checksum_crc64nvme.or(b.checksum_crc64nvme),
-        ..Default::default()
-    }
-}
-
-/// Checks `Content-MD5` (base64 of the MD5) against the ETag (hex of the MD5).
-fn verify_content_md5(claimed: Option<&str>, etag_hex: &str) -> Result<(), ApiError> {
-    let Some(c) = claimed else {
-        return Ok(());
-    };
-    let ok = base64_md5(c).is_some_and(|raw| hex::encode(raw) == etag_hex);
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::BadDigest(
-            "the Content-MD5 you specified did not match what was received".into(),
-        ))
-    }
-}
-
-fn base64_md5(s: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(s.trim())
-        .ok()?;
-    (raw.len() == 16).then_some(raw)
-}
-
 /// The request body as the data path takes it: the byte stream, each error named (payload
 /// hash mismatch, a client that stopped sending, a cut-off body).
-fn body_stream(
+pub(super) fn body_stream(
     body: Option<StreamingBlob>,
     idle: Duration,
 ) -> futures::stream::BoxStream<'static, Result<Bytes, ApiError>> {
@@ -320,7 +196,7 @@ fn idle_timeout(
 }
 
 /// Condition headers of a GET or HEAD, evaluated against the committed version.
-fn check_read_conditions(
+pub(super) fn check_read_conditions(
     meta: &ObjectMeta,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
@@ -356,19 +232,6 @@ fn check_read_conditions(
     Ok(())
 }
 
-/// Stored checksums as the response fields (returned with `x-amz-checksum-mode: ENABLED`).
-fn stored_checksums(meta: &ObjectMeta) -> Checksum {
-    let get = |n: &str| meta.checksums.get(n).cloned();
-    Checksum {
-        checksum_crc32: get("crc32"),
-        checksum_crc32c: get("crc32c"),
-        checksum_sha1: get("sha1"),
-        checksum_sha256: get("sha256"),
-        checksum_crc64nvme: get("crc64nvme"),
-        ..Default::default()
-    }
-}
-
 fn header_field(meta: &ObjectMeta, name: &str) -> Option<String> {
     meta.headers.get(name).cloned()
 }
@@ -383,7 +246,7 @@ fn user_metadata(meta: &ObjectMeta) -> Option<Metadata> {
     (!meta.user_meta.is_empty()).then(|| meta.user_meta.clone().into_iter().collect())
 }
 
-fn encode_key(key: String, url: bool) -> String {
+pub(super) fn encode_key(key: String, url: bool) -> String {
     if url {
         urlencoding::encode(&key).replace("%2F", "/")
     } else {
@@ -405,7 +268,7 @@ fn list_object(o: &ObjectMeta, url: bool, owner: bool) -> Object {
     }
 }
 
-fn tessera_owner() -> Owner {
+pub(super) fn tessera_owner() -> Owner {
     Owner {
         display_name: Some("tessera".into()),
         id: Some("tessera".into()),
@@ -443,7 +306,7 @@ fn max_keys(v: Option<i32>) -> S3Result<usize> {
     }
 }
 
-fn is_url(e: &Option<EncodingType>) -> S3Result<bool> {
+pub(super) fn is_url(e: &Option<EncodingType>) -> S3Result<bool> {
     match e {
         None => Ok(false),
         Some(e) if e.as_str() == EncodingType::URL => Ok(true),
@@ -478,7 +341,7 @@ impl Tessera {
             .map_err(s3_err)
     }
 
-    async fn object(&self, bucket: &str, key: &str) -> S3Result<ObjectMeta> {
+    pub(super) async fn object(&self, bucket: &str, key: &str) -> S3Result<ObjectMeta> {
         let b = bucket_name(bucket)?.to_string();
         let k = object_key(key)?.to_string();
         self.c
@@ -494,13 +357,78 @@ impl Tessera {
     }
 
     /// Streams the stored bytes of `meta` in `range` (inclusive), first stripe fetched.
-    async fn read(&self, meta: &ObjectMeta, range: ByteRange) -> S3Result<StreamingBlob> {
-        let reader =
-            Arc::new(StripeReader::new(self.c.clone(), Arc::new(meta.clone())).map_err(s3_err)?);
-        let s = stream_range(reader, range, self.c.config.read_ahead)
+    pub(super) async fn read(&self, meta: &ObjectMeta, range: ByteRange) -> S3Result<StreamingBlob> {
+        let s = stream_object(self.c.clone(), meta, range)
             .await
             .map_err(s3_err)?;
         Ok(StreamingBlob::wrap(sync_wrapper::SyncStream::new(s)))
+    }
+
+    /// The source object of a copy: the caller must be able to read it, and it must meet the
+    /// copy-source conditions (412 when not).
+    pub(super) async fn copy_source(
+        &self,
+        caller: Option<&str>,
+        source: &CopySource,
+        [if_match, if_none_match]: [Option<&ETagCondition>; 2],
+        [if_modified_since, if_unmodified_since]: [Option<&Timestamp>; 2],
+    ) -> S3Result<ObjectMeta> {
+        let (bucket, key) = match source {
+            CopySource::Bucket {
+                bucket,
+                key,
+                version_id,
+            } => {
+                if version_id.as_deref().is_some_and(|v| v != "null") {
+                    return Err(s3_err(ApiError::NotImplemented("object versions".into())));
+                }
+                (bucket.to_string(), key.to_string())
+            }
+            _ => {
+                return Err(s3_err(ApiError::NotImplemented(
+                    "copy from an access point".into(),
+                )))
+            }
+        };
+        // The caller needs read access to the source, as it would to GET it.
+        super::auth::require(&self.c, caller, &bucket, super::auth::Need::Read).await?;
+        let src = self.object(&bucket, &key).await?;
+        check_read_conditions(
+            &src,
+            if_match,
+            if_none_match,
+            if_modified_since,
+            if_unmodified_since,
+        )
+        .map_err(|e| {
+            if *e.code() == s3s::S3ErrorCode::NotModified {
+                s3_err(ApiError::PreconditionFailed)
+            } else {
+                e
+            }
+        })?;
+        Ok(src)
+    }
+
+    /// Bytes `[start, start + len)` of `src` as the body of a copy.
+    pub(super) async fn source_stream(
+        &self,
+        src: &ObjectMeta,
+        start: u64,
+        len: u64,
+    ) -> S3Result<futures::stream::BoxStream<'static, Result<Bytes, ApiError>>> {
+        if len == 0 {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let range = ByteRange {
+            start,
+            end: start + len - 1,
+        };
+        Ok(stream_object(self.c.clone(), src, range)
+            .await
+            .map_err(s3_err)?
+            .map(|r| r.map_err(|e| ApiError::ServiceUnavailable(format!("copy source: {e}"))))
+            .boxed())
     }
 
     async fn delete_key(&self, bucket: String, key: String) -> Result<(), ApiError> {
@@ -520,7 +448,139 @@ impl Tessera {
     }
 }
 
-fn precondition(
+/// What a GET or HEAD returns of an object: which bytes and which checksums.
+struct View {
+    start: u64,
+    len: u64,
+    /// `Content-Range` (for a range or a part).
+    range: Option<String>,
+    /// Number of parts, when a part was asked for.
+    parts_count: Option<i32>,
+    checksums: Checksum,
+}
+
+/// The response fields GET and HEAD share, for output type `$ty`, plus `$extra` fields.
+macro_rules! object_output {
+    ($ty:ident, $meta:expr, $view:expr, $($extra:tt)*) => {
+        $ty {
+            content_length: Some($view.len as i64),
+            content_range: $view.range,
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(etag(&$meta)),
+            last_modified: Some(timestamp($meta.last_modified_ms)),
+            content_type: $meta.content_type.clone().and_then(|t| t.parse().ok()),
+            content_encoding: header_field(&$meta, "content-encoding"),
+            content_disposition: header_field(&$meta, "content-disposition"),
+            content_language: header_field(&$meta, "content-language"),
+            cache_control: header_field(&$meta, "cache-control"),
+            expires: expires_of(&$meta),
+            metadata: user_metadata(&$meta),
+            parts_count: $view.parts_count,
+            checksum_crc32: $view.checksums.checksum_crc32,
+            checksum_crc32c: $view.checksums.checksum_crc32c,
+            checksum_sha1: $view.checksums.checksum_sha1,
+            checksum_sha256: $view.checksums.checksum_sha256,
+            checksum_crc64nvme: $view.checksums.checksum_crc64nvme,
+            checksum_type: $view.checksums.checksum_type,
+            $($extra)*
+            ..Default::default()
+        }
+    };
+}
+
+impl Tessera {
+    /// The committed object a GET or HEAD names, after its conditions, and the bytes it asks
+    /// for: all, a `Range`, or part `partNumber`.
+    #[allow(clippy::too_many_arguments)]
+    async fn view(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        [if_match, if_none_match]: [Option<&ETagCondition>; 2],
+        [if_modified_since, if_unmodified_since]: [Option<&Timestamp>; 2],
+        range: Option<&Range>,
+        part_number: Option<i32>,
+        checksum_mode: bool,
+    ) -> S3Result<(ObjectMeta, View)> {
+        if version_id.is_some_and(|v| v != "null") {
+            return Err(s3_err(ApiError::NotImplemented("object versions".into())));
+        }
+        let meta = self.object(bucket, key).await?;
+        check_read_conditions(
+            &meta,
+            if_match,
+            if_none_match,
+            if_modified_since,
+            if_unmodified_since,
+        )?;
+        let size = meta.size;
+        let content_range = |a: u64, len: u64| Some(format!("bytes {a}-{}/{size}", a + len - 1));
+        let whole_checksums = || {
+            let mut c = stored_checksums(&meta.checksums);
+            c.checksum_type = meta.checksum_type.clone().map(ChecksumType::from);
+            c
+        };
+        let view = match (range, part_number) {
+            (Some(_), Some(_)) => {
+                return Err(s3_err(ApiError::InvalidArgument(
+                    "Range and partNumber cannot be used together".into(),
+                )))
+            }
+            (Some(r), None) => {
+                let r = r
+                    .check(size)
+                    .map_err(|_| s3_err(ApiError::InvalidRange { size }))?;
+                View {
+                    start: r.start,
+                    len: r.end - r.start,
+                    range: content_range(r.start, r.end - r.start),
+                    parts_count: None,
+                    checksums: Checksum::default(),
+                }
+            }
+            (None, Some(n)) if meta.is_multipart() => {
+                let idx = meta
+                    .parts
+                    .iter()
+                    .position(|p| p.number as i32 == n)
+                    .ok_or_else(|| s3_err(ApiError::InvalidPart(format!("the object has no part {n}"))))?;
+                let start: u64 = meta.parts[..idx].iter().map(|p| p.size).sum();
+                let part = &meta.parts[idx];
+                View {
+                    start,
+                    len: part.size,
+                    range: (part.size > 0).then(|| content_range(start, part.size)).flatten(),
+                    parts_count: Some(meta.parts.len() as i32),
+                    checksums: if checksum_mode {
+                        stored_checksums(&part.checksums)
+                    } else {
+                        Checksum::default()
+                    },
+                }
+            }
+            (None, Some(n)) if n != 1 => {
+                return Err(s3_err(ApiError::InvalidPart(format!(
+                    "part number {n} does not exist (the object has 1 part)"
+                ))))
+            }
+            (None, part) => View {
+                start: 0,
+                len: size,
+                range: None,
+                parts_count: part.map(|_| 1),
+                checksums: if checksum_mode {
+                    whole_checksums()
+                } else {
+                    Checksum::default()
+                },
+            },
+        };
+        Ok((meta, view))
+    }
+}
+
+pub(super) fn precondition(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> S3Result<Precondition> {
@@ -713,15 +773,16 @@ impl S3 for Tessera {
             ec,
             content_length,
             attrs,
+            role: ShardRole::Object,
         };
         let body = body_stream(i.body, self.c.config.body_idle_timeout);
         let mut staged = write_object(self.c.clone(), put, body, digest)
             .await
             .map_err(s3_err)?;
-        verify_content_md5(i.content_md5.as_deref(), &staged.meta.etag).map_err(s3_err)?;
+        verify_content_md5(i.content_md5.as_deref(), &staged.part.etag).map_err(s3_err)?;
         let computed = std::mem::take(&mut staged.digest.0).finalize();
         let claimed = merge(given, trailer_checksums(trailers.as_ref()));
-        staged.meta.checksums = verify_checksums(&claimed, &computed).map_err(s3_err)?;
+        staged.part.checksums = verify_checksums(&claimed, &computed).map_err(s3_err)?;
         let meta = staged.commit(cond).await.map_err(s3_err)?;
         let mut resp = S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&meta)),
@@ -732,146 +793,73 @@ impl S3 for Tessera {
             checksum_crc64nvme: computed.checksum_crc64nvme,
             ..Default::default()
         });
-        if let Ok(v) = http::HeaderValue::try_from(meta.ec.to_string()) {
-            resp.headers.insert("x-tessera-ec", v);
-        }
+        tessera_headers(&meta, &mut resp.headers);
         Ok(resp)
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> R<GetObjectOutput> {
         let i = &req.input;
-        if i.version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_err(ApiError::NotImplemented("object versions".into())));
-        }
         if i.sse_customer_algorithm.is_some() {
             return Err(s3_err(ApiError::NotImplemented(
                 "server-side encryption".into(),
             )));
         }
-        let meta = self.object(&i.bucket, &i.key).await?;
-        check_read_conditions(
-            &meta,
-            i.if_match.as_ref(),
-            i.if_none_match.as_ref(),
-            i.if_modified_since.as_ref(),
-            i.if_unmodified_since.as_ref(),
-        )?;
-        let size = meta.size;
-        let range = match (&i.range, i.part_number) {
-            (Some(_), Some(_)) => {
-                return Err(s3_err(ApiError::InvalidArgument(
-                    "Range and partNumber cannot be used together".into(),
-                )))
-            }
-            (Some(r), None) => {
-                let r = r
-                    .check(size)
-                    .map_err(|_| s3_err(ApiError::InvalidRange { size }))?;
-                Some(r)
-            }
-            (None, Some(1)) | (None, None) => None,
-            (None, Some(n)) => {
-                return Err(s3_err(ApiError::InvalidArgument(format!(
-                    "part number {n} does not exist (the object has 1 part)"
-                ))))
-            }
-        };
-        let (start, end) = match &range {
-            Some(r) => (r.start, r.end),
-            None => (0, size),
-        };
-        let len = end - start;
-        let body = if len == 0 {
+        let (meta, view) = self
+            .view(
+                &i.bucket,
+                &i.key,
+                i.version_id.as_deref(),
+                [
+                    i.if_match.as_ref(),
+                    i.if_none_match.as_ref(),
+                ],
+                [
+                    i.if_modified_since.as_ref(),
+                    i.if_unmodified_since.as_ref(),
+                ],
+                i.range.as_ref(),
+                i.part_number,
+                i.checksum_mode.is_some(),
+            )
+            .await?;
+        let body = if view.len == 0 {
             StreamingBlob::from(s3s::Body::empty())
         } else {
             self.read(
                 &meta,
                 ByteRange {
-                    start,
-                    end: end - 1,
+                    start: view.start,
+                    end: view.start + view.len - 1,
                 },
             )
             .await?
         };
-        let checksums = if i.checksum_mode.is_some() && range.is_none() {
-            stored_checksums(&meta)
-        } else {
-            Checksum::default()
-        };
-        let mut resp = S3Response::new(GetObjectOutput {
-            body: Some(body),
-            content_length: Some(len as i64),
-            content_range: range.map(|r| format!("bytes {}-{}/{size}", r.start, r.end - 1)),
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(etag(&meta)),
-            last_modified: Some(timestamp(meta.last_modified_ms)),
-            content_type: meta.content_type.clone().and_then(|t| t.parse().ok()),
-            content_encoding: header_field(&meta, "content-encoding"),
-            content_disposition: header_field(&meta, "content-disposition"),
-            content_language: header_field(&meta, "content-language"),
-            cache_control: header_field(&meta, "cache-control"),
-            expires: expires_of(&meta),
-            metadata: user_metadata(&meta),
-            parts_count: i.part_number.map(|_| 1),
-            checksum_crc32: checksums.checksum_crc32,
-            checksum_crc32c: checksums.checksum_crc32c,
-            checksum_sha1: checksums.checksum_sha1,
-            checksum_sha256: checksums.checksum_sha256,
-            checksum_crc64nvme: checksums.checksum_crc64nvme,
-            ..Default::default()
-        });
+        let mut resp = S3Response::new(object_output!(GetObjectOutput, meta, view, body: Some(body),));
         tessera_headers(&meta, &mut resp.headers);
         Ok(resp)
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> R<HeadObjectOutput> {
         let i = &req.input;
-        if i.version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_err(ApiError::NotImplemented("object versions".into())));
-        }
-        let meta = self.object(&i.bucket, &i.key).await?;
-        check_read_conditions(
-            &meta,
-            i.if_match.as_ref(),
-            i.if_none_match.as_ref(),
-            i.if_modified_since.as_ref(),
-            i.if_unmodified_since.as_ref(),
-        )?;
-        let size = meta.size;
-        let range = match &i.range {
-            Some(r) => Some(
-                r.check(size)
-                    .map_err(|_| s3_err(ApiError::InvalidRange { size }))?,
-            ),
-            None => None,
-        };
-        let len = range.as_ref().map_or(size, |r| r.end - r.start);
-        let checksums = if i.checksum_mode.is_some() {
-            stored_checksums(&meta)
-        } else {
-            Checksum::default()
-        };
-        let mut resp = S3Response::new(HeadObjectOutput {
-            content_length: Some(len as i64),
-            content_range: range.map(|r| format!("bytes {}-{}/{size}", r.start, r.end - 1)),
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(etag(&meta)),
-            last_modified: Some(timestamp(meta.last_modified_ms)),
-            content_type: meta.content_type.clone().and_then(|t| t.parse().ok()),
-            content_encoding: header_field(&meta, "content-encoding"),
-            content_disposition: header_field(&meta, "content-disposition"),
-            content_language: header_field(&meta, "content-language"),
-            cache_control: header_field(&meta, "cache-control"),
-            expires: expires_of(&meta),
-            metadata: user_metadata(&meta),
-            parts_count: i.part_number.map(|_| 1),
-            checksum_crc32: checksums.checksum_crc32,
-            checksum_crc32c: checksums.checksum_crc32c,
-            checksum_sha1: checksums.checksum_sha1,
-            checksum_sha256: checksums.checksum_sha256,
-            checksum_crc64nvme: checksums.checksum_crc64nvme,
-            ..Default::default()
-        });
+        let (meta, view) = self
+            .view(
+                &i.bucket,
+                &i.key,
+                i.version_id.as_deref(),
+                [
+                    i.if_match.as_ref(),
+                    i.if_none_match.as_ref(),
+                ],
+                [
+                    i.if_modified_since.as_ref(),
+                    i.if_unmodified_since.as_ref(),
+                ],
+                i.range.as_ref(),
+                i.part_number,
+                i.checksum_mode.is_some(),
+            )
+            .await?;
+        let mut resp = S3Response::new(object_output!(HeadObjectOutput, meta, view,));
         tessera_headers(&meta, &mut resp.headers);
         Ok(resp)
     }
@@ -956,47 +944,21 @@ impl S3 for Tessera {
                 .as_ref()
                 .is_some_and(|d| d.as_str() == "REPLACE"),
         )?;
-        let (src_bucket, src_key) = match &i.copy_source {
-            CopySource::Bucket {
-                bucket,
-                key,
-                version_id,
-            } => {
-                if version_id.as_deref().is_some_and(|v| v != "null") {
-                    return Err(s3_err(ApiError::NotImplemented("object versions".into())));
-                }
-                (bucket.to_string(), key.to_string())
-            }
-            _ => {
-                return Err(s3_err(ApiError::NotImplemented(
-                    "copy from an access point".into(),
-                )))
-            }
-        };
-        // The caller needs read access to the source, as it would to GET it.
-        super::auth::require(
-            &self.c,
-            caller.as_deref(),
-            &src_bucket,
-            super::auth::Need::Read,
-        )
-        .await?;
-        let src = self.object(&src_bucket, &src_key).await?;
-        // Conditional copy: the source must meet the copy-source conditions.
-        check_read_conditions(
-            &src,
-            i.copy_source_if_match.as_ref(),
-            i.copy_source_if_none_match.as_ref(),
-            i.copy_source_if_modified_since.as_ref(),
-            i.copy_source_if_unmodified_since.as_ref(),
-        )
-        .map_err(|e| {
-            if *e.code() == s3s::S3ErrorCode::NotModified {
-                s3_err(ApiError::PreconditionFailed)
-            } else {
-                e
-            }
-        })?;
+        let src = self
+            .copy_source(
+                caller.as_deref(),
+                &i.copy_source,
+                [
+                    i.copy_source_if_match.as_ref(),
+                    i.copy_source_if_none_match.as_ref(),
+                ],
+                [
+                    i.copy_source_if_modified_since.as_ref(),
+                    i.copy_source_if_unmodified_since.as_ref(),
+                ],
+            )
+            .await?;
+        let (src_bucket, src_key) = (src.bucket.clone(), src.key.clone());
         let replace = i
             .metadata_directive
             .as_ref()
@@ -1025,36 +987,23 @@ impl S3 for Tessera {
                 headers: src.headers.clone(),
             }
         };
-        let body = if src.size == 0 {
-            futures::stream::empty().boxed()
-        } else {
-            let reader =
-                Arc::new(StripeReader::new(self.c.clone(), Arc::new(src.clone())).map_err(s3_err)?);
-            stream_range(
-                reader,
-                ByteRange {
-                    start: 0,
-                    end: src.size - 1,
-                },
-                self.c.config.read_ahead,
-            )
-            .await
-            .map_err(s3_err)?
-            .map(|r| r.map_err(|e| ApiError::ServiceUnavailable(format!("copy source: {e}"))))
-            .boxed()
-        };
+        let body = self.source_stream(&src, 0, src.size).await?;
         let put = PutRequest {
             bucket: dest_bucket,
             key: dest_key,
             ec,
             content_length: Some(src.size),
             attrs,
+            role: ShardRole::Object,
         };
         let mut staged = write_object(self.c.clone(), put, body, ())
             .await
             .map_err(s3_err)?;
-        // The bytes are the source's, so are its verified checksums.
-        staged.meta.checksums = src.checksums.clone();
+        // The bytes are the source's, so are its verified whole-body checksums (a multipart
+        // source's composite checksums describe its parts, not this single-part copy).
+        if !src.is_multipart() {
+            staged.part.checksums = src.checksums.clone();
+        }
         let meta = staged.commit(Precondition::None).await.map_err(s3_err)?;
         ok(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
@@ -1158,6 +1107,46 @@ impl S3 for Tessera {
         })
     }
 
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> R<CreateMultipartUploadOutput> {
+        self.mpu_create(req).await
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> R<UploadPartOutput> {
+        self.mpu_upload_part(req).await
+    }
+
+    async fn upload_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> R<UploadPartCopyOutput> {
+        self.mpu_upload_part_copy(req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> R<CompleteMultipartUploadOutput> {
+        self.mpu_complete(req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> R<AbortMultipartUploadOutput> {
+        self.mpu_abort(req).await
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> R<ListPartsOutput> {
+        self.mpu_list_parts(req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> R<ListMultipartUploadsOutput> {
+        self.mpu_list_uploads(req).await
+    }
+
     async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
@@ -1212,7 +1201,7 @@ impl S3 for Tessera {
 
 /// Tessera's own response headers: the object's erasure code and version.
 fn tessera_headers(meta: &ObjectMeta, h: &mut http::HeaderMap) {
-    if let Ok(v) = http::HeaderValue::try_from(meta.ec.to_string()) {
+    if let Some(v) = meta.ec().and_then(|ec| http::HeaderValue::try_from(ec.to_string()).ok()) {
         h.insert("x-tessera-ec", v);
     }
     if let Ok(v) = http::HeaderValue::try_from(meta.version.to_string()) {

@@ -8,13 +8,18 @@
 
 use crate::state::Coordinator;
 use std::sync::Arc;
-use tessera_node::{ShardId, StoreError};
+use tessera_node::{ShardId, ShardRole, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// Runs collection passes until `stop` is cancelled.
 pub async fn run(c: Arc<Coordinator>, stop: CancellationToken) {
     let mut last_orphan_scan = tokio::time::Instant::now();
     loop {
+        match expire_uploads(&c).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(aborted = n, "expired multipart uploads aborted"),
+            Err(e) => tracing::warn!(error = %e, "multipart upload expiry failed"),
+        }
         if let Err(e) = pass(&c).await {
             tracing::warn!(error = %e, "garbage collection pass failed");
         }
@@ -40,6 +45,21 @@ pub async fn run(c: Arc<Coordinator>, stop: CancellationToken) {
     }
 }
 
+/// Aborts multipart uploads created longer than `multipart_expiry` ago (their parts become
+/// garbage); returns how many.
+pub async fn expire_uploads(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
+    let cutoff = crate::meta::now_ms().saturating_sub(c.config.multipart_expiry.as_millis() as u64);
+    let expired = c.meta(move |m| m.uploads_older_than(cutoff, 1000)).await?;
+    let n = expired.len();
+    for u in expired {
+        match c.meta(move |m| m.abort_upload(&u.bucket, &u.key, u.id)).await {
+            Ok(()) | Err(crate::ApiError::NoSuchUpload(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// One pass over the garbage records; returns how many records were finished.
 pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
     let records = c.meta(|m| m.garbage(1000)).await?;
@@ -54,11 +74,8 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
         // the same shard id to the same node again).
         let (b, k) = (set.bucket.clone(), set.key.clone());
         if let Some(obj) = c.meta(move |m| m.object(&b, &k)).await? {
-            if obj.version == version {
-                set.shards.retain(|(i, n)| {
-                    obj.shards.get(*i as usize).and_then(|l| l.node.as_ref()) != Some(n)
-                });
-            }
+            set.shards
+                .retain(|(i, n)| !obj.references(version, *i as usize, n));
         }
         let before = set.shards.len();
         let mut remaining = Vec::new();
@@ -123,16 +140,19 @@ pub async fn orphan_scan(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError>
                 // record and writing the object in one batch, so in this order one of the two
                 // reads sees it.
                 let (b, k, node_id) = (h.bucket.clone(), h.key.clone(), node.id.clone());
-                let (v, i) = (h.version, h.shard_index as usize);
+                let (v, i, role) = (h.version, h.shard_index as usize, h.role);
                 let keep = c
                     .meta(move |m| {
                         if m.pending_versions()?.contains(&v) {
                             return Ok(true);
                         }
-                        Ok(m.object(&b, &k)?.is_some_and(|o| {
-                            o.version == v
-                                && o.shards.get(i).and_then(|l| l.node.as_ref()) == Some(&node_id)
-                        }))
+                        if let ShardRole::Part { upload, .. } = role {
+                            if m.upload_references(upload, v, i, &node_id)? {
+                                return Ok(true);
+                            }
+                        }
+                        Ok(m.object(&b, &k)?
+                            .is_some_and(|o| o.references(v, i, &node_id)))
                     })
                     .await?;
                 if !keep {

@@ -1,20 +1,27 @@
 //! Metadata rebuild: recreates buckets and objects from the self-describing shard headers on
 //! the registered nodes, for a coordinator whose metadata was lost.
 //!
-//! For each key the newest version with at least k distinct shards wins; shards of other
-//! versions become garbage. A key whose metadata already exists with the same or a newer
+//! Every shard header says what its version is ([`ShardRole`]): a whole object, a part of a
+//! multipart upload, or the manifest of a completed multipart object (the object's metadata,
+//! stored as a small replicated blob when the upload completed). For each key the newest
+//! object or manifest version that can be read whole wins: an object needs k distinct shards,
+//! a manifest one readable copy and k shards of every part it lists. Shards of other object
+//! and manifest versions become garbage, as do parts that the winner does not list and whose
+//! upload is not in progress. A key whose metadata already exists with the same or a newer
 //! version is left alone, so running a rebuild on a healthy coordinator changes nothing.
 
-use crate::meta::{now_ms, ObjectMeta, ShardLoc, ShardSet, ShardState};
+use crate::meta::{now_ms, ObjectMeta, Part, ShardLoc, ShardSet, ShardState};
 use crate::names::EcSpec;
 use crate::state::Coordinator;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tessera_node::{NodeId, ObjectVersion, ShardInfo};
+use tessera_node::{NodeId, ObjectVersion, ShardInfo, ShardRole};
 
-/// Shards found on the nodes: (bucket, key) -> version -> (node, shard).
-type Found = BTreeMap<(String, String), BTreeMap<ObjectVersion, Vec<(NodeId, ShardInfo)>>>;
+/// Shards of one version found on the nodes.
+type Shards = Vec<(NodeId, ShardInfo)>;
+/// Shards found on the nodes: (bucket, key) -> version -> shards.
+type Found = BTreeMap<(String, String), BTreeMap<ObjectVersion, Shards>>;
 
 /// What a rebuild did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -31,10 +38,70 @@ pub struct RebuildReport {
     pub unrecoverable: Vec<String>,
 }
 
+/// Where the shards of a version are, and how many distinct ones were found.
+fn locations(shards: &Shards) -> (Vec<ShardLoc>, usize) {
+    let h = &shards[0].1.header;
+    let n = (h.k + h.m) as usize;
+    let mut locs = vec![
+        ShardLoc {
+            node: None,
+            state: ShardState::Missing
+        };
+        n
+    ];
+    for (node, info) in shards {
+        let i = info.header.shard_index as usize;
+        if i < n && locs[i].node.is_none() {
+            locs[i] = ShardLoc {
+                node: Some(node.clone()),
+                state: ShardState::Ok,
+            };
+        }
+    }
+    let have = locs.iter().filter(|l| l.state == ShardState::Ok).count();
+    (locs, have)
+}
+
+/// The part a version's shards describe, if k of them were found.
+fn part_of(version: ObjectVersion, shards: &Shards, number: u32) -> Option<Part> {
+    let h = &shards[0].1.header;
+    let (locs, have) = locations(shards);
+    (have >= h.k as usize).then(|| Part {
+        number,
+        version,
+        size: h.object_length,
+        etag: h.etag.clone().unwrap_or_default(),
+        ec: EcSpec { k: h.k, m: h.m },
+        piece: h.chunk_size as u64,
+        codec: h.codec.clone(),
+        shards: locs,
+        checksums: Default::default(),
+        written_ms: version.millis(),
+    })
+}
+
+/// Reads a manifest's bytes from the first node that answers.
+async fn read_manifest(c: &Coordinator, version: ObjectVersion, shards: &Shards) -> Option<ObjectMeta> {
+    for (node, info) in shards {
+        let Some(client) = c.registry.client(node) else {
+            continue;
+        };
+        let id = info.header.shard_id();
+        let len = info.header.object_length;
+        match client.read(id, 0, len, c.config.shard_read_timeout).await {
+            Ok(b) => match serde_json::from_slice::<ObjectMeta>(&b) {
+                Ok(m) => return Some(m),
+                Err(e) => tracing::warn!(%version, error = %e, "unreadable manifest"),
+            },
+            Err(e) => tracing::debug!(%version, error = %e, "manifest copy unreadable"),
+        }
+    }
+    None
+}
+
 /// Rebuilds metadata from every node that is up now.
 pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiError> {
     let mut report = RebuildReport::default();
-    // (bucket, key) -> version -> shards
     let mut found: Found = BTreeMap::new();
     for cand in c.registry.candidates() {
         let client = c
@@ -58,71 +125,80 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
     }
     for ((bucket, key), versions) in found {
         let mut chosen: Option<ObjectMeta> = None;
-        let mut garbage = Vec::new();
-        for (version, shards) in versions.into_iter().rev() {
-            let h = shards[0].1.header.clone();
-            let n = (h.k + h.m) as usize;
-            let mut locs = vec![
-                ShardLoc {
-                    node: None,
-                    state: ShardState::Missing
-                };
-                n
-            ];
-            for (node, info) in &shards {
-                let i = info.header.shard_index as usize;
-                if i < n && locs[i].node.is_none() {
-                    locs[i] = ShardLoc {
-                        node: Some(node.clone()),
-                        state: ShardState::Ok,
-                    };
-                }
-            }
-            let have = locs.iter().filter(|l| l.state == ShardState::Ok).count();
-            if chosen.is_none() && have >= h.k as usize {
-                chosen = Some(ObjectMeta {
+        // Newest first: objects and manifests compete; parts are settled after.
+        for (&version, shards) in versions.iter().rev() {
+            let h = &shards[0].1.header;
+            let candidate = match h.role {
+                ShardRole::Part { .. } => continue,
+                ShardRole::Object => part_of(version, shards, 1).map(|p| ObjectMeta {
                     bucket: bucket.clone(),
                     key: key.clone(),
                     version,
-                    size: h.object_length,
-                    etag: h.etag.clone().unwrap_or_default(),
-                    ec: EcSpec { k: h.k, m: h.m },
-                    piece: h.chunk_size as u64,
-                    codec: h.codec.clone(),
-                    shards: locs,
+                    size: p.size,
+                    etag: p.etag.clone(),
+                    parts: vec![p],
+                    manifest: None,
+                    upload: None,
                     content_type: h.content_type.clone(),
                     user_meta: h.user_meta.clone(),
                     headers: h.headers.clone(),
                     checksums: Default::default(),
+                    checksum_type: None,
                     last_modified_ms: version.millis(),
-                });
-            } else {
-                if chosen.is_none() {
-                    report.unrecoverable.push(format!(
-                        "{bucket}/{key} (version {version}: {have} of {} shards)",
-                        h.k
-                    ));
+                }),
+                ShardRole::Manifest { .. } => {
+                    restore_multipart(c, &bucket, &key, version, shards, &versions).await
                 }
-                let set = ShardSet {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    shards: shards
-                        .iter()
-                        .map(|(n, i)| (i.header.shard_index, n.clone()))
-                        .collect(),
-                    since_ms: now_ms(),
-                };
-                garbage.push((version, set));
+            };
+            match candidate {
+                Some(obj) => {
+                    chosen = Some(obj);
+                    break;
+                }
+                None => report.unrecoverable.push(format!(
+                    "{bucket}/{key} (version {version}: fewer than k readable shards)"
+                )),
             }
         }
+        // Everything the winner does not reference is garbage, except the parts of uploads
+        // still in progress.
+        let mut garbage = Vec::new();
+        for (&version, shards) in &versions {
+            if chosen
+                .as_ref()
+                .is_some_and(|o| o.extents().any(|p| p.version == version))
+            {
+                continue;
+            }
+            let upload = match shards[0].1.header.role {
+                ShardRole::Part { upload, .. } => Some(upload),
+                _ => None,
+            };
+            let set = ShardSet {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                shards: shards
+                    .iter()
+                    .map(|(n, i)| (i.header.shard_index, n.clone()))
+                    .collect(),
+                since_ms: now_ms(),
+            };
+            garbage.push((version, upload, set));
+        }
         let default_ec = c.config.default_ec;
+        let (b, k) = (bucket.clone(), key.clone());
         let restored = c
             .meta(move |m| {
                 let restored = match &chosen {
                     Some(obj) => m.restore_object(obj, default_ec)?,
                     None => false,
                 };
-                for (v, set) in &garbage {
+                for (v, upload, set) in &garbage {
+                    if let Some(u) = upload {
+                        if m.upload(&b, &k, *u).is_ok() {
+                            continue;
+                        }
+                    }
                     m.abort_pending(&format!("{v}.rebuild"), set)?;
                 }
                 Ok(restored)
@@ -134,4 +210,29 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
     }
     report.done = true;
     Ok(report)
+}
+
+/// A multipart object from its manifest, with its parts' and manifest's shard locations as
+/// found now; `None` if the manifest or any part cannot be read.
+async fn restore_multipart(
+    c: &Coordinator,
+    bucket: &str,
+    key: &str,
+    version: ObjectVersion,
+    shards: &Shards,
+    versions: &BTreeMap<ObjectVersion, Shards>,
+) -> Option<ObjectMeta> {
+    let mut obj = read_manifest(c, version, shards).await?;
+    if obj.bucket != bucket || obj.key != key {
+        tracing::warn!(%version, "manifest names another object");
+        return None;
+    }
+    // The manifest is written before its own version is known to it.
+    obj.version = version;
+    for p in &mut obj.parts {
+        let found = part_of(p.version, versions.get(&p.version)?, p.number)?;
+        p.shards = found.shards;
+    }
+    obj.manifest = Some(part_of(version, shards, 0)?);
+    Some(obj)
 }

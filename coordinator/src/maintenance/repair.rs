@@ -15,12 +15,13 @@
 
 use crate::data::get::StripeReader;
 use crate::error::ApiError;
-use crate::meta::{now_ms, ObjectMeta, ShardSet, ShardState};
+use crate::meta::{now_ms, ObjectMeta, Part, ShardSet, ShardState};
+use crate::placement::repair_targets;
 use crate::state::Coordinator;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use tessera_node::frame::{data_prefix, end_frame, header_frame, EndFrame};
 use tessera_node::{NodeId, ShardHeader, ShardId, StoreError};
@@ -111,18 +112,15 @@ pub struct Repairer {
 }
 
 impl Repairer {
-    /// A read found shard `index` of `meta` missing or corrupt: queue the object now.
-    pub fn report_damage(&self, meta: &ObjectMeta, index: usize, corrupt: bool) {
+    /// A read found shard `id` of `bucket`/`key` missing or corrupt: queue the object now.
+    pub fn report_damage(&self, bucket: &str, key: &str, id: ShardId, corrupt: bool) {
         if corrupt {
-            self.suspects.lock().unwrap().insert(ShardId {
-                version: meta.version,
-                index: index as u16,
-            });
+            self.suspects.lock().unwrap().insert(id);
         }
         self.queue
             .lock()
             .unwrap()
-            .insert((meta.bucket.clone(), meta.key.clone()));
+            .insert((bucket.to_string(), key.to_string()));
         self.wake.notify_one();
     }
 
@@ -240,7 +238,10 @@ pub async fn run(c: &Arc<Coordinator>, req: &RepairRequest, report: &Arc<Mutex<R
                 && req
                     .node
                     .as_ref()
-                    .is_none_or(|n| o.shards.iter().any(|s| s.node.as_ref() == Some(n)))
+                    .is_none_or(|n| {
+                        o.extents()
+                            .any(|p| p.shards.iter().any(|s| s.node.as_ref() == Some(n)))
+                    })
         }));
     }
     report.lock().unwrap().objects_total = selected.len() as u64;
@@ -262,13 +263,13 @@ struct Assessment {
     healthy: usize,
 }
 
-async fn assess(c: &Arc<Coordinator>, obj: &ObjectMeta) -> Assessment {
-    let shard_len = obj.layout().shard_len();
+async fn assess(c: &Arc<Coordinator>, part: &Part) -> Assessment {
+    let shard_len = part.layout().shard_len();
     let grace = c.config.repair_grace;
     let suspects = c.repair.suspects.lock().unwrap().clone();
-    let checks = obj.shards.iter().enumerate().map(|(i, loc)| {
+    let checks = part.shards.iter().enumerate().map(|(i, loc)| {
         let id = ShardId {
-            version: obj.version,
+            version: part.version,
             index: i as u16,
         };
         let suspect = suspects.contains(&id);
@@ -309,60 +310,77 @@ async fn assess(c: &Arc<Coordinator>, obj: &ObjectMeta) -> Assessment {
     a
 }
 
-/// Looks at one object and repairs it if it needs it and can be.
+/// Looks at one object, part by part, and repairs what needs it and can be.
 async fn check_and_repair(
     c: &Arc<Coordinator>,
     obj: ObjectMeta,
     dry_run: bool,
     report: &Arc<Mutex<RepairReport>>,
 ) {
-    let name = format!("{}/{}", obj.bucket, obj.key);
-    let a = assess(c, &obj).await;
-    let k = obj.ec.k as usize;
     let note = |f: &dyn Fn(&mut RepairReport)| f(&mut report.lock().unwrap());
     note(&|r| r.objects_scanned += 1);
-    if a.lost.is_empty() && a.unavailable.is_empty() {
-        return;
-    }
-    note(&|r| r.degraded += 1);
-    if a.healthy < k {
-        let why = format!("{name} ({} of {k} needed shards readable)", a.healthy);
-        if a.healthy + a.unavailable.len() >= k {
-            note(&|r| r.still_degraded.push(why.clone()));
+    let (mut degraded, mut fixed) = (false, true);
+    for part in obj.extents() {
+        let name = if obj.is_multipart() {
+            format!("{}/{} part {}", obj.bucket, obj.key, part.number)
         } else {
-            note(&|r| r.unrecoverable.push(why.clone()));
+            format!("{}/{}", obj.bucket, obj.key)
+        };
+        let a = assess(c, part).await;
+        let k = part.ec.k as usize;
+        if a.lost.is_empty() && a.unavailable.is_empty() {
+            continue;
         }
-        return;
-    }
-    if a.lost.is_empty() || dry_run {
-        let why = format!(
-            "{name} (lost {:?}, unavailable {:?})",
-            a.lost, a.unavailable
-        );
-        note(&|r| r.still_degraded.push(why.clone()));
-        return;
-    }
-    match repair_object(c, &obj, &a.lost).await {
-        Ok(out) => {
-            note(&|r| {
-                r.shards_rebuilt += out.rebuilt as u64;
-                r.bytes_read += out.bytes_read;
-                r.bytes_written += out.bytes_written;
-            });
-            if out.rebuilt == a.lost.len() && a.unavailable.is_empty() {
-                note(&|r| r.repaired += 1);
-            } else if out.committed {
-                let why = format!(
-                    "{name} ({} of {} lost shards rebuilt)",
-                    out.rebuilt,
-                    a.lost.len()
-                );
+        degraded = true;
+        if a.healthy < k {
+            fixed = false;
+            let why = format!("{name} ({} of {k} needed shards readable)", a.healthy);
+            if a.healthy + a.unavailable.len() >= k {
+                note(&|r| r.still_degraded.push(why.clone()));
+            } else {
+                note(&|r| r.unrecoverable.push(why.clone()));
+            }
+            continue;
+        }
+        if a.lost.is_empty() || dry_run {
+            fixed = false;
+            let why = format!(
+                "{name} (lost {:?}, unavailable {:?})",
+                a.lost, a.unavailable
+            );
+            note(&|r| r.still_degraded.push(why.clone()));
+            continue;
+        }
+        match repair_part(c, &obj, part, &a.lost).await {
+            Ok(out) => {
+                note(&|r| {
+                    r.shards_rebuilt += out.rebuilt as u64;
+                    r.bytes_read += out.bytes_read;
+                    r.bytes_written += out.bytes_written;
+                });
+                if out.rebuilt != a.lost.len() || !a.unavailable.is_empty() {
+                    fixed = false;
+                    if out.committed {
+                        let why = format!(
+                            "{name} ({} of {} lost shards rebuilt)",
+                            out.rebuilt,
+                            a.lost.len()
+                        );
+                        note(&|r| r.still_degraded.push(why.clone()));
+                    }
+                }
+            }
+            Err(e) => {
+                fixed = false;
+                let why = format!("{name} ({e})");
                 note(&|r| r.still_degraded.push(why.clone()));
             }
         }
-        Err(e) => {
-            let why = format!("{name} ({e})");
-            note(&|r| r.still_degraded.push(why.clone()));
+    }
+    if degraded {
+        note(&|r| r.degraded += 1);
+        if fixed {
+            note(&|r| r.repaired += 1);
         }
     }
 }
@@ -380,65 +398,15 @@ pub struct RepairOutcome {
     pub committed: bool,
 }
 
-/// Chooses a node for each lost shard: up, not already holding a shard of the object, the
-/// shard's own node first when it is up, then the zone with the fewest shards, then the most
-/// free space.
-fn choose_targets(c: &Coordinator, obj: &ObjectMeta, lost: &[usize]) -> Vec<(u16, NodeId)> {
-    let candidates = c.registry.candidates();
-    let zone_of: HashMap<NodeId, String> = candidates
-        .iter()
-        .map(|n| (n.id.clone(), n.zone.clone()))
-        .collect();
-    let mut taken: HashSet<NodeId> = obj
-        .shards
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !lost.contains(i))
-        .filter_map(|(_, s)| s.node.clone())
-        .collect();
-    let mut zone_load: HashMap<String, usize> = HashMap::new();
-    for n in &taken {
-        if let Some(z) = zone_of.get(n) {
-            *zone_load.entry(z.clone()).or_default() += 1;
-        }
-    }
-    let mut out = Vec::new();
-    for &i in lost {
-        let own = obj.shards[i]
-            .node
-            .clone()
-            .filter(|n| zone_of.contains_key(n) && !taken.contains(n));
-        let pick = own.or_else(|| {
-            candidates
-                .iter()
-                .filter(|n| !taken.contains(&n.id) && n.free > 0)
-                .min_by_key(|n| {
-                    (
-                        zone_load.get(&n.zone).copied().unwrap_or(0),
-                        u64::MAX - n.free,
-                        n.id.clone(),
-                    )
-                })
-                .map(|n| n.id.clone())
-        });
-        if let Some(node) = pick {
-            if let Some(z) = zone_of.get(&node) {
-                *zone_load.entry(z.clone()).or_default() += 1;
-            }
-            taken.insert(node.clone());
-            out.push((i as u16, node));
-        }
-    }
-    out
-}
-
-/// Rebuilds shards `lost` of `obj` onto new nodes and commits them.
-pub async fn repair_object(
+/// Rebuilds shards `lost` of `part` of `obj` onto new nodes and commits them.
+pub async fn repair_part(
     c: &Arc<Coordinator>,
     obj: &ObjectMeta,
+    part: &Part,
     lost: &[usize],
 ) -> Result<RepairOutcome, ApiError> {
-    let targets = choose_targets(c, obj, lost);
+    let current: Vec<Option<NodeId>> = part.shards.iter().map(|s| s.node.clone()).collect();
+    let targets = repair_targets(&c.registry.candidates(), &current, lost);
     if targets.is_empty() {
         return Err(ApiError::ServiceUnavailable(
             "no node available to take the rebuilt shards".into(),
@@ -446,7 +414,7 @@ pub async fn repair_object(
     }
     let record = format!(
         "{}.r{}",
-        obj.version,
+        part.version,
         now_ms() * 1000 + rand::random::<u16>() as u64 % 1000
     );
     let set = ShardSet {
@@ -457,7 +425,7 @@ pub async fn repair_object(
     };
     let (r, s) = (record.clone(), set.clone());
     c.meta(move |m| m.begin_pending(&r, &s)).await?;
-    let result = rebuild(c, obj, lost, &targets).await;
+    let result = rebuild(c, obj, part, lost, &targets).await;
     let (ok, read, written) = match result {
         Ok(x) => x,
         Err(e) => {
@@ -467,14 +435,14 @@ pub async fn repair_object(
             return Err(e);
         }
     };
-    let (r, s, v, moved) = (record.clone(), set.clone(), obj.version, ok.clone());
+    let (r, s, v, moved) = (record.clone(), set.clone(), part.version, ok.clone());
     let committed = c.meta(move |m| m.commit_repair(&r, &s, v, &moved)).await?;
     c.gc_kick.notify_one();
     if committed {
         let mut suspects = c.repair.suspects.lock().unwrap();
         for (i, _) in &ok {
             suspects.remove(&ShardId {
-                version: obj.version,
+                version: part.version,
                 index: *i,
             });
         }
@@ -492,27 +460,29 @@ pub async fn repair_object(
 async fn rebuild(
     c: &Arc<Coordinator>,
     obj: &ObjectMeta,
+    part: &Part,
     lost: &[usize],
     targets: &[(u16, NodeId)],
 ) -> Result<(Vec<(u16, NodeId)>, u64, u64), ApiError> {
-    let reader = StripeReader::excluding(c.clone(), Arc::new(obj.clone()), lost)?;
+    let reader = StripeReader::excluding(c.clone(), &obj.bucket, &obj.key, part, lost)?;
     let layout = reader.layout();
     let shard_len = layout.shard_len();
     let header = |i: u16| ShardHeader {
         bucket: obj.bucket.clone(),
         key: obj.key.clone(),
-        version: obj.version,
+        version: part.version,
         shard_index: i,
-        k: obj.ec.k,
-        m: obj.ec.m,
+        k: part.ec.k,
+        m: part.ec.m,
         stripe_size: layout.stripe_size(),
-        object_length: obj.size,
-        codec: obj.codec.clone(),
-        chunk_size: obj.piece as u32,
-        etag: Some(obj.etag.clone()),
+        object_length: part.size,
+        codec: part.codec.clone(),
+        chunk_size: part.piece as u32,
+        etag: Some(part.etag.clone()),
         content_type: obj.content_type.clone(),
         user_meta: obj.user_meta.clone(),
         headers: obj.headers.clone(),
+        role: obj.role_of(part),
     };
     let mut streams = Vec::new();
     for (i, node) in targets {
@@ -522,7 +492,7 @@ async fn rebuild(
             .ok_or_else(|| ApiError::ServiceUnavailable(format!("node {node} vanished")))?;
         let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
         let id = ShardId {
-            version: obj.version,
+            version: part.version,
             index: *i,
         };
         let frames =
