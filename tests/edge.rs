@@ -18,31 +18,46 @@ async fn requests_not_implemented_change_nothing() {
     let obj = format!("{base}/keep/obj");
     assert_eq!(put(&obj, body.clone()).await.0, 200);
     let h = http();
-    let cases: Vec<(&str, String, Vec<u8>)> = vec![
-        ("PUT", format!("{obj}?acl"), vec![]),
+    // (method, url, body, expected status and code): sub-resources Tessera does not
+    // implement get 501; multipart requests naming an upload that does not exist get
+    // NoSuchUpload. None of them may touch the object or the bucket.
+    let cases: Vec<(&str, String, Vec<u8>, (u16, &str))> = vec![
+        ("PUT", format!("{obj}?acl"), vec![], (501, "NotImplemented")),
         (
             "PUT",
             format!("{obj}?tagging"),
             b"<Tagging><TagSet/></Tagging>".to_vec(),
+            (501, "NotImplemented"),
         ),
         (
             "PUT",
             format!("{obj}?partNumber=1&uploadId=abc"),
             b"part".to_vec(),
+            (404, "NoSuchUpload"),
         ),
-        ("DELETE", format!("{obj}?uploadId=abc"), vec![]),
-        ("DELETE", format!("{base}/keep?cors"), vec![]),
-        ("GET", format!("{base}/keep?acl"), vec![]),
-        ("GET", format!("{base}/keep?uploads"), vec![]),
-        ("GET", format!("{obj}?acl"), vec![]),
+        (
+            "DELETE",
+            format!("{obj}?uploadId=abc"),
+            vec![],
+            (404, "NoSuchUpload"),
+        ),
+        ("DELETE", format!("{base}/keep?cors"), vec![], (501, "NotImplemented")),
+        ("GET", format!("{base}/keep?acl"), vec![], (501, "NotImplemented")),
+        ("GET", format!("{obj}?acl"), vec![], (501, "NotImplemented")),
         (
             "PUT",
             format!("{base}/keep?versioning"),
             b"<VersioningConfiguration/>".to_vec(),
+            (501, "NotImplemented"),
         ),
-        ("POST", format!("{obj}?uploads"), vec![]),
+        (
+            "POST",
+            format!("{obj}?uploadId=abc"),
+            b"<CompleteMultipartUpload/>".to_vec(),
+            (404, "NoSuchUpload"),
+        ),
     ];
-    for (method, url, payload) in cases {
+    for (method, url, payload, want) in cases {
         let r = h
             .request(method.parse().unwrap(), &url)
             .body(payload)
@@ -51,14 +66,22 @@ async fn requests_not_implemented_change_nothing() {
             .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        assert_eq!(
-            (status, code(&text)),
-            (501, "NotImplemented"),
-            "{method} {url}: {text}"
-        );
+        assert_eq!((status, code(&text)), want, "{method} {url}: {text}");
         let (s, got) = get(&obj).await;
         assert!(s == 200 && got == body, "{method} {url} changed the object");
     }
+    // Starting an upload or listing uploads creates no object and lists no keys.
+    let r = h.post(format!("{obj}?uploads")).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("<UploadId>"), "{text}");
+    let r = h.get(format!("{base}/keep?uploads")).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("ListMultipartUploadsResult") && !text.contains("<Contents>"),
+        "{text}"
+    );
+    let (s, got) = get(&obj).await;
+    assert!(s == 200 && got == body, "starting an upload changed the object");
     // The sub-resources that are implemented answer for what they are, not a listing.
     let r = h.get(format!("{base}/keep?location")).send().await.unwrap();
     let text = r.text().await.unwrap();
