@@ -48,8 +48,11 @@ async fn repair_restores_full_redundancy_after_two_nodes_die() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = ProcCluster::start_with(dir.path(), 8, MANUAL).await;
     put(&c.url("heal"), vec![]).await;
-    let objs = objects(&c, "heal");
+    let mut objs = objects(&c, "heal");
     put_all(&objs).await;
+    let parts = vec![data(5 * MIB, 61), data(2 * MIB + 1, 62)];
+    put_multipart(&c.url("heal/multipart"), &parts).await;
+    objs.push((c.url("heal/multipart"), parts.concat()));
     c.kill_node(2);
     c.kill_node(5);
     tokio::time::sleep(Duration::from_millis(2500)).await; // heartbeat timeout + repair grace
@@ -404,6 +407,31 @@ async fn metadata_is_rebuilt_from_the_nodes() {
     let mut objs = objects(&c, "reb");
     objs.push((c.url("reb2/nested/key.bin"), data(5 * MIB, 9)));
     put_all(&objs).await;
+    // A multipart object (restored from its manifest), a single PUT that replaced a
+    // multipart object, and an upload in progress whose parts a rebuild must not restore
+    // as an object.
+    let mp_parts = vec![data(5 * MIB, 31), data(5 * MIB + 7, 32), data(1000, 33)];
+    let mp_url = c.url("reb2/multi.bin");
+    let mp_etag = put_multipart(&mp_url, &mp_parts).await;
+    objs.push((mp_url.clone(), mp_parts.concat()));
+    let replaced = c.url("reb2/replaced.bin");
+    put_multipart(&replaced, &[data(5 * MIB, 41), data(10, 42)]).await;
+    objs.push((replaced.clone(), data(1234, 43)));
+    assert_eq!(put(&replaced, data(1234, 43)).await.0, 200);
+    let r = http()
+        .post(format!("{}?uploads", c.url("reb2/inflight.bin")))
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    let upload = text.split("<UploadId>").nth(1).unwrap().split('<').next().unwrap();
+    let r = http()
+        .put(format!("{}?partNumber=1&uploadId={upload}", c.url("reb2/inflight.bin")))
+        .body(data(MIB, 51))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // An overwritten key: the newest version must win.
     let newest = data(MIB / 2, 77);
     assert_eq!(put(&objs[3].0, newest.clone()).await.0, 200);
@@ -443,6 +471,20 @@ async fn metadata_is_rebuilt_from_the_nodes() {
         "rebuild did not finish"
     );
     all_exact(&objs, "after metadata rebuild").await;
+    let r = http().head(&mp_url).send().await.unwrap();
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), mp_etag, "multipart ETag restored");
+    let r = http()
+        .get(format!("{mp_url}?partNumber=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-amz-mp-parts-count"], "3", "parts restored");
+    assert!(r.bytes().await.unwrap()[..] == mp_parts[1][..]);
+    assert_eq!(
+        get(&c.url("reb2/inflight.bin")).await.0,
+        404,
+        "a part of an unfinished upload is not an object"
+    );
     let r = http().head(&objs[4].0).send().await.unwrap();
     assert_eq!(
         r.headers()["etag"],

@@ -191,3 +191,47 @@ pub fn flip_blob_bytes(dir: &std::path::Path) -> usize {
     }
     n
 }
+
+/// Uploads `parts` as a multipart upload of `obj` (plain HTTP); returns the object's ETag.
+pub async fn put_multipart(obj: &str, parts: &[Vec<u8>]) -> String {
+    let h = http();
+    let r = h.post(format!("{obj}?uploads")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let id = text
+        .split("<UploadId>")
+        .nth(1)
+        .and_then(|s| s.split("</UploadId>").next())
+        .unwrap()
+        .to_string();
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for (i, p) in parts.iter().enumerate() {
+        let r = h
+            .put(format!("{obj}?partNumber={}&uploadId={id}", i + 1))
+            .body(p.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "part {}", i + 1);
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        xml.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
+            i + 1
+        ));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    let r = h
+        .post(format!("{obj}?uploadId={id}"))
+        .body(xml)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    text.split("<ETag>")
+        .nth(1)
+        .and_then(|s| s.split("</ETag>").next())
+        .unwrap()
+        .replace("&quot;", "\"")
+}
