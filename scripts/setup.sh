@@ -7,8 +7,18 @@ if command -v dpkg >/dev/null && ! dpkg -s libclang-dev >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libclang-dev
 fi
-# The client tests drive boto3 (with requests) as real S3 clients do.
-if ! python3 -c "import boto3, requests" >/dev/null 2>&1; then
-  echo "installing boto3 and requests (client tests)..."
-  python3 -m pip install -q boto3 requests
+# The client tests drive the S3 clients people use: Debian's rclone, s3cmd and (older)
+# python3-boto3, and the current awscli and boto3 from PyPI.
+missing=""
+for p in rclone s3cmd python3-boto3; do
+  command -v dpkg >/dev/null && ! dpkg -s "$p" >/dev/null 2>&1 && missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "installing$missing (client tests)..."
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $missing
+fi
+if ! python3 -c "import boto3, requests" >/dev/null 2>&1 || ! command -v aws >/dev/null; then
+  echo "installing boto3, requests and awscli (client tests)..."
+  python3 -m pip install -q boto3 requests awscli
 fi

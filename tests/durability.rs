@@ -424,9 +424,18 @@ async fn metadata_is_rebuilt_from_the_nodes() {
         .await
         .unwrap();
     let text = r.text().await.unwrap();
-    let upload = text.split("<UploadId>").nth(1).unwrap().split('<').next().unwrap();
+    let upload = text
+        .split("<UploadId>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap();
     let r = http()
-        .put(format!("{}?partNumber=1&uploadId={upload}", c.url("reb2/inflight.bin")))
+        .put(format!(
+            "{}?partNumber=1&uploadId={upload}",
+            c.url("reb2/inflight.bin")
+        ))
         .body(data(MIB, 51))
         .send()
         .await
@@ -472,7 +481,11 @@ async fn metadata_is_rebuilt_from_the_nodes() {
     );
     all_exact(&objs, "after metadata rebuild").await;
     let r = http().head(&mp_url).send().await.unwrap();
-    assert_eq!(r.headers()["etag"].to_str().unwrap(), mp_etag, "multipart ETag restored");
+    assert_eq!(
+        r.headers()["etag"].to_str().unwrap(),
+        mp_etag,
+        "multipart ETag restored"
+    );
     let r = http()
         .get(format!("{mp_url}?partNumber=2"))
         .send()

@@ -41,8 +41,18 @@ async fn requests_not_implemented_change_nothing() {
             vec![],
             (404, "NoSuchUpload"),
         ),
-        ("DELETE", format!("{base}/keep?cors"), vec![], (501, "NotImplemented")),
-        ("GET", format!("{base}/keep?acl"), vec![], (501, "NotImplemented")),
+        (
+            "DELETE",
+            format!("{base}/keep?cors"),
+            vec![],
+            (501, "NotImplemented"),
+        ),
+        (
+            "GET",
+            format!("{base}/keep?acl"),
+            vec![],
+            (501, "NotImplemented"),
+        ),
         ("GET", format!("{obj}?acl"), vec![], (501, "NotImplemented")),
         (
             "PUT",
@@ -81,7 +91,10 @@ async fn requests_not_implemented_change_nothing() {
         "{text}"
     );
     let (s, got) = get(&obj).await;
-    assert!(s == 200 && got == body, "starting an upload changed the object");
+    assert!(
+        s == 200 && got == body,
+        "starting an upload changed the object"
+    );
     // The sub-resources that are implemented answer for what they are, not a listing.
     let r = h.get(format!("{base}/keep?location")).send().await.unwrap();
     let text = r.text().await.unwrap();
@@ -287,4 +300,35 @@ async fn silent_and_stalled_clients_are_cut_off() {
         .await,
         "the stalled PUT's shards are collected"
     );
+}
+
+/// The clients people use, each doing what a user does (tests/clients/real_clients.sh):
+/// awscli and boto3 with default settings, Debian's older boto3, rclone, s3cmd and curl
+/// `--aws-sigv4`, against a cluster that requires signatures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_clients_do_what_users_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.anonymous = false;
+    let c = tessera::cluster::Cluster::start(cfg).await.unwrap();
+    let (key, secret) = c.create_key("clients").await.unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/real_clients.sh");
+    let out = tokio::process::Command::new("bash")
+        .arg(script)
+        .env("ENDPOINT", c.endpoint())
+        .env("KEY", &key)
+        .env("SECRET", &secret)
+        .env("WORK", &work)
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success() && text.contains("ALL OK"), "{text}");
 }

@@ -48,7 +48,12 @@ async fn part(obj: &str, id: &str, n: i64, body: Vec<u8>) -> (u16, String) {
 }
 
 /// Completes with `(number, etag)` pairs; returns (status, body).
-async fn complete(obj: &str, id: &str, parts: &[(i64, &str)], headers: &[(&str, &str)]) -> (u16, String) {
+async fn complete(
+    obj: &str,
+    id: &str,
+    parts: &[(i64, &str)],
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let mut xml = String::from("<CompleteMultipartUpload>");
     for (n, e) in parts {
         xml.push_str(&format!(
@@ -65,7 +70,11 @@ async fn complete(obj: &str, id: &str, parts: &[(i64, &str)], headers: &[(&str, 
 }
 
 async fn list_parts(obj: &str, id: &str) -> (u16, String) {
-    let r = http().get(format!("{obj}?uploadId={id}")).send().await.unwrap();
+    let r = http()
+        .get(format!("{obj}?uploadId={id}"))
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -98,9 +107,14 @@ async fn multipart_round_trip_ranges_parts_and_collection() {
     let (s, lp) = list_parts(&obj, &id).await;
     assert_eq!(s, 200, "{lp}");
     assert_eq!(lp.matches("<Part>").count(), 4, "{lp}");
-    assert!(lp.contains(&format!("<Size>{}</Size>", 5 * MIB + 3)), "{lp}");
+    assert!(
+        lp.contains(&format!("<Size>{}</Size>", 5 * MIB + 3)),
+        "{lp}"
+    );
     let r = http()
-        .get(format!("{obj}?uploadId={id}&max-parts=2&part-number-marker=1"))
+        .get(format!(
+            "{obj}?uploadId={id}&max-parts=2&part-number-marker=1"
+        ))
         .send()
         .await
         .unwrap();
@@ -111,9 +125,16 @@ async fn multipart_round_trip_ranges_parts_and_collection() {
             && lp.contains("<NextPartNumberMarker>3</NextPartNumberMarker>"),
         "{lp}"
     );
-    let r = http().get(format!("{base}/mpu?uploads")).send().await.unwrap();
+    let r = http()
+        .get(format!("{base}/mpu?uploads"))
+        .send()
+        .await
+        .unwrap();
     let text = r.text().await.unwrap();
-    assert!(text.contains(&format!("<UploadId>{id}</UploadId>")), "{text}");
+    assert!(
+        text.contains(&format!("<UploadId>{id}</UploadId>")),
+        "{text}"
+    );
     assert!(text.contains("<Key>dir/big.bin</Key>"), "{text}");
     let r = http()
         .get(format!("{base}/mpu?uploads&delimiter=/"))
@@ -121,7 +142,10 @@ async fn multipart_round_trip_ranges_parts_and_collection() {
         .await
         .unwrap();
     let text = r.text().await.unwrap();
-    assert!(text.contains("<Prefix>dir/</Prefix>") && !text.contains("<UploadId>"), "{text}");
+    assert!(
+        text.contains("<Prefix>dir/</Prefix>") && !text.contains("<UploadId>"),
+        "{text}"
+    );
 
     // Complete with parts 1..3; part 4 is left out.
     let (s, body) = complete(&obj, &id, &[(1, &e1.1), (2, &e2.1), (3, &e3.1)], &[]).await;
@@ -137,7 +161,10 @@ async fn multipart_round_trip_ranges_parts_and_collection() {
     assert!(s == 200 && got == whole, "whole object");
     let r = http().head(&obj).send().await.unwrap();
     assert_eq!(r.headers()["etag"], format!("\"{want_etag}\"").as_str());
-    assert_eq!(r.headers()["content-length"], whole.len().to_string().as_str());
+    assert_eq!(
+        r.headers()["content-length"],
+        whole.len().to_string().as_str()
+    );
     // Ranges across part boundaries.
     for (a, b) in [
         (5 * MIB - 10, 5 * MIB + 10),
@@ -157,7 +184,11 @@ async fn multipart_round_trip_ranges_parts_and_collection() {
         assert!(got[..] == whole[a..=b], "range {a}-{b}");
     }
     // partNumber reads one part.
-    let r = http().get(format!("{obj}?partNumber=2")).send().await.unwrap();
+    let r = http()
+        .get(format!("{obj}?partNumber=2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["x-amz-mp-parts-count"], "3");
     assert_eq!(
@@ -165,7 +196,11 @@ async fn multipart_round_trip_ranges_parts_and_collection() {
         format!("bytes {}-{}/{}", 5 * MIB, 10 * MIB + 2, whole.len()).as_str()
     );
     assert!(r.bytes().await.unwrap()[..] == p2[..], "part 2");
-    let r = http().get(format!("{obj}?partNumber=4")).send().await.unwrap();
+    let r = http()
+        .get(format!("{obj}?partNumber=4"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400, "a part left out is not part of the object");
     // The upload is gone.
     assert_eq!(list_parts(&obj, &id).await.0, 404);
@@ -238,16 +273,29 @@ async fn multipart_refusals_change_nothing() {
     for (parts, want) in cases {
         let (s, b) = complete(&obj, &id, &parts, &[]).await;
         assert_eq!((s, code(&b)), (400, want), "{parts:?}: {b}");
-        assert!(get(&obj).await.1 == old, "a refused completion changed the key");
+        assert!(
+            get(&obj).await.1 == old,
+            "a refused completion changed the key"
+        );
     }
     // A conditional completion that loses: 412, the key and the upload stay.
     let (s, b) = complete(&obj, &id, &[(3, &e3)], &[("if-none-match", "*")]).await;
     assert_eq!((s, code(&b)), (412, "PreconditionFailed"), "{b}");
     assert!(get(&obj).await.1 == old);
-    assert_eq!(list_parts(&obj, &id).await.0, 200, "the upload survives a 412");
+    assert_eq!(
+        list_parts(&obj, &id).await.0,
+        200,
+        "the upload survives a 412"
+    );
     // If-Match with the current ETag wins.
     let etag = md5_hex(&old);
-    let (s, b) = complete(&obj, &id, &[(3, &e3)], &[("if-match", &format!("\"{etag}\""))]).await;
+    let (s, b) = complete(
+        &obj,
+        &id,
+        &[(3, &e3)],
+        &[("if-match", &format!("\"{etag}\""))],
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     assert!(get(&obj).await.1 == data(5 * MIB, 3));
     // Abort: the upload and its parts go.
@@ -260,7 +308,10 @@ async fn multipart_refusals_change_nothing() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(list_parts(&obj, &id2).await.0, 404);
-    assert!(get(&obj).await.1 == data(5 * MIB, 3), "abort left the object alone");
+    assert!(
+        get(&obj).await.1 == data(5 * MIB, 3),
+        "abort left the object alone"
+    );
     // Only the object (one part + manifest) remains once garbage is collected.
     assert!(
         eventually(Duration::from_secs(15), || async {
@@ -290,13 +341,19 @@ async fn abandoned_uploads_expire_and_copied_ranges_make_parts() {
     let r = http()
         .put(format!("{obj}?partNumber=1&uploadId={id}"))
         .header("x-amz-copy-source", "/mpx/src")
-        .header("x-amz-copy-source-range", format!("bytes=100-{}", 5 * MIB + 99))
+        .header(
+            "x-amz-copy-source-range",
+            format!("bytes=100-{}", 5 * MIB + 99),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
-    let e1 = field(&text, "ETag").replace("&quot;", "").trim_matches('"').to_string();
+    let e1 = field(&text, "ETag")
+        .replace("&quot;", "")
+        .trim_matches('"')
+        .to_string();
     assert_eq!(e1, md5_hex(&src[100..5 * MIB + 100]), "{text}");
     let r = http()
         .put(format!("{obj}?partNumber=2&uploadId={id}"))
@@ -318,11 +375,13 @@ async fn abandoned_uploads_expire_and_copied_ranges_make_parts() {
     assert_eq!(part(&stale, &sid, 1, data(MIB, 1)).await.0, 200);
     assert!(
         eventually(Duration::from_secs(20), || async {
-            list_parts(&stale, &sid).await.0 == 404
-                && shard_count(&secret, &nodes).await == before
+            list_parts(&stale, &sid).await.0 == 404 && shard_count(&secret, &nodes).await == before
         })
         .await,
         "expired upload aborted and collected"
     );
-    assert!(get(&obj).await.1 == want, "completed object untouched by expiry");
+    assert!(
+        get(&obj).await.1 == want,
+        "completed object untouched by expiry"
+    );
 }

@@ -188,6 +188,55 @@ async fn coordinator_memory_stays_bounded_for_a_512_mib_object() {
     );
 }
 
+/// 1 GiB through boto3's multipart upload (its defaults: 8 MiB parts, 10 at a time) and back:
+/// the coordinator's peak RSS is bounded by the parts in flight, not the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coordinator_memory_stays_bounded_for_a_1_gib_multipart_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = ProcCluster::start(dir.path(), 6).await;
+    let pid = c.coordinator.pid();
+    let r = c
+        .admin_http()
+        .post(format!("http://{}/keys", c.admin))
+        .json(&serde_json::json!({ "name": "big" }))
+        .send()
+        .await
+        .unwrap();
+    let key: serde_json::Value = r.json().await.unwrap();
+    let before = status_kib(pid, "VmRSS:");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/big_multipart.py"
+    );
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .env("ENDPOINT", format!("http://{}", c.api))
+        .env("KEY", key["access_key_id"].as_str().unwrap())
+        .env("SECRET", key["secret_access_key"].as_str().unwrap())
+        .env("SIZE", (1usize << 30).to_string())
+        .env("FILE", dir.path().join("one-gib"))
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("ALL OK"), "{text}");
+    let peak = status_kib(pid, "VmHWM:");
+    eprintln!(
+        "1 GiB multipart via boto3: coordinator RSS before {} MiB, peak {} MiB",
+        before / 1024,
+        peak / 1024
+    );
+    assert!(
+        peak.saturating_sub(before) < 256 * 1024,
+        "coordinator RSS grew by {} MiB",
+        (peak - before) / 1024
+    );
+}
+
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])

@@ -831,7 +831,10 @@ impl MetaStore {
         }
         let mut out = Vec::new();
         let mut truncated = false;
-        for item in self.db.iterator(IteratorMode::From(&from, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator(IteratorMode::From(&from, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(&base) || !k[base.len()..].starts_with(prefix.as_bytes()) {
                 break;
@@ -860,7 +863,13 @@ impl MetaStore {
     /// The commit point of an uploaded part: it joins the upload (replacing a part of the same
     /// number, which becomes garbage) and its in-flight record goes, in one synced batch.
     /// Fails with [`ApiError::NoSuchUpload`] if the upload was completed or aborted meanwhile.
-    pub fn commit_part(&self, bucket: &str, k: &str, upload: ObjectVersion, part: &Part) -> Result<()> {
+    pub fn commit_part(
+        &self,
+        bucket: &str,
+        k: &str,
+        upload: ObjectVersion,
+        part: &Part,
+    ) -> Result<()> {
         let guard = self.lock.lock().unwrap();
         self.upload(bucket, k, upload)?;
         let pk = part_key(upload, part.number);
@@ -878,7 +887,12 @@ impl MetaStore {
 
     /// Removes upload `u` and its part records in `batch`; every part not in `keep` becomes
     /// garbage.
-    fn drop_upload(&self, batch: &mut WriteBatch, u: &Upload, keep: &[ObjectVersion]) -> Result<()> {
+    fn drop_upload(
+        &self,
+        batch: &mut WriteBatch,
+        u: &Upload,
+        keep: &[ObjectVersion],
+    ) -> Result<()> {
         batch.delete(key(b'u', &[&u.bucket, &u.key, &u.id.to_string()]));
         for p in self.upload_parts(u.id)? {
             batch.delete(part_key(u.id, p.number));

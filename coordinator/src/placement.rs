@@ -76,7 +76,10 @@ pub fn repair_targets(
     current: &[Option<NodeId>],
     lost: &[usize],
 ) -> Vec<(u16, NodeId)> {
-    let zone_of: HashMap<&NodeId, &str> = candidates.iter().map(|n| (&n.id, n.zone.as_str())).collect();
+    let zone_of: HashMap<&NodeId, &str> = candidates
+        .iter()
+        .map(|n| (&n.id, n.zone.as_str()))
+        .collect();
     let mut taken: HashSet<NodeId> = current
         .iter()
         .enumerate()

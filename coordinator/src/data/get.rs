@@ -79,7 +79,12 @@ pub struct StripeReader {
 
 impl StripeReader {
     /// A reader for `part` of `bucket`/`key` using the registry's current view of the nodes.
-    pub fn new(c: Arc<Coordinator>, bucket: &str, key: &str, part: &Part) -> Result<Self, ApiError> {
+    pub fn new(
+        c: Arc<Coordinator>,
+        bucket: &str,
+        key: &str,
+        part: &Part,
+    ) -> Result<Self, ApiError> {
         Self::excluding(c, bucket, key, part, &[])
     }
 

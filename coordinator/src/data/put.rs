@@ -105,7 +105,8 @@ impl<D> Staged<D> {
             last_modified_ms: crate::meta::now_ms(),
         };
         let o = obj.clone();
-        self.commit_with(move |m, _| m.commit_put(&o, &cond)).await?;
+        self.commit_with(move |m, _| m.commit_put(&o, &cond))
+            .await?;
         Ok(obj)
     }
 

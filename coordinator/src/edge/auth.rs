@@ -64,6 +64,7 @@ pub fn need_of(op: &str) -> Need {
         | "ListObjectVersions"
         | "HeadBucket"
         | "GetBucketLocation"
+        | "GetBucketVersioning"
         | "ListParts"
         | "ListMultipartUploads" => Need::Read,
         "PutObject"

@@ -19,7 +19,11 @@ impl BodyDigest for Checksums {
 
 /// The algorithms named by a request: explicit checksum headers, the SDK's algorithm header
 /// and `x-amz-trailer`.
-pub fn wanted_checksums(given: &Checksum, algorithm: Option<&str>, trailer: Option<&str>) -> Checksums {
+pub fn wanted_checksums(
+    given: &Checksum,
+    algorithm: Option<&str>,
+    trailer: Option<&str>,
+) -> Checksums {
     use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
     let mut names: Vec<String> = Vec::new();
     if let Some(a) = algorithm {

@@ -14,7 +14,7 @@ use super::checksum::{
 use super::error::s3_err;
 use super::s3::{
     attrs, body_stream, bucket_name, encode_key, header_ec, is_url, object_key, precondition,
-    refuse_unsupported, timestamp, tessera_owner, Tessera,
+    refuse_unsupported, tessera_owner, timestamp, Tessera,
 };
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
 use crate::error::ApiError;
@@ -57,7 +57,10 @@ fn s3_checksums(stored: &std::collections::BTreeMap<String, String>) -> Checksum
 
 impl Tessera {
     async fn upload(&self, bucket: &str, key: &str, id: &str) -> S3Result<Upload> {
-        let (b, k) = (bucket_name(bucket)?.to_string(), object_key(key)?.to_string());
+        let (b, k) = (
+            bucket_name(bucket)?.to_string(),
+            object_key(key)?.to_string(),
+        );
         let id = upload_id(id)?;
         self.c
             .meta(move |m| {
@@ -101,9 +104,13 @@ impl Tessera {
             }
         }
         let checksum_type = match (&algorithm, i.checksum_type.as_ref().map(|t| t.as_str())) {
-            (_, None) => algorithm
-                .as_ref()
-                .map(|a| if a == "crc64nvme" { "FULL_OBJECT" } else { "COMPOSITE" }),
+            (_, None) => algorithm.as_ref().map(|a| {
+                if a == "crc64nvme" {
+                    "FULL_OBJECT"
+                } else {
+                    "COMPOSITE"
+                }
+            }),
             (Some(a), Some(ChecksumType::FULL_OBJECT)) if combinable(a) => Some("FULL_OBJECT"),
             (Some(a), Some(ChecksumType::COMPOSITE)) if a != "crc64nvme" => Some("COMPOSITE"),
             (_, Some(t)) => {
@@ -211,7 +218,10 @@ impl Tessera {
     }
 
     /// UploadPart.
-    pub(super) async fn mpu_upload_part(&self, req: S3Request<UploadPartInput>) -> R<UploadPartOutput> {
+    pub(super) async fn mpu_upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> R<UploadPartOutput> {
         let trailer = req
             .headers
             .get("x-amz-trailer")
@@ -235,7 +245,9 @@ impl Tessera {
                 checksum_crc64nvme: i.checksum_crc64nvme,
                 ..Default::default()
             },
-            algorithm: i.checksum_algorithm.map(|a| a.as_str().to_ascii_lowercase()),
+            algorithm: i
+                .checksum_algorithm
+                .map(|a| a.as_str().to_ascii_lowercase()),
             trailer,
             trailers,
             content_md5: i.content_md5,
@@ -325,10 +337,7 @@ impl Tessera {
             checksum_crc64nvme: i.checksum_crc64nvme.clone(),
             ..Default::default()
         });
-        let listed = i
-            .multipart_upload
-            .and_then(|m| m.parts)
-            .unwrap_or_default();
+        let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
         let id = upload.id;
         let stored = self
             .c
@@ -357,8 +366,8 @@ impl Tessera {
 
         // The manifest: the object's metadata, replicated on m+1 nodes, so a metadata rebuild
         // finds the object. Its version is the object's version.
-        let manifest = serde_json::to_vec(&obj)
-            .map_err(|e| s3_err(ApiError::Internal(e.to_string())))?;
+        let manifest =
+            serde_json::to_vec(&obj).map_err(|e| s3_err(ApiError::Internal(e.to_string())))?;
         let put = PutRequest {
             bucket: bucket_name(&upload.bucket)?,
             key: object_key(&upload.key)?,
@@ -418,7 +427,10 @@ impl Tessera {
     }
 
     /// ListParts.
-    pub(super) async fn mpu_list_parts(&self, req: S3Request<ListPartsInput>) -> R<ListPartsOutput> {
+    pub(super) async fn mpu_list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> R<ListPartsOutput> {
         let i = req.input;
         let upload = self.upload(&i.bucket, &i.key, &i.upload_id).await?;
         let max = i.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
@@ -670,8 +682,10 @@ fn assemble(u: &Upload, parts: Vec<Part>) -> Result<ObjectMeta, ApiError> {
     let mut checksums = std::collections::BTreeMap::new();
     if let Some(alg) = &u.checksum_algorithm {
         let full = u.checksum_type.as_deref() == Some("FULL_OBJECT");
-        let values: Vec<(Option<&String>, u64)> =
-            parts.iter().map(|p| (p.checksums.get(alg), p.size)).collect();
+        let values: Vec<(Option<&String>, u64)> = parts
+            .iter()
+            .map(|p| (p.checksums.get(alg), p.size))
+            .collect();
         if let Some(v) = multipart_checksum(alg, full, &values) {
             checksums.insert(alg.clone(), v);
         }

@@ -8,7 +8,8 @@
 //!
 //! Implemented: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
 //! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjects (v1),
-//! ListObjectsV2, ListObjectVersions (unversioned: every object with VersionId `null`), and the
+//! ListObjectsV2, ListObjectVersions (unversioned: every object with VersionId `null`),
+//! GetBucketVersioning (never enabled), and the
 //! multipart operations (in [`super::multipart`]).
 
 use super::checksum::{
@@ -28,8 +29,8 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tessera_node::ShardRole;
 use std::time::{Duration, UNIX_EPOCH};
+use tessera_node::ShardRole;
 
 /// Largest total size of `x-amz-meta-*` names and values (S3's limit).
 pub const MAX_USER_META: usize = 2048;
@@ -357,7 +358,11 @@ impl Tessera {
     }
 
     /// Streams the stored bytes of `meta` in `range` (inclusive), first stripe fetched.
-    pub(super) async fn read(&self, meta: &ObjectMeta, range: ByteRange) -> S3Result<StreamingBlob> {
+    pub(super) async fn read(
+        &self,
+        meta: &ObjectMeta,
+        range: ByteRange,
+    ) -> S3Result<StreamingBlob> {
         let s = stream_object(self.c.clone(), meta, range)
             .await
             .map_err(s3_err)?;
@@ -544,13 +549,17 @@ impl Tessera {
                     .parts
                     .iter()
                     .position(|p| p.number as i32 == n)
-                    .ok_or_else(|| s3_err(ApiError::InvalidPart(format!("the object has no part {n}"))))?;
+                    .ok_or_else(|| {
+                        s3_err(ApiError::InvalidPart(format!("the object has no part {n}")))
+                    })?;
                 let start: u64 = meta.parts[..idx].iter().map(|p| p.size).sum();
                 let part = &meta.parts[idx];
                 View {
                     start,
                     len: part.size,
-                    range: (part.size > 0).then(|| content_range(start, part.size)).flatten(),
+                    range: (part.size > 0)
+                        .then(|| content_range(start, part.size))
+                        .flatten(),
                     parts_count: Some(meta.parts.len() as i32),
                     checksums: if checksum_mode {
                         stored_checksums(&part.checksums)
@@ -809,14 +818,8 @@ impl S3 for Tessera {
                 &i.bucket,
                 &i.key,
                 i.version_id.as_deref(),
-                [
-                    i.if_match.as_ref(),
-                    i.if_none_match.as_ref(),
-                ],
-                [
-                    i.if_modified_since.as_ref(),
-                    i.if_unmodified_since.as_ref(),
-                ],
+                [i.if_match.as_ref(), i.if_none_match.as_ref()],
+                [i.if_modified_since.as_ref(), i.if_unmodified_since.as_ref()],
                 i.range.as_ref(),
                 i.part_number,
                 i.checksum_mode.is_some(),
@@ -834,7 +837,8 @@ impl S3 for Tessera {
             )
             .await?
         };
-        let mut resp = S3Response::new(object_output!(GetObjectOutput, meta, view, body: Some(body),));
+        let mut resp =
+            S3Response::new(object_output!(GetObjectOutput, meta, view, body: Some(body),));
         tessera_headers(&meta, &mut resp.headers);
         Ok(resp)
     }
@@ -846,14 +850,8 @@ impl S3 for Tessera {
                 &i.bucket,
                 &i.key,
                 i.version_id.as_deref(),
-                [
-                    i.if_match.as_ref(),
-                    i.if_none_match.as_ref(),
-                ],
-                [
-                    i.if_modified_since.as_ref(),
-                    i.if_unmodified_since.as_ref(),
-                ],
+                [i.if_match.as_ref(), i.if_none_match.as_ref()],
+                [i.if_modified_since.as_ref(), i.if_unmodified_since.as_ref()],
                 i.range.as_ref(),
                 i.part_number,
                 i.checksum_mode.is_some(),
@@ -1107,6 +1105,24 @@ impl S3 for Tessera {
         })
     }
 
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> R<GetBucketVersioningOutput> {
+        let n = bucket_name(&req.input.bucket)?.to_string();
+        if self
+            .c
+            .meta(move |m| m.bucket(&n))
+            .await
+            .map_err(s3_err)?
+            .is_none()
+        {
+            return Err(s3_err(ApiError::NoSuchBucket(req.input.bucket)));
+        }
+        // Versioning has never been enabled: no Status (what S3 answers for such a bucket).
+        ok(GetBucketVersioningOutput::default())
+    }
+
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
@@ -1118,7 +1134,10 @@ impl S3 for Tessera {
         self.mpu_upload_part(req).await
     }
 
-    async fn upload_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> R<UploadPartCopyOutput> {
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> R<UploadPartCopyOutput> {
         self.mpu_upload_part_copy(req).await
     }
 
@@ -1201,7 +1220,10 @@ impl S3 for Tessera {
 
 /// Tessera's own response headers: the object's erasure code and version.
 fn tessera_headers(meta: &ObjectMeta, h: &mut http::HeaderMap) {
-    if let Some(v) = meta.ec().and_then(|ec| http::HeaderValue::try_from(ec.to_string()).ok()) {
+    if let Some(v) = meta
+        .ec()
+        .and_then(|ec| http::HeaderValue::try_from(ec.to_string()).ok())
+    {
         h.insert("x-tessera-ec", v);
     }
     if let Ok(v) = http::HeaderValue::try_from(meta.version.to_string()) {

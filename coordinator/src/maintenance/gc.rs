@@ -52,7 +52,10 @@ pub async fn expire_uploads(c: &Arc<Coordinator>) -> Result<usize, crate::ApiErr
     let expired = c.meta(move |m| m.uploads_older_than(cutoff, 1000)).await?;
     let n = expired.len();
     for u in expired {
-        match c.meta(move |m| m.abort_upload(&u.bucket, &u.key, u.id)).await {
+        match c
+            .meta(move |m| m.abort_upload(&u.bucket, &u.key, u.id))
+            .await
+        {
             Ok(()) | Err(crate::ApiError::NoSuchUpload(_)) => {}
             Err(e) => return Err(e),
         }

@@ -81,7 +81,11 @@ fn part_of(version: ObjectVersion, shards: &Shards, number: u32) -> Option<Part>
 }
 
 /// Reads a manifest's bytes from the first node that answers.
-async fn read_manifest(c: &Coordinator, version: ObjectVersion, shards: &Shards) -> Option<ObjectMeta> {
+async fn read_manifest(
+    c: &Coordinator,
+    version: ObjectVersion,
+    shards: &Shards,
+) -> Option<ObjectMeta> {
     for (node, info) in shards {
         let Some(client) = c.registry.client(node) else {
             continue;

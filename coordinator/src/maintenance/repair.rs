@@ -235,13 +235,10 @@ pub async fn run(c: &Arc<Coordinator>, req: &RepairRequest, report: &Arc<Mutex<R
         after = Some((last.bucket.clone(), last.key.clone()));
         selected.extend(page.into_iter().filter(|o| {
             req.bucket.as_ref().is_none_or(|b| &o.bucket == b)
-                && req
-                    .node
-                    .as_ref()
-                    .is_none_or(|n| {
-                        o.extents()
-                            .any(|p| p.shards.iter().any(|s| s.node.as_ref() == Some(n)))
-                    })
+                && req.node.as_ref().is_none_or(|n| {
+                    o.extents()
+                        .any(|p| p.shards.iter().any(|s| s.node.as_ref() == Some(n)))
+                })
         }));
     }
     report.lock().unwrap().objects_total = selected.len() as u64;
