@@ -21,7 +21,8 @@ async fn requests_not_implemented_change_nothing() {
     // (method, url, body, expected status and code): sub-resources Tessera does not
     // implement get 501; multipart requests naming an upload that does not exist get
     // NoSuchUpload. None of them may touch the object or the bucket.
-    let cases: Vec<(&str, String, Vec<u8>, (u16, &str))> = vec![
+    type Case<'a> = (&'a str, String, Vec<u8>, (u16, &'a str));
+    let cases: Vec<Case> = vec![
         ("PUT", format!("{obj}?acl"), vec![], (501, "NotImplemented")),
         (
             "PUT",

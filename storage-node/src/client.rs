@@ -134,7 +134,7 @@ impl NodeClient {
         Ok(out
             .into_iter()
             .map(|o| match o {
-                BatchOutcome::Stored(info) => Ok(info),
+                BatchOutcome::Stored(info) => Ok(*info),
                 BatchOutcome::Failed(m) => Err(StoreError::Io(m)),
             })
             .collect())

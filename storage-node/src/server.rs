@@ -323,7 +323,7 @@ async fn put_batch(State(st): State<NodeState>, body: Body) -> Result<Json<Vec<B
     Ok(Json(
         out.into_iter()
             .map(|r| match r {
-                Ok(info) => BatchOutcome::Stored(info),
+                Ok(info) => BatchOutcome::Stored(Box::new(info)),
                 Err(e) => BatchOutcome::Failed(e.to_string()),
             })
             .collect(),
@@ -338,7 +338,7 @@ async fn put(
     /// What a blocking flush left: the open writer, or the committed shard.
     enum Flushed {
         Open(Box<dyn ShardWriter>),
-        Done(ShardInfo),
+        Done(Box<ShardInfo>),
     }
     let id = shard_id(&v, &i)?;
     let mut stream = body.into_data_stream();
@@ -419,14 +419,14 @@ async fn put(
                     w.write(piece)?;
                 }
                 match e {
-                    Some(e) => Ok(Flushed::Done(w.commit_with(e.header, e.length)?)),
+                    Some(e) => Ok(Flushed::Done(Box::new(w.commit_with(e.header, e.length)?))),
                     None => Ok(Flushed::Open(w)),
                 }
             })
             .await?;
             match out {
                 Flushed::Open(w) => writer = Some(w),
-                Flushed::Done(info) => return Ok(Json(info)),
+                Flushed::Done(info) => return Ok(Json(*info)),
             }
         }
     }

@@ -276,7 +276,7 @@ pub struct ShardInfo {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum BatchOutcome {
     /// Stored and durable.
-    Stored(ShardInfo),
+    Stored(Box<ShardInfo>),
     /// Not stored; the node's error message.
     Failed(String),
 }

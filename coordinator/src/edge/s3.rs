@@ -663,7 +663,7 @@ impl S3 for Tessera {
                 if m.create_bucket(&b)? {
                     return Ok(None);
                 }
-                Ok(m.bucket(&n)?)
+                m.bucket(&n)
             })
             .await
             .map_err(s3_err)?;
