@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Parses `250ms`, `5s`, `2m`, `1h` or a bare number of seconds.
+/// Parses `250ms`, `5s`, `2m`, `1h`, `7d` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -40,6 +40,6 @@ mod tests {
             super::parse_duration("1h").unwrap(),
             Duration::from_secs(3600)
         );
-        assert!(super::parse_duration("5d").is_err());
+        assert!(super::parse_duration("5w").is_err());
     }
 }
