@@ -136,4 +136,9 @@ check([o["Key"] for o in v1["Contents"]] == ["x/copy", "x/crc", "x/fresh", "x/on
 vs = a.list_object_versions(Bucket="alpha", Prefix="x/")
 check(all(v["VersionId"] == "null" for v in vs["Versions"]) and len(vs["Versions"]) == 5, "ListObjectVersions")
 check(code(lambda: a.get_bucket_acl(Bucket="alpha")) == "NotImplemented", "GetBucketAcl: NotImplemented")
+# Conditional PUT with boto3's own parameter: the first writer wins, the second gets 412.
+check(a.put_object(Bucket="alpha", Key="y/cond", Body=b"first", IfNoneMatch="*")["ETag"] != "", "If-None-Match * on a new key")
+check(code(lambda: a.put_object(Bucket="alpha", Key="y/cond", Body=b"second", IfNoneMatch="*")) == "PreconditionFailed",
+      "If-None-Match * on an existing key: PreconditionFailed")
+check(a.get_object(Bucket="alpha", Key="y/cond")["Body"].read() == b"first", "the loser changed nothing")
 print("ALL OK")
