@@ -14,8 +14,10 @@ cleanup() { for p in "${PID[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev
 trap cleanup EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 API=127.0.0.1:$(port); ADMIN=127.0.0.1:$(port)
-"$BIN" coordinator --listen "$API" --admin-listen "$ADMIN" --data-dir "$T/c" --heartbeat-timeout 1s \
+"$BIN" coordinator --anonymous --listen "$API" --admin-listen "$ADMIN" --data-dir "$T/c" --heartbeat-timeout 1s \
   --repair-grace 1s --no-background-repair --gc-grace 1s 2>"$T/c.log" & PID[c]=$!
+sleep 0.5
+export TESSERA_CLUSTER_SECRET=$(cat "$T/c/cluster.secret") TESSERA_ADMIN_TOKEN=$(cat "$T/c/admin.token")
 start_node() {
   "$BIN" node --listen "127.0.0.1:${PORT[$1]}" --data-dir "$T/n$1" --coordinator "http://$ADMIN" \
     --zone "z$1" --heartbeat-interval 200ms --scrub-rate 0 2>>"$T/n$1.log" & PID[$1]=$!

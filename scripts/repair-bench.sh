@@ -10,9 +10,10 @@ T=$(mktemp -d); PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$T"' EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 API=127.0.0.1:$(port); ADMIN=127.0.0.1:$(port)
-"$BIN" coordinator --listen "$API" --admin-listen "$ADMIN" --data-dir "$T/c" --repair-grace 2s \
+"$BIN" coordinator --anonymous --listen "$API" --admin-listen "$ADMIN" --data-dir "$T/c" --repair-grace 2s \
   --heartbeat-timeout 1s --no-background-repair 2>"$T/c.log" & PIDS+=($!)
 sleep 0.5
+export TESSERA_CLUSTER_SECRET=$(cat "$T/c/cluster.secret") TESSERA_ADMIN_TOKEN=$(cat "$T/c/admin.token")
 for i in $(seq 0 7); do
   "$BIN" node --listen 127.0.0.1:$(port) --data-dir "$T/n$i" --coordinator "http://$ADMIN" --zone z$i \
     --heartbeat-interval 200ms 2>"$T/n$i.log" & PIDS+=($!)

@@ -5,8 +5,9 @@
 # Usage: scripts/rss-bench.sh   (needs a release build)
 cd "$(dirname "$0")/.."
 B=${TESSERA_BIN:-target/release/tessera}; T=$(mktemp -d)
-$B coordinator --listen 127.0.0.1:17070 --admin-listen 127.0.0.1:17071 --data-dir $T/c 2>/dev/null & C=$!
+$B coordinator --anonymous --listen 127.0.0.1:17070 --admin-listen 127.0.0.1:17071 --data-dir $T/c 2>/dev/null & C=$!
 sleep 0.5
+export TESSERA_CLUSTER_SECRET=$(cat $T/c/cluster.secret)
 for i in 0 1 2 3 4 5; do $B node --listen 127.0.0.1:$((17100+i)) --data-dir $T/n$i --coordinator http://127.0.0.1:17071 --zone z$i 2>/dev/null & done
 sleep 2.5
 grep -E "VmHWM" /proc/$C/status | sed 's/^/start: /'

@@ -52,6 +52,68 @@ pub struct BenchConfig {
     /// Bytes written for the disk and loopback ceilings.
     #[arg(long, default_value = "512MiB", value_parser = tessera_coordinator::names::parse_size)]
     pub ceiling_bytes: u64,
+    /// Access key id to sign requests with (none: unsigned requests, for `--anonymous`).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    pub access_key_id: Option<String>,
+    /// Secret access key to sign requests with.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub secret_access_key: Option<String>,
+    /// Region to sign for.
+    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Sign `UNSIGNED-PAYLOAD` instead of the body's SHA-256.
+    #[arg(long)]
+    pub unsigned_payload: bool,
+}
+
+/// Signs one request of the benchmark, or leaves it unsigned without a key.
+#[derive(Clone)]
+struct Auth {
+    signer: Option<crate::sign::Signer>,
+    /// SHA-256 of the PUT payload (hex), computed once: every PUT sends the same bytes.
+    put_sha256: Option<String>,
+}
+
+impl Auth {
+    fn new(cfg: &BenchConfig, body: &[u8]) -> anyhow::Result<Self> {
+        let signer = match (&cfg.access_key_id, &cfg.secret_access_key) {
+            (Some(k), Some(s)) => Some(crate::sign::Signer::new(k, s, &cfg.region)),
+            (None, None) => None,
+            _ => bail!("give both --access-key-id and --secret-access-key (or neither)"),
+        };
+        let put_sha256 = (!cfg.unsigned_payload).then(|| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(body))
+        });
+        Ok(Auth { signer, put_sha256 })
+    }
+
+    /// `req` signed for `method url`; `put` says whether the body is the PUT payload (else
+    /// empty), `headers` are the extra headers to sign.
+    fn apply(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        put: bool,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        let Some(s) = &self.signer else {
+            return Ok(req);
+        };
+        let payload = if put {
+            self.put_sha256.as_deref()
+        } else {
+            Some(crate::sign::EMPTY_SHA256)
+        };
+        for (n, v) in s.headers(method, url, headers, payload)? {
+            req = req.header(n, v);
+        }
+        Ok(req)
+    }
 }
 
 /// Figures of one phase.
@@ -256,11 +318,13 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
             .tcp_nodelay(true)
             .build()?;
         let bucket_url = format!("{endpoint}/{}", cfg.bucket);
-        let mut req = http.put(&bucket_url);
-        if let Some(ec) = cfg.ec {
-            req = req.header("x-tessera-ec", ec.to_string());
-        }
-        let r = req
+        let body = payload(cfg.size);
+        let auth = Auth::new(&cfg, &body)?;
+        let ec = cfg.ec.map(|ec| ec.to_string());
+        let ec_header: Vec<(&str, &str)> =
+            ec.iter().map(|e| ("x-tessera-ec", e.as_str())).collect();
+        let r = auth
+            .apply(http.put(&bucket_url), "PUT", &bucket_url, &ec_header, false)?
             .send()
             .await
             .with_context(|| format!("cannot reach {endpoint}"))?;
@@ -272,23 +336,32 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
                 r.text().await.unwrap_or_default()
             );
         }
-        let body = payload(cfg.size);
         let url = move |i: usize| format!("{bucket_url}/bench/obj-{i:08}");
         let url = Arc::new(url);
         if !cfg.skip_put {
-            let (h, u, b, ec) = (http.clone(), url.clone(), body.clone(), cfg.ec);
+            let (h, u, b, a, ec) = (
+                http.clone(),
+                url.clone(),
+                body.clone(),
+                auth.clone(),
+                ec.clone(),
+            );
             report.put = Some(
                 run_phase(&cfg, "PUT", quiet, move |i| {
-                    let (h, u, b) = (h.clone(), u.clone(), b.clone());
+                    let (h, u, b, a, ec) = (h.clone(), u.clone(), b.clone(), a.clone(), ec.clone());
                     async move {
                         let len = b.len() as u64;
-                        let mut req = h.put(u(i)).body(b);
-                        if let Some(ec) = ec {
-                            req = req.header("x-tessera-ec", ec.to_string());
-                        }
+                        let url = u(i);
+                        let headers: Vec<(&str, &str)> =
+                            ec.iter().map(|e| ("x-tessera-ec", e.as_str())).collect();
+                        let req = a.apply(h.put(&url).body(b), "PUT", &url, &headers, true)?;
                         let r = req.send().await?;
                         if !r.status().is_success() {
-                            bail!("PUT {}: {}", u(i), r.status());
+                            bail!(
+                                "PUT {url}: {} {}",
+                                r.status(),
+                                r.text().await.unwrap_or_default()
+                            );
                         }
                         Ok(len)
                     }
@@ -296,21 +369,25 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
                 .await,
             );
         }
-        let (h, u, size) = (http.clone(), url.clone(), cfg.size);
+        let (h, u, size, a) = (http.clone(), url.clone(), cfg.size, auth.clone());
         report.get = Some(
             run_phase(&cfg, "GET", quiet, move |i| {
-                let (h, u) = (h.clone(), u.clone());
+                let (h, u, a) = (h.clone(), u.clone(), a.clone());
                 async move {
-                    let mut r = h.get(u(i)).send().await?;
+                    let url = u(i);
+                    let mut r = a
+                        .apply(h.get(&url), "GET", &url, &[], false)?
+                        .send()
+                        .await?;
                     if !r.status().is_success() {
-                        bail!("GET {}: {}", u(i), r.status());
+                        bail!("GET {url}: {}", r.status());
                     }
                     let mut n = 0u64;
                     while let Some(c) = r.chunk().await? {
                         n += c.len() as u64;
                     }
                     if n != size {
-                        bail!("GET {}: {n} bytes, expected {size}", u(i));
+                        bail!("GET {url}: {n} bytes, expected {size}");
                     }
                     Ok(n)
                 }
@@ -319,7 +396,10 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
         );
         if cfg.cleanup {
             for i in 0..cfg.objects {
-                let _ = http.delete(url(i)).send().await;
+                let u = url(i);
+                if let Ok(req) = auth.apply(http.delete(&u), "DELETE", &u, &[], false) {
+                    let _ = req.send().await;
+                }
             }
         }
     }

@@ -8,6 +8,7 @@
 //! - [`bench`]: `tessera bench`, the load generator and machine-ceiling measurement.
 //! - [`duration`]: human durations (`500ms`, `5s`) for command-line flags.
 //! - [`ops`]: `tessera repair` and `tessera status`, clients of the admin API.
+//! - [`sign`]: SigV4 signing of `tessera bench`'s requests.
 //!
 //! The layers live in their own crates: [`tessera_node`] (shard store, node service and its
 //! client) and [`tessera_coordinator`] (codec, placement, metadata, client API).
@@ -16,6 +17,7 @@ pub mod bench;
 pub mod cluster;
 pub mod duration;
 pub mod ops;
+pub mod sign;
 
 pub use tessera_coordinator as coordinator;
 pub use tessera_node as node;
