@@ -51,10 +51,6 @@ fn part_etag(p: &Part) -> ETag {
     ETag::Strong(p.etag.clone())
 }
 
-fn s3_checksums(stored: &std::collections::BTreeMap<String, String>) -> Checksum {
-    stored_checksums(stored)
-}
-
 impl Tessera {
     async fn upload(&self, bucket: &str, key: &str, id: &str) -> S3Result<Upload> {
         let (b, k) = (
@@ -257,7 +253,7 @@ impl Tessera {
         let part = self
             .write_part(&upload, number, content_length, body, verify)
             .await?;
-        let c = s3_checksums(&part.checksums);
+        let c = stored_checksums(&part.checksums);
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(part_etag(&part)),
             checksum_crc32: c.checksum_crc32,
@@ -305,7 +301,7 @@ impl Tessera {
         let part = self
             .write_part(&upload, number, Some(len), body, PartChecks::default())
             .await?;
-        let c = s3_checksums(&part.checksums);
+        let c = stored_checksums(&part.checksums);
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(part_etag(&part)),
@@ -447,7 +443,7 @@ impl Tessera {
         let parts = page
             .iter()
             .map(|p| {
-                let c = s3_checksums(&p.checksums);
+                let c = stored_checksums(&p.checksums);
                 s3s::dto::Part {
                     part_number: Some(p.number as i32),
                     e_tag: Some(part_etag(p)),
