@@ -1,9 +1,11 @@
 //! The data paths: bytes in, shards out, and back.
 //!
 //! - [`put`]: a byte stream -> stripes -> k+m node streams, staged until committed.
-//! - [`get`]: the stripe reader (shared with repair) and range streaming.
+//! - [`stripes`]: the stripe reader GET and repair share (k verified pieces per stripe).
+//! - [`get`]: object ranges streamed part after part.
 //! - [`batch`]: small shard writes batched per node.
 
 pub mod batch;
 pub mod get;
 pub mod put;
+pub mod stripes;

@@ -13,7 +13,7 @@
 //! The work runs inside the coordinator: in the background (read-repair queue and periodic
 //! scans, rate-limited) and on demand through the admin API, which `tessera repair` drives.
 
-use crate::data::get::StripeReader;
+use crate::data::stripes::StripeReader;
 use crate::error::ApiError;
 use crate::meta::{now_ms, ObjectMeta, Part, ShardSet, ShardState};
 use crate::placement::repair_targets;

@@ -1,0 +1,301 @@
+//! The stripe reader GET and repair share: for each stripe, k verified pieces of one part.
+//!
+//! Pieces come from the data shards when they answer (no decoding); when one is missing,
+//! corrupt, slow or on a down node, more shards are asked for and the first k that verify
+//! are decoded. A shard found missing or corrupt is reported for repair at once.
+
+use crate::codec::ErasureCodec;
+use crate::error::ApiError;
+use crate::layout::Layout;
+use crate::meta::{Part, ShardState};
+use crate::state::Coordinator;
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::sync::Arc;
+use tessera_node::{NodeClient, ShardId, StoreError};
+
+/// Bytes kept as the chunks they arrived in from a node (not copied into one buffer).
+#[derive(Clone, Debug, Default)]
+pub struct Chunks(pub Vec<Bytes>);
+
+impl Chunks {
+    /// `[a, b)` as slices of the chunks (no copy).
+    pub fn slice(&self, a: usize, b: usize) -> Chunks {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        for c in &self.0 {
+            let (c0, c1) = (pos, pos + c.len());
+            pos = c1;
+            let (x, y) = (a.max(c0), b.min(c1));
+            if x < y {
+                out.push(c.slice(x - c0..y - c0));
+            }
+            if c1 >= b {
+                break;
+            }
+        }
+        Chunks(out)
+    }
+
+    /// One contiguous buffer (a copy only when there is more than one chunk).
+    pub fn contiguous(self) -> Bytes {
+        match self.0.len() {
+            1 => self.0.into_iter().next().expect("one chunk"),
+            _ => self.0.concat().into(),
+        }
+    }
+}
+
+impl From<Bytes> for Chunks {
+    fn from(b: Bytes) -> Self {
+        Chunks(vec![b])
+    }
+}
+
+/// Reads stripes of one part (a single PUT's body is one part).
+pub struct StripeReader {
+    c: Arc<Coordinator>,
+    bucket: String,
+    key: String,
+    part: Part,
+    layout: Layout,
+    codec: Arc<ErasureCodec>,
+    /// Shard indices in the order to try them: data then parity on up nodes, then shards on
+    /// nodes that are down (they may be back before the registry knows).
+    order: Vec<(usize, NodeClient)>,
+}
+
+impl StripeReader {
+    /// A reader for `part` of `bucket`/`key` using the registry's current view of the nodes.
+    pub fn new(
+        c: Arc<Coordinator>,
+        bucket: &str,
+        key: &str,
+        part: &Part,
+    ) -> Result<Self, ApiError> {
+        Self::excluding(c, bucket, key, part, &[])
+    }
+
+    /// A reader that never asks the shards in `skip` (known lost or corrupt).
+    pub fn excluding(
+        c: Arc<Coordinator>,
+        bucket: &str,
+        key: &str,
+        part: &Part,
+        skip: &[usize],
+    ) -> Result<Self, ApiError> {
+        let codec = ErasureCodec::for_recorded(&part.codec, part.ec.k as usize, part.ec.m as usize)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut up = Vec::new();
+        let mut down = Vec::new();
+        for (i, s) in part.shards.iter().enumerate() {
+            let (Some(node), ShardState::Ok) = (&s.node, s.state) else {
+                continue;
+            };
+            if skip.contains(&i) {
+                continue;
+            }
+            let Some(client) = c.registry.client(node) else {
+                continue;
+            };
+            if c.registry.up(node) {
+                up.push((i, client));
+            } else {
+                down.push((i, client));
+            }
+        }
+        up.extend(down);
+        Ok(StripeReader {
+            layout: part.layout(),
+            c,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            part: part.clone(),
+            codec: Arc::new(codec),
+            order: up,
+        })
+    }
+
+    /// Object bytes of stripes `stripes`, `[from, to)` of each stripe `s` where
+    /// `(from, to) = span(s)` (offsets within the stripe), as slices of the decoded pieces.
+    /// Each shard is read with one request for the whole group (a shard holds its pieces of
+    /// consecutive stripes back to back).
+    pub async fn fetch_group(
+        &self,
+        stripes: std::ops::Range<u64>,
+        span: impl Fn(u64) -> (u64, u64),
+    ) -> Result<Vec<Bytes>, ApiError> {
+        let got = self.fetch_any_k(stripes.clone()).await?;
+        let k = self.codec.k();
+        let base = self.layout.shard_offset(stripes.start);
+        // Per stripe, the pieces it has (slices of the group reads).
+        let per_stripe: Vec<Vec<Option<Chunks>>> = stripes
+            .clone()
+            .map(|s| {
+                let off = (self.layout.shard_offset(s) - base) as usize;
+                let len = self.layout.piece_len(s) as usize;
+                got.iter()
+                    .map(|c| c.as_ref().map(|c| c.slice(off, off + len)))
+                    .collect()
+            })
+            .collect();
+        let decoded: Vec<Vec<Chunks>> = if got[..k].iter().all(|p| p.is_some()) {
+            // Healthy: the data pieces are forwarded as they arrived, without a copy.
+            per_stripe
+                .into_iter()
+                .map(|p| p.into_iter().take(k).flatten().collect())
+                .collect()
+        } else {
+            let codec = self.codec.clone();
+            tokio::task::spawn_blocking(move || {
+                per_stripe
+                    .into_iter()
+                    .map(|p| {
+                        let pieces = p.into_iter().map(|c| c.map(Chunks::contiguous)).collect();
+                        codec
+                            .reconstruct_data(pieces)
+                            .map(|d| d.into_iter().map(Chunks::from).collect())
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::ServiceUnavailable(e.to_string()))?
+        };
+        let mut out = Vec::new();
+        for (s, pieces) in stripes.zip(decoded) {
+            let (from, to) = span(s);
+            let plen = self.layout.piece_len(s);
+            for (i, p) in pieces.into_iter().enumerate() {
+                let (p0, p1) = (i as u64 * plen, (i as u64 + 1) * plen);
+                let (a, b) = (from.max(p0), to.min(p1));
+                if a < b {
+                    out.extend(p.slice((a - p0) as usize, (b - p0) as usize).0);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// All `k + m` pieces of stripe `s` (for repair), and how many bytes were read.
+    pub async fn fetch_all(&self, s: u64) -> Result<(Vec<Bytes>, u64), ApiError> {
+        let got: Vec<Option<Bytes>> = self
+            .fetch_any_k(s..s + 1)
+            .await?
+            .into_iter()
+            .map(|c| c.map(Chunks::contiguous))
+            .collect();
+        let read = got.iter().flatten().map(|b| b.len() as u64).sum();
+        let codec = self.codec.clone();
+        let all = tokio::task::spawn_blocking(move || codec.reconstruct_all(got))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::ServiceUnavailable(e.to_string()))?;
+        Ok((all, read))
+    }
+
+    /// Stripe geometry of the object.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Any k verified shards' bytes for stripes `stripes` (`None` for the other shards).
+    async fn fetch_any_k(
+        &self,
+        stripes: std::ops::Range<u64>,
+    ) -> Result<Vec<Option<Chunks>>, ApiError> {
+        let s = stripes.start;
+        let k = self.codec.k();
+        let n = self.part.shards.len();
+        let offset = self.layout.shard_offset(s);
+        let len = stripes.map(|s| self.layout.piece_len(s)).sum();
+        let timeout = self.c.config.shard_read_timeout;
+        let version = self.part.version;
+        let read = |(i, client): &(usize, NodeClient)| {
+            let (i, client) = (*i, client.clone());
+            async move {
+                let id = ShardId {
+                    version,
+                    index: i as u16,
+                };
+                (i, client.read_chunks(id, offset, len, timeout).await)
+            }
+        };
+        let mut next = 0;
+        let mut inflight = FuturesUnordered::new();
+        while next < self.order.len() && inflight.len() < k {
+            inflight.push(read(&self.order[next]));
+            next += 1;
+        }
+        let mut got: Vec<Option<Chunks>> = vec![None; n];
+        let mut have = 0;
+        let mut failures = Vec::new();
+        while have < k {
+            let hedge = tokio::time::sleep(self.c.config.read_hedge_after);
+            tokio::select! {
+                r = inflight.next(), if !inflight.is_empty() => {
+                    let (i, r) = r.expect("non-empty");
+                    match r {
+                        Ok(b) => {
+                            got[i] = Some(Chunks(b));
+                            have += 1;
+                        }
+                        Err(e) => {
+                            if matches!(e, StoreError::Corrupt(_) | StoreError::NotFound(_)) {
+                                // Read-repair: queue the object now; this read goes on with
+                                // the other shards.
+                                let corrupt = matches!(e, StoreError::Corrupt(_));
+                                tracing::warn!(object = %self.key, shard = i, stripe = s, corrupt, "damaged shard found by a read");
+                                let id = ShardId { version: self.part.version, index: i as u16 };
+                                self.c.repair.report_damage(&self.bucket, &self.key, id, corrupt);
+                            }
+                            failures.push(format!("shard {i}: {e}"));
+                            if next < self.order.len() {
+                                inflight.push(read(&self.order[next]));
+                                next += 1;
+                            }
+                        }
+                    }
+                }
+                _ = hedge, if next < self.order.len() => {
+                    // A read is slow: ask one more shard, keep the first k that arrive.
+                    inflight.push(read(&self.order[next]));
+                    next += 1;
+                }
+                else => break,
+            }
+        }
+        if have < k {
+            return Err(ApiError::ServiceUnavailable(format!(
+                "{}/{} part {}: stripe {s} has {have} readable shards, {k} needed ({})",
+                self.bucket,
+                self.key,
+                self.part.number,
+                failures.join("; ")
+            )));
+        }
+        Ok(got)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_slices_match_the_contiguous_bytes() {
+        let whole: Vec<u8> = (0..100u8).collect();
+        let parts = Chunks(vec![
+            Bytes::copy_from_slice(&whole[..10]),
+            Bytes::new(),
+            Bytes::copy_from_slice(&whole[10..55]),
+            Bytes::copy_from_slice(&whole[55..]),
+        ]);
+        for a in 0..=100 {
+            for b in a..=100 {
+                let got = parts.slice(a, b).contiguous();
+                assert_eq!(&got[..], &whole[a..b], "[{a}, {b})");
+            }
+        }
+    }
+}
