@@ -19,11 +19,7 @@ impl BodyDigest for Checksums {
 
 /// The algorithms named by a request: explicit checksum headers, the SDK's algorithm header
 /// and `x-amz-trailer`.
-pub fn wanted_checksums(
-    given: &Checksum,
-    algorithm: Option<&str>,
-    trailer: Option<&str>,
-) -> Checksums {
+fn wanted_checksums(given: &Checksum, algorithm: Option<&str>, trailer: Option<&str>) -> Checksums {
     use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
     let mut names: Vec<String> = Vec::new();
     if let Some(a) = algorithm {
@@ -51,7 +47,7 @@ pub fn wanted_checksums(
 }
 
 /// Checksums sent as trailers of an aws-chunked body (read once the body is consumed).
-pub fn trailer_checksums(req_trailers: Option<&s3s::TrailingHeaders>) -> Checksum {
+fn trailer_checksums(req_trailers: Option<&s3s::TrailingHeaders>) -> Checksum {
     let mut out = Checksum::default();
     let Some(t) = req_trailers else {
         return out;
@@ -68,7 +64,7 @@ pub fn trailer_checksums(req_trailers: Option<&s3s::TrailingHeaders>) -> Checksu
 }
 
 /// Compares what the client claimed with what was computed; returns what to store.
-pub fn verify_checksums(
+fn verify_checksums(
     claimed: &Checksum,
     computed: &Checksum,
 ) -> Result<BTreeMap<String, String>, ApiError> {
@@ -107,7 +103,7 @@ pub fn verify_checksums(
     Ok(out)
 }
 
-pub fn merge(a: Checksum, b: Checksum) -> Checksum {
+fn merge(a: Checksum, b: Checksum) -> Checksum {
     Checksum {
         checksum_crc32: a.checksum_crc32.or(b.checksum_crc32),
         checksum_crc32c: a.checksum_crc32c.or(b.checksum_crc32c),
@@ -119,7 +115,7 @@ pub fn merge(a: Checksum, b: Checksum) -> Checksum {
 }
 
 /// Checks `Content-MD5` (base64 of the MD5) against the ETag (hex of the MD5).
-pub fn verify_content_md5(claimed: Option<&str>, etag_hex: &str) -> Result<(), ApiError> {
+fn verify_content_md5(claimed: Option<&str>, etag_hex: &str) -> Result<(), ApiError> {
     let Some(c) = claimed else {
         return Ok(());
     };
@@ -139,6 +135,68 @@ fn base64_md5(s: &str) -> Option<Vec<u8>> {
         .decode(s.trim())
         .ok()?;
     (raw.len() == 16).then_some(raw)
+}
+
+/// What a body must be checked against: the checksums and `Content-MD5` given as headers, the
+/// algorithm the SDK named, and the trailers an aws-chunked body will end with.
+#[derive(Default)]
+pub struct BodyChecks {
+    /// Checksums given as headers.
+    pub given: Checksum,
+    /// `x-amz-sdk-checksum-algorithm` (or the request's checksum algorithm field).
+    pub algorithm: Option<String>,
+    /// `x-amz-trailer`: the checksums the body's trailers will carry.
+    pub trailer: Option<String>,
+    /// The trailers, readable once the body is consumed.
+    pub trailers: Option<s3s::TrailingHeaders>,
+    /// `Content-MD5`.
+    pub content_md5: Option<String>,
+}
+
+impl BodyChecks {
+    /// The checks a request names (`x-amz-trailer` read from `headers`).
+    pub fn new(
+        headers: &http::HeaderMap,
+        trailers: Option<s3s::TrailingHeaders>,
+        given: Checksum,
+        algorithm: Option<&str>,
+        content_md5: Option<String>,
+    ) -> Self {
+        BodyChecks {
+            given,
+            algorithm: algorithm.map(|a| a.to_ascii_lowercase()),
+            trailer: headers
+                .get("x-amz-trailer")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from),
+            trailers,
+            content_md5,
+        }
+    }
+
+    /// The digest to feed the body to: every algorithm named, plus `also` (an upload's).
+    pub fn digest(&self, also: Option<&str>) -> Checksums {
+        wanted_checksums(
+            &self.given,
+            also.or(self.algorithm.as_deref()),
+            self.trailer.as_deref(),
+        )
+    }
+
+    /// After the body: `Content-MD5` against the body's MD5 (`etag_hex`) and every claimed
+    /// checksum against what `digest` computed (BadDigest). Returns what to store and the
+    /// computed values.
+    pub fn verify(
+        self,
+        etag_hex: &str,
+        digest: &mut Checksums,
+    ) -> Result<(BTreeMap<String, String>, Checksum), ApiError> {
+        verify_content_md5(self.content_md5.as_deref(), etag_hex)?;
+        let computed = std::mem::take(&mut digest.0).finalize();
+        let claimed = merge(self.given, trailer_checksums(self.trailers.as_ref()));
+        let stored = verify_checksums(&claimed, &computed)?;
+        Ok((stored, computed))
+    }
 }
 
 /// Stored checksums as the response fields (returned with `x-amz-checksum-mode: ENABLED`).

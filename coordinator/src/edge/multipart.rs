@@ -8,8 +8,7 @@
 //! object in one metadata transaction; parts left out become garbage.
 
 use super::checksum::{
-    as_map, combinable, merge, multipart_checksum, stored_checksums, trailer_checksums,
-    verify_checksums, verify_content_md5, wanted_checksums, ALGORITHMS,
+    as_map, combinable, multipart_checksum, stored_checksums, BodyChecks, ALGORITHMS,
 };
 use super::error::s3_err;
 use super::s3::{
@@ -177,7 +176,7 @@ impl Tessera {
         number: u32,
         content_length: Option<u64>,
         body: futures::stream::BoxStream<'static, Result<Bytes, ApiError>>,
-        verify: PartChecks,
+        verify: BodyChecks,
     ) -> S3Result<Part> {
         let put = PutRequest {
             bucket: bucket_name(&upload.bucket)?,
@@ -195,21 +194,14 @@ impl Tessera {
             },
         };
         // The upload's algorithm is computed for every part, asked for or not.
-        let digest = wanted_checksums(
-            &verify.given,
-            upload
-                .checksum_algorithm
-                .as_deref()
-                .or(verify.algorithm.as_deref()),
-            verify.trailer.as_deref(),
-        );
+        let digest = verify.digest(upload.checksum_algorithm.as_deref());
         let mut staged = write_object(self.c.clone(), put, body, digest)
             .await
             .map_err(s3_err)?;
-        verify_content_md5(verify.content_md5.as_deref(), &staged.part.etag).map_err(s3_err)?;
-        let computed = std::mem::take(&mut staged.digest.0).finalize();
-        let claimed = merge(verify.given, trailer_checksums(verify.trailers.as_ref()));
-        staged.part.checksums = verify_checksums(&claimed, &computed).map_err(s3_err)?;
+        let (stored, _) = verify
+            .verify(&staged.part.etag, &mut staged.digest)
+            .map_err(s3_err)?;
+        staged.part.checksums = stored;
         staged.commit_part(upload.id).await.map_err(s3_err)
     }
 
@@ -218,12 +210,7 @@ impl Tessera {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> R<UploadPartOutput> {
-        let trailer = req
-            .headers
-            .get("x-amz-trailer")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
-        let trailers = req.trailing_headers.clone();
+        let (headers, trailers) = (req.headers, req.trailing_headers);
         let i = req.input;
         if i.sse_customer_algorithm.is_some() {
             return Err(s3_err(ApiError::NotImplemented(
@@ -232,8 +219,10 @@ impl Tessera {
         }
         let number = part_number(i.part_number)?;
         let upload = self.upload(&i.bucket, &i.key, &i.upload_id).await?;
-        let verify = PartChecks {
-            given: Checksum {
+        let verify = BodyChecks::new(
+            &headers,
+            trailers,
+            Checksum {
                 checksum_crc32: i.checksum_crc32,
                 checksum_crc32c: i.checksum_crc32c,
                 checksum_sha1: i.checksum_sha1,
@@ -241,13 +230,9 @@ impl Tessera {
                 checksum_crc64nvme: i.checksum_crc64nvme,
                 ..Default::default()
             },
-            algorithm: i
-                .checksum_algorithm
-                .map(|a| a.as_str().to_ascii_lowercase()),
-            trailer,
-            trailers,
-            content_md5: i.content_md5,
-        };
+            i.checksum_algorithm.as_ref().map(|a| a.as_str()),
+            i.content_md5,
+        );
         let body = body_stream(i.body, self.c.config.body_idle_timeout);
         let content_length = i.content_length.map(|l| l.max(0) as u64);
         let part = self
@@ -299,7 +284,7 @@ impl Tessera {
         };
         let body = self.source_stream(&src, start, len).await?;
         let part = self
-            .write_part(&upload, number, Some(len), body, PartChecks::default())
+            .write_part(&upload, number, Some(len), body, BodyChecks::default())
             .await?;
         let c = stored_checksums(&part.checksums);
         Ok(S3Response::new(UploadPartCopyOutput {
@@ -565,16 +550,6 @@ impl Tessera {
             ..Default::default()
         }))
     }
-}
-
-/// What a part's upload must be checked against.
-#[derive(Default)]
-struct PartChecks {
-    given: Checksum,
-    algorithm: Option<String>,
-    trailer: Option<String>,
-    trailers: Option<s3s::TrailingHeaders>,
-    content_md5: Option<String>,
 }
 
 fn initiator(u: &Upload) -> Initiator {

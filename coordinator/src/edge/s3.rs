@@ -12,10 +12,7 @@
 //! GetBucketVersioning (never enabled), and the
 //! multipart operations (in [`super::multipart`]).
 
-use super::checksum::{
-    merge, stored_checksums, trailer_checksums, verify_checksums, verify_content_md5,
-    wanted_checksums,
-};
+use super::checksum::{stored_checksums, BodyChecks};
 use super::error::{s3_err, stream_error};
 use crate::data::get::{stream_object, ByteRange};
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
@@ -721,13 +718,8 @@ impl S3 for Tessera {
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> R<PutObjectOutput> {
-        let trailer = req
-            .headers
-            .get("x-amz-trailer")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
         let ec = header_ec(&req.headers)?;
-        let trailers = req.trailing_headers.clone();
+        let (headers, trailers) = (req.headers, req.trailing_headers);
         let i = req.input;
         refuse_unsupported(
             i.acl.as_ref().map(|a| a.as_str()),
@@ -744,19 +736,21 @@ impl S3 for Tessera {
         let cond = precondition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
         let bucket = bucket_name(&i.bucket)?;
         let key = object_key(&i.key)?;
-        let given = Checksum {
-            checksum_crc32: i.checksum_crc32,
-            checksum_crc32c: i.checksum_crc32c,
-            checksum_sha1: i.checksum_sha1,
-            checksum_sha256: i.checksum_sha256,
-            checksum_crc64nvme: i.checksum_crc64nvme,
-            ..Default::default()
-        };
-        let digest = wanted_checksums(
-            &given,
+        let checks = BodyChecks::new(
+            &headers,
+            trailers,
+            Checksum {
+                checksum_crc32: i.checksum_crc32,
+                checksum_crc32c: i.checksum_crc32c,
+                checksum_sha1: i.checksum_sha1,
+                checksum_sha256: i.checksum_sha256,
+                checksum_crc64nvme: i.checksum_crc64nvme,
+                ..Default::default()
+            },
             i.checksum_algorithm.as_ref().map(|a| a.as_str()),
-            trailer.as_deref(),
+            i.content_md5,
         );
+        let digest = checks.digest(None);
         let attrs = attrs(
             i.content_type.map(|t| t.to_string()),
             i.metadata,
@@ -788,10 +782,10 @@ impl S3 for Tessera {
         let mut staged = write_object(self.c.clone(), put, body, digest)
             .await
             .map_err(s3_err)?;
-        verify_content_md5(i.content_md5.as_deref(), &staged.part.etag).map_err(s3_err)?;
-        let computed = std::mem::take(&mut staged.digest.0).finalize();
-        let claimed = merge(given, trailer_checksums(trailers.as_ref()));
-        staged.part.checksums = verify_checksums(&claimed, &computed).map_err(s3_err)?;
+        let (stored, computed) = checks
+            .verify(&staged.part.etag, &mut staged.digest)
+            .map_err(s3_err)?;
+        staged.part.checksums = stored;
         let meta = staged.commit(cond).await.map_err(s3_err)?;
         let mut resp = S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&meta)),
