@@ -204,26 +204,21 @@ async fn coordinator_memory_stays_bounded_for_a_1_gib_multipart_upload() {
         .unwrap();
     let key: serde_json::Value = r.json().await.unwrap();
     let before = status_kib(pid, "VmRSS:");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/big_multipart.py"
-    );
-    let out = tokio::process::Command::new("python3")
-        .arg(script)
-        .env("ENDPOINT", format!("http://{}", c.api))
-        .env("KEY", key["access_key_id"].as_str().unwrap())
-        .env("SECRET", key["secret_access_key"].as_str().unwrap())
-        .env("SIZE", (1usize << 30).to_string())
-        .env("FILE", dir.path().join("one-gib"))
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success() && text.contains("ALL OK"), "{text}");
+    run_client(
+        "python3",
+        "big_multipart.py",
+        &[
+            ("ENDPOINT", format!("http://{}", c.api)),
+            ("KEY", key["access_key_id"].as_str().unwrap().to_string()),
+            (
+                "SECRET",
+                key["secret_access_key"].as_str().unwrap().to_string(),
+            ),
+            ("SIZE", (1usize << 30).to_string()),
+            ("FILE", dir.path().join("one-gib").display().to_string()),
+        ],
+    )
+    .await;
     let peak = status_kib(pid, "VmHWM:");
     eprintln!(
         "1 GiB multipart via boto3: coordinator RSS before {} MiB, peak {} MiB",

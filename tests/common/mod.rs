@@ -235,3 +235,25 @@ pub async fn put_multipart(obj: &str, parts: &[Vec<u8>]) -> String {
         .unwrap()
         .replace("&quot;", "\"")
 }
+
+/// Runs a client script of `tests/clients/` (`program script`) with `env`; fails the test
+/// unless it exits 0 and prints "ALL OK". Returns what it printed.
+pub async fn run_client(program: &str, script: &str, env: &[(&str, String)]) -> String {
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg(path);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("ALL OK"),
+        "{script}: {text}"
+    );
+    text
+}
