@@ -298,6 +298,33 @@ async fn silent_and_stalled_clients_are_cut_off() {
     );
 }
 
+/// A client that sent `Expect: 100-continue` and was refused before `100 Continue` may keep
+/// its body and send its next request on the same connection (botocore does). The refusal
+/// must close the connection: otherwise the server takes the next request's first bytes for
+/// the promised body and answers that request 400 (seen with boto3 as a failed plain PUT
+/// after a conditional PUT's 412).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_expect_continue_request_closes_the_connection() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/exp"), vec![]).await.0, 200);
+    assert_eq!(put(&format!("{base}/exp/k"), b"old".to_vec()).await.0, 200);
+    // A conditional PUT that fails, with no body sent, and right behind it a GET.
+    let pipelined = b"PUT /exp/k HTTP/1.1\r\nHost: a\r\nIf-None-Match: *\r\n\
+        Expect: 100-continue\r\nContent-Length: 3\r\n\r\n\
+        GET /exp/k HTTP/1.1\r\nHost: a\r\n\r\n";
+    let out = raw(c.api, pipelined, false, Duration::from_secs(5)).await;
+    let head = out.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 412"), "{out}");
+    assert!(head.contains("connection: close"), "{out}");
+    assert_eq!(
+        head.matches("http/1.1 ").count(),
+        1,
+        "one answer, then closed: {out}"
+    );
+    assert_eq!(get(&format!("{base}/exp/k")).await.1, b"old", "unchanged");
+}
+
 /// The clients people use, each doing what a user does (tests/clients/real_clients.sh):
 /// awscli and boto3 with default settings, Debian's older boto3, rclone, s3cmd and curl
 /// `--aws-sigv4`, against a cluster that requires signatures.

@@ -136,7 +136,7 @@ where
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
-        let conn = builder.serve_connection(TokioIo::new(stream), svc.clone());
+        let conn = builder.serve_connection(TokioIo::new(stream), CloseUnsent(svc.clone()));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
@@ -146,4 +146,46 @@ where
     // Requests in progress get a while to finish.
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
+}
+
+/// Closes the connection after a refusal of a request that asked `Expect: 100-continue`.
+///
+/// A client that sent that header and gets a final answer instead of `100 Continue` may keep
+/// its body to itself (botocore does) and send the next request on the same connection. The
+/// server cannot tell those bytes from the body it was promised: hyper reads as many bytes as
+/// the promised `Content-Length` "in case a tiny body was included", eating the start of the
+/// next request, which then fails to parse (seen: 400 for a plain PUT after a conditional PUT
+/// got 412). Every answer but a success may come before the body is read, so those get
+/// `Connection: close`; the client opens a fresh connection for its next request.
+#[derive(Clone)]
+struct CloseUnsent<S>(S);
+
+impl<S, B> hyper::service::Service<http::Request<Incoming>> for CloseUnsent<S>
+where
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<B>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<http::Response<B>, S::Error>> + Send + 'static>,
+    >;
+
+    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+        let expects = req
+            .headers()
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            if expects && !resp.status().is_success() {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok(resp)
+        })
+    }
 }
