@@ -398,6 +398,20 @@ async fn coordinator_killed_during_repair_then_repair_finishes_the_job() {
     all_exact(&objs, "after an interrupted and a finished repair").await;
 }
 
+/// The checksum `header` a HEAD with checksum mode returns for `url`.
+async fn checksum_of(url: &str, header: &str) -> Option<String> {
+    let r = http()
+        .head(url)
+        .header("x-amz-checksum-mode", "ENABLED")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "HEAD {url}");
+    r.headers()
+        .get(header)
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metadata_is_rebuilt_from_the_nodes() {
     let dir = tempfile::tempdir().unwrap();
@@ -447,6 +461,27 @@ async fn metadata_is_rebuilt_from_the_nodes() {
     objs[3].1 = newest;
     let r = http().head(&objs[4].0).send().await.unwrap();
     let etag = r.headers()["etag"].clone();
+    // Checksums computed at upload, of a small (batched) and a streamed PUT.
+    let mut summed = Vec::new();
+    for (name, len) in [("small", 1000), ("big", 3 * MIB)] {
+        use base64::Engine;
+        use sha2::Digest;
+        let url = c.url(&format!("reb2/sum-{name}"));
+        let body = data(len, 61);
+        let header = "x-amz-checksum-sha256";
+        let value = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body));
+        let r = http()
+            .put(&url)
+            .header(header, &value)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(checksum_of(&url, header).await.as_ref(), Some(&value));
+        summed.push((url.clone(), header, value));
+        objs.push((url, body));
+    }
     c.coordinator.kill();
     // The metadata is lost; the secrets, kept elsewhere by an operator, are not.
     let secrets = c.secrets();
@@ -504,6 +539,13 @@ async fn metadata_is_rebuilt_from_the_nodes() {
         etag,
         "ETag restored from the shard headers"
     );
+    for (url, header, value) in &summed {
+        assert_eq!(
+            checksum_of(url, header).await.as_ref(),
+            Some(value),
+            "{header} of {url} restored from the shard headers"
+        );
+    }
     let (_, list) = get(&c.url("")).await;
     let list = String::from_utf8(list).unwrap();
     assert!(

@@ -19,6 +19,7 @@ pub fn header(index: u16, chunk_size: u32) -> ShardHeader {
         codec: "test".into(),
         chunk_size,
         etag: None,
+        checksums: Default::default(),
         content_type: None,
         user_meta: Default::default(),
         headers: Default::default(),

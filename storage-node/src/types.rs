@@ -204,9 +204,13 @@ pub struct ShardHeader {
     /// Bytes per checksummed chunk on the node (the writer picks it; the coordinator uses the
     /// per-stripe piece size so one stripe read verifies exactly one chunk).
     pub chunk_size: u32,
-    /// blake3 of the whole object, hex (known at the end of the upload; in the end frame).
+    /// MD5 of the version's bytes, hex (known at the end of the upload; in the end frame).
     #[serde(default)]
     pub etag: Option<String>,
+    /// Checksums of the version's bytes computed at upload (`crc32`, `sha256`, ... -> the
+    /// base64 value S3 clients see), in the end frame, so a metadata rebuild restores them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub checksums: std::collections::BTreeMap<String, String>,
     /// Content-Type of the object.
     #[serde(default)]
     pub content_type: Option<String>,

@@ -8,9 +8,11 @@
 //! in-flight record into garbage.
 //!
 //! Memory is bounded by the stripe being filled, the stripe being encoded and at most
-//! [`QUEUE_STRIPES`] queued pieces per node stream, whatever the object size.
+//! [`QUEUE_STRIPES`] queued pieces per node stream ([`crate::data::upload`]), whatever the
+//! object size.
 
 use crate::codec::{ErasureCodec, CODEC_NAME};
+use crate::data::upload::{NodeStreams, QUEUE_STRIPES};
 use crate::error::ApiError;
 use crate::meta::{MetaStore, ObjectMeta, Part, Precondition, ShardLoc, ShardSet, ShardState};
 use crate::names::{BucketName, EcSpec, ObjectKey};
@@ -21,16 +23,12 @@ use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tessera_node::frame::{data_prefix, end_frame, header_frame, EndFrame};
+use tessera_node::frame::EndFrame;
 use tessera_node::{NodeId, ObjectVersion, ShardHeader, ShardInfo, ShardRole, StoreError};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 /// Stripes up to this size are hashed and encoded on the runtime thread.
 const INLINE_ENCODE: usize = 64 << 10;
-
-/// Pieces queued per node stream before the PUT waits for that node.
-pub const QUEUE_STRIPES: usize = 4;
 
 /// Where an object goes and what it carries besides its bytes.
 pub struct PutRequest {
@@ -64,6 +62,12 @@ pub struct ObjectAttrs {
 pub trait BodyDigest: Send + 'static {
     /// Feeds the next bytes.
     fn update(&mut self, data: &[u8]);
+
+    /// After the last byte: the checksums to record in the shards' end frames (algorithm ->
+    /// value as S3 clients see it), so that a metadata rebuild restores them.
+    fn finish(&mut self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
 }
 
 impl BodyDigest for () {
@@ -160,12 +164,6 @@ impl Drop for PutGuard {
     }
 }
 
-/// One node stream of a PUT.
-struct ShardStream {
-    tx: Option<mpsc::Sender<std::io::Result<Bytes>>>,
-    task: JoinHandle<Result<ShardInfo, StoreError>>,
-}
-
 /// Writes `body` as the shards of a new version of `req.key` and waits until they are
 /// durable at the write quorum. Nothing is visible until [`Staged::commit`].
 pub async fn write_object<S, D>(
@@ -214,6 +212,7 @@ where
         codec: CODEC_NAME.into(),
         chunk_size: piece as u32,
         etag: None,
+        checksums: BTreeMap::new(),
         content_type: req.attrs.content_type.clone(),
         user_meta: req.attrs.user_meta.clone(),
         headers: req.attrs.headers.clone(),
@@ -424,6 +423,7 @@ async fn put_whole<D: BodyDigest>(
     }
     check_complete(buf.len() as u64, req.content_length)?;
     digest.update(&buf);
+    let checksums = digest.finish();
     let etag = hex::encode(Md5::digest(&buf));
     let pieces = if cl == 0 {
         vec![Bytes::new(); nodes.len()]
@@ -438,6 +438,7 @@ async fn put_whole<D: BodyDigest>(
         .map(|(i, (node, piece))| {
             let mut h = header(i as u16, cl);
             h.etag = Some(etag.clone());
+            h.checksums = checksums.clone();
             let client = c
                 .registry
                 .client(node)
@@ -467,22 +468,13 @@ async fn put_streamed<D: BodyDigest>(
 ) -> Result<Written<D>, ApiError> {
     let piece = c.config.piece_size;
     let stripe_size = piece as usize * codec.k();
-    // Open one upload per placed shard.
-    let mut streams: Vec<ShardStream> = Vec::with_capacity(nodes.len());
-    for (i, node) in nodes.iter().enumerate() {
-        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(2 * QUEUE_STRIPES + 2);
-        let client = c
-            .registry
-            .client(node)
-            .expect("placed nodes are registered");
-        let first = header(i as u16, 0);
-        let id = first.shard_id();
-        let frames =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
-        let task = tokio::spawn(async move { client.put_shard(id, frames).await });
-        let _ = tx.send(Ok(header_frame(&first))).await;
-        streams.push(ShardStream { tx: Some(tx), task });
-    }
+    // One upload per placed shard.
+    let targets: Vec<(u16, NodeId)> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i as u16, n.clone()))
+        .collect();
+    let streams = NodeStreams::open(c, &targets, |i| header(i, 0)).await?;
 
     // Read the body stripe by stripe.
     let mut pump = Pump {
@@ -490,7 +482,6 @@ async fn put_streamed<D: BodyDigest>(
         codec: codec.clone(),
         hashing: Hashing::start(digest),
         w,
-        timeout: c.config.shard_write_timeout,
     };
     let mut stripe = BytesMut::with_capacity(stripe_size);
     let mut total: u64 = 0;
@@ -511,7 +502,7 @@ async fn put_streamed<D: BodyDigest>(
     if !stripe.is_empty() {
         pump.send_stripe(stripe).await?;
     }
-    let (etag, digest) = pump.hashing.finish().await?;
+    let (etag, checksums, digest) = pump.hashing.finish().await?;
 
     // Close every stream with its end frame and collect the acknowledgements.
     let shard_len = crate::layout::Layout {
@@ -520,25 +511,21 @@ async fn put_streamed<D: BodyDigest>(
         piece,
     }
     .shard_len();
-    let mut outcomes = Vec::with_capacity(nodes.len());
-    for (i, s) in pump.streams.into_iter().enumerate() {
-        if let Some(tx) = s.tx {
-            let mut final_header = header(i as u16, total);
-            final_header.etag = Some(etag.clone());
-            let end = EndFrame {
-                header: final_header,
+    let outcomes = pump
+        .streams
+        .finish(|i| {
+            let mut header = header(i, total);
+            header.etag = Some(etag.clone());
+            header.checksums = checksums.clone();
+            EndFrame {
+                header,
                 length: shard_len,
-            };
-            let _ = tx.send(Ok(end_frame(&end))).await;
-        }
-        outcomes.push(
-            match tokio::time::timeout(c.config.shard_write_timeout, s.task).await {
-                Ok(Ok(outcome)) => outcome,
-                Ok(Err(e)) => Err(StoreError::Io(format!("shard upload task: {e}"))),
-                Err(_) => Err(StoreError::Unavailable("shard upload timed out".into())),
-            },
-        );
-    }
+            }
+        })
+        .await
+        .into_iter()
+        .map(|(_, outcome)| outcome)
+        .collect();
     Ok(Written {
         total,
         etag,
@@ -551,7 +538,8 @@ async fn put_streamed<D: BodyDigest>(
 /// own so that hashing one stripe overlaps with encoding it.
 struct Hashing<D> {
     tx: mpsc::Sender<Bytes>,
-    done: tokio::sync::oneshot::Receiver<(String, D)>,
+    /// MD5 (hex), the digest's checksums and the digest.
+    done: tokio::sync::oneshot::Receiver<(String, BTreeMap<String, String>, D)>,
 }
 
 impl<D: BodyDigest> Hashing<D> {
@@ -564,7 +552,8 @@ impl<D: BodyDigest> Hashing<D> {
                 md5.update(&b);
                 digest.update(&b);
             }
-            let _ = done_tx.send((hex::encode(md5.finalize()), digest));
+            let checksums = digest.finish();
+            let _ = done_tx.send((hex::encode(md5.finalize()), checksums, digest));
         });
         Hashing { tx, done }
     }
@@ -576,7 +565,7 @@ impl<D: BodyDigest> Hashing<D> {
             .map_err(|_| ApiError::Internal("hashing thread ended".into()))
     }
 
-    async fn finish(self) -> Result<(String, D), ApiError> {
+    async fn finish(self) -> Result<(String, BTreeMap<String, String>, D), ApiError> {
         drop(self.tx);
         self.done
             .await
@@ -586,11 +575,10 @@ impl<D: BodyDigest> Hashing<D> {
 
 /// Encodes stripes and hands their pieces to the node streams.
 struct Pump<D> {
-    streams: Vec<ShardStream>,
+    streams: NodeStreams,
     codec: Arc<ErasureCodec>,
     hashing: Hashing<D>,
     w: usize,
-    timeout: std::time::Duration,
 }
 
 impl<D: BodyDigest> Pump<D> {
@@ -609,25 +597,7 @@ impl<D: BodyDigest> Pump<D> {
                 .await
                 .map_err(|e| ApiError::Internal(format!("encode task: {e}")))?
         };
-        for (i, piece) in pieces.into_iter().enumerate().take(self.streams.len()) {
-            let Some(tx) = &self.streams[i].tx else {
-                continue;
-            };
-            let send = async {
-                tx.send(Ok(data_prefix(piece.len()))).await?;
-                tx.send(Ok(piece)).await
-            };
-            match tokio::time::timeout(self.timeout, send).await {
-                Ok(Ok(())) => {}
-                // The upload ended early (node error) or stalled: this shard is lost for this
-                // PUT; dropping the sender without an end frame makes the node discard it.
-                _ => {
-                    tracing::warn!(shard = i, "node stream failed during PUT");
-                    self.streams[i].tx = None;
-                }
-            }
-        }
-        let live = self.streams.iter().filter(|s| s.tx.is_some()).count();
+        let live = self.streams.send(&pieces).await;
         if live < self.w {
             return Err(ApiError::ServiceUnavailable(format!(
                 "only {live} shard streams are still writing; {} needed",

@@ -9,11 +9,33 @@ use s3s::dto::Checksum;
 use std::collections::BTreeMap;
 
 /// The checksums a PUT asked for, fed every body byte on the hashing thread.
-pub struct Checksums(pub ChecksumHasher);
+pub struct Checksums {
+    hasher: ChecksumHasher,
+    /// The values, once the body has ended.
+    computed: Option<Checksum>,
+}
+
+impl Checksums {
+    /// The values computed over the whole body.
+    fn computed(&mut self) -> Checksum {
+        match &self.computed {
+            Some(c) => c.clone(),
+            None => {
+                let c = std::mem::take(&mut self.hasher).finalize();
+                self.computed = Some(c.clone());
+                c
+            }
+        }
+    }
+}
 
 impl BodyDigest for Checksums {
     fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
+        self.hasher.update(data);
+    }
+
+    fn finish(&mut self) -> BTreeMap<String, String> {
+        as_map(&self.computed())
     }
 }
 
@@ -37,13 +59,17 @@ fn wanted_checksums(given: &Checksum, algorithm: Option<&str>, trailer: Option<&
         }
     }
     let has = |n: &str| names.iter().any(|x| x == n);
-    Checksums(ChecksumHasher {
-        crc32: (given.checksum_crc32.is_some() || has("crc32")).then(Crc32::new),
-        crc32c: (given.checksum_crc32c.is_some() || has("crc32c")).then(Crc32c::new),
-        sha1: (given.checksum_sha1.is_some() || has("sha1")).then(Sha1::new),
-        sha256: (given.checksum_sha256.is_some() || has("sha256")).then(Sha256::new),
-        crc64nvme: (given.checksum_crc64nvme.is_some() || has("crc64nvme")).then(Crc64Nvme::new),
-    })
+    Checksums {
+        hasher: ChecksumHasher {
+            crc32: (given.checksum_crc32.is_some() || has("crc32")).then(Crc32::new),
+            crc32c: (given.checksum_crc32c.is_some() || has("crc32c")).then(Crc32c::new),
+            sha1: (given.checksum_sha1.is_some() || has("sha1")).then(Sha1::new),
+            sha256: (given.checksum_sha256.is_some() || has("sha256")).then(Sha256::new),
+            crc64nvme: (given.checksum_crc64nvme.is_some() || has("crc64nvme"))
+                .then(Crc64Nvme::new),
+        },
+        computed: None,
+    }
 }
 
 /// Checksums sent as trailers of an aws-chunked body (read once the body is consumed).
@@ -192,7 +218,7 @@ impl BodyChecks {
         digest: &mut Checksums,
     ) -> Result<(BTreeMap<String, String>, Checksum), ApiError> {
         verify_content_md5(self.content_md5.as_deref(), etag_hex)?;
-        let computed = std::mem::take(&mut digest.0).finalize();
+        let computed = digest.computed();
         let claimed = merge(self.given, trailer_checksums(self.trailers.as_ref()));
         let stored = verify_checksums(&claimed, &computed)?;
         Ok((stored, computed))

@@ -75,7 +75,7 @@ fn part_of(version: ObjectVersion, shards: &Shards, number: u32) -> Option<Part>
         piece: h.chunk_size as u64,
         codec: h.codec.clone(),
         shards: locs,
-        checksums: Default::default(),
+        checksums: h.checksums.clone(),
         written_ms: version.millis(),
     })
 }
@@ -146,7 +146,7 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
                     content_type: h.content_type.clone(),
                     user_meta: h.user_meta.clone(),
                     headers: h.headers.clone(),
-                    checksums: Default::default(),
+                    checksums: h.checksums.clone(),
                     checksum_type: None,
                     last_modified_ms: version.millis(),
                 }),

@@ -14,18 +14,17 @@
 //! scans, rate-limited) and on demand through the admin API, which `tessera repair` drives.
 
 use crate::data::stripes::StripeReader;
+use crate::data::upload::NodeStreams;
 use crate::error::ApiError;
 use crate::meta::{now_ms, ObjectMeta, Part, ShardSet, ShardState};
 use crate::placement::repair_targets;
 use crate::state::Coordinator;
-use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
-use tessera_node::frame::{data_prefix, end_frame, header_frame, EndFrame};
+use tessera_node::frame::EndFrame;
 use tessera_node::{NodeId, ShardHeader, ShardId, StoreError};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// What an operator asks for.
@@ -476,28 +475,13 @@ async fn rebuild(
         codec: part.codec.clone(),
         chunk_size: part.piece as u32,
         etag: Some(part.etag.clone()),
+        checksums: part.checksums.clone(),
         content_type: obj.content_type.clone(),
         user_meta: obj.user_meta.clone(),
         headers: obj.headers.clone(),
         role: obj.role_of(part),
     };
-    let mut streams = Vec::new();
-    for (i, node) in targets {
-        let client = c
-            .registry
-            .client(node)
-            .ok_or_else(|| ApiError::ServiceUnavailable(format!("node {node} vanished")))?;
-        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
-        let id = ShardId {
-            version: part.version,
-            index: *i,
-        };
-        let frames =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
-        let task = tokio::spawn(async move { client.put_shard(id, frames).await });
-        let _ = tx.send(Ok(header_frame(&header(*i)))).await;
-        streams.push((Some(tx), task));
-    }
+    let mut streams = NodeStreams::open(c, targets, header).await?;
     let (mut read, mut written) = (0u64, 0u64);
     // Stripes are read a few ahead of the one being written.
     let reader = &reader;
@@ -507,38 +491,24 @@ async fn rebuild(
     while let Some(fetched) = stripes.next().await {
         let (all, r) = fetched?;
         read += r;
-        for ((i, _), (tx, _)) in targets.iter().zip(streams.iter_mut()) {
-            let Some(sender) = tx else { continue };
-            let piece = all[*i as usize].clone();
-            written += piece.len() as u64;
-            let sent = async {
-                sender.send(Ok(data_prefix(piece.len()))).await?;
-                sender.send(Ok(piece)).await
-            };
-            if tokio::time::timeout(c.config.shard_write_timeout, sent)
-                .await
-                .map_or(true, |r| r.is_err())
-            {
-                *tx = None;
-            }
+        let piece_len = all.first().map_or(0, |p| p.len()) as u64;
+        written += piece_len * streams.send(&all).await as u64;
+        if streams.live() == 0 {
+            break;
         }
     }
-    let mut ok = Vec::new();
-    for ((i, node), (tx, task)) in targets.iter().zip(streams) {
-        if let Some(tx) = tx {
-            let _ = tx
-                .send(Ok(end_frame(&EndFrame {
-                    header: header(*i),
-                    length: shard_len,
-                })))
-                .await;
-        }
-        if let Ok(Ok(Ok(info))) = tokio::time::timeout(c.config.shard_write_timeout, task).await {
-            if info.length == shard_len {
-                ok.push((*i, node.clone()));
-            }
-        }
-    }
+    let ok = streams
+        .finish(|i| EndFrame {
+            header: header(i),
+            length: shard_len,
+        })
+        .await
+        .into_iter()
+        .filter_map(|(target, outcome)| match outcome {
+            Ok(info) if info.length == shard_len => Some(target),
+            _ => None,
+        })
+        .collect();
     Ok((ok, read, written))
 }
 
