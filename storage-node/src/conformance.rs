@@ -88,6 +88,16 @@ pub fn round_trip_and_ranges(store: &dyn ShardStore) {
             if off + l <= len {
                 let got = store.read(id, off as u64, l as u64).unwrap();
                 assert_eq!(&got[..], &data[off..off + l], "range {off}+{l} of {len}");
+                let pieces = store.read_chunks(id, off as u64, l as u64).unwrap();
+                assert!(
+                    pieces.iter().all(|p| !p.is_empty()),
+                    "read_chunks returns no empty pieces"
+                );
+                assert_eq!(
+                    pieces.concat(),
+                    &data[off..off + l],
+                    "read_chunks of range {off}+{l} of {len}: the same bytes, in order"
+                );
             }
         }
         assert!(

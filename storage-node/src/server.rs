@@ -219,7 +219,7 @@ async fn read(
     // range, which is what the coordinator asks for, gets a proper error status.
     let first_len = len.min(READ_BATCH);
     let store = st.store.clone();
-    let first = blocking(move || store.read(id, offset, first_len)).await?;
+    let first = blocking(move || store.read_chunks(id, offset, first_len)).await?;
     let store = st.store.clone();
     let rest = futures::stream::unfold(offset + first_len, move |pos| {
         let store = store.clone();
@@ -230,11 +230,20 @@ async fn read(
             let n = (offset + len - pos).min(READ_BATCH);
             // A corrupt chunk later in a long read aborts the body: the client sees a
             // truncated transfer, never wrong bytes.
-            let r = blocking(move || store.read(id, pos, n)).await;
+            let r = blocking(move || store.read_chunks(id, pos, n)).await;
             Some((r.map_err(std::io::Error::other), pos + n))
         }
     });
-    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
+    // Each batch goes out as the verified chunks it was read as (slices of one read buffer,
+    // written with one vectored write), not copied into one buffer.
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(first) })
+        .chain(rest)
+        .flat_map(|batch| {
+            futures::stream::iter(match batch {
+                Ok(chunks) => chunks.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            })
+        });
     Ok(Response::builder()
         .header(header::CONTENT_LENGTH, len)
         .header("x-tessera-shard-length", length)

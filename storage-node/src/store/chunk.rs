@@ -77,23 +77,28 @@ pub fn verify_chunk(stored: Bytes, what: &dyn std::fmt::Display) -> Result<Bytes
     Ok(data)
 }
 
-/// Assembles `[offset, offset+len)` from verified chunks `first..` of a shard.
-pub fn assemble(chunks: Vec<Bytes>, chunk_size: u32, first: u64, offset: u64, len: u64) -> Bytes {
-    let skip = (offset - first * chunk_size as u64) as usize;
-    let len = len as usize;
-    if chunks.len() == 1 {
-        return chunks[0].slice(skip..skip + len);
-    }
-    let mut out = BytesMut::with_capacity(len);
-    let mut skip = skip;
+/// `[offset, offset+len)` of a shard as slices of its verified chunks `first..` (no copy).
+pub fn assemble(
+    chunks: Vec<Bytes>,
+    chunk_size: u32,
+    first: u64,
+    offset: u64,
+    len: u64,
+) -> Vec<Bytes> {
+    let mut skip = (offset - first * chunk_size as u64) as usize;
+    let mut left = len as usize;
+    let mut out = Vec::with_capacity(chunks.len());
     for c in chunks {
-        let avail = &c[skip.min(c.len())..];
-        skip = skip.saturating_sub(c.len());
-        let take = avail.len().min(len - out.len());
-        out.extend_from_slice(&avail[..take]);
-        if out.len() == len {
+        if left == 0 {
             break;
         }
+        let from = skip.min(c.len());
+        skip -= from;
+        let take = (c.len() - from).min(left);
+        if take > 0 {
+            out.push(c.slice(from..from + take));
+            left -= take;
+        }
     }
-    out.freeze()
+    out
 }

@@ -9,8 +9,9 @@
 //!   storage (for persistent implementations).
 //! - **Replace.** Committing a shard id that already exists replaces it atomically: readers
 //!   see the old shard or the new one, never a mix.
-//! - **Verified reads.** [`ShardStore::read`] checks every chunk it returns against its blake3
-//!   checksum and returns [`StoreError::Corrupt`] instead of bad bytes.
+//! - **Verified reads.** [`ShardStore::read_chunks`] (and [`ShardStore::read`]) check every
+//!   chunk they return against its blake3 checksum and return [`StoreError::Corrupt`] instead
+//!   of bad bytes.
 //! - **Idempotent delete.** Deleting a missing shard is `Ok`.
 //! - **Ordered listing.** [`ShardStore::list`] returns shards in [`ShardId`] order.
 //! - **Independent batch puts.** [`ShardStore::put_many`] stores each shard as a writer would
@@ -36,9 +37,21 @@ pub trait ShardStore: Send + Sync + 'static {
     /// Starts writing the shard described by `header`. Nothing is visible until commit.
     fn begin(&self, header: ShardHeader) -> Result<Box<dyn ShardWriter>>;
 
-    /// Reads `len` bytes at `offset` of a committed shard, verified. A range that ends past
-    /// the shard is [`StoreError::InvalidArgument`](crate::StoreError::InvalidArgument).
-    fn read(&self, id: ShardId, offset: u64, len: u64) -> Result<bytes::Bytes>;
+    /// Reads `len` bytes at `offset` of a committed shard, verified, as consecutive pieces
+    /// (slices of the stored chunks, so a read spanning chunks copies nothing); together they
+    /// are exactly `len` bytes. A range that ends past the shard is
+    /// [`StoreError::InvalidArgument`](crate::StoreError::InvalidArgument).
+    fn read_chunks(&self, id: ShardId, offset: u64, len: u64) -> Result<Vec<bytes::Bytes>>;
+
+    /// [`ShardStore::read_chunks`] as one buffer (a copy when the range spans chunks).
+    fn read(&self, id: ShardId, offset: u64, len: u64) -> Result<bytes::Bytes> {
+        let chunks = self.read_chunks(id, offset, len)?;
+        Ok(match chunks.len() {
+            0 => bytes::Bytes::new(),
+            1 => chunks.into_iter().next().expect("one chunk"),
+            _ => chunks.concat().into(),
+        })
+    }
 
     /// The header and length of a committed shard.
     fn stat(&self, id: ShardId) -> Result<ShardInfo>;

@@ -321,12 +321,12 @@ impl ShardStore for RocksShardStore {
             .collect()
     }
 
-    fn read(&self, id: ShardId, offset: u64, len: u64) -> Result<Bytes> {
+    fn read_chunks(&self, id: ShardId, offset: u64, len: u64) -> Result<Vec<Bytes>> {
         let c = self.committed(id)?;
         let cs = c.info.header.chunk_size;
         let (first, end) = chunk_span(c.info.length, cs, offset, len)?;
         if len == 0 {
-            return Ok(Bytes::new());
+            return Ok(Vec::new());
         }
         let mut chunks = Vec::with_capacity((end - first) as usize);
         if c.file {

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# GET through Tessera against a replica read: the same 16 MiB objects fetched by 4 parallel
+# curl loops from a `tessera dev --anonymous` cluster (6 in-process nodes, RS 4+2) and, as
+# plain files from page cache, from Python's static file server on the same disk. Rounds
+# alternate (Tessera, static, Tessera, ...); each prints MB/s; the medians and the median of
+# the per-round ratios close the output.
+# Usage: scripts/get-vs-static.sh [ROUNDS=5] [OBJECTS=32]   (needs a release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-5}; N=${2:-32}; CURLS=4; PASSES=2
+BIN=${TESSERA_BIN:-$PWD/target/release/tessera}
+T=$(mktemp -d)
+cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$T"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+API=127.0.0.1:$(port); ADMIN=127.0.0.1:$(port); STATIC=127.0.0.1:$(port)
+"$BIN" dev --anonymous --data-dir "$T/dev" --listen "$API" --admin-listen "$ADMIN" >"$T/dev.log" 2>&1 &
+for _ in $(seq 50); do curl -s -o /dev/null "http://$API/" && break; sleep 0.2; done
+# The objects, through Tessera's own bench (PUT phase only matters), and the same bytes as files.
+"$BIN" bench --endpoint "http://$API" --bucket gvs --size 16MiB --objects "$N" --concurrency 4 --json >/dev/null
+mkdir -p "$T/files/bench"
+for i in $(seq 0 $((N - 1))); do
+  f=$(printf "obj-%08d" "$i")
+  curl -sf -o "$T/files/bench/$f" "http://$API/gvs/bench/$f"
+done
+(cd "$T/files" && exec python3 -m http.server --bind 127.0.0.1 "${STATIC#*:}" >"$T/static.log" 2>&1) &
+for _ in $(seq 50); do curl -s -o /dev/null "http://$STATIC/" && break; sleep 0.2; done
+cat "$T/files/bench/"* >/dev/null   # page cache
+# MB/s of CURLS curl processes, each fetching every object PASSES times from base URL $1.
+run() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  for c in $(seq "$CURLS"); do
+    (
+      args=()
+      for _ in $(seq "$PASSES"); do
+        for i in $(seq 0 $((N - 1))); do args+=("$1/bench/$(printf "obj-%08d" "$i")" -o /dev/null); done
+      done
+      curl -sf "${args[@]}"
+    ) &
+  done
+  wait $(jobs -p | tail -n "$CURLS")
+  t1=$(date +%s.%N)
+  python3 -c "print(round($CURLS*$PASSES*$N*16*1048576/1e6/($t1-$t0), 1))"
+}
+ts=(); ss=()
+for r in $(seq "$ROUNDS"); do
+  a=$(run "http://$API/gvs"); b=$(run "http://$STATIC")
+  echo "round $r: tessera $a MB/s, static file server $b MB/s"
+  ts+=("$a"); ss+=("$b")
+done
+python3 - "${ts[*]}" "${ss[*]}" <<'PY'
+import statistics, sys
+t = [float(x) for x in sys.argv[1].split()]; s = [float(x) for x in sys.argv[2].split()]
+print(f"median: tessera {statistics.median(t):.1f} MB/s, static {statistics.median(s):.1f} MB/s, "
+      f"tessera/static per round {statistics.median(a / b for a, b in zip(t, s)):.2f}")
+PY
