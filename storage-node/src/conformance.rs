@@ -98,6 +98,22 @@ pub fn round_trip_and_ranges(store: &dyn ShardStore) {
                     &data[off..off + l],
                     "read_chunks of range {off}+{l} of {len}: the same bytes, in order"
                 );
+                let r = store.read_records(id, off as u64, l as u64).unwrap();
+                let (cs, first) = (r.chunk_size, r.first);
+                let verified = crate::store::verify_records(
+                    r.load().unwrap(),
+                    cs,
+                    first,
+                    off as u64,
+                    l as u64,
+                    &id,
+                )
+                .unwrap();
+                assert_eq!(
+                    verified.concat(),
+                    &data[off..off + l],
+                    "read_records of range {off}+{l} of {len}, verified by the reader"
+                );
             }
         }
         assert!(

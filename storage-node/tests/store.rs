@@ -25,6 +25,10 @@ fn memory_store_reports_corruption() {
     w.commit_with(h, 3000).unwrap();
     s.corrupt(id, 1);
     assert!(matches!(s.read(id, 1024, 10), Err(StoreError::Corrupt(_))));
+    assert!(
+        matches!(raw_read(&s, id, 1024, 10), Err(StoreError::Corrupt(_))),
+        "a reader verifying the raw records finds the damage too"
+    );
     // Chunks that were not damaged still read.
     assert_eq!(&s.read(id, 0, 1024).unwrap()[..], &pattern(3000, 9)[..1024]);
 }
@@ -102,8 +106,27 @@ fn rocks_detects_flipped_bytes_on_disk() {
             Err(StoreError::Corrupt(_)) => corrupt += 1,
             Err(e) => panic!("unexpected error {e}"),
         }
+        // The raw records, verified by the reader, agree chunk for chunk.
+        let raw = raw_read(&s, id, c * (64 << 10), 64 << 10);
+        assert_eq!(
+            raw.is_err(),
+            s.read(id, c * (64 << 10), 64 << 10).is_err(),
+            "chunk {c}: raw records verify as the store's own read does"
+        );
     }
     assert!(corrupt > 0, "the damaged chunk was detected");
+}
+
+/// What a reader that verifies the raw records itself gets.
+fn raw_read(
+    s: &dyn ShardStore,
+    id: tessera_node::ShardId,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, StoreError> {
+    let r = s.read_records(id, offset, len)?;
+    let (cs, first) = (r.chunk_size, r.first);
+    Ok(tessera_node::store::verify_records(r.load()?, cs, first, offset, len, &id)?.concat())
 }
 
 /// Flips one byte in the middle of every shard and blob file under `dir`; returns how many.

@@ -77,6 +77,35 @@ pub fn verify_chunk(stored: Bytes, what: &dyn std::fmt::Display) -> Result<Bytes
     Ok(data)
 }
 
+/// Verifies records (`blake3(data) || data` each, back to back in `records`) of chunks
+/// `first..` of a shard with `chunk_size` data bytes per chunk, and returns `[offset,
+/// offset+len)` of the shard as slices of `records` (no copy). A record whose hash does not
+/// match, or records that end short, are [`StoreError::Corrupt`].
+pub fn verify_records(
+    records: Bytes,
+    chunk_size: u32,
+    first: u64,
+    offset: u64,
+    len: u64,
+    what: &dyn std::fmt::Display,
+) -> Result<Vec<Bytes>> {
+    let stored = CHUNK_HASH_LEN + chunk_size as usize;
+    let mut chunks = Vec::with_capacity(records.len() / stored + 1);
+    let mut pos = 0usize;
+    while pos < records.len() {
+        let n = stored.min(records.len() - pos);
+        chunks.push(verify_chunk(records.slice(pos..pos + n), what)?);
+        pos += n;
+    }
+    let have: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+    if first * chunk_size as u64 + have < offset + len || first * (chunk_size as u64) > offset {
+        return Err(StoreError::Corrupt(format!(
+            "{what}: records cover {have} bytes from chunk {first}, not {offset}+{len}"
+        )));
+    }
+    Ok(assemble(chunks, chunk_size, first, offset, len))
+}
+
 /// `[offset, offset+len)` of a shard as slices of its verified chunks `first..` (no copy).
 pub fn assemble(
     chunks: Vec<Bytes>,
@@ -101,4 +130,37 @@ pub fn assemble(
         }
     }
     out
+}
+
+/// Reads exactly `len` bytes at `offset` into a new buffer, without zeroing it first.
+pub(crate) fn read_at(f: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut done = 0;
+    while done < len {
+        let spare = &mut buf.spare_capacity_mut()[done..len];
+        // SAFETY: pread writes at most `spare.len()` bytes into the (uninitialised, owned)
+        // spare capacity; it never reads from it.
+        let n = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                (offset + done as u64) as libc::off_t,
+            )
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    // SAFETY: the first `len` bytes were written by pread above.
+    unsafe { buf.set_len(len) };
+    Ok(Bytes::from(buf))
 }

@@ -1,7 +1,9 @@
 //! In-memory [`ShardStore`], for tests and as the reference implementation of the contract.
 
 use super::chunk::{assemble, verify_chunk, ChunkBuffer};
-use super::{check_final, chunk_span, validate_header, ShardStore, ShardWriter};
+use super::{
+    check_final, chunk_span, validate_header, Records, RecordsAt, ShardStore, ShardWriter,
+};
 use crate::error::{Result, StoreError};
 use crate::types::{ShardHeader, ShardId, ShardInfo};
 use bytes::Bytes;
@@ -63,6 +65,23 @@ impl ShardStore for MemoryShardStore {
             .map(|n| verify_chunk(stored.chunks[n as usize].clone(), &id))
             .collect::<Result<Vec<_>>>()?;
         Ok(assemble(chunks, cs, first, offset, len))
+    }
+
+    fn read_records(&self, id: ShardId, offset: u64, len: u64) -> Result<Records> {
+        let stored = self
+            .shards
+            .lock()
+            .unwrap()
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        let cs = stored.info.header.chunk_size;
+        let (first, end) = chunk_span(stored.info.length, cs, offset, len)?;
+        Ok(Records {
+            chunk_size: cs,
+            first,
+            at: RecordsAt::Memory(stored.chunks[first as usize..end as usize].to_vec()),
+        })
     }
 
     fn stat(&self, id: ShardId) -> Result<ShardInfo> {

@@ -24,7 +24,7 @@ mod memory;
 mod rocks;
 mod wal_sync;
 
-pub use chunk::{ChunkBuffer, CHUNK_HASH_LEN};
+pub use chunk::{verify_records, ChunkBuffer, CHUNK_HASH_LEN};
 pub use memory::MemoryShardStore;
 pub use rocks::RocksShardStore;
 pub use wal_sync::WalSync;
@@ -52,6 +52,13 @@ pub trait ShardStore: Send + Sync + 'static {
             _ => chunks.concat().into(),
         })
     }
+
+    /// The stored chunks (each `blake3(data) || data`) that cover `len` bytes at `offset` of a
+    /// committed shard, **not verified**: for a reader that verifies them itself (the
+    /// coordinator's raw reads, [`crate::raw`]), so the node can send them without touching
+    /// them. A range that ends past the shard is
+    /// [`StoreError::InvalidArgument`](crate::StoreError::InvalidArgument).
+    fn read_records(&self, id: ShardId, offset: u64, len: u64) -> Result<Records>;
 
     /// The header and length of a committed shard.
     fn stat(&self, id: ShardId) -> Result<ShardInfo>;
@@ -86,6 +93,57 @@ pub trait ShardStore: Send + Sync + 'static {
                 w.commit_with(s.final_header, s.length)
             })
             .collect()
+    }
+}
+
+/// Stored chunk records covering a range (see [`ShardStore::read_records`]).
+#[derive(Debug)]
+pub struct Records {
+    /// Data bytes per chunk (the last chunk of the shard may be shorter).
+    pub chunk_size: u32,
+    /// Number of the first chunk.
+    pub first: u64,
+    /// Where the records are, back to back.
+    pub at: RecordsAt,
+}
+
+/// Where [`Records`] are.
+#[derive(Debug)]
+pub enum RecordsAt {
+    /// `len` bytes at `offset` of a file.
+    File {
+        /// The shard file, open.
+        file: std::fs::File,
+        /// Where the first record starts.
+        offset: u64,
+        /// Bytes of records.
+        len: u64,
+    },
+    /// In memory, one record per element.
+    Memory(Vec<bytes::Bytes>),
+}
+
+impl Records {
+    /// Bytes of records.
+    pub fn len(&self) -> u64 {
+        match &self.at {
+            RecordsAt::File { len, .. } => *len,
+            RecordsAt::Memory(v) => v.iter().map(|b| b.len() as u64).sum(),
+        }
+    }
+
+    /// No records (an empty range).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The records as bytes (reads the file range).
+    pub fn load(self) -> Result<bytes::Bytes> {
+        match self.at {
+            RecordsAt::File { file, offset, len } => chunk::read_at(&file, offset, len as usize)
+                .map_err(|e| crate::StoreError::Corrupt(format!("shard file short: {e}"))),
+            RecordsAt::Memory(v) => Ok(v.concat().into()),
+        }
     }
 }
 

@@ -20,9 +20,12 @@
 //! readers of the old one use. A crash leaves at worst a file no index entry names; opening the
 //! store deletes those.
 
-use super::chunk::{assemble, verify_chunk, ChunkBuffer, CHUNK_HASH_LEN};
+use super::chunk::{verify_records, ChunkBuffer, CHUNK_HASH_LEN};
 use super::WalSync;
-use super::{check_final, chunk_span, validate_header, ShardStore, ShardWriter, WholeShard};
+use super::{
+    check_final, chunk_span, validate_header, Records, RecordsAt, ShardStore, ShardWriter,
+    WholeShard,
+};
 use crate::error::{Result, StoreError};
 use crate::types::{ShardHeader, ShardId, ShardInfo};
 use bytes::Bytes;
@@ -94,39 +97,6 @@ fn parse_file_name(name: &str) -> Option<(ShardId, u64)> {
     let id = ShardId::from_key(&hex::decode(id).ok()?)?;
     Some((id, u64::from_str_radix(g, 16).ok()?))
 }
-/// Reads exactly `len` bytes at `offset` into a new buffer, without zeroing it first.
-fn read_at(f: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
-    use std::os::fd::AsRawFd;
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
-    let mut done = 0;
-    while done < len {
-        let spare = &mut buf.spare_capacity_mut()[done..len];
-        // SAFETY: pread writes at most `spare.len()` bytes into the (uninitialised, owned)
-        // spare capacity; it never reads from it.
-        let n = unsafe {
-            libc::pread(
-                f.as_raw_fd(),
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                (offset + done as u64) as libc::off_t,
-            )
-        };
-        match n {
-            n if n > 0 => done += n as usize,
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
-    }
-    // SAFETY: the first `len` bytes were written by pread above.
-    unsafe { buf.set_len(len) };
-    Ok(Bytes::from(buf))
-}
-
 /// Index writes are applied unsynced under the index lock, then made durable by the group
 /// commit ([`WalSync`]) after the lock is released.
 fn unsynced() -> WriteOptions {
@@ -322,41 +292,47 @@ impl ShardStore for RocksShardStore {
     }
 
     fn read_chunks(&self, id: ShardId, offset: u64, len: u64) -> Result<Vec<Bytes>> {
+        let r = self.read_records(id, offset, len)?;
+        let (cs, first) = (r.chunk_size, r.first);
+        verify_records(r.load()?, cs, first, offset, len, &id)
+    }
+
+    fn read_records(&self, id: ShardId, offset: u64, len: u64) -> Result<Records> {
         let c = self.committed(id)?;
         let cs = c.info.header.chunk_size;
         let (first, end) = chunk_span(c.info.length, cs, offset, len)?;
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        let mut chunks = Vec::with_capacity((end - first) as usize);
-        if c.file {
+        let at = if len == 0 {
+            RecordsAt::Memory(Vec::new())
+        } else if c.file {
             let stored = (CHUNK_HASH_LEN as u64) + cs as u64;
             let data_end = (end * cs as u64).min(c.info.length);
             let start = first * stored;
             let stop =
                 (end - 1) * stored + CHUNK_HASH_LEN as u64 + (data_end - (end - 1) * cs as u64);
-            let f = std::fs::File::open(self.path(id, c.generation))
+            let file = std::fs::File::open(self.path(id, c.generation))
                 .map_err(|e| StoreError::Corrupt(format!("{id}: shard file: {e}")))?;
-            let buf = read_at(&f, start, (stop - start) as usize)
-                .map_err(|e| StoreError::Corrupt(format!("{id}: shard file short: {e}")))?;
-            let mut pos = 0usize;
-            while pos < buf.len() {
-                let n = (stored as usize).min(buf.len() - pos);
-                chunks.push(verify_chunk(buf.slice(pos..pos + n), &id)?);
-                pos += n;
+            RecordsAt::File {
+                file,
+                offset: start,
+                len: stop - start,
             }
         } else {
             let keys: Vec<_> = (first..end)
                 .map(|n| chunk_key(id, c.generation, n))
                 .collect();
+            let mut records = Vec::with_capacity(keys.len());
             for (n, v) in self.inner.db.multi_get(keys).into_iter().enumerate() {
-                let v = v?.ok_or_else(|| {
+                records.push(Bytes::from(v?.ok_or_else(|| {
                     StoreError::Corrupt(format!("{id}: chunk {} missing", first + n as u64))
-                })?;
-                chunks.push(verify_chunk(Bytes::from(v), &id)?);
+                })?));
             }
-        }
-        Ok(assemble(chunks, cs, first, offset, len))
+            RecordsAt::Memory(records)
+        };
+        Ok(Records {
+            chunk_size: cs,
+            first,
+            at,
+        })
     }
 
     fn stat(&self, id: ShardId) -> Result<ShardInfo> {
