@@ -8,8 +8,9 @@ use crate::meta::NodeRecord;
 use crate::placement::Candidate;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tessera_node::raw::RawPool;
 use tessera_node::types::Heartbeat;
 use tessera_node::{NodeClient, NodeId};
 
@@ -51,6 +52,8 @@ pub struct NodeView {
 pub struct Registry {
     nodes: RwLock<BTreeMap<NodeId, NodeEntry>>,
     http: reqwest::Client,
+    /// Raw reads for the GET path, if enabled.
+    raw: Option<Arc<RawPool>>,
     timeout: Duration,
     /// When this registry started: nodes never heard from count as down since then.
     started: Instant,
@@ -58,7 +61,12 @@ pub struct Registry {
 
 impl Registry {
     /// A registry marking nodes down after `timeout` without heartbeat, seeded with `known`.
-    pub fn new(timeout: Duration, http: reqwest::Client, known: Vec<NodeRecord>) -> Self {
+    pub fn new(
+        timeout: Duration,
+        http: reqwest::Client,
+        raw: Option<Arc<RawPool>>,
+        known: Vec<NodeRecord>,
+    ) -> Self {
         let nodes = known
             .into_iter()
             .map(|r| {
@@ -73,7 +81,7 @@ impl Registry {
                     log_writes: 0,
                     log_syncs: 0,
                 };
-                let client = NodeClient::new(http.clone(), &r.addr);
+                let client = client_for(&http, raw.as_ref(), &r.addr);
                 (
                     r.id,
                     NodeEntry {
@@ -87,6 +95,7 @@ impl Registry {
         Registry {
             nodes: RwLock::new(nodes),
             http,
+            raw,
             timeout,
             started: Instant::now(),
         }
@@ -101,7 +110,7 @@ impl Registry {
         };
         let client = match nodes.get(&hb.node_id) {
             Some(e) if e.hb.addr == hb.addr => e.client.clone(),
-            _ => NodeClient::new(self.http.clone(), &hb.addr),
+            _ => client_for(&self.http, self.raw.as_ref(), &hb.addr),
         };
         let rec = NodeRecord {
             id: hb.node_id.clone(),
@@ -190,5 +199,14 @@ impl Registry {
                 scrub: e.hb.scrub.clone(),
             })
             .collect()
+    }
+}
+
+/// A client for the node at `addr`, with raw reads if `raw` is given.
+fn client_for(http: &reqwest::Client, raw: Option<&Arc<RawPool>>, addr: &str) -> NodeClient {
+    let c = NodeClient::new(http.clone(), addr);
+    match raw {
+        Some(p) => c.with_raw_reads(p.clone()),
+        None => c,
     }
 }

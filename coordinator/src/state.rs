@@ -38,6 +38,9 @@ pub struct CoordinatorConfig {
     pub read_hedge_after: Duration,
     /// Stripes fetched ahead of the one being sent to a GET client.
     pub read_ahead: usize,
+    /// GET and repair read shards through raw reads (the node sends the stored chunks with
+    /// `sendfile`, the coordinator verifies them) instead of the HTTP read the node verifies.
+    pub raw_reads: bool,
     /// A shard on a node down for this long is lost and gets rebuilt elsewhere.
     pub repair_grace: Duration,
     /// Whether the coordinator repairs in the background (read-repair queue, periodic scans).
@@ -91,6 +94,7 @@ impl CoordinatorConfig {
             shard_read_timeout: Duration::from_secs(10),
             read_hedge_after: Duration::from_millis(500),
             read_ahead: 4,
+            raw_reads: true,
             repair_grace: Duration::from_secs(60),
             background_repair: true,
             repair_interval: Duration::from_secs(300),
@@ -162,6 +166,9 @@ impl Coordinator {
         let registry = Registry::new(
             config.heartbeat_timeout,
             tessera_node::client::http_client(&secrets.cluster_secret),
+            config
+                .raw_reads
+                .then(|| tessera_node::raw::RawPool::new(&secrets.cluster_secret)),
             nodes,
         );
         Ok(Arc::new(Coordinator {

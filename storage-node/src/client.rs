@@ -14,6 +14,9 @@ use std::time::Duration;
 pub struct NodeClient {
     http: reqwest::Client,
     base: String,
+    addr: String,
+    /// Raw reads ([`crate::raw`]) for [`NodeClient::read_verified`], if enabled.
+    raw: Option<std::sync::Arc<crate::raw::RawPool>>,
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -57,6 +60,30 @@ impl NodeClient {
         NodeClient {
             http,
             base: format!("http://{addr}"),
+            addr: addr.to_string(),
+            raw: None,
+        }
+    }
+
+    /// This client with [`NodeClient::read_verified`] going through raw reads from `pool`.
+    pub fn with_raw_reads(mut self, pool: std::sync::Arc<crate::raw::RawPool>) -> Self {
+        self.raw = Some(pool);
+        self
+    }
+
+    /// `len` bytes at `offset` of shard `id`, every chunk verified against its blake3: through
+    /// a raw read (the node sends the stored chunks untouched, this side verifies) when raw
+    /// reads are enabled, else through [`NodeClient::read_chunks`] (the node verifies).
+    pub async fn read_verified(
+        &self,
+        id: ShardId,
+        offset: u64,
+        len: u64,
+        timeout: Duration,
+    ) -> Result<Vec<Bytes>> {
+        match &self.raw {
+            Some(pool) => pool.read(&self.addr, id, offset, len, timeout).await,
+            None => self.read_chunks(id, offset, len, timeout).await,
         }
     }
 

@@ -10,6 +10,7 @@
 //! - [`server`]: the node's HTTP service (`app`, `run`) and its heartbeat loop.
 //! - [`scrub`]: background re-verification of stored shards.
 //! - [`client`]: the typed HTTP client the coordinator uses to talk to a node.
+//! - [`raw`]: raw reads (the node sends stored chunks with `sendfile`, the reader verifies).
 //! - [`auth`]: the cluster secret every internal request carries.
 
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod client;
 pub mod conformance;
 pub mod error;
 pub mod frame;
+pub mod raw;
 pub mod scrub;
 pub mod server;
 pub mod store;

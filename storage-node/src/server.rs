@@ -92,6 +92,7 @@ pub fn app(state: NodeState) -> Router {
             get(read).put(put).delete(delete),
         )
         .route("/shards/{version}/{index}/info", get(info))
+        .route("/raw", get(raw))
         .layer(axum::middleware::from_fn_with_state(
             state.secret.clone(),
             crate::auth::require_secret,
@@ -249,6 +250,36 @@ async fn read(
         .header("x-tessera-shard-length", length)
         .body(Body::from_stream(body))
         .unwrap())
+}
+
+/// `GET /raw` with `Upgrade: tessera-raw-read/1`: switches the connection to raw reads
+/// ([`crate::raw`]). The cluster secret was checked by the middleware like on every route.
+async fn raw(State(st): State<NodeState>, mut req: axum::extract::Request) -> Response {
+    let wants = req.headers().get(header::UPGRADE).is_some_and(|v| {
+        v.as_bytes()
+            .eq_ignore_ascii_case(crate::raw::PROTOCOL.as_bytes())
+    });
+    if !wants {
+        return StoreError::InvalidArgument(format!(
+            "GET /raw needs Upgrade: {}",
+            crate::raw::PROTOCOL
+        ))
+        .into_response();
+    }
+    let on = hyper::upgrade::on(&mut req);
+    let store = st.store.clone();
+    tokio::spawn(async move {
+        match on.await {
+            Ok(up) => crate::raw::serve(store, up).await,
+            Err(e) => tracing::debug!(error = %e, "raw read upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, crate::raw::PROTOCOL)
+        .body(Body::empty())
+        .unwrap()
 }
 
 /// Bytes collected from the request before each blocking write.

@@ -102,6 +102,10 @@ impl ObjectVersion {
     pub fn to_bytes(&self) -> [u8; 16] {
         self.0.to_be_bytes()
     }
+    /// The version whose [`ObjectVersion::to_bytes`] is `b`.
+    pub fn from_bytes(b: [u8; 16]) -> Self {
+        ObjectVersion(u128::from_be_bytes(b))
+    }
 }
 impl Default for ObjectVersion {
     fn default() -> Self {

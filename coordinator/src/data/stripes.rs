@@ -218,7 +218,7 @@ impl StripeReader {
                     version,
                     index: i as u16,
                 };
-                (i, client.read_chunks(id, offset, len, timeout).await)
+                (i, client.read_verified(id, offset, len, timeout).await)
             }
         };
         let mut next = 0;
