@@ -662,6 +662,55 @@ async fn a_read_that_meets_a_missing_shard_queues_repair_at_once() {
     assert_eq!(c.repair_cli(&["--dry-run"]).0, 0);
 }
 
+/// The coordinator verifies what nodes send (raw reads): bytes flipped on a node's disk while
+/// it runs are found by a GET, which still returns the right bytes from other shards and
+/// queues the damaged shard for repair at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_that_meets_a_corrupt_shard_is_served_and_queues_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = ProcCluster::start_with(dir.path(), 6, &["--repair-interval", "1h"]).await;
+    put(&c.url("rotread"), vec![]).await;
+    let body = data(3 * MIB, 6);
+    assert_eq!(put(&c.url("rotread/o"), body.clone()).await.0, 200);
+    // Damage data shard 0 in place on its node (the node keeps running).
+    let secret = c.secrets().cluster_secret;
+    let mut damaged = None;
+    for (i, a) in c.node_addrs().into_iter().enumerate() {
+        let n = node_client(&secret, a);
+        if let Some(s) = n
+            .list(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.header.shard_index == 0)
+        {
+            assert!(flip_blob_bytes(&dir.path().join(format!("n{i}/shards"))) > 0);
+            damaged = Some((n, s.header.shard_id()));
+        }
+    }
+    let (node, id) = damaged.expect("shard 0 found");
+    let t = Duration::from_secs(5);
+    assert!(
+        matches!(
+            node.read(id, 0, 1 << 16, t).await,
+            Err(tessera_node::StoreError::Corrupt(_))
+        ),
+        "the shard is damaged"
+    );
+    assert!(
+        get(&c.url("rotread/o")).await.1 == body,
+        "the read is served from the other shards"
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            node.read(id, 0, 1 << 16, t).await.is_ok()
+        })
+        .await,
+        "read-repair rewrote the damaged shard"
+    );
+    assert!(get(&c.url("rotread/o")).await.1 == body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_that_returns_drops_stale_shards() {
     let dir = tempfile::tempdir().unwrap();

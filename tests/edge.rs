@@ -179,6 +179,7 @@ async fn internal_and_admin_traffic_need_their_secrets() {
         ("GET", shard_url.clone()),
         ("DELETE", shard_url.clone()),
         ("GET", format!("http://{node}/health")),
+        ("GET", format!("http://{node}/raw")),
     ] {
         for auth in [None, Some("Bearer wrong-secret")] {
             let mut req = h.request(method.parse().unwrap(), &url);
@@ -296,6 +297,78 @@ async fn silent_and_stalled_clients_are_cut_off() {
         .await,
         "the stalled PUT's shards are collected"
     );
+}
+
+/// Raw reads (the node sends stored chunk records, the reader verifies them): the same bytes
+/// as the node's verified HTTP read for any range; the cluster secret and the Upgrade header
+/// are required; a node's error answer (missing shard, range past the end) leaves the
+/// connection usable for the next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn raw_reads_match_verified_reads_and_need_the_secret() {
+    use tessera_node::raw::RawPool;
+    use tessera_node::StoreError;
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/raw"), vec![]).await.0, 200);
+    // A large object (file-backed shards) and a small one (shards inline in RocksDB).
+    assert_eq!(
+        put(&format!("{base}/raw/big"), data(3 << 20, 4)).await.0,
+        200
+    );
+    assert_eq!(
+        put(&format!("{base}/raw/small"), data(5000, 5)).await.0,
+        200
+    );
+    let secret = c.secrets().cluster_secret.clone();
+    let node = c.node_addr(0);
+    let addr = node.to_string();
+    let verified = node_client(&secret, node);
+    let pool = RawPool::new(&secret);
+    let t = Duration::from_secs(10);
+    let shards = verified.list(None, 100).await.unwrap();
+    assert!(!shards.is_empty());
+    for s in &shards {
+        let (id, len) = (s.header.shard_id(), s.length);
+        for (off, l) in [(0, len), (0, 1), (len / 3, len / 2), (len - 1, 1), (len, 0)] {
+            let raw = pool.read(&addr, id, off, l, t).await.unwrap().concat();
+            let want = verified.read(id, off, l, t).await.unwrap();
+            assert!(raw == want[..], "shard {id} range {off}+{l}");
+        }
+        assert!(
+            matches!(
+                pool.read(&addr, id, len, 1, t).await,
+                Err(StoreError::InvalidArgument(_))
+            ),
+            "a range past the end"
+        );
+    }
+    let missing = tessera_node::ShardId {
+        version: tessera_node::ObjectVersion::new(),
+        index: 0,
+    };
+    assert!(matches!(
+        pool.read(&addr, missing, 0, 1, t).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let first = shards[0].header.shard_id();
+    assert!(
+        pool.read(&addr, first, 0, 1, t).await.is_ok(),
+        "usable after errors"
+    );
+    // Without the secret: refused before any read.
+    let stranger = RawPool::new("not-the-secret");
+    match stranger.read(&addr, first, 0, 1, t).await {
+        Err(StoreError::Unavailable(m)) => assert!(m.contains("401"), "{m}"),
+        other => panic!("a stranger's raw read: {other:?}"),
+    }
+    // With the secret but no Upgrade header: a plain 400.
+    let r = http()
+        .get(format!("http://{node}/raw"))
+        .header("authorization", format!("Bearer {secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 }
 
 /// A client that sent `Expect: 100-continue` and was refused before `100 Continue` may keep
