@@ -633,21 +633,8 @@ async fn a_read_that_meets_a_missing_shard_queues_repair_at_once() {
     let body = data(3 * MIB, 5);
     assert_eq!(put(&c.url("readrep/o"), body.clone()).await.0, 200);
     // Remove one data shard behind the coordinator's back.
-    let mut removed = None;
-    for a in c.node_addrs() {
-        let n = node_client(&c.secrets().cluster_secret, a);
-        if let Some(s) = n
-            .list(None, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|s| s.header.shard_index == 0)
-        {
-            n.delete(s.header.shard_id()).await.unwrap();
-            removed = Some((n, s.header.shard_id()));
-        }
-    }
-    let (node, id) = removed.expect("shard 0 found");
+    let (_, node, id) = holder_of_shard_0(&c).await;
+    node.delete(id).await.unwrap();
     assert!(
         get(&c.url("readrep/o")).await.1 == body,
         "the read is served from the other shards"
@@ -662,6 +649,20 @@ async fn a_read_that_meets_a_missing_shard_queues_repair_at_once() {
     assert_eq!(c.repair_cli(&["--dry-run"]).0, 0);
 }
 
+/// The node (its number, a client, the shard id) holding shard 0 of the cluster's one object.
+async fn holder_of_shard_0(
+    c: &ProcCluster,
+) -> (usize, tessera_node::NodeClient, tessera_node::ShardId) {
+    for (i, a) in c.node_addrs().into_iter().enumerate() {
+        let n = node_client(&c.secrets().cluster_secret, a);
+        let shards = n.list(None, 10).await.unwrap();
+        if let Some(s) = shards.into_iter().find(|s| s.header.shard_index == 0) {
+            return (i, n, s.header.shard_id());
+        }
+    }
+    panic!("no node holds shard 0")
+}
+
 /// The coordinator verifies what nodes send (raw reads): bytes flipped on a node's disk while
 /// it runs are found by a GET, which still returns the right bytes from other shards and
 /// queues the damaged shard for repair at once.
@@ -673,22 +674,8 @@ async fn a_read_that_meets_a_corrupt_shard_is_served_and_queues_repair() {
     let body = data(3 * MIB, 6);
     assert_eq!(put(&c.url("rotread/o"), body.clone()).await.0, 200);
     // Damage data shard 0 in place on its node (the node keeps running).
-    let secret = c.secrets().cluster_secret;
-    let mut damaged = None;
-    for (i, a) in c.node_addrs().into_iter().enumerate() {
-        let n = node_client(&secret, a);
-        if let Some(s) = n
-            .list(None, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|s| s.header.shard_index == 0)
-        {
-            assert!(flip_blob_bytes(&dir.path().join(format!("n{i}/shards"))) > 0);
-            damaged = Some((n, s.header.shard_id()));
-        }
-    }
-    let (node, id) = damaged.expect("shard 0 found");
+    let (i, node, id) = holder_of_shard_0(&c).await;
+    assert!(flip_blob_bytes(&dir.path().join(format!("n{i}/shards"))) > 0);
     let t = Duration::from_secs(5);
     assert!(
         matches!(

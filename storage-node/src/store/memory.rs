@@ -52,19 +52,15 @@ impl ShardStore for MemoryShardStore {
     }
 
     fn read_chunks(&self, id: ShardId, offset: u64, len: u64) -> Result<Vec<Bytes>> {
-        let stored = self
-            .shards
-            .lock()
-            .unwrap()
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        let cs = stored.info.header.chunk_size;
-        let (first, end) = chunk_span(stored.info.length, cs, offset, len)?;
-        let chunks = (first..end)
-            .map(|n| verify_chunk(stored.chunks[n as usize].clone(), &id))
+        let r = self.read_records(id, offset, len)?;
+        let RecordsAt::Memory(records) = r.at else {
+            unreachable!("the memory store keeps its records in memory")
+        };
+        let chunks = records
+            .into_iter()
+            .map(|c| verify_chunk(c, &id))
             .collect::<Result<Vec<_>>>()?;
-        Ok(assemble(chunks, cs, first, offset, len))
+        Ok(assemble(chunks, r.chunk_size, r.first, offset, len))
     }
 
     fn read_records(&self, id: ShardId, offset: u64, len: u64) -> Result<Records> {
