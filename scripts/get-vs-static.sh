@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GET through Tessera against a replica read: the same 16 MiB objects fetched by 4 parallel
-# curl loops from a `tessera dev --anonymous` cluster (6 in-process nodes, RS 4+2) and, as
-# plain files from page cache, from Python's static file server on the same disk. Rounds
+# curl loops from a Tessera cluster of real processes (`tessera coordinator --anonymous` and 6
+# `tessera node`, RS 4+2) and, as plain files from page cache, from Python's static file
+# server on the same disk. Rounds
 # alternate (Tessera, static, Tessera, ...); each prints MB/s; the medians and the median of
 # the per-round ratios close the output.
 # Usage: scripts/get-vs-static.sh [ROUNDS=5] [OBJECTS=32]   (needs a release build)
@@ -14,8 +15,14 @@ cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -r
 trap cleanup EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 API=127.0.0.1:$(port); ADMIN=127.0.0.1:$(port); STATIC=127.0.0.1:$(port)
-"$BIN" dev --anonymous --data-dir "$T/dev" --listen "$API" --admin-listen "$ADMIN" >"$T/dev.log" 2>&1 &
-for _ in $(seq 50); do curl -s -o /dev/null "http://$API/" && break; sleep 0.2; done
+"$BIN" coordinator --anonymous --data-dir "$T/c" --listen "$API" --admin-listen "$ADMIN" 2>"$T/c.log" &
+for _ in $(seq 50); do [ -s "$T/c/cluster.secret" ] && break; sleep 0.1; done
+export TESSERA_CLUSTER_SECRET; TESSERA_CLUSTER_SECRET=$(cat "$T/c/cluster.secret")
+for i in 0 1 2 3 4 5; do
+  "$BIN" node --listen "127.0.0.1:$(port)" --data-dir "$T/n$i" --coordinator "http://$ADMIN" \
+    --zone "z$i" 2>"$T/n$i.log" &
+done
+sleep 3
 # The objects, through Tessera's own bench (PUT phase only matters), and the same bytes as files.
 "$BIN" bench --endpoint "http://$API" --bucket gvs --size 16MiB --objects "$N" --concurrency 4 --json >/dev/null
 mkdir -p "$T/files/bench"
