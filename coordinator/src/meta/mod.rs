@@ -1,5 +1,6 @@
-//! Coordinator metadata in RocksDB: buckets, objects, node registrations, in-flight writes and
-//! garbage. Every mutation is one synced write batch taken under one lock, so a commit is
+//! Coordinator metadata: buckets, objects, node registrations, in-flight writes and
+//! garbage, kept in an ordered key-value store ([`kv::Kv`]: RocksDB in [`rocks`], a map in
+//! [`memory`]; [`conformance`] holds both to the same behaviour). Every mutation is one synced write batch taken under one lock, so a commit is
 //! atomic, durable when it returns, and concurrent commits to one key serialise (last wins,
 //! the loser's or the old version's shards are recorded as garbage, never leaked).
 //!
@@ -13,14 +14,18 @@
 //! - `u\0{bucket}\0{key}\0{upload id}` -> [`Upload`]: a multipart upload in progress
 //! - `t\0{upload id}\0{part number, 5 digits}` -> [`Part`]: an uploaded part
 
+pub mod conformance;
+pub mod kv;
+pub mod memory;
+pub mod rocks;
+
 use crate::error::ApiError;
 use crate::names::EcSpec;
-use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use kv::{Batch, Kv, Step};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use tessera_node::store::WalSync;
 use tessera_node::{NodeId, ObjectVersion};
 
 /// A bucket.
@@ -365,7 +370,7 @@ fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// Records every stored run of `obj` as garbage in `batch`.
-fn put_garbage(batch: &mut WriteBatch, obj: &ObjectMeta) -> Result<()> {
+fn put_garbage(batch: &mut Batch, obj: &ObjectMeta) -> Result<()> {
     for (record, set) in obj.garbage_records() {
         batch.put(key(b'g', &[&record]), serde_json::to_vec(&set)?);
     }
@@ -379,68 +384,75 @@ fn part_key(id: ObjectVersion, number: u32) -> Vec<u8> {
 
 /// The metadata database. All methods block (call them from `spawn_blocking`).
 pub struct MetaStore {
-    db: DB,
+    kv: Box<dyn Kv>,
     lock: Mutex<()>,
-    wal: WalSync,
-}
-
-fn unsynced() -> WriteOptions {
-    let mut w = WriteOptions::default();
-    w.set_sync(false);
-    w
 }
 
 impl MetaStore {
-    /// Opens or creates the database in `dir`.
+    /// Opens or creates the RocksDB database in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.set_max_background_jobs(2);
-        Ok(MetaStore {
-            db: DB::open(&opts, dir)?,
+        Ok(Self::on(Box::new(rocks::RocksKv::open(dir)?)))
+    }
+
+    /// An empty store in memory (nothing survives the process).
+    pub fn in_memory() -> Self {
+        Self::on(Box::<memory::MemKv>::default())
+    }
+
+    /// A store on `kv`.
+    pub fn on(kv: Box<dyn Kv>) -> Self {
+        MetaStore {
+            kv,
             lock: Mutex::new(()),
-            wal: WalSync::default(),
-        })
+        }
     }
 
     fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>> {
-        match self.db.get_pinned(k)? {
+        match self.kv.get(k)? {
             Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
             None => Ok(None),
         }
     }
 
+    /// Calls `f` with each entry under `prefix` (the key without the prefix, the decoded
+    /// value) until it returns false.
     fn scan<T: DeserializeOwned>(
         &self,
         prefix: &[u8],
         mut f: impl FnMut(&[u8], T) -> bool,
     ) -> Result<()> {
-        for item in self
-            .db
-            .iterator(IteratorMode::From(prefix, Direction::Forward))
-        {
-            let (k, v) = item?;
-            if !k.starts_with(prefix) || !f(&k[prefix.len()..], serde_json::from_slice(&v)?) {
-                break;
+        self.scan_from(prefix, prefix, |k, v| Ok(f(k, v)))
+    }
+
+    /// [`MetaStore::scan`] starting at `from` (at or after `prefix`).
+    fn scan_from<T: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        mut f: impl FnMut(&[u8], T) -> Result<bool>,
+    ) -> Result<()> {
+        self.kv.walk(from, &mut |k, v| {
+            if !k.starts_with(prefix) || !f(&k[prefix.len()..], serde_json::from_slice(v)?)? {
+                return Ok(Step::Stop);
             }
-        }
-        Ok(())
+            Ok(Step::Next)
+        })
     }
 
     /// Applies `batch`; when this returns, the change survives a crash of the coordinator or
-    /// host. Concurrent writers share WAL syncs (group commit, [`WalSync`]).
-    fn write(&self, batch: WriteBatch) -> Result<()> {
-        self.db.write_opt(batch, &unsynced())?;
-        Ok(self.wal.sync(&self.db)?)
+    /// host. Concurrent writers share syncs (group commit).
+    fn write(&self, batch: Batch) -> Result<()> {
+        self.kv.apply(batch)?;
+        self.kv.sync()
     }
 
     /// [`MetaStore::write`] for a read-modify-write under the metadata lock: the batch is
-    /// applied under the lock, which is released before waiting for the WAL sync so that
-    /// other commits can join it.
-    fn write_locked(&self, batch: WriteBatch, guard: MutexGuard<'_, ()>) -> Result<()> {
-        self.db.write_opt(batch, &unsynced())?;
+    /// applied under the lock, which is released before waiting for the sync so that other
+    /// commits can join it.
+    fn write_locked(&self, batch: Batch, guard: MutexGuard<'_, ()>) -> Result<()> {
+        self.kv.apply(batch)?;
         drop(guard);
-        Ok(self.wal.sync(&self.db)?)
+        self.kv.sync()
     }
 
     // ----- buckets -----
@@ -449,10 +461,10 @@ impl MetaStore {
     pub fn create_bucket(&self, b: &BucketMeta) -> Result<bool> {
         let guard = self.lock.lock().unwrap();
         let k = key(b'b', &[&b.name]);
-        if self.db.get_pinned(&k)?.is_some() {
+        if self.kv.get(&k)?.is_some() {
             return Ok(false);
         }
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.put(k, serde_json::to_vec(b)?);
         self.write_locked(batch, guard)?;
         Ok(true)
@@ -489,7 +501,7 @@ impl MetaStore {
         if !empty {
             return Err(ApiError::BucketNotEmpty(name.into()));
         }
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.delete(key(b'b', &[name]));
         // Uploads left in progress go with the bucket; their parts become garbage.
         let mut prefix = key(b'u', &[name]);
@@ -526,9 +538,9 @@ impl MetaStore {
     /// deletes them; the record's job before that is only to keep the orphan scan away from a
     /// write still in flight, and a live process always sees its own unsynced writes.
     pub fn begin_pending(&self, record: &str, set: &ShardSet) -> Result<()> {
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.put(key(b'p', &[record]), serde_json::to_vec(set)?);
-        Ok(self.db.write(batch)?)
+        self.kv.apply(batch)
     }
 
     /// Versions with a write in flight (PUT or repair).
@@ -561,7 +573,7 @@ impl MetaStore {
         }
         let old = self.object(&obj.bucket, &obj.key)?;
         check_precondition(old.as_ref(), cond)?;
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.put(
             key(b'o', &[&obj.bucket, &obj.key]),
             serde_json::to_vec(obj)?,
@@ -581,7 +593,7 @@ impl MetaStore {
 
     /// Turns the in-flight record `record` into garbage.
     pub fn abort_pending(&self, record: &str, set: &ShardSet) -> Result<()> {
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.delete(key(b'p', &[record]));
         batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
         self.write(batch)
@@ -600,7 +612,7 @@ impl MetaStore {
         moved: &[(u16, NodeId)],
     ) -> Result<bool> {
         let guard = self.lock.lock().unwrap();
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.delete(key(b'p', &[record]));
         let mut current = self.object(&set.bucket, &set.key)?;
         let Some(part) = current.as_mut().and_then(|o| o.extent_mut(version)) else {
@@ -654,7 +666,7 @@ impl MetaStore {
         {
             return Ok(false);
         }
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         if self.bucket(&obj.bucket)?.is_none() {
             let b = BucketMeta {
                 name: obj.bucket.clone(),
@@ -689,16 +701,13 @@ impl MetaStore {
             None => prefix.clone(),
         };
         let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator(IteratorMode::From(&start, Direction::Forward))
-        {
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) || out.len() >= limit {
-                break;
+        self.scan_from(&prefix, &start, |_, o| {
+            if out.len() >= limit {
+                return Ok(false);
             }
-            out.push(serde_json::from_slice(&v)?);
-        }
+            out.push(o);
+            Ok(true)
+        })?;
         Ok(out)
     }
 
@@ -708,7 +717,7 @@ impl MetaStore {
         let Some(old) = self.object(bucket, k)? else {
             return Ok(None);
         };
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.delete(key(b'o', &[bucket, k]));
         put_garbage(&mut batch, &old)?;
         self.write_locked(batch, guard)?;
@@ -737,21 +746,18 @@ impl MetaStore {
         }
         let mut out = Listing::default();
         let delimiter = delimiter.filter(|d| !d.is_empty());
-        let mut iter = self.db.raw_iterator();
-        iter.seek(&from);
-        while iter.valid() {
-            let k = iter.key().unwrap();
+        self.kv.walk(&from, &mut |k, v| {
             if !k.starts_with(&base) {
-                break;
+                return Ok(Step::Stop);
             }
             let name = std::str::from_utf8(&k[base.len()..])
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             if !name.starts_with(prefix) {
-                break;
+                return Ok(Step::Stop);
             }
             if out.objects.len() + out.prefixes.len() >= max {
                 out.truncated = true;
-                break;
+                return Ok(Step::Stop);
             }
             let rolled = delimiter.and_then(|d| {
                 name[prefix.len()..]
@@ -765,15 +771,13 @@ impl MetaStore {
                 next.push(0xFF);
                 out.next = Some(cp.clone());
                 out.prefixes.push(cp);
-                iter.seek(&next);
-                continue;
+                return Ok(Step::Seek(next));
             }
-            let obj: ObjectMeta = serde_json::from_slice(iter.value().unwrap())?;
+            let obj: ObjectMeta = serde_json::from_slice(v)?;
             out.next = Some(name.to_string());
             out.objects.push(obj);
-            iter.next();
-        }
-        iter.status()?;
+            Ok(Step::Next)
+        })?;
         if !out.truncated {
             out.next = None;
         }
@@ -788,7 +792,7 @@ impl MetaStore {
         if self.bucket(&u.bucket)?.is_none() {
             return Err(ApiError::NoSuchBucket(u.bucket.clone()));
         }
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.put(
             key(b'u', &[&u.bucket, &u.key, &u.id.to_string()]),
             serde_json::to_vec(u)?,
@@ -831,20 +835,17 @@ impl MetaStore {
         }
         let mut out = Vec::new();
         let mut truncated = false;
-        for item in self
-            .db
-            .iterator(IteratorMode::From(&from, Direction::Forward))
-        {
-            let (k, v) = item?;
-            if !k.starts_with(&base) || !k[base.len()..].starts_with(prefix.as_bytes()) {
-                break;
+        self.scan_from(&base, &from, |k, u| {
+            if !k.starts_with(prefix.as_bytes()) {
+                return Ok(false);
             }
             if out.len() >= max {
                 truncated = true;
-                break;
+                return Ok(false);
             }
-            out.push(serde_json::from_slice(&v)?);
-        }
+            out.push(u);
+            Ok(true)
+        })?;
         Ok((out, truncated))
     }
 
@@ -873,7 +874,7 @@ impl MetaStore {
         let guard = self.lock.lock().unwrap();
         self.upload(bucket, k, upload)?;
         let pk = part_key(upload, part.number);
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         if let Some(old) = self.get::<Part>(&pk)? {
             batch.put(
                 key(b'g', &[&old.version.to_string()]),
@@ -887,12 +888,7 @@ impl MetaStore {
 
     /// Removes upload `u` and its part records in `batch`; every part not in `keep` becomes
     /// garbage.
-    fn drop_upload(
-        &self,
-        batch: &mut WriteBatch,
-        u: &Upload,
-        keep: &[ObjectVersion],
-    ) -> Result<()> {
+    fn drop_upload(&self, batch: &mut Batch, u: &Upload, keep: &[ObjectVersion]) -> Result<()> {
         batch.delete(key(b'u', &[&u.bucket, &u.key, &u.id.to_string()]));
         for p in self.upload_parts(u.id)? {
             batch.delete(part_key(u.id, p.number));
@@ -910,7 +906,7 @@ impl MetaStore {
     pub fn abort_upload(&self, bucket: &str, k: &str, id: ObjectVersion) -> Result<()> {
         let guard = self.lock.lock().unwrap();
         let u = self.upload(bucket, k, id)?;
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         self.drop_upload(&mut batch, &u, &[])?;
         self.write_locked(batch, guard)
     }
@@ -939,7 +935,7 @@ impl MetaStore {
         }
         let old = self.object(&obj.bucket, &obj.key)?;
         check_precondition(old.as_ref(), cond)?;
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         let keep: Vec<ObjectVersion> = obj.parts.iter().map(|p| p.version).collect();
         self.drop_upload(&mut batch, &u, &keep)?;
         batch.put(
@@ -988,10 +984,10 @@ impl MetaStore {
     pub fn create_key(&self, k: &KeyRecord) -> Result<()> {
         let guard = self.lock.lock().unwrap();
         let id = key(b'k', &[&k.id]);
-        if self.db.get_pinned(&id)?.is_some() {
+        if self.kv.get(&id)?.is_some() {
             return Err(ApiError::AlreadyExists(format!("access key {}", k.id)));
         }
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.put(id, serde_json::to_vec(k)?);
         self.write_locked(batch, guard)
     }
@@ -1018,7 +1014,7 @@ impl MetaStore {
         if self.key(id)?.is_none() {
             return Ok(false);
         }
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.delete(key(b'k', &[id]));
         for mut b in self.buckets()? {
             if b.grants.remove(id).is_some() {
@@ -1043,7 +1039,7 @@ impl MetaStore {
         } else {
             b.grants.insert(key_id.to_string(), grant);
         }
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);
         self.write_locked(batch, guard)?;
         Ok(b)
@@ -1053,7 +1049,7 @@ impl MetaStore {
 
     /// Remembers a node (idempotent).
     pub fn put_node(&self, n: &NodeRecord) -> Result<()> {
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         batch.put(key(b'n', &[n.id.as_str()]), serde_json::to_vec(n)?);
         self.write(batch)
     }
@@ -1073,7 +1069,7 @@ impl MetaStore {
     /// Turns every in-flight PUT record into garbage. Called at startup, when no PUT of this
     /// process can be in flight: those records were left by a crash.
     pub fn orphan_pending(&self) -> Result<usize> {
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         let mut n = 0;
         self.scan(&key(b'p', &[]), |v, s: ShardSet| {
             let version = String::from_utf8_lossy(v).to_string();
@@ -1103,7 +1099,7 @@ impl MetaStore {
 
     /// Replaces (or, if `rest` is empty, removes) a garbage record after some deletions.
     pub fn update_garbage(&self, record: &str, rest: Option<&ShardSet>) -> Result<()> {
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         let k = key(b'g', &[record]);
         match rest {
             Some(s) if !s.shards.is_empty() => batch.put(k, serde_json::to_vec(s)?),
