@@ -1,7 +1,7 @@
 //! Configuration and the shared state every part of the coordinator works on.
 
 use crate::error::ApiError;
-use crate::meta::MetaStore;
+use crate::meta::{Local, MetaStore, Metadata};
 use crate::names::EcSpec;
 use crate::registry::Registry;
 use crate::secrets::Secrets;
@@ -123,8 +123,8 @@ impl CoordinatorConfig {
 pub struct Coordinator {
     /// Configuration.
     pub config: CoordinatorConfig,
-    /// Metadata database.
-    pub meta: Arc<MetaStore>,
+    /// Metadata.
+    pub meta: Arc<dyn Metadata>,
     /// Registered nodes.
     pub registry: Registry,
     /// Per-node batches of small shard writes.
@@ -149,9 +149,8 @@ impl Coordinator {
             MetaStore::open(&dir)
         })
         .await?;
-        let meta = Arc::new(meta);
-        let m = meta.clone();
-        let (orphans, nodes) = blocking(move || Ok((m.orphan_pending()?, m.nodes()?))).await?;
+        let meta = Local::serve(meta);
+        let (orphans, nodes) = (meta.orphan_pending().await?, meta.nodes().await?);
         if orphans > 0 {
             tracing::info!(
                 orphans,
@@ -181,15 +180,6 @@ impl Coordinator {
             rebuild: Default::default(),
             secrets,
         }))
-    }
-
-    /// Runs a metadata operation off the async runtime.
-    pub async fn meta<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&MetaStore) -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let m = self.meta.clone();
-        blocking(move || f(&m)).await
     }
 }
 

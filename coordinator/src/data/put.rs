@@ -14,7 +14,7 @@
 use crate::codec::{ErasureCodec, CODEC_NAME};
 use crate::data::upload::{NodeStreams, QUEUE_STRIPES};
 use crate::error::ApiError;
-use crate::meta::{MetaStore, ObjectMeta, Part, Precondition, ShardLoc, ShardSet, ShardState};
+use crate::meta::{ObjectMeta, Part, Precondition, ShardLoc, ShardSet, ShardState};
 use crate::names::{BucketName, EcSpec, ObjectKey};
 use crate::placement::place;
 use crate::state::Coordinator;
@@ -108,33 +108,32 @@ impl<D> Staged<D> {
             checksum_type: None,
             last_modified_ms: crate::meta::now_ms(),
         };
+        let meta = self.guard.c.meta.clone();
         let o = obj.clone();
-        self.commit_with(move |m, _| m.commit_put(&o, &cond))
-            .await?;
+        self.commit_with(meta.commit_put(o, cond)).await?;
         Ok(obj)
     }
 
     /// The commit point of part `self.part.number` of upload `upload`.
     pub async fn commit_part(self, upload: ObjectVersion) -> Result<Part, ApiError> {
-        let (b, k) = (self.bucket.clone(), self.key.clone());
+        let meta = self.guard.c.meta.clone();
         let part = self.part.clone();
-        self.commit_with(move |m, p| m.commit_part(&b, &k, upload, p))
-            .await?;
+        let commit = meta.commit_part(self.bucket.clone(), self.key.clone(), upload, part.clone());
+        self.commit_with(commit).await?;
         Ok(part)
     }
 
-    /// Runs `commit` (one metadata transaction that makes the written part referenced and
-    /// removes its in-flight record); if it succeeds, the shards are no longer this write's
+    /// Awaits `commit` (one metadata operation that makes the written part referenced and
+    /// removes its in-flight record: [`crate::meta::Metadata::commit_put`], [`crate::meta::Metadata::commit_part`],
+    /// [`crate::meta::Metadata::complete_upload`]); if it succeeds, the shards are no longer this write's
     /// to clean up. Whatever it replaced is garbage: the collector is woken.
-    pub async fn commit_with<T: Send + 'static>(
+    pub async fn commit_with<T>(
         mut self,
-        commit: impl FnOnce(&MetaStore, &Part) -> Result<T, ApiError> + Send + 'static,
+        commit: impl std::future::Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
-        let c = self.guard.c.clone();
-        let part = self.part.clone();
-        let out = c.meta(move |m| commit(m, &part)).await?;
+        let out = commit.await?;
         self.guard.committed = true;
-        c.gc_kick.notify_one();
+        self.guard.c.gc_kick.notify_one();
         Ok(out)
     }
 }
@@ -153,10 +152,10 @@ impl Drop for PutGuard {
             return;
         }
         let (meta, version, set) = (self.c.meta.clone(), self.version, self.set.clone());
-        // Blocking metadata write, off the runtime; if the process dies first, startup
-        // recovery turns the in-flight record into garbage instead.
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = meta.abort_put(version, &set) {
+        // A task of its own (drop cannot wait); if the process dies first, startup recovery
+        // turns the in-flight record into garbage instead.
+        tokio::spawn(async move {
+            if let Err(e) = meta.abort_put(version, set).await {
                 tracing::warn!(%version, error = %e, "could not record aborted PUT as garbage");
             }
         });
@@ -176,19 +175,19 @@ where
     S: Stream<Item = Result<Bytes, ApiError>> + Send + Unpin,
     D: BodyDigest,
 {
-    // Bucket lookup, placement and the in-flight record in one blocking call.
+    // Bucket lookup, placement, then the in-flight record before any shard is written.
     let planned = {
-        let (c2, bucket, key) = (c.clone(), req.bucket.to_string(), req.key.to_string());
-        let (req_ec, content_length) = (req.ec, req.content_length);
-        c.meta(move |m| {
-            let b = m
-                .bucket(&bucket)?
-                .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
-            let planned = plan(&c2, b.ec, req_ec, content_length, bucket, key)?;
-            m.begin_put(planned.version, &planned.set)?;
-            Ok(planned)
-        })
-        .await?
+        let (bucket, key) = (req.bucket.to_string(), req.key.to_string());
+        let b = c
+            .meta
+            .bucket(bucket.clone())
+            .await?
+            .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
+        let planned = plan(&c, b.ec, req.ec, req.content_length, bucket, key)?;
+        c.meta
+            .begin_put(planned.version, planned.set.clone())
+            .await?;
+        planned
     };
     let Planned {
         ec,

@@ -82,7 +82,7 @@ async fn heartbeat(State(c): State<Arc<Coordinator>>, Json(hb): Json<Heartbeat>)
     }
     if let Some(rec) = c.registry.heartbeat(hb) {
         tracing::info!(node = %rec.id, addr = %rec.addr, zone = %rec.zone, "node registered");
-        if let Err(e) = c.meta(move |m| m.put_node(&rec)).await {
+        if let Err(e) = c.meta.put_node(rec).await {
             tracing::warn!(error = %e, "could not persist node registration");
             return StatusCode::INTERNAL_SERVER_ERROR;
         }
@@ -91,10 +91,7 @@ async fn heartbeat(State(c): State<Arc<Coordinator>>, Json(hb): Json<Heartbeat>)
 }
 
 async fn cluster(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
-    let counts = c
-        .meta(|m| m.pending_and_garbage())
-        .await
-        .unwrap_or_default();
+    let counts = c.meta.pending_and_garbage().await.unwrap_or_default();
     Json(serde_json::json!({
         "nodes": c.registry.view(),
         "default_ec": c.config.default_ec.to_string(),
@@ -146,7 +143,7 @@ fn random_chars(n: usize, alphabet: &[u8]) -> String {
 
 async fn store_key(c: &Coordinator, k: KeyRecord) -> Result<serde_json::Value, ApiError> {
     let out = key_json(&k, true);
-    c.meta(move |m| m.create_key(&k)).await?;
+    c.meta.create_key(k).await?;
     Ok(out)
 }
 
@@ -200,14 +197,15 @@ async fn import_key(State(c): State<Arc<Coordinator>>, Json(req): Json<ImportKey
 
 async fn list_keys(State(c): State<Arc<Coordinator>>) -> Response {
     reply(
-        c.meta(|m| m.keys())
+        c.meta
+            .keys()
             .await
             .map(|ks| ks.iter().map(|k| key_json(k, false)).collect::<Vec<_>>()),
     )
 }
 
 async fn delete_key(State(c): State<Arc<Coordinator>>, Path(id): Path<String>) -> Response {
-    match c.meta(move |m| m.delete_key(&id)).await {
+    match c.meta.delete_key(id).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => admin_error(ApiError::InvalidArgument("no such access key".into())),
         Err(e) => admin_error(e),
@@ -215,10 +213,11 @@ async fn delete_key(State(c): State<Arc<Coordinator>>, Path(id): Path<String>) -
 }
 
 async fn bucket_info(State(c): State<Arc<Coordinator>>, Path(b): Path<String>) -> Response {
-    let name = b.clone();
     reply(
-        c.meta(move |m| m.bucket(&b)?.ok_or(ApiError::NoSuchBucket(name)))
+        c.meta
+            .bucket(b.clone())
             .await
+            .and_then(|found| found.ok_or(ApiError::NoSuchBucket(b)))
             .map(|b| {
                 serde_json::json!({
                     "name": b.name,
@@ -245,11 +244,13 @@ struct GrantChange {
 
 async fn change_grant(c: Arc<Coordinator>, bucket: String, ch: GrantChange, add: bool) -> Response {
     let all = !(ch.read || ch.write || ch.owner);
-    let r = c
-        .meta(move |m| {
-            let b = m
-                .bucket(&bucket)?
-                .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
+    let r = async {
+        let b = c
+            .meta
+            .bucket(bucket.clone())
+            .await?
+            .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
+        {
             let mut g = b.grants.get(&ch.key).copied().unwrap_or_default();
             let set = |flag: &mut bool, named: bool| {
                 if named || all {
@@ -260,10 +261,11 @@ async fn change_grant(c: Arc<Coordinator>, bucket: String, ch: GrantChange, add:
             set(&mut g.write, ch.write);
             set(&mut g.owner, ch.owner);
             let g: Grant = g;
-            let b = m.set_grant(&bucket, &ch.key, g)?;
+            let b = c.meta.set_grant(bucket.clone(), ch.key.clone(), g).await?;
             Ok(serde_json::json!({ "name": b.name, "owner": b.owner, "grants": b.grants }))
-        })
-        .await;
+        }
+    }
+    .await;
     reply(r)
 }
 

@@ -33,7 +33,7 @@ impl KeyAuth {
 impl S3Auth for KeyAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         let id = access_key.to_string();
-        match self.c.meta(move |m| m.key(&id)).await.map_err(s3_err)? {
+        match self.c.meta.key(id).await.map_err(s3_err)? {
             Some(k) => Ok(SecretKey::from(k.secret)),
             None => Err(s3s::S3Error::with_message(
                 S3ErrorCode::InvalidAccessKeyId,
@@ -91,8 +91,7 @@ pub async fn require(
     let Some(key) = caller else {
         return anonymous(c);
     };
-    let b = bucket.to_string();
-    let Some(meta) = c.meta(move |m| m.bucket(&b)).await.map_err(s3_err)? else {
+    let Some(meta) = c.meta.bucket(bucket.to_string()).await.map_err(s3_err)? else {
         return Ok(());
     };
     let g = meta.grant_of(key);

@@ -57,15 +57,11 @@ impl Tessera {
             object_key(key)?.to_string(),
         );
         let id = upload_id(id)?;
-        self.c
-            .meta(move |m| {
-                if m.bucket(&b)?.is_none() {
-                    return Err(ApiError::NoSuchBucket(b));
-                }
-                m.upload(&b, &k, id)
-            })
-            .await
-            .map_err(s3_err)
+        let meta = &self.c.meta;
+        if meta.bucket(b.clone()).await.map_err(s3_err)?.is_none() {
+            return Err(s3_err(ApiError::NoSuchBucket(b)));
+        }
+        meta.upload(b, k, id).await.map_err(s3_err)
     }
 
     /// CreateMultipartUpload.
@@ -125,11 +121,12 @@ impl Tessera {
             i.expires,
         )?;
         let c = self.c.clone();
-        let upload = self
-            .c
-            .meta(move |m| {
-                let b = m
-                    .bucket(&bucket)?
+        let upload = async {
+            {
+                let b = c
+                    .meta
+                    .bucket(bucket.clone())
+                    .await?
                     .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
                 let ec = ec.unwrap_or(b.ec);
                 let registered = c.registry.registered();
@@ -152,11 +149,12 @@ impl Tessera {
                     checksum_type: checksum_type.map(String::from),
                     owner,
                 };
-                m.create_upload(&u)?;
+                c.meta.create_upload(u.clone()).await?;
                 Ok(u)
-            })
-            .await
-            .map_err(s3_err)?;
+            }
+        }
+        .await
+        .map_err(s3_err)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(upload.bucket),
             key: Some(upload.key),
@@ -320,11 +318,7 @@ impl Tessera {
         });
         let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
         let id = upload.id;
-        let stored = self
-            .c
-            .meta(move |m| m.upload_parts(id))
-            .await
-            .map_err(s3_err)?;
+        let stored = self.c.meta.upload_parts(id).await.map_err(s3_err)?;
         let parts = choose_parts(&listed, &stored, self.c.config.min_part_size).map_err(s3_err)?;
         if let Some(size) = i.mpu_object_size {
             let total: u64 = parts.iter().map(|p| p.size).sum();
@@ -367,11 +361,8 @@ impl Tessera {
         obj.version = staged.part.version;
         obj.manifest = Some(staged.part.clone());
         obj.last_modified_ms = now_ms();
-        let o = obj.clone();
-        staged
-            .commit_with(move |m, _| m.complete_upload(&o, id, &cond))
-            .await
-            .map_err(s3_err)?;
+        let commit = self.c.meta.complete_upload(obj.clone(), id, cond);
+        staged.commit_with(commit).await.map_err(s3_err)?;
         let c = stored_checksums(&obj.checksums);
         let mut resp = S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(obj.bucket.clone()),
@@ -400,7 +391,8 @@ impl Tessera {
         let i = req.input;
         let u = self.upload(&i.bucket, &i.key, &i.upload_id).await?;
         self.c
-            .meta(move |m| m.abort_upload(&u.bucket, &u.key, u.id))
+            .meta
+            .abort_upload(u.bucket, u.key, u.id)
             .await
             .map_err(s3_err)?;
         self.c.gc_kick.notify_one();
@@ -416,12 +408,7 @@ impl Tessera {
         let upload = self.upload(&i.bucket, &i.key, &i.upload_id).await?;
         let max = i.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
         let marker = i.part_number_marker.unwrap_or(0).max(0) as u32;
-        let id = upload.id;
-        let all = self
-            .c
-            .meta(move |m| m.upload_parts(id))
-            .await
-            .map_err(s3_err)?;
+        let all = self.c.meta.upload_parts(upload.id).await.map_err(s3_err)?;
         let after: Vec<&Part> = all.iter().filter(|p| p.number > marker).collect();
         let truncated = after.len() > max;
         let page = &after[..after.len().min(max)];
@@ -480,19 +467,12 @@ impl Tessera {
             (Some(_), Some(id)) if !id.is_empty() => Some(upload_id(id)?),
             _ => None,
         };
-        let (uploads, truncated) = self
-            .c
-            .meta(move |m| {
-                if m.bucket(&bucket)?.is_none() {
-                    return Err(ApiError::NoSuchBucket(bucket));
-                }
-                m.uploads(
-                    &bucket,
-                    &prefix,
-                    key_marker.as_deref().map(|k| (k, id_marker)),
-                    max,
-                )
-            })
+        let meta = &self.c.meta;
+        if meta.bucket(bucket.clone()).await.map_err(s3_err)?.is_none() {
+            return Err(s3_err(ApiError::NoSuchBucket(bucket)));
+        }
+        let (uploads, truncated) = meta
+            .uploads(bucket, prefix, key_marker.map(|k| (k, id_marker)), max)
             .await
             .map_err(s3_err)?;
         let prefix = i.prefix.clone().unwrap_or_default();

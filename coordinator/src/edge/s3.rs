@@ -324,34 +324,37 @@ impl Tessera {
         delimiter: Option<String>,
         max: usize,
     ) -> S3Result<Listing> {
-        let b = bucket_name(bucket)?.to_string();
+        let b = self.existing_bucket(bucket).await?.name;
+        if max == 0 {
+            return Ok(Listing::default());
+        }
         self.c
-            .meta(move |m| {
-                if m.bucket(&b)?.is_none() {
-                    return Err(ApiError::NoSuchBucket(b));
-                }
-                if max == 0 {
-                    return Ok(Listing::default());
-                }
-                m.list(&b, &prefix, after.as_deref(), delimiter.as_deref(), max)
-            })
+            .meta
+            .list(b, prefix, after, delimiter, max)
             .await
             .map_err(s3_err)
     }
 
+    /// Bucket `name`, or NoSuchBucket (or InvalidBucketName).
+    pub(super) async fn existing_bucket(&self, name: &str) -> S3Result<BucketMeta> {
+        let n = bucket_name(name)?.to_string();
+        self.c
+            .meta
+            .bucket(n.clone())
+            .await
+            .map_err(s3_err)?
+            .ok_or_else(|| s3_err(ApiError::NoSuchBucket(n)))
+    }
+
     pub(super) async fn object(&self, bucket: &str, key: &str) -> S3Result<ObjectMeta> {
-        let b = bucket_name(bucket)?.to_string();
+        let b = self.existing_bucket(bucket).await?.name;
         let k = object_key(key)?.to_string();
         self.c
-            .meta(move |m| {
-                if m.bucket(&b)?.is_none() {
-                    return Err(ApiError::NoSuchBucket(b));
-                }
-                m.object(&b, &k)?
-                    .ok_or(ApiError::NoSuchKey { bucket: b, key: k })
-            })
+            .meta
+            .object(b.clone(), k.clone())
             .await
-            .map_err(s3_err)
+            .map_err(s3_err)?
+            .ok_or_else(|| s3_err(ApiError::NoSuchKey { bucket: b, key: k }))
     }
 
     /// Streams the stored bytes of `meta` in `range` (inclusive), first stripe fetched.
@@ -434,15 +437,10 @@ impl Tessera {
     }
 
     async fn delete_key(&self, bucket: String, key: String) -> Result<(), ApiError> {
-        let removed = self
-            .c
-            .meta(move |m| {
-                if m.bucket(&bucket)?.is_none() {
-                    return Err(ApiError::NoSuchBucket(bucket));
-                }
-                m.delete_object(&bucket, &key)
-            })
-            .await?;
+        if self.c.meta.bucket(bucket.clone()).await?.is_none() {
+            return Err(ApiError::NoSuchBucket(bucket));
+        }
+        let removed = self.c.meta.delete_object(bucket, key).await?;
         if removed.is_some() {
             self.c.gc_kick.notify_one();
         }
@@ -604,7 +602,7 @@ pub(super) fn precondition(
 impl S3 for Tessera {
     async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> R<ListBucketsOutput> {
         let caller = req.credentials.map(|c| c.access_key);
-        let buckets = self.c.meta(|m| m.buckets()).await.map_err(s3_err)?;
+        let buckets = self.c.meta.buckets().await.map_err(s3_err)?;
         let buckets = buckets
             .into_iter()
             .filter(|b| caller.as_ref().is_none_or(|k| b.grant_of(k).read))
@@ -653,17 +651,11 @@ impl S3 for Tessera {
             owner: owner.clone(),
             grants: BTreeMap::new(),
         };
-        let n = name.to_string();
-        let created = self
-            .c
-            .meta(move |m| {
-                if m.create_bucket(&b)? {
-                    return Ok(None);
-                }
-                m.bucket(&n)
-            })
-            .await
-            .map_err(s3_err)?;
+        let created = if self.c.meta.create_bucket(b).await.map_err(s3_err)? {
+            None
+        } else {
+            self.c.meta.bucket(name.to_string()).await.map_err(s3_err)?
+        };
         // Re-creating one's own bucket succeeds and changes nothing, as S3 does in
         // us-east-1; another owner's name is taken.
         if created.is_some_and(|existing| existing.owner != owner) {
@@ -679,38 +671,23 @@ impl S3 for Tessera {
 
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> R<DeleteBucketOutput> {
         let n = bucket_name(&req.input.bucket)?.to_string();
-        self.c
-            .meta(move |m| m.delete_bucket(&n))
-            .await
-            .map_err(s3_err)?;
+        self.c.meta.delete_bucket(n).await.map_err(s3_err)?;
         ok(DeleteBucketOutput {})
     }
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> R<HeadBucketOutput> {
-        let n = bucket_name(&req.input.bucket)?.to_string();
-        match self.c.meta(move |m| m.bucket(&n)).await.map_err(s3_err)? {
-            Some(_) => ok(HeadBucketOutput {
-                bucket_region: Some("us-east-1".into()),
-                ..Default::default()
-            }),
-            None => Err(s3_err(ApiError::NoSuchBucket(req.input.bucket))),
-        }
+        self.existing_bucket(&req.input.bucket).await?;
+        ok(HeadBucketOutput {
+            bucket_region: Some("us-east-1".into()),
+            ..Default::default()
+        })
     }
 
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> R<GetBucketLocationOutput> {
-        let n = bucket_name(&req.input.bucket)?.to_string();
-        if self
-            .c
-            .meta(move |m| m.bucket(&n))
-            .await
-            .map_err(s3_err)?
-            .is_none()
-        {
-            return Err(s3_err(ApiError::NoSuchBucket(req.input.bucket)));
-        }
+        self.existing_bucket(&req.input.bucket).await?;
         // Empty LocationConstraint is us-east-1, the region clients default to.
         ok(GetBucketLocationOutput {
             location_constraint: None,
@@ -763,11 +740,13 @@ impl S3 for Tessera {
         // Fail a conditional write before moving any bytes when it cannot succeed; the
         // commit checks again, atomically.
         if cond != Precondition::None {
-            let (b, k, c2) = (bucket.to_string(), key.to_string(), cond.clone());
-            self.c
-                .meta(move |m| crate::meta::check_precondition(m.object(&b, &k)?.as_ref(), &c2))
+            let current = self
+                .c
+                .meta
+                .object(bucket.to_string(), key.to_string())
                 .await
                 .map_err(s3_err)?;
+            crate::meta::check_precondition(current.as_ref(), &cond).map_err(s3_err)?;
         }
         let content_length = i.content_length.map(|l| l.max(0) as u64);
         let put = PutRequest {
@@ -1103,16 +1082,7 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> R<GetBucketVersioningOutput> {
-        let n = bucket_name(&req.input.bucket)?.to_string();
-        if self
-            .c
-            .meta(move |m| m.bucket(&n))
-            .await
-            .map_err(s3_err)?
-            .is_none()
-        {
-            return Err(s3_err(ApiError::NoSuchBucket(req.input.bucket)));
-        }
+        self.existing_bucket(&req.input.bucket).await?;
         // Versioning has never been enabled: no Status (what S3 answers for such a bucket).
         ok(GetBucketVersioningOutput::default())
     }

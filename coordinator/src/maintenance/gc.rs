@@ -56,13 +56,10 @@ pub async fn run(c: Arc<Coordinator>, stop: CancellationToken) {
 /// garbage); returns how many.
 pub async fn expire_uploads(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
     let cutoff = crate::meta::now_ms().saturating_sub(c.config.multipart_expiry.as_millis() as u64);
-    let expired = c.meta(move |m| m.uploads_older_than(cutoff, 1000)).await?;
+    let expired = c.meta.uploads_older_than(cutoff, 1000).await?;
     let n = expired.len();
     for u in expired {
-        match c
-            .meta(move |m| m.abort_upload(&u.bucket, &u.key, u.id))
-            .await
-        {
+        match c.meta.abort_upload(u.bucket, u.key, u.id).await {
             Ok(()) | Err(crate::ApiError::NoSuchUpload(_)) => {}
             Err(e) => return Err(e),
         }
@@ -72,7 +69,7 @@ pub async fn expire_uploads(c: &Arc<Coordinator>) -> Result<usize, crate::ApiErr
 
 /// One pass over the garbage records; returns how many records were finished.
 pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
-    let records = c.meta(|m| m.garbage(1000)).await?;
+    let records = c.meta.garbage(1000).await?;
     let now = crate::meta::now_ms();
     let grace = c.config.gc_grace.as_millis() as u64;
     let mut finished = 0;
@@ -82,8 +79,7 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
         }
         // Never delete a shard the committed object references (a repair may have written
         // the same shard id to the same node again).
-        let (b, k) = (set.bucket.clone(), set.key.clone());
-        if let Some(obj) = c.meta(move |m| m.object(&b, &k)).await? {
+        if let Some(obj) = c.meta.object(set.bucket.clone(), set.key.clone()).await? {
             set.shards
                 .retain(|(i, n)| !obj.references(version, *i as usize, n));
         }
@@ -116,8 +112,7 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
         }
         set.shards = remaining;
         let empty = set.shards.is_empty();
-        c.meta(move |m| m.update_garbage(&record, Some(&set)))
-            .await?;
+        c.meta.update_garbage(record, Some(set)).await?;
         if empty {
             finished += 1;
         }
@@ -132,7 +127,7 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
 /// were deleted.
 pub async fn orphan_scan(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
     let grace = c.config.gc_grace.as_millis() as u64;
-    let pending = c.meta(|m| m.pending_versions()).await?;
+    let pending = c.meta.pending_versions().await?;
     let mut deleted = 0;
     for node in c.registry.candidates() {
         let Some(client) = c.registry.client(&node.id) else {
@@ -149,22 +144,7 @@ pub async fn orphan_scan(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError>
                 // In-flight first, then the object: a PUT commits by removing its in-flight
                 // record and writing the object in one batch, so in this order one of the two
                 // reads sees it.
-                let (b, k, node_id) = (h.bucket.clone(), h.key.clone(), node.id.clone());
-                let (v, i, role) = (h.version, h.shard_index as usize, h.role);
-                let keep = c
-                    .meta(move |m| {
-                        if m.pending_versions()?.contains(&v) {
-                            return Ok(true);
-                        }
-                        if let ShardRole::Part { upload, .. } = role {
-                            if m.upload_references(upload, v, i, &node_id)? {
-                                return Ok(true);
-                            }
-                        }
-                        Ok(m.object(&b, &k)?
-                            .is_some_and(|o| o.references(v, i, &node_id)))
-                    })
-                    .await?;
+                let keep = still_wanted(c, &h, &node.id).await?;
                 if !keep {
                     match client.delete(h.shard_id()).await {
                         Ok(()) => deleted += 1,
@@ -177,4 +157,26 @@ pub async fn orphan_scan(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError>
         }
     }
     Ok(deleted)
+}
+
+/// Whether shard `h` on `node` belongs to a write in flight, a part of an upload in progress
+/// or the committed object (asked in that order, see [`orphan_scan`]).
+async fn still_wanted(
+    c: &Coordinator,
+    h: &tessera_node::ShardHeader,
+    node: &tessera_node::NodeId,
+) -> Result<bool, crate::ApiError> {
+    let (v, i) = (h.version, h.shard_index as usize);
+    if c.meta.pending_versions().await?.contains(&v) {
+        return Ok(true);
+    }
+    if let ShardRole::Part { upload, .. } = h.role {
+        if c.meta.upload_references(upload, v, i, node.clone()).await? {
+            return Ok(true);
+        }
+    }
+    Ok(c.meta
+        .object(h.bucket.clone(), h.key.clone())
+        .await?
+        .is_some_and(|o| o.references(v, i, node)))
 }

@@ -190,24 +190,18 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
             garbage.push((version, upload, set));
         }
         let default_ec = c.config.default_ec;
-        let (b, k) = (bucket.clone(), key.clone());
-        let restored = c
-            .meta(move |m| {
-                let restored = match &chosen {
-                    Some(obj) => m.restore_object(obj, default_ec)?,
-                    None => false,
-                };
-                for (v, upload, set) in &garbage {
-                    if let Some(u) = upload {
-                        if m.upload(&b, &k, *u).is_ok() {
-                            continue;
-                        }
-                    }
-                    m.abort_pending(&format!("{v}.rebuild"), set)?;
+        let restored = match chosen {
+            Some(obj) => c.meta.restore_object(obj, default_ec).await?,
+            None => false,
+        };
+        for (v, upload, set) in garbage {
+            if let Some(u) = upload {
+                if c.meta.upload(bucket.clone(), key.clone(), u).await.is_ok() {
+                    continue;
                 }
-                Ok(restored)
-            })
-            .await?;
+            }
+            c.meta.abort_pending(format!("{v}.rebuild"), set).await?;
+        }
         if restored {
             report.objects += 1;
         }

@@ -5,7 +5,7 @@
 //! a read or a scrub found it corrupt (the *suspects*). Repair reads any k healthy shards per
 //! stripe, rebuilds the lost ones, streams them to nodes chosen like placement does (distinct
 //! nodes, fewest shards per zone, the shard's original node first when it is up), and commits
-//! the new locations with [`MetaStore::commit_repair`](crate::meta::MetaStore::commit_repair),
+//! the new locations with [`Metadata::commit_repair`](crate::meta::Metadata::commit_repair),
 //! which refuses if the object was overwritten or deleted meanwhile. The shards a repair writes
 //! are recorded in flight first, so a crash leaves garbage, never a leak; running repair again
 //! finishes the job.
@@ -182,7 +182,7 @@ pub async fn start_run(c: &Arc<Coordinator>, req: RepairRequest) -> Result<u64, 
         }
     }
     if let Some(b) = req.bucket.clone() {
-        if c.meta(move |m| m.bucket(&b)).await?.is_none() {
+        if c.meta.bucket(b).await?.is_none() {
             return Err(ApiError::NoSuchBucket(req.bucket.clone().unwrap()));
         }
     }
@@ -216,10 +216,7 @@ pub async fn run(c: &Arc<Coordinator>, req: &RepairRequest, report: &Arc<Mutex<R
     let mut selected = Vec::new();
     loop {
         let a = after.clone();
-        let page = match c
-            .meta(move |m| m.objects_after(a.as_ref().map(|(b, k)| (b.as_str(), k.as_str())), 1000))
-            .await
-        {
+        let page = match c.meta.objects_after(a, 1000).await {
             Ok(p) => p,
             Err(e) => {
                 report
@@ -420,19 +417,19 @@ pub async fn repair_part(
         since_ms: now_ms(),
     };
     let (r, s) = (record.clone(), set.clone());
-    c.meta(move |m| m.begin_pending(&r, &s)).await?;
+    c.meta.begin_pending(r, s).await?;
     let result = rebuild(c, obj, part, lost, &targets).await;
     let (ok, read, written) = match result {
         Ok(x) => x,
         Err(e) => {
             let (r, s) = (record.clone(), set.clone());
-            c.meta(move |m| m.abort_pending(&r, &s)).await?;
+            c.meta.abort_pending(r, s).await?;
             c.gc_kick.notify_one();
             return Err(e);
         }
     };
     let (r, s, v, moved) = (record.clone(), set.clone(), part.version, ok.clone());
-    let committed = c.meta(move |m| m.commit_repair(&r, &s, v, &moved)).await?;
+    let committed = c.meta.commit_repair(r, s, v, moved).await?;
     c.gc_kick.notify_one();
     if committed {
         let mut suspects = c.repair.suspects.lock().unwrap();
@@ -528,7 +525,7 @@ pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
             .into_iter()
             .collect();
         for (b, k) in queued {
-            let obj = match c.meta(move |m| m.object(&b, &k)).await {
+            let obj = match c.meta.object(b, k).await {
                 Ok(Some(o)) => o,
                 _ => continue,
             };

@@ -14,6 +14,7 @@
 //! - `u\0{bucket}\0{key}\0{upload id}` -> [`Upload`]: a multipart upload in progress
 //! - `t\0{upload id}\0{part number, 5 digits}` -> [`Part`]: an uploaded part
 
+pub mod api;
 pub mod conformance;
 pub mod kv;
 pub mod memory;
@@ -21,6 +22,7 @@ pub mod rocks;
 
 use crate::error::ApiError;
 use crate::names::EcSpec;
+pub use api::{Local, Metadata};
 use kv::{Batch, Kv, Step};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
