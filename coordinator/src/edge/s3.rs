@@ -347,11 +347,11 @@ impl Tessera {
     }
 
     pub(super) async fn object(&self, bucket: &str, key: &str) -> S3Result<ObjectMeta> {
-        let b = self.existing_bucket(bucket).await?.name;
+        let b = bucket_name(bucket)?.to_string();
         let k = object_key(key)?.to_string();
         self.c
             .meta
-            .object(b.clone(), k.clone())
+            .lookup(b.clone(), k.clone())
             .await
             .map_err(s3_err)?
             .ok_or_else(|| s3_err(ApiError::NoSuchKey { bucket: b, key: k }))

@@ -51,6 +51,8 @@ operations! {
     fn delete_bucket(&self, name: String) -> () = |m| m.delete_bucket(&name);
     /// The committed version of a key, if any.
     fn object(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.object(&bucket, &key);
+    /// The committed version of a key in a bucket that must exist (NoSuchBucket).
+    fn lookup(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.lookup(&bucket, &key);
     /// Records a PUT in flight before any shard is written.
     fn begin_put(&self, version: ObjectVersion, set: ShardSet) -> () = |m| m.begin_put(version, &set);
     /// Records shard writes in flight under `record` (a repair's).

@@ -145,6 +145,15 @@ pub fn commits_overwrites_and_conditions(m: &MetaStore) {
         m.commit_put(&object("cm-none", "key", 1), &Precondition::None),
         Err(ApiError::NoSuchBucket(_))
     ));
+    assert_eq!(
+        m.lookup("cm", "key").unwrap().map(|o| o.version),
+        Some(second.version)
+    );
+    assert!(m.lookup("cm", "other").unwrap().is_none());
+    assert!(matches!(
+        m.lookup("cm-none", "key"),
+        Err(ApiError::NoSuchBucket(_))
+    ));
     let gone = m.delete_object("cm", "key").unwrap().expect("deleted");
     assert_eq!(gone.version, second.version);
     assert!(m.object("cm", "key").unwrap().is_none());

@@ -526,6 +526,15 @@ impl MetaStore {
         self.get(&key(b'o', &[bucket, k]))
     }
 
+    /// [`MetaStore::object`], after checking that the bucket exists (NoSuchBucket): what a
+    /// GET or HEAD looks up, in one step.
+    pub fn lookup(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
+        if self.bucket(bucket)?.is_none() {
+            return Err(ApiError::NoSuchBucket(bucket.into()));
+        }
+        self.object(bucket, k)
+    }
+
     /// Records a PUT in flight before any shard is written, so a coordinator crash leaves a
     /// record of shards to collect.
     pub fn begin_put(&self, version: ObjectVersion, set: &ShardSet) -> Result<()> {
