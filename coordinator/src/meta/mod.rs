@@ -416,6 +416,16 @@ impl MetaStore {
         }
     }
 
+    /// Every record of `kind`, in key order.
+    fn all<T: DeserializeOwned>(&self, kind: u8) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.scan(&key(kind, &[]), |_, v: T| {
+            out.push(v);
+            true
+        })?;
+        Ok(out)
+    }
+
     /// Calls `f` with each entry under `prefix` (the key without the prefix, the decoded
     /// value) until it returns false.
     fn scan<T: DeserializeOwned>(
@@ -479,12 +489,7 @@ impl MetaStore {
 
     /// All buckets in name order.
     pub fn buckets(&self) -> Result<Vec<BucketMeta>> {
-        let mut out = Vec::new();
-        self.scan(&key(b'b', &[]), |_, b: BucketMeta| {
-            out.push(b);
-            true
-        })?;
-        Ok(out)
+        self.all(b'b')
     }
 
     /// Deletes an empty bucket.
@@ -1010,12 +1015,7 @@ impl MetaStore {
 
     /// All keys in id order.
     pub fn keys(&self) -> Result<Vec<KeyRecord>> {
-        let mut out = Vec::new();
-        self.scan(&key(b'k', &[]), |_, k: KeyRecord| {
-            out.push(k);
-            true
-        })?;
-        Ok(out)
+        self.all(b'k')
     }
 
     /// Deletes a key and every grant naming it; buckets it owns keep it as their (now
@@ -1067,12 +1067,7 @@ impl MetaStore {
 
     /// All remembered nodes.
     pub fn nodes(&self) -> Result<Vec<NodeRecord>> {
-        let mut out = Vec::new();
-        self.scan(&key(b'n', &[]), |_, n: NodeRecord| {
-            out.push(n);
-            true
-        })?;
-        Ok(out)
+        self.all(b'n')
     }
 
     // ----- in-flight writes and garbage -----
