@@ -1,18 +1,18 @@
-//! The metadata conformance suite: [`MetaStore`] on every [`super::kv::Kv`] must pass
-//! [`run_all`] (the in-memory map and RocksDB today). Each check panics with a message naming
+//! The metadata conformance suite: every implementation of [`Metadata`] must pass
+//! [`run_all`] (today [`Local`] on the in-memory map and on RocksDB). Each check panics with a message naming
 //! the rule it found broken.
 
 use super::*;
 use crate::error::ApiError;
 
 /// Runs every check on `m`, which must be empty.
-pub fn run_all(m: &MetaStore) {
-    buckets(m);
-    commits_overwrites_and_conditions(m);
-    in_flight_records_and_garbage(m);
-    listings(m);
-    multipart_uploads(m);
-    keys_grants_and_nodes(m);
+pub async fn run_all(m: &dyn Metadata) {
+    buckets(m).await;
+    commits_overwrites_and_conditions(m).await;
+    in_flight_records_and_garbage(m).await;
+    listings(m).await;
+    multipart_uploads(m).await;
+    keys_grants_and_nodes(m).await;
 }
 
 fn node(i: u8) -> NodeId {
@@ -67,8 +67,9 @@ pub fn object(b: &str, k: &str, size: u64) -> ObjectMeta {
     }
 }
 
-fn garbage_versions(m: &MetaStore) -> Vec<ObjectVersion> {
+async fn garbage_versions(m: &dyn Metadata) -> Vec<ObjectVersion> {
     m.garbage(10_000)
+        .await
         .unwrap()
         .into_iter()
         .map(|(_, v, _)| v)
@@ -76,121 +77,173 @@ fn garbage_versions(m: &MetaStore) -> Vec<ObjectVersion> {
 }
 
 /// Creating twice, listing in name order, deleting only empty buckets.
-pub fn buckets(m: &MetaStore) {
-    assert!(m.create_bucket(&bucket("bk-b")).unwrap(), "first create");
+pub async fn buckets(m: &dyn Metadata) {
     assert!(
-        !m.create_bucket(&bucket("bk-b")).unwrap(),
+        m.create_bucket(bucket("bk-b")).await.unwrap(),
+        "first create"
+    );
+    assert!(
+        !m.create_bucket(bucket("bk-b")).await.unwrap(),
         "creating an existing bucket changes nothing"
     );
-    assert!(m.create_bucket(&bucket("bk-a")).unwrap());
-    let names: Vec<String> = m.buckets().unwrap().into_iter().map(|b| b.name).collect();
+    assert!(m.create_bucket(bucket("bk-a")).await.unwrap());
+    let names: Vec<String> = m
+        .buckets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
     assert_eq!(names, ["bk-a", "bk-b"], "buckets in name order");
-    m.commit_put(&object("bk-b", "k", 1), &Precondition::None)
+    m.commit_put(object("bk-b", "k", 1), Precondition::None)
+        .await
         .unwrap();
     assert!(
-        matches!(m.delete_bucket("bk-b"), Err(ApiError::BucketNotEmpty(_))),
+        matches!(
+            m.delete_bucket("bk-b".into()).await,
+            Err(ApiError::BucketNotEmpty(_))
+        ),
         "a bucket with objects is not deleted"
     );
-    assert!(m.bucket("bk-b").unwrap().is_some());
+    assert!(m.bucket("bk-b".into()).await.unwrap().is_some());
     assert!(matches!(
-        m.delete_bucket("bk-none"),
+        m.delete_bucket("bk-none".into()).await,
         Err(ApiError::NoSuchBucket(_))
     ));
-    m.delete_object("bk-b", "k").unwrap();
-    m.delete_bucket("bk-b").unwrap();
-    assert!(m.bucket("bk-b").unwrap().is_none(), "empty bucket deleted");
-    m.delete_bucket("bk-a").unwrap();
+    m.delete_object("bk-b".into(), "k".into()).await.unwrap();
+    m.delete_bucket("bk-b".into()).await.unwrap();
+    assert!(
+        m.bucket("bk-b".into()).await.unwrap().is_none(),
+        "empty bucket deleted"
+    );
+    m.delete_bucket("bk-a".into()).await.unwrap();
 }
 
 /// The last commit wins, the replaced version becomes garbage, conditions are checked at the
 /// commit, and commits to a missing bucket are refused.
-pub fn commits_overwrites_and_conditions(m: &MetaStore) {
-    m.create_bucket(&bucket("cm")).unwrap();
+pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
+    m.create_bucket(bucket("cm")).await.unwrap();
     let first = object("cm", "key", 10);
     assert!(m
-        .commit_put(&first, &Precondition::Absent)
+        .commit_put(first.clone(), Precondition::Absent)
+        .await
         .unwrap()
         .is_none());
     assert!(
         matches!(
-            m.commit_put(&object("cm", "key", 11), &Precondition::Absent),
+            m.commit_put(object("cm", "key", 11), Precondition::Absent)
+                .await,
             Err(ApiError::PreconditionFailed)
         ),
         "If-None-Match: * on an existing key"
     );
     assert!(matches!(
-        m.commit_put(&object("cm", "key", 12), &Precondition::ETag("nope".into())),
+        m.commit_put(object("cm", "key", 12), Precondition::ETag("nope".into()))
+            .await,
         Err(ApiError::PreconditionFailed)
     ));
     assert_eq!(
-        m.object("cm", "key").unwrap().unwrap().version,
+        m.object("cm".into(), "key".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
         first.version,
         "refused commits change nothing"
     );
     let second = object("cm", "key", 13);
     let replaced = m
-        .commit_put(&second, &Precondition::ETag(first.etag.clone()))
+        .commit_put(second.clone(), Precondition::ETag(first.etag.clone()))
+        .await
         .unwrap()
         .expect("the first version is replaced");
     assert_eq!(replaced.version, first.version);
     assert_eq!(
-        m.object("cm", "key").unwrap().unwrap().version,
+        m.object("cm".into(), "key".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
         second.version
     );
     assert!(
-        garbage_versions(m).contains(&first.version),
+        garbage_versions(m).await.contains(&first.version),
         "the replaced version's shards are garbage"
     );
     assert!(matches!(
-        m.commit_put(&object("cm-none", "key", 1), &Precondition::None),
+        m.commit_put(object("cm-none", "key", 1), Precondition::None)
+            .await,
         Err(ApiError::NoSuchBucket(_))
     ));
     assert_eq!(
-        m.lookup("cm", "key").unwrap().map(|o| o.version),
+        m.lookup("cm".into(), "key".into())
+            .await
+            .unwrap()
+            .map(|o| o.version),
         Some(second.version)
     );
-    assert!(m.lookup("cm", "other").unwrap().is_none());
+    assert!(m
+        .lookup("cm".into(), "other".into())
+        .await
+        .unwrap()
+        .is_none());
     assert!(matches!(
-        m.lookup("cm-none", "key"),
+        m.lookup("cm-none".into(), "key".into()).await,
         Err(ApiError::NoSuchBucket(_))
     ));
-    let gone = m.delete_object("cm", "key").unwrap().expect("deleted");
+    let gone = m
+        .delete_object("cm".into(), "key".into())
+        .await
+        .unwrap()
+        .expect("deleted");
     assert_eq!(gone.version, second.version);
-    assert!(m.object("cm", "key").unwrap().is_none());
-    assert!(garbage_versions(m).contains(&second.version));
+    assert!(m.object("cm".into(), "key".into()).await.unwrap().is_none());
+    assert!(garbage_versions(m).await.contains(&second.version));
     assert!(
-        m.delete_object("cm", "key").unwrap().is_none(),
+        m.delete_object("cm".into(), "key".into())
+            .await
+            .unwrap()
+            .is_none(),
         "deleting again is a no-op"
     );
-    m.delete_bucket("cm").unwrap();
-    for (record, _, _) in m.garbage(10_000).unwrap() {
-        m.update_garbage(&record, None).unwrap();
+    m.delete_bucket("cm".into()).await.unwrap();
+    for (record, _, _) in m.garbage(10_000).await.unwrap() {
+        m.update_garbage(record.clone(), None).await.unwrap();
     }
-    assert!(garbage_versions(m).is_empty(), "collected garbage is gone");
+    assert!(
+        garbage_versions(m).await.is_empty(),
+        "collected garbage is gone"
+    );
 }
 
 /// A PUT in flight is recorded until it commits or aborts; an abort makes its shards garbage.
-pub fn in_flight_records_and_garbage(m: &MetaStore) {
-    m.create_bucket(&bucket("fl")).unwrap();
+pub async fn in_flight_records_and_garbage(m: &dyn Metadata) {
+    m.create_bucket(bucket("fl")).await.unwrap();
     let done = object("fl", "a", 5);
     let set = done.parts[0].shard_set("fl", "a");
-    m.begin_put(done.version, &set).unwrap();
-    assert!(m.pending_versions().unwrap().contains(&done.version));
-    m.commit_put(&done, &Precondition::None).unwrap();
+    m.begin_put(done.version, set.clone()).await.unwrap();
+    assert!(m.pending_versions().await.unwrap().contains(&done.version));
+    m.commit_put(done.clone(), Precondition::None)
+        .await
+        .unwrap();
     assert!(
-        !m.pending_versions().unwrap().contains(&done.version),
+        !m.pending_versions().await.unwrap().contains(&done.version),
         "the commit removes the in-flight record"
     );
     let failed = object("fl", "b", 5);
     let set = failed.parts[0].shard_set("fl", "b");
-    m.begin_put(failed.version, &set).unwrap();
-    m.abort_put(failed.version, &set).unwrap();
-    assert!(!m.pending_versions().unwrap().contains(&failed.version));
+    m.begin_put(failed.version, set.clone()).await.unwrap();
+    m.abort_put(failed.version, set.clone()).await.unwrap();
+    assert!(!m
+        .pending_versions()
+        .await
+        .unwrap()
+        .contains(&failed.version));
     assert!(
-        garbage_versions(m).contains(&failed.version),
+        garbage_versions(m).await.contains(&failed.version),
         "an aborted PUT's shards are garbage"
     );
-    let (pending, garbage) = m.pending_and_garbage().unwrap();
+    let (pending, garbage) = m.pending_and_garbage().await.unwrap();
     assert_eq!(pending, 0);
     assert!(garbage >= 1);
     // A repair: new locations are committed only while the object is still that version.
@@ -202,53 +255,72 @@ pub fn in_flight_records_and_garbage(m: &MetaStore) {
         shards: moved.clone(),
         since_ms: now_ms(),
     };
-    m.begin_pending(&record, &rset).unwrap();
+    m.begin_pending(record.clone(), rset.clone()).await.unwrap();
     assert!(m
-        .commit_repair(&record, &rset, done.version, &moved)
+        .commit_repair(record.clone(), rset.clone(), done.version, moved.clone())
+        .await
         .unwrap());
-    let now = m.object("fl", "a").unwrap().unwrap();
+    let now = m.object("fl".into(), "a".into()).await.unwrap().unwrap();
     assert_eq!(now.parts[0].shards[0].node, Some(node(9)), "shard moved");
     let stale = format!("{}.r2", done.version);
-    m.begin_pending(&stale, &rset).unwrap();
-    m.delete_object("fl", "a").unwrap();
+    m.begin_pending(stale.clone(), rset.clone()).await.unwrap();
+    m.delete_object("fl".into(), "a".into()).await.unwrap();
     assert!(
-        !m.commit_repair(&stale, &rset, done.version, &moved)
+        !m.commit_repair(stale.clone(), rset.clone(), done.version, moved.clone())
+            .await
             .unwrap(),
         "a repair of a deleted object is refused"
     );
-    assert!(m.object("fl", "a").unwrap().is_none(), "no resurrection");
-    for (record, _, _) in m.garbage(10_000).unwrap() {
-        m.update_garbage(&record, None).unwrap();
+    assert!(
+        m.object("fl".into(), "a".into()).await.unwrap().is_none(),
+        "no resurrection"
+    );
+    for (record, _, _) in m.garbage(10_000).await.unwrap() {
+        m.update_garbage(record.clone(), None).await.unwrap();
     }
-    m.delete_bucket("fl").unwrap();
+    m.delete_bucket("fl".into()).await.unwrap();
 }
 
 /// Prefix, delimiter, start-after and paging of listings; the scan of all objects.
-pub fn listings(m: &MetaStore) {
-    m.create_bucket(&bucket("ls")).unwrap();
-    m.create_bucket(&bucket("ls2")).unwrap();
+pub async fn listings(m: &dyn Metadata) {
+    m.create_bucket(bucket("ls")).await.unwrap();
+    m.create_bucket(bucket("ls2")).await.unwrap();
     let keys = ["a/1", "a/2", "a/b/3", "b", "c/x", "c/y", "d"];
     for k in keys {
-        m.commit_put(&object("ls", k, 1), &Precondition::None)
+        m.commit_put(object("ls", k, 1), Precondition::None)
+            .await
             .unwrap();
     }
-    m.commit_put(&object("ls2", "z", 1), &Precondition::None)
+    m.commit_put(object("ls2", "z", 1), Precondition::None)
+        .await
         .unwrap();
     let names = |l: &Listing| -> Vec<String> { l.objects.iter().map(|o| o.key.clone()).collect() };
-    let all = m.list("ls", "", None, None, 1000).unwrap();
+    let all = m
+        .list("ls".into(), "".into(), None, None, 1000)
+        .await
+        .unwrap();
     assert_eq!(names(&all), keys, "every key, in order, only this bucket");
     assert!(!all.truncated && all.next.is_none());
-    let rolled = m.list("ls", "", None, Some("/"), 1000).unwrap();
+    let rolled = m
+        .list("ls".into(), "".into(), None, Some("/".into()), 1000)
+        .await
+        .unwrap();
     assert_eq!(names(&rolled), ["b", "d"]);
     assert_eq!(rolled.prefixes, ["a/", "c/"], "common prefixes rolled up");
-    let under_a = m.list("ls", "a/", None, Some("/"), 1000).unwrap();
+    let under_a = m
+        .list("ls".into(), "a/".into(), None, Some("/".into()), 1000)
+        .await
+        .unwrap();
     assert_eq!(names(&under_a), ["a/1", "a/2"]);
     assert_eq!(under_a.prefixes, ["a/b/"]);
     // Pages of two entries (objects and prefixes alike), resumed after `next`.
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = m.list("ls", "", after.as_deref(), Some("/"), 2).unwrap();
+        let page = m
+            .list("ls".into(), "".into(), after.clone(), Some("/".into()), 2)
+            .await
+            .unwrap();
         seen.extend(names(&page));
         seen.extend(page.prefixes.clone());
         if !page.truncated {
@@ -262,9 +334,7 @@ pub fn listings(m: &MetaStore) {
     let mut scanned = Vec::new();
     let mut from: Option<(String, String)> = None;
     loop {
-        let page = m
-            .objects_after(from.as_ref().map(|(b, k)| (b.as_str(), k.as_str())), 3)
-            .unwrap();
+        let page = m.objects_after(from.clone(), 3).await.unwrap();
         let Some(last) = page.last() else { break };
         from = Some((last.bucket.clone(), last.key.clone()));
         scanned.extend(page.into_iter().map(|o| format!("{}/{}", o.bucket, o.key)));
@@ -279,13 +349,13 @@ pub fn listings(m: &MetaStore) {
         "in order: {scanned:?}"
     );
     for k in keys {
-        m.delete_object("ls", k).unwrap();
+        m.delete_object("ls".into(), k.into()).await.unwrap();
     }
-    m.delete_object("ls2", "z").unwrap();
-    m.delete_bucket("ls").unwrap();
-    m.delete_bucket("ls2").unwrap();
-    for (record, _, _) in m.garbage(10_000).unwrap() {
-        m.update_garbage(&record, None).unwrap();
+    m.delete_object("ls2".into(), "z".into()).await.unwrap();
+    m.delete_bucket("ls".into()).await.unwrap();
+    m.delete_bucket("ls2".into()).await.unwrap();
+    for (record, _, _) in m.garbage(10_000).await.unwrap() {
+        m.update_garbage(record.clone(), None).await.unwrap();
     }
 }
 
@@ -307,17 +377,18 @@ fn upload(b: &str, k: &str) -> Upload {
 
 /// Parts replace parts, completion publishes the chosen parts and makes the rest garbage,
 /// aborts and deleted buckets take their uploads with them.
-pub fn multipart_uploads(m: &MetaStore) {
-    m.create_bucket(&bucket("mp")).unwrap();
+pub async fn multipart_uploads(m: &dyn Metadata) {
+    m.create_bucket(bucket("mp")).await.unwrap();
     let u = upload("mp", "obj");
-    m.create_upload(&u).unwrap();
+    m.create_upload(u.clone()).await.unwrap();
     assert!(matches!(
-        m.create_upload(&upload("mp-none", "obj")),
+        m.create_upload(upload("mp-none", "obj")).await,
         Err(ApiError::NoSuchBucket(_))
     ));
-    assert_eq!(m.upload("mp", "obj", u.id).unwrap(), u);
+    assert_eq!(m.upload("mp".into(), "obj".into(), u.id).await.unwrap(), u);
     assert!(matches!(
-        m.upload("mp", "obj", ObjectVersion::new()),
+        m.upload("mp".into(), "obj".into(), ObjectVersion::new())
+            .await,
         Err(ApiError::NoSuchUpload(_))
     ));
     let part = |n: u32| {
@@ -327,9 +398,11 @@ pub fn multipart_uploads(m: &MetaStore) {
     };
     let (p1, p2, p2b, p3) = (part(1), part(2), part(2), part(3));
     for p in [&p1, &p2, &p2b, &p3] {
-        m.commit_part("mp", "obj", u.id, p).unwrap();
+        m.commit_part("mp".into(), "obj".into(), u.id, p.clone())
+            .await
+            .unwrap();
     }
-    let parts = m.upload_parts(u.id).unwrap();
+    let parts = m.upload_parts(u.id).await.unwrap();
     assert_eq!(
         parts
             .iter()
@@ -339,106 +412,133 @@ pub fn multipart_uploads(m: &MetaStore) {
         "parts in number order, a part uploaded again replaces the old one"
     );
     assert!(
-        garbage_versions(m).contains(&p2.version),
+        garbage_versions(m).await.contains(&p2.version),
         "the replaced part"
     );
-    assert!(m.upload_references(u.id, p3.version, 0, &node(0)).unwrap());
-    let (list, truncated) = m.uploads("mp", "", None, 10).unwrap();
+    assert!(m
+        .upload_references(u.id, p3.version, 0, node(0))
+        .await
+        .unwrap());
+    let (list, truncated) = m.uploads("mp".into(), "".into(), None, 10).await.unwrap();
     assert_eq!((list.len(), truncated), (1, false));
     // Complete with parts 1 and 2: part 3 is left out and becomes garbage.
     let mut obj = object("mp", "obj", 200);
     obj.parts = vec![p1.clone(), p2b.clone()];
     obj.upload = Some(u.id);
-    m.complete_upload(&obj, u.id, &Precondition::Absent)
+    m.complete_upload(obj.clone(), u.id, Precondition::Absent)
+        .await
         .unwrap();
-    let got = m.object("mp", "obj").unwrap().unwrap();
+    let got = m.object("mp".into(), "obj".into()).await.unwrap().unwrap();
     assert_eq!(got.parts.len(), 2);
     assert!(
-        garbage_versions(m).contains(&p3.version),
+        garbage_versions(m).await.contains(&p3.version),
         "the part left out"
     );
     assert!(
-        matches!(m.upload("mp", "obj", u.id), Err(ApiError::NoSuchUpload(_))),
+        matches!(
+            m.upload("mp".into(), "obj".into(), u.id).await,
+            Err(ApiError::NoSuchUpload(_))
+        ),
         "a completed upload is gone"
     );
     // An aborted upload's parts are garbage; a bucket's deletion aborts what is left.
     let a = upload("mp", "other");
-    m.create_upload(&a).unwrap();
+    m.create_upload(a.clone()).await.unwrap();
     let pa = part(1);
-    m.commit_part("mp", "other", a.id, &pa).unwrap();
-    m.abort_upload("mp", "other", a.id).unwrap();
-    assert!(garbage_versions(m).contains(&pa.version));
-    assert!(m.upload_parts(a.id).unwrap().is_empty());
+    m.commit_part("mp".into(), "other".into(), a.id, pa.clone())
+        .await
+        .unwrap();
+    m.abort_upload("mp".into(), "other".into(), a.id)
+        .await
+        .unwrap();
+    assert!(garbage_versions(m).await.contains(&pa.version));
+    assert!(m.upload_parts(a.id).await.unwrap().is_empty());
     let old = upload("mp", "left");
-    m.create_upload(&old).unwrap();
+    m.create_upload(old.clone()).await.unwrap();
     assert_eq!(
-        m.uploads_older_than(now_ms() + 1, 10).unwrap().len(),
+        m.uploads_older_than(now_ms() + 1, 10).await.unwrap().len(),
         1,
         "uploads past their expiry are found"
     );
-    m.delete_object("mp", "obj").unwrap();
-    m.delete_bucket("mp").unwrap();
+    m.delete_object("mp".into(), "obj".into()).await.unwrap();
+    m.delete_bucket("mp".into()).await.unwrap();
     assert!(matches!(
-        m.upload("mp", "left", old.id),
+        m.upload("mp".into(), "left".into(), old.id).await,
         Err(ApiError::NoSuchUpload(_))
     ));
-    for (record, _, _) in m.garbage(10_000).unwrap() {
-        m.update_garbage(&record, None).unwrap();
+    for (record, _, _) in m.garbage(10_000).await.unwrap() {
+        m.update_garbage(record.clone(), None).await.unwrap();
     }
 }
 
 /// Access keys, grants (removed with their key) and node registrations.
-pub fn keys_grants_and_nodes(m: &MetaStore) {
+pub async fn keys_grants_and_nodes(m: &dyn Metadata) {
     let k = KeyRecord {
         id: "AKID1".into(),
         secret: "s".into(),
         name: "one".into(),
         created_ms: now_ms(),
     };
-    m.create_key(&k).unwrap();
-    assert!(m.create_key(&k).is_err(), "a key id is created once");
-    assert_eq!(m.key("AKID1").unwrap(), Some(k.clone()));
-    m.create_bucket(&bucket("gr")).unwrap();
+    m.create_key(k.clone()).await.unwrap();
+    assert!(
+        m.create_key(k.clone()).await.is_err(),
+        "a key id is created once"
+    );
+    assert_eq!(m.key("AKID1".into()).await.unwrap(), Some(k.clone()));
+    m.create_bucket(bucket("gr")).await.unwrap();
     let g = Grant {
         read: true,
         write: false,
         owner: false,
     };
-    let b = m.set_grant("gr", "AKID1", g).unwrap();
+    let b = m.set_grant("gr".into(), "AKID1".into(), g).await.unwrap();
     assert_eq!(b.grant_of("AKID1"), g);
-    assert!(m.delete_key("AKID1").unwrap());
-    assert!(!m.delete_key("AKID1").unwrap(), "deleting again: false");
-    assert!(m.keys().unwrap().is_empty());
+    assert!(m.delete_key("AKID1".into()).await.unwrap());
+    assert!(
+        !m.delete_key("AKID1".into()).await.unwrap(),
+        "deleting again: false"
+    );
+    assert!(m.keys().await.unwrap().is_empty());
     assert_eq!(
-        m.bucket("gr").unwrap().unwrap().grant_of("AKID1"),
+        m.bucket("gr".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .grant_of("AKID1"),
         Grant::default(),
         "the key's grants went with it"
     );
-    m.delete_bucket("gr").unwrap();
+    m.delete_bucket("gr".into()).await.unwrap();
     let n = NodeRecord {
         id: node(1),
         addr: "127.0.0.1:1".into(),
         zone: "z".into(),
     };
-    m.put_node(&n).unwrap();
+    m.put_node(n.clone()).await.unwrap();
     let moved = NodeRecord {
         addr: "127.0.0.1:2".into(),
         ..n.clone()
     };
-    m.put_node(&moved).unwrap();
-    assert_eq!(m.nodes().unwrap(), [moved], "a node re-registers in place");
+    m.put_node(moved.clone()).await.unwrap();
+    assert_eq!(
+        m.nodes().await.unwrap(),
+        [moved],
+        "a node re-registers in place"
+    );
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn memory_metadata_conforms() {
-        super::run_all(&super::MetaStore::in_memory());
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_metadata_conforms() {
+        run_all(&*Local::serve(MetaStore::in_memory())).await;
     }
 
-    #[test]
-    fn rocksdb_metadata_conforms() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rocksdb_metadata_conforms() {
         let dir = tempfile::tempdir().unwrap();
-        super::run_all(&super::MetaStore::open(dir.path()).unwrap());
+        run_all(&*Local::serve(MetaStore::open(dir.path()).unwrap())).await;
     }
 }
