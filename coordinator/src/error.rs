@@ -88,12 +88,6 @@ impl From<tessera_node::StoreError> for ApiError {
     }
 }
 
-impl From<rocksdb::Error> for ApiError {
-    fn from(e: rocksdb::Error) -> Self {
-        ApiError::Internal(format!("metadata: {e}"))
-    }
-}
-
 impl From<serde_json::Error> for ApiError {
     fn from(e: serde_json::Error) -> Self {
         ApiError::Internal(format!("metadata encoding: {e}"))

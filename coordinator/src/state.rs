@@ -146,7 +146,7 @@ impl Coordinator {
         let dir = config.data_dir.join("meta");
         let meta = blocking(move || {
             std::fs::create_dir_all(&dir).map_err(|e| ApiError::Internal(e.to_string()))?;
-            MetaStore::open(&dir)
+            Ok(MetaStore::open(&dir)?)
         })
         .await?;
         let meta = Local::serve(meta);

@@ -127,11 +127,11 @@ impl<D> Staged<D> {
     /// removes its in-flight record: [`crate::meta::Metadata::commit_put`], [`crate::meta::Metadata::commit_part`],
     /// [`crate::meta::Metadata::complete_upload`]); if it succeeds, the shards are no longer this write's
     /// to clean up. Whatever it replaced is garbage: the collector is woken.
-    pub async fn commit_with<T>(
+    pub async fn commit_with<T, E: Into<ApiError>>(
         mut self,
-        commit: impl std::future::Future<Output = Result<T, ApiError>>,
+        commit: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, ApiError> {
-        let out = commit.await?;
+        let out = commit.await.map_err(Into::into)?;
         self.guard.committed = true;
         self.guard.c.gc_kick.notify_one();
         Ok(out)

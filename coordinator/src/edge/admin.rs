@@ -112,10 +112,10 @@ fn admin_error(e: ApiError) -> Response {
         .into_response()
 }
 
-fn reply<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
+fn reply<T: serde::Serialize, E: Into<ApiError>>(r: Result<T, E>) -> Response {
     match r {
         Ok(v) => Json(v).into_response(),
-        Err(e) => admin_error(e),
+        Err(e) => admin_error(e.into()),
     }
 }
 
@@ -208,7 +208,7 @@ async fn delete_key(State(c): State<Arc<Coordinator>>, Path(id): Path<String>) -
     match c.meta.delete_key(id).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => admin_error(ApiError::InvalidArgument("no such access key".into())),
-        Err(e) => admin_error(e),
+        Err(e) => admin_error(e.into()),
     }
 }
 
@@ -217,6 +217,7 @@ async fn bucket_info(State(c): State<Arc<Coordinator>>, Path(b): Path<String>) -
         c.meta
             .bucket(b.clone())
             .await
+            .map_err(ApiError::from)
             .and_then(|found| found.ok_or(ApiError::NoSuchBucket(b)))
             .map(|b| {
                 serde_json::json!({
@@ -244,7 +245,7 @@ struct GrantChange {
 
 async fn change_grant(c: Arc<Coordinator>, bucket: String, ch: GrantChange, add: bool) -> Response {
     let all = !(ch.read || ch.write || ch.owner);
-    let r = async {
+    let r: Result<serde_json::Value, ApiError> = async {
         let b = c
             .meta
             .bucket(bucket.clone())

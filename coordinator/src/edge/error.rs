@@ -37,8 +37,10 @@ pub fn code_and_status(e: &ApiError) -> (S3ErrorCode, StatusCode) {
     }
 }
 
-/// The S3 error for `e`. Internal errors are logged here and sent without their details.
-pub fn s3_err(e: ApiError) -> S3Error {
+/// The S3 error for `e` (an [`ApiError`], or what converts into one, such as a
+/// [`crate::meta::MetaError`]). Internal errors are logged here and sent without their details.
+pub fn s3_err(e: impl Into<ApiError>) -> S3Error {
+    let e: ApiError = e.into();
     let (code, status) = code_and_status(&e);
     let message = match &e {
         ApiError::Internal(_) => {

@@ -60,8 +60,8 @@ pub async fn expire_uploads(c: &Arc<Coordinator>) -> Result<usize, crate::ApiErr
     let n = expired.len();
     for u in expired {
         match c.meta.abort_upload(u.bucket, u.key, u.id).await {
-            Ok(()) | Err(crate::ApiError::NoSuchUpload(_)) => {}
-            Err(e) => return Err(e),
+            Ok(()) | Err(crate::meta::MetaError::NoSuchUpload(_)) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(n)

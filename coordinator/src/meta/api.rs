@@ -24,7 +24,9 @@ macro_rules! operations {
         impl Metadata for Local {
             $( async fn $name(&self $(, $arg: $ty)*) -> Result<$ret> {
                 let $m = self.0.clone();
-                crate::state::blocking(move || $call).await
+                tokio::task::spawn_blocking(move || $call)
+                    .await
+                    .map_err(|e| MetaError::Storage(format!("metadata task: {e}")))?
             } )*
         }
     };

@@ -3,7 +3,6 @@
 //! the rule it found broken.
 
 use super::*;
-use crate::error::ApiError;
 
 /// Runs every check on `m`, which must be empty.
 pub async fn run_all(m: &dyn Metadata) {
@@ -101,14 +100,14 @@ pub async fn buckets(m: &dyn Metadata) {
     assert!(
         matches!(
             m.delete_bucket("bk-b".into()).await,
-            Err(ApiError::BucketNotEmpty(_))
+            Err(MetaError::BucketNotEmpty(_))
         ),
         "a bucket with objects is not deleted"
     );
     assert!(m.bucket("bk-b".into()).await.unwrap().is_some());
     assert!(matches!(
         m.delete_bucket("bk-none".into()).await,
-        Err(ApiError::NoSuchBucket(_))
+        Err(MetaError::NoSuchBucket(_))
     ));
     m.delete_object("bk-b".into(), "k".into()).await.unwrap();
     m.delete_bucket("bk-b".into()).await.unwrap();
@@ -133,14 +132,14 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
         matches!(
             m.commit_put(object("cm", "key", 11), Precondition::Absent)
                 .await,
-            Err(ApiError::PreconditionFailed)
+            Err(MetaError::PreconditionFailed)
         ),
         "If-None-Match: * on an existing key"
     );
     assert!(matches!(
         m.commit_put(object("cm", "key", 12), Precondition::ETag("nope".into()))
             .await,
-        Err(ApiError::PreconditionFailed)
+        Err(MetaError::PreconditionFailed)
     ));
     assert_eq!(
         m.object("cm".into(), "key".into())
@@ -173,7 +172,7 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
     assert!(matches!(
         m.commit_put(object("cm-none", "key", 1), Precondition::None)
             .await,
-        Err(ApiError::NoSuchBucket(_))
+        Err(MetaError::NoSuchBucket(_))
     ));
     assert_eq!(
         m.lookup("cm".into(), "key".into())
@@ -189,7 +188,7 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
         .is_none());
     assert!(matches!(
         m.lookup("cm-none".into(), "key".into()).await,
-        Err(ApiError::NoSuchBucket(_))
+        Err(MetaError::NoSuchBucket(_))
     ));
     let gone = m
         .delete_object("cm".into(), "key".into())
@@ -383,13 +382,13 @@ pub async fn multipart_uploads(m: &dyn Metadata) {
     m.create_upload(u.clone()).await.unwrap();
     assert!(matches!(
         m.create_upload(upload("mp-none", "obj")).await,
-        Err(ApiError::NoSuchBucket(_))
+        Err(MetaError::NoSuchBucket(_))
     ));
     assert_eq!(m.upload("mp".into(), "obj".into(), u.id).await.unwrap(), u);
     assert!(matches!(
         m.upload("mp".into(), "obj".into(), ObjectVersion::new())
             .await,
-        Err(ApiError::NoSuchUpload(_))
+        Err(MetaError::NoSuchUpload(_))
     ));
     let part = |n: u32| {
         let mut p = object("mp", "obj", 100).parts.remove(0);
@@ -437,7 +436,7 @@ pub async fn multipart_uploads(m: &dyn Metadata) {
     assert!(
         matches!(
             m.upload("mp".into(), "obj".into(), u.id).await,
-            Err(ApiError::NoSuchUpload(_))
+            Err(MetaError::NoSuchUpload(_))
         ),
         "a completed upload is gone"
     );
@@ -464,7 +463,7 @@ pub async fn multipart_uploads(m: &dyn Metadata) {
     m.delete_bucket("mp".into()).await.unwrap();
     assert!(matches!(
         m.upload("mp".into(), "left".into(), old.id).await,
-        Err(ApiError::NoSuchUpload(_))
+        Err(MetaError::NoSuchUpload(_))
     ));
     for (record, _, _) in m.garbage(10_000).await.unwrap() {
         m.update_garbage(record.clone(), None).await.unwrap();

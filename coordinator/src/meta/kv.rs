@@ -12,9 +12,9 @@
 //! - **Ordered walks.** [`Kv::walk`] visits keys in byte order from a start key, and can jump
 //!   ahead ([`Step::Seek`]) to skip a range.
 
-use crate::error::ApiError;
+use crate::meta::MetaError;
 
-type Result<T> = std::result::Result<T, ApiError>;
+type Result<T> = std::result::Result<T, MetaError>;
 
 /// Puts and deletes applied together.
 #[derive(Debug, Default)]

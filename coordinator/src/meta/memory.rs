@@ -2,12 +2,12 @@
 //! implementation the conformance suite checks the others against.
 
 use super::kv::{Batch, Kv, Step, Visit};
-use crate::error::ApiError;
+use crate::meta::MetaError;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Mutex;
 
-type Result<T> = std::result::Result<T, ApiError>;
+type Result<T> = std::result::Result<T, MetaError>;
 
 /// An ordered map behind a mutex (held for map operations only, never while a walk's callback
 /// runs).

@@ -16,13 +16,14 @@
 
 pub mod api;
 pub mod conformance;
+pub mod error;
 pub mod kv;
 pub mod memory;
 pub mod rocks;
 
-use crate::error::ApiError;
 use crate::names::EcSpec;
 pub use api::{Local, Metadata};
+pub use error::MetaError;
 use kv::{Batch, Kv, Step};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -354,7 +355,7 @@ pub fn check_precondition(current: Option<&ObjectMeta>, cond: &Precondition) -> 
     if ok {
         Ok(())
     } else {
-        Err(ApiError::PreconditionFailed)
+        Err(MetaError::PreconditionFailed)
     }
 }
 
@@ -369,7 +370,7 @@ fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
     k
 }
 
-type Result<T> = std::result::Result<T, ApiError>;
+type Result<T> = std::result::Result<T, MetaError>;
 
 /// Records every stored run of `obj` as garbage in `batch`.
 fn put_garbage(batch: &mut Batch, obj: &ObjectMeta) -> Result<()> {
@@ -496,7 +497,7 @@ impl MetaStore {
     pub fn delete_bucket(&self, name: &str) -> Result<()> {
         let guard = self.lock.lock().unwrap();
         if self.bucket(name)?.is_none() {
-            return Err(ApiError::NoSuchBucket(name.into()));
+            return Err(MetaError::NoSuchBucket(name.into()));
         }
         let mut prefix = key(b'o', &[name]);
         prefix.push(0);
@@ -506,7 +507,7 @@ impl MetaStore {
             false
         })?;
         if !empty {
-            return Err(ApiError::BucketNotEmpty(name.into()));
+            return Err(MetaError::BucketNotEmpty(name.into()));
         }
         let mut batch = Batch::default();
         batch.delete(key(b'b', &[name]));
@@ -535,7 +536,7 @@ impl MetaStore {
     /// GET or HEAD looks up, in one step.
     pub fn lookup(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
         if self.bucket(bucket)?.is_none() {
-            return Err(ApiError::NoSuchBucket(bucket.into()));
+            return Err(MetaError::NoSuchBucket(bucket.into()));
         }
         self.object(bucket, k)
     }
@@ -580,12 +581,12 @@ impl MetaStore {
     /// the version it replaces becomes garbage, in one synced batch.
     ///
     /// `cond` is checked under the same lock as the commit, so of two conditional writers
-    /// only one can succeed; the other gets [`ApiError::PreconditionFailed`] and its shards
+    /// only one can succeed; the other gets [`MetaError::PreconditionFailed`] and its shards
     /// become garbage through its drop guard.
     pub fn commit_put(&self, obj: &ObjectMeta, cond: &Precondition) -> Result<Option<ObjectMeta>> {
         let guard = self.lock.lock().unwrap();
         if self.bucket(&obj.bucket)?.is_none() {
-            return Err(ApiError::NoSuchBucket(obj.bucket.clone()));
+            return Err(MetaError::NoSuchBucket(obj.bucket.clone()));
         }
         let old = self.object(&obj.bucket, &obj.key)?;
         check_precondition(old.as_ref(), cond)?;
@@ -767,7 +768,7 @@ impl MetaStore {
                 return Ok(Step::Stop);
             }
             let name = std::str::from_utf8(&k[base.len()..])
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+                .map_err(|e| MetaError::Storage(e.to_string()))?;
             if !name.starts_with(prefix) {
                 return Ok(Step::Stop);
             }
@@ -806,7 +807,7 @@ impl MetaStore {
     pub fn create_upload(&self, u: &Upload) -> Result<()> {
         let guard = self.lock.lock().unwrap();
         if self.bucket(&u.bucket)?.is_none() {
-            return Err(ApiError::NoSuchBucket(u.bucket.clone()));
+            return Err(MetaError::NoSuchBucket(u.bucket.clone()));
         }
         let mut batch = Batch::default();
         batch.put(
@@ -816,10 +817,10 @@ impl MetaStore {
         self.write_locked(batch, guard)
     }
 
-    /// An upload in progress, or [`ApiError::NoSuchUpload`].
+    /// An upload in progress, or [`MetaError::NoSuchUpload`].
     pub fn upload(&self, bucket: &str, k: &str, id: ObjectVersion) -> Result<Upload> {
         self.get(&key(b'u', &[bucket, k, &id.to_string()]))?
-            .ok_or_else(|| ApiError::NoSuchUpload(id.to_string()))
+            .ok_or_else(|| MetaError::NoSuchUpload(id.to_string()))
     }
 
     /// Uploads of `bucket` whose key starts with `prefix`, in (key, upload id) order, after
@@ -879,7 +880,7 @@ impl MetaStore {
 
     /// The commit point of an uploaded part: it joins the upload (replacing a part of the same
     /// number, which becomes garbage) and its in-flight record goes, in one synced batch.
-    /// Fails with [`ApiError::NoSuchUpload`] if the upload was completed or aborted meanwhile.
+    /// Fails with [`MetaError::NoSuchUpload`] if the upload was completed or aborted meanwhile.
     pub fn commit_part(
         &self,
         bucket: &str,
@@ -943,7 +944,7 @@ impl MetaStore {
         for p in &obj.parts {
             let current: Option<Part> = self.get(&part_key(upload, p.number))?;
             if current.as_ref().map(|c| c.version) != Some(p.version) {
-                return Err(ApiError::InvalidPart(format!(
+                return Err(MetaError::InvalidPart(format!(
                     "part {} changed while the upload was being completed",
                     p.number
                 )));
@@ -996,12 +997,12 @@ impl MetaStore {
 
     // ----- access keys -----
 
-    /// Stores a new key; fails with [`ApiError::AlreadyExists`] if its id is taken.
+    /// Stores a new key; fails with [`MetaError::AlreadyExists`] if its id is taken.
     pub fn create_key(&self, k: &KeyRecord) -> Result<()> {
         let guard = self.lock.lock().unwrap();
         let id = key(b'k', &[&k.id]);
         if self.kv.get(&id)?.is_some() {
-            return Err(ApiError::AlreadyExists(format!("access key {}", k.id)));
+            return Err(MetaError::AlreadyExists(format!("access key {}", k.id)));
         }
         let mut batch = Batch::default();
         batch.put(id, serde_json::to_vec(k)?);
@@ -1041,9 +1042,11 @@ impl MetaStore {
         let guard = self.lock.lock().unwrap();
         let mut b = self
             .bucket(bucket)?
-            .ok_or_else(|| ApiError::NoSuchBucket(bucket.into()))?;
+            .ok_or_else(|| MetaError::NoSuchBucket(bucket.into()))?;
         if self.key(key_id)?.is_none() {
-            return Err(ApiError::InvalidArgument(format!("no access key {key_id}")));
+            return Err(MetaError::InvalidArgument(format!(
+                "no access key {key_id}"
+            )));
         }
         if grant == Grant::default() {
             b.grants.remove(key_id);

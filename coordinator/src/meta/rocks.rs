@@ -2,12 +2,12 @@
 //! the WAL group commit ([`WalSync`]), so that concurrent commits share one fsync.
 
 use super::kv::{Batch, Kv, Step, Visit};
-use crate::error::ApiError;
+use crate::meta::MetaError;
 use rocksdb::{Options, WriteBatch, WriteOptions, DB};
 use std::path::Path;
 use tessera_node::store::WalSync;
 
-type Result<T> = std::result::Result<T, ApiError>;
+type Result<T> = std::result::Result<T, MetaError>;
 
 /// A RocksDB database holding the metadata.
 pub struct RocksKv {
@@ -65,5 +65,11 @@ impl Kv for RocksKv {
 
     fn sync(&self) -> Result<()> {
         Ok(self.wal.sync(&self.db)?)
+    }
+}
+
+impl From<rocksdb::Error> for MetaError {
+    fn from(e: rocksdb::Error) -> Self {
+        MetaError::Storage(e.to_string())
     }
 }
