@@ -649,6 +649,35 @@ async fn a_read_that_meets_a_missing_shard_queues_repair_at_once() {
     assert_eq!(c.repair_cli(&["--dry-run"]).0, 0);
 }
 
+/// Raw-read connections pooled before a node restarts are dead afterwards; the next read
+/// through the same pool reconnects instead of failing (a GET would otherwise fail over to
+/// other shards and decode after every node restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn raw_reads_reconnect_after_a_node_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 6, MANUAL).await;
+    put(&c.url("rawre"), vec![]).await;
+    let body = data(2 * MIB, 8);
+    assert_eq!(put(&c.url("rawre/o"), body.clone()).await.0, 200);
+    let (i, node, id) = holder_of_shard_0(&c).await;
+    let addr = c.node_addrs()[i].to_string();
+    let pool = tessera_node::raw::RawPool::new(&c.secrets().cluster_secret);
+    let t = Duration::from_secs(10);
+    let len = node.info(id).await.unwrap().length;
+    let before = pool.read(&addr, id, 0, len, t).await.unwrap().concat();
+    c.restart_node(i);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            node.info(id).await.is_ok()
+        })
+        .await,
+        "node {i} is back"
+    );
+    let after = pool.read(&addr, id, 0, len, t).await.unwrap().concat();
+    assert!(before == after, "the same bytes after the restart");
+    assert!(get(&c.url("rawre/o")).await.1 == body);
+}
+
 /// The node (its number, a client, the shard id) holding shard 0 of the cluster's one object.
 async fn holder_of_shard_0(
     c: &ProcCluster,

@@ -203,12 +203,20 @@ impl RawPool {
         len: u64,
         timeout: Duration,
     ) -> Result<Vec<Bytes>> {
-        let conn = self.idle.lock().unwrap().get_mut(addr).and_then(Vec::pop);
+        let pooled = self.idle.lock().unwrap().get_mut(addr).and_then(Vec::pop);
         let attempt = async {
-            let mut sock = match conn {
-                Some(s) => s,
-                None => self.connect(addr).await?,
-            };
+            // A pooled connection may have been closed by the node since its last use (a
+            // restart, the node's idle close): reads are idempotent, so a transport failure on
+            // one is retried once on a fresh connection.
+            if let Some(mut sock) = pooled {
+                match exchange(&mut sock, id, offset, len).await {
+                    Ok(out) => return Ok((sock, out)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "pooled raw connection failed; reconnecting")
+                    }
+                }
+            }
+            let mut sock = self.connect(addr).await?;
             let out = exchange(&mut sock, id, offset, len).await?;
             Ok::<_, StoreError>((sock, out))
         };
