@@ -251,6 +251,10 @@ struct CoordinatorArgs {
     /// their parts collected.
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
     multipart_expiry: Duration,
+    /// Read shards through the nodes' verified HTTP reads instead of raw reads (where nodes
+    /// send stored chunks with sendfile and the coordinator verifies them).
+    #[arg(long)]
+    no_raw_reads: bool,
 }
 
 fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> {
@@ -264,6 +268,7 @@ fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> 
     c.repair_interval = a.repair_interval;
     c.repair_rate = a.repair_rate;
     c.background_repair = !a.no_background_repair;
+    c.raw_reads = !a.no_raw_reads;
     c.rebuild_metadata = a.rebuild_metadata;
     c.replicate_below = a.replicate_below;
     c.anonymous = a.anonymous;

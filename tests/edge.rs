@@ -371,6 +371,29 @@ async fn raw_reads_match_verified_reads_and_need_the_secret() {
     assert_eq!(r.status(), 400);
 }
 
+/// With `--no-raw-reads` the coordinator reads through the nodes' verified HTTP reads: whole
+/// objects and ranges come back byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_reads_serve_gets_when_raw_reads_are_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.raw_reads = false;
+    let c = tessera::cluster::Cluster::start(cfg).await.unwrap();
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/plain"), vec![]).await.0, 200);
+    let body = data(3 << 20, 9);
+    assert_eq!(put(&format!("{base}/plain/o"), body.clone()).await.0, 200);
+    assert!(get(&format!("{base}/plain/o")).await.1 == body);
+    let r = http()
+        .get(format!("{base}/plain/o"))
+        .header("range", "bytes=1000-2000999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert!(r.bytes().await.unwrap()[..] == body[1000..2001000]);
+}
+
 /// A client that sent `Expect: 100-continue` and was refused before `100 Continue` may keep
 /// its body and send its next request on the same connection (botocore does). The refusal
 /// must close the connection: otherwise the server takes the next request's first bytes for
