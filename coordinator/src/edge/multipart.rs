@@ -23,7 +23,6 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
-use std::collections::BTreeSet;
 use tessera_node::{ObjectVersion, ShardRole};
 
 type R<T> = S3Result<S3Response<T>>;
@@ -471,40 +470,37 @@ impl Tessera {
         if meta.bucket(bucket.clone()).await.map_err(s3_err)?.is_none() {
             return Err(s3_err(ApiError::NoSuchBucket(bucket)));
         }
-        let (uploads, truncated) = meta
-            .uploads(bucket, prefix, key_marker.map(|k| (k, id_marker)), max)
+        let page = meta
+            .uploads(
+                bucket,
+                prefix,
+                i.delimiter.clone(),
+                key_marker.map(|k| (k, id_marker)),
+                max,
+            )
             .await
             .map_err(s3_err)?;
-        let prefix = i.prefix.clone().unwrap_or_default();
-        let delimiter = i.delimiter.clone().filter(|d| !d.is_empty());
-        let mut common = BTreeSet::new();
-        let mut listed = Vec::new();
-        for u in &uploads {
-            let rolled = delimiter.as_ref().and_then(|d| {
-                u.key[prefix.len()..]
-                    .find(d.as_str())
-                    .map(|p| u.key[..prefix.len() + p + d.len()].to_string())
-            });
-            match rolled {
-                Some(cp) => {
-                    common.insert(cp);
-                }
-                None => listed.push(MultipartUpload {
-                    key: Some(encode_key(u.key.clone(), url)),
-                    upload_id: Some(u.id.to_string()),
-                    initiated: Some(timestamp(u.initiated_ms)),
-                    initiator: Some(initiator(u)),
-                    owner: Some(tessera_owner()),
-                    storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
-                    checksum_algorithm: u
-                        .checksum_algorithm
-                        .clone()
-                        .map(|a| ChecksumAlgorithm::from(a.to_ascii_uppercase())),
-                    checksum_type: u.checksum_type.clone().map(ChecksumType::from),
-                }),
-            }
-        }
-        let last = uploads.last();
+        let listed: Vec<MultipartUpload> = page
+            .uploads
+            .iter()
+            .map(|u| MultipartUpload {
+                key: Some(encode_key(u.key.clone(), url)),
+                upload_id: Some(u.id.to_string()),
+                initiated: Some(timestamp(u.initiated_ms)),
+                initiator: Some(initiator(u)),
+                owner: Some(tessera_owner()),
+                storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                checksum_algorithm: u
+                    .checksum_algorithm
+                    .clone()
+                    .map(|a| ChecksumAlgorithm::from(a.to_ascii_uppercase())),
+                checksum_type: u.checksum_type.clone().map(ChecksumType::from),
+            })
+            .collect();
+        let (next_key, next_id) = match &page.next {
+            Some((k, id)) => (Some(encode_key(k.clone(), url)), id.map(|v| v.to_string())),
+            None => (None, None),
+        };
         Ok(S3Response::new(ListMultipartUploadsOutput {
             bucket: Some(i.bucket),
             prefix: i.prefix,
@@ -512,14 +508,12 @@ impl Tessera {
             key_marker: i.key_marker,
             upload_id_marker: i.upload_id_marker,
             max_uploads: Some(max as i32),
-            is_truncated: Some(truncated),
-            next_key_marker: truncated
-                .then(|| last.map(|u| encode_key(u.key.clone(), url)))
-                .flatten(),
-            next_upload_id_marker: truncated.then(|| last.map(|u| u.id.to_string())).flatten(),
+            is_truncated: Some(page.truncated),
+            next_key_marker: next_key,
+            next_upload_id_marker: next_id,
             uploads: Some(listed),
-            common_prefixes: (!common.is_empty()).then(|| {
-                common
+            common_prefixes: (!page.prefixes.is_empty()).then(|| {
+                page.prefixes
                     .into_iter()
                     .map(|p| CommonPrefix {
                         prefix: Some(encode_key(p, url)),

@@ -81,8 +81,8 @@ operations! {
     fn create_upload(&self, u: Upload) -> () = |m| m.create_upload(&u);
     /// An upload in progress (NoSuchUpload).
     fn upload(&self, bucket: String, key: String, id: ObjectVersion) -> Upload = |m| m.upload(&bucket, &key, id);
-    /// Uploads in progress of a bucket, after a (key, upload id) marker; and whether truncated.
-    fn uploads(&self, bucket: String, prefix: String, after: Option<(String, Option<ObjectVersion>)>, max: usize) -> (Vec<Upload>, bool) = |m| m.uploads(&bucket, &prefix, after.as_ref().map(|(k, id)| (k.as_str(), *id)), max);
+    /// A page of the uploads in progress of a bucket (prefix, delimiter, markers).
+    fn uploads(&self, bucket: String, prefix: String, delimiter: Option<String>, after: Option<(String, Option<ObjectVersion>)>, max: usize) -> UploadListing = |m| m.uploads(&bucket, &prefix, delimiter.as_deref(), after.as_ref().map(|(k, id)| (k.as_str(), *id)), max);
     /// The parts of an upload in number order.
     fn upload_parts(&self, id: ObjectVersion) -> Vec<Part> = |m| m.upload_parts(id);
     /// The commit point of a part (replacing a part of the same number).

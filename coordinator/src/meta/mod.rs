@@ -324,6 +324,19 @@ pub struct NodeRecord {
     pub zone: String,
 }
 
+/// A page of multipart uploads (see [`MetaStore::uploads`]).
+#[derive(Debug, Default)]
+pub struct UploadListing {
+    /// Uploads, in (key, upload id) order.
+    pub uploads: Vec<Upload>,
+    /// Common prefixes rolled up at the delimiter.
+    pub prefixes: Vec<String>,
+    /// More entries follow.
+    pub truncated: bool,
+    /// Where the next page starts (key marker, upload id marker), when truncated.
+    pub next: Option<(String, Option<ObjectVersion>)>,
+}
+
 /// Result of a listing.
 #[derive(Debug, Default)]
 pub struct Listing {
@@ -824,14 +837,19 @@ impl MetaStore {
     }
 
     /// Uploads of `bucket` whose key starts with `prefix`, in (key, upload id) order, after
-    /// `(key_marker, id_marker)`, at most `max`; and whether more follow.
+    /// `(key_marker, id_marker)`, rolled up at `delimiter` into common prefixes (one entry
+    /// each, whatever the number of uploads under it), at most `max` entries (uploads plus
+    /// prefixes). A key marker that is a common prefix (ends with the delimiter) resumes past
+    /// everything under it.
     pub fn uploads(
         &self,
         bucket: &str,
         prefix: &str,
+        delimiter: Option<&str>,
         after: Option<(&str, Option<ObjectVersion>)>,
         max: usize,
-    ) -> Result<(Vec<Upload>, bool)> {
+    ) -> Result<UploadListing> {
+        let delimiter = delimiter.filter(|d| !d.is_empty());
         let mut base = key(b'u', &[bucket]);
         base.push(0);
         let mut from = base.clone();
@@ -839,31 +857,60 @@ impl MetaStore {
         if let Some((k, id)) = after {
             let mut a = base.clone();
             a.extend_from_slice(k.as_bytes());
-            a.push(0);
             match id {
                 Some(id) => {
+                    a.push(0);
                     a.extend_from_slice(id.to_string().as_bytes());
                     a.push(0);
                 }
+                // A common prefix: past every key under it (0xFF is never in UTF-8).
+                None if delimiter.is_some_and(|d| k.ends_with(d)) => a.push(0xFF),
                 // Past every upload of the key.
-                None => a.push(0xFF),
+                None => {
+                    a.push(0);
+                    a.push(0xFF);
+                }
             }
             from = from.max(a);
         }
-        let mut out = Vec::new();
-        let mut truncated = false;
-        self.scan_from(&base, &from, |k, u| {
-            if !k.starts_with(prefix.as_bytes()) {
-                return Ok(false);
+        let mut out = UploadListing::default();
+        self.kv.walk(&from, &mut |k, v| {
+            if !k.starts_with(&base) {
+                return Ok(Step::Stop);
             }
-            if out.len() >= max {
-                truncated = true;
-                return Ok(false);
+            let rest = &k[base.len()..];
+            let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+            let name =
+                std::str::from_utf8(&rest[..end]).map_err(|e| MetaError::Storage(e.to_string()))?;
+            if !name.starts_with(prefix) {
+                return Ok(Step::Stop);
             }
-            out.push(u);
-            Ok(true)
+            if out.uploads.len() + out.prefixes.len() >= max {
+                out.truncated = true;
+                return Ok(Step::Stop);
+            }
+            let rolled = delimiter.and_then(|d| {
+                name[prefix.len()..]
+                    .find(d)
+                    .map(|i| name[..prefix.len() + i + d.len()].to_string())
+            });
+            if let Some(cp) = rolled {
+                let mut next = base.clone();
+                next.extend_from_slice(cp.as_bytes());
+                next.push(0xFF);
+                out.next = Some((cp.clone(), None));
+                out.prefixes.push(cp);
+                return Ok(Step::Seek(next));
+            }
+            let u: Upload = serde_json::from_slice(v)?;
+            out.next = Some((u.key.clone(), Some(u.id)));
+            out.uploads.push(u);
+            Ok(Step::Next)
         })?;
-        Ok((out, truncated))
+        if !out.truncated {
+            out.next = None;
+        }
+        Ok(out)
     }
 
     /// Every part of upload `id`, in part number order.
