@@ -324,6 +324,12 @@ pub struct NodeRecord {
     pub zone: String,
 }
 
+/// One entry of a listing walk: a key (its name and stored value) or a common prefix.
+enum Entry<'a> {
+    Key(&'a str, &'a [u8]),
+    Prefix(String),
+}
+
 /// A page of multipart uploads (see [`MetaStore::uploads`]).
 #[derive(Debug, Default)]
 pub struct UploadListing {
@@ -775,43 +781,72 @@ impl MetaStore {
             from = from.max(after);
         }
         let mut out = Listing::default();
+        out.truncated = self.walk_listing(&base, &from, prefix, delimiter, max, |e| {
+            match e {
+                Entry::Prefix(cp) => {
+                    out.next = Some(cp.clone());
+                    out.prefixes.push(cp);
+                }
+                Entry::Key(name, v) => {
+                    out.next = Some(name.to_string());
+                    out.objects.push(serde_json::from_slice(v)?);
+                }
+            }
+            Ok(())
+        })?;
+        if !out.truncated {
+            out.next = None;
+        }
+        Ok(out)
+    }
+
+    /// The walk S3 listings share: names under `base` (up to the first NUL after it) that
+    /// start with `prefix`, from `from`, rolled up at `delimiter` into common prefixes (one
+    /// entry each; the walk then seeks past everything under it: `prefix` + 0xFF, never in
+    /// UTF-8), `f` called for each entry until `max` entries. Returns whether more follow.
+    fn walk_listing(
+        &self,
+        base: &[u8],
+        from: &[u8],
+        prefix: &str,
+        delimiter: Option<&str>,
+        max: usize,
+        mut f: impl FnMut(Entry<'_>) -> Result<()>,
+    ) -> Result<bool> {
         let delimiter = delimiter.filter(|d| !d.is_empty());
-        self.kv.walk(&from, &mut |k, v| {
-            if !k.starts_with(&base) {
+        let (mut entries, mut truncated) = (0usize, false);
+        self.kv.walk(from, &mut |k, v| {
+            if !k.starts_with(base) {
                 return Ok(Step::Stop);
             }
-            let name = std::str::from_utf8(&k[base.len()..])
-                .map_err(|e| MetaError::Storage(e.to_string()))?;
+            let rest = &k[base.len()..];
+            let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+            let name =
+                std::str::from_utf8(&rest[..end]).map_err(|e| MetaError::Storage(e.to_string()))?;
             if !name.starts_with(prefix) {
                 return Ok(Step::Stop);
             }
-            if out.objects.len() + out.prefixes.len() >= max {
-                out.truncated = true;
+            if entries >= max {
+                truncated = true;
                 return Ok(Step::Stop);
             }
+            entries += 1;
             let rolled = delimiter.and_then(|d| {
                 name[prefix.len()..]
                     .find(d)
                     .map(|i| name[..prefix.len() + i + d.len()].to_string())
             });
             if let Some(cp) = rolled {
-                // Skip every key under this common prefix: seek past `cp` + 0xFF (never in UTF-8).
-                let mut next = base.clone();
+                let mut next = base.to_vec();
                 next.extend_from_slice(cp.as_bytes());
                 next.push(0xFF);
-                out.next = Some(cp.clone());
-                out.prefixes.push(cp);
+                f(Entry::Prefix(cp))?;
                 return Ok(Step::Seek(next));
             }
-            let obj: ObjectMeta = serde_json::from_slice(v)?;
-            out.next = Some(name.to_string());
-            out.objects.push(obj);
+            f(Entry::Key(name, v))?;
             Ok(Step::Next)
         })?;
-        if !out.truncated {
-            out.next = None;
-        }
-        Ok(out)
+        Ok(truncated)
     }
 
     // ----- multipart uploads -----
@@ -874,38 +909,19 @@ impl MetaStore {
             from = from.max(a);
         }
         let mut out = UploadListing::default();
-        self.kv.walk(&from, &mut |k, v| {
-            if !k.starts_with(&base) {
-                return Ok(Step::Stop);
+        out.truncated = self.walk_listing(&base, &from, prefix, delimiter, max, |e| {
+            match e {
+                Entry::Prefix(cp) => {
+                    out.next = Some((cp.clone(), None));
+                    out.prefixes.push(cp);
+                }
+                Entry::Key(_, v) => {
+                    let u: Upload = serde_json::from_slice(v)?;
+                    out.next = Some((u.key.clone(), Some(u.id)));
+                    out.uploads.push(u);
+                }
             }
-            let rest = &k[base.len()..];
-            let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-            let name =
-                std::str::from_utf8(&rest[..end]).map_err(|e| MetaError::Storage(e.to_string()))?;
-            if !name.starts_with(prefix) {
-                return Ok(Step::Stop);
-            }
-            if out.uploads.len() + out.prefixes.len() >= max {
-                out.truncated = true;
-                return Ok(Step::Stop);
-            }
-            let rolled = delimiter.and_then(|d| {
-                name[prefix.len()..]
-                    .find(d)
-                    .map(|i| name[..prefix.len() + i + d.len()].to_string())
-            });
-            if let Some(cp) = rolled {
-                let mut next = base.clone();
-                next.extend_from_slice(cp.as_bytes());
-                next.push(0xFF);
-                out.next = Some((cp.clone(), None));
-                out.prefixes.push(cp);
-                return Ok(Step::Seek(next));
-            }
-            let u: Upload = serde_json::from_slice(v)?;
-            out.next = Some((u.key.clone(), Some(u.id)));
-            out.uploads.push(u);
-            Ok(Step::Next)
+            Ok(())
         })?;
         if !out.truncated {
             out.next = None;
