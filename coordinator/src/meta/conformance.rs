@@ -75,6 +75,21 @@ async fn garbage_versions(m: &dyn Metadata) -> Vec<ObjectVersion> {
         .collect()
 }
 
+/// Collects every garbage record (as the collector would once the shards are gone).
+async fn clear_garbage(m: &dyn Metadata) {
+    for (record, _, _) in m.garbage(10_000).await.unwrap() {
+        m.update_garbage(record, None).await.unwrap();
+    }
+}
+
+/// The committed version of `b`/`k`, if any.
+async fn version_of(m: &dyn Metadata, b: &str, k: &str) -> Option<ObjectVersion> {
+    m.object(b.into(), k.into())
+        .await
+        .unwrap()
+        .map(|o| o.version)
+}
+
 /// Creating twice, listing in name order, deleting only empty buckets.
 pub async fn buckets(m: &dyn Metadata) {
     assert!(
@@ -142,12 +157,8 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
         Err(MetaError::PreconditionFailed)
     ));
     assert_eq!(
-        m.object("cm".into(), "key".into())
-            .await
-            .unwrap()
-            .unwrap()
-            .version,
-        first.version,
+        version_of(m, "cm", "key").await,
+        Some(first.version),
         "refused commits change nothing"
     );
     let second = object("cm", "key", 13);
@@ -157,14 +168,7 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
         .unwrap()
         .expect("the first version is replaced");
     assert_eq!(replaced.version, first.version);
-    assert_eq!(
-        m.object("cm".into(), "key".into())
-            .await
-            .unwrap()
-            .unwrap()
-            .version,
-        second.version
-    );
+    assert_eq!(version_of(m, "cm", "key").await, Some(second.version));
     assert!(
         garbage_versions(m).await.contains(&first.version),
         "the replaced version's shards are garbage"
@@ -206,9 +210,7 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
         "deleting again is a no-op"
     );
     m.delete_bucket("cm".into()).await.unwrap();
-    for (record, _, _) in m.garbage(10_000).await.unwrap() {
-        m.update_garbage(record.clone(), None).await.unwrap();
-    }
+    clear_garbage(m).await;
     assert!(
         garbage_versions(m).await.is_empty(),
         "collected garbage is gone"
@@ -274,9 +276,7 @@ pub async fn in_flight_records_and_garbage(m: &dyn Metadata) {
         m.object("fl".into(), "a".into()).await.unwrap().is_none(),
         "no resurrection"
     );
-    for (record, _, _) in m.garbage(10_000).await.unwrap() {
-        m.update_garbage(record.clone(), None).await.unwrap();
-    }
+    clear_garbage(m).await;
     m.delete_bucket("fl".into()).await.unwrap();
 }
 
@@ -353,9 +353,7 @@ pub async fn listings(m: &dyn Metadata) {
     m.delete_object("ls2".into(), "z".into()).await.unwrap();
     m.delete_bucket("ls".into()).await.unwrap();
     m.delete_bucket("ls2".into()).await.unwrap();
-    for (record, _, _) in m.garbage(10_000).await.unwrap() {
-        m.update_garbage(record.clone(), None).await.unwrap();
-    }
+    clear_garbage(m).await;
 }
 
 fn upload(b: &str, k: &str) -> Upload {
@@ -507,9 +505,7 @@ pub async fn multipart_uploads(m: &dyn Metadata) {
         m.upload("mp".into(), "left".into(), old.id).await,
         Err(MetaError::NoSuchUpload(_))
     ));
-    for (record, _, _) in m.garbage(10_000).await.unwrap() {
-        m.update_garbage(record.clone(), None).await.unwrap();
-    }
+    clear_garbage(m).await;
 }
 
 /// Access keys, grants (removed with their key) and node registrations.
