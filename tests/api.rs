@@ -233,6 +233,20 @@ async fn per_bucket_and_per_object_erasure_codes() {
         404,
         "nothing written by rejected PUTs"
     );
+    // A multipart upload is refused the same way when created, not at its first part.
+    let r = http()
+        .post(format!("{base}/rep/mp?uploads"))
+        .header("x-tessera-ec", "5+2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(code(&r.text().await.unwrap()), "InvalidArgument");
+    let (_, listed) = get(&format!("{base}/rep?uploads")).await;
+    assert!(
+        !String::from_utf8(listed).unwrap().contains("<UploadId>"),
+        "no upload recorded"
+    );
     assert_eq!(get(&format!("{base}/bad-ec?list-type=2")).await.0, 404);
 }
 

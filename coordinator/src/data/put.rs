@@ -328,12 +328,7 @@ fn plan(
         None => bucket_ec,
     };
     let n = ec.total();
-    let registered = c.registry.registered();
-    if n > registered {
-        return Err(ApiError::InvalidArgument(format!(
-            "erasure code {ec} needs {n} nodes but {registered} are registered"
-        )));
-    }
+    check_registered(c, ec)?;
     let codec = Arc::new(
         ErasureCodec::new(ec.k as usize, ec.m as usize)
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
@@ -365,6 +360,19 @@ fn plan(
         nodes,
         set,
     })
+}
+
+/// Fails if `ec` needs more nodes than are registered (InvalidArgument: no cluster state
+/// would ever let such a write succeed).
+pub fn check_registered(c: &Coordinator, ec: EcSpec) -> Result<(), ApiError> {
+    let registered = c.registry.registered();
+    if ec.total() > registered {
+        return Err(ApiError::InvalidArgument(format!(
+            "erasure code {ec} needs {} nodes but {registered} are registered",
+            ec.total()
+        )));
+    }
+    Ok(())
 }
 
 /// Objects up to this size (known from `Content-Length`, and within one stripe) are read

@@ -251,20 +251,17 @@ async fn change_grant(c: Arc<Coordinator>, bucket: String, ch: GrantChange, add:
             .bucket(bucket.clone())
             .await?
             .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
-        {
-            let mut g = b.grants.get(&ch.key).copied().unwrap_or_default();
-            let set = |flag: &mut bool, named: bool| {
-                if named || all {
-                    *flag = add;
-                }
-            };
-            set(&mut g.read, ch.read);
-            set(&mut g.write, ch.write);
-            set(&mut g.owner, ch.owner);
-            let g: Grant = g;
-            let b = c.meta.set_grant(bucket.clone(), ch.key.clone(), g).await?;
-            Ok(serde_json::json!({ "name": b.name, "owner": b.owner, "grants": b.grants }))
-        }
+        let mut g: Grant = b.grants.get(&ch.key).copied().unwrap_or_default();
+        let set = |flag: &mut bool, named: bool| {
+            if named || all {
+                *flag = add;
+            }
+        };
+        set(&mut g.read, ch.read);
+        set(&mut g.write, ch.write);
+        set(&mut g.owner, ch.owner);
+        let b = c.meta.set_grant(bucket.clone(), ch.key.clone(), g).await?;
+        Ok(serde_json::json!({ "name": b.name, "owner": b.owner, "grants": b.grants }))
     }
     .await;
     reply(r)

@@ -121,36 +121,28 @@ impl Tessera {
         )?;
         let c = self.c.clone();
         let upload = async {
-            {
-                let b = c
-                    .meta
-                    .bucket(bucket.clone())
-                    .await?
-                    .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
-                let ec = ec.unwrap_or(b.ec);
-                let registered = c.registry.registered();
-                if ec.total() > registered {
-                    return Err(ApiError::InvalidArgument(format!(
-                        "erasure code {ec} needs {} nodes but {registered} are registered",
-                        ec.total()
-                    )));
-                }
-                let u = Upload {
-                    bucket,
-                    key,
-                    id: ObjectVersion::new(),
-                    initiated_ms: now_ms(),
-                    ec,
-                    content_type: attrs.content_type,
-                    user_meta: attrs.user_meta,
-                    headers: attrs.headers,
-                    checksum_algorithm: algorithm,
-                    checksum_type: checksum_type.map(String::from),
-                    owner,
-                };
-                c.meta.create_upload(u.clone()).await?;
-                Ok(u)
-            }
+            let b = c
+                .meta
+                .bucket(bucket.clone())
+                .await?
+                .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
+            let ec = ec.unwrap_or(b.ec);
+            crate::data::put::check_registered(&c, ec)?;
+            let u = Upload {
+                bucket,
+                key,
+                id: ObjectVersion::new(),
+                initiated_ms: now_ms(),
+                ec,
+                content_type: attrs.content_type,
+                user_meta: attrs.user_meta,
+                headers: attrs.headers,
+                checksum_algorithm: algorithm,
+                checksum_type: checksum_type.map(String::from),
+                owner,
+            };
+            c.meta.create_upload(u.clone()).await?;
+            Ok::<_, ApiError>(u)
         }
         .await
         .map_err(s3_err)?;
