@@ -51,16 +51,11 @@ fn part_etag(p: &Part) -> ETag {
 
 impl Tessera {
     async fn upload(&self, bucket: &str, key: &str, id: &str) -> S3Result<Upload> {
-        let (b, k) = (
-            bucket_name(bucket)?.to_string(),
-            object_key(key)?.to_string(),
-        );
+        bucket_name(bucket)?;
+        let k = object_key(key)?.to_string();
         let id = upload_id(id)?;
-        let meta = &self.c.meta;
-        if meta.bucket(b.clone()).await.map_err(s3_err)?.is_none() {
-            return Err(s3_err(ApiError::NoSuchBucket(b)));
-        }
-        meta.upload(b, k, id).await.map_err(s3_err)
+        let b = self.existing_bucket(bucket).await?.name;
+        self.c.meta.upload(b, k, id).await.map_err(s3_err)
     }
 
     /// CreateMultipartUpload.
@@ -451,18 +446,17 @@ impl Tessera {
         let i = req.input;
         let url = is_url(&i.encoding_type)?;
         let max = i.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
-        let bucket = bucket_name(&i.bucket)?.to_string();
+        bucket_name(&i.bucket)?;
         let prefix = i.prefix.clone().unwrap_or_default();
         let key_marker = i.key_marker.clone().filter(|k| !k.is_empty());
         let id_marker = match (&key_marker, &i.upload_id_marker) {
             (Some(_), Some(id)) if !id.is_empty() => Some(upload_id(id)?),
             _ => None,
         };
-        let meta = &self.c.meta;
-        if meta.bucket(bucket.clone()).await.map_err(s3_err)?.is_none() {
-            return Err(s3_err(ApiError::NoSuchBucket(bucket)));
-        }
-        let page = meta
+        let bucket = self.existing_bucket(&i.bucket).await?.name;
+        let page = self
+            .c
+            .meta
             .uploads(
                 bucket,
                 prefix,
