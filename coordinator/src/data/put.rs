@@ -351,6 +351,7 @@ fn plan(
             .map(|(i, n)| (i as u16, n.clone()))
             .collect(),
         since_ms: crate::meta::now_ms(),
+        owner: 0,
     };
     Ok(Planned {
         ec,

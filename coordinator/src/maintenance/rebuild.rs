@@ -186,6 +186,7 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
                     .map(|(n, i)| (i.header.shard_index, n.clone()))
                     .collect(),
                 since_ms: now_ms(),
+                owner: 0,
             };
             garbage.push((version, upload, set));
         }
@@ -200,7 +201,7 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
                     continue;
                 }
             }
-            c.meta.abort_pending(format!("{v}.rebuild"), set).await?;
+            c.meta.add_garbage(format!("{v}.rebuild"), set).await?;
         }
         if restored {
             report.objects += 1;

@@ -415,6 +415,7 @@ pub async fn repair_part(
         key: obj.key.clone(),
         shards: targets.clone(),
         since_ms: now_ms(),
+        owner: 0,
     };
     let (r, s) = (record.clone(), set.clone());
     c.meta.begin_pending(r, s).await?;

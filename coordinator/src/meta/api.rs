@@ -1,6 +1,8 @@
 //! [`Metadata`]: the named metadata operations the rest of the coordinator uses, as an async
-//! trait, so that where the metadata lives (one local store today, a replicated log next) is
-//! hidden behind it. [`Local`] serves them from a [`MetaStore`] on the blocking pool.
+//! trait, so that where the metadata lives (one local store, or a store replicated by a log
+//! across coordinators) is hidden behind it. Every implementation is an [`Engine`]: it
+//! performs write [`Command`]s and runs reads; [`Local`] does both on a [`MetaStore`] on
+//! the blocking pool, `crate::cluster` through Raft.
 //!
 //! Every write operation is one atomic, durable step with the semantics documented on the
 //! [`MetaStore`] method of the same name (and checked by [`super::conformance`]); there is no
@@ -8,28 +10,98 @@
 
 use super::*;
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 
-/// Declares the trait's operations once: each becomes a trait method taking owned arguments
-/// and, in [`Local`], a call of the [`MetaStore`] method on the blocking pool.
+/// Declares the operations once. Each becomes a [`Metadata`] method taking owned arguments;
+/// a write also becomes a [`Command`] variant (what a replicated log carries) whose
+/// [`Command::apply`] calls the [`MetaStore`] method, with a [`Reply`] variant of the same
+/// name; a read runs its [`MetaStore`] call through [`Engine::read`] with the freshness it
+/// is declared with.
 macro_rules! operations {
-    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty = |$m:ident| $call:expr; )*) => {
+    (
+        writes { $( $(#[$wdoc:meta])* fn $w:ident(&self $(, $wa:ident: $wt:ty)*) -> $wr:ty = |$wm:ident| $wcall:expr; )* }
+        reads { $( $(#[$rdoc:meta])* $fresh:ident fn $r:ident(&self $(, $ra:ident: $rt:ty)*) -> $rr:ty = |$rm:ident| $rcall:expr; )* }
+    ) => {
         /// The coordinator's metadata operations (see the module docs).
         #[async_trait::async_trait]
         pub trait Metadata: Send + Sync + 'static {
-            $( $(#[$doc])* async fn $name(&self $(, $arg: $ty)*) -> Result<$ret>; )*
+            $( $(#[$wdoc])* async fn $w(&self $(, $wa: $wt)*) -> Result<$wr>; )*
+            $( $(#[$rdoc])* async fn $r(&self $(, $ra: $rt)*) -> Result<$rr>; )*
+        }
+
+        /// A write operation with its arguments: what a replicated log carries and every
+        /// member applies.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        pub enum Command {
+            $( $(#[$wdoc])* $w { $($wa: $wt),* }, )*
+        }
+
+        /// The result of a [`Command`] (the variant of the same name).
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        pub enum Reply {
+            $( $(#[$wdoc])* $w($wr), )*
+        }
+
+        impl Command {
+            /// Applies the write to `store` (deterministic given the store's contents and the
+            /// entered [`super::Context`]).
+            pub fn apply(self, store: &MetaStore) -> Result<Reply> {
+                match self {
+                    $( Command::$w { $($wa),* } => { let $wm = store; Ok(Reply::$w($wcall?)) } )*
+                }
+            }
+
+            /// The operation's name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Command::$w { .. } => stringify!($w), )*
+                }
+            }
         }
 
         #[async_trait::async_trait]
-        impl Metadata for Local {
-            $( async fn $name(&self $(, $arg: $ty)*) -> Result<$ret> {
-                let $m = self.0.clone();
-                tokio::task::spawn_blocking(move || $call)
-                    .await
-                    .map_err(|e| MetaError::Storage(format!("metadata task: {e}")))?
+        impl<E: Engine> Metadata for E {
+            $( async fn $w(&self $(, $wa: $wt)*) -> Result<$wr> {
+                match self.write(Command::$w { $($wa),* }).await? {
+                    Reply::$w(v) => Ok(v),
+                    #[allow(unreachable_patterns)]
+                    other => Err(MetaError::Storage(format!(
+                        "{} answered with {other:?}", stringify!($w)
+                    ))),
+                }
+            } )*
+            $( async fn $r(&self $(, $ra: $rt)*) -> Result<$rr> {
+                self.read(Freshness::$fresh, move |$rm: &MetaStore| $rcall).await
             } )*
         }
     };
+}
+
+/// How recent the state a read sees must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum Freshness {
+    /// Every write acknowledged before the read began (linearizable).
+    linear,
+    /// Whatever this coordinator has applied (may lag the latest writes by a moment; for
+    /// background work that tolerates it).
+    local,
+}
+
+/// Where the operations run: one local store ([`Local`]), or a replicated log.
+pub trait Engine: Send + Sync + 'static {
+    /// Performs a write.
+    fn write(&self, cmd: Command) -> impl Future<Output = Result<Reply>> + Send;
+
+    /// Runs the read `f` on a store at least as fresh as `fresh` asks.
+    fn read<T: Send + 'static>(
+        &self,
+        fresh: Freshness,
+        f: impl FnOnce(&MetaStore) -> Result<T> + Send + 'static,
+    ) -> impl Future<Output = Result<T>> + Send;
 }
 
 /// The metadata in one local store (RocksDB on disk, or a map in memory).
@@ -42,79 +114,113 @@ impl Local {
     }
 }
 
+impl Engine for Local {
+    async fn write(&self, cmd: Command) -> Result<Reply> {
+        let m = self.0.clone();
+        blocking(move || cmd.apply(&m)).await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        _fresh: Freshness,
+        f: impl FnOnce(&MetaStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let m = self.0.clone();
+        blocking(move || f(&m)).await
+    }
+}
+
+/// Runs `f` on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| MetaError::Storage(format!("metadata task: {e}")))?
+}
+
 operations! {
-    /// Creates a bucket; false (and nothing changed) if it exists.
-    fn create_bucket(&self, b: BucketMeta) -> bool = |m| m.create_bucket(&b);
-    /// A bucket, if it exists.
-    fn bucket(&self, name: String) -> Option<BucketMeta> = |m| m.bucket(&name);
-    /// All buckets in name order.
-    fn buckets(&self) -> Vec<BucketMeta> = |m| m.buckets();
-    /// Deletes an empty bucket (NoSuchBucket, BucketNotEmpty); its uploads go with it.
-    fn delete_bucket(&self, name: String) -> () = |m| m.delete_bucket(&name);
-    /// The committed version of a key, if any.
-    fn object(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.object(&bucket, &key);
-    /// The committed version of a key in a bucket that must exist (NoSuchBucket).
-    fn lookup(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.lookup(&bucket, &key);
-    /// Records a PUT in flight before any shard is written.
-    fn begin_put(&self, version: ObjectVersion, set: ShardSet) -> () = |m| m.begin_put(version, &set);
-    /// Records shard writes in flight under `record` (a repair's).
-    fn begin_pending(&self, record: String, set: ShardSet) -> () = |m| m.begin_pending(&record, &set);
-    /// Versions with a write in flight.
-    fn pending_versions(&self) -> HashSet<ObjectVersion> = |m| m.pending_versions();
-    /// The commit point of a PUT, if `cond` holds; returns the version it replaced.
-    fn commit_put(&self, obj: ObjectMeta, cond: Precondition) -> Option<ObjectMeta> = |m| m.commit_put(&obj, &cond);
-    /// A PUT that will not commit: its in-flight record becomes garbage.
-    fn abort_put(&self, version: ObjectVersion, set: ShardSet) -> () = |m| m.abort_put(version, &set);
-    /// A repair that will not commit: its in-flight record becomes garbage.
-    fn abort_pending(&self, record: String, set: ShardSet) -> () = |m| m.abort_pending(&record, &set);
-    /// Moves shards of `version` to their new nodes if the object is still that version.
-    fn commit_repair(&self, record: String, set: ShardSet, version: ObjectVersion, moved: Vec<(u16, NodeId)>) -> bool = |m| m.commit_repair(&record, &set, version, &moved);
-    /// Restores an object found by the metadata rebuild unless a newer version exists.
-    fn restore_object(&self, obj: ObjectMeta, default_ec: EcSpec) -> bool = |m| m.restore_object(&obj, default_ec);
-    /// Committed objects in (bucket, key) order after `after`, at most `limit`.
-    fn objects_after(&self, after: Option<(String, String)>, limit: usize) -> Vec<ObjectMeta> = |m| m.objects_after(after.as_ref().map(|(b, k)| (b.as_str(), k.as_str())), limit);
-    /// Deletes a key's committed version; returns it (its shards become garbage).
-    fn delete_object(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.delete_object(&bucket, &key);
-    /// An S3 listing page.
-    fn list(&self, bucket: String, prefix: String, start_after: Option<String>, delimiter: Option<String>, max: usize) -> Listing = |m| m.list(&bucket, &prefix, start_after.as_deref(), delimiter.as_deref(), max);
-    /// Records a new multipart upload.
-    fn create_upload(&self, u: Upload) -> () = |m| m.create_upload(&u);
-    /// An upload in progress (NoSuchUpload).
-    fn upload(&self, bucket: String, key: String, id: ObjectVersion) -> Upload = |m| m.upload(&bucket, &key, id);
-    /// A page of the uploads in progress of a bucket (prefix, delimiter, markers).
-    fn uploads(&self, bucket: String, prefix: String, delimiter: Option<String>, after: Option<(String, Option<ObjectVersion>)>, max: usize) -> UploadListing = |m| m.uploads(&bucket, &prefix, delimiter.as_deref(), after.as_ref().map(|(k, id)| (k.as_str(), *id)), max);
-    /// The parts of an upload in number order.
-    fn upload_parts(&self, id: ObjectVersion) -> Vec<Part> = |m| m.upload_parts(id);
-    /// The commit point of a part (replacing a part of the same number).
-    fn commit_part(&self, bucket: String, key: String, upload: ObjectVersion, part: Part) -> () = |m| m.commit_part(&bucket, &key, upload, &part);
-    /// Aborts an upload; its parts become garbage.
-    fn abort_upload(&self, bucket: String, key: String, id: ObjectVersion) -> () = |m| m.abort_upload(&bucket, &key, id);
-    /// The commit point of a multipart object, if `cond` holds and no part changed.
-    fn complete_upload(&self, obj: ObjectMeta, upload: ObjectVersion, cond: Precondition) -> Option<ObjectMeta> = |m| m.complete_upload(&obj, upload, &cond);
-    /// Uploads started before `before_ms`.
-    fn uploads_older_than(&self, before_ms: u64, limit: usize) -> Vec<Upload> = |m| m.uploads_older_than(before_ms, limit);
-    /// Whether an upload in progress still holds shard `index` of `version` on `node`.
-    fn upload_references(&self, upload: ObjectVersion, version: ObjectVersion, index: usize, node: NodeId) -> bool = |m| m.upload_references(upload, version, index, &node);
-    /// Stores a new access key (fails if the id exists).
-    fn create_key(&self, k: KeyRecord) -> () = |m| m.create_key(&k);
-    /// An access key, if it exists.
-    fn key(&self, id: String) -> Option<KeyRecord> = |m| m.key(&id);
-    /// All access keys in id order.
-    fn keys(&self) -> Vec<KeyRecord> = |m| m.keys();
-    /// Deletes a key and its grants; whether it existed.
-    fn delete_key(&self, id: String) -> bool = |m| m.delete_key(&id);
-    /// Sets a key's grant on a bucket; returns the bucket.
-    fn set_grant(&self, bucket: String, key_id: String, grant: Grant) -> BucketMeta = |m| m.set_grant(&bucket, &key_id, grant);
-    /// Registers (or moves) a node.
-    fn put_node(&self, n: NodeRecord) -> () = |m| m.put_node(&n);
-    /// Registered nodes.
-    fn nodes(&self) -> Vec<NodeRecord> = |m| m.nodes();
-    /// Turns every write left in flight by an earlier run into garbage; how many.
-    fn orphan_pending(&self) -> usize = |m| m.orphan_pending();
-    /// Garbage records: (record, version, shards), at most `limit`.
-    fn garbage(&self, limit: usize) -> Vec<(String, ObjectVersion, ShardSet)> = |m| m.garbage(limit);
-    /// Replaces (or with `None` removes) a garbage record.
-    fn update_garbage(&self, record: String, rest: Option<ShardSet>) -> () = |m| m.update_garbage(&record, rest.as_ref());
-    /// Counts of in-flight and garbage records.
-    fn pending_and_garbage(&self) -> (usize, usize) = |m| m.pending_and_garbage();
+    writes {
+        /// Creates a bucket; false (and nothing changed) if it exists.
+        fn create_bucket(&self, b: BucketMeta) -> bool = |m| m.create_bucket(&b);
+        /// Deletes an empty bucket (NoSuchBucket, BucketNotEmpty); its uploads go with it.
+        fn delete_bucket(&self, name: String) -> () = |m| m.delete_bucket(&name);
+        /// Records a PUT in flight before any shard is written.
+        fn begin_put(&self, version: ObjectVersion, set: ShardSet) -> () = |m| m.begin_put(version, &set);
+        /// Records shard writes in flight under `record` (a repair's).
+        fn begin_pending(&self, record: String, set: ShardSet) -> () = |m| m.begin_pending(&record, &set);
+        /// The commit point of a PUT, if `cond` holds; returns the version it replaced.
+        fn commit_put(&self, obj: ObjectMeta, cond: Precondition) -> Option<ObjectMeta> = |m| m.commit_put(&obj, &cond);
+        /// A PUT that will not commit: its in-flight record becomes garbage.
+        fn abort_put(&self, version: ObjectVersion, set: ShardSet) -> () = |m| m.abort_put(version, &set);
+        /// A repair that will not commit: its in-flight record becomes garbage.
+        fn abort_pending(&self, record: String, set: ShardSet) -> () = |m| m.abort_pending(&record, &set);
+        /// Moves shards of `version` to their new nodes if the object is still that version.
+        fn commit_repair(&self, record: String, set: ShardSet, version: ObjectVersion, moved: Vec<(u16, NodeId)>) -> bool = |m| m.commit_repair(&record, &set, version, &moved);
+        /// Restores an object found by the metadata rebuild unless a newer version exists.
+        fn restore_object(&self, obj: ObjectMeta, default_ec: EcSpec) -> bool = |m| m.restore_object(&obj, default_ec);
+        /// Deletes a key's committed version; returns it (its shards become garbage).
+        fn delete_object(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.delete_object(&bucket, &key);
+        /// Records a new multipart upload.
+        fn create_upload(&self, u: Upload) -> () = |m| m.create_upload(&u);
+        /// The commit point of a part (replacing a part of the same number).
+        fn commit_part(&self, bucket: String, key: String, upload: ObjectVersion, part: Part) -> () = |m| m.commit_part(&bucket, &key, upload, &part);
+        /// Aborts an upload; its parts become garbage.
+        fn abort_upload(&self, bucket: String, key: String, id: ObjectVersion) -> () = |m| m.abort_upload(&bucket, &key, id);
+        /// The commit point of a multipart object, if `cond` holds and no part changed.
+        fn complete_upload(&self, obj: ObjectMeta, upload: ObjectVersion, cond: Precondition) -> Option<ObjectMeta> = |m| m.complete_upload(&obj, upload, &cond);
+        /// Stores a new access key (fails if the id exists).
+        fn create_key(&self, k: KeyRecord) -> () = |m| m.create_key(&k);
+        /// Deletes a key and its grants; whether it existed.
+        fn delete_key(&self, id: String) -> bool = |m| m.delete_key(&id);
+        /// Sets a key's grant on a bucket; returns the bucket.
+        fn set_grant(&self, bucket: String, key_id: String, grant: Grant) -> BucketMeta = |m| m.set_grant(&bucket, &key_id, grant);
+        /// Registers (or moves) a node.
+        fn put_node(&self, n: NodeRecord) -> () = |m| m.put_node(&n);
+        /// Turns the writes left in flight by coordinator `owner` (all, with `None`) into
+        /// garbage; how many.
+        fn expire_pending(&self, owner: Option<u64>) -> usize = |m| m.expire_pending(owner);
+        /// Records shards no metadata names as garbage.
+        fn add_garbage(&self, record: String, set: ShardSet) -> () = |m| m.add_garbage(&record, &set);
+        /// Replaces (or with `None` removes) a garbage record.
+        fn update_garbage(&self, record: String, rest: Option<ShardSet>) -> () = |m| m.update_garbage(&record, rest.as_ref());
+    }
+    reads {
+        /// A bucket, if it exists.
+        linear fn bucket(&self, name: String) -> Option<BucketMeta> = |m| m.bucket(&name);
+        /// All buckets in name order.
+        linear fn buckets(&self) -> Vec<BucketMeta> = |m| m.buckets();
+        /// The committed version of a key, if any.
+        linear fn object(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.object(&bucket, &key);
+        /// The committed version of a key in a bucket that must exist (NoSuchBucket).
+        linear fn lookup(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.lookup(&bucket, &key);
+        /// Versions with a write in flight.
+        linear fn pending_versions(&self) -> HashSet<ObjectVersion> = |m| m.pending_versions();
+        /// Committed objects in (bucket, key) order after `after`, at most `limit`.
+        linear fn objects_after(&self, after: Option<(String, String)>, limit: usize) -> Vec<ObjectMeta> = |m| m.objects_after(after.as_ref().map(|(b, k)| (b.as_str(), k.as_str())), limit);
+        /// An S3 listing page.
+        linear fn list(&self, bucket: String, prefix: String, start_after: Option<String>, delimiter: Option<String>, max: usize) -> Listing = |m| m.list(&bucket, &prefix, start_after.as_deref(), delimiter.as_deref(), max);
+        /// An upload in progress (NoSuchUpload).
+        linear fn upload(&self, bucket: String, key: String, id: ObjectVersion) -> Upload = |m| m.upload(&bucket, &key, id);
+        /// A page of the uploads in progress of a bucket (prefix, delimiter, markers).
+        linear fn uploads(&self, bucket: String, prefix: String, delimiter: Option<String>, after: Option<(String, Option<ObjectVersion>)>, max: usize) -> UploadListing = |m| m.uploads(&bucket, &prefix, delimiter.as_deref(), after.as_ref().map(|(k, id)| (k.as_str(), *id)), max);
+        /// The parts of an upload in number order.
+        linear fn upload_parts(&self, id: ObjectVersion) -> Vec<Part> = |m| m.upload_parts(id);
+        /// Uploads started before `before_ms`.
+        linear fn uploads_older_than(&self, before_ms: u64, limit: usize) -> Vec<Upload> = |m| m.uploads_older_than(before_ms, limit);
+        /// Whether an upload in progress still holds shard `index` of `version` on `node`.
+        linear fn upload_references(&self, upload: ObjectVersion, version: ObjectVersion, index: usize, node: NodeId) -> bool = |m| m.upload_references(upload, version, index, &node);
+        /// An access key, if it exists.
+        linear fn key(&self, id: String) -> Option<KeyRecord> = |m| m.key(&id);
+        /// All access keys in id order.
+        linear fn keys(&self) -> Vec<KeyRecord> = |m| m.keys();
+        /// Registered nodes.
+        local fn nodes(&self) -> Vec<NodeRecord> = |m| m.nodes();
+        /// Garbage records: (record, version, shards), at most `limit`.
+        local fn garbage(&self, limit: usize) -> Vec<(String, ObjectVersion, ShardSet)> = |m| m.garbage(limit);
+        /// Owners of in-flight records and how many each has.
+        local fn pending_owners(&self) -> BTreeMap<u64, usize> = |m| m.pending_owners();
+        /// Counts of in-flight and garbage records.
+        local fn pending_and_garbage(&self) -> (usize, usize) = |m| m.pending_and_garbage();
+    }
 }

@@ -75,6 +75,35 @@ async fn garbage_versions(m: &dyn Metadata) -> Vec<ObjectVersion> {
         .collect()
 }
 
+/// Records `obj`'s PUT in flight and commits it, as the data path does (a commit needs its
+/// in-flight record); a refused commit aborts, so its shards become garbage.
+async fn put(m: &dyn Metadata, obj: ObjectMeta, cond: Precondition) -> Result<Option<ObjectMeta>> {
+    let set = obj.parts[0].shard_set(&obj.bucket, &obj.key);
+    m.begin_put(obj.version, set.clone()).await?;
+    let out = m.commit_put(obj.clone(), cond).await;
+    if out.is_err() {
+        m.abort_put(obj.version, set).await?;
+    }
+    out
+}
+
+/// [`put`] for a part of upload `upload`.
+async fn put_part(
+    m: &dyn Metadata,
+    bucket: String,
+    key: String,
+    upload: ObjectVersion,
+    part: Part,
+) -> Result<()> {
+    let set = part.shard_set(&bucket, &key);
+    m.begin_put(part.version, set.clone()).await?;
+    let out = m.commit_part(bucket, key, upload, part.clone()).await;
+    if out.is_err() {
+        m.abort_put(part.version, set).await?;
+    }
+    out
+}
+
 /// Collects every garbage record (as the collector would once the shards are gone).
 async fn clear_garbage(m: &dyn Metadata) {
     for (record, _, _) in m.garbage(10_000).await.unwrap() {
@@ -109,7 +138,7 @@ pub async fn buckets(m: &dyn Metadata) {
         .map(|b| b.name)
         .collect();
     assert_eq!(names, ["bk-a", "bk-b"], "buckets in name order");
-    m.commit_put(object("bk-b", "k", 1), Precondition::None)
+    put(m, object("bk-b", "k", 1), Precondition::None)
         .await
         .unwrap();
     assert!(
@@ -138,22 +167,24 @@ pub async fn buckets(m: &dyn Metadata) {
 pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
     m.create_bucket(bucket("cm")).await.unwrap();
     let first = object("cm", "key", 10);
-    assert!(m
-        .commit_put(first.clone(), Precondition::Absent)
+    assert!(put(m, first.clone(), Precondition::Absent)
         .await
         .unwrap()
         .is_none());
     assert!(
         matches!(
-            m.commit_put(object("cm", "key", 11), Precondition::Absent)
-                .await,
+            put(m, object("cm", "key", 11), Precondition::Absent).await,
             Err(MetaError::PreconditionFailed)
         ),
         "If-None-Match: * on an existing key"
     );
     assert!(matches!(
-        m.commit_put(object("cm", "key", 12), Precondition::ETag("nope".into()))
-            .await,
+        put(
+            m,
+            object("cm", "key", 12),
+            Precondition::ETag("nope".into())
+        )
+        .await,
         Err(MetaError::PreconditionFailed)
     ));
     assert_eq!(
@@ -162,8 +193,7 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
         "refused commits change nothing"
     );
     let second = object("cm", "key", 13);
-    let replaced = m
-        .commit_put(second.clone(), Precondition::ETag(first.etag.clone()))
+    let replaced = put(m, second.clone(), Precondition::ETag(first.etag.clone()))
         .await
         .unwrap()
         .expect("the first version is replaced");
@@ -174,8 +204,7 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
         "the replaced version's shards are garbage"
     );
     assert!(matches!(
-        m.commit_put(object("cm-none", "key", 1), Precondition::None)
-            .await,
+        put(m, object("cm-none", "key", 1), Precondition::None).await,
         Err(MetaError::NoSuchBucket(_))
     ));
     assert_eq!(
@@ -231,6 +260,46 @@ pub async fn in_flight_records_and_garbage(m: &dyn Metadata) {
         !m.pending_versions().await.unwrap().contains(&done.version),
         "the commit removes the in-flight record"
     );
+    m.abort_put(done.version, set.clone()).await.unwrap();
+    assert!(
+        !garbage_versions(m).await.contains(&done.version),
+        "an abort after the commit (its answer lost) changes nothing"
+    );
+    // An expired in-flight record fences its commit off.
+    let late = object("fl", "late", 5);
+    let lset = late.parts[0].shard_set("fl", "late");
+    m.begin_put(late.version, lset.clone()).await.unwrap();
+    let owners = m.pending_owners().await.unwrap();
+    let (&owner, &n) = owners
+        .iter()
+        .next()
+        .expect("one writer has a record in flight");
+    assert_eq!(n, 1);
+    assert_eq!(
+        m.expire_pending(Some(owner + 1)).await.unwrap(),
+        0,
+        "another coordinator's expiry leaves the record"
+    );
+    assert_eq!(m.expire_pending(Some(owner)).await.unwrap(), 1);
+    assert!(
+        matches!(
+            m.commit_put(late.clone(), Precondition::None).await,
+            Err(MetaError::Fenced(_))
+        ),
+        "a commit whose in-flight record expired is refused"
+    );
+    assert!(
+        m.object("fl".into(), "late".into())
+            .await
+            .unwrap()
+            .is_none(),
+        "the fenced write is not visible"
+    );
+    assert!(
+        garbage_versions(m).await.contains(&late.version),
+        "an expired write's shards are garbage"
+    );
+    clear_garbage(m).await;
     let failed = object("fl", "b", 5);
     let set = failed.parts[0].shard_set("fl", "b");
     m.begin_put(failed.version, set.clone()).await.unwrap();
@@ -255,6 +324,7 @@ pub async fn in_flight_records_and_garbage(m: &dyn Metadata) {
         key: "a".into(),
         shards: moved.clone(),
         since_ms: now_ms(),
+        owner: 0,
     };
     m.begin_pending(record.clone(), rset.clone()).await.unwrap();
     assert!(m
@@ -286,11 +356,11 @@ pub async fn listings(m: &dyn Metadata) {
     m.create_bucket(bucket("ls2")).await.unwrap();
     let keys = ["a/1", "a/2", "a/b/3", "b", "c/x", "c/y", "d"];
     for k in keys {
-        m.commit_put(object("ls", k, 1), Precondition::None)
+        put(m, object("ls", k, 1), Precondition::None)
             .await
             .unwrap();
     }
-    m.commit_put(object("ls2", "z", 1), Precondition::None)
+    put(m, object("ls2", "z", 1), Precondition::None)
         .await
         .unwrap();
     let names = |l: &Listing| -> Vec<String> { l.objects.iter().map(|o| o.key.clone()).collect() };
@@ -395,7 +465,7 @@ pub async fn multipart_uploads(m: &dyn Metadata) {
     };
     let (p1, p2, p2b, p3) = (part(1), part(2), part(2), part(3));
     for p in [&p1, &p2, &p2b, &p3] {
-        m.commit_part("mp".into(), "obj".into(), u.id, p.clone())
+        put_part(m, "mp".into(), "obj".into(), u.id, p.clone())
             .await
             .unwrap();
     }
@@ -484,7 +554,7 @@ pub async fn multipart_uploads(m: &dyn Metadata) {
     let a = upload("mp", "other");
     m.create_upload(a.clone()).await.unwrap();
     let pa = part(1);
-    m.commit_part("mp".into(), "other".into(), a.id, pa.clone())
+    put_part(m, "mp".into(), "other".into(), a.id, pa.clone())
         .await
         .unwrap();
     m.abort_upload("mp".into(), "other".into(), a.id)

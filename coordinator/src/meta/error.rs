@@ -2,7 +2,7 @@
 //! (`From<MetaError> for ApiError`), and the edge maps that to HTTP in its one place.
 
 /// A metadata operation's failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum MetaError {
     /// The bucket does not exist.
     #[error("the specified bucket does not exist: {0}")]
@@ -25,6 +25,13 @@ pub enum MetaError {
     /// An argument the store cannot take.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A commit refused because what it builds on was taken away: its in-flight record
+    /// expired, or it was decided by a coordinator that is no longer the leader.
+    #[error("write fenced off: {0}")]
+    Fenced(String),
+    /// The metadata cannot be reached with the guarantees asked for (no leader, no quorum).
+    #[error("metadata unavailable: {0}")]
+    Unavailable(String),
     /// The store itself failed (I/O, encoding, a task that died).
     #[error("metadata: {0}")]
     Storage(String),
@@ -47,6 +54,8 @@ impl From<MetaError> for crate::ApiError {
             MetaError::InvalidPart(m) => A::InvalidPart(m),
             MetaError::PreconditionFailed => A::PreconditionFailed,
             MetaError::InvalidArgument(m) => A::InvalidArgument(m),
+            MetaError::Fenced(m) => A::ServiceUnavailable(m),
+            MetaError::Unavailable(m) => A::ServiceUnavailable(m),
             MetaError::Storage(m) => A::Internal(format!("metadata: {m}")),
         }
     }

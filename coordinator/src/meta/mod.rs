@@ -22,7 +22,7 @@ pub mod memory;
 pub mod rocks;
 
 use crate::names::EcSpec;
-pub use api::{Local, Metadata};
+pub use api::{Command, Engine, Freshness, Local, Metadata, Reply};
 pub use error::MetaError;
 use kv::{Batch, Kv, Step};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -92,7 +92,7 @@ pub struct KeyRecord {
 }
 
 /// A condition a write must meet when it commits, checked atomically with the commit.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Precondition {
     /// No condition.
     #[default]
@@ -171,6 +171,7 @@ impl Part {
                 .filter_map(|(i, s)| s.node.clone().map(|n| (i as u16, n)))
                 .collect(),
             since_ms: now_ms(),
+            owner: 0,
         }
     }
 
@@ -311,6 +312,10 @@ pub struct ShardSet {
     pub shards: Vec<(u16, NodeId)>,
     /// When the record was written, ms since the epoch.
     pub since_ms: u64,
+    /// Coordinator whose write this is (its Raft id; 0 with a single coordinator). Set by the
+    /// store when the record is written, from the operation's [`Context`].
+    #[serde(default)]
+    pub owner: u64,
 }
 
 /// A registered node, as remembered across coordinator restarts.
@@ -356,12 +361,64 @@ pub struct Listing {
     pub next: Option<String>,
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> u64 {
+/// What a write operation takes from outside the store: the time and who asked.
+///
+/// A replicated store applies every operation on every member, later and at different
+/// times, so an operation must not read the clock of the member applying it: the proposer
+/// stamps it with a [`Context`], and [`Context::enter`] makes [`now_ms`] and the owner of
+/// new in-flight records come from that stamp while the operation runs on this thread.
+/// Outside an entered context (a single coordinator), they come from the system clock and
+/// owner 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    /// Time of the operation, ms since the epoch.
+    pub at_ms: u64,
+    /// Raft id of the coordinator that proposed it (0: single coordinator).
+    pub from: u64,
+}
+
+thread_local! {
+    static CONTEXT: std::cell::Cell<Option<Context>> = const { std::cell::Cell::new(None) };
+}
+
+impl Context {
+    /// A context of now, from coordinator `from`.
+    pub fn now(from: u64) -> Self {
+        Context {
+            at_ms: system_ms(),
+            from,
+        }
+    }
+
+    /// Runs `f` with this context in force on this thread.
+    pub fn enter<R>(self, f: impl FnOnce() -> R) -> R {
+        let before = CONTEXT.with(|c| c.replace(Some(self)));
+        let out = f();
+        CONTEXT.with(|c| c.set(before));
+        out
+    }
+
+    fn current() -> Option<Context> {
+        CONTEXT.with(|c| c.get())
+    }
+}
+
+fn system_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64
+}
+
+/// Milliseconds since the epoch: the operation's time inside an entered [`Context`], the
+/// system clock otherwise.
+pub fn now_ms() -> u64 {
+    Context::current().map_or_else(system_ms, |c| c.at_ms)
+}
+
+/// The coordinator an operation comes from (0 outside an entered [`Context`]).
+fn proposer() -> u64 {
+    Context::current().map_or(0, |c| c.from)
 }
 
 /// Fails unless `cond` holds for the committed version `current`.
@@ -574,9 +631,25 @@ impl MetaStore {
     /// deletes them; the record's job before that is only to keep the orphan scan away from a
     /// write still in flight, and a live process always sees its own unsynced writes.
     pub fn begin_pending(&self, record: &str, set: &ShardSet) -> Result<()> {
+        let set = ShardSet {
+            owner: proposer(),
+            ..set.clone()
+        };
         let mut batch = Batch::default();
-        batch.put(key(b'p', &[record]), serde_json::to_vec(set)?);
+        batch.put(key(b'p', &[record]), serde_json::to_vec(&set)?);
         self.kv.apply(batch)
+    }
+
+    /// Fails with [`MetaError::Fenced`] unless the in-flight record `record` exists: a
+    /// write whose record was expired (its coordinator's lease ran out, or a restart) has had
+    /// its shards handed to garbage collection and must not commit.
+    fn check_pending(&self, record: &str) -> Result<()> {
+        match self.kv.get(&key(b'p', &[record]))? {
+            Some(_) => Ok(()),
+            None => Err(MetaError::Fenced(format!(
+                "the write's in-flight record {record} is gone (expired); its shards are garbage"
+            ))),
+        }
     }
 
     /// Versions with a write in flight (PUT or repair).
@@ -607,6 +680,7 @@ impl MetaStore {
         if self.bucket(&obj.bucket)?.is_none() {
             return Err(MetaError::NoSuchBucket(obj.bucket.clone()));
         }
+        self.check_pending(&obj.version.to_string())?;
         let old = self.object(&obj.bucket, &obj.key)?;
         check_precondition(old.as_ref(), cond)?;
         let mut batch = Batch::default();
@@ -627,10 +701,24 @@ impl MetaStore {
         self.abort_pending(&version.to_string(), set)
     }
 
-    /// Turns the in-flight record `record` into garbage.
+    /// Turns the in-flight record `record` into garbage (shards `set`). Nothing happens if
+    /// the record is gone: the write committed (an answer lost on the way) or the record
+    /// already expired into garbage.
     pub fn abort_pending(&self, record: &str, set: &ShardSet) -> Result<()> {
+        let guard = self.lock.lock().unwrap();
+        if self.kv.get(&key(b'p', &[record]))?.is_none() {
+            return Ok(());
+        }
         let mut batch = Batch::default();
         batch.delete(key(b'p', &[record]));
+        batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
+        self.write_locked(batch, guard)
+    }
+
+    /// Records shards `set` as garbage under `record` (shards found on nodes that no
+    /// metadata names, e.g. by a metadata rebuild).
+    pub fn add_garbage(&self, record: &str, set: &ShardSet) -> Result<()> {
+        let mut batch = Batch::default();
         batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
         self.write(batch)
     }
@@ -648,6 +736,7 @@ impl MetaStore {
         moved: &[(u16, NodeId)],
     ) -> Result<bool> {
         let guard = self.lock.lock().unwrap();
+        self.check_pending(record)?;
         let mut batch = Batch::default();
         batch.delete(key(b'p', &[record]));
         let mut current = self.object(&set.bucket, &set.key)?;
@@ -953,6 +1042,7 @@ impl MetaStore {
     ) -> Result<()> {
         let guard = self.lock.lock().unwrap();
         self.upload(bucket, k, upload)?;
+        self.check_pending(&part.version.to_string())?;
         let pk = part_key(upload, part.number);
         let mut batch = Batch::default();
         if let Some(old) = self.get::<Part>(&pk)? {
@@ -1004,6 +1094,9 @@ impl MetaStore {
     ) -> Result<Option<ObjectMeta>> {
         let guard = self.lock.lock().unwrap();
         let u = self.upload(&obj.bucket, &obj.key, upload)?;
+        if let Some(m) = &obj.manifest {
+            self.check_pending(&m.version.to_string())?;
+        }
         for p in &obj.parts {
             let current: Option<Part> = self.get(&part_key(upload, p.number))?;
             if current.as_ref().map(|c| c.version) != Some(p.version) {
@@ -1138,12 +1231,18 @@ impl MetaStore {
 
     // ----- in-flight writes and garbage -----
 
-    /// Turns every in-flight PUT record into garbage. Called at startup, when no PUT of this
-    /// process can be in flight: those records were left by a crash.
-    pub fn orphan_pending(&self) -> Result<usize> {
+    /// Turns the in-flight records of coordinator `owner` (every one, with `None`) into
+    /// garbage: that coordinator restarted, or its lease expired, so none of those writes is
+    /// still going to commit (and if its process is in fact alive, its commit is now refused
+    /// with [`MetaError::Fenced`]). Returns how many.
+    pub fn expire_pending(&self, owner: Option<u64>) -> Result<usize> {
+        let guard = self.lock.lock().unwrap();
         let mut batch = Batch::default();
         let mut n = 0;
         self.scan(&key(b'p', &[]), |v, s: ShardSet| {
+            if owner.is_some_and(|o| o != s.owner) {
+                return true;
+            }
             let version = String::from_utf8_lossy(v).to_string();
             batch.delete(key(b'p', &[&version]));
             batch.put(key(b'g', &[&version]), serde_json::to_vec(&s).unwrap());
@@ -1151,9 +1250,19 @@ impl MetaStore {
             true
         })?;
         if n > 0 {
-            self.write(batch)?;
+            self.write_locked(batch, guard)?;
         }
         Ok(n)
+    }
+
+    /// Owners of in-flight records, with how many each has.
+    pub fn pending_owners(&self) -> Result<BTreeMap<u64, usize>> {
+        let mut out = BTreeMap::new();
+        self.scan(&key(b'p', &[]), |_, s: ShardSet| {
+            *out.entry(s.owner).or_default() += 1;
+            true
+        })?;
+        Ok(out)
     }
 
     /// Up to `limit` garbage records: (record id, version, shards).
