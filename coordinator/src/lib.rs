@@ -7,7 +7,9 @@
 //! - [`data`]: the streaming data paths: PUT ([`data::put`]), GET ([`data::get`]), small
 //!   shard writes batched per node ([`data::batch`]).
 //! - [`maintenance`]: garbage collection, repair, metadata rebuild.
-//! - [`meta`]: metadata in RocksDB (buckets, keys, objects, nodes, in-flight writes, garbage).
+//! - [`meta`]: metadata (buckets, keys, objects, nodes, in-flight writes, garbage) behind
+//!   the [`meta::Metadata`] trait: one local RocksDB, or [`cluster`]: replicated across
+//!   coordinators by a Raft log.
 //! - [`registry`] (registered nodes, heartbeats, up/down) and [`placement`] (which nodes get
 //!   which shards).
 //! - [`codec`] (the erasure codec, the only module that knows the Reed-Solomon library),
@@ -16,6 +18,7 @@
 //!   secret; [`server`]: `run(listeners, config, shutdown)`.
 //! - [`error`]: the coordinator's error type.
 
+pub mod cluster;
 pub mod codec;
 pub mod data;
 pub mod edge;

@@ -150,7 +150,7 @@ impl Coordinator {
         })
         .await?;
         let meta = Local::serve(meta);
-        let (orphans, nodes) = (meta.expire_pending(None).await?, meta.nodes().await?);
+        let (orphans, nodes) = (meta.expire_pending(None, u64::MAX).await?, meta.nodes().await?);
         if orphans > 0 {
             tracing::info!(
                 orphans,

@@ -177,9 +177,9 @@ operations! {
         fn set_grant(&self, bucket: String, key_id: String, grant: Grant) -> BucketMeta = |m| m.set_grant(&bucket, &key_id, grant);
         /// Registers (or moves) a node.
         fn put_node(&self, n: NodeRecord) -> () = |m| m.put_node(&n);
-        /// Turns the writes left in flight by coordinator `owner` (all, with `None`) into
-        /// garbage; how many.
-        fn expire_pending(&self, owner: Option<u64>) -> usize = |m| m.expire_pending(owner);
+        /// Turns the writes left in flight by coordinator `owner` (all, with `None`) before
+        /// `before_ms` into garbage; how many.
+        fn expire_pending(&self, owner: Option<u64>, before_ms: u64) -> usize = |m| m.expire_pending(owner, before_ms);
         /// Records shards no metadata names as garbage.
         fn add_garbage(&self, record: String, set: ShardSet) -> () = |m| m.add_garbage(&record, &set);
         /// Replaces (or with `None` removes) a garbage record.

@@ -276,11 +276,16 @@ pub async fn in_flight_records_and_garbage(m: &dyn Metadata) {
         .expect("one writer has a record in flight");
     assert_eq!(n, 1);
     assert_eq!(
-        m.expire_pending(Some(owner + 1)).await.unwrap(),
+        m.expire_pending(Some(owner + 1), u64::MAX).await.unwrap(),
         0,
         "another coordinator's expiry leaves the record"
     );
-    assert_eq!(m.expire_pending(Some(owner)).await.unwrap(), 1);
+    assert_eq!(
+        m.expire_pending(Some(owner), lset.since_ms).await.unwrap(),
+        0,
+        "records written at or after the cutoff stay"
+    );
+    assert_eq!(m.expire_pending(Some(owner), u64::MAX).await.unwrap(), 1);
     assert!(
         matches!(
             m.commit_put(late.clone(), Precondition::None).await,

@@ -62,3 +62,21 @@ pub trait Kv: Send + Sync + 'static {
     /// Makes everything applied so far durable.
     fn sync(&self) -> Result<()>;
 }
+
+impl<T: Kv> Kv for std::sync::Arc<T> {
+    fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).get(k)
+    }
+
+    fn walk(&self, from: &[u8], f: &mut Visit<'_>) -> Result<()> {
+        (**self).walk(from, f)
+    }
+
+    fn apply(&self, batch: Batch) -> Result<()> {
+        (**self).apply(batch)
+    }
+
+    fn sync(&self) -> Result<()> {
+        (**self).sync()
+    }
+}

@@ -1231,16 +1231,16 @@ impl MetaStore {
 
     // ----- in-flight writes and garbage -----
 
-    /// Turns the in-flight records of coordinator `owner` (every one, with `None`) into
-    /// garbage: that coordinator restarted, or its lease expired, so none of those writes is
-    /// still going to commit (and if its process is in fact alive, its commit is now refused
-    /// with [`MetaError::Fenced`]). Returns how many.
-    pub fn expire_pending(&self, owner: Option<u64>) -> Result<usize> {
+    /// Turns the in-flight records of coordinator `owner` (every one, with `None`) written
+    /// before `before_ms` into garbage: that coordinator restarted, or its lease expired, so
+    /// none of those writes is still going to commit (and if its process is in fact alive,
+    /// its commit is now refused with [`MetaError::Fenced`]). Returns how many.
+    pub fn expire_pending(&self, owner: Option<u64>, before_ms: u64) -> Result<usize> {
         let guard = self.lock.lock().unwrap();
         let mut batch = Batch::default();
         let mut n = 0;
         self.scan(&key(b'p', &[]), |v, s: ShardSet| {
-            if owner.is_some_and(|o| o != s.owner) {
+            if owner.is_some_and(|o| o != s.owner) || s.since_ms >= before_ms {
                 return true;
             }
             let version = String::from_utf8_lossy(v).to_string();

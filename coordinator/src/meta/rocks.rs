@@ -1,30 +1,65 @@
-//! The metadata's RocksDB store: batches written without a sync of their own, made durable by
-//! the WAL group commit ([`WalSync`]), so that concurrent commits share one fsync.
+//! The metadata's RocksDB store.
+//!
+//! A single coordinator's store ([`RocksKv::open`]) writes batches without a sync of their
+//! own and makes them durable with the WAL group commit ([`WalSync`]), so that concurrent
+//! commits share one fsync. A replicated coordinator's state machine ([`RocksKv::on_log`])
+//! lives in the default column family of the database that also holds its Raft log: the log
+//! makes commands durable, so [`Kv::sync`] has nothing to do, and the state machine's
+//! bookkeeping (the last applied log id) is stamped into the same atomic batch as the
+//! command's writes ([`RocksKv::stamp`]).
 
 use super::kv::{Batch, Kv, Step, Visit};
 use crate::meta::MetaError;
 use rocksdb::{Options, WriteBatch, WriteOptions, DB};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tessera_node::store::WalSync;
 
 type Result<T> = std::result::Result<T, MetaError>;
 
 /// A RocksDB database holding the metadata.
 pub struct RocksKv {
-    db: DB,
-    wal: WalSync,
+    db: Arc<DB>,
+    /// `None`: durability comes from a replicated log.
+    wal: Option<WalSync>,
+    /// (column family, key, value) written with the next batch.
+    stamp: Mutex<Vec<(&'static str, Vec<u8>, Vec<u8>)>>,
 }
 
 impl RocksKv {
-    /// Opens or creates the database in `dir`.
+    /// Opens or creates the database in `dir` (a single coordinator's store).
     pub fn open(dir: &Path) -> Result<Self> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_max_background_jobs(2);
         Ok(RocksKv {
-            db: DB::open(&opts, dir)?,
-            wal: WalSync::default(),
+            db: Arc::new(DB::open(&opts, dir)?),
+            wal: Some(WalSync::default()),
+            stamp: Mutex::default(),
         })
+    }
+
+    /// The default column family of `db`, made durable by a log kept beside it.
+    pub fn on_log(db: Arc<DB>) -> Self {
+        RocksKv {
+            db,
+            wal: None,
+            stamp: Mutex::default(),
+        }
+    }
+
+    /// Adds `k = v` in column family `cf` to the next batch applied, so that it is written
+    /// atomically with it.
+    pub fn stamp(&self, cf: &'static str, k: &[u8], v: Vec<u8>) {
+        self.stamp.lock().unwrap().push((cf, k.to_vec(), v));
+    }
+
+    /// Writes stamps no batch took (the operation wrote nothing).
+    pub fn flush_stamp(&self) -> Result<()> {
+        if self.stamp.lock().unwrap().is_empty() {
+            return Ok(());
+        }
+        self.apply(Batch::default())
     }
 }
 
@@ -58,13 +93,23 @@ impl Kv for RocksKv {
                 None => b.delete(k),
             }
         }
+        for (cf, k, v) in self.stamp.lock().unwrap().drain(..) {
+            let cf = self
+                .db
+                .cf_handle(cf)
+                .ok_or_else(|| MetaError::Storage(format!("no column family {cf}")))?;
+            b.put_cf(cf, k, v);
+        }
         let mut w = WriteOptions::default();
         w.set_sync(false);
         Ok(self.db.write_opt(b, &w)?)
     }
 
     fn sync(&self) -> Result<()> {
-        Ok(self.wal.sync(&self.db)?)
+        match &self.wal {
+            Some(wal) => Ok(wal.sync(&self.db)?),
+            None => Ok(()),
+        }
     }
 }
 

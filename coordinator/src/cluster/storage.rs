@@ -1,0 +1,600 @@
+//! A coordinator's Raft storage: one RocksDB holding the log, the vote and the state
+//! machine (the metadata itself), so that one write-ahead log orders them all.
+//!
+//! Column families:
+//! - `default`: the metadata ([`MetaStore`] keys, see [`crate::meta`]).
+//! - `log`: entries by index (8 bytes big-endian) -> JSON [`openraft::Entry`].
+//! - `raft`: `vote`, `committed`, `purged` (log bookkeeping); `applied` and `membership`
+//!   (the state machine's position, written in the same atomic batch as each command's
+//!   writes); `snapshot` (the current snapshot's meta and file); `installing` (a snapshot
+//!   being installed, redone at startup if a crash interrupted it).
+//!
+//! Durability: appended entries are acknowledged to Raft ([`LogFlushed`]) only after a WAL
+//! sync that covers them; one flusher task runs the syncs, so entries appended while a sync
+//! runs share the next one. Applying a command does not sync: the log holds it, and a crash
+//! loses at most a suffix of applied commands together with their `applied` stamp, which
+//! Raft then applies again. Snapshots sync the WAL before they are recorded, so the log can
+//! be purged behind them.
+//!
+//! Snapshots are files (`snapshots/` in the data dir): a magic line, then (u32 length, key,
+//! u32 length, value) records of the `default` column family read from one RocksDB snapshot,
+//! then an end mark. They are written and read as streams, never held in memory whole.
+
+use super::{Applied, TypeConfig};
+use crate::meta::rocks::RocksKv;
+use crate::meta::{MetaError, MetaStore};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend,
+    RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership, Vote,
+};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::fmt::Debug;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::{mpsc, RwLock};
+
+type NodeId = u64;
+type SResult<T> = Result<T, StorageError<NodeId>>;
+
+const LOG: &str = "log";
+const RAFT: &str = "raft";
+const MAGIC: &[u8] = b"tessera-snapshot-1\n";
+const END: u32 = u32::MAX;
+
+/// What [`open`] returns.
+pub struct Opened {
+    /// The Raft log.
+    pub log: LogStore,
+    /// The state machine.
+    pub machine: StateMachine,
+    /// The metadata the state machine maintains, for reads.
+    pub store: Arc<MetaStore>,
+    /// Held shared by reads and exclusively while a snapshot replaces the state.
+    pub gate: Arc<RwLock<()>>,
+    /// The database (for the `peers` record and the like).
+    pub db: Arc<DB>,
+}
+
+/// Opens (or creates) the Raft storage in `dir`, finishing a snapshot installation a crash
+/// interrupted. Must run inside a Tokio runtime (it starts the log flusher).
+pub fn open(dir: &Path) -> Result<Opened, MetaError> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(2);
+    let cfs = ["default", LOG, RAFT]
+        .into_iter()
+        .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+    let db = Arc::new(DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?);
+    let snapshots = dir.join("snapshots");
+    std::fs::create_dir_all(&snapshots).map_err(|e| MetaError::Storage(e.to_string()))?;
+    let kv = Arc::new(RocksKv::on_log(db.clone()));
+    if let Some(i) = get::<Installing>(&db, b"installing").map_err(|e| MetaError::Storage(e.to_string()))? {
+        tracing::warn!(snapshot = %i.meta.snapshot_id, "finishing a snapshot installation a crash interrupted");
+        load_snapshot(&db, &i.path, &i.meta).map_err(|e| MetaError::Storage(e.to_string()))?;
+    }
+    let store = Arc::new(MetaStore::on(Box::new(kv.clone())));
+    let gate = Arc::new(RwLock::new(()));
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(flusher(db.clone(), rx));
+    Ok(Opened {
+        log: LogStore {
+            db: db.clone(),
+            flush: tx,
+        },
+        machine: StateMachine {
+            db: db.clone(),
+            kv,
+            store: store.clone(),
+            gate: gate.clone(),
+            snapshots,
+            receiving: None,
+        },
+        store,
+        gate,
+        db,
+    })
+}
+
+fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
+    db.cf_handle(name).expect("column family created at open")
+}
+
+/// A JSON value of the `raft` column family.
+pub fn get<T: DeserializeOwned>(db: &DB, k: &[u8]) -> Result<Option<T>, StorageIOError<NodeId>> {
+    match db.get_cf(cf(db, RAFT), k).map_err(|e| StorageIOError::read(&e))? {
+        Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| StorageIOError::read(&e))?)),
+        None => Ok(None),
+    }
+}
+
+/// Sets a JSON value of the `raft` column family; durable when this returns.
+pub fn put_synced<T: Serialize>(db: &DB, k: &[u8], v: &T) -> Result<(), StorageIOError<NodeId>> {
+    let v = serde_json::to_vec(v).map_err(|e| StorageIOError::write(&e))?;
+    db.put_cf(cf(db, RAFT), k, v).map_err(|e| StorageIOError::write(&e))?;
+    db.flush_wal(true).map_err(|e| StorageIOError::write(&e))
+}
+
+fn index_key(i: u64) -> [u8; 8] {
+    i.to_be_bytes()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> SResult<T> + Send + 'static,
+) -> SResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageIOError::new(ErrorSubject::Store, ErrorVerb::Write, AnyError::error(e)))?
+}
+
+/// Acknowledges appended entries once a WAL sync covers them; entries that arrive while a
+/// sync runs share the next one.
+async fn flusher(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>) {
+    while let Some(first) = rx.recv().await {
+        let mut waiting = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            waiting.push(more);
+        }
+        let d = db.clone();
+        let result = match tokio::task::spawn_blocking(move || d.flush_wal(true)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        for w in waiting {
+            w.log_io_completed(result.clone().map_err(std::io::Error::other));
+        }
+    }
+}
+
+/// The Raft log (see the module docs).
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<DB>,
+    flush: mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> SResult<Vec<Entry<TypeConfig>>> {
+        let start = match range.start_bound() {
+            Bound::Included(x) => *x,
+            Bound::Excluded(x) => *x + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(x) => Bound::Included(*x),
+            Bound::Excluded(x) => Bound::Excluded(*x),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let range = (Bound::Included(start), end);
+        let db = self.db.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            let iter = db.iterator_cf(cf(&db, LOG), IteratorMode::From(&index_key(start), Direction::Forward));
+            for item in iter {
+                let (k, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+                let i = u64::from_be_bytes(k[..8].try_into().expect("8-byte keys"));
+                if !range.contains(&i) {
+                    break;
+                }
+                out.push(serde_json::from_slice(&v).map_err(|e| StorageIOError::read_logs(&e))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> SResult<LogState<TypeConfig>> {
+        let db = self.db.clone();
+        blocking(move || {
+            let last = match db.iterator_cf(cf(&db, LOG), IteratorMode::End).next() {
+                Some(item) => {
+                    let (_, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+                    let e: Entry<TypeConfig> =
+                        serde_json::from_slice(&v).map_err(|e| StorageIOError::read_logs(&e))?;
+                    Some(e.log_id)
+                }
+                None => None,
+            };
+            let purged: Option<LogId<NodeId>> = get(&db, b"purged")?;
+            Ok(LogState {
+                last_purged_log_id: purged,
+                last_log_id: last.or(purged),
+            })
+        })
+        .await
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> SResult<()> {
+        let (db, vote) = (self.db.clone(), *vote);
+        blocking(move || Ok(put_synced(&db, b"vote", &vote).map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?)).await
+    }
+
+    async fn read_vote(&mut self) -> SResult<Option<Vote<NodeId>>> {
+        let db = self.db.clone();
+        blocking(move || Ok(get(&db, b"vote")?)).await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> SResult<()> {
+        let db = self.db.clone();
+        blocking(move || {
+            let v = serde_json::to_vec(&committed).map_err(|e| StorageIOError::write(&e))?;
+            db.put_cf(cf(&db, RAFT), b"committed", v)
+                .map_err(|e| StorageIOError::write(&e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_committed(&mut self) -> SResult<Option<LogId<NodeId>>> {
+        let db = self.db.clone();
+        blocking(move || Ok(get::<Option<LogId<NodeId>>>(&db, b"committed")?.flatten())).await
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> SResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = WriteBatch::default();
+        for e in entries {
+            let v = serde_json::to_vec(&e).map_err(|e| StorageIOError::write_logs(&e))?;
+            batch.put_cf(cf(&self.db, LOG), index_key(e.log_id.index), v);
+        }
+        let db = self.db.clone();
+        blocking(move || db.write(batch).map_err(|e| StorageIOError::write_logs(&e).into())).await?;
+        // Acknowledged by the flusher once a WAL sync covers it.
+        let _ = self.flush.send(callback);
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> SResult<()> {
+        let db = self.db.clone();
+        blocking(move || {
+            db.delete_range_cf(cf(&db, LOG), index_key(log_id.index), index_key(u64::MAX))
+                .map_err(|e| StorageIOError::write_logs(&e).into())
+        })
+        .await
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> SResult<()> {
+        let db = self.db.clone();
+        blocking(move || {
+            put_synced(&db, b"purged", &log_id)?;
+            db.delete_range_cf(cf(&db, LOG), index_key(0), index_key(log_id.index + 1))
+                .map_err(|e| StorageIOError::write_logs(&e).into())
+        })
+        .await
+    }
+}
+
+/// The current snapshot: its meta and its file.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    path: PathBuf,
+}
+
+/// A snapshot being installed.
+type Installing = Stored;
+
+/// The state machine: the metadata, applied from the log.
+pub struct StateMachine {
+    db: Arc<DB>,
+    kv: Arc<RocksKv>,
+    store: Arc<MetaStore>,
+    gate: Arc<RwLock<()>>,
+    snapshots: PathBuf,
+    receiving: Option<PathBuf>,
+}
+
+fn not_a_command() -> Applied {
+    Applied(Err(MetaError::InvalidArgument("not a command".into())))
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> SResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)> {
+        let db = self.db.clone();
+        blocking(move || {
+            let applied = get::<Option<LogId<NodeId>>>(&db, b"applied")?.flatten();
+            let membership = get(&db, b"membership")?.unwrap_or_default();
+            Ok((applied, membership))
+        })
+        .await
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> SResult<Vec<Applied>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let (kv, store) = (self.kv.clone(), self.store.clone());
+        blocking(move || {
+            let mut out = Vec::with_capacity(entries.len());
+            for e in entries {
+                let id = e.log_id;
+                let fail = |e: serde_json::Error| StorageIOError::apply(id, AnyError::new(&e));
+                kv.stamp(RAFT, b"applied", json(&Some(id)).map_err(fail)?);
+                let reply = match e.payload {
+                    EntryPayload::Blank => not_a_command(),
+                    EntryPayload::Membership(m) => {
+                        let m = StoredMembership::new(Some(id), m);
+                        kv.stamp(RAFT, b"membership", json(&m).map_err(fail)?);
+                        not_a_command()
+                    }
+                    EntryPayload::Normal(p) => {
+                        if p.fence.is_some_and(|t| t != id.leader_id.term) {
+                            Applied(Err(MetaError::Fenced(format!(
+                                "{} was decided in term {} and reached the log in term {}",
+                                p.cmd.name(),
+                                p.fence.unwrap_or_default(),
+                                id.leader_id.term
+                            ))))
+                        } else {
+                            match p.ctx.enter(|| p.cmd.apply(&store)) {
+                                Err(MetaError::Storage(m)) => {
+                                    return Err(StorageIOError::apply(id, AnyError::error(m)).into())
+                                }
+                                r => Applied(r),
+                            }
+                        }
+                    }
+                };
+                kv.flush_stamp()
+                    .map_err(|m| StorageIOError::apply(id, AnyError::new(&m)))?;
+                out.push(reply);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            dir: self.snapshots.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> SResult<Box<tokio::fs::File>> {
+        let path = self.snapshots.join(format!("incoming-{}.snap", unique()));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        self.receiving = Some(path);
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<tokio::fs::File>,
+    ) -> SResult<()> {
+        let sig = Some(meta.signature());
+        snapshot
+            .sync_all()
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        drop(snapshot);
+        let received = self.receiving.take().ok_or_else(|| {
+            StorageIOError::write_snapshot(sig.clone(), AnyError::error("no snapshot was being received"))
+        })?;
+        let path = self.snapshots.join(format!("{}.snap", file_name(&meta.snapshot_id)));
+        tokio::fs::rename(&received, &path)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        // Reads wait while the state is replaced.
+        let _exclusive = self.gate.write().await;
+        let (db, meta) = (self.db.clone(), meta.clone());
+        let id = meta.snapshot_id.clone();
+        blocking(move || {
+            put_synced(&db, b"installing", &Installing { meta: meta.clone(), path: path.clone() })?;
+            load_snapshot(&db, &path, &meta)
+                .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e).into())
+        })
+        .await?;
+        tracing::info!(snapshot = %id, "installed a snapshot from the leader");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> SResult<Option<Snapshot<TypeConfig>>> {
+        let db = self.db.clone();
+        let Some(s) = blocking(move || Ok(get::<Stored>(&db, b"snapshot")?)).await? else {
+            return Ok(None);
+        };
+        let file = tokio::fs::File::open(&s.path)
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(Some(s.meta.signature()), &e))?;
+        Ok(Some(Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(file),
+        }))
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(v)
+}
+
+/// Builds snapshots from a RocksDB snapshot while the state machine goes on applying.
+pub struct SnapshotBuilder {
+    db: Arc<DB>,
+    dir: PathBuf,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> SResult<Snapshot<TypeConfig>> {
+        let (db, dir) = (self.db.clone(), self.dir.clone());
+        let stored = blocking(move || {
+            write_snapshot(&db, &dir).map_err(|e| StorageIOError::write_snapshot(None, &e).into())
+        })
+        .await?;
+        let file = tokio::fs::File::open(&stored.path)
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(Some(stored.meta.signature()), &e))?;
+        tracing::info!(snapshot = %stored.meta.snapshot_id, "snapshot built");
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(file),
+        })
+    }
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+}
+
+/// A snapshot id as a file name (ids come from the leader: keep only safe characters).
+fn file_name(id: &str) -> String {
+    let safe: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(100)
+        .collect();
+    if safe.is_empty() {
+        format!("snapshot-{}", unique())
+    } else {
+        safe
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Writes the state as of now to a new snapshot file, records it as the current snapshot
+/// (after a WAL sync, so everything it covers is durable) and deletes older snapshot files.
+fn write_snapshot(db: &DB, dir: &Path) -> std::io::Result<Stored> {
+    let snap = db.snapshot();
+    let read = |k: &[u8]| -> std::io::Result<Option<Vec<u8>>> {
+        snap.get_cf(cf(db, RAFT), k).map_err(io_err)
+    };
+    let applied: Option<LogId<NodeId>> = match read(b"applied")? {
+        Some(v) => serde_json::from_slice(&v).map_err(io_err)?,
+        None => None,
+    };
+    let membership: StoredMembership<NodeId, BasicNode> = match read(b"membership")? {
+        Some(v) => serde_json::from_slice(&v).map_err(io_err)?,
+        None => Default::default(),
+    };
+    let id = match applied {
+        Some(a) => format!("{}-{}-{}", a.leader_id.term, a.index, unique()),
+        None => format!("0-0-{}", unique()),
+    };
+    let path = dir.join(format!("{id}.snap"));
+    let tmp = dir.join(format!("{id}.tmp"));
+    {
+        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        out.write_all(MAGIC)?;
+        for item in snap.iterator_cf(cf(db, "default"), IteratorMode::Start) {
+            let (k, v) = item.map_err(io_err)?;
+            for part in [&k[..], &v[..]] {
+                out.write_all(&(part.len() as u32).to_le_bytes())?;
+                out.write_all(part)?;
+            }
+        }
+        out.write_all(&END.to_le_bytes())?;
+        out.into_inner().map_err(io_err)?.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    drop(snap);
+    let stored = Stored {
+        meta: SnapshotMeta {
+            last_log_id: applied,
+            last_membership: membership,
+            snapshot_id: id,
+        },
+        path,
+    };
+    db.flush_wal(true).map_err(io_err)?;
+    put_synced(db, b"snapshot", &stored).map_err(io_err)?;
+    remove_other_snapshots(dir, &stored.path);
+    Ok(stored)
+}
+
+fn remove_other_snapshots(dir: &Path, keep: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p != keep && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("incoming-")) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// Replaces the state with the snapshot in `path` (a file checked end to end first) and
+/// records it as current; `installing` (set by the caller) is cleared in the last batch.
+fn load_snapshot(db: &DB, path: &Path, meta: &SnapshotMeta<NodeId, BasicNode>) -> std::io::Result<()> {
+    let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let mut magic = vec![0; MAGIC.len()];
+    input.read_exact(&mut magic)?;
+    if magic != MAGIC {
+        return Err(io_err("not a tessera snapshot file"));
+    }
+    let meta_cf = cf(db, "default");
+    db.delete_range_cf(meta_cf, [0u8].as_slice(), [0xffu8; 8].as_slice())
+        .map_err(io_err)?;
+    let mut batch = WriteBatch::default();
+    let read_part = |input: &mut BufReader<std::fs::File>| -> std::io::Result<Option<Vec<u8>>> {
+        let mut len = [0; 4];
+        input.read_exact(&mut len)?;
+        let len = u32::from_le_bytes(len);
+        if len == END {
+            return Ok(None);
+        }
+        let mut v = vec![0; len as usize];
+        input.read_exact(&mut v)?;
+        Ok(Some(v))
+    };
+    while let Some(k) = read_part(&mut input)? {
+        let v = read_part(&mut input)?.ok_or_else(|| io_err("snapshot file ends inside a record"))?;
+        batch.put_cf(meta_cf, k, v);
+        if batch.size_in_bytes() > 4 << 20 {
+            db.write(std::mem::take(&mut batch)).map_err(io_err)?;
+        }
+    }
+    let raft = cf(db, RAFT);
+    let stored = Stored {
+        meta: meta.clone(),
+        path: path.to_path_buf(),
+    };
+    batch.put_cf(raft, b"applied", json(&meta.last_log_id).map_err(io_err)?);
+    batch.put_cf(raft, b"membership", json(&meta.last_membership).map_err(io_err)?);
+    batch.put_cf(raft, b"snapshot", json(&stored).map_err(io_err)?);
+    batch.delete_cf(raft, b"installing");
+    db.write(batch).map_err(io_err)?;
+    db.flush_wal(true).map_err(io_err)?;
+    if let Some(dir) = path.parent() {
+        remove_other_snapshots(dir, path);
+    }
+    Ok(())
+}
