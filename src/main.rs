@@ -113,6 +113,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: tessera::ops::BucketCmd,
     },
+    /// Change the members of a replicated coordinator group.
+    Cluster {
+        /// Admin URL of any coordinator of the group (comma-separated list accepted).
+        #[arg(long, env = "TESSERA_COORDINATOR")]
+        coordinator: String,
+        #[command(flatten)]
+        token: AdminToken,
+        #[command(subcommand)]
+        cmd: tessera::ops::ClusterCmd,
+    },
     /// Run a storage node.
     Node {
         /// Shard API address.
@@ -121,7 +131,8 @@ enum Cmd {
         /// Data directory (node id and shards).
         #[arg(long, env = "TESSERA_NODE_DATA_DIR")]
         data_dir: PathBuf,
-        /// Coordinator admin URL, e.g. http://127.0.0.1:7071.
+        /// Coordinator admin URL, e.g. http://127.0.0.1:7071; every coordinator of a
+        /// replicated group, comma-separated.
         #[arg(long, env = "TESSERA_COORDINATOR")]
         coordinator: String,
         /// Failure domain reported to the coordinator.
@@ -255,6 +266,20 @@ struct CoordinatorArgs {
     /// send stored chunks with sendfile and the coordinator verifies them).
     #[arg(long)]
     no_raw_reads: bool,
+    /// This coordinator's id in a replicated group (with --peers).
+    #[arg(long, requires = "peers")]
+    raft_id: Option<u64>,
+    /// Every coordinator of the group at its formation: ID=ADMIN_URL,... (the same list on
+    /// every member).
+    #[arg(long, requires = "raft_id")]
+    peers: Option<tessera_coordinator::cluster::Peers>,
+    /// Writes in flight on a coordinator the leader has not heard from for this long are
+    /// abandoned (their shards collected).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    raft_lease: Duration,
+    /// Log entries between snapshots (the log behind a snapshot is dropped).
+    #[arg(long, default_value_t = 5000)]
+    snapshot_every: u64,
 }
 
 fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> {
@@ -290,6 +315,12 @@ fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> 
         "--piece-size must be between 4KiB and 8MiB"
     );
     c.piece_size = a.piece_size;
+    if let (Some(id), Some(peers)) = (a.raft_id, a.peers.clone()) {
+        let mut cc = tessera_coordinator::cluster::ClusterConfig::new(id, peers);
+        cc.lease = a.raft_lease;
+        cc.snapshot_every = a.snapshot_every.max(1);
+        c.cluster = Some(cc);
+    }
     Ok(c)
 }
 
@@ -348,8 +379,17 @@ async fn run() -> anyhow::Result<()> {
                 node,
                 concurrency,
             };
+            let coordinator = tessera::ops::resolve(&coordinator).await?;
             let code = tessera::ops::repair(&coordinator, req, json).await?;
             std::process::exit(code);
+        }
+        Cmd::Cluster {
+            coordinator,
+            token,
+            cmd,
+        } => {
+            token.apply()?;
+            tessera::ops::cluster(&coordinator, cmd).await?
         }
         Cmd::Bench { config: cfg, json } => {
             anyhow::ensure!(
@@ -371,6 +411,7 @@ async fn run() -> anyhow::Result<()> {
             json,
         } => {
             token.apply()?;
+            let coordinator = tessera::ops::resolve(&coordinator).await?;
             tessera::ops::status(&coordinator, json).await?
         }
         Cmd::Key {
@@ -379,6 +420,7 @@ async fn run() -> anyhow::Result<()> {
             cmd,
         } => {
             token.apply()?;
+            let coordinator = tessera::ops::resolve(&coordinator).await?;
             tessera::ops::key(&coordinator, cmd).await?
         }
         Cmd::Bucket {
@@ -389,6 +431,7 @@ async fn run() -> anyhow::Result<()> {
             token.apply()?;
             let coordinator =
                 coordinator.context("give --coordinator ADMIN_URL (or env TESSERA_COORDINATOR)")?;
+            let coordinator = tessera::ops::resolve(&coordinator).await?;
             tessera::ops::bucket(&coordinator, cmd).await?
         }
         Cmd::Coordinator(a) => {

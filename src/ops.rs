@@ -26,6 +26,99 @@ fn client() -> reqwest::Client {
         .expect("http client")
 }
 
+/// Picks the coordinator to talk to from a comma-separated list of admin URLs: the
+/// group's leader when the first coordinator that answers knows one (leader-only work such
+/// as repair runs there), else that coordinator.
+pub async fn resolve(list: &str) -> anyhow::Result<String> {
+    let urls: Vec<&str> = list
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/'))
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.len() == 1 {
+        return Ok(urls[0].to_string());
+    }
+    let mut errors = Vec::new();
+    for url in &urls {
+        let cluster = client()
+            .get(format!("{url}/cluster"))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await;
+        match cluster {
+            Ok(r) if r.status().is_success() => {
+                let v: serde_json::Value = r.json().await.unwrap_or_default();
+                let leader = v["raft"]["leader"].as_u64();
+                let leader_url = v["raft"]["members"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|m| m["id"].as_u64() == leader && leader.is_some())
+                    .and_then(|m| m["admin_url"].as_str());
+                return Ok(leader_url.unwrap_or(url).trim_end_matches('/').to_string());
+            }
+            Ok(r) => errors.push(format!("{url}: {}", r.status())),
+            Err(e) => errors.push(format!("{url}: {e}")),
+        }
+    }
+    bail!("no coordinator answered: {}", errors.join("; "))
+}
+
+/// `tessera cluster ...`: changes the members of a replicated coordinator group.
+#[derive(clap::Subcommand)]
+pub enum ClusterCmd {
+    /// Adds a coordinator (started with --raft-id ID and empty data) to the group.
+    AddCoordinator {
+        /// Its Raft id.
+        #[arg(long)]
+        raft_id: u64,
+        /// Its admin URL.
+        #[arg(long)]
+        admin_url: String,
+    },
+    /// Removes a coordinator from the group.
+    RemoveCoordinator {
+        /// Its Raft id.
+        #[arg(long)]
+        raft_id: u64,
+    },
+}
+
+/// Runs a [`ClusterCmd`] (on the leader: a follower's `421` names it).
+pub async fn cluster(admin: &str, cmd: ClusterCmd) -> anyhow::Result<()> {
+    let mut admin = admin.trim_end_matches('/').to_string();
+    for _ in 0..3 {
+        let req = match &cmd {
+            ClusterCmd::AddCoordinator { raft_id, admin_url } => client()
+                .post(format!("{admin}/cluster/coordinators"))
+                .json(&serde_json::json!({ "raft_id": raft_id, "admin_url": admin_url })),
+            ClusterCmd::RemoveCoordinator { raft_id } => {
+                client().delete(format!("{admin}/cluster/coordinators/{raft_id}"))
+            }
+        };
+        let r = req
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the coordinator at {admin}"))?;
+        if r.status() == reqwest::StatusCode::MISDIRECTED_REQUEST {
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            admin = v["leader_admin_url"]
+                .as_str()
+                .context("the coordinator is not the leader and knows none")?
+                .to_string();
+            continue;
+        }
+        if r.status().is_success() {
+            println!("ok");
+            return Ok(());
+        }
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        bail!("{}", v["error"].as_str().unwrap_or("request failed"));
+    }
+    bail!("the leader moved while the change was being asked for; try again")
+}
+
 async fn get_json(url: &str) -> anyhow::Result<serde_json::Value> {
     send_json(client().get(url), url).await
 }
@@ -157,6 +250,27 @@ pub async fn status(admin: &str, json: bool) -> anyhow::Result<()> {
             n["free"].as_u64().unwrap_or(0),
             n["scrub"]["shards_checked"].as_u64().unwrap_or(0)
         );
+    }
+    if let Some(raft) = cluster["raft"].as_object() {
+        println!(
+            "\ncoordinators: leader {}, term {}",
+            raft["leader"], raft["term"]
+        );
+        println!(
+            "{:<6} {:<30} {:<12} {:>14} {:>14}",
+            "ID", "ADMIN URL", "ROLE", "LAST LOG", "APPLIED"
+        );
+        for m in raft["members"].as_array().into_iter().flatten() {
+            println!(
+                "{:<6} {:<30} {:<12} {:>14} {:>14}",
+                m["id"],
+                m["admin_url"].as_str().unwrap_or(""),
+                m["role"].as_str().unwrap_or(""),
+                m["last_log_index"],
+                m["applied_index"]
+            );
+        }
+        println!();
     }
     println!(
         "in-flight writes {}, garbage records {}, repair queue {}, suspect shards {}",

@@ -32,13 +32,22 @@ pub async fn run(
         );
     }
     let stop = CancellationToken::new();
-    let gc = tokio::spawn(crate::maintenance::gc::run(c.clone(), stop.clone()));
-    let repair = c.config.background_repair.then(|| {
-        tokio::spawn(crate::maintenance::repair::background(
-            c.clone(),
-            stop.clone(),
-        ))
-    });
+    match c.cluster.clone() {
+        None => background(&c, stop.clone()),
+        Some(cluster) => {
+            // Once per group: on the leader, with a handle fenced to its term.
+            let (cc, lease) = (c.clone(), c.config.cluster.as_ref().map(|x| x.lease).unwrap_or_default());
+            tokio::spawn(crate::cluster::leader::supervise(
+                cluster,
+                stop.clone(),
+                lease,
+                move |fenced, token| {
+                    cc.set_maint(fenced);
+                    background(&cc, token);
+                },
+            ));
+        }
+    }
     if c.config.rebuild_metadata {
         spawn_rebuild(c.clone());
     }
@@ -58,11 +67,17 @@ pub async fn run(
         serve(api, s3, limits, stop.clone()),
         serve(admin, admin_app, limits, stop.clone())
     );
-    gc.abort();
-    if let Some(r) = repair {
-        r.abort();
-    }
+    stop.cancel();
     a.and(b).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Starts garbage collection (with the orphan scan and multipart expiry) and background
+/// repair; they stop when `stop` is cancelled.
+fn background(c: &Arc<Coordinator>, stop: CancellationToken) {
+    tokio::spawn(crate::maintenance::gc::run(c.clone(), stop.clone()));
+    if c.config.background_repair {
+        tokio::spawn(crate::maintenance::repair::background(c.clone(), stop));
+    }
 }
 
 fn spawn_rebuild(c: Arc<Coordinator>) {

@@ -1,6 +1,8 @@
 //! Configuration and the shared state every part of the coordinator works on.
 
 use crate::error::ApiError;
+use crate::cluster::replicated::Fenced;
+use crate::cluster::Cluster;
 use crate::meta::{Local, MetaStore, Metadata};
 use crate::names::EcSpec;
 use crate::registry::Registry;
@@ -76,6 +78,9 @@ pub struct CoordinatorConfig {
     pub multipart_expiry: Duration,
     /// Smallest size of a multipart part other than the last (S3: 5 MiB).
     pub min_part_size: u64,
+    /// Replicated metadata: this coordinator is a member of a Raft group (`None`: a single
+    /// coordinator with its own RocksDB).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl CoordinatorConfig {
@@ -109,6 +114,7 @@ impl CoordinatorConfig {
             max_connections: 1024,
             multipart_expiry: Duration::from_secs(7 * 24 * 3600),
             min_part_size: 5 << 20,
+            cluster: None,
         }
     }
 
@@ -137,30 +143,64 @@ pub struct Coordinator {
     pub rebuild: std::sync::Mutex<Option<crate::maintenance::rebuild::RebuildReport>>,
     /// Admin token and cluster secret.
     pub secrets: Secrets,
+    /// This coordinator's membership of a replicated group, if it has one.
+    pub cluster: Option<Arc<Cluster>>,
+    /// The metadata as background work must use it: [`Coordinator::meta`] for a single
+    /// coordinator; in a group, a handle fenced to the term this member leads in (refusing
+    /// everything while it does not lead).
+    maint: std::sync::RwLock<Arc<dyn Metadata>>,
 }
 
 impl Coordinator {
-    /// Opens the metadata store and recovers state left by a previous run: registered nodes,
-    /// and writes that were in flight when it stopped (now garbage).
+    /// Opens the metadata (a local store, or this member's replicated one) and recovers
+    /// state left by a previous run: registered nodes, and writes that were in flight when
+    /// it stopped (now garbage).
     pub async fn open(config: CoordinatorConfig) -> Result<Arc<Self>, ApiError> {
-        let dir = config.data_dir.join("meta");
-        let meta = blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|e| ApiError::Internal(e.to_string()))?;
-            Ok(MetaStore::open(&dir)?)
-        })
-        .await?;
-        let meta = Local::serve(meta);
-        let (orphans, nodes) = (meta.expire_pending(None, u64::MAX).await?, meta.nodes().await?);
-        if orphans > 0 {
-            tracing::info!(
-                orphans,
-                "writes interrupted by a restart queued for garbage collection"
-            );
-        }
         let secrets = match &config.secrets {
             Some(s) => s.clone(),
             None => Secrets::load_or_create(&config.data_dir)
                 .map_err(|e| ApiError::Internal(format!("secrets: {e}")))?,
+        };
+        let (meta, maint, cluster) = match &config.cluster {
+            None => {
+                let dir = config.data_dir.join("meta");
+                let store = blocking(move || {
+                    std::fs::create_dir_all(&dir).map_err(|e| ApiError::Internal(e.to_string()))?;
+                    Ok(MetaStore::open(&dir)?)
+                })
+                .await?;
+                let meta = Local::serve(store);
+                let orphans = meta.expire_pending(None, u64::MAX).await?;
+                if orphans > 0 {
+                    tracing::info!(
+                        orphans,
+                        "writes interrupted by a restart queued for garbage collection"
+                    );
+                }
+                (meta.clone(), meta, None)
+            }
+            Some(cc) => {
+                let cluster =
+                    crate::cluster::start::open(&config.data_dir.join("raft"), cc.clone(), &secrets.cluster_secret)
+                        .await
+                        .map_err(ApiError::from)?;
+                let meta: Arc<dyn Metadata> = cluster.clone();
+                let idle: Arc<dyn Metadata> = Arc::new(Fenced {
+                    cluster: cluster.clone(),
+                    term: 0,
+                });
+                tokio::spawn(expire_own_records(meta.clone(), cluster.id));
+                (meta, idle, Some(cluster))
+            }
+        };
+        let nodes = match &cluster {
+            None => meta.nodes().await?,
+            // Until the group answers, nodes register again with their next heartbeat.
+            Some(_) => tokio::time::timeout(Duration::from_secs(2), meta.nodes())
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .unwrap_or_default(),
         };
         let registry = Registry::new(
             config.heartbeat_timeout,
@@ -179,7 +219,37 @@ impl Coordinator {
             repair: Default::default(),
             rebuild: Default::default(),
             secrets,
+            cluster,
+            maint: std::sync::RwLock::new(maint),
         }))
+    }
+
+    /// The metadata handle background work uses (see the field).
+    pub fn maint(&self) -> Arc<dyn Metadata> {
+        self.maint.read().unwrap().clone()
+    }
+
+    /// Sets the handle background work uses (the leader's fenced one).
+    pub fn set_maint(&self, m: Arc<dyn Metadata>) {
+        *self.maint.write().unwrap() = m;
+    }
+}
+
+/// Hands the writes this member left in flight before it started to garbage collection,
+/// once the group answers (records written since this start are not touched).
+async fn expire_own_records(meta: Arc<dyn Metadata>, id: u64) {
+    let started = crate::meta::now_ms();
+    loop {
+        match meta.expire_pending(Some(id), started).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(n, "writes interrupted by a restart queued for garbage collection");
+                }
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "expiring this coordinator's old in-flight records"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -48,14 +48,18 @@ pub async fn run(
         return;
     }
     let client = crate::client::http_client(&state.secret);
-    let url = format!("{}/nodes/corrupt", coordinator.trim_end_matches('/'));
+    let urls: Vec<String> = crate::server::coordinators(&coordinator)
+        .map(|c| format!("{}/nodes/corrupt", c.trim_end_matches('/')))
+        .collect();
     loop {
         tokio::time::sleep(config.interval).await;
         let corrupt = pass(&state, &config, &stats).await;
         if !corrupt.is_empty() {
             tracing::warn!(count = corrupt.len(), "scrub found corrupt shards");
             // Best effort: the next pass reports them again if the coordinator missed it.
-            let _ = client.post(&url).json(&corrupt).send().await;
+            for url in &urls {
+                let _ = client.post(url).json(&corrupt).send().await;
+            }
         }
         let mut s = stats.lock().unwrap();
         s.passes += 1;

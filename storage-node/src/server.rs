@@ -472,6 +472,11 @@ async fn put(
     }
 }
 
+/// The coordinator admin URLs in a comma-separated list.
+pub fn coordinators(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|u| !u.is_empty())
+}
+
 /// Sends a heartbeat to `coordinator` every `interval` until the task is dropped.
 pub async fn heartbeat_loop(
     state: NodeState,
@@ -550,7 +555,8 @@ pub fn load_or_create_node_id(
 pub struct NodeConfig {
     /// Directory holding the node id and the shard database.
     pub data_dir: std::path::PathBuf,
-    /// Coordinator admin URL (`http://host:port`) to send heartbeats to.
+    /// Coordinator admin URL (`http://host:port`) to send heartbeats to; a comma-separated list
+    /// for a replicated group (each gets heartbeats and scrub reports).
     pub coordinator: String,
     /// Zone reported to the coordinator.
     pub zone: String,
@@ -594,12 +600,17 @@ pub async fn serve(
         scrub: Default::default(),
         secret: config.cluster_secret.as_str().into(),
     };
-    let hb = tokio::spawn(heartbeat_loop(
-        state.clone(),
-        addr,
-        config.coordinator.clone(),
-        config.heartbeat_interval,
-    ));
+    // Every coordinator of a replicated group keeps its own view of which nodes are up.
+    let hbs: Vec<_> = coordinators(&config.coordinator)
+        .map(|url| {
+            tokio::spawn(heartbeat_loop(
+                state.clone(),
+                addr.clone(),
+                url.to_string(),
+                config.heartbeat_interval,
+            ))
+        })
+        .collect();
     let scrub = tokio::spawn(crate::scrub::run(
         state.clone(),
         config.scrub.clone(),
@@ -607,7 +618,9 @@ pub async fn serve(
         state.scrub.clone(),
     ));
     let r = run(listener, state, shutdown).await;
-    hb.abort();
+    for hb in hbs {
+        hb.abort();
+    }
     scrub.abort();
     tokio::task::spawn_blocking(move || store.flush())
         .await?

@@ -1,7 +1,13 @@
 //! Admin API (on `--admin-listen`): node heartbeats and the cluster view.
 //!
 //! - `POST /nodes/heartbeat`: JSON heartbeat from a storage node (registers it).
-//! - `GET /cluster`: JSON `{ "nodes": [...], "default_ec", "objects_in_flight", "garbage" }`.
+//! - `GET /cluster`: JSON `{ "nodes": [...], "default_ec", "objects_in_flight", "garbage" }`,
+//!   and in a replicated group `"raft": {"leader", "term", "members": [{"id", "admin_url",
+//!   "role", "last_log_index", "applied_index"}]}`.
+//! - `POST /cluster/coordinators` `{raft_id, admin_url}`, `DELETE /cluster/coordinators/{id}`:
+//!   add or remove a coordinator of a replicated group (on the leader; others answer `421`
+//!   with `leader_admin_url`).
+//! - `/raft/*`: coordinator-to-coordinator traffic (see [`crate::cluster::routes`]).
 //! - `POST /nodes/corrupt`: JSON list of shard headers a node's scrub found corrupt.
 //! - `POST /repair`: JSON [`RepairRequest`]; starts a run, answers `{ "run_id" }`.
 //! - `GET /repair/{id}`: JSON [`RepairReport`](crate::maintenance::repair::RepairReport) of a run.
@@ -38,6 +44,11 @@ pub fn app(c: Arc<Coordinator>) -> Router {
         ));
     let operators = Router::new()
         .route("/cluster", get(cluster))
+        .route("/cluster/coordinators", post(add_coordinator))
+        .route(
+            "/cluster/coordinators/{id}",
+            axum::routing::delete(remove_coordinator),
+        )
         .route("/repair", post(start_repair).get(repair_status))
         .route("/repair/{id}", get(repair_report))
         .route("/keys", post(create_key).get(list_keys))
@@ -50,11 +61,19 @@ pub fn app(c: Arc<Coordinator>) -> Router {
             Arc::<str>::from(c.secrets.admin_token.as_str()),
             require_admin,
         ));
-    Router::new()
+    let raft = c
+        .cluster
+        .clone()
+        .map(|cl| crate::cluster::routes::router(cl, &c.secrets.cluster_secret));
+    let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .merge(nodes)
         .merge(operators)
-        .with_state(c)
+        .with_state(c);
+    match raft {
+        Some(r) => app.merge(r),
+        None => app,
+    }
 }
 
 /// Middleware: passes requests bearing the admin token, answers 401 to the rest.
@@ -92,13 +111,60 @@ async fn heartbeat(State(c): State<Arc<Coordinator>>, Json(hb): Json<Heartbeat>)
 
 async fn cluster(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
     let counts = c.meta.pending_and_garbage().await.unwrap_or_default();
-    Json(serde_json::json!({
+    let mut v = serde_json::json!({
         "nodes": c.registry.view(),
         "default_ec": c.config.default_ec.to_string(),
         "objects_in_flight": counts.0,
         "garbage": counts.1,
         "rebuild": *c.rebuild.lock().unwrap(),
-    }))
+    });
+    if let Some(cluster) = &c.cluster {
+        v["raft"] = serde_json::to_value(cluster.status().await).unwrap_or_default();
+    }
+    Json(v)
+}
+
+/// `POST /cluster/coordinators` `{raft_id, admin_url}`.
+#[derive(serde::Deserialize)]
+struct NewMember {
+    raft_id: u64,
+    admin_url: String,
+}
+
+async fn add_coordinator(State(c): State<Arc<Coordinator>>, Json(req): Json<NewMember>) -> Response {
+    let Some(cluster) = &c.cluster else {
+        return admin_error(ApiError::InvalidArgument(NOT_REPLICATED.into()));
+    };
+    membership_reply(crate::cluster::start::add_member(cluster, req.raft_id, &req.admin_url).await)
+}
+
+async fn remove_coordinator(State(c): State<Arc<Coordinator>>, Path(id): Path<u64>) -> Response {
+    let Some(cluster) = &c.cluster else {
+        return admin_error(ApiError::InvalidArgument(NOT_REPLICATED.into()));
+    };
+    membership_reply(crate::cluster::start::remove_member(cluster, id).await)
+}
+
+const NOT_REPLICATED: &str =
+    "this coordinator runs alone (started without --raft-id/--peers): it has no members to change";
+
+/// A membership change's answer; `421` with the leader's admin URL when asked of a follower.
+fn membership_reply(r: Result<(), crate::cluster::start::Refused>) -> Response {
+    use crate::cluster::start::Refused;
+    match r {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(Refused::NotLeader(leader)) => (
+            StatusCode::MISDIRECTED_REQUEST,
+            Json(serde_json::json!({
+                "error": "membership changes are made on the leader",
+                "code": "NotLeader",
+                "leader_admin_url": leader,
+            })),
+        )
+            .into_response(),
+        Err(Refused::Invalid(m)) => admin_error(ApiError::InvalidArgument(m)),
+        Err(Refused::Unavailable(m)) => admin_error(ApiError::ServiceUnavailable(m)),
+    }
 }
 
 /// Admin errors: JSON `{ "error": message, "code" }` with the status the client API would

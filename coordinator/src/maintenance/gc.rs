@@ -59,7 +59,7 @@ pub async fn expire_uploads(c: &Arc<Coordinator>) -> Result<usize, crate::ApiErr
     let expired = c.meta.uploads_older_than(cutoff, 1000).await?;
     let n = expired.len();
     for u in expired {
-        match c.meta.abort_upload(u.bucket, u.key, u.id).await {
+        match c.maint().abort_upload(u.bucket, u.key, u.id).await {
             Ok(()) | Err(crate::meta::MetaError::NoSuchUpload(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -112,7 +112,7 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
         }
         set.shards = remaining;
         let empty = set.shards.is_empty();
-        c.meta.update_garbage(record, Some(set)).await?;
+        c.maint().update_garbage(record, Some(set)).await?;
         if empty {
             finished += 1;
         }

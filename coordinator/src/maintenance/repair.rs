@@ -418,19 +418,19 @@ pub async fn repair_part(
         owner: 0,
     };
     let (r, s) = (record.clone(), set.clone());
-    c.meta.begin_pending(r, s).await?;
+    c.maint().begin_pending(r, s).await?;
     let result = rebuild(c, obj, part, lost, &targets).await;
     let (ok, read, written) = match result {
         Ok(x) => x,
         Err(e) => {
             let (r, s) = (record.clone(), set.clone());
-            c.meta.abort_pending(r, s).await?;
+            c.maint().abort_pending(r, s).await?;
             c.gc_kick.notify_one();
             return Err(e);
         }
     };
     let (r, s, v, moved) = (record.clone(), set.clone(), part.version, ok.clone());
-    let committed = c.meta.commit_repair(r, s, v, moved).await?;
+    let committed = c.maint().commit_repair(r, s, v, moved).await?;
     c.gc_kick.notify_one();
     if committed {
         let mut suspects = c.repair.suspects.lock().unwrap();
