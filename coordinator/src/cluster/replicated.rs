@@ -260,6 +260,14 @@ impl Cluster {
             .map_err(|e| MetaError::Unavailable(format!("catching up to the read index: {e}")))
     }
 
+    /// Runs `f` on what this member has applied (no read index).
+    pub async fn run_local<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&MetaStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.run_read(Freshness::local, f).await
+    }
+
     async fn run_read<T: Send + 'static>(
         &self,
         fresh: Freshness,

@@ -215,12 +215,12 @@ operations! {
         /// All access keys in id order.
         linear fn keys(&self) -> Vec<KeyRecord> = |m| m.keys();
         /// Registered nodes.
-        local fn nodes(&self) -> Vec<NodeRecord> = |m| m.nodes();
+        linear fn nodes(&self) -> Vec<NodeRecord> = |m| m.nodes();
         /// Garbage records: (record, version, shards), at most `limit`.
-        local fn garbage(&self, limit: usize) -> Vec<(String, ObjectVersion, ShardSet)> = |m| m.garbage(limit);
+        linear fn garbage(&self, limit: usize) -> Vec<(String, ObjectVersion, ShardSet)> = |m| m.garbage(limit);
         /// Owners of in-flight records and how many each has.
         local fn pending_owners(&self) -> BTreeMap<u64, usize> = |m| m.pending_owners();
         /// Counts of in-flight and garbage records.
-        local fn pending_and_garbage(&self) -> (usize, usize) = |m| m.pending_and_garbage();
+        linear fn pending_and_garbage(&self) -> (usize, usize) = |m| m.pending_and_garbage();
     }
 }
