@@ -389,6 +389,7 @@ async fn run() -> anyhow::Result<()> {
             cmd,
         } => {
             token.apply()?;
+            let coordinator = tessera::ops::resolve(&coordinator).await?;
             tessera::ops::cluster(&coordinator, cmd).await?
         }
         Cmd::Bench { config: cfg, json } => {

@@ -36,7 +36,14 @@ pub async fn run(
         None => background(&c, stop.clone()),
         Some(cluster) => {
             // Once per group: on the leader, with a handle fenced to its term.
-            let (cc, lease) = (c.clone(), c.config.cluster.as_ref().map(|x| x.lease).unwrap_or_default());
+            let (cc, lease) = (
+                c.clone(),
+                c.config
+                    .cluster
+                    .as_ref()
+                    .map(|x| x.lease)
+                    .unwrap_or_default(),
+            );
             tokio::spawn(crate::cluster::leader::supervise(
                 cluster,
                 stop.clone(),

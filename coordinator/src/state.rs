@@ -1,8 +1,8 @@
 //! Configuration and the shared state every part of the coordinator works on.
 
-use crate::error::ApiError;
 use crate::cluster::replicated::Fenced;
 use crate::cluster::Cluster;
+use crate::error::ApiError;
 use crate::meta::{Local, MetaStore, Metadata};
 use crate::names::EcSpec;
 use crate::registry::Registry;
@@ -180,10 +180,13 @@ impl Coordinator {
                 (meta.clone(), meta, None)
             }
             Some(cc) => {
-                let cluster =
-                    crate::cluster::start::open(&config.data_dir.join("raft"), cc.clone(), &secrets.cluster_secret)
-                        .await
-                        .map_err(ApiError::from)?;
+                let cluster = crate::cluster::start::open(
+                    &config.data_dir.join("raft"),
+                    cc.clone(),
+                    &secrets.cluster_secret,
+                )
+                .await
+                .map_err(ApiError::from)?;
                 let meta: Arc<dyn Metadata> = cluster.clone();
                 let idle: Arc<dyn Metadata> = Arc::new(Fenced {
                     cluster: cluster.clone(),
@@ -243,11 +246,16 @@ async fn expire_own_records(meta: Arc<dyn Metadata>, id: u64) {
         match meta.expire_pending(Some(id), started).await {
             Ok(n) => {
                 if n > 0 {
-                    tracing::info!(n, "writes interrupted by a restart queued for garbage collection");
+                    tracing::info!(
+                        n,
+                        "writes interrupted by a restart queued for garbage collection"
+                    );
                 }
                 return;
             }
-            Err(e) => tracing::debug!(error = %e, "expiring this coordinator's old in-flight records"),
+            Err(e) => {
+                tracing::debug!(error = %e, "expiring this coordinator's old in-flight records")
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -35,7 +35,10 @@ pub async fn supervise(
                 _ = stop.cancelled() => return,
             }
         };
-        tracing::info!(term, "leading the coordinator group: starting leader-only work");
+        tracing::info!(
+            term,
+            "leading the coordinator group: starting leader-only work"
+        );
         let fenced: Arc<dyn Metadata> = Arc::new(Fenced {
             cluster: c.clone(),
             term,
@@ -69,7 +72,12 @@ pub async fn supervise(
 /// Expires the in-flight records of every coordinator the leader has not heard from for
 /// `lease` (counted from when this term began, for members never heard from): their writes
 /// will not commit, their shards become garbage.
-async fn leases(c: Arc<Cluster>, meta: Arc<dyn Metadata>, lease: Duration, stop: CancellationToken) {
+async fn leases(
+    c: Arc<Cluster>,
+    meta: Arc<dyn Metadata>,
+    lease: Duration,
+    stop: CancellationToken,
+) {
     let since = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {

@@ -106,10 +106,9 @@ impl Conn {
         let status = resp.status();
         if !status.is_success() {
             let body = resp.text().await.unwrap_or_default();
-            return Err(RPCError::Network(NetworkError::new(&AnyError::error(format!(
-                "member {} answered {status}: {body}",
-                self.target
-            )))));
+            return Err(RPCError::Network(NetworkError::new(&AnyError::error(
+                format!("member {} answered {status}: {body}", self.target),
+            ))));
         }
         let answer: Result<Resp, RaftError<NodeId, E>> = resp.json().await.map_err(transport)?;
         self.contacts.seen(self.target);
@@ -142,8 +141,8 @@ impl RaftNetwork<TypeConfig> for Conn {
             offset: req.offset,
             done: req.done,
         };
-        let head = serde_json::to_string(&head)
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let head =
+            serde_json::to_string(&head).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let builder = self
             .post("snapshot")
             .header(SNAPSHOT_HEADER, head)

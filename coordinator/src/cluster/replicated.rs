@@ -102,7 +102,10 @@ impl Cluster {
             if let Some(l) = rx.borrow_and_update().current_leader {
                 return Ok(l);
             }
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 return Err(MetaError::Unavailable(
                     "no coordinator leader is known (is a majority of coordinators up and reachable?)"
                         .into(),

@@ -273,7 +273,12 @@ impl Cluster {
         Hello {
             id: self.id,
             peers: peers.0,
-            initialized: m.membership_config.membership().voter_ids().next().is_some(),
+            initialized: m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .next()
+                .is_some(),
             role: role(m.state).into(),
             term: m.current_term,
             leader: m.current_leader,
@@ -303,7 +308,9 @@ impl Cluster {
             .into_iter()
             .map(|(id, url, h)| {
                 let (role, last, applied) = match h {
-                    Ok(h) if !voters.contains(&id) => ("learner".to_string(), h.last_log_index, h.applied_index),
+                    Ok(h) if !voters.contains(&id) => {
+                        ("learner".to_string(), h.last_log_index, h.applied_index)
+                    }
                     Ok(h) => (h.role, h.last_log_index, h.applied_index),
                     Err(_) => ("unreachable".into(), None, None),
                 };
@@ -382,7 +389,9 @@ pub async fn add_member(c: &Cluster, id: u64, url: &str) -> std::result::Result<
     }
     let url = url.trim_end_matches('/').to_string();
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(Refused::Invalid(format!("`{url}`: an admin URL starts with http://")));
+        return Err(Refused::Invalid(format!(
+            "`{url}`: an admin URL starts with http://"
+        )));
     }
     let h = hello_of(&c.http, &url)
         .await
@@ -395,7 +404,9 @@ pub async fn add_member(c: &Cluster, id: u64, url: &str) -> std::result::Result<
     }
     let current = c.raft.metrics().borrow().membership_config.clone();
     if current.membership().voter_ids().any(|v| v == id) {
-        return Err(Refused::Invalid(format!("raft id {id} is already a member")));
+        return Err(Refused::Invalid(format!(
+            "raft id {id} is already a member"
+        )));
     }
     if h.initialized {
         return Err(Refused::Invalid(format!(

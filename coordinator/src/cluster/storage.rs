@@ -74,7 +74,9 @@ pub fn open(dir: &Path) -> Result<Opened, MetaError> {
     let snapshots = dir.join("snapshots");
     std::fs::create_dir_all(&snapshots).map_err(|e| MetaError::Storage(e.to_string()))?;
     let kv = Arc::new(RocksKv::on_log(db.clone()));
-    if let Some(i) = get::<Installing>(&db, b"installing").map_err(|e| MetaError::Storage(e.to_string()))? {
+    if let Some(i) =
+        get::<Installing>(&db, b"installing").map_err(|e| MetaError::Storage(e.to_string()))?
+    {
         tracing::warn!(snapshot = %i.meta.snapshot_id, "finishing a snapshot installation a crash interrupted");
         load_snapshot(&db, &i.path, &i.meta).map_err(|e| MetaError::Storage(e.to_string()))?;
     }
@@ -107,8 +109,13 @@ fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
 
 /// A JSON value of the `raft` column family.
 pub fn get<T: DeserializeOwned>(db: &DB, k: &[u8]) -> Result<Option<T>, StorageIOError<NodeId>> {
-    match db.get_cf(cf(db, RAFT), k).map_err(|e| StorageIOError::read(&e))? {
-        Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| StorageIOError::read(&e))?)),
+    match db
+        .get_cf(cf(db, RAFT), k)
+        .map_err(|e| StorageIOError::read(&e))?
+    {
+        Some(v) => Ok(Some(
+            serde_json::from_slice(&v).map_err(|e| StorageIOError::read(&e))?,
+        )),
         None => Ok(None),
     }
 }
@@ -116,7 +123,8 @@ pub fn get<T: DeserializeOwned>(db: &DB, k: &[u8]) -> Result<Option<T>, StorageI
 /// Sets a JSON value of the `raft` column family; durable when this returns.
 pub fn put_synced<T: Serialize>(db: &DB, k: &[u8], v: &T) -> Result<(), StorageIOError<NodeId>> {
     let v = serde_json::to_vec(v).map_err(|e| StorageIOError::write(&e))?;
-    db.put_cf(cf(db, RAFT), k, v).map_err(|e| StorageIOError::write(&e))?;
+    db.put_cf(cf(db, RAFT), k, v)
+        .map_err(|e| StorageIOError::write(&e))?;
     db.flush_wal(true).map_err(|e| StorageIOError::write(&e))
 }
 
@@ -127,9 +135,9 @@ fn index_key(i: u64) -> [u8; 8] {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> SResult<T> + Send + 'static,
 ) -> SResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StorageIOError::new(ErrorSubject::Store, ErrorVerb::Write, AnyError::error(e)))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        StorageIOError::new(ErrorSubject::Store, ErrorVerb::Write, AnyError::error(e))
+    })?
 }
 
 /// Acknowledges appended entries once a WAL sync covers them; entries that arrive while a
@@ -178,7 +186,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let db = self.db.clone();
         blocking(move || {
             let mut out = Vec::new();
-            let iter = db.iterator_cf(cf(&db, LOG), IteratorMode::From(&index_key(start), Direction::Forward));
+            let iter = db.iterator_cf(
+                cf(&db, LOG),
+                IteratorMode::From(&index_key(start), Direction::Forward),
+            );
             for item in iter {
                 let (k, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
                 let i = u64::from_be_bytes(k[..8].try_into().expect("8-byte keys"));
@@ -223,7 +234,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> SResult<()> {
         let (db, vote) = (self.db.clone(), *vote);
-        blocking(move || Ok(put_synced(&db, b"vote", &vote).map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?)).await
+        blocking(move || {
+            Ok(put_synced(&db, b"vote", &vote)
+                .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?)
+        })
+        .await
     }
 
     async fn read_vote(&mut self) -> SResult<Option<Vote<NodeId>>> {
@@ -258,7 +273,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(cf(&self.db, LOG), index_key(e.log_id.index), v);
         }
         let db = self.db.clone();
-        blocking(move || db.write(batch).map_err(|e| StorageIOError::write_logs(&e).into())).await?;
+        blocking(move || {
+            db.write(batch)
+                .map_err(|e| StorageIOError::write_logs(&e).into())
+        })
+        .await?;
         // Acknowledged by the flusher once a WAL sync covers it.
         let _ = self.flush.send(callback);
         Ok(())
@@ -402,9 +421,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
         drop(snapshot);
         let received = self.receiving.take().ok_or_else(|| {
-            StorageIOError::write_snapshot(sig.clone(), AnyError::error("no snapshot was being received"))
+            StorageIOError::write_snapshot(
+                sig.clone(),
+                AnyError::error("no snapshot was being received"),
+            )
         })?;
-        let path = self.snapshots.join(format!("{}.snap", file_name(&meta.snapshot_id)));
+        let path = self
+            .snapshots
+            .join(format!("{}.snap", file_name(&meta.snapshot_id)));
         tokio::fs::rename(&received, &path)
             .await
             .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
@@ -413,7 +437,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let (db, meta) = (self.db.clone(), meta.clone());
         let id = meta.snapshot_id.clone();
         blocking(move || {
-            put_synced(&db, b"installing", &Installing { meta: meta.clone(), path: path.clone() })?;
+            put_synced(
+                &db,
+                b"installing",
+                &Installing {
+                    meta: meta.clone(),
+                    path: path.clone(),
+                },
+            )?;
             load_snapshot(&db, &path, &meta)
                 .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e).into())
         })
@@ -544,7 +575,11 @@ fn remove_other_snapshots(dir: &Path, keep: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path();
-            if p != keep && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("incoming-")) {
+            if p != keep
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("incoming-"))
+            {
                 let _ = std::fs::remove_file(p);
             }
         }
@@ -553,7 +588,11 @@ fn remove_other_snapshots(dir: &Path, keep: &Path) {
 
 /// Replaces the state with the snapshot in `path` (a file checked end to end first) and
 /// records it as current; `installing` (set by the caller) is cleared in the last batch.
-fn load_snapshot(db: &DB, path: &Path, meta: &SnapshotMeta<NodeId, BasicNode>) -> std::io::Result<()> {
+fn load_snapshot(
+    db: &DB,
+    path: &Path,
+    meta: &SnapshotMeta<NodeId, BasicNode>,
+) -> std::io::Result<()> {
     let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
     let mut magic = vec![0; MAGIC.len()];
     input.read_exact(&mut magic)?;
@@ -576,7 +615,8 @@ fn load_snapshot(db: &DB, path: &Path, meta: &SnapshotMeta<NodeId, BasicNode>) -
         Ok(Some(v))
     };
     while let Some(k) = read_part(&mut input)? {
-        let v = read_part(&mut input)?.ok_or_else(|| io_err("snapshot file ends inside a record"))?;
+        let v =
+            read_part(&mut input)?.ok_or_else(|| io_err("snapshot file ends inside a record"))?;
         batch.put_cf(meta_cf, k, v);
         if batch.size_in_bytes() > 4 << 20 {
             db.write(std::mem::take(&mut batch)).map_err(io_err)?;
@@ -588,7 +628,11 @@ fn load_snapshot(db: &DB, path: &Path, meta: &SnapshotMeta<NodeId, BasicNode>) -
         path: path.to_path_buf(),
     };
     batch.put_cf(raft, b"applied", json(&meta.last_log_id).map_err(io_err)?);
-    batch.put_cf(raft, b"membership", json(&meta.last_membership).map_err(io_err)?);
+    batch.put_cf(
+        raft,
+        b"membership",
+        json(&meta.last_membership).map_err(io_err)?,
+    );
     batch.put_cf(raft, b"snapshot", json(&stored).map_err(io_err)?);
     batch.delete_cf(raft, b"installing");
     db.write(batch).map_err(io_err)?;

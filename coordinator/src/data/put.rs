@@ -152,11 +152,24 @@ impl Drop for PutGuard {
             return;
         }
         let (meta, version, set) = (self.c.meta.clone(), self.version, self.set.clone());
-        // A task of its own (drop cannot wait); if the process dies first, startup recovery
-        // turns the in-flight record into garbage instead.
+        // A task of its own (drop cannot wait), retried while the metadata is unavailable
+        // (a leader election); if the process dies first, its restart (or, in a replicated
+        // group, its lease running out) turns the in-flight record into garbage instead.
         tokio::spawn(async move {
-            if let Err(e) = meta.abort_put(version, set).await {
-                tracing::warn!(%version, error = %e, "could not record aborted PUT as garbage");
+            let mut wait = std::time::Duration::from_millis(200);
+            for attempt in 0.. {
+                match meta.abort_put(version, set.clone()).await {
+                    Ok(()) => return,
+                    Err(e) if attempt < 60 => {
+                        tracing::debug!(%version, error = %e, "aborted PUT not recorded yet; retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                    }
+                    Err(e) => {
+                        tracing::warn!(%version, error = %e, "could not record aborted PUT as garbage");
+                        return;
+                    }
+                }
             }
         });
         self.c.gc_kick.notify_one();
@@ -184,9 +197,17 @@ where
             .await?
             .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
         let planned = plan(&c, b.ec, req.ec, req.content_length, bucket, key)?;
-        c.meta
-            .begin_put(planned.version, planned.set.clone())
-            .await?;
+        if let Err(e) = c.meta.begin_put(planned.version, planned.set.clone()).await {
+            // The record may exist all the same (an answer lost during a leader change): the
+            // guard's abort removes it if it does.
+            drop(PutGuard {
+                c: c.clone(),
+                version: planned.version,
+                set: planned.set.clone(),
+                committed: false,
+            });
+            return Err(e.into());
+        }
         planned
     };
     let Planned {

@@ -120,6 +120,9 @@ async fn cluster(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
     });
     if let Some(cluster) = &c.cluster {
         v["raft"] = serde_json::to_value(cluster.status().await).unwrap_or_default();
+        if let Ok(owners) = c.meta.pending_owners().await {
+            v["in_flight_by_coordinator"] = serde_json::to_value(owners).unwrap_or_default();
+        }
     }
     Json(v)
 }
@@ -131,7 +134,10 @@ struct NewMember {
     admin_url: String,
 }
 
-async fn add_coordinator(State(c): State<Arc<Coordinator>>, Json(req): Json<NewMember>) -> Response {
+async fn add_coordinator(
+    State(c): State<Arc<Coordinator>>,
+    Json(req): Json<NewMember>,
+) -> Response {
     let Some(cluster) = &c.cluster else {
         return admin_error(ApiError::InvalidArgument(NOT_REPLICATED.into()));
     };
