@@ -15,7 +15,8 @@ use tessera_coordinator::{EcSpec, ErasureCodec};
 /// What to run (also the command line of `tessera bench`).
 #[derive(Clone, Debug, clap::Args)]
 pub struct BenchConfig {
-    /// Endpoint, e.g. http://127.0.0.1:7070 (omit with --ceiling for ceilings only).
+    /// Endpoint, e.g. http://127.0.0.1:7070 (omit with --ceiling for ceilings only); a
+    /// comma-separated list spreads the objects over several (replicated coordinators).
     #[arg(long)]
     pub endpoint: Option<String>,
     /// Bucket (created if missing).
@@ -312,7 +313,13 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
         ..Default::default()
     };
     if let Some(endpoint) = cfg.endpoint.clone() {
-        let endpoint = endpoint.trim_end_matches('/').to_string();
+        let endpoints: Vec<String> = endpoint
+            .split(',')
+            .map(|e| e.trim().trim_end_matches('/').to_string())
+            .filter(|e| !e.is_empty())
+            .collect();
+        anyhow::ensure!(!endpoints.is_empty(), "--endpoint names no URL");
+        let endpoint = endpoints[0].clone();
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(cfg.concurrency * 2)
             .tcp_nodelay(true)
@@ -336,7 +343,12 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
                 r.text().await.unwrap_or_default()
             );
         }
-        let url = move |i: usize| format!("{bucket_url}/bench/obj-{i:08}");
+        // Object i goes through endpoint i mod n (a PUT and its GET use the same one).
+        let buckets: Vec<String> = endpoints
+            .iter()
+            .map(|e| format!("{e}/{}", cfg.bucket))
+            .collect();
+        let url = move |i: usize| format!("{}/bench/obj-{i:08}", buckets[i % buckets.len()]);
         let url = Arc::new(url);
         if !cfg.skip_put {
             let (h, u, b, a, ec) = (

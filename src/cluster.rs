@@ -1,4 +1,5 @@
-//! An in-process Tessera cluster: one coordinator and N storage nodes on loopback.
+//! An in-process Tessera cluster: one coordinator (or a replicated group of them) and N
+//! storage nodes on loopback.
 //!
 //! Each storage node runs on its own single-threaded Tokio runtime on its own thread, so
 //! [`Cluster::kill_node`] can stop it abruptly (its runtime is dropped with every task and
@@ -30,6 +31,10 @@ pub struct ClusterConfig {
     pub node_capacity: u64,
     /// Scrub settings of every node.
     pub scrub: tessera_node::scrub::ScrubConfig,
+    /// Coordinators: 1 runs one with its own metadata; more form a replicated group (the
+    /// others listen on the ports after `listen` and `admin_listen`, two apart, or on free
+    /// ports when those are 0).
+    pub coordinators: usize,
 }
 
 impl ClusterConfig {
@@ -49,6 +54,7 @@ impl ClusterConfig {
                 rate: 16 << 20,
                 interval: Duration::from_secs(3600),
             },
+            coordinators: 1,
         }
     }
 }
@@ -70,6 +76,12 @@ pub struct Cluster {
     nodes: Vec<NodeHandle>,
     coordinator_stop: Option<oneshot::Sender<()>>,
     coordinator_task: Option<tokio::task::JoinHandle<()>>,
+    /// The other coordinators of a replicated group.
+    others: Vec<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    /// Client API addresses of every coordinator (the first is `api`).
+    pub apis: Vec<SocketAddr>,
+    /// Admin API addresses of every coordinator (the first is `admin`).
+    pub admins: Vec<SocketAddr>,
     config: ClusterConfig,
     secrets: Secrets,
 }
@@ -77,9 +89,27 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the coordinator and the nodes and waits until every node is registered and up.
     pub async fn start(config: ClusterConfig) -> std::io::Result<Cluster> {
-        let api = tokio::net::TcpListener::bind(config.listen).await?;
-        let admin = tokio::net::TcpListener::bind(config.admin_listen).await?;
-        let (api_addr, admin_addr) = (api.local_addr()?, admin.local_addr()?);
+        let n = config.coordinators.max(1);
+        let shifted = |a: SocketAddr, i: usize| -> SocketAddr {
+            match a.port() {
+                0 => a,
+                p => SocketAddr::new(a.ip(), p + 2 * i as u16),
+            }
+        };
+        let mut listeners = Vec::new();
+        for i in 0..n {
+            let api = tokio::net::TcpListener::bind(shifted(config.listen, i)).await?;
+            let admin = tokio::net::TcpListener::bind(shifted(config.admin_listen, i)).await?;
+            listeners.push((api, admin));
+        }
+        let apis: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.0.local_addr())
+            .collect::<Result<_, _>>()?;
+        let admins: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.1.local_addr())
+            .collect::<Result<_, _>>()?;
         let mut cc = config.coordinator.clone();
         cc.data_dir = config.data_dir.join("coordinator");
         // The harness reads (or creates) the secrets first, so its nodes can present them.
@@ -88,21 +118,44 @@ impl Cluster {
             None => Secrets::load_or_create(&cc.data_dir)?,
         };
         cc.secrets = Some(secrets.clone());
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop_rx.await;
-            };
-            if let Err(e) = tessera_coordinator::run(api, admin, cc, shutdown).await {
-                tracing::error!(error = %e, "coordinator stopped");
+        let peers = tessera_coordinator::cluster::Peers(
+            admins
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (i as u64 + 1, format!("http://{a}")))
+                .collect(),
+        );
+        let mut tasks = Vec::new();
+        for (i, (api, admin)) in listeners.into_iter().enumerate() {
+            let mut cc = cc.clone();
+            if n > 1 {
+                cc.data_dir = config.data_dir.join(format!("coordinator-{}", i + 1));
+                cc.cluster = Some(tessera_coordinator::cluster::ClusterConfig::new(
+                    i as u64 + 1,
+                    peers.clone(),
+                ));
             }
-        });
+            let (stop_tx, stop_rx) = oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop_rx.await;
+                };
+                if let Err(e) = tessera_coordinator::run(api, admin, cc, shutdown).await {
+                    tracing::error!(error = %e, "coordinator stopped");
+                }
+            });
+            tasks.push((stop_tx, task));
+        }
+        let (stop_tx, task) = tasks.remove(0);
         let mut cluster = Cluster {
-            api: api_addr,
-            admin: admin_addr,
+            api: apis[0],
+            admin: admins[0],
             nodes: Vec::new(),
             coordinator_stop: Some(stop_tx),
             coordinator_task: Some(task),
+            others: tasks,
+            apis,
+            admins,
             config,
             secrets,
         };
@@ -123,7 +176,12 @@ impl Cluster {
         let addr = listener.local_addr()?;
         let config = NodeConfig {
             data_dir: dir.clone(),
-            coordinator: format!("http://{}", self.admin),
+            coordinator: self
+                .admins
+                .iter()
+                .map(|a| format!("http://{a}"))
+                .collect::<Vec<_>>()
+                .join(","),
             zone: format!("zone-{i}"),
             capacity: self.config.node_capacity,
             heartbeat_interval: self.config.heartbeat_interval,
@@ -303,6 +361,10 @@ impl Cluster {
         if let Some(t) = self.coordinator_task.take() {
             let _ = t.await;
         }
+        for (tx, t) in self.others.drain(..) {
+            let _ = tx.send(());
+            let _ = t.await;
+        }
     }
 }
 
@@ -323,6 +385,10 @@ impl Drop for Cluster {
             let _ = tx.send(());
         }
         if let Some(t) = &self.coordinator_task {
+            t.abort();
+        }
+        for (tx, t) in self.others.drain(..) {
+            let _ = tx.send(());
             t.abort();
         }
     }

@@ -46,6 +46,10 @@ enum Cmd {
         /// Unsigned requests get full access (local experiments only).
         #[arg(long)]
         anonymous: bool,
+        /// Coordinators: more than one form a replicated group (client ports 7070, 7072,
+        /// 7074..., admin ports 7071, 7073, 7075... by default).
+        #[arg(long, default_value_t = 1)]
+        coordinators: usize,
     },
     /// Run the coordinator.
     Coordinator(CoordinatorArgs),
@@ -496,6 +500,7 @@ async fn run() -> anyhow::Result<()> {
             admin_listen,
             replicate_below,
             anonymous,
+            coordinators,
         } => {
             anyhow::ensure!(
                 nodes >= ec.total(),
@@ -507,6 +512,7 @@ async fn run() -> anyhow::Result<()> {
             config.admin_listen = admin_listen;
             config.coordinator.replicate_below = replicate_below;
             config.coordinator.anonymous = anonymous;
+            config.coordinators = coordinators.max(1);
             let cluster = Cluster::start(config).await?;
             let url = cluster.endpoint();
             let key = cluster.dev_key().await?;
@@ -515,6 +521,19 @@ async fn run() -> anyhow::Result<()> {
                 cluster.admin_endpoint(),
                 data_dir.display()
             );
+            if coordinators > 1 {
+                let list = |v: &[std::net::SocketAddr]| {
+                    v.iter()
+                        .map(|a| format!("http://{a}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                println!(
+                    "  {coordinators} replicated coordinators: clients {}, admin {}",
+                    list(&cluster.apis),
+                    list(&cluster.admins)
+                );
+            }
             println!(
                 "\nPaste this to use awscli, boto3 or rclone:\n  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_ENDPOINT_URL={url} AWS_DEFAULT_REGION=us-east-1\n",
                 key.0, key.1
