@@ -146,7 +146,7 @@ impl Cluster {
                 return Err(not_leader());
             } else {
                 match self.forward(leader, &p, deadline).await {
-                    Forwarded::Done(r) => return r,
+                    Forwarded::Done(r) => return *r,
                     Forwarded::NotApplied(why) => {
                         if Instant::now() >= deadline {
                             return Err(MetaError::Unavailable(why));
@@ -178,9 +178,9 @@ impl Cluster {
                 return Forwarded::NotApplied(format!("leader {leader} unreachable: {e}"))
             }
             Err(e) => {
-                return Forwarded::Done(Err(MetaError::Unavailable(format!(
+                return Forwarded::Done(Box::new(Err(MetaError::Unavailable(format!(
                     "forwarding to leader {leader} failed, the write's outcome is unknown: {e}"
-                ))))
+                )))))
             }
         };
         if resp.status() == reqwest::StatusCode::MISDIRECTED_REQUEST {
@@ -189,15 +189,15 @@ impl Cluster {
         if !resp.status().is_success() {
             let status = resp.status();
             let body = resp.text().await.unwrap_or_default();
-            return Forwarded::Done(Err(MetaError::Unavailable(format!(
+            return Forwarded::Done(Box::new(Err(MetaError::Unavailable(format!(
                 "leader {leader} answered {status}: {body}"
-            ))));
+            )))));
         }
         match resp.json::<Applied>().await {
-            Ok(a) => Forwarded::Done(a.0),
-            Err(e) => Forwarded::Done(Err(MetaError::Unavailable(format!(
+            Ok(a) => Forwarded::Done(Box::new(a.0)),
+            Err(e) => Forwarded::Done(Box::new(Err(MetaError::Unavailable(format!(
                 "reading the leader's answer failed, the write's outcome is unknown: {e}"
-            )))),
+            ))))),
         }
     }
 
@@ -303,7 +303,7 @@ fn not_leader() -> MetaError {
 
 enum Forwarded {
     /// The leader answered (or the outcome is unknown): do not send it again.
-    Done(Result<Reply>),
+    Done(Box<Result<Reply>>),
     /// Not applied; may be sent again.
     NotApplied(String),
 }

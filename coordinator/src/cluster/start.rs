@@ -238,12 +238,11 @@ async fn form(c: Arc<Cluster>, peers: Peers) {
             return;
         }
         match problem {
-            Some(p) => {
-                if p != last_problem {
-                    tracing::warn!(problem = %p, "waiting for every peer before forming the coordinator group");
-                    last_problem = p;
-                }
+            Some(p) if p != last_problem => {
+                tracing::warn!(problem = %p, "waiting for every peer before forming the coordinator group");
+                last_problem = p;
             }
+            Some(_) => {}
             None if peers.0.keys().next() == Some(&c.id) => {
                 let members: BTreeMap<u64, BasicNode> = peers
                     .0

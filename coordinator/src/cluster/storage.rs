@@ -20,6 +20,10 @@
 //! u32 length, value) records of the `default` column family read from one RocksDB snapshot,
 //! then an end mark. They are written and read as streams, never held in memory whole.
 
+// openraft's storage traits fix the error type (`StorageError`, a few hundred bytes); the
+// helpers here return the same.
+#![allow(clippy::result_large_err)]
+
 use super::{Applied, TypeConfig};
 use crate::meta::rocks::RocksKv;
 use crate::meta::{MetaError, MetaStore};

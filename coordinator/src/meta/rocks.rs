@@ -23,8 +23,11 @@ pub struct RocksKv {
     /// `None`: durability comes from a replicated log.
     wal: Option<WalSync>,
     /// (column family, key, value) written with the next batch.
-    stamp: Mutex<Vec<(&'static str, Vec<u8>, Vec<u8>)>>,
+    stamp: Mutex<Vec<Stamp>>,
 }
+
+/// A write added to the next batch: (column family, key, value).
+type Stamp = (&'static str, Vec<u8>, Vec<u8>);
 
 impl RocksKv {
     /// Opens or creates the database in `dir` (a single coordinator's store).
