@@ -332,7 +332,11 @@ async fn leader_killed_during_a_storm_loses_nothing_acknowledged() {
                 let start = Instant::now();
                 let out = match op {
                     Op::Put(tag) => {
-                        let len = if key.is_multiple_of(4) { 700 << 10 } else { 4 << 10 };
+                        let len = if key.is_multiple_of(4) {
+                            700 << 10
+                        } else {
+                            4 << 10
+                        };
                         match h.put(&url).body(body(tag, len)).send().await {
                             Ok(r) if r.status().is_success() => Outcome::Acked,
                             _ => Outcome::Unknown,
