@@ -189,27 +189,12 @@ where
     D: BodyDigest,
 {
     // Bucket lookup, placement, then the in-flight record before any shard is written.
-    let planned = {
-        let (bucket, key) = (req.bucket.to_string(), req.key.to_string());
-        let b = c
-            .meta
-            .bucket(bucket.clone())
-            .await?
-            .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
-        let planned = plan(&c, b.ec, req.ec, req.content_length, bucket, key)?;
-        if let Err(e) = c.meta.begin_put(planned.version, planned.set.clone()).await {
-            // The record may exist all the same (an answer lost during a leader change): the
-            // guard's abort removes it if it does.
-            drop(PutGuard {
-                c: c.clone(),
-                version: planned.version,
-                set: planned.set.clone(),
-                committed: false,
-            });
-            return Err(e.into());
-        }
-        planned
-    };
+    let (bucket, key) = (req.bucket.to_string(), req.key.to_string());
+    let b = c
+        .meta
+        .bucket(bucket.clone())
+        .await?
+        .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
     let Planned {
         ec,
         codec,
@@ -217,7 +202,16 @@ where
         version,
         nodes,
         set,
-    } = planned;
+    } = plan(&c, b.ec, req.ec, req.content_length, bucket, key)?;
+    // From here on the guard aborts the write unless it commits, also when recording it
+    // fails: the record may exist all the same (an answer lost during a leader change).
+    let guard = PutGuard {
+        c: c.clone(),
+        version,
+        set: set.clone(),
+        committed: false,
+    };
+    c.meta.begin_put(version, set).await?;
     let piece = c.config.piece_size;
     let stripe_size = piece as usize * ec.k as usize;
     let header = |index: u16, object_length: u64| ShardHeader {
@@ -237,13 +231,6 @@ where
         user_meta: req.attrs.user_meta.clone(),
         headers: req.attrs.headers.clone(),
         role: req.role,
-    };
-
-    let guard = PutGuard {
-        c: c.clone(),
-        version,
-        set,
-        committed: false,
     };
 
     let batched = req
