@@ -644,12 +644,17 @@ impl MetaStore {
     /// write whose record was expired (its coordinator's lease ran out, or a restart) has had
     /// its shards handed to garbage collection and must not commit.
     fn check_pending(&self, record: &str) -> Result<()> {
-        match self.kv.get(&key(b'p', &[record]))? {
-            Some(_) => Ok(()),
-            None => Err(MetaError::Fenced(format!(
-                "the write's in-flight record {record} is gone (expired); its shards are garbage"
-            ))),
+        if self.has_pending(record)? {
+            return Ok(());
         }
+        Err(MetaError::Fenced(format!(
+            "the write's in-flight record {record} is gone (expired); its shards are garbage"
+        )))
+    }
+
+    /// Whether the in-flight record `record` exists.
+    fn has_pending(&self, record: &str) -> Result<bool> {
+        Ok(self.kv.get(&key(b'p', &[record]))?.is_some())
     }
 
     /// Versions with a write in flight (PUT or repair).
@@ -706,7 +711,7 @@ impl MetaStore {
     /// already expired into garbage.
     pub fn abort_pending(&self, record: &str, set: &ShardSet) -> Result<()> {
         let guard = self.lock.lock().unwrap();
-        if self.kv.get(&key(b'p', &[record]))?.is_none() {
+        if !self.has_pending(record)? {
             return Ok(());
         }
         let mut batch = Batch::default();
