@@ -38,7 +38,7 @@ pub struct Limits {
     pub quorum_lost_after: Duration,
 }
 
-type ReadWaiter = oneshot::Sender<Result<u64>>;
+pub(crate) type ReadWaiter = oneshot::Sender<Result<u64>>;
 
 /// A member of a replicated coordinator group (see the module docs).
 pub struct Cluster {
@@ -62,11 +62,11 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts serving reads and returns the member.
-    pub(crate) fn start(self) -> Arc<Self> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let c = Arc::new(Cluster { reads: tx, ..self });
-        tokio::spawn(read_rounds(Arc::downgrade(&c), rx));
+    /// Starts serving the read-index rounds requested on `self.reads` (whose receiving end
+    /// is `rounds`) and returns the member.
+    pub(crate) fn start(self, rounds: mpsc::UnboundedReceiver<ReadWaiter>) -> Arc<Self> {
+        let c = Arc::new(self);
+        tokio::spawn(read_rounds(Arc::downgrade(&c), rounds));
         c
     }
 

@@ -152,6 +152,7 @@ pub async fn open(dir: &Path, config: ClusterConfig, cluster_secret: &str) -> Re
     let raft = openraft::Raft::new(config.id, Arc::new(raft_config), network, log, machine)
         .await
         .map_err(|e| MetaError::Storage(format!("starting raft: {e}")))?;
+    let (reads, rounds) = tokio::sync::mpsc::unbounded_channel();
     let cluster = Cluster {
         id: config.id,
         raft,
@@ -160,10 +161,10 @@ pub async fn open(dir: &Path, config: ClusterConfig, cluster_secret: &str) -> Re
         http,
         contacts,
         limits: config.limits,
-        reads: tokio::sync::mpsc::unbounded_channel().0,
+        reads,
         db,
     }
-    .start();
+    .start(rounds);
     if !cluster
         .raft
         .is_initialized()

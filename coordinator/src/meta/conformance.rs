@@ -119,6 +119,16 @@ async fn version_of(m: &dyn Metadata, b: &str, k: &str) -> Option<ObjectVersion>
         .map(|o| o.version)
 }
 
+/// The names of all buckets, in the order listed.
+pub async fn bucket_names(m: &dyn Metadata) -> Vec<String> {
+    m.buckets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.name)
+        .collect()
+}
+
 /// Creating twice, listing in name order, deleting only empty buckets.
 pub async fn buckets(m: &dyn Metadata) {
     assert!(
@@ -130,14 +140,11 @@ pub async fn buckets(m: &dyn Metadata) {
         "creating an existing bucket changes nothing"
     );
     assert!(m.create_bucket(bucket("bk-a")).await.unwrap());
-    let names: Vec<String> = m
-        .buckets()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.name)
-        .collect();
-    assert_eq!(names, ["bk-a", "bk-b"], "buckets in name order");
+    assert_eq!(
+        bucket_names(m).await,
+        ["bk-a", "bk-b"],
+        "buckets in name order"
+    );
     put(m, object("bk-b", "k", 1), Precondition::None)
         .await
         .unwrap();
