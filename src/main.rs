@@ -190,6 +190,13 @@ impl AdminToken {
         }
         Ok(())
     }
+
+    /// Presents the token from now on and picks the coordinator to talk to from the
+    /// comma-separated admin URLs (the leader of a replicated group).
+    async fn coordinator(&self, list: &str) -> anyhow::Result<String> {
+        self.apply()?;
+        tessera::ops::resolve(list).await
+    }
 }
 
 #[derive(clap::Args)]
@@ -372,7 +379,6 @@ async fn run() -> anyhow::Result<()> {
             concurrency,
             json,
         } => {
-            token.apply()?;
             let node = match node {
                 Some(n) => Some(n.parse().map_err(|e: String| anyhow::anyhow!(e))?),
                 None => None,
@@ -383,7 +389,7 @@ async fn run() -> anyhow::Result<()> {
                 node,
                 concurrency,
             };
-            let coordinator = tessera::ops::resolve(&coordinator).await?;
+            let coordinator = token.coordinator(&coordinator).await?;
             let code = tessera::ops::repair(&coordinator, req, json).await?;
             std::process::exit(code);
         }
@@ -392,8 +398,7 @@ async fn run() -> anyhow::Result<()> {
             token,
             cmd,
         } => {
-            token.apply()?;
-            let coordinator = tessera::ops::resolve(&coordinator).await?;
+            let coordinator = token.coordinator(&coordinator).await?;
             tessera::ops::cluster(&coordinator, cmd).await?
         }
         Cmd::Bench { config: cfg, json } => {
@@ -415,8 +420,7 @@ async fn run() -> anyhow::Result<()> {
             token,
             json,
         } => {
-            token.apply()?;
-            let coordinator = tessera::ops::resolve(&coordinator).await?;
+            let coordinator = token.coordinator(&coordinator).await?;
             tessera::ops::status(&coordinator, json).await?
         }
         Cmd::Key {
@@ -424,8 +428,7 @@ async fn run() -> anyhow::Result<()> {
             token,
             cmd,
         } => {
-            token.apply()?;
-            let coordinator = tessera::ops::resolve(&coordinator).await?;
+            let coordinator = token.coordinator(&coordinator).await?;
             tessera::ops::key(&coordinator, cmd).await?
         }
         Cmd::Bucket {
@@ -433,10 +436,9 @@ async fn run() -> anyhow::Result<()> {
             token,
             cmd,
         } => {
-            token.apply()?;
             let coordinator =
                 coordinator.context("give --coordinator ADMIN_URL (or env TESSERA_COORDINATOR)")?;
-            let coordinator = tessera::ops::resolve(&coordinator).await?;
+            let coordinator = token.coordinator(&coordinator).await?;
             tessera::ops::bucket(&coordinator, cmd).await?
         }
         Cmd::Coordinator(a) => {
