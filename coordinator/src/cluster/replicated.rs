@@ -1,7 +1,11 @@
 //! [`Cluster`]: the metadata [`Engine`] of a replicated coordinator.
 //!
-//! - **Writes** become log entries ([`Proposal`]s). On the leader they are proposed
-//!   directly; a follower forwards them to the leader (`POST /raft/write`). A write is
+//! - **Writes** become log entries ([`Proposal`]s). Each member batches its writes: while
+//!   [`PIPELINE`] batches are out, new writes queue, and the next batch takes all of them
+//!   as one entry (one append, one replication round, one fsync per member), so the cost
+//!   per write falls as load rises while a lone write goes at once. On the leader a batch
+//!   is proposed directly; a follower forwards it to the leader in one request
+//!   (`POST /raft/write`), where it joins the leader's next batch. A write is
 //!   acknowledged once a majority of members have the entry durably and it is applied. A
 //!   leader that has not heard from a quorum within an election timeout refuses writes at
 //!   once (it is on the minority side of a partition), and a member that finds no leader
@@ -16,7 +20,7 @@
 //! - **Local reads** read whatever this member has applied.
 
 use super::network::Contacts;
-use super::{Applied, Proposal, Raft};
+use super::{Applied, Proposal, Raft, Write};
 use crate::meta::{Command, Context, Engine, Freshness, MetaError, MetaStore, Reply};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::ServerState;
@@ -57,16 +61,23 @@ pub struct Cluster {
     /// Time limits.
     pub limits: Limits,
     pub(crate) reads: mpsc::UnboundedSender<ReadWaiter>,
+    pub(crate) proposals: mpsc::UnboundedSender<Queued>,
     /// The database of this member's Raft storage.
     pub(crate) db: Arc<rocksdb::DB>,
 }
 
 impl Cluster {
     /// Starts serving the read-index rounds requested on `self.reads` (whose receiving end
-    /// is `rounds`) and returns the member.
-    pub(crate) fn start(self, rounds: mpsc::UnboundedReceiver<ReadWaiter>) -> Arc<Self> {
+    /// is `rounds`) and the write batches queued on `self.proposals` (received on
+    /// `proposals`), and returns the member.
+    pub(crate) fn start(
+        self,
+        rounds: mpsc::UnboundedReceiver<ReadWaiter>,
+        proposals: mpsc::UnboundedReceiver<Queued>,
+    ) -> Arc<Self> {
         let c = Arc::new(self);
         tokio::spawn(read_rounds(Arc::downgrade(&c), rounds));
+        tokio::spawn(batch_writes(Arc::downgrade(&c), proposals));
         c
     }
 
@@ -114,45 +125,23 @@ impl Cluster {
         }
     }
 
-    /// Proposes `p`; with `forward`, a follower sends it to the leader.
-    pub async fn propose(&self, p: Proposal, forward: bool) -> Result<Reply> {
+    /// Writes `w` through the batcher, retrying while leadership moves. `here_only`: only
+    /// while this member leads (leader-only work, writes forwarded to this member), else
+    /// [`not_leader`].
+    async fn write_one(&self, w: Write, here_only: bool) -> Result<Reply> {
         let deadline = Instant::now() + self.limits.leader_wait.max(self.limits.quorum_wait);
         let mut leader_deadline = Instant::now() + self.limits.leader_wait;
         loop {
-            let leader = self.await_leader(leader_deadline).await?;
-            if leader == self.id {
-                if !self.leads() {
-                    return Err(MetaError::Unavailable(
-                        "this coordinator leads but has not heard from a majority recently: writes are refused".into(),
-                    ));
+            self.await_leader(leader_deadline).await?;
+            match self.enqueue(vec![w.clone()], here_only).await {
+                Outcome::Done(mut r) => {
+                    return r.pop().unwrap_or_else(|| Err(unknown("no answer")));
                 }
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(remaining, self.raft.client_write(p.clone())).await {
-                    Ok(Ok(r)) => return r.data.0,
-                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                        if !forward {
-                            return Err(not_leader());
-                        }
-                    }
-                    Ok(Err(e)) => return Err(MetaError::Unavailable(e.to_string())),
-                    Err(_) => {
-                        return Err(MetaError::Unavailable(format!(
-                            "the write was not confirmed by a majority of coordinators within {:?}",
-                            self.limits.quorum_wait
-                        )))
-                    }
+                Outcome::NotApplied(_) if here_only => return Err(not_leader()),
+                Outcome::NotApplied(why) if Instant::now() >= deadline => {
+                    return Err(MetaError::Unavailable(why));
                 }
-            } else if !forward {
-                return Err(not_leader());
-            } else {
-                match self.forward(leader, &p, deadline).await {
-                    Forwarded::Done(r) => return *r,
-                    Forwarded::NotApplied(why) => {
-                        if Instant::now() >= deadline {
-                            return Err(MetaError::Unavailable(why));
-                        }
-                    }
-                }
+                Outcome::NotApplied(_) => {}
             }
             // Leadership is moving: look again shortly.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -160,44 +149,127 @@ impl Cluster {
         }
     }
 
-    async fn forward(&self, leader: u64, p: &Proposal, deadline: Instant) -> Forwarded {
-        let Some(url) = self.url_of(leader) else {
-            return Forwarded::NotApplied(format!("leader {leader} is not a member"));
+    /// Hands `writes` to the batcher and waits for their outcome (one attempt).
+    pub(crate) async fn enqueue(&self, writes: Vec<Write>, here_only: bool) -> Outcome {
+        let (done, rx) = oneshot::channel();
+        let q = Queued {
+            writes,
+            here_only,
+            done,
         };
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        if self.proposals.send(q).is_err() {
+            return Outcome::NotApplied("shutting down".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Outcome::NotApplied("shutting down".into()))
+    }
+
+    /// One attempt at a batch: proposed here if this member leads, else forwarded to the
+    /// leader as one request (writes that must stay here are refused).
+    async fn submit(&self, batch: Vec<Queued>) {
+        let leader = self.leader();
+        let (mut batch, refused): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|q| leader == Some(self.id) || !q.here_only);
+        for q in refused {
+            let _ = q.done.send(Outcome::NotApplied("not the leader".into()));
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let (counts, writes): (Vec<usize>, Vec<Vec<Write>>) = batch
+            .iter_mut()
+            .map(|q| (q.writes.len(), std::mem::take(&mut q.writes)))
+            .unzip();
+        let p = Proposal {
+            writes: writes.into_iter().flatten().collect(),
+        };
+        let n = p.writes.len();
+        let outcome = match leader {
+            Some(l) if l == self.id => self.propose_here(p).await,
+            Some(l) => self.forward(l, &p).await,
+            None => Outcome::NotApplied("no coordinator leader is known".into()),
+        };
+        match outcome {
+            Outcome::Done(results) => {
+                let mut results = if results.len() == n {
+                    results
+                } else {
+                    vec![Err(unknown("the answer does not match the writes")); n]
+                }
+                .into_iter();
+                for (q, count) in batch.into_iter().zip(counts) {
+                    let mine = results.by_ref().take(count).collect();
+                    let _ = q.done.send(Outcome::Done(mine));
+                }
+            }
+            Outcome::NotApplied(why) => {
+                for q in batch {
+                    let _ = q.done.send(Outcome::NotApplied(why.clone()));
+                }
+            }
+        }
+    }
+
+    /// Appends `p` as one entry, this member being the leader.
+    async fn propose_here(&self, p: Proposal) -> Outcome {
+        let n = p.writes.len();
+        let all = |e: MetaError| Outcome::Done(vec![Err(e); n]);
+        if !self.leads() {
+            return all(MetaError::Unavailable(
+                "this coordinator leads but has not heard from a majority recently: writes are refused".into(),
+            ));
+        }
+        match tokio::time::timeout(self.limits.quorum_wait, self.raft.client_write(p)).await {
+            Ok(Ok(r)) => Outcome::Done(r.data.0),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Outcome::NotApplied("leadership moved before the writes were appended".into())
+            }
+            Ok(Err(e)) => all(MetaError::Unavailable(e.to_string())),
+            Err(_) => all(unknown(&format!(
+                "not confirmed by a majority of coordinators within {:?}",
+                self.limits.quorum_wait
+            ))),
+        }
+    }
+
+    async fn forward(&self, leader: u64, p: &Proposal) -> Outcome {
+        let n = p.writes.len();
+        let all = |e: MetaError| Outcome::Done(vec![Err(e); n]);
+        let Some(url) = self.url_of(leader) else {
+            return Outcome::NotApplied(format!("leader {leader} is not a member"));
+        };
         let sent = self
             .http
             .post(format!("{url}/raft/write"))
             .json(p)
-            .timeout(remaining)
+            .timeout(self.limits.leader_wait.max(self.limits.quorum_wait))
             .send()
             .await;
         let resp = match sent {
             Ok(r) => r,
             Err(e) if e.is_connect() => {
-                return Forwarded::NotApplied(format!("leader {leader} unreachable: {e}"))
+                return Outcome::NotApplied(format!("leader {leader} unreachable: {e}"))
             }
             Err(e) => {
-                return Forwarded::Done(Box::new(Err(MetaError::Unavailable(format!(
-                    "forwarding to leader {leader} failed, the write's outcome is unknown: {e}"
-                )))))
+                return all(unknown(&format!(
+                    "forwarding to leader {leader} failed: {e}"
+                )))
             }
         };
         if resp.status() == reqwest::StatusCode::MISDIRECTED_REQUEST {
-            return Forwarded::NotApplied(format!("{leader} is no longer the leader"));
+            return Outcome::NotApplied(format!("{leader} is no longer the leader"));
         }
         if !resp.status().is_success() {
             let status = resp.status();
             let body = resp.text().await.unwrap_or_default();
-            return Forwarded::Done(Box::new(Err(MetaError::Unavailable(format!(
+            return all(MetaError::Unavailable(format!(
                 "leader {leader} answered {status}: {body}"
-            )))));
+            )));
         }
         match resp.json::<Applied>().await {
-            Ok(a) => Forwarded::Done(Box::new(a.0)),
-            Err(e) => Forwarded::Done(Box::new(Err(MetaError::Unavailable(format!(
-                "reading the leader's answer failed, the write's outcome is unknown: {e}"
-            ))))),
+            Ok(a) => Outcome::Done(a.0),
+            Err(e) => all(unknown(&format!("reading the leader's answer failed: {e}"))),
         }
     }
 
@@ -214,6 +286,25 @@ impl Cluster {
                 "leadership not confirmed by a majority in time".into(),
             )),
         }
+    }
+
+    /// The read index asked of this member by a follower: joins this member's next round,
+    /// so that concurrent requests from followers and local reads share one confirmation.
+    pub async fn shared_read_index(&self) -> Result<u64> {
+        if !self.leads() {
+            return Err(not_leader());
+        }
+        self.read_index().await
+    }
+
+    /// A read index from the next round (see [`read_rounds`]).
+    async fn read_index(&self) -> Result<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.reads
+            .send(tx)
+            .map_err(|_| MetaError::Unavailable("shutting down".into()))?;
+        rx.await
+            .map_err(|_| MetaError::Unavailable("shutting down".into()))?
     }
 
     /// One read-index round: locally on the leader, else asked of the leader.
@@ -277,13 +368,7 @@ impl Cluster {
         f: impl FnOnce(&MetaStore) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         if fresh == Freshness::linear {
-            let (tx, rx) = oneshot::channel();
-            self.reads
-                .send(tx)
-                .map_err(|_| MetaError::Unavailable("shutting down".into()))?;
-            let index = rx
-                .await
-                .map_err(|_| MetaError::Unavailable("shutting down".into()))??;
+            let index = self.read_index().await?;
             self.applied(index).await?;
         }
         let shared = self.gate.clone().read_owned().await;
@@ -301,11 +386,62 @@ fn not_leader() -> MetaError {
     MetaError::Fenced("this coordinator is not the leader".into())
 }
 
-enum Forwarded {
-    /// The leader answered (or the outcome is unknown): do not send it again.
-    Done(Box<Result<Reply>>),
-    /// Not applied; may be sent again.
+/// A write whose outcome is unknown (it may or may not have been applied).
+fn unknown(why: &str) -> MetaError {
+    MetaError::Unavailable(format!("the write's outcome is unknown: {why}"))
+}
+
+/// Writes waiting for the batcher.
+pub(crate) struct Queued {
+    writes: Vec<Write>,
+    /// Refused, not forwarded, when this member does not lead.
+    here_only: bool,
+    done: oneshot::Sender<Outcome>,
+}
+
+/// What became of queued writes.
+pub(crate) enum Outcome {
+    /// Proposed: one result per write (an error for each if the outcome is unknown); not
+    /// to be sent again.
+    Done(Vec<Result<Reply>>),
+    /// Certainly not applied; may be sent again.
     NotApplied(String),
+}
+
+/// Most writes in one log entry.
+const MAX_BATCH: usize = 256;
+
+/// Batches submitted at once. While one is out, new writes queue and go together in the
+/// next entry, so a busy member sends few large entries and a lone write goes at once
+/// (measured on the bench of BENCHMARKS.md: 1, 2 and 4 were within noise of each other;
+/// 1 makes the largest entries).
+const PIPELINE: usize = 1;
+
+/// Turns the writes queued on `rx` into batches: each waits for a free slot of the
+/// pipeline, then takes everything queued meanwhile (up to [`MAX_BATCH`]).
+async fn batch_writes(c: std::sync::Weak<Cluster>, mut rx: mpsc::UnboundedReceiver<Queued>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(PIPELINE));
+    while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut n = first.writes.len();
+        let mut batch = vec![first];
+        while n < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(q) => {
+                    n += q.writes.len();
+                    batch.push(q);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(c) = c.upgrade() else { return };
+        tokio::spawn(async move {
+            c.submit(batch).await;
+            drop(slot);
+        });
+    }
 }
 
 /// Serves read-index requests in rounds: every request that arrives while a round runs
@@ -326,12 +462,12 @@ async fn read_rounds(c: std::sync::Weak<Cluster>, mut rx: mpsc::UnboundedReceive
 
 impl Engine for Cluster {
     async fn write(&self, cmd: Command) -> Result<Reply> {
-        let p = Proposal {
+        let w = Write {
             ctx: Context::now(self.id),
             fence: None,
             cmd,
         };
-        self.propose(p, true).await
+        self.write_one(w, false).await
     }
 
     async fn read<T: Send + 'static>(
@@ -354,12 +490,12 @@ pub struct Fenced {
 
 impl Engine for Fenced {
     async fn write(&self, cmd: Command) -> Result<Reply> {
-        let p = Proposal {
+        let w = Write {
             ctx: Context::now(self.cluster.id),
             fence: Some(self.term),
             cmd,
         };
-        self.cluster.propose(p, false).await
+        self.cluster.write_one(w, true).await
     }
 
     async fn read<T: Send + 'static>(

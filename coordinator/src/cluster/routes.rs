@@ -3,12 +3,14 @@
 //! - `POST /raft/append`, `/raft/vote` (JSON), `/raft/snapshot` (a chunk's bytes, the rest
 //!   in the `x-tessera-raft-snapshot` header): Raft RPCs, answered with JSON
 //!   `{"Ok": ...}` / `{"Err": ...}`.
-//! - `POST /raft/write`: a [`Proposal`] forwarded by a follower; `421` if this member is not
-//!   the leader (nothing was proposed), else the JSON [`Applied`].
+//! - `POST /raft/write`: a [`Proposal`] (a follower's batch of writes) forwarded to the
+//!   leader; `421` if this member is not the leader (nothing was proposed), else the JSON
+//!   [`Applied`], one result per write.
 //! - `POST /raft/read-index`: the leader's read index, JSON `{"Ok": index}` or an error.
 //! - `GET /raft/hello`: [`Hello`], what a member says about itself.
 
 use super::network::{ChunkHead, SNAPSHOT_HEADER};
+use super::replicated::Outcome;
 use super::{Applied, Cluster, Proposal, TypeConfig};
 use crate::meta::MetaError;
 use axum::extract::{DefaultBodyLimit, State};
@@ -100,14 +102,14 @@ async fn snapshot(
 }
 
 async fn write(State(c): State<Arc<Cluster>>, Json(p): Json<Proposal>) -> Response {
-    if c.leader() != Some(c.id) {
-        return (StatusCode::MISDIRECTED_REQUEST, "not the leader").into_response();
+    match c.enqueue(p.writes, true).await {
+        Outcome::Done(results) => Json(Applied(results)).into_response(),
+        Outcome::NotApplied(why) => (StatusCode::MISDIRECTED_REQUEST, why).into_response(),
     }
-    Json(Applied(c.propose(p, false).await)).into_response()
 }
 
 async fn read_index(State(c): State<Arc<Cluster>>) -> Response {
-    let r: Result<u64, MetaError> = c.leader_read_index().await;
+    let r: Result<u64, MetaError> = c.shared_read_index().await;
     Json(r).into_response()
 }
 

@@ -153,6 +153,7 @@ pub async fn open(dir: &Path, config: ClusterConfig, cluster_secret: &str) -> Re
         .await
         .map_err(|e| MetaError::Storage(format!("starting raft: {e}")))?;
     let (reads, rounds) = tokio::sync::mpsc::unbounded_channel();
+    let (proposals, batches) = tokio::sync::mpsc::unbounded_channel();
     let cluster = Cluster {
         id: config.id,
         raft,
@@ -162,9 +163,10 @@ pub async fn open(dir: &Path, config: ClusterConfig, cluster_secret: &str) -> Re
         contacts,
         limits: config.limits,
         reads,
+        proposals,
         db,
     }
-    .start(rounds);
+    .start(rounds, batches);
     if !cluster
         .raft
         .is_initialized()

@@ -47,6 +47,9 @@ type SResult<T> = Result<T, StorageError<NodeId>>;
 
 const LOG: &str = "log";
 const RAFT: &str = "raft";
+/// `(index, n)`: the first `n` writes of the entry at `index` are applied (a crash came
+/// before its last one; they are skipped when the entry is applied again).
+const PARTIAL: &[u8] = b"partial";
 const MAGIC: &[u8] = b"tessera-snapshot-1\n";
 const END: u32 = u32::MAX;
 
@@ -142,6 +145,18 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         StorageIOError::new(ErrorSubject::Store, ErrorVerb::Write, AnyError::error(e))
     })?
+}
+
+/// Records that the first `n` writes of the entry at `index` are applied (`None`: no entry
+/// is partly applied). The state machine stamps this itself; tests use it to stand for a
+/// crash in the middle of an entry.
+pub fn stamp_partial(db: &DB, partial: Option<(u64, usize)>) -> Result<(), MetaError> {
+    db.put_cf(
+        cf(db, RAFT),
+        PARTIAL,
+        json(&partial).map_err(|e| MetaError::Storage(e.to_string()))?,
+    )
+    .map_err(|e| MetaError::Storage(e.to_string()))
 }
 
 /// Acknowledges appended entries once a WAL sync covers them; entries that arrive while a
@@ -327,10 +342,6 @@ pub struct StateMachine {
     receiving: Option<PathBuf>,
 }
 
-fn not_a_command() -> Applied {
-    Applied(Err(MetaError::InvalidArgument("not a command".into())))
-}
-
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
@@ -352,41 +363,77 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
-        let (kv, store) = (self.kv.clone(), self.store.clone());
+        let (kv, store, db) = (self.kv.clone(), self.store.clone(), self.db.clone());
         blocking(move || {
+            let fail = |id: LogId<NodeId>, e: &dyn std::fmt::Display| {
+                StorageIOError::apply(id, AnyError::error(e.to_string()))
+            };
+            // Writes of the first entry already applied before a crash (see `PARTIAL`).
+            let mut partial = get::<Option<(u64, usize)>>(&db, PARTIAL)?.flatten();
             let mut out = Vec::with_capacity(entries.len());
             for e in entries {
                 let id = e.log_id;
-                let fail = |e: serde_json::Error| StorageIOError::apply(id, AnyError::new(&e));
-                kv.stamp(RAFT, b"applied", json(&Some(id)).map_err(fail)?);
-                let reply = match e.payload {
-                    EntryPayload::Blank => not_a_command(),
-                    EntryPayload::Membership(m) => {
-                        let m = StoredMembership::new(Some(id), m);
-                        kv.stamp(RAFT, b"membership", json(&m).map_err(fail)?);
-                        not_a_command()
-                    }
-                    EntryPayload::Normal(p) => {
-                        if p.fence.is_some_and(|t| t != id.leader_id.term) {
-                            Applied(Err(MetaError::Fenced(format!(
-                                "{} was decided in term {} and reached the log in term {}",
-                                p.cmd.name(),
-                                p.fence.unwrap_or_default(),
-                                id.leader_id.term
-                            ))))
-                        } else {
-                            match p.ctx.enter(|| p.cmd.apply(&store)) {
-                                Err(MetaError::Storage(m)) => {
-                                    return Err(StorageIOError::apply(id, AnyError::error(m)).into())
-                                }
-                                r => Applied(r),
-                            }
+                let done = partial
+                    .take()
+                    .filter(|(i, _)| *i == id.index)
+                    .map_or(0, |p| p.1);
+                let writes = match e.payload {
+                    EntryPayload::Normal(p) => p.writes,
+                    other => {
+                        kv.stamp(RAFT, b"applied", json(&Some(id)).map_err(|e| fail(id, &e))?);
+                        if let EntryPayload::Membership(m) = other {
+                            let m = StoredMembership::new(Some(id), m);
+                            kv.stamp(RAFT, b"membership", json(&m).map_err(|e| fail(id, &e))?);
                         }
+                        kv.flush_stamp().map_err(|e| fail(id, &e))?;
+                        out.push(Applied(Vec::new()));
+                        continue;
                     }
                 };
-                kv.flush_stamp()
-                    .map_err(|m| StorageIOError::apply(id, AnyError::new(&m)))?;
-                out.push(reply);
+                let n = writes.len();
+                let mut replies = Vec::with_capacity(n);
+                for (i, w) in writes.into_iter().enumerate() {
+                    if i < done {
+                        replies.push(Err(MetaError::Unavailable(
+                            "applied before this coordinator restarted".into(),
+                        )));
+                        continue;
+                    }
+                    // The position is stamped into the write's own batch: the last write
+                    // of an entry marks the entry applied, the others how far it got.
+                    if i + 1 == n {
+                        kv.stamp(RAFT, b"applied", json(&Some(id)).map_err(|e| fail(id, &e))?);
+                        kv.stamp(
+                            RAFT,
+                            PARTIAL,
+                            json(&None::<(u64, usize)>).map_err(|e| fail(id, &e))?,
+                        );
+                    } else {
+                        kv.stamp(
+                            RAFT,
+                            PARTIAL,
+                            json(&Some((id.index, i + 1))).map_err(|e| fail(id, &e))?,
+                        );
+                    }
+                    let reply = match w.fence {
+                        Some(t) if t != id.leader_id.term => Err(MetaError::Fenced(format!(
+                            "{} was decided in term {t} and reached the log in term {}",
+                            w.cmd.name(),
+                            id.leader_id.term
+                        ))),
+                        _ => match w.ctx.enter(|| w.cmd.apply(&store)) {
+                            Err(MetaError::Storage(m)) => return Err(fail(id, &m).into()),
+                            r => r,
+                        },
+                    };
+                    kv.flush_stamp().map_err(|e| fail(id, &e))?;
+                    replies.push(reply);
+                }
+                if n == 0 {
+                    kv.stamp(RAFT, b"applied", json(&Some(id)).map_err(|e| fail(id, &e))?);
+                    kv.flush_stamp().map_err(|e| fail(id, &e))?;
+                }
+                out.push(Applied(replies));
             }
             Ok(out)
         })
@@ -639,6 +686,7 @@ fn load_snapshot(
     );
     batch.put_cf(raft, b"snapshot", json(&stored).map_err(io_err)?);
     batch.delete_cf(raft, b"installing");
+    batch.delete_cf(raft, PARTIAL);
     db.write(batch).map_err(io_err)?;
     db.flush_wal(true).map_err(io_err)?;
     if let Some(dir) = path.parent() {

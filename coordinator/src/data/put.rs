@@ -188,13 +188,20 @@ where
     S: Stream<Item = Result<Bytes, ApiError>> + Send + Unpin,
     D: BodyDigest,
 {
-    // Bucket lookup, placement, then the in-flight record before any shard is written.
+    // Bucket lookup, placement, then the in-flight record before any shard is written. The
+    // bucket as this coordinator last applied it is enough when it is there (its code and
+    // settings never change, and the commit checks again that it still exists); only a
+    // bucket not seen yet needs the linearizable lookup (it may have just been created
+    // through another coordinator).
     let (bucket, key) = (req.bucket.to_string(), req.key.to_string());
-    let b = c
-        .meta
-        .bucket(bucket.clone())
-        .await?
-        .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?;
+    let b = match c.meta.bucket_applied(bucket.clone()).await? {
+        Some(b) => b,
+        None => c
+            .meta
+            .bucket(bucket.clone())
+            .await?
+            .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?,
+    };
     let Planned {
         ec,
         codec,

@@ -188,6 +188,8 @@ operations! {
     reads {
         /// A bucket, if it exists.
         linear fn bucket(&self, name: String) -> Option<BucketMeta> = |m| m.bucket(&name);
+        /// A bucket as this coordinator last applied it (a replicated member may lag).
+        local fn bucket_applied(&self, name: String) -> Option<BucketMeta> = |m| m.bucket(&name);
         /// All buckets in name order.
         linear fn buckets(&self) -> Vec<BucketMeta> = |m| m.buckets();
         /// The committed version of a key, if any.
