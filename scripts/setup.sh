@@ -10,7 +10,9 @@ fi
 # The client tests drive the S3 clients people use: Debian's rclone, s3cmd and (older)
 # python3-boto3, and the current awscli and boto3 from PyPI.
 missing=""
-for p in rclone s3cmd python3-boto3; do
+# The network-fault tests make namespaces with iproute2 and send requests from inside them with
+# curl.
+for p in rclone s3cmd python3-boto3 iproute2 curl; do
   command -v dpkg >/dev/null && ! dpkg -s "$p" >/dev/null 2>&1 && missing="$missing $p"
 done
 if [ -n "$missing" ]; then

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod group;
+pub mod net;
 pub mod procs;
 
 use std::path::Path;

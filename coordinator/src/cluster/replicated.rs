@@ -106,12 +106,19 @@ impl Cluster {
         url
     }
 
-    /// Waits (until `deadline`) for a leader to be known.
+    /// Waits (until `deadline`) for a leader to be known, with its address.
     async fn await_leader(&self, deadline: Instant) -> Result<u64> {
         let mut rx = self.raft.metrics();
         loop {
-            if let Some(l) = rx.borrow_and_update().current_leader {
-                return Ok(l);
+            {
+                // A leader this member cannot address yet (the membership entry has not
+                // reached it) is waited for like no leader.
+                let m = rx.borrow_and_update();
+                if let Some(l) = m.current_leader {
+                    if l == self.id || m.membership_config.nodes().any(|(n, _)| *n == l) {
+                        return Ok(l);
+                    }
+                }
             }
             if tokio::time::timeout_at(deadline, rx.changed())
                 .await
@@ -220,16 +227,40 @@ impl Cluster {
                 "this coordinator leads but has not heard from a majority recently: writes are refused".into(),
             ));
         }
-        match tokio::time::timeout(self.limits.quorum_wait, self.raft.client_write(p)).await {
+        match self.while_leading(self.raft.client_write(p)).await {
             Ok(Ok(r)) => Outcome::Done(r.data.0),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
                 Outcome::NotApplied("leadership moved before the writes were appended".into())
             }
             Ok(Err(e)) => all(MetaError::Unavailable(e.to_string())),
-            Err(_) => all(unknown(&format!(
+            Err(why) => all(unknown(&why)),
+        }
+    }
+
+    /// Runs `f` (waiting on a quorum) for at most `quorum_wait`, and gives up as soon as
+    /// this leader has not heard from a majority for `quorum_lost_after` (it is cut off:
+    /// waiting longer only delays the refusal).
+    async fn while_leading<F: std::future::Future>(
+        &self,
+        f: F,
+    ) -> std::result::Result<F::Output, String> {
+        let cut_off = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if !self.leads() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            out = tokio::time::timeout(self.limits.quorum_wait, f) => out.map_err(|_| format!(
                 "not confirmed by a majority of coordinators within {:?}",
                 self.limits.quorum_wait
-            ))),
+            )),
+            () = cut_off => Err(format!(
+                "this leader has heard from no majority of coordinators for {:?}",
+                self.limits.quorum_lost_after
+            )),
         }
     }
 
@@ -279,12 +310,12 @@ impl Cluster {
         if !self.leads() {
             return Err(not_leader());
         }
-        match tokio::time::timeout(self.limits.quorum_wait, self.raft.get_read_log_id()).await {
+        match self.while_leading(self.raft.get_read_log_id()).await {
             Ok(Ok((read, _applied))) => Ok(read.map_or(0, |l| l.index)),
             Ok(Err(e)) => Err(MetaError::Unavailable(e.to_string())),
-            Err(_) => Err(MetaError::Unavailable(
-                "leadership not confirmed by a majority in time".into(),
-            )),
+            Err(why) => Err(MetaError::Unavailable(format!(
+                "leadership not confirmed: {why}"
+            ))),
         }
     }
 
