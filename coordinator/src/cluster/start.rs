@@ -88,8 +88,12 @@ impl ClusterConfig {
         ClusterConfig {
             id,
             peers,
-            heartbeat: Duration::from_millis(150),
-            election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
+            // openraft gives every append-entries RPC the heartbeat interval as its timeout,
+            // so the interval bounds the round trip a member's link may take (a 300 ms round
+            // trip broke replication at 150 ms); the election timeout stays several
+            // heartbeats long.
+            heartbeat: Duration::from_millis(400),
+            election_timeout: (Duration::from_millis(1200), Duration::from_millis(2400)),
             snapshot_every: 5000,
             lease: Duration::from_secs(10),
             limits: Limits {
