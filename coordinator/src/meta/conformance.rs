@@ -276,7 +276,16 @@ pub async fn in_flight_records_and_garbage(m: &dyn Metadata) {
     let late = object("fl", "late", 5);
     let lset = late.parts[0].shard_set("fl", "late");
     m.begin_put(late.version, lset.clone()).await.unwrap();
-    let owners = m.pending_owners().await.unwrap();
+    // `pending_owners` reads local state, which on a replicated follower may lag the
+    // acknowledged write by a heartbeat.
+    let mut owners = m.pending_owners().await.unwrap();
+    for _ in 0..100 {
+        if !owners.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        owners = m.pending_owners().await.unwrap();
+    }
     let (&owner, &n) = owners
         .iter()
         .next()
