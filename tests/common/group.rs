@@ -1,7 +1,8 @@
 //! Three replicated coordinators and six nodes as real processes, placed on loopback or in
 //! network namespaces (see [`Layout`]).
 
-use super::procs::{free_port, Proc, ProcCluster};
+pub use super::procs::log;
+use super::procs::{admin_client, free_port, Proc, ProcCluster};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -182,13 +183,7 @@ impl Group {
     }
 
     pub fn admin_http(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .default_headers(tessera_node::auth::headers(
-                &ProcCluster::secrets_in(&self.dir).admin_token,
-            ))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap()
+        admin_client(&self.dir, Duration::from_secs(10))
     }
 
     pub async fn cluster_json(&self, i: usize) -> Option<serde_json::Value> {
@@ -238,8 +233,4 @@ impl Group {
     pub fn url(&self, i: usize, path: &str) -> String {
         format!("http://{}/{path}", self.api[i])
     }
-}
-
-pub fn log(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
 }

@@ -41,7 +41,8 @@ pub fn free_port() -> u16 {
     }
 }
 
-fn log(dir: &Path, name: &str) -> Stdio {
+/// A file `DIR/NAME.log` to take a process's output.
+pub fn log(dir: &Path, name: &str) -> Stdio {
     Stdio::from(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
 }
 
@@ -176,13 +177,7 @@ impl ProcCluster {
 
     /// A client presenting the admin token.
     pub fn admin_http(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .default_headers(tessera_node::auth::headers(
-                &Self::secrets_in(&self.dir).admin_token,
-            ))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap()
+        admin_client(&self.dir, Duration::from_secs(120))
     }
 
     /// A node client presenting the cluster secret.
@@ -248,4 +243,15 @@ pub fn repair_cli_at(admin: &str, token: &str, extra: &[&str]) -> (i32, String, 
         String::from_utf8_lossy(&out.stdout).to_string(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
+}
+
+/// A client presenting the admin token of the cluster whose secrets are in `dir`.
+pub fn admin_client(dir: &Path, timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .default_headers(tessera_node::auth::headers(
+            &ProcCluster::secrets_in(dir).admin_token,
+        ))
+        .timeout(timeout)
+        .build()
+        .unwrap()
 }

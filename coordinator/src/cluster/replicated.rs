@@ -202,7 +202,7 @@ impl Cluster {
                 let mut results = if results.len() == n {
                     results
                 } else {
-                    vec![Err(unknown("the answer does not match the writes")); n]
+                    failed(n, unknown("the answer does not match the writes"))
                 }
                 .into_iter();
                 for (q, count) in batch.into_iter().zip(counts) {
@@ -221,7 +221,7 @@ impl Cluster {
     /// Appends `p` as one entry, this member being the leader.
     async fn propose_here(&self, p: Proposal) -> Outcome {
         let n = p.writes.len();
-        let all = |e: MetaError| Outcome::Done(vec![Err(e); n]);
+        let all = |e| Outcome::Done(failed(n, e));
         if !self.leads() {
             return all(MetaError::Unavailable(
                 "this coordinator leads but has not heard from a majority recently: writes are refused".into(),
@@ -266,7 +266,7 @@ impl Cluster {
 
     async fn forward(&self, leader: u64, p: &Proposal) -> Outcome {
         let n = p.writes.len();
-        let all = |e: MetaError| Outcome::Done(vec![Err(e); n]);
+        let all = |e| Outcome::Done(failed(n, e));
         let Some(url) = self.url_of(leader) else {
             return Outcome::NotApplied(format!("leader {leader} is not a member"));
         };
@@ -420,6 +420,11 @@ fn not_leader() -> MetaError {
 /// A write whose outcome is unknown (it may or may not have been applied).
 fn unknown(why: &str) -> MetaError {
     MetaError::Unavailable(format!("the write's outcome is unknown: {why}"))
+}
+
+/// The same error as the answer to each of `n` writes.
+fn failed(n: usize, e: MetaError) -> Vec<Result<Reply>> {
+    vec![Err(e); n]
 }
 
 /// Writes waiting for the batcher.
