@@ -10,6 +10,8 @@
 //! - [`meta`]: metadata (buckets, keys, objects, nodes, in-flight writes, garbage) behind
 //!   the [`meta::Metadata`] trait: one local RocksDB, or [`cluster`]: replicated across
 //!   coordinators by a Raft log.
+//! - [`metrics`]: Prometheus metrics (counters recorded where things happen, state gauges
+//!   read when scraped).
 //! - [`registry`] (registered nodes, heartbeats, up/down) and [`placement`] (which nodes get
 //!   which shards).
 //! - [`codec`] (the erasure codec, the only module that knows the Reed-Solomon library),
@@ -26,6 +28,7 @@ pub mod error;
 pub mod layout;
 pub mod maintenance;
 pub mod meta;
+pub mod metrics;
 pub mod names;
 pub mod placement;
 pub mod registry;

@@ -67,7 +67,7 @@ pub async fn run(
         header_read_timeout: c.config.header_read_timeout,
         max_connections: c.config.max_connections,
     };
-    let s3 = crate::edge::service(c.clone())?;
+    let s3 = crate::edge::observe::Observed::new(crate::edge::service(c.clone())?, c.clone());
     let admin_app =
         hyper_util::service::TowerToHyperService::new(crate::edge::admin::app(c.clone()));
     let (a, b) = tokio::join!(

@@ -143,6 +143,8 @@ pub struct Coordinator {
     pub rebuild: std::sync::Mutex<Option<crate::maintenance::rebuild::RebuildReport>>,
     /// Admin token and cluster secret.
     pub secrets: Secrets,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
     /// This coordinator's membership of a replicated group, if it has one.
     pub cluster: Option<Arc<Cluster>>,
     /// The metadata as background work must use it: [`Coordinator::meta`] for a single
@@ -222,6 +224,7 @@ impl Coordinator {
             repair: Default::default(),
             rebuild: Default::default(),
             secrets,
+            metrics: Default::default(),
             cluster,
             maint: std::sync::RwLock::new(maint),
         }))

@@ -34,6 +34,24 @@ pub fn http_client(cluster_secret: &str) -> reqwest::Client {
         .expect("http client")
 }
 
+/// The request-id header of the client request being served, if any ([`crate::trace`]).
+fn traced() -> reqwest::header::HeaderMap {
+    traced_for(crate::trace::current())
+}
+
+/// The request-id header naming `ids`.
+fn traced_for(
+    ids: impl IntoIterator<Item = crate::trace::RequestId>,
+) -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
+    if let Some(v) = crate::trace::header_value(ids)
+        .and_then(|v| reqwest::header::HeaderValue::from_str(&v).ok())
+    {
+        h.insert(crate::trace::HEADER, v);
+    }
+    h
+}
+
 fn transport(e: reqwest::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -106,6 +124,7 @@ impl NodeClient {
         let resp = self
             .http
             .put(self.url(id))
+            .headers(traced())
             .body(reqwest::Body::wrap_stream(frames))
             .send()
             .await
@@ -128,10 +147,12 @@ impl NodeClient {
 
     /// Writes several whole shards held in memory in one request (`(final header, bytes)`
     /// each); the node stores each or fails it on its own and syncs them together. Returns one
-    /// outcome per shard, in order; `Err` if the request as a whole failed.
+    /// outcome per shard, in order; `Err` if the request as a whole failed. `requests` are
+    /// the client requests the shards are written for ([`crate::trace`]).
     pub async fn put_shards(
         &self,
         shards: &[(ShardHeader, Bytes)],
+        requests: &[crate::trace::RequestId],
     ) -> Result<Vec<Result<ShardInfo>>> {
         // One contiguous body (small shards: the copy is cheaper than a chunked stream).
         let mut body = bytes::BytesMut::new();
@@ -143,6 +164,7 @@ impl NodeClient {
         let resp = self
             .http
             .post(format!("{}/shards/batch", self.base))
+            .headers(traced_for(requests.iter().copied()))
             .body(body.freeze())
             .send()
             .await
@@ -195,6 +217,7 @@ impl NodeClient {
             let mut resp = self
                 .http
                 .get(self.url(id))
+                .headers(traced())
                 .query(&[("offset", offset), ("len", len)])
                 .send()
                 .await
@@ -224,6 +247,7 @@ impl NodeClient {
         let resp = self
             .http
             .get(format!("{}/info", self.url(id)))
+            .headers(traced())
             .send()
             .await
             .map_err(transport)?;
@@ -238,6 +262,7 @@ impl NodeClient {
         let resp = self
             .http
             .delete(self.url(id))
+            .headers(traced())
             .timeout(Duration::from_secs(10))
             .send()
             .await

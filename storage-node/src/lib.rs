@@ -12,16 +12,20 @@
 //! - [`client`]: the typed HTTP client the coordinator uses to talk to a node.
 //! - [`raw`]: raw reads (the node sends stored chunks with `sendfile`, the reader verifies).
 //! - [`auth`]: the cluster secret every internal request carries.
+//! - [`metrics`]: the node's Prometheus metrics; [`trace`]: client request ids on node
+//!   requests.
 
 pub mod auth;
 pub mod client;
 pub mod conformance;
 pub mod error;
 pub mod frame;
+pub mod metrics;
 pub mod raw;
 pub mod scrub;
 pub mod server;
 pub mod store;
+pub mod trace;
 pub mod types;
 
 pub use client::NodeClient;

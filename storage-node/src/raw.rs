@@ -4,7 +4,8 @@
 //! node answers `101 Switching Protocols`, and the connection then carries any number of
 //! reads, one after the other:
 //!
-//! - request, 34 bytes: version (16), shard index (2, big-endian), offset (8), length (8);
+//! - request, 42 bytes: version (16), shard index (2, big-endian), offset (8), length (8),
+//!   the client request it is made for ([`crate::trace`], 8; 0 for none);
 //! - answer: status (1: 0 = ok, else an error kind), chunk size (4), first chunk (8), byte
 //!   count `n` (8), then `n` bytes: for ok, the stored chunk records (`blake3(data) || data`,
 //!   see [`crate::store::verify_records`]) that cover the range; for an error, its message.
@@ -16,7 +17,7 @@
 //! [`StoreError::Corrupt`], and repaired. The node's scrub keeps verifying at rest.
 
 use crate::error::StoreError;
-use crate::store::{verify_records, Records, RecordsAt, ShardStore};
+use crate::store::{verify_records, Records, RecordsAt};
 use crate::types::{ObjectVersion, ShardId};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use hyper_util::rt::TokioIo;
@@ -27,9 +28,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The `Upgrade` protocol name.
-pub const PROTOCOL: &str = "tessera-raw-read/1";
+pub const PROTOCOL: &str = "tessera-raw-read/2";
 
-const REQUEST_LEN: usize = 34;
+const REQUEST_LEN: usize = 42;
 const ANSWER_HEAD_LEN: usize = 21;
 
 /// An idle raw connection is closed by the node after this long without a request.
@@ -72,7 +73,8 @@ fn answer_head(status: u8, chunk_size: u32, first: u64, n: u64) -> [u8; ANSWER_H
 
 /// Node side: serves reads on an upgraded connection until the reader closes it, goes idle
 /// for a minute, or a send fails.
-pub async fn serve(store: Arc<dyn ShardStore>, upgraded: hyper::upgrade::Upgraded) {
+pub async fn serve(state: crate::server::NodeState, upgraded: hyper::upgrade::Upgraded) {
+    let store = state.store.clone();
     // axum serves through hyper-util's auto builder, which wraps the connection.
     let (io, read_buf) =
         match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
@@ -104,13 +106,39 @@ pub async fn serve(store: Arc<dyn ShardStore>, upgraded: hyper::upgrade::Upgrade
             version: ObjectVersion::from_bytes(v),
             index: req.get_u16(),
         };
-        let (offset, len) = (req.get_u64(), req.get_u64());
+        let (offset, len, request) = (req.get_u64(), req.get_u64(), req.get_u64());
+        let started = std::time::Instant::now();
         let st = store.clone();
         let records = tokio::task::spawn_blocking(move || st.read_records(id, offset, len))
             .await
             .unwrap_or_else(|e| Err(StoreError::Io(format!("blocking task failed: {e}"))));
+        let (ok, sent_bytes) = match &records {
+            Ok(r) => (true, r.len()),
+            Err(_) => (false, 0),
+        };
         let sent = tokio::time::timeout(SEND_TIMEOUT, send_answer(&mut sock, records)).await;
-        if !matches!(sent, Ok(Ok(()))) {
+        let sent_ok = matches!(sent, Ok(Ok(())));
+        let status = if ok && sent_ok { 200 } else { 500 };
+        state
+            .metrics
+            .request("raw_read", status, started.elapsed().as_secs_f64());
+        if ok && sent_ok {
+            state.metrics.read_bytes.inc_by(sent_bytes);
+        }
+        if request != 0 {
+            tracing::debug!(
+                target: "tessera_node::access",
+                node = %state.node_id,
+                request_id = %crate::trace::RequestId(request),
+                op = "raw_read",
+                shard = %id,
+                offset,
+                len,
+                status,
+                "shard request"
+            );
+        }
+        if !sent_ok {
             return;
         }
     }
@@ -295,6 +323,7 @@ async fn exchange(
     req.put_u16(id.index);
     req.put_u64(offset);
     req.put_u64(len);
+    req.put_u64(crate::trace::current().map_or(0, |r| r.0));
     sock.write_all(&req).await.map_err(broken)?;
     let mut head = [0u8; ANSWER_HEAD_LEN];
     sock.read_exact(&mut head).await.map_err(broken)?;

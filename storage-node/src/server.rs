@@ -9,6 +9,10 @@
 //! - `DELETE /shards/{version}/{index}`: 204, also when absent.
 //! - `GET /shards?after={version}/{index}&limit=N`: JSON list of [`ShardInfo`] in id order.
 //! - `GET /health`: JSON [`Heartbeat`].
+//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
+//!
+//! Every request is counted by operation and status; one carrying a request id
+//! ([`crate::trace::HEADER`]) is logged under the `tessera_node::access` target.
 
 use crate::error::StoreError;
 use crate::frame::{EndFrame, Frame, FrameParser};
@@ -44,6 +48,8 @@ pub struct NodeState {
     /// The cluster secret: every request must carry it, and the node presents it to the
     /// coordinator.
     pub secret: Arc<str>,
+    /// This node's metrics.
+    pub metrics: Arc<crate::metrics::NodeMetrics>,
 }
 
 impl NodeState {
@@ -93,6 +99,8 @@ pub fn app(state: NodeState) -> Router {
         )
         .route("/shards/{version}/{index}/info", get(info))
         .route("/raw", get(raw))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn_with_state(
             state.secret.clone(),
             crate::auth::require_secret,
@@ -146,6 +154,60 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::Io(format!("blocking task failed: {e}")))?
+}
+
+/// The operation name of a request, from its method and route.
+fn operation(method: &http::Method, route: &str) -> &'static str {
+    use http::Method;
+    match (method, route) {
+        (&Method::PUT, "/shards/{version}/{index}") => "put_shard",
+        (&Method::GET, "/shards/{version}/{index}") => "read_shard",
+        (&Method::DELETE, "/shards/{version}/{index}") => "delete_shard",
+        (&Method::GET, "/shards/{version}/{index}/info") => "shard_info",
+        (&Method::POST, "/shards/batch") => "put_batch",
+        (&Method::GET, "/shards") => "list_shards",
+        (&Method::GET, "/raw") => "raw_connect",
+        (&Method::GET, "/health") => "health",
+        (&Method::GET, "/metrics") => "metrics",
+        _ => "other",
+    }
+}
+
+/// Middleware: counts and times every request, and logs the ones made for a client request.
+async fn observe(
+    State(st): State<NodeState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let op = operation(req.method(), &route);
+    let ids = req
+        .headers()
+        .get(crate::trace::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    st.metrics
+        .request(op, status, started.elapsed().as_secs_f64());
+    if let Some(ids) = ids {
+        tracing::debug!(target: "tessera_node::access", node = %st.node_id, request_id = %ids, op, %path, status, "shard request");
+    }
+    resp
+}
+
+async fn metrics(State(st): State<NodeState>) -> Response {
+    let st2 = st.clone();
+    let text = tokio::task::spawn_blocking(move || st2.metrics.render(&st2))
+        .await
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 async fn health(State(st): State<NodeState>) -> Json<Heartbeat> {
@@ -221,6 +283,7 @@ async fn read(
     let first_len = len.min(READ_BATCH);
     let store = st.store.clone();
     let first = blocking(move || store.read_chunks(id, offset, first_len)).await?;
+    st.metrics.read_bytes.inc_by(len);
     let store = st.store.clone();
     let rest = futures::stream::unfold(offset + first_len, move |pos| {
         let store = store.clone();
@@ -267,10 +330,9 @@ async fn raw(State(st): State<NodeState>, mut req: axum::extract::Request) -> Re
         .into_response();
     }
     let on = hyper::upgrade::on(&mut req);
-    let store = st.store.clone();
     tokio::spawn(async move {
         match on.await {
-            Ok(up) => crate::raw::serve(store, up).await,
+            Ok(up) => crate::raw::serve(st, up).await,
             Err(e) => tracing::debug!(error = %e, "raw read upgrade failed"),
         }
     });
@@ -360,6 +422,8 @@ async fn put_batch(State(st): State<NodeState>, body: Body) -> Result<Json<Vec<B
     }
     let store = st.store.clone();
     let out = blocking(move || Ok(store.put_many(shards))).await?;
+    let stored: u64 = out.iter().flatten().map(|i| i.length).sum();
+    st.metrics.written_bytes.inc_by(stored);
     Ok(Json(
         out.into_iter()
             .map(|r| match r {
@@ -466,7 +530,10 @@ async fn put(
             .await?;
             match out {
                 Flushed::Open(w) => writer = Some(w),
-                Flushed::Done(info) => return Ok(Json(*info)),
+                Flushed::Done(info) => {
+                    st.metrics.written_bytes.inc_by(info.length);
+                    return Ok(Json(*info));
+                }
             }
         }
     }
@@ -599,6 +666,7 @@ pub async fn serve(
         data_dir: config.data_dir.clone(),
         scrub: Default::default(),
         secret: config.cluster_secret.as_str().into(),
+        metrics: Default::default(),
     };
     // Every coordinator of a replicated group keeps its own view of which nodes are up.
     let hbs: Vec<_> = coordinators(&config.coordinator)

@@ -104,6 +104,8 @@ impl ProcCluster {
                     "TESSERA_CLUSTER_SECRET",
                     Self::secrets_in(&self.dir).cluster_secret,
                 )
+                // The access log names the client request of every shard request.
+                .env("RUST_LOG", "info,tessera_node::access=debug")
                 .args(["node", "--listen", &format!("127.0.0.1:{port}")])
                 .arg("--data-dir")
                 .arg(self.dir.join(format!("n{i}")))

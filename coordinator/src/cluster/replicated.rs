@@ -96,6 +96,17 @@ impl Cluster {
                 .is_none_or(|ms| ms <= self.limits.quorum_lost_after.as_millis() as u64)
     }
 
+    /// (leads, current term, last applied log index) as this member sees them now.
+    pub fn local_state(&self) -> (bool, u64, u64) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        (
+            m.state == ServerState::Leader,
+            m.current_term,
+            m.last_applied.map_or(0, |l| l.index),
+        )
+    }
+
     /// The admin URL of member `id`, from the current membership.
     pub fn url_of(&self, id: u64) -> Option<String> {
         let membership = self.raft.metrics().borrow().membership_config.clone();

@@ -22,6 +22,8 @@ pub const MAX_BYTES: usize = 4 << 20;
 struct Item {
     header: ShardHeader,
     data: bytes::Bytes,
+    /// The client request the shard is written for.
+    request: Option<tessera_node::trace::RequestId>,
     done: oneshot::Sender<Result<ShardInfo, StoreError>>,
 }
 
@@ -51,7 +53,12 @@ impl ShardBatcher {
                 .clone()
         };
         queue
-            .send(Item { header, data, done })
+            .send(Item {
+                header,
+                data,
+                request: tessera_node::trace::current(),
+                done,
+            })
             .map_err(|_| StoreError::Unavailable("node write queue stopped".into()))?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(outcome)) => outcome,
@@ -91,7 +98,8 @@ fn spawn_queue(client: NodeClient, timeout: Duration) -> mpsc::UnboundedSender<I
                 .iter()
                 .map(|i| (i.header.clone(), i.data.clone()))
                 .collect();
-            match tokio::time::timeout(timeout, client.put_shards(&shards)).await {
+            let requests: Vec<_> = items.iter().filter_map(|i| i.request).collect();
+            match tokio::time::timeout(timeout, client.put_shards(&shards, &requests)).await {
                 Ok(Ok(outcomes)) => {
                     for (item, outcome) in items.into_iter().zip(outcomes) {
                         let _ = item.done.send(outcome);

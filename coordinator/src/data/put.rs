@@ -254,12 +254,14 @@ where
         put_streamed(&c, &req, body, &nodes, &codec, w, &header, digest).await?
     };
     // Shards acknowledged with the right length are `ok`, the rest `missing`.
-    let shard_len = crate::layout::Layout {
+    let geometry = crate::layout::Layout {
         size: total,
         k: ec.k as u64,
         piece,
-    }
-    .shard_len();
+    };
+    let shard_len = geometry.shard_len();
+    c.metrics.received_bytes.inc_by(total);
+    c.metrics.stripes("encoded", geometry.stripes());
     let mut durable = 0;
     let mut shards = Vec::with_capacity(nodes.len());
     for (i, outcome) in outcomes.into_iter().enumerate() {
@@ -269,6 +271,7 @@ where
                 ShardState::Ok
             }
             other => {
+                c.metrics.shard_error(nodes[i].as_str(), "write");
                 tracing::warn!(shard = i, node = %nodes[i], outcome = ?other, "shard write failed");
                 ShardState::Missing
             }

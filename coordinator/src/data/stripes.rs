@@ -139,13 +139,17 @@ impl StripeReader {
                     .collect()
             })
             .collect();
+        let n_stripes = stripes.end - stripes.start;
         let decoded: Vec<Vec<Chunks>> = if got[..k].iter().all(|p| p.is_some()) {
+            self.c.metrics.stripes("read", n_stripes);
             // Healthy: the data pieces are forwarded as they arrived, without a copy.
             per_stripe
                 .into_iter()
                 .map(|p| p.into_iter().take(k).flatten().collect())
                 .collect()
         } else {
+            self.c.metrics.stripes("reconstructed", n_stripes);
+            self.c.metrics.degraded_reads.inc();
             let codec = self.codec.clone();
             tokio::task::spawn_blocking(move || {
                 per_stripe
@@ -241,6 +245,9 @@ impl StripeReader {
                             have += 1;
                         }
                         Err(e) => {
+                            if let Some(node) = &self.part.shards[i].node {
+                                self.c.metrics.shard_error(node.as_str(), "read");
+                            }
                             if matches!(e, StoreError::Corrupt(_) | StoreError::NotFound(_)) {
                                 // Read-repair: queue the object now; this read goes on with
                                 // the other shards.

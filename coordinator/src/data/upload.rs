@@ -55,7 +55,8 @@ impl NodeStreams {
                     rx,
                     |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
                 );
-            let task = tokio::spawn(async move { client.put_shard(id, frames).await });
+            let task =
+                tessera_node::trace::spawn(async move { client.put_shard(id, frames).await });
             let _ = tx.send(Ok(header_frame(&first))).await;
             streams.push(NodeStream {
                 index: *index,

@@ -18,8 +18,13 @@
 //! - `GET /buckets/{bucket}`: owner, grants, k+m; `POST /buckets/{bucket}/allow` and
 //!   `/deny` `{key, read, write, owner}`: add or remove permissions of a key.
 //!
+//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
+//! - `GET /health/live`: 200 while the process serves; `GET /health/ready`: 200 when enough
+//!   nodes are up to write with the default `k+m` (and, in a replicated group, a leader is
+//!   known), else 503; both with a JSON body saying why.
+//!
 //! Node traffic (`/nodes/*`) needs the cluster secret, everything else the admin token, both
-//! as `Authorization: Bearer`; only `/health` is open.
+//! as `Authorization: Bearer`; only `/health`, `/health/live` and `/health/ready` are open.
 
 use crate::error::ApiError;
 use crate::maintenance::repair::RepairRequest;
@@ -44,6 +49,7 @@ pub fn app(c: Arc<Coordinator>) -> Router {
         ));
     let operators = Router::new()
         .route("/cluster", get(cluster))
+        .route("/metrics", get(metrics))
         .route("/cluster/coordinators", post(add_coordinator))
         .route(
             "/cluster/coordinators/{id}",
@@ -67,6 +73,11 @@ pub fn app(c: Arc<Coordinator>) -> Router {
         .map(|cl| crate::cluster::routes::router(cl, &c.secrets.cluster_secret));
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route(
+            "/health/live",
+            get(|| async { Json(serde_json::json!({"live": true})) }),
+        )
+        .route("/health/ready", get(ready))
         .merge(nodes)
         .merge(operators)
         .with_state(c);
@@ -107,6 +118,60 @@ async fn heartbeat(State(c): State<Arc<Coordinator>>, Json(hb): Json<Heartbeat>)
         }
     }
     StatusCode::NO_CONTENT
+}
+
+async fn metrics(State(c): State<Arc<Coordinator>>) -> Response {
+    let text = crate::metrics::render(&c).await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Ready: the default code's write quorum of nodes is up, `k+m` nodes are registered, and a
+/// replicated group has a leader.
+async fn ready(State(c): State<Arc<Coordinator>>) -> Response {
+    let ec = c.config.default_ec;
+    let needed = c.config.quorum(ec);
+    let view = c.registry.view();
+    let up = view.iter().filter(|n| n.state == "up").count();
+    let mut why = Vec::new();
+    if view.len() < ec.total() {
+        why.push(format!(
+            "{} nodes registered, {ec} needs {}",
+            view.len(),
+            ec.total()
+        ));
+    }
+    if up < needed {
+        why.push(format!("{up} nodes up, a {ec} write needs {needed}"));
+    }
+    if let Some(cl) = &c.cluster {
+        if cl.leader().is_none() {
+            why.push("the coordinator group has no leader".into());
+        }
+    }
+    let status = if why.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({
+            "ready": why.is_empty(),
+            "nodes_up": up,
+            "nodes_registered": view.len(),
+            "write_quorum": needed,
+            "default_ec": ec.to_string(),
+            "reasons": why,
+        })),
+    )
+        .into_response()
 }
 
 async fn cluster(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {

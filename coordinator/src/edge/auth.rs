@@ -139,6 +139,13 @@ impl Access {
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let info = cx
+            .extensions_mut()
+            .get::<Arc<super::observe::RequestInfo>>()
+            .cloned();
+        if let Some(info) = info {
+            info.set_op(cx.s3_op().name());
+        }
         let caller = cx.credentials().map(|c| c.access_key.clone());
         match cx.s3_path() {
             // ListBuckets shows a key only its own buckets.

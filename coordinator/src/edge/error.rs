@@ -55,6 +55,9 @@ pub fn s3_err(e: impl Into<ApiError>) -> S3Error {
     };
     let mut out = S3Error::with_message(code, message);
     out.set_status_code(status);
+    if let Some(id) = tessera_node::trace::current() {
+        out.set_request_id(id.to_string());
+    }
     out
 }
 

@@ -6,6 +6,7 @@
 //! - [`auth`]: access keys, signature lookup and per-bucket permissions.
 //! - [`admin`]: the admin API (nodes, repair, keys, grants) behind the admin token and the
 //!   cluster secret.
+//! - [`observe`]: request ids (`x-amz-request-id`) and request metrics around the S3 service.
 //! - [`error`]: the one mapping of coordinator errors to S3 codes and HTTP statuses.
 //!
 //! Nothing below this module knows of HTTP, XML, S3 names, ETag quoting or checksums headers.
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod checksum;
 pub mod error;
 pub mod multipart;
+pub mod observe;
 pub mod s3;
 
 use crate::state::Coordinator;

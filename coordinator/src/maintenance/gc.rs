@@ -102,6 +102,9 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
             }
         });
         let done = futures::future::join_all(deletes).await;
+        c.metrics
+            .collected_shards
+            .inc_by(done.iter().filter(|ok| **ok).count() as u64);
         for (entry, ok) in set.shards.drain(..).zip(done) {
             if !ok {
                 remaining.push(entry);
@@ -147,7 +150,10 @@ pub async fn orphan_scan(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError>
                 let keep = still_wanted(c, &h, &node.id).await?;
                 if !keep {
                     match client.delete(h.shard_id()).await {
-                        Ok(()) => deleted += 1,
+                        Ok(()) => {
+                            deleted += 1;
+                            c.metrics.collected_shards.inc();
+                        }
                         Err(e) => {
                             tracing::debug!(shard = %h.shard_id(), error = %e, "orphan delete failed")
                         }

@@ -93,6 +93,19 @@ impl RepairReport {
     }
 }
 
+/// See [`Repairer::counts`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RepairCounts {
+    /// Objects queued.
+    pub queue: u64,
+    /// Shards found corrupt, not rebuilt yet.
+    pub suspects: u64,
+    /// Degraded objects found by the last complete scan.
+    pub degraded: u64,
+    /// Unrecoverable objects found by the last complete scan.
+    pub unrecoverable: u64,
+}
+
 /// Repair state shared by the API, the GET path and the background worker.
 #[derive(Default)]
 pub struct Repairer {
@@ -157,6 +170,23 @@ impl Repairer {
                 "still_degraded": r.still_degraded,
             })),
         })
+    }
+
+    /// Queue length, suspects, and the last complete scan's degraded and unrecoverable
+    /// objects (for metrics).
+    pub fn counts(&self) -> RepairCounts {
+        let (degraded, unrecoverable) = self
+            .last_scan
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map_or((0, 0), |(_, r)| (r.degraded, r.unrecoverable.len() as u64));
+        RepairCounts {
+            queue: self.queue.lock().unwrap().len() as u64,
+            suspects: self.suspects.lock().unwrap().len() as u64,
+            degraded,
+            unrecoverable,
+        }
     }
 
     /// The report of run `id`.
@@ -346,6 +376,8 @@ async fn check_and_repair(
         }
         match repair_part(c, &obj, part, &a.lost).await {
             Ok(out) => {
+                c.metrics.repaired_shards.inc_by(out.rebuilt as u64);
+                c.metrics.repaired_bytes.inc_by(out.bytes_written);
                 note(&|r| {
                     r.shards_rebuilt += out.rebuilt as u64;
                     r.bytes_read += out.bytes_read;

@@ -224,5 +224,7 @@ operations! {
         local fn pending_owners(&self) -> BTreeMap<u64, usize> = |m| m.pending_owners();
         /// Counts of in-flight and garbage records.
         linear fn pending_and_garbage(&self) -> (usize, usize) = |m| m.pending_and_garbage();
+        /// The storage engine's stall and compaction figures (monitoring).
+        local fn engine_gauges(&self) -> Vec<(String, u64)> = |m| Ok(m.engine_gauges());
     }
 }

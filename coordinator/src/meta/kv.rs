@@ -61,6 +61,12 @@ pub trait Kv: Send + Sync + 'static {
 
     /// Makes everything applied so far durable.
     fn sync(&self) -> Result<()>;
+
+    /// The engine's stall and compaction figures for monitoring (`(metric name, value)`);
+    /// none for an engine without them.
+    fn engine_gauges(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 impl<T: Kv> Kv for std::sync::Arc<T> {
@@ -78,5 +84,9 @@ impl<T: Kv> Kv for std::sync::Arc<T> {
 
     fn sync(&self) -> Result<()> {
         (**self).sync()
+    }
+
+    fn engine_gauges(&self) -> Vec<(&'static str, u64)> {
+        (**self).engine_gauges()
     }
 }

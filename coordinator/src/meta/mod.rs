@@ -1294,6 +1294,15 @@ impl MetaStore {
         self.write(batch)
     }
 
+    /// The storage engine's stall and compaction figures (see [`Kv::engine_gauges`]).
+    pub fn engine_gauges(&self) -> Vec<(String, u64)> {
+        self.kv
+            .engine_gauges()
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v))
+            .collect()
+    }
+
     /// Number of in-flight and garbage records (for status and tests).
     pub fn pending_and_garbage(&self) -> Result<(usize, usize)> {
         let (mut p, mut g) = (0, 0);

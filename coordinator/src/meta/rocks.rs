@@ -114,6 +114,9 @@ impl Kv for RocksKv {
             None => Ok(()),
         }
     }
+    fn engine_gauges(&self) -> Vec<(&'static str, u64)> {
+        tessera_node::store::rocksdb_gauges(&self.db)
+    }
 }
 
 impl From<rocksdb::Error> for MetaError {

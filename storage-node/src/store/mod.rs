@@ -26,7 +26,7 @@ mod wal_sync;
 
 pub use chunk::{verify_records, ChunkBuffer, CHUNK_HASH_LEN};
 pub use memory::MemoryShardStore;
-pub use rocks::RocksShardStore;
+pub use rocks::{rocksdb_gauges, RocksShardStore, ROCKSDB_GAUGES};
 pub use wal_sync::WalSync;
 
 use crate::error::Result;
@@ -76,6 +76,13 @@ pub trait ShardStore: Send + Sync + 'static {
     /// `(0, 0)` for a store without one.
     fn log_counts(&self) -> (u64, u64) {
         (0, 0)
+    }
+
+    /// The storage engine's health figures for monitoring, as (name, value) pairs (RocksDB:
+    /// pending compaction bytes, running compactions, whether writes are stopped or
+    /// delayed); none for a store without an engine.
+    fn engine_gauges(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
     }
 
     /// Stores whole shards held in memory, each as if by [`ShardStore::begin`],

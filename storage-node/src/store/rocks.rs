@@ -387,6 +387,48 @@ impl ShardStore for RocksShardStore {
     fn used_bytes(&self) -> u64 {
         self.inner.used.load(Ordering::Relaxed)
     }
+
+    fn engine_gauges(&self) -> Vec<(&'static str, u64)> {
+        rocksdb_gauges(&self.inner.db)
+    }
+}
+
+/// The RocksDB properties Tessera reports for any RocksDB it keeps: (metric name, property,
+/// help).
+pub const ROCKSDB_GAUGES: [(&str, &str, &str); 5] = [
+    (
+        "rocksdb_pending_compaction_bytes",
+        "rocksdb.estimate-pending-compaction-bytes",
+        "Bytes RocksDB estimates compaction must rewrite",
+    ),
+    (
+        "rocksdb_running_compactions",
+        "rocksdb.num-running-compactions",
+        "RocksDB compactions running",
+    ),
+    (
+        "rocksdb_write_stopped",
+        "rocksdb.is-write-stopped",
+        "1 while RocksDB stops writes (stall)",
+    ),
+    (
+        "rocksdb_delayed_write_rate_bytes",
+        "rocksdb.actual-delayed-write-rate",
+        "Write rate RocksDB slows writers to, bytes/s (0: not delayed)",
+    ),
+    (
+        "rocksdb_immutable_memtables",
+        "rocksdb.num-immutable-mem-table",
+        "Memtables waiting to be flushed",
+    ),
+];
+
+/// The [`ROCKSDB_GAUGES`] of `db`: `(metric name, value)`.
+pub fn rocksdb_gauges(db: &DB) -> Vec<(&'static str, u64)> {
+    ROCKSDB_GAUGES
+        .iter()
+        .filter_map(|(name, prop, _)| Some((*name, db.property_int_value(*prop).ok()??)))
+        .collect()
 }
 
 struct RocksWriter {

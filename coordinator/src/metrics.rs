@@ -1,0 +1,380 @@
+//! The coordinator's Prometheus metrics (`GET /metrics` on the admin port, behind the admin
+//! token).
+//!
+//! Counters are recorded where things happen (the edge, the data paths, repair); gauges that
+//! describe state (nodes, queues, backlogs, the metadata engine, the Raft group) are read
+//! when the metrics are scraped ([`render`]). Each coordinator has its own registry, so
+//! coordinators and nodes sharing a process (`tessera dev`, tests) keep separate counts.
+
+use crate::state::Coordinator;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::Mutex;
+use tessera_node::metrics::duration_histogram;
+
+pub use tessera_node::metrics::CONTENT_TYPE;
+
+/// Labels of a client request: S3 operation and HTTP status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// S3 operation name (`PutObject`, `GetObject`, ...; `Unknown` for a request refused
+    /// before it was routed, such as one with a bad signature).
+    pub op: String,
+    /// HTTP status code.
+    pub status: String,
+}
+
+/// Labels naming an S3 operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    /// As in [`RequestLabels::op`].
+    pub op: String,
+}
+
+/// Labels of stripe work.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StripeLabels {
+    /// `encoded` (PUT), `read` (GET, healthy: no decoding), `reconstructed` (GET or repair
+    /// decoded missing pieces).
+    pub kind: String,
+}
+
+/// Labels of a shard error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardErrorLabels {
+    /// Node id.
+    pub node: String,
+    /// `read` or `write`.
+    pub op: String,
+}
+
+/// Labels naming a node.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    /// Node id.
+    pub node: String,
+    /// The node's zone.
+    pub zone: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// One coordinator's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// Client requests answered, by operation and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Client request durations, until the last byte of the answer was handed to the socket.
+    pub request_seconds: HistogramFamily<OpLabels>,
+    /// Object bytes received from clients (PUT and UploadPart bodies).
+    pub received_bytes: Counter,
+    /// Bytes sent to clients (response bodies).
+    pub sent_bytes: Counter,
+    /// Stripes encoded, read and reconstructed.
+    pub stripes: Family<StripeLabels, Counter>,
+    /// GET reads that had to reconstruct (a data shard missing, slow or corrupt).
+    pub degraded_reads: Counter,
+    /// Shard reads and writes that failed, by node.
+    pub shard_errors: Family<ShardErrorLabels, Counter>,
+    /// Shards rebuilt by repair.
+    pub repaired_shards: Counter,
+    /// Shard bytes written by repair.
+    pub repaired_bytes: Counter,
+    /// Shards deleted by garbage collection.
+    pub collected_shards: Counter,
+    gauges: Gauges,
+}
+
+/// Gauges set from the state when scraped.
+#[derive(Default)]
+struct Gauges {
+    node_up: Family<NodeLabels, Gauge>,
+    node_used: Family<NodeLabels, Gauge>,
+    node_free: Family<NodeLabels, Gauge>,
+    node_capacity: Family<NodeLabels, Gauge>,
+    scrub_checked: Family<NodeLabels, Gauge>,
+    scrub_corrupt: Family<NodeLabels, Gauge>,
+    scrub_passes: Family<NodeLabels, Gauge>,
+    repair_queue: Gauge,
+    repair_suspects: Gauge,
+    degraded: Gauge,
+    unrecoverable: Gauge,
+    garbage: Gauge,
+    in_flight: Gauge,
+    engine: Vec<(&'static str, Gauge)>,
+    raft_leader: Gauge,
+    raft_term: Gauge,
+    raft_applied: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            requests: Default::default(),
+            request_seconds: Family::new_with_constructor(duration_histogram),
+            received_bytes: Default::default(),
+            sent_bytes: Default::default(),
+            stripes: Default::default(),
+            degraded_reads: Default::default(),
+            shard_errors: Default::default(),
+            repaired_shards: Default::default(),
+            repaired_bytes: Default::default(),
+            collected_shards: Default::default(),
+            gauges: Gauges {
+                engine: tessera_node::store::ROCKSDB_GAUGES
+                    .iter()
+                    .map(|(n, _, _)| (*n, Gauge::default()))
+                    .collect(),
+                ..Default::default()
+            },
+        };
+        let mut r = Registry::with_prefix("tessera");
+        r.register(
+            "requests",
+            "Client requests answered, by S3 operation and HTTP status",
+            m.requests.clone(),
+        );
+        r.register_with_unit(
+            "request_duration",
+            "Client request durations, to the last byte of the answer",
+            Unit::Seconds,
+            m.request_seconds.clone(),
+        );
+        r.register_with_unit(
+            "received",
+            "Object bytes received from clients",
+            Unit::Bytes,
+            m.received_bytes.clone(),
+        );
+        r.register_with_unit(
+            "sent",
+            "Bytes sent to clients",
+            Unit::Bytes,
+            m.sent_bytes.clone(),
+        );
+        r.register(
+            "stripes",
+            "Stripes encoded (PUT), read without decoding (GET) and reconstructed",
+            m.stripes.clone(),
+        );
+        r.register(
+            "degraded_reads",
+            "GET reads that had to reconstruct missing data pieces",
+            m.degraded_reads.clone(),
+        );
+        r.register(
+            "shard_errors",
+            "Shard reads and writes that failed, by node",
+            m.shard_errors.clone(),
+        );
+        r.register(
+            "repaired_shards",
+            "Shards rebuilt by repair",
+            m.repaired_shards.clone(),
+        );
+        r.register_with_unit(
+            "repaired",
+            "Shard bytes written by repair",
+            Unit::Bytes,
+            m.repaired_bytes.clone(),
+        );
+        r.register(
+            "gc_deleted_shards",
+            "Shards deleted by garbage collection",
+            m.collected_shards.clone(),
+        );
+        let g = &m.gauges;
+        r.register("node_up", "1 if the node is up", g.node_up.clone());
+        r.register_with_unit(
+            "node_used",
+            "Bytes of shards on the node",
+            Unit::Bytes,
+            g.node_used.clone(),
+        );
+        r.register_with_unit(
+            "node_free",
+            "Bytes the node can still accept",
+            Unit::Bytes,
+            g.node_free.clone(),
+        );
+        r.register_with_unit(
+            "node_capacity",
+            "The node's configured capacity (0: its whole filesystem)",
+            Unit::Bytes,
+            g.node_capacity.clone(),
+        );
+        r.register(
+            "scrub_shards_checked",
+            "Shards the node's scrub has verified since it started",
+            g.scrub_checked.clone(),
+        );
+        r.register(
+            "scrub_corrupt_shards",
+            "Corrupt shards the node's scrub has found since it started",
+            g.scrub_corrupt.clone(),
+        );
+        r.register(
+            "scrub_passes",
+            "Complete scrub passes of the node since it started",
+            g.scrub_passes.clone(),
+        );
+        r.register(
+            "repair_queue_objects",
+            "Objects queued for repair (read-repair, scrub reports)",
+            g.repair_queue.clone(),
+        );
+        r.register(
+            "repair_suspect_shards",
+            "Shards found corrupt and not yet rebuilt",
+            g.repair_suspects.clone(),
+        );
+        r.register(
+            "objects_degraded",
+            "Objects with a lost shard, as of the last repair scan",
+            g.degraded.clone(),
+        );
+        r.register(
+            "objects_unrecoverable",
+            "Objects with fewer than k healthy shards, as of the last repair scan",
+            g.unrecoverable.clone(),
+        );
+        r.register(
+            "gc_backlog_records",
+            "Garbage records (shards waiting to be deleted)",
+            g.garbage.clone(),
+        );
+        r.register(
+            "writes_in_flight",
+            "Writes recorded in flight (PUTs and repairs not yet committed)",
+            g.in_flight.clone(),
+        );
+        let meta = r.sub_registry_with_prefix("metadata");
+        for ((name, gauge), (_, _, help)) in
+            g.engine.iter().zip(tessera_node::store::ROCKSDB_GAUGES)
+        {
+            meta.register(*name, help, gauge.clone());
+        }
+        r.register(
+            "raft_is_leader",
+            "1 if this coordinator leads its Raft group",
+            g.raft_leader.clone(),
+        );
+        r.register("raft_term", "Current Raft term", g.raft_term.clone());
+        r.register(
+            "raft_applied_index",
+            "Last log index applied to this coordinator's metadata",
+            g.raft_applied.clone(),
+        );
+        *m.registry.lock().unwrap() = r;
+        m
+    }
+
+    /// Counts one answered client request.
+    pub fn request(&self, op: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                op: op.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&OpLabels { op: op.to_string() })
+            .observe(seconds);
+    }
+
+    /// Counts `n` stripes of `kind` (see [`StripeLabels`]).
+    pub fn stripes(&self, kind: &str, n: u64) {
+        self.stripes
+            .get_or_create(&StripeLabels {
+                kind: kind.to_string(),
+            })
+            .inc_by(n);
+    }
+
+    /// Counts a failed shard `op` (`read`, `write`) on `node`.
+    pub fn shard_error(&self, node: &str, op: &str) {
+        self.shard_errors
+            .get_or_create(&ShardErrorLabels {
+                node: node.to_string(),
+                op: op.to_string(),
+            })
+            .inc();
+    }
+}
+
+fn gauge(x: u64) -> i64 {
+    x.min(i64::MAX as u64) as i64
+}
+
+/// The metrics in the Prometheus text format, gauges read from `c` now.
+pub async fn render(c: &Coordinator) -> String {
+    let m = &c.metrics;
+    let g = &m.gauges;
+    for f in [
+        &g.node_up,
+        &g.node_used,
+        &g.node_free,
+        &g.node_capacity,
+        &g.scrub_checked,
+        &g.scrub_corrupt,
+        &g.scrub_passes,
+    ] {
+        // Nodes removed since the last scrape disappear.
+        f.clear();
+    }
+    for n in c.registry.view() {
+        let l = NodeLabels {
+            node: n.id.to_string(),
+            zone: n.zone.clone(),
+        };
+        g.node_up.get_or_create(&l).set((n.state == "up") as i64);
+        g.node_used.get_or_create(&l).set(gauge(n.used));
+        g.node_free.get_or_create(&l).set(gauge(n.free));
+        g.node_capacity.get_or_create(&l).set(gauge(n.capacity));
+        g.scrub_checked
+            .get_or_create(&l)
+            .set(gauge(n.scrub.shards_checked));
+        g.scrub_corrupt
+            .get_or_create(&l)
+            .set(gauge(n.scrub.corrupt_found));
+        g.scrub_passes.get_or_create(&l).set(gauge(n.scrub.passes));
+    }
+    let r = c.repair.counts();
+    g.repair_queue.set(gauge(r.queue));
+    g.repair_suspects.set(gauge(r.suspects));
+    g.degraded.set(gauge(r.degraded));
+    g.unrecoverable.set(gauge(r.unrecoverable));
+    if let Ok((pending, garbage)) = c.meta.pending_and_garbage().await {
+        g.in_flight.set(gauge(pending as u64));
+        g.garbage.set(gauge(garbage as u64));
+    }
+    if let Ok(engine) = c.meta.engine_gauges().await {
+        for (name, v) in engine {
+            if let Some((_, gauge_)) = g.engine.iter().find(|(n, _)| *n == name) {
+                gauge_.set(gauge(v));
+            }
+        }
+    }
+    if let Some(cl) = &c.cluster {
+        let (leader, term, applied) = cl.local_state();
+        g.raft_leader.set(leader as i64);
+        g.raft_term.set(gauge(term));
+        g.raft_applied.set(gauge(applied));
+    }
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &m.registry.lock().unwrap())
+        .expect("writing to a String");
+    out
+}

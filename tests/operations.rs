@@ -1,0 +1,303 @@
+//! Operating a cluster, on real `tessera coordinator` and `tessera node` processes: metrics,
+//! health, request ids.
+
+mod common;
+use common::procs::*;
+use common::*;
+
+use std::time::Duration;
+
+const MIB: usize = 1 << 20;
+
+/// The value of the sample `name{labels}` (labels exactly as printed), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Every sample of metric `name` (any labels): (label text, value).
+fn samples(text: &str, name: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let (labels, v) = rest.rsplit_once(' ')?;
+            if !(labels.is_empty() || labels.starts_with('{')) {
+                return None;
+            }
+            Some((labels.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn scrape(c: &ProcCluster) -> String {
+    let r = c
+        .admin_http()
+        .get(format!("http://{}/metrics", c.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    r.text().await.unwrap()
+}
+
+/// Node logs (`n{i}.err.log`: the log goes to stderr) that name `id` in an access-log line.
+fn nodes_logging(dir: &std::path::Path, nodes: usize, id: &str) -> usize {
+    (0..nodes)
+        .filter(|i| {
+            std::fs::read_to_string(dir.join(format!("n{i}.err.log")))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains("shard request") && l.contains(id))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_health_and_request_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start(dir.path(), 6).await;
+    let admin = format!("http://{}", c.admin);
+
+    // Health needs no token; metrics do.
+    let live = http()
+        .get(format!("{admin}/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let ready = http()
+        .get(format!("{admin}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["nodes_up"], 6);
+    let anon = http().get(format!("{admin}/metrics")).send().await.unwrap();
+    assert_eq!(anon.status(), 401, "metrics without the admin token");
+
+    // Traffic: 3 objects (two streamed, one small enough for the batched path), read back,
+    // and one read of a missing key.
+    assert_eq!(put(&c.url("met"), vec![]).await.0, 200);
+    let sizes = [3 * MIB + 5, MIB, 10_000];
+    let mut put_ids = Vec::new();
+    for (i, n) in sizes.iter().enumerate() {
+        let r = http()
+            .put(c.url(&format!("met/o{i}")))
+            .body(data(*n, i as u64))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let id = r.headers()["x-amz-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(id.len(), 16, "{id}");
+        assert!(id.chars().all(|ch| ch.is_ascii_hexdigit()), "{id}");
+        put_ids.push(id);
+    }
+    let mut get_ids = Vec::new();
+    for (i, n) in sizes.iter().enumerate() {
+        let r = http()
+            .get(c.url(&format!("met/o{i}")))
+            .send()
+            .await
+            .unwrap();
+        let id = r.headers()["x-amz-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(r.bytes().await.unwrap() == data(*n, i as u64));
+        get_ids.push(id);
+    }
+    let missing = http().get(c.url("met/none")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let id404 = missing.headers()["x-amz-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body = missing.text().await.unwrap();
+    assert!(
+        body.contains(&format!("<RequestId>{id404}</RequestId>")),
+        "{body}"
+    );
+    assert!(!put_ids.contains(&get_ids[0]), "ids are per request");
+
+    let m = scrape(&c).await;
+    let total: usize = sizes.iter().sum();
+    assert_eq!(
+        sample(&m, r#"tessera_requests_total{op="PutObject",status="200"}"#),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, r#"tessera_requests_total{op="GetObject",status="200"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&m, r#"tessera_requests_total{op="GetObject",status="404"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"tessera_requests_total{op="CreateBucket",status="200"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"tessera_request_duration_seconds_count{op="PutObject"}"#
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&m, "tessera_received_bytes_total"),
+        Some(total as f64)
+    );
+    assert!(sample(&m, "tessera_sent_bytes_total").unwrap() >= total as f64);
+    // 3 MiB + 5 is 4 stripes of 1 MiB, 1 MiB is 1, 10 KB is 1.
+    assert_eq!(
+        sample(&m, r#"tessera_stripes_total{kind="encoded"}"#),
+        Some(6.0)
+    );
+    assert!(sample(&m, r#"tessera_stripes_total{kind="read"}"#).unwrap() >= 6.0);
+    assert_eq!(sample(&m, "tessera_degraded_reads_total"), Some(0.0));
+    let up = samples(&m, "tessera_node_up");
+    assert_eq!(up.len(), 6, "{up:?}");
+    assert!(up.iter().all(|(_, v)| *v == 1.0), "{up:?}");
+    assert_eq!(samples(&m, "tessera_node_used_bytes").len(), 6);
+    for name in [
+        "tessera_repair_queue_objects",
+        "tessera_objects_unrecoverable",
+        "tessera_gc_backlog_records",
+        "tessera_metadata_rocksdb_pending_compaction_bytes",
+        "tessera_metadata_rocksdb_write_stopped",
+    ] {
+        assert!(sample(&m, name).is_some(), "{name} missing:\n{m}");
+    }
+
+    // Every node that served a shard logged the client request's id: all six shard writes of
+    // a streamed PUT, the batched shard writes of the small one, at least k reads per GET.
+    let d = dir.path().to_path_buf();
+    for (id, at_least) in [
+        (&put_ids[0], 6),
+        (&put_ids[2], 6),
+        (&get_ids[0], 4),
+        (&get_ids[2], 4),
+    ] {
+        assert!(
+            eventually(Duration::from_secs(5), || {
+                let d = d.clone();
+                let id = id.clone();
+                async move { nodes_logging(&d, 6, &id) >= at_least }
+            })
+            .await,
+            "request {id} logged by {} nodes, wanted {at_least}",
+            nodes_logging(&d, 6, id)
+        );
+    }
+    assert_eq!(nodes_logging(&d, 6, &id404), 0, "a 404 reads no shard");
+
+    // A node's own metrics, behind the cluster secret.
+    let node = c.node_addrs()[0];
+    let r = http()
+        .get(format!("http://{node}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "node metrics without the cluster secret");
+    let nm = http()
+        .get(format!("http://{node}/metrics"))
+        .bearer_auth(c.secrets().cluster_secret)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sample(&nm, "tessera_node_shard_written_bytes_total").unwrap() > 0.0,
+        "{nm}"
+    );
+    assert!(
+        samples(&nm, "tessera_node_requests_total")
+            .iter()
+            .any(|(l, v)| l.contains("raw_read") && *v >= 1.0)
+            || samples(&nm, "tessera_node_requests_total")
+                .iter()
+                .any(|(l, v)| l.contains("read_shard") && *v >= 1.0),
+        "{nm}"
+    );
+    assert!(sample(&nm, "tessera_node_rocksdb_pending_compaction_bytes").is_some());
+    assert!(sample(&nm, "tessera_node_free_bytes").unwrap() > 0.0);
+
+    // Two nodes die: reads of the big object reconstruct, the nodes show down, and the
+    // cluster is no longer ready for a 4+2 write (quorum k+1 = 5 nodes).
+    // (Placement is random per object: with 8 objects, some data shard is on a dead node.)
+    for i in 0..5 {
+        assert_eq!(
+            put(&c.url(&format!("met/x{i}")), data(10_000, 50 + i))
+                .await
+                .0,
+            200
+        );
+    }
+    c.kill_node(0);
+    c.kill_node(1);
+    for (i, n) in sizes.iter().enumerate() {
+        assert!(get(&c.url(&format!("met/o{i}"))).await.1 == data(*n, i as u64));
+    }
+    for i in 0..5 {
+        assert!(get(&c.url(&format!("met/x{i}"))).await.1 == data(10_000, 50 + i));
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let c = &c;
+            async move {
+                let m = scrape(c).await;
+                samples(&m, "tessera_node_up")
+                    .iter()
+                    .filter(|(_, v)| *v == 0.0)
+                    .count()
+                    == 2
+            }
+        })
+        .await
+    );
+    let m = scrape(&c).await;
+    assert!(
+        sample(&m, "tessera_degraded_reads_total").unwrap() >= 1.0,
+        "{m}"
+    );
+    assert!(sample(&m, r#"tessera_stripes_total{kind="reconstructed"}"#).unwrap() >= 1.0);
+    let ready = http()
+        .get(format!("{admin}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["ready"], false);
+    assert_eq!(ready["nodes_up"], 4);
+    assert!(
+        ready["reasons"][0].as_str().unwrap().contains("4 nodes up"),
+        "{ready}"
+    );
+    // Liveness is unaffected.
+    let live = http()
+        .get(format!("{admin}/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+}
