@@ -73,6 +73,14 @@ enum Cmd {
         /// Objects repaired at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// Repair grace for this run (e.g. `0s`): shards on nodes down longer than this are
+        /// rebuilt now (default: the coordinator's --repair-grace).
+        #[arg(long, value_parser = parse_duration)]
+        grace: Option<Duration>,
+        /// Read every shard of the selected objects and check its chunk hashes, then rebuild
+        /// what is corrupt (within the coordinator's repair rate).
+        #[arg(long)]
+        verify: bool,
         /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
@@ -377,6 +385,8 @@ async fn run() -> anyhow::Result<()> {
             bucket,
             node,
             concurrency,
+            grace,
+            verify,
             json,
         } => {
             let node = match node {
@@ -388,6 +398,8 @@ async fn run() -> anyhow::Result<()> {
                 bucket,
                 node,
                 concurrency,
+                grace_ms: grace.map(|g| g.as_millis() as u64),
+                verify,
             };
             let coordinator = token.coordinator(&coordinator).await?;
             let code = tessera::ops::repair(&coordinator, req, json).await?;

@@ -213,6 +213,20 @@ pub async fn repair(admin: &str, req: RepairRequest, json: bool) -> anyhow::Resu
             report.bytes_written,
             report.bytes_written as f64 / 1e6 / secs.max(0.001)
         );
+        if report.shards_verified > 0 || report.corrupt_found > 0 {
+            println!(
+                "verified {} shards ({} bytes), corrupt found {}",
+                report.shards_verified, report.bytes_verified, report.corrupt_found
+            );
+        }
+        for g in &report.within_grace {
+            println!(
+                "node {} is down ({:.0} s) but inside the repair grace: its shards count as lost in {:.0} s (--grace 0s rebuilds them now)",
+                g.node,
+                g.down_for_ms as f64 / 1000.0,
+                g.lost_in_ms as f64 / 1000.0
+            );
+        }
         for o in &report.unrecoverable {
             println!("unrecoverable: {o}");
         }

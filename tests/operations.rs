@@ -301,3 +301,90 @@ async fn metrics_health_and_request_ids() {
         .unwrap();
     assert_eq!(live.status(), 200);
 }
+
+fn report(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repair_verify_finds_unreported_corruption_and_grace_zero_rebuilds_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start(dir.path(), 7).await;
+    assert_eq!(put(&c.url("ver"), vec![]).await.0, 200);
+    let objects: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            (
+                c.url(&format!("ver/o{i}")),
+                data(3 * MIB + i, 300 + i as u64),
+            )
+        })
+        .collect();
+    for (u, b) in &objects {
+        assert_eq!(put(u, b.clone()).await.0, 200);
+    }
+    // Bytes flipped on one node's disk; nothing reads them, so nothing reports them.
+    let flipped = flip_blob_bytes(&dir.path().join("n0"));
+    assert!(flipped > 0, "node 0 holds shard files");
+    let (code, out, err) = c.repair_cli(&["--json"]);
+    let r = report(&out);
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(
+        r["corrupt_found"], 0,
+        "a plain repair does not read shards: {r}"
+    );
+    assert_eq!(r["shards_rebuilt"], 0);
+
+    // The deep pass reads every shard, finds the corrupt ones and rebuilds them.
+    let (code, out, err) = c.repair_cli(&["--verify", "--json"]);
+    let r = report(&out);
+    assert_eq!(code, 0, "{out} {err}");
+    let corrupt = r["corrupt_found"].as_u64().unwrap();
+    assert_eq!(corrupt as usize, flipped, "{r}");
+    assert_eq!(r["shards_rebuilt"].as_u64().unwrap(), corrupt);
+    assert!(
+        r["shards_verified"].as_u64().unwrap() >= 6 * 6 - corrupt,
+        "{r}"
+    );
+    let (code, out, _) = c.repair_cli(&["--verify", "--json"]);
+    let r = report(&out);
+    assert_eq!((code, r["corrupt_found"].as_u64()), (0, Some(0)), "{r}");
+
+    // A dead node inside the repair grace (60 s here) is reported, not rebuilt...
+    c.kill_node(1);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let c = &c;
+            async move {
+                c.cluster_json().await["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|n| n["state"] == "down")
+                    .count()
+                    == 1
+            }
+        })
+        .await
+    );
+    let (code, out, _) = c.repair_cli(&["--json"]);
+    let r = report(&out);
+    assert_eq!(code, 1, "degraded objects remain: {r}");
+    assert_eq!(r["shards_rebuilt"], 0, "{r}");
+    let within = r["within_grace"].as_array().unwrap();
+    assert_eq!(within.len(), 1, "{r}");
+    assert!(within[0]["lost_in_ms"].as_u64().unwrap() > 50_000, "{r}");
+    let (_, text, _) = c.repair_cli(&[]);
+    assert!(text.contains("inside the repair grace"), "{text}");
+    // ...until the operator says it is gone: --grace 0s rebuilds its shards now.
+    let (code, out, err) = c.repair_cli(&["--grace", "0s", "--json"]);
+    let r = report(&out);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(r["shards_rebuilt"].as_u64().unwrap() >= 1, "{r}");
+    assert!(r["within_grace"].as_array().unwrap().is_empty(), "{r}");
+    // Full redundancy again: two more nodes may die.
+    c.kill_node(2);
+    c.kill_node(3);
+    for (u, b) in &objects {
+        assert!(get(u).await.1 == *b, "{u}");
+    }
+}

@@ -39,6 +39,45 @@ pub struct RepairRequest {
     pub node: Option<NodeId>,
     /// Objects repaired at once.
     pub concurrency: usize,
+    /// The repair grace for this run, in milliseconds (`None`: the coordinator's
+    /// `--repair-grace`): shards on nodes down for longer count as lost and are rebuilt.
+    #[serde(default)]
+    pub grace_ms: Option<u64>,
+    /// Deep pass: read every shard of the selected objects and check its chunk hashes, so
+    /// corruption no read has reported yet is found (and rebuilt), within the repair rate.
+    #[serde(default)]
+    pub verify: bool,
+}
+
+/// A down node whose shards do not count as lost yet (inside the repair grace).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WithinGrace {
+    /// Node id.
+    pub node: String,
+    /// How long it has been down.
+    pub down_for_ms: u64,
+    /// When its shards will count as lost (from the run's start).
+    pub lost_in_ms: u64,
+}
+
+/// How one run looks at objects.
+#[derive(Clone, Copy, Debug)]
+struct Options {
+    dry_run: bool,
+    grace: std::time::Duration,
+    verify: bool,
+}
+
+impl Options {
+    fn of(c: &Coordinator, req: &RepairRequest) -> Self {
+        Options {
+            dry_run: req.dry_run,
+            grace: req
+                .grace_ms
+                .map_or(c.config.repair_grace, std::time::Duration::from_millis),
+            verify: req.verify,
+        }
+    }
 }
 
 /// Progress and outcome of one repair run.
@@ -68,6 +107,19 @@ pub struct RepairReport {
     pub unrecoverable: Vec<String>,
     /// Objects still degraded after the run, with the reason.
     pub still_degraded: Vec<String>,
+    /// Shards read whole and checked against their chunk hashes (`verify`).
+    #[serde(default)]
+    pub shards_verified: u64,
+    /// Bytes read to verify.
+    #[serde(default)]
+    pub bytes_verified: u64,
+    /// Corrupt shards the verification found.
+    #[serde(default)]
+    pub corrupt_found: u64,
+    /// Down nodes still inside the repair grace when the run started: their shards were not
+    /// rebuilt.
+    #[serde(default)]
+    pub within_grace: Vec<WithinGrace>,
     /// Time since the run started.
     pub elapsed_ms: u64,
 }
@@ -82,6 +134,9 @@ impl RepairReport {
         self.shards_rebuilt += other.shards_rebuilt;
         self.bytes_read += other.bytes_read;
         self.bytes_written += other.bytes_written;
+        self.shards_verified += other.shards_verified;
+        self.bytes_verified += other.bytes_verified;
+        self.corrupt_found += other.corrupt_found;
         self.unrecoverable.clone_from(&other.unrecoverable);
     }
 
@@ -242,6 +297,8 @@ pub async fn start_run(c: &Arc<Coordinator>, req: RepairRequest) -> Result<u64, 
 /// Scans the objects `req` selects and repairs what is degraded, updating `report`.
 pub async fn run(c: &Arc<Coordinator>, req: &RepairRequest, report: &Arc<Mutex<RepairReport>>) {
     let started = std::time::Instant::now();
+    let opts = Options::of(c, req);
+    report.lock().unwrap().within_grace = within_grace(c, opts.grace);
     let mut after: Option<(String, String)> = None;
     let mut selected = Vec::new();
     loop {
@@ -268,8 +325,10 @@ pub async fn run(c: &Arc<Coordinator>, req: &RepairRequest, report: &Arc<Mutex<R
         }));
     }
     report.lock().unwrap().objects_total = selected.len() as u64;
+    // Most at risk first: the object one loss from unrecoverable before the one with spares.
+    selected.sort_by_cached_key(|o| margin(c, o, opts.grace));
     futures::stream::iter(selected)
-        .map(|o| check_and_repair(c, o, req.dry_run, report))
+        .map(|o| check_and_repair(c, o, opts, report))
         .buffer_unordered(req.concurrency.max(1))
         .for_each(|_| async {})
         .await;
@@ -286,9 +345,69 @@ struct Assessment {
     healthy: usize,
 }
 
-async fn assess(c: &Arc<Coordinator>, part: &Part) -> Assessment {
+/// Down nodes inside `grace`, and when each will count as lost.
+fn within_grace(c: &Coordinator, grace: std::time::Duration) -> Vec<WithinGrace> {
+    c.registry
+        .view()
+        .into_iter()
+        .filter(|n| n.state != "up")
+        .filter_map(|n| {
+            let down = c.registry.down_for(&n.id);
+            (down < grace).then(|| WithinGrace {
+                node: n.id.to_string(),
+                down_for_ms: down.as_millis() as u64,
+                lost_in_ms: (grace - down).as_millis() as u64,
+            })
+        })
+        .collect()
+}
+
+/// How many shards an object can still lose (the smallest over its parts), as far as the
+/// metadata, the suspects and the nodes' liveness tell without asking any node: shards
+/// recorded missing, suspected corrupt or on nodes down past `grace` count as gone. Repair
+/// takes objects in increasing order of this.
+fn margin(c: &Coordinator, obj: &ObjectMeta, grace: std::time::Duration) -> i64 {
+    let suspects = c.repair.suspects.lock().unwrap();
+    margin_with(obj, |part, i, node| {
+        !suspects.contains(&ShardId {
+            version: part.version,
+            index: i as u16,
+        }) && c.registry.client(node).is_some()
+            && (c.registry.up(node) || c.registry.down_for(node) < grace)
+    })
+}
+
+/// [`margin`] with `usable(part, shard index, node)` saying whether a shard recorded `ok`
+/// still counts.
+fn margin_with(obj: &ObjectMeta, usable: impl Fn(&Part, usize, &NodeId) -> bool) -> i64 {
+    obj.extents()
+        .map(|part| {
+            let alive = part
+                .shards
+                .iter()
+                .enumerate()
+                .filter(|(i, loc)| match &loc.node {
+                    Some(node) => loc.state == ShardState::Ok && usable(part, *i, node),
+                    None => false,
+                })
+                .count();
+            alive as i64 - part.ec.k as i64
+        })
+        .min()
+        .unwrap_or(i64::MAX)
+}
+
+/// Bytes of a shard read and checked per request by a verifying run.
+const VERIFY_READ: u64 = 4 << 20;
+
+async fn assess(
+    c: &Arc<Coordinator>,
+    part: &Part,
+    opts: Options,
+    report: &Mutex<RepairReport>,
+) -> Assessment {
     let shard_len = part.layout().shard_len();
-    let grace = c.config.repair_grace;
+    let grace = opts.grace;
     let suspects = c.repair.suspects.lock().unwrap().clone();
     let checks = part.shards.iter().enumerate().map(|(i, loc)| {
         let id = ShardId {
@@ -314,6 +433,9 @@ async fn assess(c: &Arc<Coordinator>, part: &Part) -> Assessment {
                 return (i, lost.then_some(true));
             }
             match client.info(id).await {
+                Ok(info) if info.length == shard_len && opts.verify => {
+                    (i, verify_shard(c, &client, id, shard_len, report).await)
+                }
                 Ok(info) if info.length == shard_len => (i, Some(false)),
                 Ok(_) | Err(StoreError::NotFound(_)) | Err(StoreError::Corrupt(_)) => {
                     (i, Some(true))
@@ -333,13 +455,52 @@ async fn assess(c: &Arc<Coordinator>, part: &Part) -> Assessment {
     a
 }
 
+/// Reads shard `id` whole, every chunk checked against its blake3 (by the raw read, or by
+/// the node), within the repair rate. `Some(true)`: corrupt (now a suspect), `Some(false)`:
+/// healthy, `None`: could not be read.
+async fn verify_shard(
+    c: &Arc<Coordinator>,
+    client: &tessera_node::NodeClient,
+    id: ShardId,
+    len: u64,
+    report: &Mutex<RepairReport>,
+) -> Option<bool> {
+    let mut at = 0;
+    while at < len {
+        let n = VERIFY_READ.min(len - at);
+        match client
+            .read_verified(id, at, n, c.config.shard_read_timeout)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Corrupt(e)) => {
+                tracing::warn!(shard = %id, error = %e, "verification found a corrupt shard");
+                c.repair.suspects.lock().unwrap().insert(id);
+                let mut r = report.lock().unwrap();
+                r.corrupt_found += 1;
+                r.bytes_verified += at;
+                return Some(true);
+            }
+            Err(StoreError::NotFound(_)) => return Some(true),
+            Err(_) => return None,
+        }
+        throttle(c, n).await;
+        at += n;
+    }
+    let mut r = report.lock().unwrap();
+    r.shards_verified += 1;
+    r.bytes_verified += len;
+    Some(false)
+}
+
 /// Looks at one object, part by part, and repairs what needs it and can be.
 async fn check_and_repair(
     c: &Arc<Coordinator>,
     obj: ObjectMeta,
-    dry_run: bool,
+    opts: Options,
     report: &Arc<Mutex<RepairReport>>,
 ) {
+    let dry_run = opts.dry_run;
     let note = |f: &dyn Fn(&mut RepairReport)| f(&mut report.lock().unwrap());
     note(&|r| r.objects_scanned += 1);
     let (mut degraded, mut fixed) = (false, true);
@@ -349,7 +510,7 @@ async fn check_and_repair(
         } else {
             format!("{}/{}", obj.bucket, obj.key)
         };
-        let a = assess(c, part).await;
+        let a = assess(c, part, opts, report).await;
         let k = part.ec.k as usize;
         if a.lost.is_empty() && a.unavailable.is_empty() {
             continue;
@@ -557,13 +718,18 @@ pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
         let queued: Vec<(String, String)> = std::mem::take(&mut *c.repair.queue.lock().unwrap())
             .into_iter()
             .collect();
+        let opts = Options::of(&c, &RepairRequest::default());
+        let mut objects = Vec::new();
         for (b, k) in queued {
-            let obj = match c.meta.object(b, k).await {
-                Ok(Some(o)) => o,
-                _ => continue,
-            };
+            if let Ok(Some(o)) = c.meta.object(b, k).await {
+                objects.push(o);
+            }
+        }
+        // Most at risk first.
+        objects.sort_by_cached_key(|o| margin(&c, o, opts.grace));
+        for obj in objects {
             let before = report.lock().unwrap().bytes_written;
-            check_and_repair(&c, obj, false, &report).await;
+            check_and_repair(&c, obj, opts, &report).await;
             let after = report.lock().unwrap().bytes_written;
             throttle(&c, after - before).await;
         }
@@ -588,5 +754,36 @@ async fn throttle(c: &Coordinator, bytes: u64) {
     if c.config.repair_rate > 0 && bytes > 0 {
         let secs = bytes as f64 / c.config.repair_rate as f64;
         tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::conformance::object;
+
+    #[test]
+    fn objects_closest_to_unrecoverable_come_first() {
+        // 2+1 objects on nodes 0, 1, 2; node 1 is dead.
+        let dead = object("b", "dead-node", 10).parts[0].shards[1].node.clone();
+        let usable = |_: &Part, _: usize, n: &NodeId| Some(n) != dead.as_ref();
+        let one_lost = object("b", "one-lost", 10);
+        let two_lost = {
+            let mut o = object("b", "two-lost", 10);
+            o.parts[0].shards[0].state = ShardState::Missing;
+            o
+        };
+        let mut objs = vec![one_lost.clone(), two_lost.clone()];
+        assert_eq!(margin_with(&one_lost, usable), 0);
+        assert_eq!(margin_with(&two_lost, usable), -1);
+        objs.sort_by_cached_key(|o| margin_with(o, usable));
+        let order: Vec<&str> = objs.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(order, ["two-lost", "one-lost"]);
+        // A multipart object counts its worst part.
+        let mut multi = object("b", "multi", 20);
+        let mut p2 = multi.parts[0].clone();
+        p2.shards[0].state = ShardState::Missing;
+        multi.parts.push(p2);
+        assert_eq!(margin_with(&multi, usable), -1);
     }
 }
