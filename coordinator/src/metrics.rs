@@ -11,29 +11,11 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::Mutex;
-use tessera_node::metrics::duration_histogram;
+use tessera_node::metrics::{duration_histogram, HistogramFamily, OpLabels, RequestLabels};
 
 pub use tessera_node::metrics::CONTENT_TYPE;
-
-/// Labels of a client request: S3 operation and HTTP status.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// S3 operation name (`PutObject`, `GetObject`, ...; `Unknown` for a request refused
-    /// before it was routed, such as one with a bad signature).
-    pub op: String,
-    /// HTTP status code.
-    pub status: String,
-}
-
-/// Labels naming an S3 operation.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OpLabels {
-    /// As in [`RequestLabels::op`].
-    pub op: String,
-}
 
 /// Labels of stripe work.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,8 +42,6 @@ pub struct NodeLabels {
     /// The node's zone.
     pub zone: String,
 }
-
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// One coordinator's metrics.
 pub struct Metrics {
@@ -283,15 +263,13 @@ impl Metrics {
 
     /// Counts one answered client request.
     pub fn request(&self, op: &str, status: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                op: op.to_string(),
-                status: status.to_string(),
-            })
-            .inc();
-        self.request_seconds
-            .get_or_create(&OpLabels { op: op.to_string() })
-            .observe(seconds);
+        tessera_node::metrics::record_request(
+            &self.requests,
+            &self.request_seconds,
+            op,
+            status,
+            seconds,
+        );
     }
 
     /// Counts `n` stripes of `kind` (see [`StripeLabels`]).

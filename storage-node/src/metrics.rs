@@ -13,10 +13,13 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::Mutex;
 
-/// Labels of a request: operation and HTTP status.
+/// Labels of a request: operation and HTTP status (the coordinator's client requests use
+/// them too).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// `put_shard`, `put_batch`, `read_shard`, `raw_read`, `delete_shard`, ...
+    /// A node's `put_shard`, `put_batch`, `read_shard`, `raw_read`, `delete_shard`, ...; the
+    /// coordinator's S3 operation (`PutObject`, ...; `Unknown` for a request refused before
+    /// it was routed).
     pub op: String,
     /// HTTP status code (raw reads: 200 or 500).
     pub status: String,
@@ -29,7 +32,8 @@ pub struct OpLabels {
     pub op: String,
 }
 
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+/// A family of histograms made by a plain function.
+pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Request durations: 0.1 ms to ~13 s.
 pub fn duration_histogram() -> Histogram {
@@ -159,15 +163,7 @@ impl NodeMetrics {
 
     /// Counts one answered request.
     pub fn request(&self, op: &str, status: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                op: op.to_string(),
-                status: status.to_string(),
-            })
-            .inc();
-        self.request_seconds
-            .get_or_create(&OpLabels { op: op.to_string() })
-            .observe(seconds);
+        record_request(&self.requests, &self.request_seconds, op, status, seconds);
     }
 
     /// The metrics in the Prometheus text format, gauges taken from `state` now.
@@ -193,6 +189,25 @@ impl NodeMetrics {
             .expect("writing to a String");
         out
     }
+}
+
+/// Counts one answered request of `op` with `status` and observes its duration.
+pub fn record_request(
+    requests: &Family<RequestLabels, Counter>,
+    durations: &HistogramFamily<OpLabels>,
+    op: &str,
+    status: u16,
+    seconds: f64,
+) {
+    requests
+        .get_or_create(&RequestLabels {
+            op: op.to_string(),
+            status: status.to_string(),
+        })
+        .inc();
+    durations
+        .get_or_create(&OpLabels { op: op.to_string() })
+        .observe(seconds);
 }
 
 /// The `Content-Type` of [`NodeMetrics::render`]'s output.
