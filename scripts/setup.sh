@@ -12,7 +12,8 @@ fi
 missing=""
 # The network-fault tests make namespaces with iproute2 and send requests from inside them with
 # curl.
-for p in rclone s3cmd python3-boto3 iproute2 curl; do
+# The console test loads the web console in headless Chromium.
+for p in rclone s3cmd python3-boto3 iproute2 curl chromium; do
   command -v dpkg >/dev/null && ! dpkg -s "$p" >/dev/null 2>&1 && missing="$missing $p"
 done
 if [ -n "$missing" ]; then

@@ -177,6 +177,16 @@ operations! {
         fn set_grant(&self, bucket: String, key_id: String, grant: Grant) -> BucketMeta = |m| m.set_grant(&bucket, &key_id, grant);
         /// Registers (or moves) a node.
         fn put_node(&self, n: NodeRecord) -> () = |m| m.put_node(&n);
+        /// Sets (or with `None` clears) a node's lifecycle state (`draining`, `drained`).
+        fn set_node_state(&self, node: NodeId, state: Option<String>) -> () = |m| m.set_node_state(&node, state.as_deref());
+        /// Forgets a node: its registration and its entries in garbage records go (shards on
+        /// a removed node can never be deleted); its state becomes `removed`.
+        fn remove_node(&self, node: NodeId) -> usize = |m| m.remove_node(&node);
+        /// Stores (or with `None` ends) a maintenance job (rebalance, recode) so the leader
+        /// resumes it after a restart.
+        fn set_job(&self, name: String, spec: Option<serde_json::Value>) -> () = |m| m.set_job(&name, spec.as_ref());
+        /// Changes the code new objects of a bucket get.
+        fn set_bucket_ec(&self, bucket: String, ec: EcSpec) -> BucketMeta = |m| m.set_bucket_ec(&bucket, ec);
         /// Turns the writes left in flight by coordinator `owner` (all, with `None`) before
         /// `before_ms` into garbage; how many.
         fn expire_pending(&self, owner: Option<u64>, before_ms: u64) -> usize = |m| m.expire_pending(owner, before_ms);
@@ -218,6 +228,12 @@ operations! {
         linear fn keys(&self) -> Vec<KeyRecord> = |m| m.keys();
         /// Registered nodes.
         linear fn nodes(&self) -> Vec<NodeRecord> = |m| m.nodes();
+        /// Maintenance jobs by name.
+        linear fn jobs(&self) -> BTreeMap<String, serde_json::Value> = |m| m.jobs();
+        /// Nodes with a lifecycle state (`draining`, `drained`, `removed`).
+        linear fn node_states(&self) -> BTreeMap<NodeId, String> = |m| m.node_states();
+        /// Whether any object, upload part or in-flight write has a shard on `node`.
+        linear fn references_node(&self, node: NodeId) -> bool = |m| m.references_node(&node);
         /// Garbage records: (record, version, shards), at most `limit`.
         linear fn garbage(&self, limit: usize) -> Vec<(String, ObjectVersion, ShardSet)> = |m| m.garbage(limit);
         /// Owners of in-flight records and how many each has.

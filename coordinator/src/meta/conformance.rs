@@ -12,6 +12,7 @@ pub async fn run_all(m: &dyn Metadata) {
     listings(m).await;
     multipart_uploads(m).await;
     keys_grants_and_nodes(m).await;
+    node_lifecycle_jobs_and_recodes(m).await;
 }
 
 fn node(i: u8) -> NodeId {
@@ -653,6 +654,126 @@ pub async fn keys_grants_and_nodes(m: &dyn Metadata) {
         [moved],
         "a node re-registers in place"
     );
+}
+
+/// Node states, which records name a node, removing one (its garbage entries go, it stays
+/// `removed`), stored jobs, changing a bucket's code, and a commit fenced on a version.
+pub async fn node_lifecycle_jobs_and_recodes(m: &dyn Metadata) {
+    m.create_bucket(bucket("lc")).await.unwrap();
+    for i in 0..4 {
+        let rec = NodeRecord {
+            id: node(i),
+            addr: format!("127.0.0.1:{}", 100 + i as u16),
+            zone: "z".into(),
+        };
+        m.put_node(rec).await.unwrap();
+    }
+    m.set_node_state(node(3), Some("draining".into()))
+        .await
+        .unwrap();
+    let state_of = |n: NodeId| async move { m.node_states().await.unwrap().get(&n).cloned() };
+    assert_eq!(state_of(node(3)).await.as_deref(), Some("draining"));
+    assert_eq!(state_of(node(2)).await, None);
+    m.set_node_state(node(3), None).await.unwrap();
+    assert_eq!(state_of(node(3)).await, None, "a state clears");
+    // `object` places shards on nodes 0..3: node 3 holds nothing.
+    let first = object("lc", "a", 10);
+    put(m, first.clone(), Precondition::None).await.unwrap();
+    assert!(m.references_node(node(0)).await.unwrap());
+    assert!(!m.references_node(node(3)).await.unwrap());
+    // An in-flight write names its nodes too.
+    let mut inflight = object("lc", "b", 10).parts[0].shard_set("lc", "b");
+    inflight.shards[0].1 = node(3);
+    let v = ObjectVersion::new();
+    m.begin_put(v, inflight.clone()).await.unwrap();
+    assert!(m.references_node(node(3)).await.unwrap());
+    m.abort_put(v, inflight).await.unwrap();
+    assert!(
+        !m.references_node(node(3)).await.unwrap(),
+        "garbage is not a reference"
+    );
+    // Overwriting makes garbage on nodes 0..3; removing node 0 drops its entries.
+    clear_garbage(m).await;
+    put(m, object("lc", "a", 11), Precondition::None)
+        .await
+        .unwrap();
+    let on = |g: &[(String, ObjectVersion, ShardSet)], n: NodeId| {
+        g.iter()
+            .flat_map(|(_, _, s)| s.shards.iter())
+            .filter(|(_, x)| *x == n)
+            .count()
+    };
+    let g = m.garbage(100).await.unwrap();
+    assert_eq!(on(&g, node(0)), 1);
+    assert_eq!(m.remove_node(node(0)).await.unwrap(), 1);
+    let g = m.garbage(100).await.unwrap();
+    assert_eq!(
+        on(&g, node(0)),
+        0,
+        "a removed node's garbage entries are dropped"
+    );
+    assert_eq!(on(&g, node(1)), 1, "other nodes' entries stay");
+    assert!(m.nodes().await.unwrap().iter().all(|n| n.id != node(0)));
+    assert_eq!(
+        state_of(node(0)).await.as_deref(),
+        Some("removed"),
+        "a removed node stays known as removed"
+    );
+    // Jobs.
+    let spec = serde_json::json!({"kind": "rebalance", "band": 0.1});
+    m.set_job("rebalance".into(), Some(spec.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        m.jobs().await.unwrap(),
+        BTreeMap::from([("rebalance".to_string(), spec)])
+    );
+    m.set_job("rebalance".into(), None).await.unwrap();
+    assert!(m.jobs().await.unwrap().is_empty());
+    // A bucket's code changes; a commit fenced on a version loses to an overwrite.
+    let b = m
+        .set_bucket_ec("lc".into(), EcSpec { k: 3, m: 2 })
+        .await
+        .unwrap();
+    assert_eq!(b.ec, EcSpec { k: 3, m: 2 });
+    assert_eq!(
+        m.bucket("lc".into()).await.unwrap().unwrap().ec,
+        EcSpec { k: 3, m: 2 }
+    );
+    let current = m.object("lc".into(), "a".into()).await.unwrap().unwrap();
+    let recoded = object("lc", "a", 11);
+    put(m, recoded.clone(), Precondition::Version(current.version))
+        .await
+        .unwrap();
+    assert_eq!(version_of(m, "lc", "a").await, Some(recoded.version));
+    let stale = object("lc", "a", 11);
+    assert!(
+        matches!(
+            put(m, stale, Precondition::Version(current.version)).await,
+            Err(MetaError::PreconditionFailed)
+        ),
+        "a commit fenced on a replaced version is refused"
+    );
+    assert_eq!(version_of(m, "lc", "a").await, Some(recoded.version));
+    m.delete_object("lc".into(), "a".into()).await.unwrap();
+    assert!(
+        put(
+            m,
+            object("lc", "a", 11),
+            Precondition::Version(recoded.version)
+        )
+        .await
+        .is_err(),
+        "nor resurrects a deleted key"
+    );
+    assert_eq!(version_of(m, "lc", "a").await, None);
+    // Leave the store as found (the suite may run again on the same store).
+    for i in 0..4 {
+        m.remove_node(node(i)).await.unwrap();
+        m.set_node_state(node(i), None).await.unwrap();
+    }
+    clear_garbage(m).await;
+    m.delete_bucket("lc".into()).await.unwrap();
 }
 
 #[cfg(test)]
