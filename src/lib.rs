@@ -8,6 +8,8 @@
 //! - [`bench`]: `tessera bench`, the load generator and machine-ceiling measurement.
 //! - [`duration`]: human durations (`500ms`, `5s`) for command-line flags.
 //! - [`ops`]: `tessera repair` and `tessera status`, clients of the admin API.
+//! - [`maintain`]: `tessera node drain|activate|remove`, `tessera rebalance`, `tessera recode`
+//!   and `tessera maintenance`, which start jobs in the coordinator and follow them.
 //! - [`sign`]: SigV4 signing of `tessera bench`'s requests.
 //!
 //! The layers live in their own crates: [`tessera_node`] (shard store, node service and its
@@ -16,6 +18,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod duration;
+pub mod maintain;
 pub mod ops;
 pub mod sign;
 

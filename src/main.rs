@@ -135,40 +135,129 @@ enum Cmd {
         #[command(subcommand)]
         cmd: tessera::ops::ClusterCmd,
     },
-    /// Run a storage node.
-    Node {
-        /// Shard API address.
-        #[arg(long, env = "TESSERA_NODE_LISTEN")]
-        listen: SocketAddr,
-        /// Data directory (node id and shards).
-        #[arg(long, env = "TESSERA_NODE_DATA_DIR")]
-        data_dir: PathBuf,
-        /// Coordinator admin URL, e.g. http://127.0.0.1:7071; every coordinator of a
-        /// replicated group, comma-separated.
+    /// Run a storage node (`tessera node --listen ...`), or retire one (`tessera node
+    /// drain|activate|remove ID --coordinator ADMIN_URL`).
+    Node(NodeCmd),
+    /// Move shards from fuller to emptier nodes (after adding nodes) until their used
+    /// fractions are within a band.
+    Rebalance {
+        /// Coordinator admin URL (comma-separated list accepted).
         #[arg(long, env = "TESSERA_COORDINATOR")]
         coordinator: String,
-        /// Failure domain reported to the coordinator.
-        #[arg(long, default_value = "default")]
-        zone: String,
-        /// Capacity limit (e.g. 100GiB; default: the filesystem's free space).
-        #[arg(long, value_parser = parse_size)]
-        capacity: Option<u64>,
-        /// Time between heartbeats.
-        #[arg(long, default_value = "1s", value_parser = parse_duration)]
-        heartbeat_interval: Duration,
-        /// Scrub budget: bytes re-verified per second (0 = no scrubbing).
-        #[arg(long, default_value = "16MiB", value_parser = parse_size)]
-        scrub_rate: u64,
-        /// Pause between scrub passes.
-        #[arg(long, default_value = "1h", value_parser = parse_duration)]
-        scrub_interval: Duration,
-        /// Node id to adopt when the data dir is empty (a replaced disk keeping its identity).
-        #[arg(long)]
-        node_id: Option<String>,
-        /// File holding the cluster secret (else env TESSERA_CLUSTER_SECRET).
-        #[arg(long)]
-        cluster_secret_file: Option<PathBuf>,
+        #[command(flatten)]
+        token: AdminToken,
+        #[command(flatten)]
+        args: tessera::maintain::RebalanceArgs,
     },
+    /// Re-encode the objects of a bucket (or prefix) into another erasure code; the bucket's
+    /// code for new writes changes too.
+    Recode {
+        /// Coordinator admin URL (comma-separated list accepted).
+        #[arg(long, env = "TESSERA_COORDINATOR")]
+        coordinator: String,
+        #[command(flatten)]
+        token: AdminToken,
+        #[command(flatten)]
+        args: tessera::maintain::RecodeArgs,
+    },
+    /// List the coordinator's background workers; pause or resume one; set the bandwidth
+    /// budget repair, rebalance and recode share.
+    Maintenance {
+        /// Coordinator admin URL (comma-separated list accepted).
+        #[arg(long, env = "TESSERA_COORDINATOR")]
+        coordinator: String,
+        #[command(flatten)]
+        token: AdminToken,
+        #[command(flatten)]
+        args: tessera::maintain::MaintenanceArgs,
+    },
+}
+
+/// `tessera node`: run a node, or act on one.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct NodeCmd {
+    #[command(subcommand)]
+    action: Option<NodeAction>,
+    #[command(flatten)]
+    run: Option<NodeRun>,
+}
+
+/// Acting on an existing node.
+#[derive(clap::Subcommand)]
+enum NodeAction {
+    /// Retire a node: it takes no new shards, its shards are copied to other nodes, then it
+    /// is drained. Returns when it holds nothing (exit 0) unless --no-wait.
+    Drain {
+        /// Node id (as `tessera status` lists it).
+        id: String,
+        /// Start the drain and return.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        at: NodeOpArgs,
+    },
+    /// Take a draining or drained node back into service.
+    Activate {
+        /// Node id.
+        id: String,
+        #[command(flatten)]
+        at: NodeOpArgs,
+    },
+    /// Forget a drained node, or a dead one once its shards are rebuilt elsewhere (this runs
+    /// that repair first and waits for it).
+    Remove {
+        /// Node id.
+        id: String,
+        #[command(flatten)]
+        at: NodeOpArgs,
+    },
+}
+
+/// The coordinator a node operation goes to.
+#[derive(clap::Args)]
+struct NodeOpArgs {
+    /// Coordinator admin URL (comma-separated list accepted).
+    #[arg(long, env = "TESSERA_COORDINATOR")]
+    coordinator: String,
+    #[command(flatten)]
+    token: AdminToken,
+}
+
+/// Running a storage node.
+#[derive(clap::Args)]
+struct NodeRun {
+    /// Shard API address.
+    #[arg(long, env = "TESSERA_NODE_LISTEN")]
+    listen: SocketAddr,
+    /// Data directory (node id and shards).
+    #[arg(long, env = "TESSERA_NODE_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Coordinator admin URL, e.g. http://127.0.0.1:7071; every coordinator of a
+    /// replicated group, comma-separated.
+    #[arg(long, env = "TESSERA_COORDINATOR")]
+    coordinator: String,
+    /// Failure domain reported to the coordinator.
+    #[arg(long, default_value = "default")]
+    zone: String,
+    /// Capacity limit (e.g. 100GiB; default: the filesystem's free space).
+    #[arg(long, value_parser = parse_size)]
+    capacity: Option<u64>,
+    /// Time between heartbeats.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// Scrub budget: bytes re-verified per second (0 = no scrubbing).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    scrub_rate: u64,
+    /// Pause between scrub passes.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    scrub_interval: Duration,
+    /// Node id to adopt when the data dir is empty (a replaced disk keeping its identity).
+    #[arg(long)]
+    node_id: Option<String>,
+    /// File holding the cluster secret (else env TESSERA_CLUSTER_SECRET).
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
 }
 
 /// Where the admin token comes from: `--admin-token-file`, else env `TESSERA_ADMIN_TOKEN`,
@@ -242,9 +331,14 @@ struct CoordinatorArgs {
     /// Time between background scans for degraded objects.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     repair_interval: Duration,
-    /// Background repair's write budget (bytes per second; 0 = unlimited).
-    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
-    repair_rate: u64,
+    /// Bytes per second that repair, rebalance and recode may move together (0 = unlimited);
+    /// changeable at run time (`tessera maintenance --rate`).
+    #[arg(long, alias = "repair-rate", default_value = "64MiB", value_parser = parse_size)]
+    maintenance_rate: u64,
+    /// Rebalance in the background whenever nodes' used fractions spread wider than 10
+    /// percentage points (off: `tessera rebalance` runs it on demand).
+    #[arg(long)]
+    auto_rebalance: bool,
     /// Do not repair in the background (operators run `tessera repair`).
     #[arg(long)]
     no_background_repair: bool,
@@ -310,7 +404,8 @@ fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> 
     c.orphan_scan_interval = a.orphan_scan_interval;
     c.repair_grace = a.repair_grace;
     c.repair_interval = a.repair_interval;
-    c.repair_rate = a.repair_rate;
+    c.maintenance_rate = a.maintenance_rate;
+    c.auto_rebalance = a.auto_rebalance;
     c.background_repair = !a.no_background_repair;
     c.raw_reads = !a.no_raw_reads;
     c.rebuild_metadata = a.rebuild_metadata;
@@ -464,18 +559,44 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(api = %a.listen, admin = %a.admin_listen, "coordinator serving");
             tessera_coordinator::run(api, admin, config, ctrl_c()).await?;
         }
-        Cmd::Node {
-            listen,
-            data_dir,
-            coordinator,
-            zone,
-            capacity,
-            heartbeat_interval,
-            scrub_rate,
-            scrub_interval,
-            node_id,
-            cluster_secret_file,
-        } => {
+        Cmd::Node(NodeCmd {
+            action: Some(action),
+            ..
+        }) => {
+            let (id, at) = match &action {
+                NodeAction::Drain { id, at, .. }
+                | NodeAction::Activate { id, at }
+                | NodeAction::Remove { id, at } => (id.clone(), at),
+            };
+            let admin = at.token.coordinator(&at.coordinator).await?;
+            let code = match action {
+                NodeAction::Drain { no_wait, .. } => {
+                    tessera::maintain::drain(&admin, &id, no_wait).await?
+                }
+                NodeAction::Activate { .. } => tessera::maintain::activate(&admin, &id).await?,
+                NodeAction::Remove { .. } => tessera::maintain::remove(&admin, &id).await?,
+            };
+            std::process::exit(code);
+        }
+        Cmd::Node(NodeCmd { run: None, .. }) => anyhow::bail!(
+            "tessera node: give --listen, --data-dir and --coordinator to run a node, or a command (drain, activate, remove); see tessera node --help"
+        ),
+        Cmd::Node(NodeCmd {
+            run:
+                Some(NodeRun {
+                    listen,
+                    data_dir,
+                    coordinator,
+                    zone,
+                    capacity,
+                    heartbeat_interval,
+                    scrub_rate,
+                    scrub_interval,
+                    node_id,
+                    cluster_secret_file,
+                }),
+            ..
+        }) => {
             let cluster_secret = match (cluster_secret_file, std::env::var("TESSERA_CLUSTER_SECRET")) {
                 (Some(f), _) => tessera_coordinator::secrets::read_secret(&f)
                     .with_context(|| format!("reading {}", f.display()))?,
@@ -505,6 +626,30 @@ async fn run() -> anyhow::Result<()> {
                 cluster_secret,
             };
             tessera_node::server::serve(config, listener, ctrl_c()).await?;
+        }
+        Cmd::Rebalance {
+            coordinator,
+            token,
+            args,
+        } => {
+            let admin = token.coordinator(&coordinator).await?;
+            std::process::exit(tessera::maintain::rebalance(&admin, args).await?);
+        }
+        Cmd::Recode {
+            coordinator,
+            token,
+            args,
+        } => {
+            let admin = token.coordinator(&coordinator).await?;
+            std::process::exit(tessera::maintain::recode(&admin, args).await?);
+        }
+        Cmd::Maintenance {
+            coordinator,
+            token,
+            args,
+        } => {
+            let admin = token.coordinator(&coordinator).await?;
+            std::process::exit(tessera::maintain::maintenance(&admin, args).await?);
         }
         Cmd::Dev {
             nodes,

@@ -14,7 +14,7 @@ pub fn set_admin_token(token: String) {
     let _ = ADMIN_TOKEN.set(token);
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     let headers = ADMIN_TOKEN
         .get()
         .map(|t| tessera_node::auth::headers(t))
@@ -119,13 +119,16 @@ pub async fn cluster(admin: &str, cmd: ClusterCmd) -> anyhow::Result<()> {
     bail!("the leader moved while the change was being asked for; try again")
 }
 
-async fn get_json(url: &str) -> anyhow::Result<serde_json::Value> {
+pub(crate) async fn get_json(url: &str) -> anyhow::Result<serde_json::Value> {
     send_json(client().get(url), url).await
 }
 
 /// Sends an admin request and returns its JSON answer (an error with the coordinator's
 /// message if it refused).
-async fn send_json(req: reqwest::RequestBuilder, url: &str) -> anyhow::Result<serde_json::Value> {
+pub(crate) async fn send_json(
+    req: reqwest::RequestBuilder,
+    url: &str,
+) -> anyhow::Result<serde_json::Value> {
     let r = req
         .send()
         .await
@@ -162,6 +165,12 @@ pub async fn repair(admin: &str, req: RepairRequest, json: bool) -> anyhow::Resu
     let id = v["run_id"]
         .as_u64()
         .ok_or_else(|| anyhow!("no run id in {v}"))?;
+    watch_repair(admin, id, json).await
+}
+
+/// Follows repair run `id` until it ends, then prints its report. Returns the process exit
+/// code: 0 if everything is healthy afterwards, 1 otherwise.
+pub async fn watch_repair(admin: &str, id: u64, json: bool) -> anyhow::Result<i32> {
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(

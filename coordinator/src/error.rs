@@ -74,6 +74,13 @@ pub enum ApiError {
     /// A request Tessera does not implement; nothing was changed.
     #[error("{0} is not implemented")]
     NotImplemented(String),
+    /// No registered node has this id.
+    #[error("no such node: {0}")]
+    NoSuchNode(String),
+    /// An operation the cluster's state does not allow now (removing a node that still
+    /// holds shards, draining so many nodes that the code no longer fits); nothing changed.
+    #[error("{0}")]
+    Conflict(String),
     /// Not enough nodes or shards to serve the request.
     #[error("service unavailable: {0}")]
     ServiceUnavailable(String),

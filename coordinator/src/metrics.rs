@@ -317,7 +317,7 @@ pub async fn render(c: &Coordinator) -> String {
             node: n.id.to_string(),
             zone: n.zone.clone(),
         };
-        g.node_up.get_or_create(&l).set((n.state == "up") as i64);
+        g.node_up.get_or_create(&l).set(n.up as i64);
         g.node_used.get_or_create(&l).set(gauge(n.used));
         g.node_free.get_or_create(&l).set(gauge(n.free));
         g.node_capacity.get_or_create(&l).set(gauge(n.capacity));

@@ -3,6 +3,10 @@
 //! Nodes announce themselves with heartbeats; a node whose last heartbeat is older than the
 //! configured timeout is down. Registrations are persisted in the metadata store so a restarted
 //! coordinator knows its nodes (as down until they next report).
+//!
+//! A node may also have a lifecycle state, kept in the metadata and followed here
+//! ([`Registry::set_states`]): `draining` and `drained` nodes take no new shards, `removed`
+//! nodes are forgotten and their heartbeats refused.
 
 use crate::meta::NodeRecord;
 use crate::placement::Candidate;
@@ -34,8 +38,10 @@ pub struct NodeView {
     pub address: String,
     /// Zone.
     pub zone: String,
-    /// `up` or `down`.
-    pub state: &'static str,
+    /// `up` or `down`; `draining` or `drained` for a node being retired.
+    pub state: String,
+    /// Whether it sent a heartbeat within the timeout.
+    pub up: bool,
     /// Bytes of shards stored.
     pub used: u64,
     /// Bytes available.
@@ -57,6 +63,8 @@ pub struct Registry {
     timeout: Duration,
     /// When this registry started: nodes never heard from count as down since then.
     started: Instant,
+    /// Lifecycle states (`draining`, `drained`, `removed`) as the metadata last said.
+    states: RwLock<BTreeMap<NodeId, String>>,
 }
 
 impl Registry {
@@ -98,7 +106,31 @@ impl Registry {
             raw,
             timeout,
             started: Instant::now(),
+            states: Default::default(),
         }
+    }
+
+    /// Follows the lifecycle states stored in the metadata: removed nodes are forgotten.
+    pub fn set_states(&self, states: BTreeMap<NodeId, String>) {
+        {
+            let mut nodes = self.nodes.write().unwrap();
+            for (id, s) in &states {
+                if s == "removed" {
+                    nodes.remove(id);
+                }
+            }
+        }
+        *self.states.write().unwrap() = states;
+    }
+
+    /// A node's lifecycle state (`draining`, `drained`, `removed`), if it has one.
+    pub fn state_of(&self, id: &NodeId) -> Option<String> {
+        self.states.read().unwrap().get(id).cloned()
+    }
+
+    /// Whether `id` was removed (its heartbeats are refused).
+    pub fn removed(&self, id: &NodeId) -> bool {
+        self.state_of(id).as_deref() == Some("removed")
     }
 
     /// Records a heartbeat; returns the record to persist if the node is new or moved.
@@ -166,13 +198,14 @@ impl Registry {
         self.nodes.read().unwrap().get(id).map(|e| e.client.clone())
     }
 
-    /// Nodes that are up, as placement candidates.
+    /// Nodes that are up and take shards (not being retired), as placement candidates.
     pub fn candidates(&self) -> Vec<Candidate> {
+        let states = self.states.read().unwrap();
         self.nodes
             .read()
             .unwrap()
             .values()
-            .filter(|e| self.is_up(e))
+            .filter(|e| self.is_up(e) && !states.contains_key(&e.hb.node_id))
             .map(|e| Candidate {
                 id: e.hb.node_id.clone(),
                 zone: e.hb.zone.clone(),
@@ -183,6 +216,7 @@ impl Registry {
 
     /// Every node, for `GET /cluster`.
     pub fn view(&self) -> Vec<NodeView> {
+        let states = self.states.read().unwrap();
         self.nodes
             .read()
             .unwrap()
@@ -191,7 +225,12 @@ impl Registry {
                 id: e.hb.node_id.clone(),
                 address: e.hb.addr.clone(),
                 zone: e.hb.zone.clone(),
-                state: if self.is_up(e) { "up" } else { "down" },
+                state: match states.get(&e.hb.node_id) {
+                    Some(s) => s.clone(),
+                    None if self.is_up(e) => "up".into(),
+                    None => "down".into(),
+                },
+                up: self.is_up(e),
                 used: e.hb.used,
                 free: e.hb.free,
                 capacity: e.hb.capacity,

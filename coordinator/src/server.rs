@@ -32,6 +32,10 @@ pub async fn run(
         );
     }
     let stop = CancellationToken::new();
+    tokio::spawn(crate::maintenance::lifecycle::follow_states(
+        c.clone(),
+        stop.clone(),
+    ));
     match c.cluster.clone() {
         None => background(&c, stop.clone()),
         Some(cluster) => {
@@ -78,10 +82,19 @@ pub async fn run(
     a.and(b).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// Starts garbage collection (with the orphan scan and multipart expiry) and background
-/// repair; they stop when `stop` is cancelled.
+/// Starts the once-per-cluster workers: garbage collection (with the orphan scan and
+/// multipart expiry), drains, rebalance, recode and background repair; they stop when `stop` is cancelled.
 fn background(c: &Arc<Coordinator>, stop: CancellationToken) {
     tokio::spawn(crate::maintenance::gc::run(c.clone(), stop.clone()));
+    tokio::spawn(crate::maintenance::lifecycle::drains(
+        c.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(crate::maintenance::rebalance::worker(
+        c.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(crate::maintenance::recode::worker(c.clone(), stop.clone()));
     if c.config.background_repair {
         tokio::spawn(crate::maintenance::repair::background(c.clone(), stop));
     }

@@ -49,8 +49,12 @@ pub struct CoordinatorConfig {
     pub background_repair: bool,
     /// Time between background scans of all objects.
     pub repair_interval: Duration,
-    /// Background repair's write budget in bytes per second (0 = unlimited).
-    pub repair_rate: u64,
+    /// The budget in bytes per second that repair, rebalance and recode share (0 =
+    /// unlimited); changeable at run time through the admin API.
+    pub maintenance_rate: u64,
+    /// Rebalance in the background whenever used fractions spread wider than the default
+    /// band (off by default: `tessera rebalance` runs it on demand).
+    pub auto_rebalance: bool,
     /// Objects smaller than this (by Content-Length) that do not name their own `k+m` are
     /// stored as `1+m` (m+1 full replicas: the same number of losses survived) instead of
     /// erasure coded; 0 turns this off.
@@ -103,7 +107,8 @@ impl CoordinatorConfig {
             repair_grace: Duration::from_secs(60),
             background_repair: true,
             repair_interval: Duration::from_secs(300),
-            repair_rate: 64 << 20,
+            maintenance_rate: 64 << 20,
+            auto_rebalance: false,
             rebuild_metadata: false,
             replicate_below: 128 << 10,
             anonymous: false,
@@ -139,6 +144,10 @@ pub struct Coordinator {
     pub gc_kick: tokio::sync::Notify,
     /// Repair queue, suspects and runs.
     pub repair: crate::maintenance::repair::Repairer,
+    /// The bytes-per-second budget of repair, rebalance and recode together.
+    pub budget: crate::maintenance::worker::Budget,
+    /// Background loops, for listing and steering.
+    pub workers: crate::maintenance::worker::Workers,
     /// Outcome of the startup metadata rebuild, if one was asked for.
     pub rebuild: std::sync::Mutex<Option<crate::maintenance::rebuild::RebuildReport>>,
     /// Admin token and cluster secret.
@@ -215,6 +224,7 @@ impl Coordinator {
                 .then(|| tessera_node::raw::RawPool::new(&secrets.cluster_secret)),
             nodes,
         );
+        let budget = crate::maintenance::worker::Budget::new(config.maintenance_rate);
         Ok(Arc::new(Coordinator {
             config,
             meta,
@@ -222,6 +232,8 @@ impl Coordinator {
             batcher: Default::default(),
             gc_kick: tokio::sync::Notify::new(),
             repair: Default::default(),
+            budget,
+            workers: Default::default(),
             rebuild: Default::default(),
             secrets,
             metrics: Default::default(),

@@ -565,6 +565,12 @@ pub async fn heartbeat_loop(
         if let Ok(hb) = hb {
             match client.post(&url).json(&hb).send().await {
                 Ok(r) if r.status().is_success() => warned = false,
+                Ok(r) if r.status() == reqwest::StatusCode::GONE && !warned => {
+                    tracing::error!(
+                        "this node was removed from the cluster: the coordinator refuses it; give a replacement a fresh data dir"
+                    );
+                    warned = true;
+                }
                 Ok(r) if !warned => {
                     tracing::warn!(status = %r.status(), "coordinator refused heartbeat");
                     warned = true;

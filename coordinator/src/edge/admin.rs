@@ -18,6 +18,17 @@
 //! - `GET /buckets/{bucket}`: owner, grants, k+m; `POST /buckets/{bucket}/allow` and
 //!   `/deny` `{key, read, write, owner}`: add or remove permissions of a key.
 //!
+//! - `GET /cluster/nodes/{id}`: a node's lifecycle state and what it holds;
+//!   `POST /cluster/nodes/{id}/drain`, `/activate`, `/remove` (`{"repair": bool}`): retire a
+//!   node (see [`crate::maintenance::lifecycle`]); refusals answer `409` and change nothing.
+//! - `GET /rebalance` (the balance, and the job), `POST /rebalance` `{band, rate, dry_run}`,
+//!   `DELETE /rebalance`: see [`crate::maintenance::rebalance`].
+//! - `GET /recode` (stored jobs), `POST /recode` `{bucket, prefix, ec, rate, dry_run}`: see
+//!   [`crate::maintenance::recode`].
+//! - `GET /workers`: every background worker's state and progress; `POST
+//!   /workers/{name}/pause`, `/resume`.
+//! - `GET /maintenance`, `PUT /maintenance` `{"rate": bytes per second}`: the budget repair,
+//!   rebalance and recode share (0: unlimited).
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
 //! - `GET /health/live`: 200 while the process serves; `GET /health/ready`: 200 when enough
 //!   nodes are up to write with the default `k+m` (and, in a replicated group, a leader is
@@ -55,6 +66,20 @@ pub fn app(c: Arc<Coordinator>) -> Router {
             "/cluster/coordinators/{id}",
             axum::routing::delete(remove_coordinator),
         )
+        .route("/cluster/nodes/{id}", get(node_status))
+        .route("/cluster/nodes/{id}/drain", post(node_drain))
+        .route("/cluster/nodes/{id}/activate", post(node_activate))
+        .route("/cluster/nodes/{id}/remove", post(node_remove))
+        .route(
+            "/rebalance",
+            get(rebalance_status)
+                .post(rebalance_start)
+                .delete(rebalance_cancel),
+        )
+        .route("/recode", get(recode_status).post(recode_start))
+        .route("/workers", get(workers))
+        .route("/workers/{name}/{action}", post(steer_worker))
+        .route("/maintenance", get(maintenance).put(set_maintenance))
         .route("/repair", post(start_repair).get(repair_status))
         .route("/repair/{id}", get(repair_report))
         .route("/keys", post(create_key).get(list_keys))
@@ -110,6 +135,10 @@ async fn heartbeat(State(c): State<Arc<Coordinator>>, Json(hb): Json<Heartbeat>)
     if hb.addr.parse::<std::net::SocketAddr>().is_err() {
         return StatusCode::BAD_REQUEST;
     }
+    if c.registry.removed(&hb.node_id) {
+        // Removed for good: a node with this id must not take shards again.
+        return StatusCode::GONE;
+    }
     if let Some(rec) = c.registry.heartbeat(hb) {
         tracing::info!(node = %rec.id, addr = %rec.addr, zone = %rec.zone, "node registered");
         if let Err(e) = c.meta.put_node(rec).await {
@@ -138,7 +167,7 @@ async fn ready(State(c): State<Arc<Coordinator>>) -> Response {
     let ec = c.config.default_ec;
     let needed = c.config.quorum(ec);
     let view = c.registry.view();
-    let up = view.iter().filter(|n| n.state == "up").count();
+    let up = view.iter().filter(|n| n.up).count();
     let mut why = Vec::new();
     if view.len() < ec.total() {
         why.push(format!(
@@ -190,6 +219,135 @@ async fn cluster(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
         }
     }
     Json(v)
+}
+
+fn node_id(id: &str) -> Result<tessera_node::NodeId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::InvalidArgument(format!("{id:?} is not a node id")))
+}
+
+async fn node_status(State(c): State<Arc<Coordinator>>, Path(id): Path<String>) -> Response {
+    match node_id(&id) {
+        Ok(n) => reply(crate::maintenance::lifecycle::status(&c, &n).await),
+        Err(e) => admin_error(e),
+    }
+}
+
+async fn node_drain(State(c): State<Arc<Coordinator>>, Path(id): Path<String>) -> Response {
+    match node_id(&id) {
+        Ok(n) => reply(crate::maintenance::lifecycle::drain(&c, &n).await),
+        Err(e) => admin_error(e),
+    }
+}
+
+async fn node_activate(State(c): State<Arc<Coordinator>>, Path(id): Path<String>) -> Response {
+    match node_id(&id) {
+        Ok(n) => reply(crate::maintenance::lifecycle::activate(&c, &n).await),
+        Err(e) => admin_error(e),
+    }
+}
+
+/// `POST /cluster/nodes/{id}/remove` body.
+#[derive(serde::Deserialize)]
+struct RemoveNode {
+    /// Rebuild a dead node's shards first (default).
+    #[serde(default = "yes")]
+    repair: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn node_remove(
+    State(c): State<Arc<Coordinator>>,
+    Path(id): Path<String>,
+    body: Option<Json<RemoveNode>>,
+) -> Response {
+    let repair = body.is_none_or(|b| b.repair);
+    match node_id(&id) {
+        Ok(n) => reply(crate::maintenance::lifecycle::remove(&c, &n, repair).await),
+        Err(e) => admin_error(e),
+    }
+}
+
+async fn rebalance_status(State(c): State<Arc<Coordinator>>) -> Response {
+    reply(crate::maintenance::rebalance::status(&c).await)
+}
+
+async fn rebalance_start(
+    State(c): State<Arc<Coordinator>>,
+    Json(req): Json<crate::maintenance::rebalance::RebalanceRequest>,
+) -> Response {
+    reply(crate::maintenance::rebalance::start(&c, req).await)
+}
+
+async fn rebalance_cancel(State(c): State<Arc<Coordinator>>) -> Response {
+    reply(crate::maintenance::rebalance::cancel(&c).await)
+}
+
+async fn recode_status(State(c): State<Arc<Coordinator>>) -> Response {
+    reply(
+        crate::maintenance::recode::jobs(&c)
+            .await
+            .map(|jobs| serde_json::json!({ "jobs": jobs })),
+    )
+}
+
+async fn recode_start(
+    State(c): State<Arc<Coordinator>>,
+    Json(req): Json<crate::maintenance::recode::RecodeRequest>,
+) -> Response {
+    reply(crate::maintenance::recode::start(&c, req).await)
+}
+
+async fn workers(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "workers": c.workers.views(),
+        "maintenance_rate": c.budget.rate(),
+    }))
+}
+
+async fn steer_worker(
+    State(c): State<Arc<Coordinator>>,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
+    let Some(w) = c.workers.get(&name) else {
+        return admin_error(ApiError::InvalidArgument(format!(
+            "no worker {name:?} on this coordinator (GET /workers lists them)"
+        )));
+    };
+    match action.as_str() {
+        "pause" => w.pause(),
+        "resume" => w.resume(),
+        _ => {
+            return admin_error(ApiError::InvalidArgument(format!(
+                "unknown action {action:?}: pause or resume"
+            )))
+        }
+    }
+    tracing::info!(worker = %name, %action, "worker steered");
+    Json(w.view()).into_response()
+}
+
+/// `PUT /maintenance` body.
+#[derive(serde::Deserialize)]
+struct Maintenance {
+    /// Bytes per second (0: unlimited).
+    rate: u64,
+}
+
+async fn maintenance(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "rate": c.budget.rate() }))
+}
+
+async fn set_maintenance(
+    State(c): State<Arc<Coordinator>>,
+    Json(m): Json<Maintenance>,
+) -> Json<serde_json::Value> {
+    c.budget.set_rate(m.rate);
+    tracing::info!(rate = m.rate, "maintenance budget changed");
+    Json(serde_json::json!({ "rate": c.budget.rate() }))
 }
 
 /// `POST /cluster/coordinators` `{raft_id, admin_url}`.

@@ -32,6 +32,8 @@ pub fn code_and_status(e: &ApiError) -> (S3ErrorCode, StatusCode) {
         ApiError::PreconditionFailed => (C::PreconditionFailed, StatusCode::PRECONDITION_FAILED),
         ApiError::AccessDenied(_) => (C::AccessDenied, StatusCode::FORBIDDEN),
         ApiError::NotImplemented(_) => (C::NotImplemented, StatusCode::NOT_IMPLEMENTED),
+        ApiError::NoSuchNode(_) => (C::Custom("NoSuchNode".into()), StatusCode::NOT_FOUND),
+        ApiError::Conflict(_) => (C::Custom("Conflict".into()), StatusCode::CONFLICT),
         ApiError::ServiceUnavailable(_) => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
         ApiError::Internal(_) => (C::InternalError, StatusCode::INTERNAL_SERVER_ERROR),
     }

@@ -6,50 +6,68 @@
 //! before an overwrite can still finish, and a slow node's late commit is still caught. A shard
 //! on a node that is down stays in the record until the node is back.
 
+use super::worker::{periodic, Schedule};
 use crate::state::Coordinator;
 use std::sync::Arc;
 use tessera_node::{ShardId, ShardRole, StoreError};
 use tokio_util::sync::CancellationToken;
 
-/// Runs collection passes until `stop` is cancelled.
+/// Runs the collector's three workers until `stop` is cancelled: `gc` (garbage records,
+/// woken early by deletes and overwrites), `orphan-scan` and `multipart-expiry`.
 pub async fn run(c: Arc<Coordinator>, stop: CancellationToken) {
-    let mut last_orphan_scan = tokio::time::Instant::now();
+    let gc = c.workers.get_or_add(
+        "gc",
+        "deletes shards of deleted, replaced and failed versions once their grace has passed",
+    );
+    let orphans = c.workers.get_or_add(
+        "orphan-scan",
+        "deletes shards on the nodes that no metadata names",
+    );
+    let expiry = c.workers.get_or_add(
+        "multipart-expiry",
+        "aborts multipart uploads older than --multipart-expiry",
+    );
     // Expiry scans every upload record: a tenth of the expiry (at most a minute) between
     // scans keeps an upload's lifetime within 10% of the setting without scanning every pass.
     let expiry_every = (c.config.multipart_expiry / 10).min(std::time::Duration::from_secs(60));
-    let mut last_expiry: Option<tokio::time::Instant> = None;
-    loop {
-        if last_expiry.is_none_or(|t| t.elapsed() >= expiry_every) {
-            last_expiry = Some(tokio::time::Instant::now());
-            match expire_uploads(&c).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(aborted = n, "expired multipart uploads aborted"),
-                Err(e) => tracing::warn!(error = %e, "multipart upload expiry failed"),
-            }
-        }
-        if let Err(e) = pass(&c).await {
-            tracing::warn!(error = %e, "garbage collection pass failed");
-        }
-        if last_orphan_scan.elapsed() >= c.config.orphan_scan_interval {
-            last_orphan_scan = tokio::time::Instant::now();
-            match orphan_scan(&c).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "orphan scan removed unreferenced shards"),
-                Err(e) => tracing::warn!(error = %e, "orphan scan failed"),
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(c.config.gc_interval) => {}
-            _ = c.gc_kick.notified() => {
-                // Let the grace period of what was just orphaned run out.
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(c.config.gc_grace.min(c.config.gc_interval)) => {}
+    let garbage = Schedule {
+        every: c.config.gc_interval,
+        kick: Some(&c.gc_kick),
+        // Let the grace period of what was just orphaned run out.
+        settle: c.config.gc_grace.min(c.config.gc_interval),
+    };
+    tokio::join!(
+        periodic(gc.clone(), stop.clone(), garbage, || async {
+            gc.begin("garbage records", 0);
+            pass(&c).await.map(|n| format!("{n} records finished"))
+        }),
+        periodic(
+            orphans.clone(),
+            stop.clone(),
+            Schedule::every(c.config.orphan_scan_interval),
+            || async {
+                orphans.begin("shards on every node", 0);
+                let n = orphan_scan(&c).await?;
+                if n > 0 {
+                    tracing::info!(deleted = n, "orphan scan removed unreferenced shards");
                 }
+                Ok(format!("{n} unreferenced shards deleted"))
             }
-        }
-    }
+        ),
+        periodic(
+            expiry.clone(),
+            stop.clone(),
+            Schedule::every(expiry_every),
+            || async {
+                expiry.begin("uploads past their expiry", 0);
+                let n = expire_uploads(&c).await?;
+                if n > 0 {
+                    tracing::info!(aborted = n, "expired multipart uploads aborted");
+                }
+                Ok(format!("{n} uploads aborted"))
+            }
+        ),
+    );
 }
 
 /// Aborts multipart uploads created longer than `multipart_expiry` ago (their parts become

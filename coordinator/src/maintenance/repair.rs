@@ -13,12 +13,14 @@
 //! The work runs inside the coordinator: in the background (read-repair queue and periodic
 //! scans, rate-limited) and on demand through the admin API, which `tessera repair` drives.
 
+use super::worker::{periodic, Schedule};
 use crate::data::stripes::StripeReader;
 use crate::data::upload::NodeStreams;
 use crate::error::ApiError;
 use crate::meta::{now_ms, ObjectMeta, Part, ShardSet, ShardState};
 use crate::placement::repair_targets;
 use crate::state::Coordinator;
+use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -299,31 +301,24 @@ pub async fn run(c: &Arc<Coordinator>, req: &RepairRequest, report: &Arc<Mutex<R
     let started = std::time::Instant::now();
     let opts = Options::of(c, req);
     report.lock().unwrap().within_grace = within_grace(c, opts.grace);
-    let mut after: Option<(String, String)> = None;
-    let mut selected = Vec::new();
-    loop {
-        let a = after.clone();
-        let page = match c.meta.objects_after(a, 1000).await {
-            Ok(p) => p,
-            Err(e) => {
-                report
-                    .lock()
-                    .unwrap()
-                    .still_degraded
-                    .push(format!("(metadata scan failed: {e})"));
-                break;
-            }
-        };
-        let Some(last) = page.last() else { break };
-        after = Some((last.bucket.clone(), last.key.clone()));
-        selected.extend(page.into_iter().filter(|o| {
-            req.bucket.as_ref().is_none_or(|b| &o.bucket == b)
-                && req.node.as_ref().is_none_or(|n| {
-                    o.extents()
-                        .any(|p| p.shards.iter().any(|s| s.node.as_ref() == Some(n)))
-                })
-        }));
-    }
+    let selected = select(c, |o| {
+        req.bucket.as_ref().is_none_or(|b| &o.bucket == b)
+            && req.node.as_ref().is_none_or(|n| {
+                o.extents()
+                    .any(|p| p.shards.iter().any(|s| s.node.as_ref() == Some(n)))
+            })
+    })
+    .await;
+    let mut selected = match selected {
+        Ok(s) => s,
+        Err(e) => {
+            let mut r = report.lock().unwrap();
+            r.still_degraded
+                .push(format!("(metadata scan failed: {e})"));
+            r.done = true;
+            return;
+        }
+    };
     report.lock().unwrap().objects_total = selected.len() as u64;
     // Most at risk first: the object one loss from unrecoverable before the one with spares.
     selected.sort_by_cached_key(|o| margin(c, o, opts.grace));
@@ -335,6 +330,22 @@ pub async fn run(c: &Arc<Coordinator>, req: &RepairRequest, report: &Arc<Mutex<R
     let mut r = report.lock().unwrap();
     r.elapsed_ms = started.elapsed().as_millis() as u64;
     r.done = true;
+}
+
+/// Every committed object for which `keep` holds, in (bucket, key) order.
+pub async fn select(
+    c: &Coordinator,
+    keep: impl Fn(&ObjectMeta) -> bool,
+) -> Result<Vec<ObjectMeta>, ApiError> {
+    let mut after: Option<(String, String)> = None;
+    let mut selected = Vec::new();
+    loop {
+        let page = c.meta.objects_after(after.clone(), 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.bucket.clone(), last.key.clone()));
+        selected.extend(page.into_iter().filter(|o| keep(o)));
+    }
+    Ok(selected)
 }
 
 /// Shards of one object, sorted by what state they are in.
@@ -350,7 +361,7 @@ fn within_grace(c: &Coordinator, grace: std::time::Duration) -> Vec<WithinGrace>
     c.registry
         .view()
         .into_iter()
-        .filter(|n| n.state != "up")
+        .filter(|n| !n.up)
         .filter_map(|n| {
             let down = c.registry.down_for(&n.id);
             (down < grace).then(|| WithinGrace {
@@ -484,7 +495,7 @@ async fn verify_shard(
             Err(StoreError::NotFound(_)) => return Some(true),
             Err(_) => return None,
         }
-        throttle(c, n).await;
+        c.budget.spend(n).await;
         at += n;
     }
     let mut r = report.lock().unwrap();
@@ -584,6 +595,16 @@ pub struct RepairOutcome {
     pub committed: bool,
 }
 
+/// Where the bytes of the shards a move writes come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Decoded from any k other shards (the shards are lost).
+    Rebuild,
+    /// Read from the shards themselves, where they are now (a drain or rebalance while
+    /// their node is up): one read per shard, nothing decoded.
+    Copy,
+}
+
 /// Rebuilds shards `lost` of `part` of `obj` onto new nodes and commits them.
 pub async fn repair_part(
     c: &Arc<Coordinator>,
@@ -598,6 +619,22 @@ pub async fn repair_part(
             "no node available to take the rebuilt shards".into(),
         ));
     }
+    move_part(c, obj, part, &targets, Source::Rebuild).await
+}
+
+/// Writes shard `i` of `part` of `obj` to `node` for every `(i, node)` of `targets`, with
+/// bytes from `source`, and commits the new locations (the old ones become garbage) unless
+/// the object changed meanwhile. The writes are recorded in flight first, so a crash leaves
+/// garbage, never a leak; the old shards stay readable until the commit.
+pub async fn move_part(
+    c: &Arc<Coordinator>,
+    obj: &ObjectMeta,
+    part: &Part,
+    targets: &[(u16, NodeId)],
+    source: Source,
+) -> Result<RepairOutcome, ApiError> {
+    let lost: Vec<usize> = targets.iter().map(|(i, _)| *i as usize).collect();
+    let lost = &lost[..];
     let record = format!(
         "{}.r{}",
         part.version,
@@ -606,13 +643,13 @@ pub async fn repair_part(
     let set = ShardSet {
         bucket: obj.bucket.clone(),
         key: obj.key.clone(),
-        shards: targets.clone(),
+        shards: targets.to_vec(),
         since_ms: now_ms(),
         owner: 0,
     };
     let (r, s) = (record.clone(), set.clone());
     c.maint().begin_pending(r, s).await?;
-    let result = rebuild(c, obj, part, lost, &targets).await;
+    let result = write_shards(c, obj, part, lost, targets, source).await;
     let (ok, read, written) = match result {
         Ok(x) => x,
         Err(e) => {
@@ -633,7 +670,7 @@ pub async fn repair_part(
                 index: *i,
             });
         }
-        tracing::info!(object = %format!("{}/{}", obj.bucket, obj.key), shards = ok.len(), "repaired");
+        tracing::info!(object = %format!("{}/{}", obj.bucket, obj.key), shards = ok.len(), ?source, "shards moved");
     }
     Ok(RepairOutcome {
         rebuilt: if committed { ok.len() } else { 0 },
@@ -643,16 +680,17 @@ pub async fn repair_part(
     })
 }
 
-/// Streams the rebuilt shards to their targets; returns the ones acknowledged whole.
-async fn rebuild(
+/// Streams shards `lost` (rebuilt, or copied from where they are) to their targets, within
+/// the maintenance budget; returns the ones acknowledged whole, bytes read and written.
+async fn write_shards(
     c: &Arc<Coordinator>,
     obj: &ObjectMeta,
     part: &Part,
     lost: &[usize],
     targets: &[(u16, NodeId)],
+    source: Source,
 ) -> Result<(Vec<(u16, NodeId)>, u64, u64), ApiError> {
-    let reader = StripeReader::excluding(c.clone(), &obj.bucket, &obj.key, part, lost)?;
-    let layout = reader.layout();
+    let layout = part.layout();
     let shard_len = layout.shard_len();
     let header = |i: u16| ShardHeader {
         bucket: obj.bucket.clone(),
@@ -674,16 +712,19 @@ async fn rebuild(
     };
     let mut streams = NodeStreams::open(c, targets, header).await?;
     let (mut read, mut written) = (0u64, 0u64);
+    let fetch = Fetch::new(c, obj, part, lost, source)?;
+    let fetch = &fetch;
     // Stripes are read a few ahead of the one being written.
-    let reader = &reader;
-    let mut stripes = futures::stream::iter(0..layout.stripes())
-        .map(|s| reader.fetch_all(s))
+    let mut stripes = futures::stream::iter(fetch.groups(layout))
+        .map(|g| fetch.get(g))
         .buffered(c.config.read_ahead.max(1));
     while let Some(fetched) = stripes.next().await {
         let (all, r) = fetched?;
         read += r;
-        let piece_len = all.first().map_or(0, |p| p.len()) as u64;
-        written += piece_len * streams.send(&all).await as u64;
+        let piece_len = lost.first().map_or(0, |&i| all[i].len()) as u64;
+        let sent = piece_len * streams.send(&all).await as u64;
+        written += sent;
+        c.budget.spend(sent).await;
         if streams.live() == 0 {
             break;
         }
@@ -703,21 +744,142 @@ async fn rebuild(
     Ok((ok, read, written))
 }
 
-/// Background repair: the read-repair queue at once, a full scan every `repair_interval`,
-/// both limited to `repair_rate` bytes written per second.
-pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
-    let mut last_scan = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = c.repair.wake.notified() => {}
-            _ = tokio::time::sleep(c.config.repair_interval.min(std::time::Duration::from_secs(5))) => {}
+/// Reads the pieces a move writes, a group of stripes at a time.
+enum Fetch {
+    Rebuild(StripeReader),
+    Copy {
+        /// (shard index, where it is now) of the shards moved.
+        from: Vec<(usize, tessera_node::NodeClient)>,
+        version: tessera_node::ObjectVersion,
+        n: usize,
+        layout: crate::layout::Layout,
+        timeout: std::time::Duration,
+    },
+}
+
+/// Shard bytes a copy reads per request.
+const COPY_READ: u64 = 4 << 20;
+
+impl Fetch {
+    fn new(
+        c: &Arc<Coordinator>,
+        obj: &ObjectMeta,
+        part: &Part,
+        moved: &[usize],
+        source: Source,
+    ) -> Result<Self, ApiError> {
+        Ok(match source {
+            Source::Rebuild => Fetch::Rebuild(StripeReader::excluding(
+                c.clone(),
+                &obj.bucket,
+                &obj.key,
+                part,
+                moved,
+            )?),
+            Source::Copy => Fetch::Copy {
+                from: moved
+                    .iter()
+                    .map(|&i| {
+                        part.shards[i]
+                            .node
+                            .as_ref()
+                            .and_then(|n| c.registry.client(n))
+                            .map(|client| (i, client))
+                            .ok_or_else(|| {
+                                ApiError::ServiceUnavailable(format!(
+                                    "shard {i} of {}/{} has no node to copy from",
+                                    obj.bucket, obj.key
+                                ))
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+                version: part.version,
+                n: part.shards.len(),
+                layout: part.layout(),
+                timeout: c.config.shard_read_timeout,
+            },
+        })
+    }
+
+    /// The stripe ranges read at once: one stripe to rebuild; up to [`COPY_READ`] of each
+    /// shard to copy.
+    fn groups(&self, layout: crate::layout::Layout) -> Vec<std::ops::Range<u64>> {
+        let per = match self {
+            Fetch::Rebuild(_) => 1,
+            Fetch::Copy { .. } => (COPY_READ / layout.piece.max(1)).max(1),
+        };
+        (0..layout.stripes())
+            .step_by(per as usize)
+            .map(|s| s..(s + per).min(layout.stripes()))
+            .collect()
+    }
+
+    /// Every piece of stripes `g` indexed by shard (only the moved ones need bytes), and
+    /// the bytes read.
+    async fn get(&self, g: std::ops::Range<u64>) -> Result<(Vec<Bytes>, u64), ApiError> {
+        match self {
+            Fetch::Rebuild(reader) => {
+                debug_assert_eq!(g.end - g.start, 1);
+                reader.fetch_all(g.start).await
+            }
+            Fetch::Copy {
+                from,
+                version,
+                n,
+                layout,
+                timeout,
+            } => {
+                let offset = layout.shard_offset(g.start);
+                let len: u64 = g.clone().map(|s| layout.piece_len(s)).sum();
+                let reads = from.iter().map(|(i, client)| async move {
+                    let id = ShardId {
+                        version: *version,
+                        index: *i as u16,
+                    };
+                    client
+                        .read_verified(id, offset, len, *timeout)
+                        .await
+                        .map(|chunks| (*i, crate::data::stripes::Chunks(chunks).contiguous()))
+                        .map_err(|e| {
+                            ApiError::ServiceUnavailable(format!("copying shard {id}: {e}"))
+                        })
+                });
+                let mut pieces = vec![Bytes::new(); *n];
+                let mut read = 0;
+                for r in futures::future::join_all(reads).await {
+                    let (i, b) = r?;
+                    read += b.len() as u64;
+                    pieces[i] = b;
+                }
+                Ok((pieces, read))
+            }
         }
+    }
+}
+
+/// Background repair (worker `repair`): the read-repair queue at once, a full scan every
+/// `repair_interval`, writing within the maintenance budget.
+pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
+    let w = c.workers.get_or_add(
+        "repair",
+        "rebuilds lost and corrupt shards: objects reads and scrubs reported, and a full scan every --repair-interval",
+    );
+    let last_scan = Mutex::new(tokio::time::Instant::now());
+    let schedule = Schedule {
+        every: c
+            .config
+            .repair_interval
+            .min(std::time::Duration::from_secs(5)),
+        kick: Some(&c.repair.wake),
+        settle: std::time::Duration::ZERO,
+    };
+    periodic(w.clone(), stop.clone(), schedule, || async {
         let report = Arc::new(Mutex::new(RepairReport::default()));
         let _one_at_a_time = c.repair.run_lock.lock().await;
         let queued: Vec<(String, String)> = std::mem::take(&mut *c.repair.queue.lock().unwrap())
             .into_iter()
             .collect();
+        w.begin("objects reported damaged", queued.len() as u64);
         let opts = Options::of(&c, &RepairRequest::default());
         let mut objects = Vec::new();
         for (b, k) in queued {
@@ -728,14 +890,18 @@ pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
         // Most at risk first.
         objects.sort_by_cached_key(|o| margin(&c, o, opts.grace));
         for obj in objects {
+            if !w.gate(&stop).await {
+                break;
+            }
             let before = report.lock().unwrap().bytes_written;
             check_and_repair(&c, obj, opts, &report).await;
-            let after = report.lock().unwrap().bytes_written;
-            throttle(&c, after - before).await;
+            w.advance(1, report.lock().unwrap().bytes_written - before);
         }
         let mut r = report.lock().unwrap().clone();
-        if last_scan.elapsed() >= c.config.repair_interval {
-            last_scan = tokio::time::Instant::now();
+        let scan_due = last_scan.lock().unwrap().elapsed() >= c.config.repair_interval;
+        if scan_due {
+            *last_scan.lock().unwrap() = tokio::time::Instant::now();
+            w.begin("full scan", 0);
             let scan = Arc::new(Mutex::new(RepairReport::default()));
             let all = RepairRequest {
                 concurrency: 1,
@@ -747,14 +913,12 @@ pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
             *c.repair.last_scan.lock().unwrap() = Some((now_ms(), scan));
         }
         c.repair.background.lock().unwrap().add(&r);
-    }
-}
-
-async fn throttle(c: &Coordinator, bytes: u64) {
-    if c.config.repair_rate > 0 && bytes > 0 {
-        let secs = bytes as f64 / c.config.repair_rate as f64;
-        tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await;
-    }
+        Ok(format!(
+            "{} objects looked at, {} shards rebuilt",
+            r.objects_scanned, r.shards_rebuilt
+        ))
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -230,6 +230,8 @@ operations! {
         linear fn nodes(&self) -> Vec<NodeRecord> = |m| m.nodes();
         /// Maintenance jobs by name.
         linear fn jobs(&self) -> BTreeMap<String, serde_json::Value> = |m| m.jobs();
+        /// Lifecycle states as this coordinator last applied them (a replicated member may lag).
+        local fn node_states_applied(&self) -> BTreeMap<NodeId, String> = |m| m.node_states();
         /// Nodes with a lifecycle state (`draining`, `drained`, `removed`).
         linear fn node_states(&self) -> BTreeMap<NodeId, String> = |m| m.node_states();
         /// Whether any object, upload part or in-flight write has a shard on `node`.
