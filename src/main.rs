@@ -175,12 +175,12 @@ enum Cmd {
 
 /// `tessera node`: run a node, or act on one.
 #[derive(clap::Args)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(args_conflicts_with_subcommands = true)]
 struct NodeCmd {
     #[command(subcommand)]
     action: Option<NodeAction>,
     #[command(flatten)]
-    run: Option<NodeRun>,
+    run: NodeRun,
 }
 
 /// Acting on an existing node.
@@ -229,14 +229,14 @@ struct NodeOpArgs {
 struct NodeRun {
     /// Shard API address.
     #[arg(long, env = "TESSERA_NODE_LISTEN")]
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     /// Data directory (node id and shards).
     #[arg(long, env = "TESSERA_NODE_DATA_DIR")]
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
     /// Coordinator admin URL, e.g. http://127.0.0.1:7071; every coordinator of a
     /// replicated group, comma-separated.
     #[arg(long, env = "TESSERA_COORDINATOR")]
-    coordinator: String,
+    coordinator: Option<String>,
     /// Failure domain reported to the coordinator.
     #[arg(long, default_value = "default")]
     zone: String,
@@ -578,12 +578,9 @@ async fn run() -> anyhow::Result<()> {
             };
             std::process::exit(code);
         }
-        Cmd::Node(NodeCmd { run: None, .. }) => anyhow::bail!(
-            "tessera node: give --listen, --data-dir and --coordinator to run a node, or a command (drain, activate, remove); see tessera node --help"
-        ),
         Cmd::Node(NodeCmd {
             run:
-                Some(NodeRun {
+                NodeRun {
                     listen,
                     data_dir,
                     coordinator,
@@ -594,9 +591,15 @@ async fn run() -> anyhow::Result<()> {
                     scrub_interval,
                     node_id,
                     cluster_secret_file,
-                }),
+                },
             ..
         }) => {
+            let (Some(listen), Some(data_dir), Some(coordinator)) = (listen, data_dir, coordinator)
+            else {
+                anyhow::bail!(
+                    "tessera node needs --listen, --data-dir and --coordinator to run a node, or a command (drain, activate, remove); see tessera node --help"
+                );
+            };
             let cluster_secret = match (cluster_secret_file, std::env::var("TESSERA_CLUSTER_SECRET")) {
                 (Some(f), _) => tessera_coordinator::secrets::read_secret(&f)
                     .with_context(|| format!("reading {}", f.display()))?,

@@ -54,6 +54,8 @@ pub struct ProcCluster {
     pub nodes: Vec<Option<Proc>>,
     pub node_ports: Vec<u16>,
     pub coordinator_args: Vec<String>,
+    /// Extra arguments every node gets.
+    pub node_args: Vec<String>,
 }
 
 impl ProcCluster {
@@ -116,6 +118,7 @@ impl ProcCluster {
                     &format!("z{i}"),
                 ])
                 .args(["--heartbeat-interval", "200ms"])
+                .args(&self.node_args)
                 .stdout(log(&self.dir, &format!("n{i}")))
                 .stderr(log(&self.dir, &format!("n{i}.err")))
                 .spawn()
@@ -128,6 +131,16 @@ impl ProcCluster {
     }
 
     pub async fn start_with(dir: &Path, nodes: usize, extra: &[&str]) -> ProcCluster {
+        Self::start_full(dir, nodes, extra, &[]).await
+    }
+
+    /// [`ProcCluster::start_with`], every node also getting `node_extra`.
+    pub async fn start_full(
+        dir: &Path,
+        nodes: usize,
+        extra: &[&str],
+        node_extra: &[&str],
+    ) -> ProcCluster {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let api = format!("127.0.0.1:{}", free_port());
         let admin = format!("127.0.0.1:{}", free_port());
@@ -140,6 +153,7 @@ impl ProcCluster {
             nodes: Vec::new(),
             node_ports: Vec::new(),
             coordinator_args: extra,
+            node_args: node_extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 0..nodes {
             let port = free_port();
@@ -208,6 +222,50 @@ impl ProcCluster {
         self.coordinator.kill();
         self.coordinator =
             Self::spawn_coordinator_with(&self.dir, &self.api, &self.admin, &self.coordinator_args);
+    }
+
+    /// Starts one more node (in a zone of its own); returns its index.
+    pub fn add_node(&mut self) -> usize {
+        let port = free_port();
+        self.node_ports.push(port);
+        let i = self.nodes.len();
+        let p = self.spawn_node(i, port);
+        self.nodes.push(Some(p));
+        i
+    }
+
+    /// The id the coordinator lists for node `i` (by its address).
+    pub async fn node_id(&self, i: usize) -> String {
+        let addr = format!("127.0.0.1:{}", self.node_ports[i]);
+        let v = self.cluster_json().await;
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["address"] == addr.as_str())
+            .unwrap_or_else(|| panic!("node {i} ({addr}) not listed: {v}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Runs `tessera ARGS --coordinator ADMIN` with the admin token; returns (exit code,
+    /// stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(BIN)
+            .env(
+                "TESSERA_ADMIN_TOKEN",
+                Self::secrets_in(&self.dir).admin_token,
+            )
+            .env("TESSERA_COORDINATOR", format!("http://{}", self.admin))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     }
 
     /// Restarts node `i` on its port.

@@ -293,6 +293,17 @@ pub async fn worker(c: Arc<Coordinator>, stop: CancellationToken) {
                 }
             }
         };
+        // Balance is judged over every node that takes shards: wait for down ones (a
+        // restarted coordinator hears from its nodes within a heartbeat).
+        let down = c
+            .registry
+            .view()
+            .iter()
+            .filter(|n| n.state == "down")
+            .count();
+        if down > 0 {
+            return Ok(format!("waiting: {down} nodes are down"));
+        }
         let objects = super::repair::select(&c, |_| true).await?;
         let mut usage = Usage::of(&c, &objects);
         if usage.spread() <= job.band {
