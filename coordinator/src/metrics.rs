@@ -12,6 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tessera_node::metrics::{duration_histogram, HistogramFamily, OpLabels, RequestLabels};
 
@@ -67,7 +68,32 @@ pub struct Metrics {
     /// Shards deleted by garbage collection.
     pub collected_shards: Counter,
     gauges: Gauges,
+    /// All client requests and those answered with a 5xx, for the console's history.
+    totals: (AtomicU64, AtomicU64),
+    /// Recent rates, oldest first (see [`Metrics::sample`]).
+    history: Mutex<std::collections::VecDeque<Sample>>,
+    started_ms: u64,
 }
+
+/// Client traffic between two samples, per second.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Sample {
+    /// End of the interval, ms since the epoch.
+    pub at_ms: u64,
+    /// Requests per second.
+    pub requests: f64,
+    /// Requests answered with a 5xx per second.
+    pub errors: f64,
+    /// Bytes received per second.
+    pub bytes_in: f64,
+    /// Bytes sent per second.
+    pub bytes_out: f64,
+    #[serde(skip)]
+    raw: [u64; 4],
+}
+
+/// Samples kept: 10 minutes at one per 5 seconds.
+const HISTORY: usize = 120;
 
 /// Gauges set from the state when scraped.
 #[derive(Default)]
@@ -119,6 +145,9 @@ impl Metrics {
                     .collect(),
                 ..Default::default()
             },
+            totals: Default::default(),
+            history: Default::default(),
+            started_ms: crate::meta::now_ms(),
         };
         let mut r = Registry::with_prefix("tessera");
         r.register(
@@ -263,6 +292,10 @@ impl Metrics {
 
     /// Counts one answered client request.
     pub fn request(&self, op: &str, status: u16, seconds: f64) {
+        self.totals.0.fetch_add(1, Ordering::Relaxed);
+        if status >= 500 {
+            self.totals.1.fetch_add(1, Ordering::Relaxed);
+        }
         tessera_node::metrics::record_request(
             &self.requests,
             &self.request_seconds,
@@ -270,6 +303,40 @@ impl Metrics {
             status,
             seconds,
         );
+    }
+
+    /// Records the traffic since the previous call as rates (the `history` worker calls it
+    /// every few seconds).
+    pub fn sample(&self) {
+        let raw = [
+            self.totals.0.load(Ordering::Relaxed),
+            self.totals.1.load(Ordering::Relaxed),
+            self.received_bytes.get(),
+            self.sent_bytes.get(),
+        ];
+        let at_ms = crate::meta::now_ms();
+        let mut h = self.history.lock().unwrap();
+        let (prev_at, prev) = h
+            .back()
+            .map_or((self.started_ms, [0; 4]), |s| (s.at_ms, s.raw));
+        let secs = (at_ms.saturating_sub(prev_at) as f64 / 1000.0).max(0.001);
+        let rate = |i: usize| raw[i].saturating_sub(prev[i]) as f64 / secs;
+        h.push_back(Sample {
+            at_ms,
+            requests: rate(0),
+            errors: rate(1),
+            bytes_in: rate(2),
+            bytes_out: rate(3),
+            raw,
+        });
+        while h.len() > HISTORY {
+            h.pop_front();
+        }
+    }
+
+    /// The recent samples, oldest first.
+    pub fn history(&self) -> Vec<Sample> {
+        self.history.lock().unwrap().iter().copied().collect()
     }
 
     /// Counts `n` stripes of `kind` (see [`StripeLabels`]).

@@ -36,6 +36,10 @@ pub async fn run(
         c.clone(),
         stop.clone(),
     ));
+    tokio::spawn(crate::edge::console::sample_history(
+        c.clone(),
+        stop.clone(),
+    ));
     match c.cluster.clone() {
         None => background(&c, stop.clone()),
         Some(cluster) => {

@@ -29,13 +29,16 @@
 //!   /workers/{name}/pause`, `/resume`.
 //! - `GET /maintenance`, `PUT /maintenance` `{"rate": bytes per second}`: the budget repair,
 //!   rebalance and recode share (0: unlimited).
+//! - `GET /console`: the web console ([`super::console`]), public (it holds no data);
+//!   `GET /stats`: buckets with object counts and bytes, recent client traffic.
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
 //! - `GET /health/live`: 200 while the process serves; `GET /health/ready`: 200 when enough
 //!   nodes are up to write with the default `k+m` (and, in a replicated group, a leader is
 //!   known), else 503; both with a JSON body saying why.
 //!
 //! Node traffic (`/nodes/*`) needs the cluster secret, everything else the admin token, both
-//! as `Authorization: Bearer`; only `/health`, `/health/live` and `/health/ready` are open.
+//! as `Authorization: Bearer`; only `/health`, `/health/live`, `/health/ready` and
+//! `/console` are open.
 
 use crate::error::ApiError;
 use crate::maintenance::repair::RepairRequest;
@@ -77,6 +80,7 @@ pub fn app(c: Arc<Coordinator>) -> Router {
                 .delete(rebalance_cancel),
         )
         .route("/recode", get(recode_status).post(recode_start))
+        .route("/stats", get(stats))
         .route("/workers", get(workers))
         .route("/workers/{name}/{action}", post(steer_worker))
         .route("/maintenance", get(maintenance).put(set_maintenance))
@@ -103,6 +107,10 @@ pub fn app(c: Arc<Coordinator>) -> Router {
             get(|| async { Json(serde_json::json!({"live": true})) }),
         )
         .route("/health/ready", get(ready))
+        .route(
+            "/console",
+            get(|| async { axum::response::Html(super::console::PAGE) }),
+        )
         .merge(nodes)
         .merge(operators)
         .with_state(c);
@@ -299,6 +307,10 @@ async fn recode_start(
     Json(req): Json<crate::maintenance::recode::RecodeRequest>,
 ) -> Response {
     reply(crate::maintenance::recode::start(&c, req).await)
+}
+
+async fn stats(State(c): State<Arc<Coordinator>>) -> Response {
+    reply(super::console::stats(&c).await)
 }
 
 async fn workers(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {

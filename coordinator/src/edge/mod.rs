@@ -6,6 +6,7 @@
 //! - [`auth`]: access keys, signature lookup and per-bucket permissions.
 //! - [`admin`]: the admin API (nodes, repair, keys, grants) behind the admin token and the
 //!   cluster secret.
+//! - [`console`]: the web console page and the figures only it needs.
 //! - [`observe`]: request ids (`x-amz-request-id`) and request metrics around the S3 service.
 //! - [`error`]: the one mapping of coordinator errors to S3 codes and HTTP statuses.
 //!
@@ -14,6 +15,7 @@
 pub mod admin;
 pub mod auth;
 pub mod checksum;
+pub mod console;
 pub mod error;
 pub mod multipart;
 pub mod observe;
