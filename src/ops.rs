@@ -182,9 +182,24 @@ pub async fn watch_repair(admin: &str, id: u64, json: bool) -> anyhow::Result<i3
         );
         b
     });
+    let mut unreachable_since: Option<std::time::Instant> = None;
     let report: RepairReport = loop {
-        let r: RepairReport =
-            serde_json::from_value(get_json(&format!("{admin}/repair/{id}")).await?)?;
+        // The run survives a coordinator restart (it resumes under the same id): keep asking
+        // for a minute before giving up.
+        let r: RepairReport = match get_json(&format!("{admin}/repair/{id}")).await {
+            Ok(v) => {
+                unreachable_since = None;
+                serde_json::from_value(v)?
+            }
+            Err(e) => {
+                let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > Duration::from_secs(60) {
+                    return Err(e.context(format!("repair run {id}")));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
         if let Some(b) = &bar {
             b.set_length(r.objects_total);
             b.set_position(r.objects_scanned);

@@ -430,3 +430,66 @@ async fn recode_under_overwrites_and_deletes_resurrects_nothing_and_survives_a_c
         shards_on(&c, &all).await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_repair_run_resumes_after_the_coordinator_restarts_and_the_cli_follows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start(dir.path(), 7).await;
+    let objects = fill(&c, "rrs", 16, &[2 * MIB]).await;
+    let dead = c.node_id(0).await;
+    c.kill_node(0);
+    let down = eventually(Duration::from_secs(10), || async {
+        c.cluster_json().await["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["id"] == dead.as_str() && n["state"] == "down")
+    })
+    .await;
+    assert!(down);
+    c.cli(&["maintenance", "--rate", "2MB"]);
+    let (admin, token) = (c.admin.clone(), c.secrets().admin_token);
+    let cli = std::thread::spawn(move || repair_cli_at(&admin, &token, &["--grace", "0s"]));
+    let midway = eventually(Duration::from_secs(60), || async {
+        let r = admin_get(&c, "/repair").await;
+        let last = &r["last_run"];
+        last["shards_rebuilt"].as_u64().unwrap_or(0) > 0 && last["done"] == false
+    })
+    .await;
+    assert!(
+        midway,
+        "the run is rebuilding: {}",
+        admin_get(&c, "/repair").await
+    );
+    let run = admin_get(&c, "/repair").await["last_run"]["run_id"]
+        .as_u64()
+        .unwrap();
+    let eta = admin_get(&c, &format!("/repair/{run}")).await;
+    assert!(
+        eta["eta_ms"].is_u64() && eta["elapsed_ms"].as_u64() > Some(0),
+        "progress and ETA: {eta}"
+    );
+    c.restart_coordinator();
+    let (code, out, err) = cli.join().unwrap();
+    assert_eq!(
+        code, 0,
+        "the CLI followed the resumed run to its end: {out}{err}"
+    );
+    let r = admin_get(&c, &format!("/repair/{run}")).await;
+    assert_eq!(
+        (r["resumed"].as_bool(), r["done"].as_bool()),
+        (Some(true), Some(true)),
+        "{r}"
+    );
+    assert!(
+        admin_get(&c, "/recode").await["jobs"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "no job left behind"
+    );
+    // Redundancy restored: two more nodes can go.
+    c.kill_node(1);
+    c.kill_node(2);
+    check_all(&c, "rrs", &some(&objects)).await;
+}

@@ -89,6 +89,15 @@ pub async fn run(
 /// Starts the once-per-cluster workers: garbage collection (with the orphan scan and
 /// multipart expiry), drains, rebalance, recode and background repair; they stop when `stop` is cancelled.
 fn background(c: &Arc<Coordinator>, stop: CancellationToken) {
+    let resume = c.clone();
+    tokio::spawn(async move {
+        // Once the nodes have had a heartbeat timeout to report (a run over nodes that
+        // look down would find everything lost).
+        tokio::time::sleep(resume.config.heartbeat_timeout).await;
+        if let Err(e) = crate::maintenance::repair::resume_runs(&resume).await {
+            tracing::warn!(error = %e, "could not resume unfinished repair runs");
+        }
+    });
     tokio::spawn(crate::maintenance::gc::run(c.clone(), stop.clone()));
     tokio::spawn(crate::maintenance::lifecycle::drains(
         c.clone(),

@@ -124,6 +124,15 @@ pub struct RepairReport {
     pub within_grace: Vec<WithinGrace>,
     /// Time since the run started.
     pub elapsed_ms: u64,
+    /// The run was resumed after a coordinator restart or a new leader (counters restart).
+    #[serde(default)]
+    pub resumed: bool,
+    /// Estimated time to the end, while running.
+    #[serde(default)]
+    pub eta_ms: Option<u64>,
+    /// When the run started, ms since the epoch.
+    #[serde(default)]
+    pub started_ms: u64,
 }
 
 impl RepairReport {
@@ -248,11 +257,17 @@ impl Repairer {
 
     /// The report of run `id`.
     pub fn report(&self, id: u64) -> Option<RepairReport> {
-        self.runs
-            .lock()
-            .unwrap()
-            .get(&id)
-            .map(|r| r.lock().unwrap().clone())
+        self.runs.lock().unwrap().get(&id).map(|r| {
+            let mut r = r.lock().unwrap().clone();
+            if !r.done && r.started_ms > 0 {
+                r.elapsed_ms = now_ms().saturating_sub(r.started_ms);
+                if r.objects_scanned > 0 && r.objects_total >= r.objects_scanned {
+                    let left = r.objects_total - r.objects_scanned;
+                    r.eta_ms = Some(r.elapsed_ms * left / r.objects_scanned);
+                }
+            }
+            r
+        })
     }
 }
 
@@ -273,32 +288,81 @@ pub async fn start_run(c: &Arc<Coordinator>, req: RepairRequest) -> Result<u64, 
             return Err(ApiError::NoSuchBucket(req.bucket.clone().unwrap()));
         }
     }
+    // Ids grow across restarts (a resumed run keeps its id).
+    let id = {
+        let runs = c.repair.runs.lock().unwrap();
+        runs.keys().next_back().map_or(0, |k| k + 1).max(now_ms())
+    };
+    if !req.dry_run {
+        // Stored until it ends, so a restarted leader resumes it.
+        c.meta
+            .set_job(format!("{RUN_JOB}{id}"), Some(serde_json::to_value(&req)?))
+            .await?;
+    }
+    spawn_run(c, id, req, false);
+    Ok(id)
+}
+
+/// Job name prefix of stored repair runs.
+const RUN_JOB: &str = "repair/";
+
+/// Runs `req` as run `id` in the background (one run at a time); a stored run's job ends
+/// with it.
+fn spawn_run(c: &Arc<Coordinator>, id: u64, req: RepairRequest, resumed: bool) {
     let report = Arc::new(Mutex::new(RepairReport {
+        run_id: id,
         dry_run: req.dry_run,
+        resumed,
         ..Default::default()
     }));
-    let id = {
+    {
         let mut runs = c.repair.runs.lock().unwrap();
-        let id = runs.keys().next_back().map_or(1, |k| k + 1);
-        report.lock().unwrap().run_id = id;
         runs.insert(id, report.clone());
         while runs.len() > 16 {
             let first = *runs.keys().next().unwrap();
             runs.remove(&first);
         }
-        id
-    };
+    }
     let c = c.clone();
     tokio::spawn(async move {
         let _one_at_a_time = c.repair.run_lock.lock().await;
         run(&c, &req, &report).await;
+        if !req.dry_run {
+            if let Err(e) = c.maint().set_job(format!("{RUN_JOB}{id}"), None).await {
+                tracing::warn!(run = id, error = %e, "could not record the end of a repair run");
+            }
+        }
     });
-    Ok(id)
+}
+
+/// Leader start: resumes the operator runs a previous leader (or this process before a
+/// restart) left unfinished. Objects already repaired are found healthy and skipped.
+pub async fn resume_runs(c: &Arc<Coordinator>) -> Result<usize, ApiError> {
+    let mut n = 0;
+    for (name, spec) in c.meta.jobs().await? {
+        let Some(id) = name
+            .strip_prefix(RUN_JOB)
+            .and_then(|i| i.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if c.repair.runs.lock().unwrap().contains_key(&id) {
+            continue;
+        }
+        let Ok(req) = serde_json::from_value::<RepairRequest>(spec) else {
+            continue;
+        };
+        tracing::info!(run = id, "resuming a repair run left unfinished");
+        spawn_run(c, id, req, true);
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Scans the objects `req` selects and repairs what is degraded, updating `report`.
 pub async fn run(c: &Arc<Coordinator>, req: &RepairRequest, report: &Arc<Mutex<RepairReport>>) {
     let started = std::time::Instant::now();
+    report.lock().unwrap().started_ms = now_ms();
     let opts = Options::of(c, req);
     report.lock().unwrap().within_grace = within_grace(c, opts.grace);
     let selected = select(c, |o| {
