@@ -266,20 +266,21 @@ pub async fn status(admin: &str, json: bool) -> anyhow::Result<()> {
     let admin = admin.trim_end_matches('/');
     let cluster = get_json(&format!("{admin}/cluster")).await?;
     let repair = get_json(&format!("{admin}/repair")).await?;
+    let workers = get_json(&format!("{admin}/workers")).await?;
     if json {
         println!(
             "{}",
-            serde_json::json!({ "cluster": cluster, "repair": repair })
+            serde_json::json!({ "cluster": cluster, "repair": repair, "workers": workers })
         );
         return Ok(());
     }
     println!(
-        "{:<18} {:<22} {:<10} {:<5} {:>14} {:>16} {:>8}",
+        "{:<18} {:<22} {:<10} {:<9} {:>14} {:>16} {:>8}",
         "NODE", "ADDRESS", "ZONE", "STATE", "USED", "FREE", "SCRUBBED"
     );
     for n in cluster["nodes"].as_array().into_iter().flatten() {
         println!(
-            "{:<18} {:<22} {:<10} {:<5} {:>14} {:>16} {:>8}",
+            "{:<18} {:<22} {:<10} {:<9} {:>14} {:>16} {:>8}",
             n["id"].as_str().unwrap_or(""),
             n["address"].as_str().unwrap_or(""),
             n["zone"].as_str().unwrap_or(""),
@@ -336,6 +337,8 @@ pub async fn status(admin: &str, json: bool) -> anyhow::Result<()> {
             last["unrecoverable"].as_array().map_or(0, |a| a.len())
         );
     }
+    println!();
+    crate::maintain::print_workers(&workers);
     Ok(())
 }
 

@@ -493,3 +493,73 @@ async fn a_repair_run_resumes_after_the_coordinator_restarts_and_the_cli_follows
     c.kill_node(2);
     check_all(&c, "rrs", &some(&objects)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_of_the_coordinator_and_the_nodes_are_listed_and_steered_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = ProcCluster::start(dir.path(), 6).await;
+    let n2 = c.node_id(2).await;
+    let (code, out, err) = c.cli(&["maintenance"]);
+    assert_eq!(code, 0, "{err}");
+    for w in [
+        "gc",
+        "orphan-scan",
+        "multipart-expiry",
+        "repair",
+        "drain",
+        "rebalance",
+        "recode",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{w} "))),
+            "{w} listed: {out}"
+        );
+    }
+    assert!(
+        out.contains(&format!("heartbeat@{n2}")) && out.contains(&format!("scrub@{n2}")),
+        "{out}"
+    );
+    let state = |v: &serde_json::Value, name: &str| {
+        v["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .map(|w| w["state"].as_str().unwrap().to_string())
+    };
+    // A coordinator worker.
+    let (code, _, err) = c.cli(&["maintenance", "--pause", "gc"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        state(&admin_get(&c, "/workers").await, "gc").as_deref(),
+        Some("paused")
+    );
+    c.cli(&["maintenance", "--resume", "gc"]);
+    assert_ne!(
+        state(&admin_get(&c, "/workers").await, "gc").as_deref(),
+        Some("paused")
+    );
+    // A node's worker, through the coordinator: paused heartbeats make the node go down.
+    let hb = format!("heartbeat@{n2}");
+    let (code, _, err) = c.cli(&["maintenance", "--pause", &hb]);
+    assert_eq!(code, 0, "{err}");
+    let down = eventually(Duration::from_secs(10), || async {
+        c.cluster_json().await["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["id"] == n2.as_str() && n["up"] == false)
+    })
+    .await;
+    assert!(down, "a node whose heartbeats are paused is down");
+    let node = c.node_client(c.node_addrs()[2]).workers().await.unwrap();
+    assert!(node
+        .iter()
+        .any(|w| w.name == "heartbeat" && w.state == "paused"));
+    c.cli(&["maintenance", "--resume", &hb]);
+    c.wait_up(6).await;
+    // Unknown workers: errors.
+    let (code, _, err) = c.cli(&["maintenance", "--pause", "nope"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no worker"), "{err}");
+}

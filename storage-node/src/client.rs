@@ -257,6 +257,39 @@ impl NodeClient {
         resp.json().await.map_err(transport)
     }
 
+    /// The node's background workers.
+    pub async fn workers(&self) -> Result<Vec<crate::worker::WorkerView>> {
+        let resp = self
+            .http
+            .get(format!("{}/workers", self.base))
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await
+            .map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        resp.json().await.map_err(transport)
+    }
+
+    /// Pauses or resumes (`action`) the node's worker `name`.
+    pub async fn steer_worker(
+        &self,
+        name: &str,
+        action: &str,
+    ) -> Result<crate::worker::WorkerView> {
+        let resp = self
+            .http
+            .post(format!("{}/workers/{name}/{action}", self.base))
+            .send()
+            .await
+            .map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(error_from(resp).await);
+        }
+        resp.json().await.map_err(transport)
+    }
+
     /// Deletes a shard (`Ok` if it was not there).
     pub async fn delete(&self, id: ShardId) -> Result<()> {
         let resp = self

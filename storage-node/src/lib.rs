@@ -14,6 +14,8 @@
 //! - [`auth`]: the cluster secret every internal request carries.
 //! - [`metrics`]: the node's Prometheus metrics; [`trace`]: client request ids on node
 //!   requests.
+//! - [`worker`]: the one shape of background loops (here and in the coordinator) and the
+//!   byte budget they spend from.
 
 pub mod auth;
 pub mod client;
@@ -27,6 +29,7 @@ pub mod server;
 pub mod store;
 pub mod trace;
 pub mod types;
+pub mod worker;
 
 pub use client::NodeClient;
 pub use error::StoreError;

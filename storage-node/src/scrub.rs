@@ -51,9 +51,15 @@ pub async fn run(
     let urls: Vec<String> = crate::server::coordinators(&coordinator)
         .map(|c| format!("{}/nodes/corrupt", c.trim_end_matches('/')))
         .collect();
+    let w = state.workers.get_or_add(
+        "scrub",
+        "re-reads every stored shard and checks its chunk hashes, within --scrub-rate",
+    );
     loop {
         tokio::time::sleep(config.interval).await;
-        let corrupt = pass(&state, &config, &stats).await;
+        w.begin("pass over every shard", 0);
+        let corrupt = pass(&state, &config, &stats, &w).await;
+        w.end(format!("{} corrupt shards found", corrupt.len()));
         if !corrupt.is_empty() {
             tracing::warn!(count = corrupt.len(), "scrub found corrupt shards");
             // Best effort: the next pass reports them again if the coordinator missed it.
@@ -73,7 +79,9 @@ async fn pass(
     state: &NodeState,
     config: &ScrubConfig,
     stats: &Arc<Mutex<ScrubStats>>,
+    w: &crate::worker::Worker,
 ) -> Vec<ShardHeader> {
+    let never = tokio_util::sync::CancellationToken::new();
     let mut corrupt = Vec::new();
     let mut after: Option<ShardId> = None;
     loop {
@@ -86,6 +94,9 @@ async fn pass(
         let Some(last) = page.last() else { break };
         after = Some(last.header.shard_id());
         for info in page {
+            // A pause takes effect between shards (the task is dropped at shutdown).
+            w.gate(&never).await;
+            w.advance(1, info.length);
             let id = info.header.shard_id();
             let mut offset = 0;
             let mut bad = false;

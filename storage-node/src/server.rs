@@ -50,6 +50,8 @@ pub struct NodeState {
     pub secret: Arc<str>,
     /// This node's metrics.
     pub metrics: Arc<crate::metrics::NodeMetrics>,
+    /// Background loops (scrub, heartbeats), for listing and steering.
+    pub workers: Arc<crate::worker::Workers>,
 }
 
 impl NodeState {
@@ -100,6 +102,8 @@ pub fn app(state: NodeState) -> Router {
         .route("/shards/{version}/{index}/info", get(info))
         .route("/raw", get(raw))
         .route("/metrics", get(metrics))
+        .route("/workers", get(workers))
+        .route("/workers/{name}/{action}", post(steer_worker))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn_with_state(
             state.secret.clone(),
@@ -544,6 +548,26 @@ pub fn coordinators(list: &str) -> impl Iterator<Item = &str> {
     list.split(',').map(str::trim).filter(|u| !u.is_empty())
 }
 
+async fn workers(State(st): State<NodeState>) -> Json<Vec<crate::worker::WorkerView>> {
+    Json(st.workers.views())
+}
+
+async fn steer_worker(
+    State(st): State<NodeState>,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
+    let Some(w) = st.workers.get(&name) else {
+        return (StatusCode::NOT_FOUND, format!("no worker {name:?}")).into_response();
+    };
+    match action.as_str() {
+        "pause" => w.pause(),
+        "resume" => w.resume(),
+        _ => return (StatusCode::BAD_REQUEST, "pause or resume").into_response(),
+    }
+    tracing::info!(worker = %name, %action, "worker steered");
+    Json(w.view()).into_response()
+}
+
 /// Sends a heartbeat to `coordinator` every `interval` until the task is dropped.
 pub async fn heartbeat_loop(
     state: NodeState,
@@ -558,13 +582,23 @@ pub async fn heartbeat_loop(
         .expect("http client");
     let url = format!("{}/nodes/heartbeat", coordinator.trim_end_matches('/'));
     let mut warned = false;
+    let w = state.workers.get_or_add(
+        "heartbeat",
+        "reports this node (address, zone, space, scrub) to every coordinator each interval",
+    );
+    let never = tokio_util::sync::CancellationToken::new();
     loop {
+        // A paused node stops reporting: coordinators count it down after their timeout.
+        w.gate(&never).await;
         let st = state.clone();
         let a = addr.clone();
         let hb = tokio::task::spawn_blocking(move || st.heartbeat(a)).await;
         if let Ok(hb) = hb {
             match client.post(&url).json(&hb).send().await {
-                Ok(r) if r.status().is_success() => warned = false,
+                Ok(r) if r.status().is_success() => {
+                    warned = false;
+                    w.end(format!("reported to {coordinator}"));
+                }
                 Ok(r) if r.status() == reqwest::StatusCode::GONE && !warned => {
                     tracing::error!(
                         "this node was removed from the cluster: the coordinator refuses it; give a replacement a fresh data dir"
@@ -673,6 +707,7 @@ pub async fn serve(
         scrub: Default::default(),
         secret: config.cluster_secret.as_str().into(),
         metrics: Default::default(),
+        workers: Default::default(),
     };
     // Every coordinator of a replicated group keeps its own view of which nodes are up.
     let hbs: Vec<_> = coordinators(&config.coordinator)

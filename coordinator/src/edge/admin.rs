@@ -313,9 +313,28 @@ async fn stats(State(c): State<Arc<Coordinator>>) -> Response {
     reply(super::console::stats(&c).await)
 }
 
+/// This coordinator's workers, then every up node's (named `NAME@NODE`).
 async fn workers(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
+    let mut all = c.workers.views();
+    let nodes: Vec<_> = c
+        .registry
+        .view()
+        .into_iter()
+        .filter(|n| n.up)
+        .filter_map(|n| Some((n.id.clone(), c.registry.client(&n.id)?)))
+        .collect();
+    let asked = nodes.iter().map(|(id, client)| async move {
+        let views = client.workers().await.unwrap_or_default();
+        views.into_iter().map(move |mut v| {
+            v.name = format!("{}@{id}", v.name);
+            v
+        })
+    });
+    for views in futures::future::join_all(asked).await {
+        all.extend(views);
+    }
     Json(serde_json::json!({
-        "workers": c.workers.views(),
+        "workers": all,
         "maintenance_rate": c.budget.rate(),
     }))
 }
@@ -324,6 +343,24 @@ async fn steer_worker(
     State(c): State<Arc<Coordinator>>,
     Path((name, action)): Path<(String, String)>,
 ) -> Response {
+    if let Some((worker, node)) = name.split_once('@') {
+        // A node's worker: the node steers it.
+        let client = node_id(node)
+            .ok()
+            .and_then(|n| c.registry.client(&n))
+            .ok_or_else(|| ApiError::NoSuchNode(node.to_string()));
+        let r = match client {
+            Ok(client) => client
+                .steer_worker(worker, &action)
+                .await
+                .map_err(ApiError::from),
+            Err(e) => Err(e),
+        };
+        return reply(r.map(|mut v| {
+            v.name = name.clone();
+            v
+        }));
+    }
     let Some(w) = c.workers.get(&name) else {
         return admin_error(ApiError::InvalidArgument(format!(
             "no worker {name:?} on this coordinator (GET /workers lists them)"

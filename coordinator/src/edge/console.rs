@@ -93,7 +93,7 @@ pub async fn stats(c: &Arc<Coordinator>) -> Result<Stats, ApiError> {
 /// Every coordinator (worker `history`): samples client traffic every 5 seconds for the
 /// console.
 pub async fn sample_history(c: Arc<Coordinator>, stop: tokio_util::sync::CancellationToken) {
-    use crate::maintenance::worker::{periodic, Schedule};
+    use crate::maintenance::{periodic, worker::Schedule};
     let w = c.workers.get_or_add(
         "history",
         "samples client traffic every 5 s for the console",

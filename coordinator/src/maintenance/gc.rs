@@ -6,7 +6,8 @@
 //! before an overwrite can still finish, and a slow node's late commit is still caught. A shard
 //! on a node that is down stays in the record until the node is back.
 
-use super::worker::{periodic, Schedule};
+use super::periodic;
+use super::worker::Schedule;
 use crate::state::Coordinator;
 use std::sync::Arc;
 use tessera_node::{ShardId, ShardRole, StoreError};

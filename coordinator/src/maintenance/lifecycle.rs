@@ -15,8 +15,9 @@
 //!
 //! States live in the metadata; every coordinator follows them ([`follow_states`]).
 
+use super::periodic;
 use super::repair::{move_part, RepairRequest, Source};
-use super::worker::{periodic, Schedule, Worker};
+use super::worker::{Schedule, Worker};
 use crate::error::ApiError;
 use crate::meta::{ObjectMeta, ShardState};
 use crate::names::EcSpec;

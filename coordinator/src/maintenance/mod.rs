@@ -14,4 +14,17 @@ pub mod rebalance;
 pub mod rebuild;
 pub mod recode;
 pub mod repair;
-pub mod worker;
+pub use tessera_node::worker;
+
+/// [`worker::periodic`] for passes that fail with an [`crate::ApiError`].
+pub async fn periodic<F, Fut>(
+    w: std::sync::Arc<worker::Worker>,
+    stop: tokio_util::sync::CancellationToken,
+    schedule: worker::Schedule<'_>,
+    pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<String, crate::ApiError>>,
+{
+    worker::periodic(w, stop, schedule, pass).await
+}

@@ -14,8 +14,9 @@
 //! resumes it; `--auto-rebalance` runs it in the background whenever the spread exceeds the
 //! default band.
 
+use super::periodic;
 use super::repair::{move_part, Source};
-use super::worker::{periodic, Budget, Schedule};
+use super::worker::{Budget, Schedule};
 use crate::error::ApiError;
 use crate::meta::{ObjectMeta, ShardState};
 use crate::state::Coordinator;

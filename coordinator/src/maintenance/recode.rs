@@ -13,7 +13,8 @@
 //! Multipart objects keep their code (their manifest names each part's version; re-encoding
 //! them is left for later) and are reported as skipped.
 
-use super::worker::{periodic, Budget, Schedule};
+use super::periodic;
+use super::worker::{Budget, Schedule};
 use crate::data::get::{stream_range, ByteRange};
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
 use crate::data::stripes::StripeReader;

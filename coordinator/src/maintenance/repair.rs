@@ -13,7 +13,8 @@
 //! The work runs inside the coordinator: in the background (read-repair queue and periodic
 //! scans, rate-limited) and on demand through the admin API, which `tessera repair` drives.
 
-use super::worker::{periodic, Schedule};
+use super::periodic;
+use super::worker::Schedule;
 use crate::data::stripes::StripeReader;
 use crate::data::upload::NodeStreams;
 use crate::error::ApiError;

@@ -1,13 +1,14 @@
-//! One shape for background work: every loop the coordinator runs (garbage collection, the
-//! orphan scan, multipart expiry, background repair, drains, rebalance, recode, leases) is a
-//! [`Worker`] with a name, a state, progress, pause/resume and a clean stop, listed by
-//! [`Workers`] for the admin API (`GET /workers`), `tessera status` and the console.
+//! One shape for background work: every loop a coordinator runs (garbage collection, the
+//! orphan scan, multipart expiry, background repair, drains, rebalance, recode) and every
+//! loop a node runs (scrub, heartbeats) is a [`Worker`] with a name, a state, progress,
+//! pause/resume and a clean stop, listed by [`Workers`] (`GET /workers` on a node and on the
+//! coordinator, which also lists its nodes' workers), `tessera status` and the console.
 //!
-//! Work that moves shard bytes spends them from the [`Budget`] shared by repair, rebalance
-//! and recode (`--maintenance-rate`, changeable at run time), so client traffic keeps its
-//! share whatever runs at once.
+//! Work that moves shard bytes spends them from a [`Budget`]: on the coordinator one shared by
+//! repair, rebalance and recode (`--maintenance-rate`, changeable at run time), so client
+//! traffic keeps its share whatever runs at once.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -60,15 +61,21 @@ impl Budget {
     }
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// What a worker is doing, as the admin API shows it.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct WorkerView {
     /// Name (`gc`, `repair`, `drain`, ...).
     pub name: String,
     /// What it does.
     pub about: String,
     /// `idle` (between passes), `running`, `paused` or `stopped`.
-    pub state: &'static str,
+    pub state: String,
     /// The current (or last) pass: what it works on.
     pub activity: String,
     /// Items done in the current pass.
@@ -105,7 +112,7 @@ impl Worker {
             view: Mutex::new(WorkerView {
                 name: name.into(),
                 about: about.into(),
-                state: "idle",
+                state: "idle".into(),
                 ..Default::default()
             }),
             started: Mutex::new(None),
@@ -123,12 +130,12 @@ impl Worker {
             if !self.paused.load(Ordering::Acquire) {
                 return true;
             }
-            self.view.lock().unwrap().state = "paused";
+            self.view.lock().unwrap().state = "paused".into();
             tokio::select! {
                 _ = resumed => {}
                 _ = stop.cancelled() => return false,
             }
-            self.view.lock().unwrap().state = "running";
+            self.view.lock().unwrap().state = "running".into();
         }
     }
 
@@ -137,7 +144,7 @@ impl Worker {
         self.paused.store(true, Ordering::Release);
         let mut v = self.view.lock().unwrap();
         if v.state == "idle" {
-            v.state = "paused";
+            v.state = "paused".into();
         }
     }
 
@@ -151,7 +158,8 @@ impl Worker {
                 "running"
             } else {
                 "idle"
-            };
+            }
+            .into();
         }
     }
 
@@ -168,12 +176,13 @@ impl Worker {
             "paused"
         } else {
             "running"
-        };
+        }
+        .into();
         v.activity = activity.into();
         v.done = 0;
         v.total = total;
         v.bytes = 0;
-        v.started_ms = Some(crate::meta::now_ms());
+        v.started_ms = Some(now_ms());
     }
 
     /// The pass turns out to have `total` items.
@@ -192,7 +201,7 @@ impl Worker {
     pub fn end(&self, result: impl Into<String>) {
         *self.started.lock().unwrap() = None;
         let mut v = self.view.lock().unwrap();
-        v.state = if self.is_paused() { "paused" } else { "idle" };
+        v.state = if self.is_paused() { "paused" } else { "idle" }.into();
         v.passes += 1;
         v.last_result = Some(result.into());
     }
@@ -200,7 +209,7 @@ impl Worker {
     /// The loop returned (shutdown, or leadership lost).
     pub fn stopped(&self) {
         *self.started.lock().unwrap() = None;
-        self.view.lock().unwrap().state = "stopped";
+        self.view.lock().unwrap().state = "stopped".into();
     }
 
     /// The admin view, with rate and ETA worked out now.
@@ -277,14 +286,15 @@ impl Schedule<'_> {
 /// Runs `pass` as worker `w` on `schedule` until `stop`: the one loop every periodic worker
 /// shares. A pass returns a one-line result for the worker's view, or an error that is
 /// logged and shown.
-pub async fn periodic<F, Fut>(
+pub async fn periodic<F, Fut, E>(
     w: Arc<Worker>,
     stop: CancellationToken,
     schedule: Schedule<'_>,
     mut pass: F,
 ) where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<String, crate::ApiError>>,
+    Fut: Future<Output = Result<String, E>>,
+    E: std::fmt::Display,
 {
     loop {
         if !w.gate(&stop).await {
