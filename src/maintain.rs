@@ -205,10 +205,10 @@ pub async fn recode(admin: &str, a: RecodeArgs) -> anyhow::Result<i32> {
         mb(now.abs_diff(after)),
         if after <= now { "saved" } else { "more" }
     );
-    if v["skipped_multipart"].as_u64().unwrap_or(0) > 0 {
+    if v["multipart"].as_u64().unwrap_or(0) > 0 {
         println!(
-            "{} multipart objects keep their code",
-            v["skipped_multipart"]
+            "{} of them multipart (re-encoded part by part)",
+            v["multipart"]
         );
     }
     if a.dry_run || a.no_wait {

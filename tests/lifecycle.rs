@@ -333,14 +333,19 @@ async fn recode_under_overwrites_and_deletes_resurrects_nothing_and_survives_a_c
     let mut c = ProcCluster::start(dir.path(), 7).await;
     let objects = fill(&c, "rcd", 24, &[MIB, 300 << 10]).await;
     let mut want = some(&objects);
+    // A multipart object: re-encoded part by part, its ETag kept.
+    let parts = [data(5 * MIB, 41), data(MIB, 42)];
+    let multi_etag = put_multipart(&c.url("rcd/zmulti"), &parts).await;
+    let multi_body = parts.concat();
 
     // Dry run: reports the saving, changes nothing.
     let (code, out, err) = c.cli(&["recode", "--bucket", "rcd", "--ec", "5+2", "--dry-run"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("dry run: 24 objects") && out.contains("saved"),
+        out.contains("dry run: 25 objects") && out.contains("saved"),
         "{out}"
     );
+    assert!(out.contains("1 of them multipart"), "{out}");
     let (s, _) = get(&c.url("rcd/key000")).await;
     assert_eq!(s, 200);
     let api = c.api.clone();
@@ -413,13 +418,32 @@ async fn recode_under_overwrites_and_deletes_resurrects_nothing_and_survives_a_c
     for k in &alive {
         assert_eq!(ec_of(k).await.as_deref(), Some("5+2"), "{k}");
     }
+    assert_eq!(ec_of("zmulti").await.as_deref(), Some("5+2"));
+    let r = http().get(c.url("rcd/zmulti")).send().await.unwrap();
+    assert_eq!(
+        r.headers()["etag"].to_str().unwrap(),
+        multi_etag,
+        "a multipart ETag is kept"
+    );
+    assert!(
+        r.bytes().await.unwrap() == multi_body,
+        "the multipart object reads back"
+    );
+    let r = http()
+        .get(format!("{}?partNumber=2", c.url("rcd/zmulti")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206, "its parts are still addressable");
+    assert!(r.bytes().await.unwrap() == parts[1]);
     // New writes get the new code.
     let (s, _) = put(&c.url("rcd/new"), data(MIB, 5)).await;
     assert_eq!(s, 200);
     assert_eq!(ec_of("new").await.as_deref(), Some("5+2"));
-    // Nothing leaked: after collection, 7 shards per live object.
+    // Nothing leaked: after collection, 7 shards per live single-PUT object, and 2 x 7 for
+    // the multipart object's parts plus 3 (1+2) for its manifest.
     let all: Vec<usize> = (0..7).collect();
-    let expect = (alive.len() + 1) * 7;
+    let expect = (alive.len() + 1) * 7 + 2 * 7 + 3;
     let exact = eventually(Duration::from_secs(60), || async {
         shards_on(&c, &all).await == expect
     })

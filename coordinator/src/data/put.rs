@@ -123,6 +123,13 @@ impl<D> Staged<D> {
         Ok(part)
     }
 
+    /// This write's in-flight record was removed by the commit of another one that covers it
+    /// (a recoded multipart object commits its parts with its manifest): nothing to abort.
+    pub fn settled(mut self) -> Part {
+        self.guard.committed = true;
+        self.part.clone()
+    }
+
     /// Awaits `commit` (one metadata operation that makes the written part referenced and
     /// removes its in-flight record: [`crate::meta::Metadata::commit_put`], [`crate::meta::Metadata::commit_part`],
     /// [`crate::meta::Metadata::complete_upload`]); if it succeeds, the shards are no longer this write's

@@ -10,8 +10,8 @@
 //! version stays readable until the commit, and its shards are collected after the GC grace.
 //! A restarted leader picks the job up from the metadata and skips what is already in the new
 //! code. Objects below `--replicate-below` get `1+m` (replicas), as a PUT would give them.
-//! Multipart objects keep their code (their manifest names each part's version; re-encoding
-//! them is left for later) and are reported as skipped.
+//! A multipart object keeps its parts and ETag: each part is re-encoded as a new version, a
+//! new manifest naming them is written, and one commit swaps them all.
 
 use super::periodic;
 use super::worker::{Budget, Schedule};
@@ -61,8 +61,8 @@ pub struct RecodePlan {
     pub stored_bytes_now: u64,
     /// Bytes their shards will take in the new code.
     pub stored_bytes_after: u64,
-    /// Multipart objects selected, which keep their code.
-    pub skipped_multipart: u64,
+    /// Multipart objects among them (re-encoded part by part).
+    pub multipart: u64,
 }
 
 fn job_name(bucket: &str, prefix: &str) -> String {
@@ -89,21 +89,32 @@ fn stored(size: u64, ec: EcSpec, piece: u64) -> u64 {
         * ec.total() as u64
 }
 
-/// Objects of `req`'s selection not in the new code yet (multipart ones apart).
+/// The code a recode to `ec` gives one part of `obj` (multipart parts by their own size).
+fn target_of(c: &Coordinator, ec: EcSpec, obj: &ObjectMeta, part: &crate::meta::Part) -> EcSpec {
+    if obj.is_multipart() {
+        if part.size < c.config.replicate_below && ec.k > 1 {
+            EcSpec { k: 1, m: ec.m }
+        } else {
+            ec
+        }
+    } else {
+        target(c, ec, obj)
+    }
+}
+
+/// Objects of the selection not in the new code yet.
 async fn pending(
     c: &Coordinator,
     bucket: &str,
     prefix: &str,
     ec: EcSpec,
-) -> Result<(Vec<ObjectMeta>, u64), ApiError> {
+) -> Result<Vec<ObjectMeta>, ApiError> {
     let selected =
         super::repair::select(c, |o| o.bucket == bucket && o.key.starts_with(prefix)).await?;
-    let (multi, single): (Vec<_>, Vec<_>) = selected.into_iter().partition(|o| o.is_multipart());
-    let todo = single
+    Ok(selected
         .into_iter()
-        .filter(|o| o.parts.iter().any(|p| p.ec != target(c, ec, o)))
-        .collect();
-    Ok((todo, multi.len() as u64))
+        .filter(|o| o.parts.iter().any(|p| p.ec != target_of(c, ec, o, p)))
+        .collect())
 }
 
 /// Validates `req` and plans it; unless it is a dry run, changes the bucket's code and
@@ -120,22 +131,20 @@ pub async fn start(c: &Arc<Coordinator>, req: RecodeRequest) -> Result<RecodePla
             ec.total()
         )));
     }
-    let (todo, skipped) = pending(c, &req.bucket, &req.prefix, ec).await?;
+    let todo = pending(c, &req.bucket, &req.prefix, ec).await?;
     let piece = c.config.piece_size;
     let mut plan = RecodePlan {
         job: job_name(&req.bucket, &req.prefix),
         objects: todo.len() as u64,
-        skipped_multipart: skipped,
+        multipart: todo.iter().filter(|o| o.is_multipart()).count() as u64,
         ..Default::default()
     };
     for o in &todo {
         plan.logical_bytes += o.size;
-        plan.stored_bytes_now += o
-            .parts
-            .iter()
-            .map(|p| stored(p.size, p.ec, p.piece))
-            .sum::<u64>();
-        plan.stored_bytes_after += stored(o.size, target(c, ec, o), piece);
+        for p in &o.parts {
+            plan.stored_bytes_now += stored(p.size, p.ec, p.piece);
+            plan.stored_bytes_after += stored(p.size, target_of(c, ec, o, p), piece);
+        }
     }
     if req.dry_run {
         return Ok(plan);
@@ -181,14 +190,12 @@ pub async fn worker(c: Arc<Coordinator>, stop: CancellationToken) {
                 .entry(name.clone())
                 .or_insert_with(|| Arc::new(Budget::new(job.rate)))
                 .clone();
-            let (todo, skipped) = pending(&c, &job.bucket, &job.prefix, ec).await?;
+            let todo = pending(&c, &job.bucket, &job.prefix, ec).await?;
             if todo.is_empty() {
                 c.maint().set_job(name.clone(), None).await?;
                 limits.lock().unwrap().remove(&name);
-                tracing::info!(job = %name, skipped_multipart = skipped, "recode finished");
-                results.push(format!(
-                    "{name} finished ({skipped} multipart objects keep their code)"
-                ));
+                tracing::info!(job = %name, "recode finished");
+                results.push(format!("{name} finished"));
                 continue;
             }
             w.begin(format!("{name} to {ec}"), todo.len() as u64);
@@ -197,7 +204,7 @@ pub async fn worker(c: Arc<Coordinator>, stop: CancellationToken) {
                 if !w.gate(&stop).await {
                     return Ok("stopped".into());
                 }
-                match recode_object(&c, &obj, target(&c, ec, &obj), &limit).await {
+                match recode_object(&c, &obj, ec, &limit).await {
                     Ok(true) => done += 1,
                     Ok(false) => lost += 1,
                     Err(e) => failed.push(format!("{}/{}: {e}", obj.bucket, obj.key)),
@@ -217,22 +224,84 @@ pub async fn worker(c: Arc<Coordinator>, stop: CancellationToken) {
     .await;
 }
 
-/// Re-encodes `obj` into `ec`; `false` if a client changed the key meanwhile (the copy is
-/// garbage then).
+/// Re-encodes `obj` into `ec` (each part into its target code); `false` if a client changed
+/// the key meanwhile (the copy is garbage then).
 async fn recode_object(
     c: &Arc<Coordinator>,
     obj: &ObjectMeta,
     ec: EcSpec,
     limit: &Arc<Budget>,
 ) -> Result<bool, ApiError> {
-    let part = &obj.parts[0];
-    let body = if obj.size == 0 {
+    let mut written = Vec::with_capacity(obj.parts.len());
+    for part in &obj.parts {
+        written.push(rewrite_part(c, obj, part, target_of(c, ec, obj, part), limit).await?);
+    }
+    let maint = c.maint();
+    let fenced = Precondition::Version(obj.version);
+    let outcome = if obj.is_multipart() {
+        // Parts first (their in-flight records go with the object's commit), then a
+        // manifest naming them, whose commit swaps everything at once.
+        let mut recoded = ObjectMeta {
+            parts: written.iter().map(|s| s.part.clone()).collect(),
+            manifest: None,
+            ..obj.clone()
+        };
+        let manifest = serde_json::to_vec(&recoded)?;
+        let upload = obj.upload.unwrap_or(obj.version);
+        let req = PutRequest {
+            bucket: BucketName::parse(&obj.bucket)?,
+            key: ObjectKey::parse(&obj.key)?,
+            ec: Some(EcSpec { k: 1, m: ec.m }),
+            content_length: Some(manifest.len() as u64),
+            attrs: ObjectAttrs::default(),
+            role: ShardRole::Manifest { upload },
+        };
+        let body = futures::stream::once(async move { Ok(bytes::Bytes::from(manifest)) });
+        let staged = write_object(c.clone(), req, Box::pin(body), ()).await?;
+        recoded.version = staged.part.version;
+        recoded.manifest = Some(staged.part.clone());
+        let out = staged.commit_with(maint.commit_put(recoded, fenced)).await;
+        if out.is_ok() {
+            for s in written {
+                s.settled();
+            }
+        }
+        out
+    } else {
+        let staged = written.pop().expect("a single PUT has one part");
+        let recoded = ObjectMeta {
+            version: staged.part.version,
+            parts: vec![staged.part.clone()],
+            ..obj.clone()
+        };
+        staged.commit_with(maint.commit_put(recoded, fenced)).await
+    };
+    match outcome {
+        Ok(_) => {
+            tracing::debug!(object = %format!("{}/{}", obj.bucket, obj.key), %ec, "recoded");
+            Ok(true)
+        }
+        Err(ApiError::PreconditionFailed) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `part` of `obj` again in `ec`, from a verified read of the current shards, within
+/// the maintenance budget and the job's `limit`; not committed yet.
+async fn rewrite_part(
+    c: &Arc<Coordinator>,
+    obj: &ObjectMeta,
+    part: &crate::meta::Part,
+    ec: EcSpec,
+    limit: &Arc<Budget>,
+) -> Result<crate::data::put::Staged<()>, ApiError> {
+    let body = if part.size == 0 {
         futures::stream::empty().boxed()
     } else {
         let reader = Arc::new(StripeReader::new(c.clone(), &obj.bucket, &obj.key, part)?);
         let range = ByteRange {
             start: 0,
-            end: obj.size - 1,
+            end: part.size - 1,
         };
         stream_range(reader, range, c.config.read_ahead)
             .await?
@@ -254,38 +323,25 @@ async fn recode_object(
         bucket: BucketName::parse(&obj.bucket)?,
         key: ObjectKey::parse(&obj.key)?,
         ec: Some(ec),
-        content_length: Some(obj.size),
+        content_length: Some(part.size),
         attrs: ObjectAttrs {
             content_type: obj.content_type.clone(),
             user_meta: obj.user_meta.clone(),
             headers: obj.headers.clone(),
         },
-        role: ShardRole::Object,
+        role: obj.role_of(part),
     };
     let mut staged = write_object(c.clone(), req, body, ()).await?;
     if staged.part.etag != part.etag {
         // Cannot happen with verified reads; never commit bytes that differ.
         return Err(ApiError::Internal(format!(
-            "re-encoded bytes have MD5 {} where the object has {}",
+            "re-encoded bytes have MD5 {} where the part has {}",
             staged.part.etag, part.etag
         )));
     }
     staged.part.checksums = part.checksums.clone();
-    let recoded = ObjectMeta {
-        version: staged.part.version,
-        parts: vec![staged.part.clone()],
-        ..obj.clone()
-    };
-    let maint = c.maint();
-    let commit = maint.commit_put(recoded, Precondition::Version(obj.version));
-    match staged.commit_with(commit).await {
-        Ok(_) => {
-            tracing::debug!(object = %format!("{}/{}", obj.bucket, obj.key), %ec, "recoded");
-            Ok(true)
-        }
-        Err(ApiError::PreconditionFailed) => Ok(false),
-        Err(e) => Err(e),
-    }
+    staged.part.number = part.number;
+    Ok(staged)
 }
 
 /// The stored recode jobs.

@@ -696,7 +696,12 @@ impl MetaStore {
             key(b'o', &[&obj.bucket, &obj.key]),
             serde_json::to_vec(obj)?,
         );
+        // Every stored run's in-flight record: a single PUT has one (its version); a
+        // recoded multipart object one per part and its manifest.
         batch.delete(key(b'p', &[&obj.version.to_string()]));
+        for p in obj.extents() {
+            batch.delete(key(b'p', &[&p.version.to_string()]));
+        }
         if let Some(old) = &old {
             put_garbage(&mut batch, old)?;
         }
