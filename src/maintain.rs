@@ -106,15 +106,8 @@ pub struct RebalanceArgs {
     /// Accepted spread between the fullest and emptiest node's used fraction.
     #[arg(long, default_value_t = 0.10)]
     band: f64,
-    /// This job's own limit (bytes per second, e.g. 50MB; 0 = only the maintenance budget).
-    #[arg(long, default_value = "0", value_parser = tessera_coordinator::names::parse_size)]
-    rate: u64,
-    /// Show the balance and what would move; move nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Start and return.
-    #[arg(long)]
-    no_wait: bool,
+    #[command(flatten)]
+    job: JobArgs,
     /// Stop a running rebalance (what moved stays moved).
     #[arg(long)]
     cancel: bool,
@@ -148,10 +141,10 @@ pub async fn rebalance(admin: &str, a: RebalanceArgs) -> anyhow::Result<i32> {
         println!("rebalance stopped");
         return Ok(0);
     }
-    let req = serde_json::json!({"band": a.band, "rate": a.rate, "dry_run": a.dry_run});
+    let req = serde_json::json!({"band": a.band, "rate": a.job.rate, "dry_run": a.job.dry_run});
     let v = send_json(client().post(&url).json(&req), admin).await?;
     print_balance(&v);
-    if a.dry_run || a.no_wait {
+    if a.job.dry_run || a.job.no_wait {
         return Ok(0);
     }
     follow(admin, "rebalance", || async {
@@ -174,10 +167,17 @@ pub struct RecodeArgs {
     /// The new code, K+M.
     #[arg(long)]
     ec: String,
+    #[command(flatten)]
+    job: JobArgs,
+}
+
+/// What every data-moving job takes.
+#[derive(clap::Args)]
+pub struct JobArgs {
     /// This job's own limit (bytes per second, e.g. 50MB; 0 = only the maintenance budget).
     #[arg(long, default_value = "0", value_parser = tessera_coordinator::names::parse_size)]
     rate: u64,
-    /// Print the space the recode would save or cost; change nothing.
+    /// Report what would move (a recode: the space it saves or costs); change nothing.
     #[arg(long)]
     dry_run: bool,
     /// Start and return.
@@ -189,14 +189,14 @@ pub struct RecodeArgs {
 pub async fn recode(admin: &str, a: RecodeArgs) -> anyhow::Result<i32> {
     let admin = admin.trim_end_matches('/');
     let req = serde_json::json!({
-        "bucket": a.bucket, "prefix": a.prefix, "ec": a.ec, "rate": a.rate, "dry_run": a.dry_run,
+        "bucket": a.bucket, "prefix": a.prefix, "ec": a.ec, "rate": a.job.rate, "dry_run": a.job.dry_run,
     });
     let v = send_json(client().post(format!("{admin}/recode")).json(&req), admin).await?;
     let now = v["stored_bytes_now"].as_u64().unwrap_or(0);
     let after = v["stored_bytes_after"].as_u64().unwrap_or(0);
     println!(
         "{}{} objects ({} logical) to {}: stored {} now, {} after: {} {}",
-        if a.dry_run { "dry run: " } else { "" },
+        if a.job.dry_run { "dry run: " } else { "" },
         v["objects"],
         mb(v["logical_bytes"].as_u64().unwrap_or(0)),
         a.ec,
@@ -211,7 +211,7 @@ pub async fn recode(admin: &str, a: RecodeArgs) -> anyhow::Result<i32> {
             v["multipart"]
         );
     }
-    if a.dry_run || a.no_wait {
+    if a.job.dry_run || a.job.no_wait {
         return Ok(0);
     }
     let job = v["job"].as_str().unwrap_or_default().to_string();

@@ -9,7 +9,6 @@ use common::*;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 const MIB: usize = 1 << 20;
 
@@ -148,17 +147,7 @@ async fn the_console_shows_what_the_admin_api_says_in_a_real_browser() {
     );
 
     // A node dies: the console shows it down.
-    let dead = c.node_id(2).await;
-    c.kill_node(2);
-    let down = eventually(Duration::from_secs(10), || async {
-        c.cluster_json().await["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["id"] == dead.as_str() && n["state"] == "down")
-    })
-    .await;
-    assert!(down);
+    let dead = c.kill_node_until_down(2).await;
     let dom = chromium(&profile.join("3"), &url, &["--dump-dom"]);
     assert_eq!(shown(&dom, &format!("state-{dead}")), "down");
     assert_eq!(shown(&dom, "nodes-up"), "5");

@@ -59,14 +59,7 @@ fn some(m: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Option<Vec<u8>>> {
 }
 
 async fn admin_get(c: &ProcCluster, path: &str) -> serde_json::Value {
-    c.admin_http()
-        .get(format!("http://{}{path}", c.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    c.admin_json(path).await
 }
 
 /// The value of metric sample `series` on the coordinator.
@@ -460,17 +453,7 @@ async fn a_repair_run_resumes_after_the_coordinator_restarts_and_the_cli_follows
     let dir = tempfile::tempdir().unwrap();
     let mut c = ProcCluster::start(dir.path(), 7).await;
     let objects = fill(&c, "rrs", 16, &[2 * MIB]).await;
-    let dead = c.node_id(0).await;
-    c.kill_node(0);
-    let down = eventually(Duration::from_secs(10), || async {
-        c.cluster_json().await["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["id"] == dead.as_str() && n["state"] == "down")
-    })
-    .await;
-    assert!(down);
+    c.kill_node_until_down(0).await;
     c.cli(&["maintenance", "--rate", "2MB"]);
     let (admin, token) = (c.admin.clone(), c.secrets().admin_token);
     let cli = std::thread::spawn(move || repair_cli_at(&admin, &token, &["--grace", "0s"]));

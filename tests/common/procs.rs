@@ -205,14 +205,37 @@ impl ProcCluster {
     }
 
     pub async fn cluster_json(&self) -> serde_json::Value {
+        self.admin_json("/cluster").await
+    }
+
+    /// The JSON answer of admin API `GET path`.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
         self.admin_http()
-            .get(format!("http://{}/cluster", self.admin))
+            .get(format!("http://{}{path}", self.admin))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    /// SIGKILLs node `i` and waits until the coordinator lists it down; returns its id.
+    pub async fn kill_node_until_down(&mut self, i: usize) -> String {
+        let id = self.node_id(i).await;
+        self.kill_node(i);
+        for _ in 0..100 {
+            let down = self.cluster_json().await["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["id"] == id.as_str() && n["state"] == "down");
+            if down {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("node {i} ({id}) is not listed down 10 s after it was killed");
     }
 }
 
