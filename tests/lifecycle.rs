@@ -570,3 +570,38 @@ async fn workers_of_the_coordinator_and_the_nodes_are_listed_and_steered_alike()
     assert_ne!(code, 0);
     assert!(err.contains("no worker"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn background_rebalance_spreads_onto_a_node_that_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_full(
+        dir.path(),
+        6,
+        &["--auto-rebalance"],
+        &["--capacity", "64MiB"],
+    )
+    .await;
+    let objects = fill(&c, "abl", 24, &[2 * MIB]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        admin_get(&c, "/rebalance").await["running"],
+        false,
+        "balanced: nothing to do"
+    );
+    let added = c.add_node();
+    c.wait_up(7).await;
+    let spread = eventually(Duration::from_secs(60), || async {
+        let b = admin_get(&c, "/rebalance").await;
+        b["running"] == false && b["spread"].as_f64().unwrap() <= 0.10
+    })
+    .await;
+    assert!(
+        spread,
+        "the joining node triggered a rebalance that finished within the default band"
+    );
+    assert!(
+        shards_on(&c, &[added]).await >= 10,
+        "the new node took shards"
+    );
+    check_all(&c, "abl", &some(&objects)).await;
+}

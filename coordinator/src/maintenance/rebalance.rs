@@ -265,21 +265,40 @@ pub async fn worker(c: Arc<Coordinator>, stop: CancellationToken) {
         "rebalance",
         "moves shards from fuller to emptier nodes (tessera rebalance, --auto-rebalance)",
     );
-    let last_auto: std::sync::Mutex<Option<tokio::time::Instant>> = Default::default();
+    // Background mode: when it last looked, and how many nodes took shards then (a node
+    // joining or leaving is a reason to look again at once).
+    let last_auto: std::sync::Mutex<(Option<tokio::time::Instant>, usize)> = Default::default();
     let limit: std::sync::Mutex<Option<(u64, Arc<Budget>)>> = Default::default();
     let schedule = Schedule::every(Duration::from_secs(1));
     periodic(w.clone(), stop.clone(), schedule, || async {
         let job = match stored(&c).await? {
             Some(j) => j,
-            None if c.config.auto_rebalance
-                && last_auto.lock().unwrap().is_none_or(|t| t.elapsed() >= AUTO_EVERY) =>
+            None if c.config.auto_rebalance && {
+                let taking = c.registry.candidates().len();
+                let mut last = last_auto.lock().unwrap();
+                let due = last.0.is_none_or(|t| t.elapsed() >= AUTO_EVERY) || last.1 != taking;
+                if due {
+                    *last = (Some(tokio::time::Instant::now()), taking);
+                }
+                due
+            } =>
             {
-                *last_auto.lock().unwrap() = Some(tokio::time::Instant::now());
-                RebalanceRequest {
+                let job = RebalanceRequest {
                     band: DEFAULT_BAND,
                     rate: 0,
                     dry_run: false,
+                };
+                let objects = super::repair::select(&c, |_| true).await?;
+                let spread = Usage::of(&c, &objects).spread();
+                if spread <= job.band {
+                    return Ok(format!("background mode: spread {spread:.3} within the band"));
                 }
+                // Stored like an operator's job: it runs to the end, across restarts.
+                tracing::info!(spread, "background rebalance started");
+                c.maint()
+                    .set_job(JOB.into(), Some(serde_json::to_value(&job)?))
+                    .await?;
+                job
             }
             None => return Ok("no rebalance job".into()),
         };
