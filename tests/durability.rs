@@ -506,7 +506,7 @@ async fn metadata_is_rebuilt_from_the_nodes() {
                 Ok(r) => r
                     .json::<serde_json::Value>()
                     .await
-                    .map(|v| v["rebuild"]["done"] == true)
+                    .map(|v| v["rebuild"]["done"] == true && v["rebuild"]["nodes"] == 6)
                     .unwrap_or(false),
                 Err(_) => false,
             }

@@ -116,8 +116,17 @@ fn background(c: &Arc<Coordinator>, stop: CancellationToken) {
 fn spawn_rebuild(c: Arc<Coordinator>) {
     *c.rebuild.lock().unwrap() = Some(Default::default());
     tokio::spawn(async move {
-        // Give every node a chance to register first.
+        // Give every node a chance to register first: a heartbeat timeout, then until no
+        // new node has registered for another one (a busy machine delays some nodes'
+        // first heartbeat, and a rebuild without a node misses the objects it holds).
         tokio::time::sleep(c.config.heartbeat_timeout).await;
+        loop {
+            let (registered, up) = (c.registry.registered(), c.registry.candidates().len());
+            tokio::time::sleep(c.config.heartbeat_timeout).await;
+            if c.registry.registered() == registered && c.registry.candidates().len() == up {
+                break;
+            }
+        }
         match crate::maintenance::rebuild::rebuild(&c).await {
             Ok(r) => {
                 tracing::info!(
