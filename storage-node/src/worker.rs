@@ -262,8 +262,11 @@ impl Workers {
     }
 }
 
-/// When a periodic worker runs: every `every`, and `settle` after a `kick`.
+/// When a periodic worker runs: after `first_after`, then every `every`, and `settle` after a
+/// `kick`.
 pub struct Schedule<'a> {
+    /// Wait before the first pass.
+    pub first_after: Duration,
     /// Time between passes.
     pub every: Duration,
     /// Wakes the worker early.
@@ -276,6 +279,7 @@ impl Schedule<'_> {
     /// Every `every`, no kick.
     pub fn every(every: Duration) -> Self {
         Schedule {
+            first_after: Duration::ZERO,
             every,
             kick: None,
             settle: Duration::ZERO,
@@ -296,6 +300,13 @@ pub async fn periodic<F, Fut, E>(
     Fut: Future<Output = Result<String, E>>,
     E: std::fmt::Display,
 {
+    tokio::select! {
+        _ = stop.cancelled() => {
+            w.stopped();
+            return;
+        }
+        _ = tokio::time::sleep(schedule.first_after) => {}
+    }
     loop {
         if !w.gate(&stop).await {
             break;

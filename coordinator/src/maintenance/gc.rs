@@ -32,6 +32,7 @@ pub async fn run(c: Arc<Coordinator>, stop: CancellationToken) {
     // scans keeps an upload's lifetime within 10% of the setting without scanning every pass.
     let expiry_every = (c.config.multipart_expiry / 10).min(std::time::Duration::from_secs(60));
     let garbage = Schedule {
+        first_after: std::time::Duration::ZERO,
         every: c.config.gc_interval,
         kick: Some(&c.gc_kick),
         // Let the grace period of what was just orphaned run out.
@@ -45,7 +46,12 @@ pub async fn run(c: Arc<Coordinator>, stop: CancellationToken) {
         periodic(
             orphans.clone(),
             stop.clone(),
-            Schedule::every(c.config.orphan_scan_interval),
+            // The first scan after one interval, not at start: a coordinator just started
+            // (perhaps to rebuild lost metadata) must not judge shards by what it knows yet.
+            Schedule {
+                first_after: c.config.orphan_scan_interval,
+                ..Schedule::every(c.config.orphan_scan_interval)
+            },
             || async {
                 orphans.begin("shards on every node", 0);
                 let n = orphan_scan(&c).await?;
@@ -148,6 +154,10 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
 /// in-flight record a crash lost, leftovers on nodes that were away. Returns how many shards
 /// were deleted.
 pub async fn orphan_scan(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
+    // While the metadata is being rebuilt from the nodes, every shard looks unreferenced.
+    if c.rebuild.lock().unwrap().as_ref().is_some_and(|r| !r.done) {
+        return Ok(0);
+    }
     let grace = c.config.gc_grace.as_millis() as u64;
     let pending = c.meta.pending_versions().await?;
     let mut deleted = 0;

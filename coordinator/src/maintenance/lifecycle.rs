@@ -269,6 +269,7 @@ pub async fn drains(c: Arc<Coordinator>, stop: CancellationToken) {
         "copies the shards of draining nodes to other nodes, then marks them drained",
     );
     let schedule = Schedule {
+        first_after: std::time::Duration::ZERO,
         every: EVERY,
         kick: None,
         settle: Duration::ZERO,

@@ -931,6 +931,7 @@ pub async fn background(c: Arc<Coordinator>, stop: CancellationToken) {
     );
     let last_scan = Mutex::new(tokio::time::Instant::now());
     let schedule = Schedule {
+        first_after: std::time::Duration::ZERO,
         every: c
             .config
             .repair_interval
