@@ -95,15 +95,7 @@ async fn the_console_shows_what_the_admin_api_says_in_a_real_browser() {
         "nothing loads without the token"
     );
 
-    let stats: serde_json::Value = c
-        .admin_http()
-        .get(format!("http://{}/stats", c.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = c.admin_json("/stats").await;
     assert_eq!(stats["total"]["objects"], 8);
     let cluster = c.cluster_json().await;
     let dom = chromium(&profile.join("1"), &url, &["--dump-dom"]);

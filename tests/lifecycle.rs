@@ -73,9 +73,7 @@ async fn metric(c: &ProcCluster, series: &str) -> f64 {
         .text()
         .await
         .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    sample(&text, series).unwrap_or(0.0)
 }
 
 /// Shards stored on nodes `which`.

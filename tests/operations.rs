@@ -9,13 +9,6 @@ use std::time::Duration;
 
 const MIB: usize = 1 << 20;
 
-/// The value of the sample `name{labels}` (labels exactly as printed), if present.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Every sample of metric `name` (any labels): (label text, value).
 fn samples(text: &str, name: &str) -> Vec<(String, f64)> {
     text.lines()

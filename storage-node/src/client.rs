@@ -57,6 +57,17 @@ fn transport(e: reqwest::Error) -> StoreError {
 }
 
 /// Maps an error response back to the variant the node's `IntoResponse` produced.
+/// A JSON answer of the node, or the error it (or the transport) reported.
+async fn json_answer<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Result<reqwest::Response>,
+) -> Result<T> {
+    let resp = resp.map_err(transport)?;
+    if !resp.status().is_success() {
+        return Err(error_from(resp).await);
+    }
+    resp.json().await.map_err(transport)
+}
+
 async fn error_from(resp: reqwest::Response) -> StoreError {
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
@@ -127,12 +138,8 @@ impl NodeClient {
             .headers(traced())
             .body(reqwest::Body::wrap_stream(frames))
             .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(error_from(resp).await);
-        }
-        resp.json().await.map_err(transport)
+            .await;
+        json_answer(resp).await
     }
 
     /// Writes a whole shard held in memory (header, data, end frame in one request).
@@ -249,12 +256,8 @@ impl NodeClient {
             .get(format!("{}/info", self.url(id)))
             .headers(traced())
             .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(error_from(resp).await);
-        }
-        resp.json().await.map_err(transport)
+            .await;
+        json_answer(resp).await
     }
 
     /// The node's background workers.
@@ -264,12 +267,8 @@ impl NodeClient {
             .get(format!("{}/workers", self.base))
             .timeout(std::time::Duration::from_secs(2))
             .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(error_from(resp).await);
-        }
-        resp.json().await.map_err(transport)
+            .await;
+        json_answer(resp).await
     }
 
     /// Pauses or resumes (`action`) the node's worker `name`.
@@ -282,12 +281,8 @@ impl NodeClient {
             .http
             .post(format!("{}/workers/{name}/{action}", self.base))
             .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(error_from(resp).await);
-        }
-        resp.json().await.map_err(transport)
+            .await;
+        json_answer(resp).await
     }
 
     /// Deletes a shard (`Ok` if it was not there).
@@ -339,12 +334,8 @@ impl NodeClient {
             .get(format!("{}/health", self.base))
             .timeout(Duration::from_secs(5))
             .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(error_from(resp).await);
-        }
-        resp.json().await.map_err(transport)
+            .await;
+        json_answer(resp).await
     }
 }
 

@@ -120,6 +120,14 @@ where
     }
 }
 
+/// The value of the Prometheus sample `name{labels}` (labels exactly as printed) in `text`,
+/// if present.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// The `<Code>` of an S3 error body.
 pub fn code(body: &str) -> &str {
     body.split("<Code>")

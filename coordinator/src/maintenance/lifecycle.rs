@@ -88,8 +88,18 @@ pub async fn status(c: &Arc<Coordinator>, node: &NodeId) -> Result<NodeLifecycle
         return Err(ApiError::NoSuchNode(node.to_string()));
     }
     let objects = objects_on(c, node).await?;
+    Ok(lifecycle(node, state, up, &objects))
+}
+
+/// [`NodeLifecycle`] of `node` in `state` (`None`: up or down) holding shards of `objects`.
+fn lifecycle(
+    node: &NodeId,
+    state: Option<String>,
+    up: bool,
+    objects: &[ObjectMeta],
+) -> NodeLifecycle {
     let (mut shards, mut bytes) = (0, 0);
-    for o in &objects {
+    for o in objects {
         for p in o.extents() {
             let on = p
                 .shards
@@ -100,14 +110,14 @@ pub async fn status(c: &Arc<Coordinator>, node: &NodeId) -> Result<NodeLifecycle
             bytes += on * p.layout().shard_len();
         }
     }
-    Ok(NodeLifecycle {
+    NodeLifecycle {
         node: node.to_string(),
         state: state.unwrap_or_else(|| if up { "up" } else { "down" }.into()),
         up,
         objects: objects.len() as u64,
         shards,
         bytes,
-    })
+    }
 }
 
 /// Starts draining `node` (see the module documentation); refused, with nothing changed,
@@ -123,9 +133,10 @@ pub async fn drain(c: &Arc<Coordinator>, node: &NodeId) -> Result<NodeLifecycle,
     if c.registry.client(node).is_none() {
         return Err(ApiError::NoSuchNode(node.to_string()));
     }
+    let held = objects_on(c, node).await?;
     let mut codes = vec![c.config.default_ec];
     codes.extend(c.meta.buckets().await?.into_iter().map(|b| b.ec));
-    for o in objects_on(c, node).await? {
+    for o in &held {
         codes.extend(o.extents().map(|p| p.ec));
     }
     codes.sort_by_key(|ec| (ec.total(), ec.m));
@@ -143,7 +154,8 @@ pub async fn drain(c: &Arc<Coordinator>, node: &NodeId) -> Result<NodeLifecycle,
         .await?;
     reload(c).await?;
     tracing::info!(%node, "draining");
-    status(c, node).await
+    let up = c.registry.up(node);
+    Ok(lifecycle(node, Some("draining".into()), up, &held))
 }
 
 /// Takes `node` back into service (a drain is cancelled; what moved stays moved).
@@ -268,13 +280,7 @@ pub async fn drains(c: Arc<Coordinator>, stop: CancellationToken) {
         "drain",
         "copies the shards of draining nodes to other nodes, then marks them drained",
     );
-    let schedule = Schedule {
-        first_after: std::time::Duration::ZERO,
-        every: EVERY,
-        kick: None,
-        settle: Duration::ZERO,
-    };
-    periodic(w.clone(), stop.clone(), schedule, || async {
+    periodic(w.clone(), stop.clone(), Schedule::every(EVERY), || async {
         let draining: Vec<NodeId> = c
             .meta
             .node_states()

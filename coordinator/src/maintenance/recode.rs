@@ -69,9 +69,10 @@ fn job_name(bucket: &str, prefix: &str) -> String {
     format!("recode/{bucket}/{prefix}")
 }
 
-/// The code a recode to `ec` gives `obj`: `1+m` below `replicate_below`, as a PUT would.
-fn target(c: &Coordinator, ec: EcSpec, obj: &ObjectMeta) -> EcSpec {
-    if obj.size < c.config.replicate_below && ec.k > 1 {
+/// The code a recode to `ec` gives a run of `size` bytes (a single PUT's object, or one part
+/// of a multipart object): `1+m` below `replicate_below`, as a PUT would.
+fn target(c: &Coordinator, ec: EcSpec, size: u64) -> EcSpec {
+    if size < c.config.replicate_below && ec.k > 1 {
         EcSpec { k: 1, m: ec.m }
     } else {
         ec
@@ -89,19 +90,6 @@ fn stored(size: u64, ec: EcSpec, piece: u64) -> u64 {
         * ec.total() as u64
 }
 
-/// The code a recode to `ec` gives one part of `obj` (multipart parts by their own size).
-fn target_of(c: &Coordinator, ec: EcSpec, obj: &ObjectMeta, part: &crate::meta::Part) -> EcSpec {
-    if obj.is_multipart() {
-        if part.size < c.config.replicate_below && ec.k > 1 {
-            EcSpec { k: 1, m: ec.m }
-        } else {
-            ec
-        }
-    } else {
-        target(c, ec, obj)
-    }
-}
-
 /// Objects of the selection not in the new code yet.
 async fn pending(
     c: &Coordinator,
@@ -113,7 +101,7 @@ async fn pending(
         super::repair::select(c, |o| o.bucket == bucket && o.key.starts_with(prefix)).await?;
     Ok(selected
         .into_iter()
-        .filter(|o| o.parts.iter().any(|p| p.ec != target_of(c, ec, o, p)))
+        .filter(|o| o.parts.iter().any(|p| p.ec != target(c, ec, p.size)))
         .collect())
 }
 
@@ -143,7 +131,7 @@ pub async fn start(c: &Arc<Coordinator>, req: RecodeRequest) -> Result<RecodePla
         plan.logical_bytes += o.size;
         for p in &o.parts {
             plan.stored_bytes_now += stored(p.size, p.ec, p.piece);
-            plan.stored_bytes_after += stored(p.size, target_of(c, ec, o, p), piece);
+            plan.stored_bytes_after += stored(p.size, target(c, ec, p.size), piece);
         }
     }
     if req.dry_run {
@@ -234,7 +222,7 @@ async fn recode_object(
 ) -> Result<bool, ApiError> {
     let mut written = Vec::with_capacity(obj.parts.len());
     for part in &obj.parts {
-        written.push(rewrite_part(c, obj, part, target_of(c, ec, obj, part), limit).await?);
+        written.push(rewrite_part(c, obj, part, target(c, ec, part.size), limit).await?);
     }
     let maint = c.maint();
     let fenced = Precondition::Version(obj.version);
