@@ -103,6 +103,32 @@ async fn drain_copies_every_shard_off_then_remove_forgets_the_node_and_refusals_
     assert_ne!(code, 0);
     assert!(err.contains("drain it first"), "{err}");
 
+    // Without the admin token: refused, nothing changes.
+    for path in [
+        format!("/cluster/nodes/{n0}/drain"),
+        format!("/cluster/nodes/{n1}/remove"),
+        "/rebalance".to_string(),
+        "/workers/gc/pause".to_string(),
+    ] {
+        let r = http()
+            .post(format!("http://{}{path}", c.admin))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "POST {path} without the admin token");
+    }
+    assert_eq!(
+        admin_get(&c, &format!("/cluster/nodes/{n0}")).await["state"],
+        "up"
+    );
+    assert_eq!(admin_get(&c, "/rebalance").await["running"], false);
+    let w = admin_get(&c, "/workers").await;
+    assert!(w["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["name"] == "gc" && w["state"] != "paused"));
     let (code, out, err) = c.cli(&["node", "drain", &n0]);
     assert_eq!(code, 0, "drain: {out}{err}");
     assert!(out.contains(&format!("node {n0} drained")), "{out}");
