@@ -41,8 +41,11 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:7071")]
         admin_listen: SocketAddr,
         /// Objects smaller than this are stored as m+1 replicas (0 = never).
-        #[arg(long, default_value = "128KiB", value_parser = parse_size)]
+        #[arg(long, default_value = "0", value_parser = parse_size)]
         replicate_below: u64,
+        /// Objects smaller than this are packed into shared segments (0 = never).
+        #[arg(long, default_value = "128KiB", value_parser = parse_size)]
+        pack_below: u64,
         /// Unsigned requests get full access (local experiments only).
         #[arg(long)]
         anonymous: bool,
@@ -342,9 +345,23 @@ struct CoordinatorArgs {
     /// Do not repair in the background (operators run `tessera repair`).
     #[arg(long)]
     no_background_repair: bool,
-    /// Objects smaller than this are stored as m+1 replicas instead of k+m pieces (0 = never).
-    #[arg(long, default_value = "128KiB", value_parser = parse_size)]
+    /// Objects smaller than this are stored as m+1 replicas instead of packed or coded
+    /// (0 = never; a bucket created with `x-tessera-replicate-below` has its own).
+    #[arg(long, default_value = "0", value_parser = parse_size)]
     replicate_below: u64,
+    /// Objects smaller than this are packed into shared segments: one stripe holds many
+    /// objects, a read touches one node (0 = never).
+    #[arg(long, default_value = "128KiB", value_parser = parse_size)]
+    pack_below: u64,
+    /// Longest time an open segment waits for more small objects before it is written.
+    #[arg(long, default_value = "5ms", value_parser = parse_duration)]
+    pack_flush: Duration,
+    /// Segments with less than this fraction of their bytes live are compacted.
+    #[arg(long, default_value_t = 0.5)]
+    compact_below: f64,
+    /// How often the leader compacts segments in the background (0s = only on demand).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    compact_interval: Duration,
     /// Rebuild buckets and objects from the shard headers on the nodes (after losing the
     /// metadata directory). Progress and outcome appear under "rebuild" in GET /cluster.
     #[arg(long)]
@@ -410,6 +427,10 @@ fn coordinator_config(a: &CoordinatorArgs) -> anyhow::Result<CoordinatorConfig> 
     c.raw_reads = !a.no_raw_reads;
     c.rebuild_metadata = a.rebuild_metadata;
     c.replicate_below = a.replicate_below;
+    c.pack_below = a.pack_below;
+    c.pack_flush = a.pack_flush;
+    c.compact_below = a.compact_below;
+    c.compact_interval = a.compact_interval;
     c.anonymous = a.anonymous;
     c.domain = a.domain.clone();
     c.header_read_timeout = a.header_read_timeout;
@@ -661,6 +682,7 @@ async fn run() -> anyhow::Result<()> {
             listen,
             admin_listen,
             replicate_below,
+            pack_below,
             anonymous,
             coordinators,
         } => {
@@ -673,6 +695,7 @@ async fn run() -> anyhow::Result<()> {
             config.listen = listen;
             config.admin_listen = admin_listen;
             config.coordinator.replicate_below = replicate_below;
+            config.coordinator.pack_below = pack_below;
             config.coordinator.anonymous = anonymous;
             config.coordinators = coordinators.max(1);
             let cluster = Cluster::start(config).await?;

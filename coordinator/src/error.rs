@@ -3,7 +3,7 @@
 //! place, so nothing below the edge knows of status codes or XML.
 
 /// Everything a coordinator operation can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
     /// The bucket does not exist.

@@ -57,8 +57,17 @@ pub struct CoordinatorConfig {
     pub auto_rebalance: bool,
     /// Objects smaller than this (by Content-Length) that do not name their own `k+m` are
     /// stored as `1+m` (m+1 full replicas: the same number of losses survived) instead of
-    /// erasure coded; 0 turns this off.
+    /// packed or erasure coded; 0 (the default) turns this off. A bucket may set its own.
     pub replicate_below: u64,
+    /// Objects smaller than this (by Content-Length) that do not name their own `k+m` are
+    /// packed into shared segments ([`crate::data::pack`]); 0 turns packing off.
+    pub pack_below: u64,
+    /// Longest time an open segment waits for more small objects before it is written.
+    pub pack_flush: Duration,
+    /// Segments whose live fraction of bytes falls below this are compacted.
+    pub compact_below: f64,
+    /// How often the leader looks for segments to compact (0: only `tessera compact`).
+    pub compact_interval: Duration,
     /// Rebuild metadata from the nodes' shard headers at startup (once the nodes have had a
     /// heartbeat timeout to register).
     pub rebuild_metadata: bool,
@@ -110,7 +119,11 @@ impl CoordinatorConfig {
             maintenance_rate: 64 << 20,
             auto_rebalance: false,
             rebuild_metadata: false,
-            replicate_below: 128 << 10,
+            replicate_below: 0,
+            pack_below: 128 << 10,
+            pack_flush: Duration::from_millis(5),
+            compact_below: 0.5,
+            compact_interval: Duration::from_secs(600),
             anonymous: false,
             domain: None,
             secrets: None,
@@ -140,6 +153,8 @@ pub struct Coordinator {
     pub registry: Registry,
     /// Per-node batches of small shard writes.
     pub batcher: crate::data::batch::ShardBatcher,
+    /// Open segments of small objects.
+    pub packer: crate::data::pack::Packer,
     /// Wakes the garbage collector early (after deletes and overwrites).
     pub gc_kick: tokio::sync::Notify,
     /// Repair queue, suspects and runs.
@@ -230,6 +245,7 @@ impl Coordinator {
             meta,
             registry,
             batcher: Default::default(),
+            packer: Default::default(),
             gc_kick: tokio::sync::Notify::new(),
             repair: Default::default(),
             budget,

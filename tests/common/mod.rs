@@ -32,6 +32,8 @@ pub fn fast_config(nodes: usize, ec: &str, dir: &Path) -> ClusterConfig {
     c.coordinator.shard_write_timeout = Duration::from_secs(5);
     // Erasure-code every object unless a test asks otherwise.
     c.coordinator.replicate_below = 0;
+    // One object per stripe unless a test asks for packing (tests/packing.rs does).
+    c.coordinator.pack_below = 0;
     // Plain unsigned HTTP exercises the data path; the auth tests turn this off.
     c.coordinator.anonymous = true;
     c

@@ -90,6 +90,8 @@ impl ProcCluster {
                     "300ms",
                     "--replicate-below",
                     "0",
+                    "--pack-below",
+                    "0",
                 ])
                 .args(extra)
                 .stdout(log(dir, "coord"))

@@ -124,6 +124,7 @@ mod tests {
                 ec: crate::EcSpec { k: 2, m: 1 },
                 owner: None,
                 grants: Default::default(),
+                replicate_below: None,
             })
             .await
             .unwrap();
@@ -160,6 +161,7 @@ mod tests {
             ec: crate::EcSpec { k: 2, m: 1 },
             owner: None,
             grants: Default::default(),
+            replicate_below: None,
         }
     }
 

@@ -69,6 +69,10 @@ pub async fn stream_object(
     obj: &ObjectMeta,
     range: ByteRange,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, ApiError> {
+    if obj.packed.is_some() {
+        let bytes = super::pack::read(&c, obj, range).await?;
+        return Ok(futures::stream::once(async move { Ok(bytes) }).boxed());
+    }
     let read_ahead = c.config.read_ahead;
     // (part, range within the part) for every part the range touches.
     let mut pieces = Vec::new();

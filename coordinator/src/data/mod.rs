@@ -5,9 +5,11 @@
 //! - [`stripes`]: the stripe reader GET and repair share (k verified pieces per stripe).
 //! - [`get`]: object ranges streamed part after part.
 //! - [`batch`]: small shard writes batched per node.
+//! - [`pack`]: small objects packed into segments (one stripe shared by many objects).
 
 pub mod batch;
 pub mod get;
+pub mod pack;
 pub mod put;
 pub mod stripes;
 pub mod upload;

@@ -12,6 +12,7 @@
 //! object size.
 
 use crate::codec::{ErasureCodec, CODEC_NAME};
+use crate::data::pack::{self, Inbound};
 use crate::data::upload::{NodeStreams, QUEUE_STRIPES};
 use crate::error::ApiError;
 use crate::meta::{ObjectMeta, Part, Precondition, ShardLoc, ShardSet, ShardState};
@@ -78,7 +79,11 @@ impl BodyDigest for () {
 /// [`Staged::commit`] (a whole object), [`Staged::commit_part`] (a part of an upload) or
 /// [`Staged::commit_with`], or drop it (its shards become garbage).
 pub struct Staged<D> {
-    guard: PutGuard,
+    guard: Option<PutGuard>,
+    /// A small object to pack into a segment at its commit: its code, bytes and the mark
+    /// that it is on its way to the packer.
+    packed: Option<(EcSpec, Bytes, Inbound)>,
+    c: Arc<Coordinator>,
     bucket: String,
     key: String,
     attrs: ObjectAttrs,
@@ -107,8 +112,21 @@ impl<D> Staged<D> {
             checksums: self.part.checksums.clone(),
             checksum_type: None,
             last_modified_ms: crate::meta::now_ms(),
+            packed: None,
+            fill: None,
         };
-        let meta = self.guard.c.meta.clone();
+        if let Some((ec, data, inbound)) = self.packed {
+            let obj = ObjectMeta {
+                parts: Vec::new(),
+                ..obj
+            };
+            return self
+                .c
+                .packer
+                .commit(&self.c, ec, obj, data, cond, inbound)
+                .await;
+        }
+        let meta = self.c.meta.clone();
         let o = obj.clone();
         self.commit_with(meta.commit_put(o, cond)).await?;
         Ok(obj)
@@ -116,7 +134,7 @@ impl<D> Staged<D> {
 
     /// The commit point of part `self.part.number` of upload `upload`.
     pub async fn commit_part(self, upload: ObjectVersion) -> Result<Part, ApiError> {
-        let meta = self.guard.c.meta.clone();
+        let meta = self.c.meta.clone();
         let part = self.part.clone();
         let commit = meta.commit_part(self.bucket.clone(), self.key.clone(), upload, part.clone());
         self.commit_with(commit).await?;
@@ -126,7 +144,9 @@ impl<D> Staged<D> {
     /// This write's in-flight record was removed by the commit of another one that covers it
     /// (a recoded multipart object commits its parts with its manifest): nothing to abort.
     pub fn settled(mut self) -> Part {
-        self.guard.committed = true;
+        if let Some(g) = &mut self.guard {
+            g.committed = true;
+        }
         self.part.clone()
     }
 
@@ -138,19 +158,24 @@ impl<D> Staged<D> {
         mut self,
         commit: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, ApiError> {
+        let Some(guard) = &mut self.guard else {
+            return Err(ApiError::Internal(
+                "a packed object commits through its segment".into(),
+            ));
+        };
         let out = commit.await.map_err(Into::into)?;
-        self.guard.committed = true;
-        self.guard.c.gc_kick.notify_one();
+        guard.committed = true;
+        self.c.gc_kick.notify_one();
         Ok(out)
     }
 }
 
 /// Turns the in-flight record into garbage unless the PUT committed.
-struct PutGuard {
-    c: Arc<Coordinator>,
-    version: ObjectVersion,
-    set: ShardSet,
-    committed: bool,
+pub(super) struct PutGuard {
+    pub(super) c: Arc<Coordinator>,
+    pub(super) version: ObjectVersion,
+    pub(super) set: ShardSet,
+    pub(super) committed: bool,
 }
 
 impl Drop for PutGuard {
@@ -209,14 +234,21 @@ where
             .await?
             .ok_or_else(|| ApiError::NoSuchBucket(bucket.clone()))?,
     };
+    let replicate_below = b.replicate_below.unwrap_or(c.config.replicate_below);
+    if let (ShardRole::Object, None, Some(len)) = (req.role, req.ec, req.content_length) {
+        if pack::packable(&c, b.ec, replicate_below, len) {
+            return stage_packed(c, req, b.ec, body, digest).await;
+        }
+    }
+    let replicate = req.content_length.is_some_and(|l| l < replicate_below);
+    let version = ObjectVersion::new();
     let Planned {
         ec,
         codec,
         w,
-        version,
         nodes,
         set,
-    } = plan(&c, b.ec, req.ec, req.content_length, bucket, key)?;
+    } = plan(&c, b.ec, req.ec, replicate, version, bucket, key)?;
     // From here on the guard aborts the write unless it commits, also when recording it
     // fails: the record may exist all the same (an answer lost during a leader change).
     let guard = PutGuard {
@@ -312,7 +344,9 @@ where
         written_ms: crate::meta::now_ms(),
     };
     Ok(Staged {
-        guard,
+        guard: Some(guard),
+        packed: None,
+        c,
         bucket: req.bucket.to_string(),
         key: req.key.to_string(),
         attrs: req.attrs,
@@ -322,26 +356,27 @@ where
 }
 
 /// Where and how a PUT will write.
-struct Planned {
-    ec: EcSpec,
-    codec: Arc<ErasureCodec>,
-    w: usize,
-    version: ObjectVersion,
-    nodes: Vec<NodeId>,
-    set: ShardSet,
+pub(super) struct Planned {
+    pub(super) ec: EcSpec,
+    pub(super) codec: Arc<ErasureCodec>,
+    pub(super) w: usize,
+    pub(super) nodes: Vec<NodeId>,
+    pub(super) set: ShardSet,
 }
 
-/// Chooses the code (`x-tessera-ec`, else m+1 replicas for small objects, else the bucket's),
-/// the quorum, a new version and its nodes. Fails if too few nodes are registered or up.
-fn plan(
+/// Chooses the code (`x-tessera-ec`, else m+1 replicas for objects below `replicate_below`,
+/// else the bucket's), the quorum and the nodes of `version`. Fails if too few nodes are
+/// registered or up.
+pub(super) fn plan(
     c: &Coordinator,
     bucket_ec: EcSpec,
     req_ec: Option<EcSpec>,
-    content_length: Option<u64>,
+    replicate: bool,
+    version: ObjectVersion,
     bucket: String,
     key: String,
 ) -> Result<Planned, ApiError> {
-    let small = content_length.is_some_and(|l| l < c.config.replicate_below);
+    let small = replicate;
     let ec = match req_ec {
         Some(ec) => ec,
         // Small objects: m+1 replicas cost one node write per copy instead of k+m pieces, and
@@ -359,7 +394,6 @@ fn plan(
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
     );
     let w = c.config.quorum(ec);
-    let version = ObjectVersion::new();
     let nodes = place(&c.registry.candidates(), &version.to_bytes(), n);
     if nodes.len() < w {
         return Err(ApiError::ServiceUnavailable(format!(
@@ -382,7 +416,6 @@ fn plan(
         ec,
         codec,
         w,
-        version,
         nodes,
         set,
     })
@@ -434,6 +467,64 @@ fn check_complete(total: u64, content_length: Option<u64>) -> Result<(), ApiErro
     }
 }
 
+/// Reads a body of `len` bytes whole (IncompleteBody if it ends short, InvalidArgument if
+/// it goes on).
+async fn read_whole(
+    body: &mut (impl Stream<Item = Result<Bytes, ApiError>> + Unpin),
+    len: u64,
+) -> Result<BytesMut, ApiError> {
+    let mut buf = BytesMut::with_capacity(len as usize);
+    while let Some(frame) = body.next().await {
+        let frame = frame?;
+        check_not_over((buf.len() + frame.len()) as u64, Some(len))?;
+        buf.extend_from_slice(&frame);
+    }
+    check_complete(buf.len() as u64, Some(len))?;
+    Ok(buf)
+}
+
+/// A PUT to pack into a segment ([`pack`]): the body read whole and hashed, staged until
+/// its commit hands it to the packer.
+async fn stage_packed<D: BodyDigest>(
+    c: Arc<Coordinator>,
+    req: PutRequest,
+    ec: EcSpec,
+    mut body: impl Stream<Item = Result<Bytes, ApiError>> + Unpin,
+    mut digest: D,
+) -> Result<Staged<D>, ApiError> {
+    check_registered(&c, ec)?;
+    let inbound = Inbound::new(&c);
+    let len = req
+        .content_length
+        .expect("packed PUTs have a Content-Length");
+    let buf = read_whole(&mut body, len).await?.freeze();
+    digest.update(&buf);
+    let etag = hex::encode(Md5::digest(&buf));
+    c.metrics.received_bytes.inc_by(len);
+    let part = Part {
+        number: 1,
+        version: ObjectVersion::new(),
+        size: len,
+        etag,
+        ec,
+        piece: 0,
+        codec: CODEC_NAME.into(),
+        shards: Vec::new(),
+        checksums: BTreeMap::new(),
+        written_ms: crate::meta::now_ms(),
+    };
+    Ok(Staged {
+        guard: None,
+        packed: Some((ec, buf, inbound)),
+        c,
+        bucket: req.bucket.to_string(),
+        key: req.key.to_string(),
+        attrs: req.attrs,
+        part,
+        digest,
+    })
+}
+
 /// A small PUT: reads the whole body, encodes its one stripe and writes each shard through
 /// its node's batch queue.
 async fn put_whole<D: BodyDigest>(
@@ -448,13 +539,7 @@ async fn put_whole<D: BodyDigest>(
     let cl = req
         .content_length
         .expect("batched PUTs have a Content-Length");
-    let mut buf = BytesMut::with_capacity(cl as usize);
-    while let Some(frame) = body.next().await {
-        let frame = frame?;
-        check_not_over((buf.len() + frame.len()) as u64, req.content_length)?;
-        buf.extend_from_slice(&frame);
-    }
-    check_complete(buf.len() as u64, req.content_length)?;
+    let buf = read_whole(&mut body, cl).await?;
     digest.update(&buf);
     let checksums = digest.finish();
     let etag = hex::encode(Md5::digest(&buf));

@@ -203,16 +203,40 @@ impl StripeReader {
         self.layout
     }
 
+    /// The k data pieces' bytes `[offset, offset + len)` (the same columns of every data
+    /// shard), read from any k shards and decoded if a data shard is not among them.
+    pub async fn fetch_columns(&self, offset: u64, len: u64) -> Result<Vec<Bytes>, ApiError> {
+        let got = self.fetch_span(offset, len, 0).await?;
+        let codec = self.codec.clone();
+        let pieces: Vec<Option<Bytes>> =
+            got.into_iter().map(|c| c.map(Chunks::contiguous)).collect();
+        tokio::task::spawn_blocking(move || codec.reconstruct_data(pieces))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::ServiceUnavailable(e.to_string()))
+    }
+
     /// Any k verified shards' bytes for stripes `stripes` (`None` for the other shards).
     async fn fetch_any_k(
         &self,
         stripes: std::ops::Range<u64>,
     ) -> Result<Vec<Option<Chunks>>, ApiError> {
         let s = stripes.start;
-        let k = self.codec.k();
-        let n = self.part.shards.len();
         let offset = self.layout.shard_offset(s);
         let len = stripes.map(|s| self.layout.piece_len(s)).sum();
+        self.fetch_span(offset, len, s).await
+    }
+
+    /// Any k verified shards' bytes `[offset, offset + len)` (`None` for the other shards);
+    /// `s` is the first stripe they hold (for messages).
+    async fn fetch_span(
+        &self,
+        offset: u64,
+        len: u64,
+        s: u64,
+    ) -> Result<Vec<Option<Chunks>>, ApiError> {
+        let k = self.codec.k();
+        let n = self.part.shards.len();
         let timeout = self.c.config.shard_read_timeout;
         let version = self.part.version;
         let read = |(i, client): &(usize, NodeClient)| {

@@ -70,6 +70,10 @@ pub async fn stats(c: &Arc<Coordinator>) -> Result<Stats, ApiError> {
         for p in o.extents() {
             b.stored_bytes += p.layout().shard_len() * p.shards.len() as u64;
         }
+        // A packed object's share of its segment.
+        if let Some(p) = &o.packed {
+            b.stored_bytes += o.size * p.ec.total() as u64 / p.ec.k as u64;
+        }
         let m = o.ec().map_or(0, |ec| ec.m as u64);
         b.replica_bytes += o.size * (m + 1);
     }

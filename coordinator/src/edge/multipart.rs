@@ -638,5 +638,7 @@ fn assemble(u: &Upload, parts: Vec<Part>) -> Result<ObjectMeta, ApiError> {
             .flatten(),
         checksums,
         last_modified_ms: now_ms(),
+        packed: None,
+        fill: None,
     })
 }

@@ -88,6 +88,24 @@ pub(super) fn header_ec(headers: &http::HeaderMap) -> S3Result<Option<EcSpec>> {
     }
 }
 
+/// `x-tessera-replicate-below: BYTES` at bucket creation: objects of the bucket below that
+/// size are stored as `1+m` replicas instead of packed into segments (0: never).
+pub(super) fn header_replicate_below(headers: &http::HeaderMap) -> S3Result<Option<u64>> {
+    match headers.get("x-tessera-replicate-below") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                s3_err(ApiError::InvalidArgument(format!(
+                    "bad x-tessera-replicate-below {v:?}; expected a size in bytes"
+                )))
+            }),
+    }
+}
+
 /// Refuses request options Tessera would otherwise silently ignore (encryption, object
 /// lock, ACLs other than private, storage classes other than STANDARD, tagging, appends).
 pub(super) fn refuse_unsupported(
@@ -650,6 +668,7 @@ impl S3 for Tessera {
             ec,
             owner: owner.clone(),
             grants: BTreeMap::new(),
+            replicate_below: header_replicate_below(&req.headers)?,
         };
         let created = if self.c.meta.create_bucket(b).await.map_err(s3_err)? {
             None
@@ -1192,5 +1211,10 @@ fn tessera_headers(meta: &ObjectMeta, h: &mut http::HeaderMap) {
     }
     if let Ok(v) = http::HeaderValue::try_from(meta.version.to_string()) {
         h.insert("x-tessera-version", v);
+    }
+    if let Some(p) = &meta.packed {
+        if let Ok(v) = http::HeaderValue::try_from(p.segment.to_string()) {
+            h.insert("x-tessera-segment", v);
+        }
     }
 }

@@ -149,6 +149,8 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
                     checksums: h.checksums.clone(),
                     checksum_type: None,
                     last_modified_ms: version.millis(),
+                    packed: None,
+                    fill: None,
                 }),
                 ShardRole::Manifest { .. } => {
                     restore_multipart(c, &bucket, &key, version, shards, &versions).await

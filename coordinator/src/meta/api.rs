@@ -151,6 +151,8 @@ operations! {
         fn begin_pending(&self, record: String, set: ShardSet) -> () = |m| m.begin_pending(&record, &set);
         /// The commit point of a PUT, if `cond` holds; returns the version it replaced.
         fn commit_put(&self, obj: ObjectMeta, cond: Precondition) -> Option<ObjectMeta> = |m| m.commit_put(&obj, &cond);
+        /// The commit point of a segment and the small objects packed into it (one outcome each).
+        fn commit_segment(&self, seg: ObjectMeta, entries: Vec<PackEntry>) -> Vec<Result<Option<ObjectMeta>>> = |m| m.commit_segment(&seg, &entries);
         /// A PUT that will not commit: its in-flight record becomes garbage.
         fn abort_put(&self, version: ObjectVersion, set: ShardSet) -> () = |m| m.abort_put(version, &set);
         /// A repair that will not commit: its in-flight record becomes garbage.
@@ -204,6 +206,9 @@ operations! {
         linear fn buckets(&self) -> Vec<BucketMeta> = |m| m.buckets();
         /// The committed version of a key, if any.
         linear fn object(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.object(&bucket, &key);
+        /// A key's committed version as this coordinator last applied it (a packed object's
+        /// segment, after the linearizable lookup of the object).
+        local fn object_applied(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.object(&bucket, &key);
         /// The committed version of a key in a bucket that must exist (NoSuchBucket).
         linear fn lookup(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.lookup(&bucket, &key);
         /// Versions with a write in flight.

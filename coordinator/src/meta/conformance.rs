@@ -26,6 +26,7 @@ fn bucket(name: &str) -> BucketMeta {
         ec: EcSpec { k: 2, m: 1 },
         owner: Some("owner-key".into()),
         grants: BTreeMap::new(),
+        replicate_below: None,
     }
 }
 
@@ -64,6 +65,8 @@ pub fn object(b: &str, k: &str, size: u64) -> ObjectMeta {
         checksums: BTreeMap::new(),
         checksum_type: None,
         last_modified_ms: now_ms(),
+        packed: None,
+        fill: None,
     }
 }
 

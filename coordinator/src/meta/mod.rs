@@ -46,6 +46,10 @@ pub struct BucketMeta {
     /// Permissions given to other keys (access key id -> grant).
     #[serde(default)]
     pub grants: BTreeMap<String, Grant>,
+    /// Objects below this size are stored as `1+m` replicas instead of packed into segments
+    /// (`x-tessera-replicate-below` at creation; `None`: the coordinator's setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicate_below: Option<u64>,
 }
 
 /// What one access key may do in a bucket.
@@ -103,6 +107,13 @@ pub enum Precondition {
     ETag(String),
     /// The key must exist at exactly this version (a recode replacing what it read).
     Version(ObjectVersion),
+    /// The key must exist at this version, packed in segment `from` (compaction moving it).
+    Moved {
+        /// The object's version.
+        version: ObjectVersion,
+        /// The segment it is moved out of.
+        from: ObjectVersion,
+    },
 }
 
 /// State of one shard of an object.
@@ -223,6 +234,64 @@ pub struct ObjectMeta {
     pub checksum_type: Option<String>,
     /// Commit time, ms since the epoch.
     pub last_modified_ms: u64,
+    /// A small object packed into a segment: where its bytes are (its `parts` are empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed: Option<Packed>,
+    /// A segment (an object of [`SEGMENTS`]): how much of it is still referenced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<Fill>,
+}
+
+/// The reserved bucket segments are stored in, each as an object named by its version. No
+/// client can name it (bucket names start with a letter or digit), and no bucket record
+/// exists for it; everything that works on objects' shards (repair, scrub reports, drain,
+/// rebalance, the orphan scan, garbage collection) works on segments as on any object.
+pub const SEGMENTS: &str = ".segments";
+
+/// Where a packed object's bytes are: `size` bytes at `offset` of segment `segment`'s data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Packed {
+    /// Version of the segment (its key in [`SEGMENTS`]).
+    pub segment: ObjectVersion,
+    /// Offset of the object's first byte in the segment's data.
+    pub offset: u64,
+    /// blake3 of the object's bytes (hex), checked by whole-object reads.
+    pub blake3: String,
+    /// The segment's code.
+    pub ec: EcSpec,
+}
+
+/// How much of a segment's data is still referenced by committed objects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    /// Objects written into the segment.
+    pub objects: u64,
+    /// Object bytes written into it.
+    pub bytes: u64,
+    /// Objects that still live in it.
+    pub live_objects: u64,
+    /// Their bytes.
+    pub live_bytes: u64,
+}
+
+impl Fill {
+    /// The fraction of the segment's object bytes still live (1 for an empty segment).
+    pub fn live_fraction(&self) -> f64 {
+        if self.bytes == 0 {
+            return 1.0;
+        }
+        self.live_bytes as f64 / self.bytes as f64
+    }
+}
+
+/// One object of a segment being committed: a new small object (a PUT, with its condition),
+/// or a live object moved there by compaction (`cond` is [`Precondition::Moved`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PackEntry {
+    /// The object as it will be committed (`packed` names the new segment).
+    pub obj: ObjectMeta,
+    /// Its condition, checked at the commit.
+    pub cond: Precondition,
 }
 
 impl ObjectMeta {
@@ -263,9 +332,12 @@ impl ObjectMeta {
         self.manifest.is_some()
     }
 
-    /// The erasure code of the object's (first) part.
+    /// The erasure code of the object's (first) part, or of its segment.
     pub fn ec(&self) -> Option<EcSpec> {
-        self.parts.first().map(|p| p.ec)
+        self.parts
+            .first()
+            .map(|p| p.ec)
+            .or(self.packed.as_ref().map(|p| p.ec))
     }
 
     /// Garbage records for every stored run of the object: (record id, shards).
@@ -430,6 +502,9 @@ pub fn check_precondition(current: Option<&ObjectMeta>, cond: &Precondition) -> 
         Precondition::Absent => current.is_none(),
         Precondition::ETag(e) => current.is_some_and(|o| &o.etag == e),
         Precondition::Version(v) => current.is_some_and(|o| o.version == *v),
+        Precondition::Moved { version, from } => current.is_some_and(|o| {
+            o.version == *version && o.packed.as_ref().is_some_and(|p| p.segment == *from)
+        }),
     };
     if ok {
         Ok(())
@@ -451,12 +526,79 @@ fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
 
 type Result<T> = std::result::Result<T, MetaError>;
 
-/// Records every stored run of `obj` as garbage in `batch`.
-fn put_garbage(batch: &mut Batch, obj: &ObjectMeta) -> Result<()> {
-    for (record, set) in obj.garbage_records() {
-        batch.put(key(b'g', &[&record]), serde_json::to_vec(&set)?);
+/// What a batch releases: the stored runs of replaced or deleted objects become garbage, and
+/// a packed object's bytes become dead space in its segment (a segment left with no live
+/// object becomes garbage as a whole). Segments are read once and written once per batch
+/// ([`Release::finish`]), however many of their objects the batch releases.
+struct Release<'a> {
+    store: &'a MetaStore,
+    segments: BTreeMap<ObjectVersion, Option<ObjectMeta>>,
+}
+
+impl<'a> Release<'a> {
+    fn new(store: &'a MetaStore) -> Self {
+        Release {
+            store,
+            segments: BTreeMap::new(),
+        }
     }
-    Ok(())
+
+    /// Releases `obj` (a version leaving the namespace).
+    fn object(&mut self, batch: &mut Batch, obj: &ObjectMeta) -> Result<()> {
+        for (record, set) in obj.garbage_records() {
+            batch.put(key(b'g', &[&record]), serde_json::to_vec(&set)?);
+        }
+        if let Some(p) = &obj.packed {
+            if let Some(seg) = self.segment(p.segment)? {
+                let f = seg.fill.get_or_insert_with(Fill::default);
+                f.live_objects = f.live_objects.saturating_sub(1);
+                f.live_bytes = f.live_bytes.saturating_sub(obj.size);
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts one more live object of `size` bytes in segment `v`.
+    fn live(&mut self, v: ObjectVersion, size: u64) -> Result<()> {
+        if let Some(seg) = self.segment(v)? {
+            let f = seg.fill.get_or_insert_with(Fill::default);
+            f.live_objects += 1;
+            f.live_bytes += size;
+        }
+        Ok(())
+    }
+
+    /// Segment `v` as this batch leaves it (read from the store the first time).
+    fn segment(&mut self, v: ObjectVersion) -> Result<Option<&mut ObjectMeta>> {
+        if !self.segments.contains_key(&v) {
+            let seg = self.store.object(SEGMENTS, &v.to_string())?;
+            self.segments.insert(v, seg);
+        }
+        Ok(self.segments.get_mut(&v).and_then(|s| s.as_mut()))
+    }
+
+    /// Writes the segments touched: updated, or garbage once nothing in them lives.
+    fn finish(self, batch: &mut Batch) -> Result<()> {
+        for seg in self.segments.into_values().flatten() {
+            let k = key(b'o', &[SEGMENTS, &seg.key]);
+            if seg.fill.is_some_and(|f| f.live_objects == 0) {
+                batch.delete(k);
+                for (record, set) in seg.garbage_records() {
+                    batch.put(key(b'g', &[&record]), serde_json::to_vec(&set)?);
+                }
+            } else {
+                batch.put(k, serde_json::to_vec(&seg)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records `obj` as released in `batch` (see [`Release`]).
+fn put_garbage(store: &MetaStore, batch: &mut Batch, obj: &ObjectMeta) -> Result<()> {
+    let mut r = Release::new(store);
+    r.object(batch, obj)?;
+    r.finish(batch)
 }
 
 /// The key of part `number` of upload `id`.
@@ -703,10 +845,64 @@ impl MetaStore {
             batch.delete(key(b'p', &[&p.version.to_string()]));
         }
         if let Some(old) = &old {
-            put_garbage(&mut batch, old)?;
+            put_garbage(self, &mut batch, old)?;
         }
         self.write_locked(batch, guard)?;
         Ok(old)
+    }
+
+    /// The commit point of a segment of packed small objects: the segment becomes a committed
+    /// object of [`SEGMENTS`] (its in-flight record goes), and each entry whose bucket exists
+    /// and whose condition holds is committed as a PUT would be, in order (a key written
+    /// twice in one segment: the later entry wins), in one synced batch. Returns one outcome
+    /// per entry: the version it replaced, or why it did not commit (its bytes are dead space
+    /// in the segment). A segment none of whose entries committed is garbage at once.
+    pub fn commit_segment(
+        &self,
+        seg: &ObjectMeta,
+        entries: &[PackEntry],
+    ) -> Result<Vec<Result<Option<ObjectMeta>>>> {
+        let guard = self.lock.lock().unwrap();
+        let record = seg.version.to_string();
+        self.check_pending(&record)?;
+        let mut batch = Batch::default();
+        batch.delete(key(b'p', &[&record]));
+        let mut release = Release::new(self);
+        let mut seg = seg.clone();
+        seg.fill = Some(Fill {
+            objects: entries.len() as u64,
+            bytes: entries.iter().map(|e| e.obj.size).sum(),
+            live_objects: 0,
+            live_bytes: 0,
+        });
+        release.segments.insert(seg.version, Some(seg.clone()));
+        let mut written: BTreeMap<(String, String), ObjectMeta> = BTreeMap::new();
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let (b, k) = (e.obj.bucket.clone(), e.obj.key.clone());
+            if self.bucket(&b)?.is_none() {
+                out.push(Err(MetaError::NoSuchBucket(b)));
+                continue;
+            }
+            let current = match written.get(&(b.clone(), k.clone())) {
+                Some(o) => Some(o.clone()),
+                None => self.object(&b, &k)?,
+            };
+            if let Err(err) = check_precondition(current.as_ref(), &e.cond) {
+                out.push(Err(err));
+                continue;
+            }
+            release.live(seg.version, e.obj.size)?;
+            if let Some(old) = &current {
+                release.object(&mut batch, old)?;
+            }
+            batch.put(key(b'o', &[&b, &k]), serde_json::to_vec(&e.obj)?);
+            written.insert((b, k), e.obj.clone());
+            out.push(Ok(current));
+        }
+        release.finish(&mut batch)?;
+        self.write_locked(batch, guard)?;
+        Ok(out)
     }
 
     /// A PUT that will not commit: its shards become garbage.
@@ -798,23 +994,30 @@ impl MetaStore {
     /// was written.
     pub fn restore_object(&self, obj: &ObjectMeta, default_ec: EcSpec) -> Result<bool> {
         let guard = self.lock.lock().unwrap();
-        if self
-            .object(&obj.bucket, &obj.key)?
-            .is_some_and(|o| o.version >= obj.version)
-        {
+        let current = self.object(&obj.bucket, &obj.key)?;
+        if current.as_ref().is_some_and(|o| o.version >= obj.version) {
             return Ok(false);
         }
         let mut batch = Batch::default();
-        if self.bucket(&obj.bucket)?.is_none() {
+        if obj.bucket != SEGMENTS && self.bucket(&obj.bucket)?.is_none() {
             let b = BucketMeta {
                 name: obj.bucket.clone(),
                 created_ms: now_ms(),
                 ec: default_ec,
                 owner: None,
                 grants: BTreeMap::new(),
+                replicate_below: None,
             };
             batch.put(key(b'b', &[&obj.bucket]), serde_json::to_vec(&b)?);
         }
+        let mut release = Release::new(self);
+        if let Some(p) = &obj.packed {
+            release.live(p.segment, obj.size)?;
+        }
+        if let Some(old) = current.as_ref().filter(|o| o.packed.is_some()) {
+            release.object(&mut batch, old)?;
+        }
+        release.finish(&mut batch)?;
         batch.put(
             key(b'o', &[&obj.bucket, &obj.key]),
             serde_json::to_vec(obj)?,
@@ -857,7 +1060,7 @@ impl MetaStore {
         };
         let mut batch = Batch::default();
         batch.delete(key(b'o', &[bucket, k]));
-        put_garbage(&mut batch, &old)?;
+        put_garbage(self, &mut batch, &old)?;
         self.write_locked(batch, guard)?;
         Ok(Some(old))
     }
@@ -1132,7 +1335,7 @@ impl MetaStore {
             batch.delete(key(b'p', &[&m.version.to_string()]));
         }
         if let Some(old) = &old {
-            put_garbage(&mut batch, old)?;
+            put_garbage(self, &mut batch, old)?;
         }
         self.write_locked(batch, guard)?;
         Ok(old)

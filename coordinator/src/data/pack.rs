@@ -1,0 +1,532 @@
+//! Small objects packed into segments: many objects share one stripe, so parity is amortised
+//! and a read touches the one data shard that holds the object.
+//!
+//! A **segment** is one stripe of at most `k x` [`SEGMENT_PIECE`] bytes, erasure coded like
+//! any object and stored as an object of the reserved bucket [`SEGMENTS`], named by its
+//! version. Its data is the packed objects' bytes back to back, then a footer: the
+//! [`ObjectMeta`] of every object in it (JSON), its length (8 bytes LE) and [`MAGIC`]. The
+//! footer makes a segment self-describing, so a metadata rebuild restores its objects from
+//! the nodes alone.
+//!
+//! Writing: a PUT below `--pack-below` reads its body, hashes it and hands it to the
+//! [`Packer`] at its commit. The packer appends it to the open segment of its code; the
+//! segment is written (k+m shards through the per-node batches, its in-flight record first)
+//! when it is full, when no other packable PUT is on its way in, or at the latest
+//! `--pack-flush` after its first object. Once its shards are durable at the write quorum,
+//! one metadata commit ([`crate::meta::Metadata::commit_segment`]) makes the segment and every
+//! object in it visible, each object's condition checked on its own; only then is each PUT
+//! acknowledged. A segment is never appended to after it is written: shards stay immutable,
+//! so a crash can tear nothing.
+//!
+//! Reading: a healthy GET reads its byte range from the data shard(s) holding it (segment
+//! shards use [`CHUNK`]-byte chunks, so a 4 KiB object costs one or two chunk reads); if one
+//! fails, the same columns are read from any k shards and only they are decoded.
+
+use super::get::ByteRange;
+use super::put::{plan, PutGuard};
+use super::stripes::{Chunks, StripeReader};
+use crate::codec::CODEC_NAME;
+use crate::error::ApiError;
+use crate::meta::{
+    ObjectMeta, PackEntry, Packed, Part, Precondition, ShardLoc, ShardState, SEGMENTS,
+};
+use crate::names::EcSpec;
+use crate::state::Coordinator;
+use bytes::{Bytes, BytesMut};
+use md5::{Digest, Md5};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tessera_node::{ObjectVersion, ShardHeader, ShardId, ShardRole, StoreError};
+use tokio::sync::oneshot;
+
+/// Largest piece of a segment: segment shards stay small enough for the nodes' batched,
+/// RocksDB-held small-shard path (one synced batch for many shards, no file each).
+pub const SEGMENT_PIECE: u64 = 64 << 10;
+/// Chunk size of segment shards: the unit a node verifies and a range read fetches.
+pub const CHUNK: u32 = 4 << 10;
+/// Last bytes of every segment's data.
+pub const MAGIC: &[u8; 8] = b"TSSEG001";
+
+/// What a waiting PUT hears back: its committed object, or why not.
+type Outcome = Result<ObjectMeta, ApiError>;
+
+/// A segment being filled.
+struct Open {
+    version: ObjectVersion,
+    data: BytesMut,
+    entries: Vec<PackEntry>,
+    waiting: Vec<oneshot::Sender<Outcome>>,
+    /// Bytes of the footer's JSON so far.
+    index_len: usize,
+}
+
+impl Open {
+    fn new() -> Self {
+        Open {
+            version: ObjectVersion::new(),
+            data: BytesMut::new(),
+            entries: Vec::new(),
+            waiting: Vec::new(),
+            index_len: 2,
+        }
+    }
+
+    /// Segment data bytes if `len` more object bytes and `index` more footer bytes joined.
+    fn size_with(&self, len: usize, index: usize) -> usize {
+        self.data.len() + len + self.index_len + index + 1 + 16
+    }
+}
+
+/// The open segments (one per code) and the small PUTs on their way to them.
+#[derive(Default)]
+pub struct Packer {
+    open: Mutex<HashMap<(u16, u16), Open>>,
+    /// Packable PUTs reading their bodies: while there are some, an open segment waits (at
+    /// most `--pack-flush`) for them.
+    inbound: AtomicUsize,
+    /// Segments being written: while one is, the open segment waits (at most `--pack-flush`)
+    /// for more objects, as shards wait for a node batch in flight.
+    writing: AtomicUsize,
+}
+
+/// Counts a packable PUT as on its way to the packer until dropped.
+pub struct Inbound(Arc<Coordinator>);
+
+impl Inbound {
+    /// Marks a packable PUT as on its way (reading its body, checking its checksums).
+    pub fn new(c: &Arc<Coordinator>) -> Self {
+        c.packer.inbound.fetch_add(1, Ordering::SeqCst);
+        Inbound(c.clone())
+    }
+}
+
+impl Drop for Inbound {
+    fn drop(&mut self) {
+        self.0.packer.inbound.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Packer {
+    /// Packs `data` (the object `obj`, whose `packed` this fills in) into a segment of `ec`
+    /// and waits for the segment's commit: the object as committed, or why it was not.
+    pub async fn commit(
+        &self,
+        c: &Arc<Coordinator>,
+        ec: EcSpec,
+        mut obj: ObjectMeta,
+        data: Bytes,
+        cond: Precondition,
+        inbound: Inbound,
+    ) -> Outcome {
+        let capacity = (ec.k as u64 * SEGMENT_PIECE) as usize;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let seg = open.entry((ec.k, ec.m)).or_insert_with(Open::new);
+            // The entry's footer size with the offset and segment filled in.
+            let estimate = serde_json::to_vec(&obj)?.len() + 96;
+            if !seg.entries.is_empty() && seg.size_with(data.len(), estimate) > capacity {
+                let full = std::mem::replace(seg, Open::new());
+                flush(c.clone(), ec, full);
+            }
+            obj.packed = Some(Packed {
+                segment: seg.version,
+                offset: seg.data.len() as u64,
+                blake3: blake3::hash(&data).to_hex().to_string(),
+                ec,
+            });
+            seg.index_len += serde_json::to_vec(&obj)?.len() + 1;
+            seg.data.extend_from_slice(&data);
+            seg.entries.push(PackEntry { obj, cond });
+            seg.waiting.push(tx);
+            drop(inbound);
+            let (version, first) = (seg.version, seg.entries.len() == 1);
+            let full = seg.size_with(0, 0) + 512 >= capacity;
+            // Nothing else on its way: write now (natural batching, as for node batches);
+            // otherwise give the others up to `--pack-flush` to join.
+            let idle = self.inbound.load(Ordering::SeqCst) == 0
+                && self.writing.load(Ordering::SeqCst) == 0;
+            if full || idle {
+                let seg = std::mem::replace(seg, Open::new());
+                flush(c.clone(), ec, seg);
+            } else if first {
+                let c2 = c.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(c2.config.pack_flush).await;
+                    let seg = {
+                        let mut open = c2.packer.open.lock().unwrap_or_else(|e| e.into_inner());
+                        match open.get_mut(&(ec.k, ec.m)) {
+                            Some(s) if s.version == version && !s.entries.is_empty() => {
+                                Some(std::mem::replace(s, Open::new()))
+                            }
+                            _ => None,
+                        }
+                    };
+                    if let Some(seg) = seg {
+                        flush(c2, ec, seg);
+                    }
+                });
+            }
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(ApiError::Internal("segment writer ended".into())))
+    }
+}
+
+/// Whether a PUT of `len` bytes in a bucket of code `ec` is packed: below `--pack-below`
+/// (and not below the replication threshold, which wins), a code with k > 1, and room in one
+/// segment.
+pub fn packable(c: &Coordinator, ec: EcSpec, replicate_below: u64, len: u64) -> bool {
+    ec.k > 1
+        && len < c.config.pack_below
+        && len >= replicate_below
+        && len + 4096 < ec.k as u64 * SEGMENT_PIECE
+}
+
+/// Starts writing `seg` (counted in `writing` from now until its PUTs are answered).
+fn flush(c: Arc<Coordinator>, ec: EcSpec, seg: Open) {
+    c.packer.writing.fetch_add(1, Ordering::SeqCst);
+    tokio::spawn(async move {
+        write_and_commit(&c, ec, seg).await;
+        c.packer.writing.fetch_sub(1, Ordering::SeqCst);
+    });
+}
+
+/// Writes `seg` and commits it with its objects; answers every waiting PUT.
+async fn write_and_commit(c: &Arc<Coordinator>, ec: EcSpec, seg: Open) {
+    let Open {
+        version,
+        mut data,
+        entries,
+        waiting,
+        ..
+    } = seg;
+    let outcomes = match write(c, ec, version, &mut data, &entries).await {
+        Ok((meta, mut guard)) => match c.meta.commit_segment(meta, entries.clone()).await {
+            Ok(results) => {
+                guard.committed = true;
+                c.gc_kick.notify_one();
+                entries
+                    .into_iter()
+                    .zip(results)
+                    .map(|(e, r)| match r {
+                        Ok(_) => Ok(e.obj),
+                        Err(err) => Err(err.into()),
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                let e: ApiError = e.into();
+                vec![Err(e); waiting.len()]
+            }
+        },
+        Err(e) => vec![Err(e); waiting.len()],
+    };
+    for (tx, out) in waiting.into_iter().zip(outcomes) {
+        let _ = tx.send(out);
+    }
+}
+
+/// Writes segment `version` (`data` gets its footer) as k+m shards and waits for the write
+/// quorum: the segment's metadata and the guard of its in-flight record.
+async fn write(
+    c: &Arc<Coordinator>,
+    ec: EcSpec,
+    version: ObjectVersion,
+    data: &mut BytesMut,
+    entries: &[PackEntry],
+) -> Result<(ObjectMeta, PutGuard), ApiError> {
+    let index = serde_json::to_vec(&entries.iter().map(|e| &e.obj).collect::<Vec<_>>())?;
+    data.extend_from_slice(&index);
+    data.extend_from_slice(&(index.len() as u64).to_le_bytes());
+    data.extend_from_slice(MAGIC);
+    let size = data.len() as u64;
+    let key = version.to_string();
+    let planned = plan(
+        c,
+        ec,
+        Some(ec),
+        false,
+        version,
+        SEGMENTS.into(),
+        key.clone(),
+    )?;
+    let guard = PutGuard {
+        c: c.clone(),
+        version,
+        set: planned.set.clone(),
+        committed: false,
+    };
+    c.meta.begin_put(version, planned.set.clone()).await?;
+    let etag = hex::encode(Md5::digest(&data[..]));
+    let pieces = planned.codec.encode(std::mem::take(data));
+    let timeout = c.config.shard_write_timeout;
+    let writes = planned
+        .nodes
+        .iter()
+        .zip(pieces)
+        .enumerate()
+        .map(|(i, (node, piece))| {
+            let h = ShardHeader {
+                bucket: SEGMENTS.into(),
+                key: key.clone(),
+                version,
+                shard_index: i as u16,
+                k: ec.k,
+                m: ec.m,
+                stripe_size: ec.k as u64 * SEGMENT_PIECE,
+                object_length: size,
+                codec: CODEC_NAME.into(),
+                chunk_size: CHUNK,
+                etag: Some(etag.clone()),
+                checksums: BTreeMap::new(),
+                content_type: None,
+                user_meta: BTreeMap::new(),
+                headers: BTreeMap::new(),
+                role: ShardRole::Object,
+            };
+            let client = c
+                .registry
+                .client(node)
+                .expect("placed nodes are registered");
+            async move { c.batcher.put(&client, h, piece, timeout).await }
+        });
+    let outcomes = futures::future::join_all(writes).await;
+    let shard_len = size.div_ceil(ec.k as u64);
+    let mut durable = 0;
+    let shards: Vec<ShardLoc> = outcomes
+        .into_iter()
+        .zip(&planned.nodes)
+        .map(|(o, node)| {
+            let ok = matches!(&o, Ok(info) if info.length == shard_len);
+            if ok {
+                durable += 1;
+            } else {
+                c.metrics.shard_error(node.as_str(), "write");
+                tracing::warn!(segment = %version, node = %node, outcome = ?o, "segment shard write failed");
+            }
+            ShardLoc {
+                node: Some(node.clone()),
+                state: if ok {
+                    ShardState::Ok
+                } else {
+                    ShardState::Missing
+                },
+            }
+        })
+        .collect();
+    if durable < planned.w {
+        return Err(ApiError::ServiceUnavailable(format!(
+            "only {durable} of {} segment shards were stored; {} needed",
+            shards.len(),
+            planned.w
+        )));
+    }
+    c.metrics.stripes("encoded", 1);
+    let now = crate::meta::now_ms();
+    let part = Part {
+        number: 1,
+        version,
+        size,
+        etag: etag.clone(),
+        ec,
+        piece: SEGMENT_PIECE,
+        codec: CODEC_NAME.into(),
+        shards,
+        checksums: BTreeMap::new(),
+        written_ms: now,
+    };
+    let meta = ObjectMeta {
+        bucket: SEGMENTS.into(),
+        key,
+        version,
+        size,
+        etag,
+        parts: vec![part],
+        manifest: None,
+        upload: None,
+        content_type: None,
+        user_meta: BTreeMap::new(),
+        headers: BTreeMap::new(),
+        checksums: BTreeMap::new(),
+        checksum_type: None,
+        last_modified_ms: now,
+        packed: None,
+        fill: None,
+    };
+    Ok((meta, guard))
+}
+
+/// The objects a segment's data lists in its footer (what a metadata rebuild restores).
+pub fn footer(data: &[u8]) -> Result<Vec<ObjectMeta>, ApiError> {
+    let bad = || ApiError::Internal("segment footer is malformed".into());
+    let n = data.len();
+    if n < 16 || &data[n - 8..] != MAGIC {
+        return Err(bad());
+    }
+    let len = u64::from_le_bytes(data[n - 16..n - 8].try_into().expect("8 bytes")) as usize;
+    let start = (n - 16).checked_sub(len).ok_or_else(bad)?;
+    serde_json::from_slice(&data[start..n - 16]).map_err(|_| bad())
+}
+
+/// Bytes `range` (inclusive, within the object) of packed object `obj`.
+pub async fn read(
+    c: &Arc<Coordinator>,
+    obj: &ObjectMeta,
+    range: ByteRange,
+) -> Result<Bytes, ApiError> {
+    let p = obj.packed.as_ref().expect("a packed object");
+    let seg = c
+        .meta
+        .object_applied(SEGMENTS.into(), p.segment.to_string())
+        .await?
+        .ok_or_else(|| {
+            ApiError::ServiceUnavailable(format!(
+                "{}/{}: segment {} is not in the metadata",
+                obj.bucket, obj.key, p.segment
+            ))
+        })?;
+    let part = &seg.parts[0];
+    let (a, b) = (p.offset + range.start, p.offset + range.end + 1);
+    let out = match read_direct(c, &seg, part, a, b).await {
+        Ok(bytes) => {
+            c.metrics.stripes("read", 1);
+            bytes
+        }
+        Err(failed) => {
+            c.metrics.stripes("reconstructed", 1);
+            c.metrics.degraded_reads.inc();
+            read_degraded(c, &seg, part, a, b, &failed).await?
+        }
+    };
+    if range.start == 0
+        && range.end + 1 == obj.size
+        && blake3::hash(&out).to_hex().as_str() != p.blake3
+    {
+        return Err(ApiError::ServiceUnavailable(format!(
+            "{}/{}: bytes read do not match the object's blake3",
+            obj.bucket, obj.key
+        )));
+    }
+    Ok(out)
+}
+
+/// The piece length of segment `part` and the data shards covering segment bytes `[a, b)`.
+fn covering(part: &Part, a: u64, b: u64) -> (u64, std::ops::RangeInclusive<u64>) {
+    let piece = part.layout().piece_len(0).max(1);
+    (piece, a / piece..=(b - 1) / piece)
+}
+
+/// Segment bytes `[a, b)` read from the data shards holding them; on failure, the shards
+/// that failed.
+async fn read_direct(
+    c: &Arc<Coordinator>,
+    seg: &ObjectMeta,
+    part: &Part,
+    a: u64,
+    b: u64,
+) -> Result<Bytes, Vec<usize>> {
+    let (piece, shards) = covering(part, a, b);
+    let timeout = c.config.shard_read_timeout;
+    let reads = shards.clone().map(|i| {
+        let loc = &part.shards[i as usize];
+        let client = loc
+            .node
+            .as_ref()
+            .filter(|n| loc.state == ShardState::Ok && c.registry.up(n))
+            .and_then(|n| c.registry.client(n));
+        let (from, to) = (a.max(i * piece), b.min((i + 1) * piece));
+        let id = ShardId {
+            version: part.version,
+            index: i as u16,
+        };
+        async move {
+            match client {
+                None => Err(StoreError::Unavailable("node down".into())),
+                Some(cl) => {
+                    cl.read_verified(id, from - i * piece, to - from, timeout)
+                        .await
+                }
+            }
+        }
+    });
+    let results = futures::future::join_all(reads).await;
+    let mut out = Vec::new();
+    let mut failed = Vec::new();
+    for (i, r) in shards.zip(results) {
+        match r {
+            Ok(chunks) => out.extend(chunks),
+            Err(e) => {
+                if let Some(node) = &part.shards[i as usize].node {
+                    c.metrics.shard_error(node.as_str(), "read");
+                }
+                if matches!(e, StoreError::Corrupt(_) | StoreError::NotFound(_)) {
+                    let corrupt = matches!(e, StoreError::Corrupt(_));
+                    tracing::warn!(segment = %seg.key, shard = i, corrupt, "damaged segment shard found by a read");
+                    let id = ShardId {
+                        version: part.version,
+                        index: i as u16,
+                    };
+                    c.repair.report_damage(SEGMENTS, &seg.key, id, corrupt);
+                }
+                failed.push(i as usize);
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(Chunks(out).contiguous())
+    } else {
+        Err(failed)
+    }
+}
+
+/// Segment bytes `[a, b)` decoded from any k shards: only the columns covering them are read.
+async fn read_degraded(
+    c: &Arc<Coordinator>,
+    seg: &ObjectMeta,
+    part: &Part,
+    a: u64,
+    b: u64,
+    failed: &[usize],
+) -> Result<Bytes, ApiError> {
+    let (piece, shards) = covering(part, a, b);
+    let (first, last) = (*shards.start(), *shards.end());
+    let (c0, c1) = if first == last {
+        (a - first * piece, b - first * piece)
+    } else {
+        (0, piece)
+    };
+    let reader = StripeReader::excluding(c.clone(), SEGMENTS, &seg.key, part, failed)?;
+    let data = reader.fetch_columns(c0, c1 - c0).await?;
+    let mut out = BytesMut::with_capacity((b - a) as usize);
+    for (i, col) in (first..=last).zip(data.into_iter().skip(first as usize)) {
+        // Column bytes [c0, c1) of data piece i are segment bytes [i*piece + c0, i*piece + c1).
+        let base = i * piece + c0;
+        let (from, to) = (a.max(base), b.min(i * piece + c1));
+        out.extend_from_slice(&col[(from - base) as usize..(to - base) as usize]);
+    }
+    Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn footer_round_trips_and_rejects_garbage() {
+        let obj = crate::meta::conformance::object("bkt", "k", 3);
+        let index = serde_json::to_vec(&vec![&obj]).unwrap();
+        let mut data = b"abc".to_vec();
+        data.extend_from_slice(&index);
+        data.extend_from_slice(&(index.len() as u64).to_le_bytes());
+        data.extend_from_slice(MAGIC);
+        let got = footer(&data).unwrap();
+        assert_eq!((got.len(), got[0].key.as_str()), (1, "k"));
+        assert!(footer(b"short").is_err());
+        let mut bad = data.clone();
+        let n = bad.len();
+        bad[n - 16..n - 8].copy_from_slice(&(u64::MAX).to_le_bytes());
+        assert!(footer(&bad).is_err());
+    }
+}
