@@ -34,6 +34,7 @@ use crate::names::EcSpec;
 use crate::state::Coordinator;
 use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -124,9 +125,8 @@ impl Packer {
         {
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
             let seg = open.entry((ec.k, ec.m)).or_insert_with(Open::new);
-            // The entry's footer size with the offset and segment filled in.
-            let estimate = serde_json::to_vec(&obj)?.len() + 96;
-            if !seg.entries.is_empty() && seg.size_with(data.len(), estimate) > capacity {
+            let listed = serde_json::to_vec(&Listed::of(&obj, 0))?.len() + 20;
+            if !seg.entries.is_empty() && seg.size_with(data.len(), listed) > capacity {
                 let full = std::mem::replace(seg, Open::new());
                 flush(c.clone(), ec, full);
             }
@@ -136,7 +136,7 @@ impl Packer {
                 blake3: blake3::hash(&data).to_hex().to_string(),
                 ec,
             });
-            seg.index_len += serde_json::to_vec(&obj)?.len() + 1;
+            seg.index_len += listed;
             seg.data.extend_from_slice(&data);
             seg.entries.push(PackEntry { obj, cond });
             seg.waiting.push(tx);
@@ -237,7 +237,11 @@ async fn write(
     data: &mut BytesMut,
     entries: &[PackEntry],
 ) -> Result<(ObjectMeta, PutGuard), ApiError> {
-    let index = serde_json::to_vec(&entries.iter().map(|e| &e.obj).collect::<Vec<_>>())?;
+    let listed: Vec<Listed> = entries
+        .iter()
+        .map(|e| Listed::of(&e.obj, e.obj.packed.as_ref().map_or(0, |p| p.offset)))
+        .collect();
+    let index = serde_json::to_vec(&listed)?;
     data.extend_from_slice(&index);
     data.extend_from_slice(&(index.len() as u64).to_le_bytes());
     data.extend_from_slice(MAGIC);
@@ -358,8 +362,74 @@ async fn write(
     Ok((meta, guard))
 }
 
+/// What a segment's footer says of one object in it: with the object's bytes (which give its
+/// MD5 and blake3 again), enough to restore its metadata.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Listed {
+    b: String,
+    k: String,
+    v: ObjectVersion,
+    /// Offset in the segment's data.
+    o: u64,
+    /// Length.
+    n: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    u: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    h: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    c: BTreeMap<String, String>,
+}
+
+impl Listed {
+    fn of(obj: &ObjectMeta, offset: u64) -> Self {
+        Listed {
+            b: obj.bucket.clone(),
+            k: obj.key.clone(),
+            v: obj.version,
+            o: offset,
+            n: obj.size,
+            t: obj.content_type.clone(),
+            u: obj.user_meta.clone(),
+            h: obj.headers.clone(),
+            c: obj.checksums.clone(),
+        }
+    }
+
+    /// The object's metadata, from segment `seg` and its `data`; `None` if the entry points
+    /// outside the data.
+    pub fn restore(self, seg: &ObjectMeta, data: &[u8]) -> Option<ObjectMeta> {
+        let bytes = data.get(self.o as usize..(self.o + self.n) as usize)?;
+        Some(ObjectMeta {
+            bucket: self.b,
+            key: self.k,
+            version: self.v,
+            size: self.n,
+            etag: hex::encode(Md5::digest(bytes)),
+            parts: Vec::new(),
+            manifest: None,
+            upload: None,
+            content_type: self.t,
+            user_meta: self.u,
+            headers: self.h,
+            checksums: self.c,
+            checksum_type: None,
+            last_modified_ms: self.v.millis(),
+            packed: Some(Packed {
+                segment: seg.version,
+                offset: self.o,
+                blake3: blake3::hash(bytes).to_hex().to_string(),
+                ec: seg.parts.first()?.ec,
+            }),
+            fill: None,
+        })
+    }
+}
+
 /// The objects a segment's data lists in its footer (what a metadata rebuild restores).
-pub fn footer(data: &[u8]) -> Result<Vec<ObjectMeta>, ApiError> {
+pub fn footer(data: &[u8]) -> Result<Vec<Listed>, ApiError> {
     let bad = || ApiError::Internal("segment footer is malformed".into());
     let n = data.len();
     if n < 16 || &data[n - 8..] != MAGIC {
@@ -516,13 +586,13 @@ mod tests {
     #[test]
     fn footer_round_trips_and_rejects_garbage() {
         let obj = crate::meta::conformance::object("bkt", "k", 3);
-        let index = serde_json::to_vec(&vec![&obj]).unwrap();
+        let index = serde_json::to_vec(&vec![Listed::of(&obj, 0)]).unwrap();
         let mut data = b"abc".to_vec();
         data.extend_from_slice(&index);
         data.extend_from_slice(&(index.len() as u64).to_le_bytes());
         data.extend_from_slice(MAGIC);
         let got = footer(&data).unwrap();
-        assert_eq!((got.len(), got[0].key.as_str()), (1, "k"));
+        assert_eq!((got.len(), got[0].k.as_str(), got[0].n), (1, "k", 3));
         assert!(footer(b"short").is_err());
         let mut bad = data.clone();
         let n = bad.len();

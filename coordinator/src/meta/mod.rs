@@ -209,7 +209,8 @@ pub struct ObjectMeta {
     /// Entity tag as clients check it: MD5 of the body (hex) for a single PUT, `md5(part
     /// MD5s)-N` for a multipart object.
     pub etag: String,
-    /// The parts, in order.
+    /// The parts, in order (none for a packed object).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<Part>,
     /// A multipart object's manifest on the nodes (this metadata, for a rebuild).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -218,8 +219,10 @@ pub struct ObjectMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<ObjectVersion>,
     /// Content-Type given at PUT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
     /// `x-amz-meta-*` headers given at PUT (names lowercased, without the prefix).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user_meta: BTreeMap<String, String>,
     /// Other stored headers (Content-Encoding, -Disposition, -Language, Cache-Control,
     /// Expires), by lowercase name.

@@ -119,6 +119,8 @@ impl RocksShardStore {
         opts.set_write_buffer_size(32 << 20);
         opts.set_max_background_jobs(2);
         opts.set_max_open_files(512);
+        // Index entries are JSON (chunk data goes to blob files, uncompressed).
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let files = dir.join("files");
         std::fs::create_dir_all(&files)?;
         let db = DB::open(&opts, dir.join("index"))?;
