@@ -188,6 +188,7 @@ impl Cluster {
             scrub: self.config.scrub.clone(),
             node_id: None,
             cluster_secret: self.secrets.cluster_secret.clone(),
+            reclaim_interval: std::time::Duration::from_secs(10),
         };
         let (stop_tx, stop_rx) = oneshot::channel::<bool>();
         let thread = std::thread::Builder::new()

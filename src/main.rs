@@ -163,6 +163,17 @@ enum Cmd {
         #[command(flatten)]
         args: tessera::maintain::RecodeArgs,
     },
+    /// Give back the space of deleted and overwritten small objects: rewrite the segments
+    /// whose live fraction fell below a threshold.
+    Compact {
+        /// Coordinator admin URL (comma-separated list accepted).
+        #[arg(long, env = "TESSERA_COORDINATOR")]
+        coordinator: String,
+        #[command(flatten)]
+        token: AdminToken,
+        #[command(flatten)]
+        args: tessera::maintain::CompactArgs,
+    },
     /// List the coordinator's background workers; pause or resume one; set the bandwidth
     /// budget repair, rebalance and recode share.
     Maintenance {
@@ -255,6 +266,10 @@ struct NodeRun {
     /// Pause between scrub passes.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     scrub_interval: Duration,
+    /// How often to look whether deleted small shards are worth compacting the shard index
+    /// for (their space returns to the filesystem only then).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    reclaim_interval: Duration,
     /// Node id to adopt when the data dir is empty (a replaced disk keeping its identity).
     #[arg(long)]
     node_id: Option<String>,
@@ -610,6 +625,7 @@ async fn run() -> anyhow::Result<()> {
                     heartbeat_interval,
                     scrub_rate,
                     scrub_interval,
+                    reclaim_interval,
                     node_id,
                     cluster_secret_file,
                 },
@@ -648,6 +664,7 @@ async fn run() -> anyhow::Result<()> {
                 },
                 node_id,
                 cluster_secret,
+                reclaim_interval,
             };
             tessera_node::server::serve(config, listener, ctrl_c()).await?;
         }
@@ -666,6 +683,14 @@ async fn run() -> anyhow::Result<()> {
         } => {
             let admin = token.coordinator(&coordinator).await?;
             std::process::exit(tessera::maintain::recode(&admin, args).await?);
+        }
+        Cmd::Compact {
+            coordinator,
+            token,
+            args,
+        } => {
+            let admin = token.coordinator(&coordinator).await?;
+            std::process::exit(tessera::maintain::compact(&admin, args).await?);
         }
         Cmd::Maintenance {
             coordinator,

@@ -231,6 +231,60 @@ pub async fn recode(admin: &str, a: RecodeArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `tessera compact` options.
+#[derive(clap::Args)]
+pub struct CompactArgs {
+    /// Only move objects of this bucket.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Compact segments with less than this fraction of their bytes live (default: the
+    /// coordinator's `--compact-below`).
+    #[arg(long)]
+    below: Option<f64>,
+    /// Report what would be compacted; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Start and return.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+fn print_segments(v: &serde_json::Value) {
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    println!(
+        "{} segments, {} of {} object bytes live; {} below {:.2} live: {} dead to give back, {} live to move",
+        n("segments"),
+        mb(n("live_bytes")),
+        mb(n("bytes")),
+        n("candidates"),
+        v["below"].as_f64().unwrap_or(0.0),
+        mb(n("reclaimable_bytes")),
+        mb(n("bytes_to_move")),
+    );
+}
+
+/// Runs `tessera compact`.
+pub async fn compact(admin: &str, a: CompactArgs) -> anyhow::Result<i32> {
+    let admin = admin.trim_end_matches('/');
+    let url = format!("{admin}/compact");
+    let req = serde_json::json!({"bucket": a.bucket, "below": a.below, "dry_run": a.dry_run});
+    let v = send_json(client().post(&url).json(&req), admin).await?;
+    if a.dry_run {
+        print!("dry run: ");
+    }
+    print_segments(&v);
+    if a.dry_run || a.no_wait {
+        return Ok(0);
+    }
+    follow(admin, "compact", || async {
+        Ok(get_json(&url).await?["running"].as_bool() == Some(false))
+    })
+    .await?;
+    print!("compacted: ");
+    print_segments(&get_json(&url).await?);
+    Ok(0)
+}
+
 /// Polls `done` every second, printing worker `worker`'s progress when it changes.
 async fn follow<F, Fut>(admin: &str, worker: &str, done: F) -> anyhow::Result<()>
 where

@@ -108,6 +108,7 @@ fn background(c: &Arc<Coordinator>, stop: CancellationToken) {
         stop.clone(),
     ));
     tokio::spawn(crate::maintenance::recode::worker(c.clone(), stop.clone()));
+    tokio::spawn(crate::maintenance::compact::worker(c.clone(), stop.clone()));
     if c.config.background_repair {
         tokio::spawn(crate::maintenance::repair::background(c.clone(), stop));
     }

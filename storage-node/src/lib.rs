@@ -9,6 +9,7 @@
 //! - [`conformance`]: the one test suite every `ShardStore` implementation must pass.
 //! - [`server`]: the node's HTTP service (`app`, `run`) and its heartbeat loop.
 //! - [`scrub`]: background re-verification of stored shards.
+//! - [`reclaim`]: compacting the shard index after deletes, so their space comes back.
 //! - [`client`]: the typed HTTP client the coordinator uses to talk to a node.
 //! - [`raw`]: raw reads (the node sends stored chunks with `sendfile`, the reader verifies).
 //! - [`auth`]: the cluster secret every internal request carries.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod frame;
 pub mod metrics;
 pub mod raw;
+pub mod reclaim;
 pub mod scrub;
 pub mod server;
 pub mod store;

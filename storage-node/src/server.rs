@@ -677,6 +677,8 @@ pub struct NodeConfig {
     pub node_id: Option<NodeId>,
     /// The cluster secret (from `--cluster-secret-file` or `TESSERA_CLUSTER_SECRET`).
     pub cluster_secret: String,
+    /// How often the node looks whether deleted small shards are worth a compaction.
+    pub reclaim_interval: std::time::Duration,
 }
 
 /// Opens the node's store in `config.data_dir`, registers with the coordinator and serves on
@@ -726,11 +728,13 @@ pub async fn serve(
         config.coordinator.clone(),
         state.scrub.clone(),
     ));
+    let reclaim = tokio::spawn(crate::reclaim::run(state.clone(), config.reclaim_interval));
     let r = run(listener, state, shutdown).await;
     for hb in hbs {
         hb.abort();
     }
     scrub.abort();
+    reclaim.abort();
     tokio::task::spawn_blocking(move || store.flush())
         .await?
         .map_err(std::io::Error::other)?;

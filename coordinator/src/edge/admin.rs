@@ -23,6 +23,8 @@
 //!   node (see [`crate::maintenance::lifecycle`]); refusals answer `409` and change nothing.
 //! - `GET /rebalance` (the balance, and the job), `POST /rebalance` `{band, rate, dry_run}`,
 //!   `DELETE /rebalance`: see [`crate::maintenance::rebalance`].
+//! - `GET /compact` (segments, live bytes, what compaction can give back), `POST /compact`
+//!   `{bucket, below, dry_run}`: see [`crate::maintenance::compact`].
 //! - `GET /recode` (stored jobs), `POST /recode` `{bucket, prefix, ec, rate, dry_run}`: see
 //!   [`crate::maintenance::recode`].
 //! - `GET /workers`: every background worker's state and progress; `POST
@@ -80,6 +82,7 @@ pub fn app(c: Arc<Coordinator>) -> Router {
                 .delete(rebalance_cancel),
         )
         .route("/recode", get(recode_status).post(recode_start))
+        .route("/compact", get(compact_status).post(compact_start))
         .route("/stats", get(stats))
         .route("/workers", get(workers))
         .route("/workers/{name}/{action}", post(steer_worker))
@@ -292,6 +295,17 @@ async fn rebalance_start(
 
 async fn rebalance_cancel(State(c): State<Arc<Coordinator>>) -> Response {
     reply(crate::maintenance::rebalance::cancel(&c).await)
+}
+
+async fn compact_status(State(c): State<Arc<Coordinator>>) -> Response {
+    reply(crate::maintenance::compact::status(&c).await)
+}
+
+async fn compact_start(
+    State(c): State<Arc<Coordinator>>,
+    Json(req): Json<crate::maintenance::compact::CompactRequest>,
+) -> Response {
+    reply(crate::maintenance::compact::start(&c, req).await)
 }
 
 async fn recode_status(State(c): State<Arc<Coordinator>>) -> Response {

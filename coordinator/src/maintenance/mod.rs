@@ -1,6 +1,7 @@
 //! Background and operator-driven upkeep.
 //!
 //! - [`gc`]: deleting shards nobody references (garbage records, orphan scan).
+//! - [`compact`]: rewriting segments of small objects that are mostly dead space.
 //! - [`repair`]: finding lost shards and rebuilding them (runs, read-repair, background).
 //! - [`rebuild`]: recreating metadata from the shard headers on the nodes.
 //! - [`lifecycle`]: draining and removing nodes.
@@ -8,6 +9,7 @@
 //! - [`rebalance`]: moving shards from fuller to emptier nodes.
 //! - [`worker`]: the shape every background loop shares, and the shared byte budget.
 
+pub mod compact;
 pub mod gc;
 pub mod lifecycle;
 pub mod rebalance;

@@ -72,6 +72,18 @@ pub trait ShardStore: Send + Sync + 'static {
     /// Total length of committed shards, in bytes.
     fn used_bytes(&self) -> u64;
 
+    /// Gives back to the filesystem the space of shards deleted since the last call, where
+    /// the engine keeps it until it compacts (RocksDB: small shards' chunks in its tables and
+    /// blob files); returns the bytes of deleted shards this covered (0: nothing to do).
+    fn reclaim(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    /// Bytes of deleted shards whose space [`ShardStore::reclaim`] would give back.
+    fn reclaimable(&self) -> u64 {
+        0
+    }
+
     /// (writes, syncs) of the store's write-ahead log since it was opened, for monitoring;
     /// `(0, 0)` for a store without one.
     fn log_counts(&self) -> (u64, u64) {

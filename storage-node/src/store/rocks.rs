@@ -60,6 +60,8 @@ struct Inner {
     files: PathBuf,
     next_generation: AtomicU64,
     used: AtomicU64,
+    /// Bytes of inline (RocksDB-held) shards deleted since the last reclaim.
+    deleted_inline: AtomicU64,
     /// Serialises read-modify-write of index entries (commit and delete of the same id).
     index_lock: Mutex<()>,
     /// Group commit of index writes.
@@ -134,6 +136,7 @@ impl RocksShardStore {
                 files,
                 next_generation: AtomicU64::new(now),
                 used: AtomicU64::new(0),
+                deleted_inline: AtomicU64::new(0),
                 index_lock: Mutex::new(()),
                 wal: WalSync::default(),
                 crash_failpoint: AtomicBool::new(false),
@@ -354,6 +357,11 @@ impl ShardStore for RocksShardStore {
         self.inner.db.write_opt(batch, &unsynced())?;
         drop(guard);
         self.inner.used.fetch_sub(c.info.length, Ordering::Relaxed);
+        if !c.file {
+            self.inner
+                .deleted_inline
+                .fetch_add(c.info.length, Ordering::Relaxed);
+        }
         // Durable before the file goes, so that a deleted shard does not come back after a
         // crash with its data missing.
         self.inner.wal.sync(&self.inner.db)?;
@@ -388,6 +396,24 @@ impl ShardStore for RocksShardStore {
 
     fn used_bytes(&self) -> u64 {
         self.inner.used.load(Ordering::Relaxed)
+    }
+
+    fn reclaimable(&self) -> u64 {
+        self.inner.deleted_inline.load(Ordering::Relaxed)
+    }
+
+    /// A full compaction with blob garbage collection over every blob file (normally only
+    /// the oldest quarter is collected), so deleted chunks leave the tables and blob files.
+    fn reclaim(&self) -> Result<u64> {
+        let n = self.inner.deleted_inline.swap(0, Ordering::Relaxed);
+        if n == 0 {
+            return Ok(0);
+        }
+        let db = &self.inner.db;
+        db.set_options(&[("blob_garbage_collection_age_cutoff", "1.0")])?;
+        db.compact_range(None::<&[u8]>, None::<&[u8]>);
+        db.set_options(&[("blob_garbage_collection_age_cutoff", "0.25")])?;
+        Ok(n)
     }
 
     fn engine_gauges(&self) -> Vec<(&'static str, u64)> {
