@@ -440,6 +440,21 @@ pub fn footer(data: &[u8]) -> Result<Vec<Listed>, ApiError> {
     serde_json::from_slice(&data[start..n - 16]).map_err(|_| bad())
 }
 
+/// The whole data of segment `seg` (verified; decoded where shards are missing).
+pub async fn segment_data(c: &Arc<Coordinator>, seg: &ObjectMeta) -> Result<Bytes, ApiError> {
+    use futures::StreamExt;
+    let range = ByteRange {
+        start: 0,
+        end: seg.size.saturating_sub(1),
+    };
+    let mut body = super::get::stream_object(c.clone(), seg, range).await?;
+    let mut data = Vec::with_capacity(seg.size as usize);
+    while let Some(b) = body.next().await {
+        data.extend_from_slice(&b.map_err(|e| ApiError::ServiceUnavailable(e.to_string()))?);
+    }
+    Ok(data.into())
+}
+
 /// Bytes `range` (inclusive, within the object) of packed object `obj`.
 pub async fn read(
     c: &Arc<Coordinator>,

@@ -15,13 +15,10 @@
 
 use super::periodic;
 use super::worker::Schedule;
-use crate::data::get::{stream_object, ByteRange};
-use crate::data::pack::{footer, Inbound};
+use crate::data::pack::{footer, segment_data, Inbound};
 use crate::error::ApiError;
 use crate::meta::{Fill, ObjectMeta, Precondition, SEGMENTS};
 use crate::state::Coordinator;
-use bytes::Bytes;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -228,20 +225,7 @@ async fn compact_segment(
         .map(|p| p.ec)
         .ok_or_else(|| ApiError::Internal(format!("segment {} has no part", seg.key)))?;
     c.budget.spend(seg.size).await;
-    let mut body = stream_object(
-        c.clone(),
-        seg,
-        ByteRange {
-            start: 0,
-            end: seg.size - 1,
-        },
-    )
-    .await?;
-    let mut data = Vec::with_capacity(seg.size as usize);
-    while let Some(b) = body.next().await {
-        data.extend_from_slice(&b.map_err(|e| ApiError::ServiceUnavailable(e.to_string()))?);
-    }
-    let data = Bytes::from(data);
+    let data = segment_data(c, seg).await?;
     let mut live = Vec::new();
     for entry in footer(&data)? {
         let Some(listed) = entry.restore(seg, &data) else {

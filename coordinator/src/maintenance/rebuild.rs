@@ -10,7 +10,8 @@
 //! upload is not in progress. A key whose metadata already exists with the same or a newer
 //! version is left alone, so running a rebuild on a healthy coordinator changes nothing.
 
-use crate::meta::{now_ms, ObjectMeta, Part, ShardLoc, ShardSet, ShardState};
+use crate::data::pack::{footer, segment_data};
+use crate::meta::{now_ms, Fill, ObjectMeta, Part, ShardLoc, ShardSet, ShardState, SEGMENTS};
 use crate::names::EcSpec;
 use crate::state::Coordinator;
 use serde::Serialize;
@@ -32,8 +33,10 @@ pub struct RebuildReport {
     pub nodes: usize,
     /// Shards seen.
     pub shards: u64,
-    /// Objects restored.
+    /// Objects restored (segments included).
     pub objects: u64,
+    /// Small objects restored from the segments they were packed into.
+    pub packed: u64,
     /// Keys whose newest version had fewer than k shards (not restored).
     pub unrecoverable: Vec<String>,
 }
@@ -72,7 +75,8 @@ fn part_of(version: ObjectVersion, shards: &Shards, number: u32) -> Option<Part>
         size: h.object_length,
         etag: h.etag.clone().unwrap_or_default(),
         ec: EcSpec { k: h.k, m: h.m },
-        piece: h.chunk_size as u64,
+        // The piece of a full stripe (a segment's chunks are smaller than its piece).
+        piece: h.stripe_size / h.k.max(1) as u64,
         codec: h.codec.clone(),
         shards: locs,
         checksums: h.checksums.clone(),
@@ -194,6 +198,10 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
         }
         let default_ec = c.config.default_ec;
         let restored = match chosen {
+            Some(obj) if bucket == SEGMENTS => {
+                report.packed += restore_segment(c, obj).await?;
+                true
+            }
             Some(obj) => c.meta.restore_object(obj, default_ec).await?,
             None => false,
         };
@@ -211,6 +219,45 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
     }
     report.done = true;
     Ok(report)
+}
+
+/// Restores segment `seg` and the objects its footer lists (each unless its key has the
+/// same or a newer version); a segment none of whose objects is restored becomes garbage.
+/// Returns how many objects were restored.
+async fn restore_segment(c: &Arc<Coordinator>, mut seg: ObjectMeta) -> Result<u64, crate::ApiError> {
+    let data = match segment_data(c, &seg).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(segment = %seg.key, error = %e, "segment unreadable; its objects are not restored");
+            return Ok(0);
+        }
+    };
+    let listed = footer(&data)?;
+    let objects: Vec<ObjectMeta> = listed
+        .into_iter()
+        .filter_map(|l| l.restore(&seg, &data))
+        .collect();
+    seg.fill = Some(Fill {
+        objects: objects.len() as u64,
+        bytes: objects.iter().map(|o| o.size).sum(),
+        live_objects: 0,
+        live_bytes: 0,
+    });
+    let default_ec = c.config.default_ec;
+    let key = seg.key.clone();
+    if !c.meta.restore_object(seg, default_ec).await? {
+        return Ok(0);
+    }
+    let mut restored = 0;
+    for obj in objects {
+        if c.meta.restore_object(obj, default_ec).await? {
+            restored += 1;
+        }
+    }
+    if restored == 0 {
+        c.meta.delete_object(SEGMENTS.into(), key).await?;
+    }
+    Ok(restored)
 }
 
 /// A multipart object from its manifest, with its parts' and manifest's shard locations as

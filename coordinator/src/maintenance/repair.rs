@@ -767,7 +767,12 @@ async fn write_shards(
         stripe_size: layout.stripe_size(),
         object_length: part.size,
         codec: part.codec.clone(),
-        chunk_size: part.piece as u32,
+        // Segments keep their small chunks (a packed object's read fetches one or two).
+        chunk_size: if obj.bucket == crate::meta::SEGMENTS {
+            crate::data::pack::CHUNK
+        } else {
+            part.piece as u32
+        },
         etag: Some(part.etag.clone()),
         checksums: part.checksums.clone(),
         content_type: obj.content_type.clone(),
