@@ -224,7 +224,10 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
 /// Restores segment `seg` and the objects its footer lists (each unless its key has the
 /// same or a newer version); a segment none of whose objects is restored becomes garbage.
 /// Returns how many objects were restored.
-async fn restore_segment(c: &Arc<Coordinator>, mut seg: ObjectMeta) -> Result<u64, crate::ApiError> {
+async fn restore_segment(
+    c: &Arc<Coordinator>,
+    mut seg: ObjectMeta,
+) -> Result<u64, crate::ApiError> {
     let data = match segment_data(c, &seg).await {
         Ok(d) => d,
         Err(e) => {

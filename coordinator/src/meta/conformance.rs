@@ -13,6 +13,7 @@ pub async fn run_all(m: &dyn Metadata) {
     multipart_uploads(m).await;
     keys_grants_and_nodes(m).await;
     node_lifecycle_jobs_and_recodes(m).await;
+    packed_segments(m).await;
 }
 
 fn node(i: u8) -> NodeId {
@@ -777,6 +778,173 @@ pub async fn node_lifecycle_jobs_and_recodes(m: &dyn Metadata) {
     }
     clear_garbage(m).await;
     m.delete_bucket("lc".into()).await.unwrap();
+}
+
+/// A segment of `sizes` packed objects (keys `k0`, `k1`, ... of bucket `b`, unless named in
+/// `keys`): the segment's metadata and the entries to commit with it (no condition).
+fn segment(b: &str, keys: &[&str], sizes: &[u64]) -> (ObjectMeta, Vec<PackEntry>) {
+    let mut seg = object(SEGMENTS, "", sizes.iter().sum::<u64>() + 100);
+    seg.key = seg.version.to_string();
+    let mut offset = 0;
+    let entries = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let mut obj = object(b, keys.get(i).copied().unwrap_or(&format!("k{i}")), size);
+            obj.parts.clear();
+            obj.packed = Some(Packed {
+                segment: seg.version,
+                offset,
+                blake3: String::new(),
+                ec: EcSpec { k: 2, m: 1 },
+            });
+            offset += size;
+            PackEntry {
+                obj,
+                cond: Precondition::None,
+            }
+        })
+        .collect();
+    (seg, entries)
+}
+
+async fn commit_segment(
+    m: &dyn Metadata,
+    seg: &ObjectMeta,
+    entries: Vec<PackEntry>,
+) -> Vec<Result<Option<ObjectMeta>>> {
+    let set = seg.parts[0].shard_set(SEGMENTS, &seg.key);
+    m.begin_put(seg.version, set).await.unwrap();
+    m.commit_segment(seg.clone(), entries).await.unwrap()
+}
+
+async fn fill_of(m: &dyn Metadata, seg: &ObjectMeta) -> Option<Fill> {
+    m.object(SEGMENTS.into(), seg.key.clone())
+        .await
+        .unwrap()
+        .map(|s| s.fill.expect("a committed segment has a fill"))
+}
+
+pub async fn packed_segments(m: &dyn Metadata) {
+    m.create_bucket(bucket("pk")).await.unwrap();
+    clear_garbage(m).await;
+    // A segment commits with its objects, each checked on its own.
+    put(m, object("pk", "taken", 5), Precondition::None)
+        .await
+        .unwrap();
+    let (seg, mut entries) = segment("pk", &["a", "b", "taken", "a"], &[10, 20, 30, 40]);
+    entries[2].cond = Precondition::Absent;
+    entries.push(PackEntry {
+        obj: {
+            let mut o = entries[0].obj.clone();
+            o.bucket = "no-such-bucket".into();
+            o
+        },
+        cond: Precondition::None,
+    });
+    let out = commit_segment(m, &seg, entries.clone()).await;
+    assert!(out[0].as_ref().unwrap().is_none(), "a new key");
+    assert!(out[1].is_ok());
+    assert!(
+        matches!(out[2], Err(MetaError::PreconditionFailed)),
+        "If-None-Match on an existing key fails alone: {:?}",
+        out[2]
+    );
+    assert_eq!(
+        out[3].as_ref().unwrap().as_ref().map(|o| o.size),
+        Some(10),
+        "a key twice in one segment: the later entry replaces the earlier"
+    );
+    assert!(matches!(out[4], Err(MetaError::NoSuchBucket(_))));
+    let a = m.object("pk".into(), "a".into()).await.unwrap().unwrap();
+    assert_eq!((a.size, a.packed.as_ref().unwrap().offset), (40, 60));
+    assert_eq!(
+        m.object("pk".into(), "taken".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .size,
+        5,
+        "the failed entry changed nothing"
+    );
+    assert_eq!(
+        fill_of(m, &seg).await,
+        Some(Fill {
+            objects: 5,
+            bytes: 110,
+            live_objects: 2,
+            live_bytes: 60
+        }),
+        "only committed, unreplaced objects live"
+    );
+    assert!(
+        !garbage_versions(m).await.contains(&seg.version),
+        "the segment is not garbage"
+    );
+    // Overwriting a packed object with a coded one, and deleting one, count dead space.
+    put(m, object("pk", "b", 7), Precondition::None)
+        .await
+        .unwrap();
+    assert_eq!(fill_of(m, &seg).await.unwrap().live_bytes, 40);
+    // Compaction moves "a" to a new segment, unless it changed meanwhile.
+    let (seg2, mut moved) = segment("pk", &["a"], &[40]);
+    moved[0].obj.version = a.version;
+    moved[0].cond = Precondition::Moved {
+        version: a.version,
+        from: seg.version,
+    };
+    let stale = PackEntry {
+        cond: Precondition::Moved {
+            version: ObjectVersion::new(),
+            from: seg.version,
+        },
+        ..moved[0].clone()
+    };
+    let out = commit_segment(m, &seg2, vec![stale, moved[0].clone()]).await;
+    assert!(
+        matches!(out[0], Err(MetaError::PreconditionFailed)),
+        "a move of another version fails"
+    );
+    assert!(out[1].is_ok(), "{:?}", out[1]);
+    assert_eq!(fill_of(m, &seg).await, None, "the emptied segment is gone");
+    assert!(
+        garbage_versions(m).await.contains(&seg.version),
+        "and its shards are garbage"
+    );
+    let a2 = m.object("pk".into(), "a".into()).await.unwrap().unwrap();
+    assert_eq!(a2.version, a.version, "a move keeps the version");
+    assert_eq!(a2.packed.unwrap().segment, seg2.version);
+    let again = commit_segment(m, &segment("pk", &["x"], &[1]).0, moved.clone()).await;
+    assert!(
+        matches!(again[0], Err(MetaError::PreconditionFailed)),
+        "a second move out of the old segment fails"
+    );
+    // Deleting the last object of a segment makes it garbage.
+    clear_garbage(m).await;
+    m.delete_object("pk".into(), "a".into()).await.unwrap();
+    assert_eq!(fill_of(m, &seg2).await, None);
+    assert!(garbage_versions(m).await.contains(&seg2.version));
+    // A segment none of whose entries commit is garbage at once (the segment `again` was
+    // committed with is too).
+    let (seg3, mut lost) = segment("pk", &["taken"], &[3]);
+    lost[0].cond = Precondition::Absent;
+    let out = commit_segment(m, &seg3, lost).await;
+    assert!(out[0].is_err());
+    assert_eq!(fill_of(m, &seg3).await, None);
+    assert!(garbage_versions(m).await.contains(&seg3.version));
+    // A commit whose in-flight record is gone is fenced off entirely.
+    let (seg4, entries) = segment("pk", &["late"], &[3]);
+    assert!(matches!(
+        m.commit_segment(seg4, entries).await,
+        Err(MetaError::Fenced(_))
+    ));
+    assert_eq!(version_of(m, "pk", "late").await, None);
+    // Leave the store as found.
+    for k in ["taken", "b"] {
+        m.delete_object("pk".into(), k.into()).await.unwrap();
+    }
+    clear_garbage(m).await;
+    m.delete_bucket("pk".into()).await.unwrap();
 }
 
 #[cfg(test)]
