@@ -70,10 +70,12 @@ impl ProcCluster {
     }
 
     /// Starts a coordinator that accepts unsigned client requests (`--anonymous`) unless
-    /// `extra` holds `--signed` (removed before it is passed on).
+    /// `extra` holds `--signed` (removed before it is passed on). Objects are coded one per
+    /// stripe (`--pack-below 0`) unless `extra` names its own `--pack-below`.
     pub fn spawn_coordinator_with(dir: &Path, api: &str, admin: &str, extra: &[String]) -> Proc {
         Self::secrets_in(dir);
         let signed = extra.iter().any(|a| a == "--signed");
+        let packing = extra.iter().any(|a| a == "--pack-below");
         let extra: Vec<&String> = extra.iter().filter(|a| *a != "--signed").collect();
         Proc(
             Command::new(BIN)
@@ -90,9 +92,13 @@ impl ProcCluster {
                     "300ms",
                     "--replicate-below",
                     "0",
-                    "--pack-below",
-                    "0",
                 ])
+                .args(
+                    (!packing)
+                        .then_some(["--pack-below", "0"])
+                        .into_iter()
+                        .flatten(),
+                )
                 .args(extra)
                 .stdout(log(dir, "coord"))
                 .stderr(log(dir, "coord.err"))
