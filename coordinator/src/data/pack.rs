@@ -185,11 +185,24 @@ pub fn packable(c: &Coordinator, ec: EcSpec, replicate_below: u64, len: u64) -> 
 }
 
 /// Starts writing `seg` (counted in `writing` from now until its PUTs are answered).
+/// When the last write in flight ends, what gathered meanwhile is written at once (as a node
+/// batch goes when the one before it returns), not after `--pack-flush`.
 fn flush(c: Arc<Coordinator>, ec: EcSpec, seg: Open) {
     c.packer.writing.fetch_add(1, Ordering::SeqCst);
     tokio::spawn(async move {
         write_and_commit(&c, ec, seg).await;
-        c.packer.writing.fetch_sub(1, Ordering::SeqCst);
+        if c.packer.writing.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let gathered: Vec<((u16, u16), Open)> = {
+                let mut open = c.packer.open.lock().unwrap_or_else(|e| e.into_inner());
+                open.iter_mut()
+                    .filter(|(_, s)| !s.entries.is_empty())
+                    .map(|(code, s)| (*code, std::mem::replace(s, Open::new())))
+                    .collect()
+            };
+            for ((k, m), seg) in gathered {
+                flush(c.clone(), EcSpec { k, m }, seg);
+            }
+        }
     });
 }
 
