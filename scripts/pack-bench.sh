@@ -33,7 +33,7 @@ start() { # start DIR FLAGS...: coordinator + 8 nodes
 }
 relaunch() {
   "$BIN" coordinator --anonymous --listen "$API" --admin-listen "$ADMIN" --data-dir "$D/c" --heartbeat-timeout 1s \
-    --repair-grace 1s --no-background-repair --gc-grace 1s "${COORD_FLAGS[@]}" 2>>"$D/c.log" & PID[c]=$!
+    --repair-grace 1s --no-background-repair --gc-grace 1s "${COORD_FLAGS[@]}" >/dev/null 2>>"$D/c.log" & PID[c]=$!
   sleep 0.5
   export TESSERA_CLUSTER_SECRET=$(cat "$D/c/cluster.secret") TESSERA_ADMIN_TOKEN=$(cat "$D/c/admin.token")
   for i in $(seq 0 7); do start_node "$i"; done
@@ -44,14 +44,20 @@ relaunch() {
 }
 start_node() {
   "$BIN" node --listen "127.0.0.1:${PORT[$1]}" --data-dir "$D/n$1" --coordinator "http://$ADMIN" \
-    --zone "z$1" --heartbeat-interval 200ms --scrub-rate 0 --reclaim-interval 1s 2>>"$D/n$1.log" & PID[$1]=$!
+    --zone "z$1" --heartbeat-interval 200ms --scrub-rate 0 --reclaim-interval 1s >/dev/null 2>>"$D/n$1.log" & PID[$1]=$!
 }
-stop_all() { # SIGTERM: every store flushes and closes
-  for p in "${PID[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PID[@]}"; do wait "$p" 2>/dev/null; done
+stop_all() { # SIGINT: every process stops serving, flushes its stores and exits
+  for p in "${PID[@]}"; do kill -INT "$p" 2>/dev/null; done
+  for p in "${PID[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+  done
+  wait 2>/dev/null
   PID=()
 }
-flushed_du() { stop_all; relaunch; sleep 1; du -sb "$D" | cut -f1; }
+# Sets DU to the cluster's bytes on disk after a restart (reopening a RocksDB writes what its
+# write-ahead log held into tables and drops the log), with the cluster running again.
+flushed_du() { stop_all; relaunch; sleep 1; DU=$(du -sb "$D" | cut -f1); }
 field() { python3 -c "import json,sys;v=json.loads(sys.argv[1]);print(eval(sys.argv[2]))" "$1" "$2"; }
 
 cell() { # cell MODE SIZE RUN
@@ -65,18 +71,25 @@ cell() { # cell MODE SIZE RUN
   local d0 put d1 deg rep
   d0=$(du -sb "$D" | cut -f1)
   put=$("$BIN" bench --endpoint "http://$API" --bucket small --size "$size" --objects "$N" --concurrency 16 --json)
-  d1=$(flushed_du)
+  flushed_du; d1=$DU
+  # GET/s: the median of three passes over every object (after the restart, so no mode is
+  # still busy with its writes).
+  local gets=()
+  for _ in 1 2 3; do
+    gets+=("$("$BIN" bench --endpoint "http://$API" --bucket small --size "$size" --objects "$N" --concurrency 16 --skip-put --json)")
+  done
   for i in 1 2; do kill -9 "${PID[$i]}"; done
   sleep 2
   deg=$("$BIN" bench --endpoint "http://$API" --bucket small --size "$size" --objects "$N" --concurrency 16 --skip-put --json)
   rep=$("$BIN" repair --coordinator "http://$ADMIN" --grace 0s --json)
-  python3 - "$mode" "$size" "$run" "$N" "$(bytes "$size")" "$d0" "$d1" "$put" "$deg" "$rep" >>"$OUT" <<'PY'
-import json, sys
+  python3 - "$mode" "$size" "$run" "$N" "$(bytes "$size")" "$d0" "$d1" "$put" "$deg" "$rep" "${gets[@]}" >>"$OUT" <<'PY'
+import json, statistics, sys
 mode, size, run, n, sz, d0, d1 = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8])
 put, deg, rep = (json.loads(x) for x in sys.argv[8:11])
+gets = [json.loads(x)["get"]["objects_per_s"] for x in sys.argv[11:]]
 print(json.dumps({"mode": mode, "size": size, "run": run,
   "bytes_per_byte": (d1 - d0) / (n * sz),
-  "put_per_s": put["put"]["objects_per_s"], "get_per_s": put["get"]["objects_per_s"],
+  "put_per_s": put["put"]["objects_per_s"], "get_per_s": statistics.median(gets),
   "degraded_get_per_s": deg["get"]["objects_per_s"],
   "repair_read_per_byte": rep["bytes_read"] / rep["bytes_written"] if rep["bytes_written"] else None}))
 PY
@@ -91,7 +104,7 @@ reclaim() { # the compaction figure: DN objects of 4 KiB, 90% deleted
   local d0 d1 d2
   d0=$(du -sb "$D" | cut -f1)
   "$BIN" bench --endpoint "http://$API" --bucket del --size 4KiB --objects "$DN" --concurrency 16 --json >/dev/null
-  d1=$(flushed_du)
+  flushed_du; d1=$DU
   python3 - "http://$API" "$DN" <<'PY'
 import concurrent.futures, sys, urllib.request
 base, n = sys.argv[1], int(sys.argv[2])
@@ -102,7 +115,7 @@ with concurrent.futures.ThreadPoolExecutor(16) as ex:
 PY
   "$BIN" compact --coordinator "http://$ADMIN" >/dev/null
   sleep 8 # GC grace, collection, the nodes' reclaim worker
-  d2=$(flushed_du)
+  flushed_du; d2=$DU
   python3 -c "import json,sys;d0,d1,d2=map(int,sys.argv[1:4]);print(json.dumps({'mode':'reclaim','run':int(sys.argv[4]),'stored':d1-d0,'after':d2-d0,'given_back_of_deleted':(d1-d2)/(0.9*(d1-d0))}))" "$d0" "$d1" "$d2" "$run" | tee -a "$OUT"
   stop_all
   rm -rf "$D"
@@ -110,9 +123,9 @@ PY
 
 for run in $(seq 1 "$RUNS"); do
   for size in $SIZES; do
-    for mode in replicated packed striped; do cell "$mode" "$size" "$run"; done
+    for mode in ${MODES:-replicated packed striped}; do cell "$mode" "$size" "$run"; done
   done
-  reclaim "$run"
+  [ "${RECLAIM:-1}" = 1 ] && reclaim "$run"
 done
 
 python3 - "$OUT" <<'PY'

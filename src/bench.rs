@@ -89,15 +89,15 @@ impl Auth {
         Ok(Auth { signer, put_sha256 })
     }
 
-    /// `req` signed for `method url`; `put` says whether the body is the PUT payload (else
-    /// empty), `headers` are the extra headers to sign.
+    /// `req` signed for `method url`; `put` is the PUT's body (else the body is empty),
+    /// `headers` are the extra headers to sign.
     fn apply(
         &self,
         mut req: reqwest::RequestBuilder,
         method: &str,
         url: &str,
         headers: &[(&str, &str)],
-        put: bool,
+        put: Option<&[u8]>,
     ) -> anyhow::Result<reqwest::RequestBuilder> {
         for (n, v) in headers {
             req = req.header(*n, *v);
@@ -105,10 +105,16 @@ impl Auth {
         let Some(s) = &self.signer else {
             return Ok(req);
         };
-        let payload = if put {
-            self.put_sha256.as_deref()
-        } else {
-            Some(crate::sign::EMPTY_SHA256)
+        // The shared body's hash is kept; a small object's own body is hashed here.
+        let own = put
+            .filter(|b| self.put_sha256.is_some() && b.len() as u64 <= DISTINCT_UP_TO)
+            .map(|b| {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(b))
+            });
+        let payload = match put {
+            Some(_) => own.as_deref().or(self.put_sha256.as_deref()),
+            None => Some(crate::sign::EMPTY_SHA256),
         };
         for (n, v) in s.headers(method, url, headers, payload)? {
             req = req.header(n, v);
@@ -211,9 +217,29 @@ fn phase(lat: Vec<f64>, bytes: u64, errors: u64, secs: f64) -> Phase {
 }
 
 fn payload(size: u64) -> Bytes {
+    payload_of(size, b"tessera bench payload")
+}
+
+/// Objects up to this size get bytes of their own (else one shared buffer): identical small
+/// bodies would let a compressing store (RocksDB's blocks) keep many of them for the price of
+/// one, and bytes on disk per logical byte would flatter it.
+const DISTINCT_UP_TO: u64 = 1 << 20;
+
+/// The body of object `i`: `shared`, or bytes of its own for small objects.
+fn object_body(shared: &Bytes, i: usize) -> Bytes {
+    if shared.len() as u64 > DISTINCT_UP_TO {
+        return shared.clone();
+    }
+    payload_of(
+        shared.len() as u64,
+        format!("tessera bench object {i}").as_bytes(),
+    )
+}
+
+fn payload_of(size: u64, seed: &[u8]) -> Bytes {
     let mut v = vec![0u8; size as usize];
     let mut h = blake3::Hasher::new();
-    h.update(b"tessera bench payload");
+    h.update(seed);
     h.finalize_xof().fill(&mut v);
     Bytes::from(v)
 }
@@ -331,7 +357,7 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
         let ec_header: Vec<(&str, &str)> =
             ec.iter().map(|e| ("x-tessera-ec", e.as_str())).collect();
         let r = auth
-            .apply(http.put(&bucket_url), "PUT", &bucket_url, &ec_header, false)?
+            .apply(http.put(&bucket_url), "PUT", &bucket_url, &ec_header, None)?
             .send()
             .await
             .with_context(|| format!("cannot reach {endpoint}"))?;
@@ -366,7 +392,9 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
                         let url = u(i);
                         let headers: Vec<(&str, &str)> =
                             ec.iter().map(|e| ("x-tessera-ec", e.as_str())).collect();
-                        let req = a.apply(h.put(&url).body(b), "PUT", &url, &headers, true)?;
+                        let b = object_body(&b, i);
+                        let req =
+                            a.apply(h.put(&url).body(b.clone()), "PUT", &url, &headers, Some(&b))?;
                         let r = req.send().await?;
                         if !r.status().is_success() {
                             bail!(
@@ -387,10 +415,7 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
                 let (h, u, a) = (h.clone(), u.clone(), a.clone());
                 async move {
                     let url = u(i);
-                    let mut r = a
-                        .apply(h.get(&url), "GET", &url, &[], false)?
-                        .send()
-                        .await?;
+                    let mut r = a.apply(h.get(&url), "GET", &url, &[], None)?.send().await?;
                     if !r.status().is_success() {
                         bail!("GET {url}: {}", r.status());
                     }
@@ -409,7 +434,7 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
         if cfg.cleanup {
             for i in 0..cfg.objects {
                 let u = url(i);
-                if let Ok(req) = auth.apply(http.delete(&u), "DELETE", &u, &[], false) {
+                if let Ok(req) = auth.apply(http.delete(&u), "DELETE", &u, &[], None) {
                     let _ = req.send().await;
                 }
             }

@@ -89,7 +89,12 @@ pub struct Packer {
     /// Segments being written: while one is, the open segment waits (at most `--pack-flush`)
     /// for more objects, as shards wait for a node batch in flight.
     writing: AtomicUsize,
+    /// Segments' metadata as last read, so a small GET costs one metadata read, not two.
+    known: Mutex<HashMap<ObjectVersion, Arc<ObjectMeta>>>,
 }
+
+/// Segments remembered at most (the map is emptied when full).
+const REMEMBERED: usize = 16_384;
 
 /// Counts a packable PUT as on its way to the packer until dropped.
 pub struct Inbound(Arc<Coordinator>);
@@ -109,6 +114,29 @@ impl Drop for Inbound {
 }
 
 impl Packer {
+    fn remembered(&self, v: ObjectVersion) -> Option<Arc<ObjectMeta>> {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&v)
+            .cloned()
+    }
+
+    fn remember(&self, seg: Arc<ObjectMeta>) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= REMEMBERED {
+            known.clear();
+        }
+        known.insert(seg.version, seg);
+    }
+
+    fn forget(&self, v: ObjectVersion) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&v);
+    }
+
     /// Packs `data` (the object `obj`, whose `packed` this fills in) into a segment of `ec`
     /// and waits for the segment's commit: the object as committed, or why it was not.
     pub async fn commit(
@@ -475,24 +503,41 @@ pub async fn read(
     range: ByteRange,
 ) -> Result<Bytes, ApiError> {
     let p = obj.packed.as_ref().expect("a packed object");
-    let seg = c
-        .meta
-        .object_applied(SEGMENTS.into(), p.segment.to_string())
-        .await?
-        .ok_or_else(|| {
-            ApiError::ServiceUnavailable(format!(
-                "{}/{}: segment {} is not in the metadata",
-                obj.bucket, obj.key, p.segment
-            ))
-        })?;
-    let part = &seg.parts[0];
+    let fetch = || async {
+        let seg = c
+            .meta
+            .object_applied(SEGMENTS.into(), p.segment.to_string())
+            .await?
+            .ok_or_else(|| {
+                ApiError::ServiceUnavailable(format!(
+                    "{}/{}: segment {} is not in the metadata",
+                    obj.bucket, obj.key, p.segment
+                ))
+            })?;
+        let seg = Arc::new(seg);
+        c.packer.remember(seg.clone());
+        Ok::<_, ApiError>(seg)
+    };
     let (a, b) = (p.offset + range.start, p.offset + range.end + 1);
-    let out = match read_direct(c, &seg, part, a, b).await {
+    // A remembered segment may have had shards moved since (repair, drain, rebalance): a
+    // failed read through it asks the metadata again before counting anything as damaged.
+    let (mut seg, cached) = match c.packer.remembered(p.segment) {
+        Some(s) => (s, true),
+        None => (fetch().await?, false),
+    };
+    let mut direct = read_direct(c, &seg, &seg.parts[0], a, b, !cached).await;
+    if cached && direct.as_ref().is_err_and(|(_, answered)| *answered) {
+        c.packer.forget(p.segment);
+        seg = fetch().await?;
+        direct = read_direct(c, &seg, &seg.parts[0], a, b, true).await;
+    }
+    let part = &seg.parts[0];
+    let out = match direct {
         Ok(bytes) => {
             c.metrics.stripes("read", 1);
             bytes
         }
-        Err(failed) => {
+        Err((failed, _)) => {
             c.metrics.stripes("reconstructed", 1);
             c.metrics.degraded_reads.inc();
             read_degraded(c, &seg, part, a, b, &failed).await?
@@ -517,14 +562,17 @@ fn covering(part: &Part, a: u64, b: u64) -> (u64, std::ops::RangeInclusive<u64>)
 }
 
 /// Segment bytes `[a, b)` read from the data shards holding them; on failure, the shards
-/// that failed.
+/// that failed and whether a node answered with an error (else they were all on nodes known
+/// to be down, which asking the metadata again would not change). Damage is reported (for
+/// repair) only with `report`.
 async fn read_direct(
     c: &Arc<Coordinator>,
     seg: &ObjectMeta,
     part: &Part,
     a: u64,
     b: u64,
-) -> Result<Bytes, Vec<usize>> {
+    report: bool,
+) -> Result<Bytes, (Vec<usize>, bool)> {
     let (piece, shards) = covering(part, a, b);
     let timeout = c.config.shard_read_timeout;
     let reads = shards.clone().map(|i| {
@@ -541,21 +589,28 @@ async fn read_direct(
         };
         async move {
             match client {
-                None => Err(StoreError::Unavailable("node down".into())),
-                Some(cl) => {
+                None => (false, Err(StoreError::Unavailable("node down".into()))),
+                Some(cl) => (
+                    true,
                     cl.read_verified(id, from - i * piece, to - from, timeout)
-                        .await
-                }
+                        .await,
+                ),
             }
         }
     });
     let results = futures::future::join_all(reads).await;
     let mut out = Vec::new();
     let mut failed = Vec::new();
-    for (i, r) in shards.zip(results) {
+    let mut answered = false;
+    for (i, (asked, r)) in shards.zip(results) {
         match r {
             Ok(chunks) => out.extend(chunks),
             Err(e) => {
+                answered |= asked;
+                if !report {
+                    failed.push(i as usize);
+                    continue;
+                }
                 if let Some(node) = &part.shards[i as usize].node {
                     c.metrics.shard_error(node.as_str(), "read");
                 }
@@ -575,7 +630,7 @@ async fn read_direct(
     if failed.is_empty() {
         Ok(Chunks(out).contiguous())
     } else {
-        Err(failed)
+        Err((failed, answered))
     }
 }
 
