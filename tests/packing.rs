@@ -266,7 +266,7 @@ async fn metric(c: &ProcCluster, series: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn coordinator_sigkilled_with_open_segments_loses_no_acknowledged_object() {
+async fn node_and_coordinator_sigkilled_with_open_segments_lose_no_acknowledged_object() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = packed(dir.path(), &["--pack-flush", "300ms"]).await;
     put(&c.url("crash"), vec![]).await;
@@ -295,7 +295,11 @@ async fn coordinator_sigkilled_with_open_segments_loses_no_acknowledged_object()
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A node dies mid-append first (its batches of segment shards are atomic: nothing torn
+    // becomes visible), then the coordinator with segments open and in flight.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    c.kill_node(3);
+    tokio::time::sleep(Duration::from_millis(700)).await;
     c.coordinator.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -303,6 +307,7 @@ async fn coordinator_sigkilled_with_open_segments_loses_no_acknowledged_object()
         w.await.unwrap();
     }
     c.restart_coordinator();
+    c.restart_node(3);
     c.wait_up(6).await;
     let acked = acked.lock().unwrap().clone();
     let failed = failed.lock().unwrap().clone();
