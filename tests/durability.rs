@@ -482,38 +482,8 @@ async fn metadata_is_rebuilt_from_the_nodes() {
         summed.push((url.clone(), header, value));
         objs.push((url, body));
     }
-    c.coordinator.kill();
     // The metadata is lost; the secrets, kept elsewhere by an operator, are not.
-    let secrets = c.secrets();
-    std::fs::remove_dir_all(dir.path().join("coord")).unwrap();
-    std::fs::create_dir_all(dir.path().join("coord")).unwrap();
-    std::fs::write(dir.path().join("coord/admin.token"), &secrets.admin_token).unwrap();
-    std::fs::write(
-        dir.path().join("coord/cluster.secret"),
-        &secrets.cluster_secret,
-    )
-    .unwrap();
-    c.coordinator_args.push("--rebuild-metadata".into());
-    c.restart_coordinator();
-    assert!(
-        eventually(Duration::from_secs(30), || async {
-            match c
-                .admin_http()
-                .get(format!("http://{}/cluster", c.admin))
-                .send()
-                .await
-            {
-                Ok(r) => r
-                    .json::<serde_json::Value>()
-                    .await
-                    .map(|v| v["rebuild"]["done"] == true && v["rebuild"]["nodes"] == 6)
-                    .unwrap_or(false),
-                Err(_) => false,
-            }
-        })
-        .await,
-        "rebuild did not finish"
-    );
+    c.wipe_metadata_and_rebuild(6).await;
     all_exact(&objs, "after metadata rebuild").await;
     let r = http().head(&mp_url).send().await.unwrap();
     assert_eq!(

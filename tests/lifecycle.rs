@@ -62,20 +62,6 @@ async fn admin_get(c: &ProcCluster, path: &str) -> serde_json::Value {
     c.admin_json(path).await
 }
 
-/// The value of metric sample `series` on the coordinator.
-async fn metric(c: &ProcCluster, series: &str) -> f64 {
-    let text = c
-        .admin_http()
-        .get(format!("http://{}/metrics", c.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    sample(&text, series).unwrap_or(0.0)
-}
-
 /// Shards stored on nodes `which`.
 async fn shards_on(c: &ProcCluster, which: &[usize]) -> usize {
     let addrs: Vec<_> = which.iter().map(|&i| c.node_addrs()[i]).collect();
@@ -152,10 +138,11 @@ async fn drain_copies_every_shard_off_then_remove_forgets_the_node_and_refusals_
     );
     // Copied, not reconstructed: no stripe was decoded and no read was degraded.
     assert_eq!(
-        metric(&c, "tessera_stripes_total{kind=\"reconstructed\"}").await,
+        c.metric("tessera_stripes_total{kind=\"reconstructed\"}")
+            .await,
         0.0
     );
-    assert_eq!(metric(&c, "tessera_degraded_reads_total").await, 0.0);
+    assert_eq!(c.metric("tessera_degraded_reads_total").await, 0.0);
     // Its copies are collected; every object reads back; redundancy is whole: with two
     // more nodes gone (m = 2) every object still reads.
     assert!(

@@ -60,15 +60,7 @@ async fn no_leaked_shards(c: &ProcCluster) {
     })
     .await;
     if !ok {
-        let m = c
-            .admin_http()
-            .get(format!("http://{}/metrics", c.admin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = c.metrics_text().await;
         let records: Vec<&str> = m
             .lines()
             .filter(|l| !l.starts_with('#') && (l.contains("backlog") || l.contains("in_flight")))
@@ -242,27 +234,18 @@ async fn straddling_objects_ranges_and_degraded_reads_with_m_nodes_down() {
         }
     };
     check("healthy").await;
-    let before = metric(&c, r#"tessera_stripes_total{kind="reconstructed"}"#).await;
+    let before = c
+        .metric(r#"tessera_stripes_total{kind="reconstructed"}"#)
+        .await;
     c.kill_node_until_down(1).await;
     c.kill_node_until_down(4).await;
     check("with 2 of 6 nodes down").await;
     assert!(
-        metric(&c, r#"tessera_stripes_total{kind="reconstructed"}"#).await > before,
+        c.metric(r#"tessera_stripes_total{kind="reconstructed"}"#)
+            .await
+            > before,
         "degraded reads decoded"
     );
-}
-
-async fn metric(c: &ProcCluster, series: &str) -> f64 {
-    let text = c
-        .admin_http()
-        .get(format!("http://{}/metrics", c.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    sample(&text, series).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -377,41 +360,7 @@ async fn metadata_of_packed_objects_is_rebuilt_from_the_nodes() {
         let r = http().head(u).send().await.unwrap();
         etags.insert(u.clone(), r.headers()["etag"].clone());
     }
-    c.coordinator.kill();
-    let secrets = c.secrets();
-    std::fs::remove_dir_all(dir.path().join("coord")).unwrap();
-    std::fs::create_dir_all(dir.path().join("coord")).unwrap();
-    std::fs::write(dir.path().join("coord/admin.token"), &secrets.admin_token).unwrap();
-    std::fs::write(
-        dir.path().join("coord/cluster.secret"),
-        &secrets.cluster_secret,
-    )
-    .unwrap();
-    c.coordinator_args.push("--rebuild-metadata".into());
-    c.restart_coordinator();
-    let report = Mutex::new(serde_json::Value::Null);
-    assert!(
-        eventually(Duration::from_secs(40), || async {
-            match c
-                .admin_http()
-                .get(format!("http://{}/cluster", c.admin))
-                .send()
-                .await
-            {
-                Ok(r) => match r.json::<serde_json::Value>().await {
-                    Ok(v) if v["rebuild"]["done"] == true => {
-                        *report.lock().unwrap() = v["rebuild"].clone();
-                        true
-                    }
-                    _ => false,
-                },
-                Err(_) => false,
-            }
-        })
-        .await,
-        "rebuild did not finish"
-    );
-    let report = report.lock().unwrap().clone();
+    let report = c.wipe_metadata_and_rebuild(6).await;
     assert!(report["packed"].as_u64().unwrap() >= 60, "{report}");
     for (u, b) in &objs {
         let r = http().get(u).send().await.unwrap();

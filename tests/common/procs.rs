@@ -216,6 +216,59 @@ impl ProcCluster {
         self.admin_json("/cluster").await
     }
 
+    /// The coordinator's Prometheus metrics text.
+    pub async fn metrics_text(&self) -> String {
+        self.admin_http()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of the coordinator's metric sample `series` (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        super::sample(&self.metrics_text().await, series).unwrap_or(0.0)
+    }
+
+    /// Loses the coordinator's metadata (keeping its secrets, which an operator keeps
+    /// elsewhere) and restarts it with `--rebuild-metadata`; returns the rebuild's report once
+    /// it is done.
+    pub async fn wipe_metadata_and_rebuild(&mut self, nodes: usize) -> serde_json::Value {
+        self.coordinator.kill();
+        let secrets = self.secrets();
+        let coord = self.dir.join("coord");
+        std::fs::remove_dir_all(&coord).unwrap();
+        std::fs::create_dir_all(&coord).unwrap();
+        std::fs::write(coord.join("admin.token"), &secrets.admin_token).unwrap();
+        std::fs::write(coord.join("cluster.secret"), &secrets.cluster_secret).unwrap();
+        self.coordinator_args.push("--rebuild-metadata".into());
+        self.restart_coordinator();
+        let report = std::sync::Mutex::new(serde_json::Value::Null);
+        let done = super::eventually(Duration::from_secs(40), || async {
+            let Ok(r) = self
+                .admin_http()
+                .get(format!("http://{}/cluster", self.admin))
+                .send()
+                .await
+            else {
+                return false;
+            };
+            match r.json::<serde_json::Value>().await {
+                Ok(v) if v["rebuild"]["done"] == true && v["rebuild"]["nodes"] == nodes => {
+                    *report.lock().unwrap() = v["rebuild"].clone();
+                    true
+                }
+                _ => false,
+            }
+        })
+        .await;
+        assert!(done, "rebuild did not finish");
+        report.into_inner().unwrap()
+    }
+
     /// The JSON answer of admin API `GET path`.
     pub async fn admin_json(&self, path: &str) -> serde_json::Value {
         self.admin_http()

@@ -23,13 +23,11 @@
 //! fails, the same columns are read from any k shards and only they are decoded.
 
 use super::get::ByteRange;
-use super::put::{plan, PutGuard};
+use super::put::{at_quorum, plan, PutGuard};
 use super::stripes::{Chunks, StripeReader};
 use crate::codec::CODEC_NAME;
 use crate::error::ApiError;
-use crate::meta::{
-    ObjectMeta, PackEntry, Packed, Part, Precondition, ShardLoc, ShardState, SEGMENTS,
-};
+use crate::meta::{ObjectMeta, PackEntry, Packed, Part, Precondition, ShardState, SEGMENTS};
 use crate::names::EcSpec;
 use crate::state::Coordinator;
 use bytes::{Bytes, BytesMut};
@@ -339,35 +337,7 @@ async fn write(
         });
     let outcomes = futures::future::join_all(writes).await;
     let shard_len = size.div_ceil(ec.k as u64);
-    let mut durable = 0;
-    let shards: Vec<ShardLoc> = outcomes
-        .into_iter()
-        .zip(&planned.nodes)
-        .map(|(o, node)| {
-            let ok = matches!(&o, Ok(info) if info.length == shard_len);
-            if ok {
-                durable += 1;
-            } else {
-                c.metrics.shard_error(node.as_str(), "write");
-                tracing::warn!(segment = %version, node = %node, outcome = ?o, "segment shard write failed");
-            }
-            ShardLoc {
-                node: Some(node.clone()),
-                state: if ok {
-                    ShardState::Ok
-                } else {
-                    ShardState::Missing
-                },
-            }
-        })
-        .collect();
-    if durable < planned.w {
-        return Err(ApiError::ServiceUnavailable(format!(
-            "only {durable} of {} segment shards were stored; {} needed",
-            shards.len(),
-            planned.w
-        )));
-    }
+    let shards = at_quorum(c, &planned.nodes, outcomes, shard_len, planned.w)?;
     c.metrics.stripes("encoded", 1);
     let now = crate::meta::now_ms();
     let part = Part {

@@ -301,31 +301,7 @@ where
     let shard_len = geometry.shard_len();
     c.metrics.received_bytes.inc_by(total);
     c.metrics.stripes("encoded", geometry.stripes());
-    let mut durable = 0;
-    let mut shards = Vec::with_capacity(nodes.len());
-    for (i, outcome) in outcomes.into_iter().enumerate() {
-        let state = match outcome {
-            Ok(info) if info.length == shard_len => {
-                durable += 1;
-                ShardState::Ok
-            }
-            other => {
-                c.metrics.shard_error(nodes[i].as_str(), "write");
-                tracing::warn!(shard = i, node = %nodes[i], outcome = ?other, "shard write failed");
-                ShardState::Missing
-            }
-        };
-        shards.push(ShardLoc {
-            node: Some(nodes[i].clone()),
-            state,
-        });
-    }
-    if durable < w {
-        return Err(ApiError::ServiceUnavailable(format!(
-            "only {durable} of {} shards were stored; {w} needed",
-            nodes.len()
-        )));
-    }
+    let shards = at_quorum(&c, &nodes, outcomes, shard_len, w)?;
 
     let part = Part {
         number: match req.role {
@@ -353,6 +329,44 @@ where
         part,
         digest,
     })
+}
+
+/// Where each shard of a write is, from the nodes' answers: `ok` if acknowledged with
+/// `shard_len` bytes, else `missing` (counted as a write error of its node). Fails unless at
+/// least `w` are `ok`.
+pub(super) fn at_quorum(
+    c: &Coordinator,
+    nodes: &[NodeId],
+    outcomes: Vec<Result<ShardInfo, StoreError>>,
+    shard_len: u64,
+    w: usize,
+) -> Result<Vec<ShardLoc>, ApiError> {
+    let mut durable = 0;
+    let mut shards = Vec::with_capacity(nodes.len());
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let state = match outcome {
+            Ok(info) if info.length == shard_len => {
+                durable += 1;
+                ShardState::Ok
+            }
+            other => {
+                c.metrics.shard_error(nodes[i].as_str(), "write");
+                tracing::warn!(shard = i, node = %nodes[i], outcome = ?other, "shard write failed");
+                ShardState::Missing
+            }
+        };
+        shards.push(ShardLoc {
+            node: Some(nodes[i].clone()),
+            state,
+        });
+    }
+    if durable < w {
+        return Err(ApiError::ServiceUnavailable(format!(
+            "only {durable} of {} shards were stored; {w} needed",
+            nodes.len()
+        )));
+    }
+    Ok(shards)
 }
 
 /// Where and how a PUT will write.
