@@ -127,9 +127,11 @@ async fn packing_under_64_writers_with_overwrites_deletes_and_racing_compaction(
         segments.len()
     );
     // Compaction of every segment with any dead byte, racing another round of writers.
+    // (Overwrites and deletes left dead bytes; whether a segment is below the default
+    // threshold depends on how the writers' objects fell into segments.)
     let status = compact_status(&c).await;
     assert!(
-        status["reclaimable_bytes"].as_u64().unwrap() > 0,
+        status["bytes"].as_u64().unwrap() > status["live_bytes"].as_u64().unwrap(),
         "{status}"
     );
     let r = c
