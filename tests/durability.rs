@@ -138,21 +138,6 @@ async fn background_repair_heals_without_an_operator() {
     all_exact(&objs, "after background repair and two more deaths").await;
 }
 
-async fn stop_gracefully(c: &mut ProcCluster, i: usize) {
-    let mut p = c.nodes[i].take().unwrap();
-    Command::new("kill")
-        .args(["-INT", &p.pid().to_string()])
-        .status()
-        .unwrap();
-    for _ in 0..100 {
-        if p.0.try_wait().unwrap().is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("node {i} did not stop on SIGINT");
-}
-
 async fn scrub_stats(c: &ProcCluster, i: usize) -> serde_json::Value {
     let cl = c.cluster_json().await;
     let port = c.node_ports[i].to_string();
@@ -174,7 +159,7 @@ async fn flipped_bytes_are_flagged_repaired_and_a_second_scrub_finds_nothing() {
     put_all(&objs).await;
     // Damage node 2's stored bytes on disk (after a clean stop flushed them to blob files),
     // and restart it with a fast scrub.
-    stop_gracefully(&mut c, 2).await;
+    c.stop_node_gracefully(2).await;
     assert!(flip_blob_bytes(&dir.path().join("n2/shards")) > 0);
     let port = c.node_ports[2];
     let node = Command::new(env!("CARGO_BIN_EXE_tessera"))

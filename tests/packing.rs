@@ -5,7 +5,6 @@ mod common;
 use common::procs::*;
 use common::*;
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -394,17 +393,7 @@ async fn scrub_finds_a_corrupt_packed_shard_and_repair_fixes_it() {
         assert_eq!(s, 200, "{t}");
     }
     // Damage node 2's stored chunks on disk after a clean stop, restart it scrubbing fast.
-    let mut p = c.nodes[2].take().unwrap();
-    Command::new("kill")
-        .args(["-INT", &p.pid().to_string()])
-        .status()
-        .unwrap();
-    for _ in 0..100 {
-        if p.0.try_wait().unwrap().is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    c.stop_node_gracefully(2).await;
     assert!(flip_blob_bytes(&dir.path().join("n2/shards")) > 0);
     c.node_args = vec![
         "--scrub-interval".into(),

@@ -352,6 +352,22 @@ impl ProcCluster {
         )
     }
 
+    /// Stops node `i` with SIGINT (it flushes its store) and waits until it has exited.
+    pub async fn stop_node_gracefully(&mut self, i: usize) {
+        let mut p = self.nodes[i].take().unwrap();
+        Command::new("kill")
+            .args(["-INT", &p.pid().to_string()])
+            .status()
+            .unwrap();
+        for _ in 0..100 {
+            if p.0.try_wait().unwrap().is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("node {i} did not stop on SIGINT");
+    }
+
     /// Restarts node `i` on its port.
     pub fn restart_node(&mut self, i: usize) {
         self.kill_node(i);

@@ -23,7 +23,7 @@
 //! fails, the same columns are read from any k shards and only they are decoded.
 
 use super::get::ByteRange;
-use super::put::{at_quorum, plan, PutGuard};
+use super::put::{at_quorum, plan, put_batched, PutGuard};
 use super::stripes::{Chunks, StripeReader};
 use crate::codec::CODEC_NAME;
 use crate::error::ApiError;
@@ -148,10 +148,12 @@ impl Packer {
     ) -> Outcome {
         let capacity = (ec.k as u64 * SEGMENT_PIECE) as usize;
         let (tx, rx) = oneshot::channel();
+        // Hashing and sizing the footer entry need no lock (the offset's digits: +20 at most).
+        let listed = serde_json::to_vec(&Listed::of(&obj, 0))?.len() + 20;
+        let blake3 = blake3::hash(&data).to_hex().to_string();
         {
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
             let seg = open.entry((ec.k, ec.m)).or_insert_with(Open::new);
-            let listed = serde_json::to_vec(&Listed::of(&obj, 0))?.len() + 20;
             if !seg.entries.is_empty() && seg.size_with(data.len(), listed) > capacity {
                 let full = std::mem::replace(seg, Open::new());
                 flush(c.clone(), ec, full);
@@ -159,7 +161,7 @@ impl Packer {
             obj.packed = Some(Packed {
                 segment: seg.version,
                 offset: seg.data.len() as u64,
-                blake3: blake3::hash(&data).to_hex().to_string(),
+                blake3,
                 ec,
             });
             seg.index_len += listed;
@@ -304,38 +306,25 @@ async fn write(
     c.meta.begin_put(version, planned.set.clone()).await?;
     let etag = hex::encode(Md5::digest(&data[..]));
     let pieces = planned.codec.encode(std::mem::take(data));
-    let timeout = c.config.shard_write_timeout;
-    let writes = planned
-        .nodes
-        .iter()
-        .zip(pieces)
-        .enumerate()
-        .map(|(i, (node, piece))| {
-            let h = ShardHeader {
-                bucket: SEGMENTS.into(),
-                key: key.clone(),
-                version,
-                shard_index: i as u16,
-                k: ec.k,
-                m: ec.m,
-                stripe_size: ec.k as u64 * SEGMENT_PIECE,
-                object_length: size,
-                codec: CODEC_NAME.into(),
-                chunk_size: CHUNK,
-                etag: Some(etag.clone()),
-                checksums: BTreeMap::new(),
-                content_type: None,
-                user_meta: BTreeMap::new(),
-                headers: BTreeMap::new(),
-                role: ShardRole::Object,
-            };
-            let client = c
-                .registry
-                .client(node)
-                .expect("placed nodes are registered");
-            async move { c.batcher.put(&client, h, piece, timeout).await }
-        });
-    let outcomes = futures::future::join_all(writes).await;
+    let outcomes = put_batched(c, &planned.nodes, pieces, |i| ShardHeader {
+        bucket: SEGMENTS.into(),
+        key: key.clone(),
+        version,
+        shard_index: i,
+        k: ec.k,
+        m: ec.m,
+        stripe_size: ec.k as u64 * SEGMENT_PIECE,
+        object_length: size,
+        codec: CODEC_NAME.into(),
+        chunk_size: CHUNK,
+        etag: Some(etag.clone()),
+        checksums: BTreeMap::new(),
+        content_type: None,
+        user_meta: BTreeMap::new(),
+        headers: BTreeMap::new(),
+        role: ShardRole::Object,
+    })
+    .await;
     let shard_len = size.div_ceil(ec.k as u64);
     let shards = at_quorum(c, &planned.nodes, outcomes, shard_len, planned.w)?;
     c.metrics.stripes("encoded", 1);
@@ -407,6 +396,11 @@ impl Listed {
             h: obj.headers.clone(),
             c: obj.checksums.clone(),
         }
+    }
+
+    /// Bucket, key and version of the object.
+    pub fn names(&self) -> (&str, &str, ObjectVersion) {
+        (&self.b, &self.k, self.v)
     }
 
     /// The object's metadata, from segment `seg` and its `data`; `None` if the entry points

@@ -103,7 +103,11 @@ impl<D> Staged<D> {
             version: self.part.version,
             size: self.part.size,
             etag: self.part.etag.clone(),
-            parts: vec![self.part.clone()],
+            // A packed object's bytes are in its segment (the packer says where).
+            parts: match self.packed {
+                Some(_) => Vec::new(),
+                None => vec![self.part.clone()],
+            },
             manifest: None,
             upload: None,
             content_type: self.attrs.content_type.clone(),
@@ -116,10 +120,6 @@ impl<D> Staged<D> {
             fill: None,
         };
         if let Some((ec, data, inbound)) = self.packed {
-            let obj = ObjectMeta {
-                parts: Vec::new(),
-                ..obj
-            };
             return self
                 .c
                 .packer
@@ -390,12 +390,11 @@ pub(super) fn plan(
     bucket: String,
     key: String,
 ) -> Result<Planned, ApiError> {
-    let small = replicate;
     let ec = match req_ec {
         Some(ec) => ec,
         // Small objects: m+1 replicas cost one node write per copy instead of k+m pieces, and
         // a read needs one node instead of k.
-        None if small && bucket_ec.k > 1 => EcSpec {
+        None if replicate && bucket_ec.k > 1 => EcSpec {
             k: 1,
             m: bucket_ec.m,
         },
@@ -539,6 +538,30 @@ async fn stage_packed<D: BodyDigest>(
     })
 }
 
+/// Writes whole shard `i` (`pieces[i]`, final header `header(i)`) to `nodes[i]` through
+/// the node's batch queue, for every i; each node's answer, in order.
+pub(super) async fn put_batched(
+    c: &Coordinator,
+    nodes: &[NodeId],
+    pieces: Vec<Bytes>,
+    header: impl Fn(u16) -> ShardHeader,
+) -> Vec<Result<ShardInfo, StoreError>> {
+    let timeout = c.config.shard_write_timeout;
+    let writes = nodes
+        .iter()
+        .zip(pieces)
+        .enumerate()
+        .map(|(i, (node, piece))| {
+            let h = header(i as u16);
+            let client = c
+                .registry
+                .client(node)
+                .expect("placed nodes are registered");
+            async move { c.batcher.put(&client, h, piece, timeout).await }
+        });
+    futures::future::join_all(writes).await
+}
+
 /// A small PUT: reads the whole body, encodes its one stripe and writes each shard through
 /// its node's batch queue.
 async fn put_whole<D: BodyDigest>(
@@ -562,22 +585,13 @@ async fn put_whole<D: BodyDigest>(
     } else {
         codec.encode(buf)
     };
-    let timeout = c.config.shard_write_timeout;
-    let writes = nodes
-        .iter()
-        .zip(pieces)
-        .enumerate()
-        .map(|(i, (node, piece))| {
-            let mut h = header(i as u16, cl);
-            h.etag = Some(etag.clone());
-            h.checksums = checksums.clone();
-            let client = c
-                .registry
-                .client(node)
-                .expect("placed nodes are registered");
-            async move { c.batcher.put(&client, h, piece, timeout).await }
-        });
-    let outcomes = futures::future::join_all(writes).await;
+    let outcomes = put_batched(c, nodes, pieces, |i| {
+        let mut h = header(i, cl);
+        h.etag = Some(etag.clone());
+        h.checksums = checksums.clone();
+        h
+    })
+    .await;
     Ok(Written {
         total: cl,
         etag,

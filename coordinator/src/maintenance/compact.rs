@@ -228,24 +228,25 @@ async fn compact_segment(
     let data = segment_data(c, seg).await?;
     let mut live = Vec::new();
     for entry in footer(&data)? {
-        let Some(listed) = entry.restore(seg, &data) else {
-            continue;
-        };
-        if bucket.is_some_and(|b| b != listed.bucket) {
+        let (b, k, version) = entry.names();
+        if bucket.is_some_and(|want| want != b) {
             continue;
         }
-        let current = c
-            .meta
-            .object(listed.bucket.clone(), listed.key.clone())
-            .await?;
+        let current = c.meta.object(b.to_string(), k.to_string()).await?;
         let Some(obj) = current.filter(|o| {
-            o.version == listed.version
-                && o.packed.as_ref().is_some_and(|p| p.segment == seg.version)
+            o.version == version && o.packed.as_ref().is_some_and(|p| p.segment == seg.version)
         }) else {
             continue;
         };
         let p = obj.packed.as_ref().expect("filtered on it");
-        let bytes = data.slice(p.offset as usize..(p.offset + obj.size) as usize);
+        let end = (p.offset + obj.size) as usize;
+        if end > data.len() {
+            return Err(ApiError::Internal(format!(
+                "{}/{} lies outside its segment {}",
+                obj.bucket, obj.key, seg.key
+            )));
+        }
+        let bytes = data.slice(p.offset as usize..end);
         live.push((obj, bytes));
     }
     // Every move is on its way before the first reaches the packer, so they share segments.
