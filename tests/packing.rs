@@ -471,6 +471,27 @@ async fn deleting_most_small_objects_and_compacting_gives_the_space_back() {
             expected.insert(u.clone(), None);
         }
     }
+    // Refused and changing nothing: no admin token, a threshold that is not a fraction.
+    let before = compact_status(&c).await;
+    let r = http()
+        .post(format!("http://{}/compact", c.admin))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (code, _, err) = c.cli(&["compact", "--below", "2"]);
+    assert_ne!(code, 0, "--below 2 accepted: {err}");
+    // Only another bucket's objects: nothing of this one moves.
+    let (code, out, err) = c.cli(&["compact", "--bucket", "someother"]);
+    assert_eq!(code, 0, "{out} {err}");
+    let after = compact_status(&c).await;
+    assert_eq!(
+        (&after["candidates"], &after["live_bytes"]),
+        (&before["candidates"], &before["live_bytes"]),
+        "{before} then {after}"
+    );
+    check_all(&expected, "after refused and other-bucket compactions").await;
     let (code, out, err) = c.cli(&["compact", "--dry-run"]);
     assert_eq!(code, 0, "{out} {err}");
     assert!(out.starts_with("dry run:"), "{out}");
