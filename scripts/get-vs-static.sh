@@ -5,7 +5,9 @@
 # server on the same disk. Rounds
 # alternate (Tessera, static, Tessera, ...); each prints MB/s; the medians and the median of
 # the per-round ratios close the output.
-# Usage: scripts/get-vs-static.sh [ROUNDS=5] [OBJECTS=32]   (needs a release build)
+# With CEILING=R in the environment it then runs `tessera bench --ceiling` R times against the
+# same cluster: GET of the same objects against the two-hop loopback relay ceiling.
+# Usage: [CEILING=3] scripts/get-vs-static.sh [ROUNDS=5] [OBJECTS=32]   (needs a release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}; N=${2:-32}; CURLS=4; PASSES=2
@@ -62,3 +64,10 @@ t = [float(x) for x in sys.argv[1].split()]; s = [float(x) for x in sys.argv[2].
 print(f"median: tessera {statistics.median(t):.1f} MB/s, static {statistics.median(s):.1f} MB/s, "
       f"tessera/static per round {statistics.median(a / b for a, b in zip(t, s)):.2f}")
 PY
+for r in $(seq "${CEILING:-0}"); do
+  "$BIN" bench --endpoint "http://$API" --bucket gvs --size 16MiB --objects "$N" --concurrency 4 \
+    --skip-put --ceiling --ceiling-bytes 512MiB --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin); g = d["get"]["mb_per_s"]; c = d["ceiling"]["loopback_relay_mb_per_s"]
+print(f"ceiling round '"$r"': GET {g:.1f} MB/s, two-hop relay {c:.1f} MB/s, ratio {g / c:.2f}")'
+done

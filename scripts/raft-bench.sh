@@ -2,7 +2,8 @@
 # Single coordinator vs three replicated coordinators, each with six node processes, on this
 # machine: 4 KiB PUT/s and GET/s (concurrency 16), 16 MiB PUT and GET MB/s (concurrency 4),
 # then the failover time of the three (leader SIGKILLed -> first acknowledged PUT), 5 times.
-# Usage: scripts/raft-bench.sh [OUT_DIR]   (needs target/release/tessera)
+# Usage: [COORD_ARGS="--pack-below 0"] scripts/raft-bench.sh [OUT_DIR]   (needs target/release/tessera;
+# COORD_ARGS are added to every coordinator of both clusters)
 set -euo pipefail
 BIN=${BIN:-$(dirname "$0")/../target/release/tessera}
 OUT=${1:-$(mktemp -d)}
@@ -25,7 +26,7 @@ start() { # name coordinators base_port
     [ "$n" -gt 1 ] && raft=(--raft-id "$i" --peers "$peers")
     "$BIN" coordinator --anonymous --listen 127.0.0.1:$((base + 2 * i - 2)) \
       --admin-listen 127.0.0.1:$((base + 2 * i - 1)) --data-dir "$OUT/$name/c$i" \
-      --cluster-secret-file "$OUT/secret" --admin-token-file "$OUT/token" "${raft[@]}" \
+      --cluster-secret-file "$OUT/secret" --admin-token-file "$OUT/token" "${raft[@]}" ${COORD_ARGS:-} \
       2> "$OUT/$name-c$i.log" &
     pids+=($!)
     eval "${name}_c$i=$!"
@@ -90,7 +91,7 @@ for round in 1 2 3 4 5; do
   "$BIN" coordinator --anonymous --listen 127.0.0.1:$((27400 + 2 * leader - 2)) \
     --admin-listen 127.0.0.1:$((27400 + 2 * leader - 1)) --data-dir "$OUT/three/c$leader" \
     --cluster-secret-file "$OUT/secret" --admin-token-file "$OUT/token" \
-    --raft-id "$leader" --peers "$peers" 2>> "$OUT/three-c$leader.log" &
+    --raft-id "$leader" --peers "$peers" ${COORD_ARGS:-} 2>> "$OUT/three-c$leader.log" &
   pids+=($!)
   eval "three_c$leader=$!"
   sleep 8
