@@ -368,7 +368,8 @@ struct CoordinatorArgs {
     /// objects, a read touches one node (0 = never).
     #[arg(long, default_value = "128KiB", value_parser = parse_size)]
     pack_below: u64,
-    /// Longest time an open segment waits for more small objects before it is written.
+    /// Longest time an open segment waits for more small objects before it is written (with
+    /// replicated coordinators: unless another segment is being written, whose end writes it).
     #[arg(long, default_value = "5ms", value_parser = parse_duration)]
     pack_flush: Duration,
     /// Segments with less than this fraction of their bytes live are compacted.

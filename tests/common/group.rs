@@ -163,14 +163,13 @@ impl Group {
                     "--gc-grace",
                     "300ms",
                 ])
-                .args([
-                    "--raft-lease",
-                    "3s",
-                    "--replicate-below",
-                    "0",
-                    "--pack-below",
-                    "0",
-                ])
+                .args(["--raft-lease", "3s", "--replicate-below", "0"])
+                .args(
+                    (!self.extra.iter().any(|a| a == "--pack-below"))
+                        .then_some(["--pack-below", "0"])
+                        .into_iter()
+                        .flatten(),
+                )
                 .args(&self.extra)
                 .stdout(Stdio::null())
                 .stderr(log(&self.dir, &format!("c{}", i + 1)))

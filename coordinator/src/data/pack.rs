@@ -12,7 +12,10 @@
 //! [`Packer`] at its commit. The packer appends it to the open segment of its code; the
 //! segment is written (k+m shards through the per-node batches, its in-flight record first)
 //! when it is full, when no other packable PUT is on its way in, or at the latest
-//! `--pack-flush` after its first object. Once its shards are durable at the write quorum,
+//! `--pack-flush` after its first object (in a replicated group, where each segment costs log
+//! rounds, not while another segment is being written: then when that write ends). Its
+//! in-flight record is written as its first object arrives, while it gathers the others.
+//! Once its shards are durable at the write quorum,
 //! one metadata commit ([`crate::meta::Metadata::commit_segment`]) makes the segment and every
 //! object in it visible, each object's condition checked on its own; only then is each PUT
 //! acknowledged. A segment is never appended to after it is written: shards stay immutable,
@@ -23,7 +26,7 @@
 //! fails, the same columns are read from any k shards and only they are decoded.
 
 use super::get::ByteRange;
-use super::put::{at_quorum, plan, put_batched, PutGuard};
+use super::put::{at_quorum, plan, put_batched, Planned, PutGuard};
 use super::stripes::{Chunks, StripeReader};
 use crate::codec::CODEC_NAME;
 use crate::error::ApiError;
@@ -58,7 +61,14 @@ struct Open {
     waiting: Vec<oneshot::Sender<Outcome>>,
     /// Bytes of the footer's JSON so far.
     index_len: usize,
+    /// The segment's nodes and its in-flight record, begun with its first object so that the
+    /// record's metadata write overlaps the gathering (in a replicated group, a log round
+    /// fewer on each PUT's way).
+    begun: Option<Begun>,
 }
+
+/// The plan of a segment and the guard of its in-flight record, or why neither.
+type Begun = tokio::task::JoinHandle<Result<(Planned, PutGuard), ApiError>>;
 
 impl Open {
     fn new() -> Self {
@@ -68,6 +78,7 @@ impl Open {
             entries: Vec::new(),
             waiting: Vec::new(),
             index_len: 2,
+            begun: None,
         }
     }
 
@@ -170,6 +181,9 @@ impl Packer {
             seg.waiting.push(tx);
             drop(inbound);
             let (version, first) = (seg.version, seg.entries.len() == 1);
+            if first {
+                seg.begun = Some(tokio::spawn(begin(c.clone(), ec, version)));
+            }
             let full = seg.size_with(0, 0) + 512 >= capacity;
             // Nothing else on its way: write now (natural batching, as for node batches);
             // otherwise give the others up to `--pack-flush` to join.
@@ -182,6 +196,11 @@ impl Packer {
                 let c2 = c.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(c2.config.pack_flush).await;
+                    if c2.config.cluster.is_some() && c2.packer.writing.load(Ordering::SeqCst) > 0 {
+                        // Replicated metadata: every segment costs log rounds, so while one
+                        // is being written this one keeps gathering; its end writes this one.
+                        return;
+                    }
                     let seg = {
                         let mut open = c2.packer.open.lock().unwrap_or_else(|e| e.into_inner());
                         match open.get_mut(&(ec.k, ec.m)) {
@@ -241,9 +260,14 @@ async fn write_and_commit(c: &Arc<Coordinator>, ec: EcSpec, seg: Open) {
         mut data,
         entries,
         waiting,
+        begun,
         ..
     } = seg;
-    let outcomes = match write(c, ec, version, &mut data, &entries).await {
+    let begun = match begun {
+        Some(b) => b,
+        None => tokio::spawn(begin(c.clone(), ec, version)),
+    };
+    let outcomes = match write(c, ec, version, &mut data, &entries, begun).await {
         Ok((meta, mut guard)) => match c.meta.commit_segment(meta, entries.clone()).await {
             Ok(results) => {
                 guard.committed = true;
@@ -269,14 +293,41 @@ async fn write_and_commit(c: &Arc<Coordinator>, ec: EcSpec, seg: Open) {
     }
 }
 
-/// Writes segment `version` (`data` gets its footer) as k+m shards and waits for the write
-/// quorum: the segment's metadata and the guard of its in-flight record.
+/// Plans segment `version` of `ec` and records it in flight.
+async fn begin(
+    c: Arc<Coordinator>,
+    ec: EcSpec,
+    version: ObjectVersion,
+) -> Result<(Planned, PutGuard), ApiError> {
+    let planned = plan(
+        &c,
+        ec,
+        Some(ec),
+        false,
+        version,
+        SEGMENTS.into(),
+        version.to_string(),
+    )?;
+    let guard = PutGuard {
+        c: c.clone(),
+        version,
+        set: planned.set.clone(),
+        committed: false,
+    };
+    c.meta.begin_put(version, planned.set.clone()).await?;
+    Ok((planned, guard))
+}
+
+/// Writes segment `version` (`data` gets its footer) as k+m shards once `begun` has recorded
+/// it in flight, and waits for the write quorum: the segment's metadata and the guard of its
+/// in-flight record.
 async fn write(
     c: &Arc<Coordinator>,
     ec: EcSpec,
     version: ObjectVersion,
     data: &mut BytesMut,
     entries: &[PackEntry],
+    begun: Begun,
 ) -> Result<(ObjectMeta, PutGuard), ApiError> {
     let listed: Vec<Listed> = entries
         .iter()
@@ -288,22 +339,9 @@ async fn write(
     data.extend_from_slice(MAGIC);
     let size = data.len() as u64;
     let key = version.to_string();
-    let planned = plan(
-        c,
-        ec,
-        Some(ec),
-        false,
-        version,
-        SEGMENTS.into(),
-        key.clone(),
-    )?;
-    let guard = PutGuard {
-        c: c.clone(),
-        version,
-        set: planned.set.clone(),
-        committed: false,
-    };
-    c.meta.begin_put(version, planned.set.clone()).await?;
+    let (planned, guard) = begun
+        .await
+        .map_err(|e| ApiError::Internal(format!("segment's in-flight record: {e}")))??;
     let etag = hex::encode(Md5::digest(&data[..]));
     let pieces = planned.codec.encode(std::mem::take(data));
     let outcomes = put_batched(c, &planned.nodes, pieces, |i| ShardHeader {
