@@ -689,20 +689,9 @@ async fn replicated_coordinators_share_segments_and_lose_nothing_when_the_leader
         }
     }
     // Segments were shared (fewer segments than packed objects) and nothing stays in flight.
-    let admin = g.admin_http();
     let (mut segments, mut puts) = (0.0, 0.0);
-    for i in 0..3 {
-        if i == leader {
-            continue;
-        }
-        let text = admin
-            .get(format!("http://{}/metrics", g.admin[i]))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+    for &i in &survivors {
+        let text = g.metrics_text(i).await;
         segments += sample(&text, "tessera_stripes_total{kind=\"encoded\"}").unwrap_or(0.0);
         puts += sample(
             &text,
@@ -714,9 +703,8 @@ async fn replicated_coordinators_share_segments_and_lose_nothing_when_the_leader
         puts > 0.0 && segments < puts,
         "{segments} segments for the survivors' {puts} PUTs: none shared"
     );
-    let url = format!("http://{}/metrics", g.admin[survivors[0]]);
     let settled = eventually(Duration::from_secs(30), || async {
-        let text = admin.get(&url).send().await.unwrap().text().await.unwrap();
+        let text = g.metrics_text(survivors[0]).await;
         sample(&text, "tessera_writes_in_flight") == Some(0.0)
     })
     .await;

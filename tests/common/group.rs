@@ -202,6 +202,14 @@ impl Group {
         r.json().await.ok()
     }
 
+    /// Member `i`'s Prometheus metrics.
+    pub async fn metrics_text(&self, i: usize) -> String {
+        let r = self
+            .admin_http()
+            .get(format!("http://{}/metrics", self.admin[i]));
+        r.send().await.unwrap().text().await.unwrap()
+    }
+
     /// The leader's index (0-based) as seen by live member `i`, waiting up to `limit`.
     pub async fn leader(&self, limit: Duration) -> usize {
         let t = Instant::now();
