@@ -206,15 +206,7 @@ async fn metrics_health_and_request_ids() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "node metrics without the cluster secret");
-    let nm = http()
-        .get(format!("http://{node}/metrics"))
-        .bearer_auth(c.secrets().cluster_secret)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let nm = c.node_metrics_text(node).await;
     assert!(
         sample(&nm, "tessera_node_shard_written_bytes_total").unwrap() > 0.0,
         "{nm}"
@@ -223,20 +215,14 @@ async fn metrics_health_and_request_ids() {
     // objects and have served none; some node has.
     let mut reads = 0.0;
     for node in c.node_addrs() {
-        let text = http()
-            .get(format!("http://{node}/metrics"))
-            .bearer_auth(c.secrets().cluster_secret)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        reads += samples(&text, "tessera_node_requests_total")
-            .iter()
-            .filter(|(l, _)| l.contains("raw_read") || l.contains("read_shard"))
-            .map(|(_, v)| v)
-            .sum::<f64>();
+        reads += samples(
+            &c.node_metrics_text(node).await,
+            "tessera_node_requests_total",
+        )
+        .iter()
+        .filter(|(l, _)| l.contains("raw_read") || l.contains("read_shard"))
+        .map(|(_, v)| v)
+        .sum::<f64>();
     }
     assert!(reads >= 4.0, "the nodes served {reads} reads\n{nm}");
     assert!(sample(&nm, "tessera_node_rocksdb_pending_compaction_bytes").is_some());

@@ -164,12 +164,7 @@ impl Group {
                     "300ms",
                 ])
                 .args(["--raft-lease", "3s", "--replicate-below", "0"])
-                .args(
-                    (!self.extra.iter().any(|a| a == "--pack-below"))
-                        .then_some(["--pack-below", "0"])
-                        .into_iter()
-                        .flatten(),
-                )
+                .args(super::procs::one_per_stripe_unless_named(self.extra.iter()))
                 .args(&self.extra)
                 .stdout(Stdio::null())
                 .stderr(log(&self.dir, &format!("c{}", i + 1)))

@@ -58,6 +58,18 @@ pub struct ProcCluster {
     pub node_args: Vec<String>,
 }
 
+/// `--pack-below 0` (objects coded one per stripe, as most tests expect) unless the
+/// coordinator's `extra` arguments name their own `--pack-below`.
+pub fn one_per_stripe_unless_named<'a>(
+    mut extra: impl Iterator<Item = &'a String>,
+) -> impl Iterator<Item = &'static str> {
+    let named = extra.any(|a| a == "--pack-below");
+    (!named)
+        .then_some(["--pack-below", "0"])
+        .into_iter()
+        .flatten()
+}
+
 impl ProcCluster {
     pub fn spawn_coordinator(dir: &Path, api: &str, admin: &str) -> Proc {
         Self::spawn_coordinator_with(dir, api, admin, &[])
@@ -75,7 +87,6 @@ impl ProcCluster {
     pub fn spawn_coordinator_with(dir: &Path, api: &str, admin: &str, extra: &[String]) -> Proc {
         Self::secrets_in(dir);
         let signed = extra.iter().any(|a| a == "--signed");
-        let packing = extra.iter().any(|a| a == "--pack-below");
         let extra: Vec<&String> = extra.iter().filter(|a| *a != "--signed").collect();
         Proc(
             Command::new(BIN)
@@ -93,12 +104,7 @@ impl ProcCluster {
                     "--replicate-below",
                     "0",
                 ])
-                .args(
-                    (!packing)
-                        .then_some(["--pack-below", "0"])
-                        .into_iter()
-                        .flatten(),
-                )
+                .args(one_per_stripe_unless_named(extra.iter().copied()))
                 .args(extra)
                 .stdout(log(dir, "coord"))
                 .stderr(log(dir, "coord.err"))
@@ -220,6 +226,19 @@ impl ProcCluster {
     pub async fn metrics_text(&self) -> String {
         self.admin_http()
             .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Storage node `node`'s Prometheus metrics text (behind the cluster secret).
+    pub async fn node_metrics_text(&self, node: std::net::SocketAddr) -> String {
+        super::http()
+            .get(format!("http://{node}/metrics"))
+            .bearer_auth(self.secrets().cluster_secret)
             .send()
             .await
             .unwrap()

@@ -263,10 +263,6 @@ async fn write_and_commit(c: &Arc<Coordinator>, ec: EcSpec, seg: Open) {
         begun,
         ..
     } = seg;
-    let begun = match begun {
-        Some(b) => b,
-        None => tokio::spawn(begin(c.clone(), ec, version)),
-    };
     let outcomes = match write(c, ec, version, &mut data, &entries, begun).await {
         Ok((meta, mut guard)) => match c.meta.commit_segment(meta, entries.clone()).await {
             Ok(results) => {
@@ -318,8 +314,8 @@ async fn begin(
     Ok((planned, guard))
 }
 
-/// Writes segment `version` (`data` gets its footer) as k+m shards once `begun` has recorded
-/// it in flight, and waits for the write quorum: the segment's metadata and the guard of its
+/// Writes segment `version` (`data` gets its footer) as k+m shards once `begun` (or, if the
+/// segment has none, [`begin`] now) has recorded it in flight, and waits for the write quorum: the segment's metadata and the guard of its
 /// in-flight record.
 async fn write(
     c: &Arc<Coordinator>,
@@ -327,7 +323,7 @@ async fn write(
     version: ObjectVersion,
     data: &mut BytesMut,
     entries: &[PackEntry],
-    begun: Begun,
+    begun: Option<Begun>,
 ) -> Result<(ObjectMeta, PutGuard), ApiError> {
     let listed: Vec<Listed> = entries
         .iter()
@@ -339,9 +335,12 @@ async fn write(
     data.extend_from_slice(MAGIC);
     let size = data.len() as u64;
     let key = version.to_string();
-    let (planned, guard) = begun
-        .await
-        .map_err(|e| ApiError::Internal(format!("segment's in-flight record: {e}")))??;
+    let (planned, guard) = match begun {
+        Some(b) => b
+            .await
+            .map_err(|e| ApiError::Internal(format!("segment's in-flight record: {e}")))??,
+        None => begin(c.clone(), ec, version).await?,
+    };
     let etag = hex::encode(Md5::digest(&data[..]));
     let pieces = planned.codec.encode(std::mem::take(data));
     let outcomes = put_batched(c, &planned.nodes, pieces, |i| ShardHeader {
