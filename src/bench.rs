@@ -29,7 +29,7 @@ pub struct BenchConfig {
     #[arg(long, default_value_t = 64)]
     pub objects: usize,
     /// Run each phase for this long (cycling over --objects) instead.
-    #[arg(long, value_parser = crate::duration::parse_duration)]
+    #[arg(long, value_parser = tessera_coordinator::names::parse_duration)]
     pub duration: Option<Duration>,
     /// Requests in flight.
     #[arg(long, default_value_t = 4)]

@@ -423,13 +423,8 @@ async fn metadata_is_rebuilt_from_the_nodes() {
         .await
         .unwrap();
     let text = r.text().await.unwrap();
-    let upload = text
-        .split("<UploadId>")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap();
+    let upload = common::xml_value(&text, "UploadId");
+    let upload = upload.as_str();
     let r = http()
         .put(format!(
             "{}?partNumber=1&uploadId={upload}",

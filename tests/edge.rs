@@ -77,7 +77,11 @@ async fn requests_not_implemented_change_nothing() {
             .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        assert_eq!((status, code(&text)), want, "{method} {url}: {text}");
+        assert_eq!(
+            (status, code(&text).as_str()),
+            want,
+            "{method} {url}: {text}"
+        );
         let (s, got) = get(&obj).await;
         assert!(s == 200 && got == body, "{method} {url} changed the object");
     }
@@ -119,7 +123,7 @@ async fn boto3_signed_requests_and_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = fast_config(6, "4+2", dir.path());
     cfg.coordinator.anonymous = false;
-    let c = tessera::cluster::Cluster::start(cfg).await.unwrap();
+    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
     let (k1, s1) = c.create_key("one").await.unwrap();
     let (k2, s2) = c.create_key("two").await.unwrap();
     run_client(
@@ -254,7 +258,7 @@ async fn silent_and_stalled_clients_are_cut_off() {
     let mut cfg = fast_config(6, "4+2", dir.path());
     cfg.coordinator.header_read_timeout = Duration::from_millis(500);
     cfg.coordinator.body_idle_timeout = Duration::from_millis(800);
-    let c = tessera::cluster::Cluster::start(cfg).await.unwrap();
+    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
     let base = c.endpoint();
     assert_eq!(put(&format!("{base}/slow"), vec![]).await.0, 200);
     // Silent connections and half a request head: closed by the server.
@@ -285,7 +289,11 @@ async fn silent_and_stalled_clients_are_cut_off() {
     if let Ok(r) = r {
         let status = r.status().as_u16();
         let text = r.text().await.unwrap_or_default();
-        assert_eq!((status, code(&text)), (400, "RequestTimeout"), "{text}");
+        assert_eq!(
+            (status, code(&text).as_str()),
+            (400, "RequestTimeout"),
+            "{text}"
+        );
     }
     drop(tx);
     assert_eq!(get(&url).await.0, 404, "nothing visible");
@@ -378,7 +386,7 @@ async fn http_reads_serve_gets_when_raw_reads_are_off() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = fast_config(6, "4+2", dir.path());
     cfg.coordinator.raw_reads = false;
-    let c = tessera::cluster::Cluster::start(cfg).await.unwrap();
+    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
     let base = c.endpoint();
     assert_eq!(put(&format!("{base}/plain"), vec![]).await.0, 200);
     let body = data(3 << 20, 9);
@@ -429,7 +437,7 @@ async fn real_clients_do_what_users_do() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = fast_config(6, "4+2", dir.path());
     cfg.coordinator.anonymous = false;
-    let c = tessera::cluster::Cluster::start(cfg).await.unwrap();
+    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
     let (key, secret) = c.create_key("clients").await.unwrap();
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();

@@ -47,7 +47,7 @@ async fn sigkilled_nodes_and_coordinator_lose_nothing() {
     for (u, _) in &objects[1..] {
         let (s, body) = get(u).await;
         assert_eq!(
-            (s, code(&String::from_utf8_lossy(&body))),
+            (s, code(&String::from_utf8_lossy(&body)).as_str()),
             (503, "ServiceUnavailable"),
             "{u}"
         );

@@ -22,6 +22,7 @@
 
 pub mod cluster;
 pub mod codec;
+pub mod config;
 pub mod data;
 pub mod edge;
 pub mod error;

@@ -3,10 +3,10 @@
 //!
 //! Counters are recorded where things happen (the edge, the data paths, repair); gauges that
 //! describe state (nodes, queues, backlogs, the metadata engine, the Raft group) are read
-//! when the metrics are scraped ([`render`]). Each coordinator has its own registry, so
+//! when the metrics are scraped (the caller reads them into [`StateGauges`] for
+//! [`Metrics::render`]). Each coordinator has its own registry, so
 //! coordinators and nodes sharing a process (`tessera dev`, tests) keep separate counts.
 
-use crate::state::Coordinator;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -363,63 +363,69 @@ fn gauge(x: u64) -> i64 {
     x.min(i64::MAX as u64) as i64
 }
 
-/// The metrics in the Prometheus text format, gauges read from `c` now.
-pub async fn render(c: &Coordinator) -> String {
-    let m = &c.metrics;
-    let g = &m.gauges;
-    for f in [
-        &g.node_up,
-        &g.node_used,
-        &g.node_free,
-        &g.node_capacity,
-        &g.scrub_checked,
-        &g.scrub_corrupt,
-        &g.scrub_passes,
-    ] {
-        // Nodes removed since the last scrape disappear.
-        f.clear();
-    }
-    for n in c.registry.view() {
-        let l = NodeLabels {
-            node: n.id.to_string(),
-            zone: n.zone.clone(),
-        };
-        g.node_up.get_or_create(&l).set(n.up as i64);
-        g.node_used.get_or_create(&l).set(gauge(n.used));
-        g.node_free.get_or_create(&l).set(gauge(n.free));
-        g.node_capacity.get_or_create(&l).set(gauge(n.capacity));
-        g.scrub_checked
-            .get_or_create(&l)
-            .set(gauge(n.scrub.shards_checked));
-        g.scrub_corrupt
-            .get_or_create(&l)
-            .set(gauge(n.scrub.corrupt_found));
-        g.scrub_passes.get_or_create(&l).set(gauge(n.scrub.passes));
-    }
-    let r = c.repair.counts();
-    g.repair_queue.set(gauge(r.queue));
-    g.repair_suspects.set(gauge(r.suspects));
-    g.degraded.set(gauge(r.degraded));
-    g.unrecoverable.set(gauge(r.unrecoverable));
-    if let Ok((pending, garbage)) = c.meta.pending_and_garbage().await {
-        g.in_flight.set(gauge(pending as u64));
-        g.garbage.set(gauge(garbage as u64));
-    }
-    if let Ok(engine) = c.meta.engine_gauges().await {
-        for (name, v) in engine {
+/// The state the gauges describe, read by the caller when the metrics are scraped.
+#[derive(Debug, Default)]
+pub struct StateGauges {
+    /// Per node: labels, up, used, free, capacity, scrub shards checked, corrupt found and
+    /// passes.
+    pub nodes: Vec<(NodeLabels, bool, [u64; 6])>,
+    /// Repair queue length, suspect shards, degraded and unrecoverable objects.
+    pub repair: [u64; 4],
+    /// Writes in flight and garbage records, if the metadata answered.
+    pub pending_and_garbage: Option<(u64, u64)>,
+    /// The metadata engine's own gauges.
+    pub engine: Vec<(String, u64)>,
+    /// Raft leader, term and applied index, in a replicated group.
+    pub raft: Option<(bool, u64, u64)>,
+}
+
+impl Metrics {
+    /// The metrics in the Prometheus text format, with the gauges set from `state`.
+    pub fn render(&self, state: StateGauges) -> String {
+        let g = &self.gauges;
+        for f in [
+            &g.node_up,
+            &g.node_used,
+            &g.node_free,
+            &g.node_capacity,
+            &g.scrub_checked,
+            &g.scrub_corrupt,
+            &g.scrub_passes,
+        ] {
+            // Nodes removed since the last scrape disappear.
+            f.clear();
+        }
+        for (l, up, [used, free, capacity, checked, corrupt, passes]) in &state.nodes {
+            g.node_up.get_or_create(l).set(*up as i64);
+            g.node_used.get_or_create(l).set(gauge(*used));
+            g.node_free.get_or_create(l).set(gauge(*free));
+            g.node_capacity.get_or_create(l).set(gauge(*capacity));
+            g.scrub_checked.get_or_create(l).set(gauge(*checked));
+            g.scrub_corrupt.get_or_create(l).set(gauge(*corrupt));
+            g.scrub_passes.get_or_create(l).set(gauge(*passes));
+        }
+        let [queue, suspects, degraded, unrecoverable] = state.repair;
+        g.repair_queue.set(gauge(queue));
+        g.repair_suspects.set(gauge(suspects));
+        g.degraded.set(gauge(degraded));
+        g.unrecoverable.set(gauge(unrecoverable));
+        if let Some((pending, garbage)) = state.pending_and_garbage {
+            g.in_flight.set(gauge(pending));
+            g.garbage.set(gauge(garbage));
+        }
+        for (name, v) in state.engine {
             if let Some((_, gauge_)) = g.engine.iter().find(|(n, _)| *n == name) {
                 gauge_.set(gauge(v));
             }
         }
+        if let Some((leader, term, applied)) = state.raft {
+            g.raft_leader.set(leader as i64);
+            g.raft_term.set(gauge(term));
+            g.raft_applied.set(gauge(applied));
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry.lock().unwrap())
+            .expect("writing to a String");
+        out
     }
-    if let Some(cl) = &c.cluster {
-        let (leader, term, applied) = cl.local_state();
-        g.raft_leader.set(leader as i64);
-        g.raft_term.set(gauge(term));
-        g.raft_applied.set(gauge(applied));
-    }
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, &m.registry.lock().unwrap())
-        .expect("writing to a String");
-    out
 }

@@ -129,24 +129,26 @@ impl fmt::Display for EcSpec {
     }
 }
 
-/// Parses a human size such as `16MiB`, `64KiB`, `1GiB`, `10MB` or `4096`.
+/// Parses a human size such as `16MiB`, `64KiB`, `1GiB`, `10MB`, `128.0 KiB` or `4096`
+/// (`bytesize`'s format: KB, MB, GB are powers of 1000, KiB, MiB, GiB of 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.0)
+        .map_err(|e| format!("bad size {s:?}: {e}"))
+}
+
+/// Parses a human duration such as `250ms`, `5s`, `2m`, `1h` or `7d` (`humantime`'s
+/// format), or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("bad size {s:?}"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        _ => return Err(format!("bad size unit in {s:?}")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} too large"))
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(std::time::Duration::from_secs)
+            .map_err(|e| format!("bad duration {s:?}: {e}"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("bad duration {s:?}: {e}"))
 }
 
 #[cfg(test)]
@@ -209,5 +211,20 @@ mod tests {
         assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert!(parse_size("12XB").is_err());
+        assert_eq!(parse_size("128.0 KiB").unwrap(), 128 << 10);
+        assert_eq!(parse_size("3MB").unwrap(), 3_000_000);
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("5 parsecs").is_err());
     }
 }

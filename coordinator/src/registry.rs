@@ -10,7 +10,7 @@
 
 use crate::meta::NodeRecord;
 use crate::placement::Candidate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ pub struct NodeEntry {
 }
 
 /// A node as `GET /cluster` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeView {
     /// Node id.
     pub id: NodeId,
@@ -51,7 +51,7 @@ pub struct NodeView {
     /// Milliseconds since the last heartbeat, if any.
     pub last_heartbeat_ms_ago: Option<u64>,
     /// Scrub progress as last reported.
-    pub scrub: tessera_node::scrub::ScrubStats,
+    pub scrub: tessera_node::types::ScrubStats,
 }
 
 /// Registry of nodes, shared by all requests.

@@ -7,6 +7,7 @@
 //! in progress finish.
 
 use crate::error::ApiError;
+use crate::maintenance::Maintenance;
 use crate::state::{Coordinator, CoordinatorConfig};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -33,7 +34,7 @@ pub async fn run(
     }
     let stop = CancellationToken::new();
     tokio::spawn(crate::maintenance::lifecycle::follow_states(
-        c.clone(),
+        c.upkeep.clone(),
         stop.clone(),
     ));
     tokio::spawn(crate::edge::console::sample_history(
@@ -41,7 +42,7 @@ pub async fn run(
         stop.clone(),
     ));
     match c.cluster.clone() {
-        None => background(&c, stop.clone()),
+        None => background(&c.upkeep, stop.clone()),
         Some(cluster) => {
             // Once per group: on the leader, with a handle fenced to its term.
             let (cc, lease) = (
@@ -58,7 +59,7 @@ pub async fn run(
                 lease,
                 move |fenced, token| {
                     cc.set_maint(fenced);
-                    background(&cc, token);
+                    background(&cc.upkeep, token);
                 },
             ));
         }
@@ -71,7 +72,7 @@ pub async fn run(
         shutdown.await;
         s.cancel();
     });
-    let limits = Limits {
+    let limits = ConnLimits {
         header_read_timeout: c.config.header_read_timeout,
         max_connections: c.config.max_connections,
     };
@@ -88,7 +89,7 @@ pub async fn run(
 
 /// Starts the once-per-cluster workers: garbage collection (with the orphan scan and
 /// multipart expiry), drains, rebalance, recode and background repair; they stop when `stop` is cancelled.
-fn background(c: &Arc<Coordinator>, stop: CancellationToken) {
+fn background(c: &Arc<Maintenance>, stop: CancellationToken) {
     let resume = c.clone();
     tokio::spawn(async move {
         // Once the nodes have had a heartbeat timeout to report (a run over nodes that
@@ -116,6 +117,7 @@ fn background(c: &Arc<Coordinator>, stop: CancellationToken) {
 
 fn spawn_rebuild(c: Arc<Coordinator>) {
     *c.rebuild.lock().unwrap() = Some(Default::default());
+    c.set_rebuilding(true);
     tokio::spawn(async move {
         // Give every node a chance to register first: a heartbeat timeout, then until no
         // new node has registered for another one (a busy machine delays some nodes'
@@ -128,7 +130,7 @@ fn spawn_rebuild(c: Arc<Coordinator>) {
                 break;
             }
         }
-        match crate::maintenance::rebuild::rebuild(&c).await {
+        match crate::maintenance::rebuild::rebuild(&c.upkeep).await {
             Ok(r) => {
                 tracing::info!(
                     objects = r.objects,
@@ -137,7 +139,10 @@ fn spawn_rebuild(c: Arc<Coordinator>) {
                     "metadata rebuilt"
                 );
                 *c.rebuild.lock().unwrap() = Some(r);
+                c.set_rebuilding(false);
             }
+            // Garbage collection stays paused: with the metadata half rebuilt, every shard
+            // it lacks would look unreferenced.
             Err(e) => tracing::error!(error = %e, "metadata rebuild failed"),
         }
     });
@@ -145,7 +150,7 @@ fn spawn_rebuild(c: Arc<Coordinator>) {
 
 /// Connection limits of a listener.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub struct ConnLimits {
     /// Longest wait for a complete request head.
     pub header_read_timeout: Duration,
     /// Connections served at once.
@@ -156,7 +161,7 @@ pub struct Limits {
 pub async fn serve<S, B>(
     listener: TcpListener,
     svc: S,
-    limits: Limits,
+    limits: ConnLimits,
     stop: CancellationToken,
 ) -> std::io::Result<()>
 where

@@ -1,180 +1,33 @@
-//! Configuration and the shared state every part of the coordinator works on.
+//! A running coordinator: the top of the context chain (edge -> [`Coordinator`] ->
+//! [`Maintenance`] -> [`DataPath`]), opened from its configuration.
 
 use crate::cluster::replicated::Fenced;
 use crate::cluster::Cluster;
+pub use crate::config::CoordinatorConfig;
+use crate::data::DataPath;
 use crate::error::ApiError;
+use crate::maintenance::rebuild::RebuildReport;
+use crate::maintenance::repair::Repairer;
+use crate::maintenance::Maintenance;
 use crate::meta::{Local, MetaStore, Metadata};
-use crate::names::EcSpec;
 use crate::registry::Registry;
 use crate::secrets::Secrets;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Everything the coordinator is configured with.
-#[derive(Clone, Debug)]
-pub struct CoordinatorConfig {
-    /// Directory of the metadata database.
-    pub data_dir: PathBuf,
-    /// Erasure parameters for buckets created without `x-tessera-ec`.
-    pub default_ec: EcSpec,
-    /// Shards per stripe that must be durable before a PUT is acknowledged (clamped to
-    /// `k..=k+m` per object); `None` means `k + 1`.
-    pub write_quorum: Option<u16>,
-    /// A node with no heartbeat for this long is down.
-    pub heartbeat_timeout: Duration,
-    /// Garbage (shards of deleted, replaced or failed versions) is deleted from nodes once it
-    /// is this old, so reads that started before a delete or overwrite can finish.
-    pub gc_grace: Duration,
-    /// How often the garbage collector looks for work.
-    pub gc_interval: Duration,
-    /// How often every node's shards are checked against the metadata for orphans.
-    pub orphan_scan_interval: Duration,
-    /// Bytes of each shard per stripe (stripe size = k x piece).
-    pub piece_size: u64,
-    /// A node that accepts no shard bytes for this long is dropped from a PUT.
-    pub shard_write_timeout: Duration,
-    /// Longest wait for one shard read before trying another shard.
-    pub shard_read_timeout: Duration,
-    /// If a stripe's reads are not all back after this long, one more shard is asked for.
-    pub read_hedge_after: Duration,
-    /// Stripes fetched ahead of the one being sent to a GET client.
-    pub read_ahead: usize,
-    /// GET and repair read shards through raw reads (the node sends the stored chunks with
-    /// `sendfile`, the coordinator verifies them) instead of the HTTP read the node verifies.
-    pub raw_reads: bool,
-    /// A shard on a node down for this long is lost and gets rebuilt elsewhere.
-    pub repair_grace: Duration,
-    /// Whether the coordinator repairs in the background (read-repair queue, periodic scans).
-    pub background_repair: bool,
-    /// Time between background scans of all objects.
-    pub repair_interval: Duration,
-    /// The budget in bytes per second that repair, rebalance and recode share (0 =
-    /// unlimited); changeable at run time through the admin API.
-    pub maintenance_rate: u64,
-    /// Rebalance in the background whenever used fractions spread wider than the default
-    /// band (off by default: `tessera rebalance` runs it on demand).
-    pub auto_rebalance: bool,
-    /// Objects smaller than this (by Content-Length) that do not name their own `k+m` are
-    /// stored as `1+m` (m+1 full replicas: the same number of losses survived) instead of
-    /// packed or erasure coded; 0 (the default) turns this off. A bucket may set its own.
-    pub replicate_below: u64,
-    /// Objects smaller than this (by Content-Length) that do not name their own `k+m` are
-    /// packed into shared segments ([`crate::data::pack`]); 0 turns packing off.
-    pub pack_below: u64,
-    /// Longest time an open segment waits for more small objects before it is written.
-    pub pack_flush: Duration,
-    /// Segments whose live fraction of bytes falls below this are compacted.
-    pub compact_below: f64,
-    /// How often the leader looks for segments to compact (0: only `tessera compact`).
-    pub compact_interval: Duration,
-    /// Rebuild metadata from the nodes' shard headers at startup (once the nodes have had a
-    /// heartbeat timeout to register).
-    pub rebuild_metadata: bool,
-    /// Unsigned client requests get full access (local experiments only).
-    pub anonymous: bool,
-    /// Base domain for virtual-hosted-style requests (`bucket.DOMAIN`); path style always
-    /// works.
-    pub domain: Option<String>,
-    /// Admin token and cluster secret; `None` reads or creates them in `data_dir`.
-    pub secrets: Option<Secrets>,
-    /// A client connection that has not sent a complete request head within this long is
-    /// closed.
-    pub header_read_timeout: Duration,
-    /// A request body that delivers no bytes for this long fails (RequestTimeout) and the
-    /// PUT releases its node connections.
-    pub body_idle_timeout: Duration,
-    /// Client connections served at once; more wait in the listen queue.
-    pub max_connections: usize,
-    /// Multipart uploads neither completed nor aborted this long after they were created
-    /// are aborted and their parts collected.
-    pub multipart_expiry: Duration,
-    /// Smallest size of a multipart part other than the last (S3: 5 MiB).
-    pub min_part_size: u64,
-    /// Replicated metadata: this coordinator is a member of a Raft group (`None`: a single
-    /// coordinator with its own RocksDB).
-    pub cluster: Option<crate::cluster::ClusterConfig>,
-}
-
-impl CoordinatorConfig {
-    /// Defaults for a coordinator keeping metadata in `data_dir`.
-    pub fn new(data_dir: PathBuf) -> Self {
-        CoordinatorConfig {
-            data_dir,
-            default_ec: EcSpec { k: 4, m: 2 },
-            write_quorum: None,
-            heartbeat_timeout: Duration::from_secs(5),
-            gc_grace: Duration::from_secs(15),
-            gc_interval: Duration::from_secs(2),
-            orphan_scan_interval: Duration::from_secs(600),
-            piece_size: 256 << 10,
-            shard_write_timeout: Duration::from_secs(30),
-            shard_read_timeout: Duration::from_secs(10),
-            read_hedge_after: Duration::from_millis(500),
-            read_ahead: 4,
-            raw_reads: true,
-            repair_grace: Duration::from_secs(60),
-            background_repair: true,
-            repair_interval: Duration::from_secs(300),
-            maintenance_rate: 64 << 20,
-            auto_rebalance: false,
-            rebuild_metadata: false,
-            replicate_below: 0,
-            pack_below: 128 << 10,
-            pack_flush: Duration::from_millis(5),
-            compact_below: 0.5,
-            compact_interval: Duration::from_secs(600),
-            anonymous: false,
-            domain: None,
-            secrets: None,
-            header_read_timeout: Duration::from_secs(10),
-            body_idle_timeout: Duration::from_secs(30),
-            max_connections: 1024,
-            multipart_expiry: Duration::from_secs(7 * 24 * 3600),
-            min_part_size: 5 << 20,
-            cluster: None,
-        }
-    }
-
-    /// Write quorum for `ec`.
-    pub fn quorum(&self, ec: EcSpec) -> usize {
-        let w = self.write_quorum.unwrap_or(ec.k + 1);
-        w.clamp(ec.k, ec.k + ec.m) as usize
-    }
-}
-
-/// Shared state of a running coordinator.
+/// A running coordinator: the maintenance context (which holds the data path's), the secrets,
+/// this member's place in a replicated group, and the startup rebuild's outcome. The edge
+/// takes this; the layers below take their own context. Fields of the layers below read
+/// through `Deref` (`c.meta` is the data path's metadata, `c.repair` the maintenance layer's).
 pub struct Coordinator {
-    /// Configuration.
-    pub config: CoordinatorConfig,
-    /// Metadata.
-    pub meta: Arc<dyn Metadata>,
-    /// Registered nodes.
-    pub registry: Registry,
-    /// Per-node batches of small shard writes.
-    pub batcher: crate::data::batch::ShardBatcher,
-    /// Open segments of small objects.
-    pub packer: crate::data::pack::Packer,
-    /// Wakes the garbage collector early (after deletes and overwrites).
-    pub gc_kick: tokio::sync::Notify,
-    /// Repair queue, suspects and runs.
-    pub repair: crate::maintenance::repair::Repairer,
-    /// The bytes-per-second budget of repair, rebalance and recode together.
-    pub budget: crate::maintenance::worker::Budget,
-    /// Background loops, for listing and steering.
-    pub workers: crate::maintenance::worker::Workers,
-    /// Outcome of the startup metadata rebuild, if one was asked for.
-    pub rebuild: std::sync::Mutex<Option<crate::maintenance::rebuild::RebuildReport>>,
+    /// Background and operator-driven upkeep, over the data path.
+    pub upkeep: Arc<Maintenance>,
     /// Admin token and cluster secret.
     pub secrets: Secrets,
-    /// Prometheus metrics.
-    pub metrics: crate::metrics::Metrics,
     /// This coordinator's membership of a replicated group, if it has one.
     pub cluster: Option<Arc<Cluster>>,
-    /// The metadata as background work must use it: [`Coordinator::meta`] for a single
-    /// coordinator; in a group, a handle fenced to the term this member leads in (refusing
-    /// everything while it does not lead).
-    maint: std::sync::RwLock<Arc<dyn Metadata>>,
+    /// Outcome of the startup metadata rebuild, if one was asked for.
+    pub rebuild: std::sync::Mutex<Option<RebuildReport>>,
 }
 
 impl Coordinator {
@@ -239,33 +92,27 @@ impl Coordinator {
                 .then(|| tessera_node::raw::RawPool::new(&secrets.cluster_secret)),
             nodes,
         );
-        let budget = crate::maintenance::worker::Budget::new(config.maintenance_rate);
+        let repair = Arc::new(Repairer::default());
+        let data = Arc::new(DataPath::new(config, meta, registry, repair.clone()));
         Ok(Arc::new(Coordinator {
-            config,
-            meta,
-            registry,
-            batcher: Default::default(),
-            packer: Default::default(),
-            gc_kick: tokio::sync::Notify::new(),
-            repair: Default::default(),
-            budget,
-            workers: Default::default(),
-            rebuild: Default::default(),
+            upkeep: Arc::new(Maintenance::new(data, repair, maint)),
             secrets,
-            metrics: Default::default(),
             cluster,
-            maint: std::sync::RwLock::new(maint),
+            rebuild: Default::default(),
         }))
     }
 
-    /// The metadata handle background work uses (see the field).
-    pub fn maint(&self) -> Arc<dyn Metadata> {
-        self.maint.read().unwrap().clone()
+    /// The data path's context.
+    pub fn data(&self) -> &Arc<DataPath> {
+        &self.upkeep.data
     }
+}
 
-    /// Sets the handle background work uses (the leader's fenced one).
-    pub fn set_maint(&self, m: Arc<dyn Metadata>) {
-        *self.maint.write().unwrap() = m;
+impl std::ops::Deref for Coordinator {
+    type Target = Maintenance;
+
+    fn deref(&self) -> &Maintenance {
+        &self.upkeep
     }
 }
 

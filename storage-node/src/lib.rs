@@ -7,9 +7,10 @@
 //! - [`store`]: the [`ShardStore`] contract, an in-memory implementation and the RocksDB one,
 //!   and the WAL group commit ([`store::WalSync`]) the coordinator's metadata uses too.
 //! - [`conformance`]: the one test suite every `ShardStore` implementation must pass.
-//! - [`server`]: the node's HTTP service (`app`, `run`) and its heartbeat loop.
-//! - [`scrub`]: background re-verification of stored shards.
-//! - [`reclaim`]: compacting the shard index after deletes, so their space comes back.
+//! - [`node`]: a node process: configuration, identity, [`node::serve`].
+//! - [`state`]: what every part of a running node shares ([`state::NodeState`]).
+//! - [`http`]: the node's HTTP service (`app`, `run`): shard routes, metrics, workers.
+//! - [`maintenance`]: the background workers: heartbeats, scrub, reclaim.
 //! - [`client`]: the typed HTTP client the coordinator uses to talk to a node.
 //! - [`raw`]: raw reads (the node sends stored chunks with `sendfile`, the reader verifies).
 //! - [`auth`]: the cluster secret every internal request carries.
@@ -23,11 +24,12 @@ pub mod client;
 pub mod conformance;
 pub mod error;
 pub mod frame;
+pub mod http;
+pub mod maintenance;
 pub mod metrics;
+pub mod node;
 pub mod raw;
-pub mod reclaim;
-pub mod scrub;
-pub mod server;
+pub mod state;
 pub mod store;
 pub mod trace;
 pub mod types;

@@ -166,9 +166,9 @@ impl NodeMetrics {
         record_request(&self.requests, &self.request_seconds, op, status, seconds);
     }
 
-    /// The metrics in the Prometheus text format, gauges taken from `state` now.
-    pub fn render(&self, state: &crate::server::NodeState) -> String {
-        let hb = state.heartbeat(String::new());
+    /// The metrics in the Prometheus text format, gauges taken from the heartbeat `hb` and the
+    /// store's `engine` gauges.
+    pub fn render(&self, hb: &crate::types::Heartbeat, engine: Vec<(&'static str, u64)>) -> String {
         let g = |x: u64| x.min(i64::MAX as u64) as i64;
         self.used.set(g(hb.used));
         self.free.set(g(hb.free));
@@ -179,7 +179,7 @@ impl NodeMetrics {
         self.corrupt_found.set(g(hb.scrub.corrupt_found));
         self.scrub_pass_progress
             .set(g(hb.scrub.current_pass_checked));
-        for (name, v) in state.store.engine_gauges() {
+        for (name, v) in engine {
             if let Some((_, gauge)) = self.engine.iter().find(|(n, _)| *n == name) {
                 gauge.set(g(v));
             }

@@ -83,8 +83,12 @@ impl fmt::Debug for NodeId {
 pub struct ObjectVersion(pub u128);
 
 impl ObjectVersion {
-    /// A fresh version for a write happening now.
+    /// A fresh version for a write happening now: wall-clock milliseconds in the high bits,
+    /// random low bits, and larger than every version this process made before (as a
+    /// monotonic ULID generator does), so two writes of one key in the same millisecond, or
+    /// after the clock stepped back, are still ordered as they were made.
     pub fn new() -> Self {
+        static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -92,7 +96,18 @@ impl ObjectVersion {
         let r: [u8; 10] = rand_bytes();
         let mut low = [0u8; 16];
         low[6..].copy_from_slice(&r);
-        ObjectVersion((ms << 80) | u128::from_be_bytes(low))
+        let fresh = (ms << 80) | u128::from_be_bytes(low);
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        // Within one millisecond the random part would order versions by chance: step on
+        // from the last one instead (by a random amount below 2^32, so versions stay hard to
+        // guess).
+        let v = if fresh > *last {
+            fresh
+        } else {
+            *last + 1 + (u128::from_be_bytes(low) & 0xffff_ffff)
+        };
+        *last = v;
+        ObjectVersion(v)
     }
     /// Milliseconds since the epoch at which this version was created.
     pub fn millis(&self) -> u64 {
@@ -311,11 +326,45 @@ pub struct Heartbeat {
     pub free: u64,
     /// Scrub progress.
     #[serde(default)]
-    pub scrub: crate::scrub::ScrubStats,
+    pub scrub: ScrubStats,
     /// Commits to the store's write-ahead log so far.
     #[serde(default)]
     pub log_writes: u64,
     /// Syncs of that log so far (fewer than writes when commits share syncs).
     #[serde(default)]
     pub log_syncs: u64,
+}
+
+/// Scrub progress, reported in every heartbeat.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubStats {
+    /// Complete passes over all shards.
+    pub passes: u64,
+    /// Shards verified in all passes.
+    pub shards_checked: u64,
+    /// Bytes verified in all passes.
+    pub bytes_checked: u64,
+    /// Corrupt shards found in all passes.
+    pub corrupt_found: u64,
+    /// Corrupt shards found by the last complete pass.
+    pub last_pass_corrupt: u64,
+    /// Shards verified so far in the current pass.
+    pub current_pass_checked: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ObjectVersion;
+
+    #[test]
+    fn versions_made_in_one_millisecond_are_ordered_as_made() {
+        let vs: Vec<ObjectVersion> = (0..20_000).map(|_| ObjectVersion::new()).collect();
+        // Thousands of versions share a millisecond here; each is still larger than the last.
+        let same_ms = vs
+            .windows(2)
+            .filter(|w| w[0].millis() == w[1].millis())
+            .count();
+        assert!(same_ms > 1000, "only {same_ms} pairs shared a millisecond");
+        assert!(vs.windows(2).all(|w| w[0] < w[1]), "versions out of order");
+    }
 }

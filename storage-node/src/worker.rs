@@ -96,6 +96,16 @@ pub struct WorkerView {
     pub last_result: Option<String>,
 }
 
+/// Every worker of a coordinator and its nodes, and the coordinator's budget, as
+/// `GET /workers` answers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WorkerList {
+    /// The workers (a node's named `NAME@NODE`).
+    pub workers: Vec<WorkerView>,
+    /// The maintenance budget in bytes per second (0: unlimited).
+    pub maintenance_rate: u64,
+}
+
 /// One background loop.
 pub struct Worker {
     paused: AtomicBool,

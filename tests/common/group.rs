@@ -119,7 +119,7 @@ impl Group {
             ));
         }
         for a in &g.admin {
-            tessera::cluster::wait_nodes_up(
+            tessera::local::wait_nodes_up(
                 &format!("http://{a}"),
                 &secrets.admin_token,
                 6,

@@ -7,7 +7,7 @@ pub mod procs;
 
 use std::path::Path;
 use std::time::Duration;
-use tessera::cluster::{Cluster, ClusterConfig};
+use tessera::local::{LocalCluster, LocalClusterConfig};
 use tessera_coordinator::EcSpec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -21,8 +21,8 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Cluster settings with short timeouts so fault tests run quickly.
-pub fn fast_config(nodes: usize, ec: &str, dir: &Path) -> ClusterConfig {
-    let mut c = ClusterConfig::new(nodes, ec.parse::<EcSpec>().unwrap(), dir);
+pub fn fast_config(nodes: usize, ec: &str, dir: &Path) -> LocalClusterConfig {
+    let mut c = LocalClusterConfig::new(nodes, ec.parse::<EcSpec>().unwrap(), dir);
     c.heartbeat_interval = Duration::from_millis(200);
     c.coordinator.heartbeat_timeout = Duration::from_millis(1200);
     c.coordinator.gc_grace = Duration::from_millis(300);
@@ -40,9 +40,9 @@ pub fn fast_config(nodes: usize, ec: &str, dir: &Path) -> ClusterConfig {
 }
 
 /// Starts a cluster in a fresh temp dir (returned so it lives as long as the cluster).
-pub async fn start(nodes: usize, ec: &str) -> (Cluster, tempfile::TempDir) {
+pub async fn start(nodes: usize, ec: &str) -> (LocalCluster, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let c = Cluster::start(fast_config(nodes, ec, dir.path()))
+    let c = LocalCluster::start(fast_config(nodes, ec, dir.path()))
         .await
         .unwrap();
     (c, dir)
@@ -130,12 +130,50 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// The text of every element named `tag` in the XML document `body`, unescaped, in document
+/// order (an element with children counts its text only).
+pub fn xml_values(body: &str, tag: &str) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(body);
+    let (mut out, mut inside, mut text) = (Vec::new(), 0usize, String::new());
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            Event::Start(e) if e.local_name().as_ref() == tag.as_bytes() => {
+                inside += 1;
+                text.clear();
+            }
+            Event::End(e) if inside > 0 && e.local_name().as_ref() == tag.as_bytes() => {
+                inside -= 1;
+                out.push(std::mem::take(&mut text));
+            }
+            Event::Empty(e) if e.local_name().as_ref() == tag.as_bytes() => out.push(String::new()),
+            Event::Text(t) if inside > 0 => text.push_str(&t.decode().expect("UTF-8 text")),
+            Event::GeneralRef(r) if inside > 0 => {
+                let name = r.decode().expect("UTF-8 reference");
+                let c = match name.as_ref() {
+                    "amp" => "&",
+                    "lt" => "<",
+                    "gt" => ">",
+                    "quot" => "\"",
+                    "apos" => "'",
+                    other => panic!("unknown entity &{other};"),
+                };
+                text.push_str(c);
+            }
+            Event::Eof => return out,
+            _ => {}
+        }
+    }
+}
+
+/// The first `<tag>` of the XML document `body` (empty if there is none).
+pub fn xml_value(body: &str, tag: &str) -> String {
+    xml_values(body, tag).into_iter().next().unwrap_or_default()
+}
+
 /// The `<Code>` of an S3 error body.
-pub fn code(body: &str) -> &str {
-    body.split("<Code>")
-        .nth(1)
-        .and_then(|s| s.split("</Code>").next())
-        .unwrap_or("")
+pub fn code(body: &str) -> String {
+    xml_value(body, "Code")
 }
 
 /// A request body fed chunk by chunk from the test (for PUTs that must be slow or interrupted).
@@ -210,12 +248,7 @@ pub async fn put_multipart(obj: &str, parts: &[Vec<u8>]) -> String {
     let r = h.post(format!("{obj}?uploads")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
-    let id = text
-        .split("<UploadId>")
-        .nth(1)
-        .and_then(|s| s.split("</UploadId>").next())
-        .unwrap()
-        .to_string();
+    let id = xml_value(&text, "UploadId");
     let mut xml = String::from("<CompleteMultipartUpload>");
     for (i, p) in parts.iter().enumerate() {
         let r = h
@@ -241,11 +274,7 @@ pub async fn put_multipart(obj: &str, parts: &[Vec<u8>]) -> String {
     let status = r.status();
     let text = r.text().await.unwrap();
     assert_eq!(status, 200, "{text}");
-    text.split("<ETag>")
-        .nth(1)
-        .and_then(|s| s.split("</ETag>").next())
-        .unwrap()
-        .replace("&quot;", "\"")
+    xml_value(&text, "ETag")
 }
 
 /// Runs a client script of `tests/clients/` (`program script`) with `env`; fails the test

@@ -180,7 +180,7 @@ impl ProcCluster {
     }
 
     pub async fn wait_up(&self, n: usize) {
-        tessera::cluster::wait_nodes_up(
+        tessera::local::wait_nodes_up(
             &format!("http://{}", self.admin),
             &Self::secrets_in(&self.dir).admin_token,
             n,

@@ -25,14 +25,13 @@
 //! shards use [`CHUNK`]-byte chunks, so a 4 KiB object costs one or two chunk reads); if one
 //! fails, the same columns are read from any k shards and only they are decoded.
 
-use super::get::ByteRange;
-use super::put::{at_quorum, plan, put_batched, Planned, PutGuard};
-use super::stripes::{Chunks, StripeReader};
+use super::stripes::{stream_striped, ByteRange, Chunks, StripeReader};
+use super::write::{at_quorum, plan, put_batched, Planned, PutGuard};
+use super::DataPath;
 use crate::codec::CODEC_NAME;
 use crate::error::ApiError;
 use crate::meta::{ObjectMeta, PackEntry, Packed, Part, Precondition, ShardState, SEGMENTS};
 use crate::names::EcSpec;
-use crate::state::Coordinator;
 use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
@@ -106,11 +105,11 @@ pub struct Packer {
 const REMEMBERED: usize = 16_384;
 
 /// Counts a packable PUT as on its way to the packer until dropped.
-pub struct Inbound(Arc<Coordinator>);
+pub struct Inbound(Arc<DataPath>);
 
 impl Inbound {
     /// Marks a packable PUT as on its way (reading its body, checking its checksums).
-    pub fn new(c: &Arc<Coordinator>) -> Self {
+    pub fn new(c: &Arc<DataPath>) -> Self {
         c.packer.inbound.fetch_add(1, Ordering::SeqCst);
         Inbound(c.clone())
     }
@@ -150,7 +149,7 @@ impl Packer {
     /// and waits for the segment's commit: the object as committed, or why it was not.
     pub async fn commit(
         &self,
-        c: &Arc<Coordinator>,
+        c: &Arc<DataPath>,
         ec: EcSpec,
         mut obj: ObjectMeta,
         data: Bytes,
@@ -224,7 +223,7 @@ impl Packer {
 /// Whether a PUT of `len` bytes in a bucket of code `ec` is packed: below `--pack-below`
 /// (and not below the replication threshold, which wins), a code with k > 1, and room in one
 /// segment.
-pub fn packable(c: &Coordinator, ec: EcSpec, replicate_below: u64, len: u64) -> bool {
+pub fn packable(c: &DataPath, ec: EcSpec, replicate_below: u64, len: u64) -> bool {
     ec.k > 1
         && len < c.config.pack_below
         && len >= replicate_below
@@ -234,7 +233,7 @@ pub fn packable(c: &Coordinator, ec: EcSpec, replicate_below: u64, len: u64) -> 
 /// Starts writing `seg` (counted in `writing` from now until its PUTs are answered).
 /// When the last write in flight ends, what gathered meanwhile is written at once (as a node
 /// batch goes when the one before it returns), not after `--pack-flush`.
-fn flush(c: Arc<Coordinator>, ec: EcSpec, seg: Open) {
+fn flush(c: Arc<DataPath>, ec: EcSpec, seg: Open) {
     c.packer.writing.fetch_add(1, Ordering::SeqCst);
     tokio::spawn(async move {
         write_and_commit(&c, ec, seg).await;
@@ -254,7 +253,7 @@ fn flush(c: Arc<Coordinator>, ec: EcSpec, seg: Open) {
 }
 
 /// Writes `seg` and commits it with its objects; answers every waiting PUT.
-async fn write_and_commit(c: &Arc<Coordinator>, ec: EcSpec, seg: Open) {
+async fn write_and_commit(c: &Arc<DataPath>, ec: EcSpec, seg: Open) {
     let Open {
         version,
         mut data,
@@ -291,7 +290,7 @@ async fn write_and_commit(c: &Arc<Coordinator>, ec: EcSpec, seg: Open) {
 
 /// Plans segment `version` of `ec` and records it in flight.
 async fn begin(
-    c: Arc<Coordinator>,
+    c: Arc<DataPath>,
     ec: EcSpec,
     version: ObjectVersion,
 ) -> Result<(Planned, PutGuard), ApiError> {
@@ -318,7 +317,7 @@ async fn begin(
 /// segment has none, [`begin`] now) has recorded it in flight, and waits for the write quorum: the segment's metadata and the guard of its
 /// in-flight record.
 async fn write(
-    c: &Arc<Coordinator>,
+    c: &Arc<DataPath>,
     ec: EcSpec,
     version: ObjectVersion,
     data: &mut BytesMut,
@@ -483,13 +482,13 @@ pub fn footer(data: &[u8]) -> Result<Vec<Listed>, ApiError> {
 }
 
 /// The whole data of segment `seg` (verified; decoded where shards are missing).
-pub async fn segment_data(c: &Arc<Coordinator>, seg: &ObjectMeta) -> Result<Bytes, ApiError> {
+pub async fn segment_data(c: &Arc<DataPath>, seg: &ObjectMeta) -> Result<Bytes, ApiError> {
     use futures::StreamExt;
     let range = ByteRange {
         start: 0,
         end: seg.size.saturating_sub(1),
     };
-    let mut body = super::get::stream_object(c.clone(), seg, range).await?;
+    let mut body = stream_striped(c.clone(), seg, range).await?;
     let mut data = Vec::with_capacity(seg.size as usize);
     while let Some(b) = body.next().await {
         data.extend_from_slice(&b.map_err(|e| ApiError::ServiceUnavailable(e.to_string()))?);
@@ -499,7 +498,7 @@ pub async fn segment_data(c: &Arc<Coordinator>, seg: &ObjectMeta) -> Result<Byte
 
 /// Bytes `range` (inclusive, within the object) of packed object `obj`.
 pub async fn read(
-    c: &Arc<Coordinator>,
+    c: &Arc<DataPath>,
     obj: &ObjectMeta,
     range: ByteRange,
 ) -> Result<Bytes, ApiError> {
@@ -567,7 +566,7 @@ fn covering(part: &Part, a: u64, b: u64) -> (u64, std::ops::RangeInclusive<u64>)
 /// to be down, which asking the metadata again would not change). Damage is reported (for
 /// repair) only with `report`.
 async fn read_direct(
-    c: &Arc<Coordinator>,
+    c: &Arc<DataPath>,
     seg: &ObjectMeta,
     part: &Part,
     a: u64,
@@ -622,7 +621,7 @@ async fn read_direct(
                         version: part.version,
                         index: i as u16,
                     };
-                    c.repair.report_damage(SEGMENTS, &seg.key, id, corrupt);
+                    c.damage.report_damage(SEGMENTS, &seg.key, id, corrupt);
                 }
                 failed.push(i as usize);
             }
@@ -637,7 +636,7 @@ async fn read_direct(
 
 /// Segment bytes `[a, b)` decoded from any k shards: only the columns covering them are read.
 async fn read_degraded(
-    c: &Arc<Coordinator>,
+    c: &Arc<DataPath>,
     seg: &ObjectMeta,
     part: &Part,
     a: u64,

@@ -11,14 +11,14 @@
 //! [`QUEUE_STRIPES`] queued pieces per node stream ([`crate::data::upload`]), whatever the
 //! object size.
 
+use super::write::{at_quorum, check_registered, plan, put_batched, Planned, PutGuard};
+use super::DataPath;
 use crate::codec::{ErasureCodec, CODEC_NAME};
 use crate::data::pack::{self, Inbound};
 use crate::data::upload::{NodeStreams, QUEUE_STRIPES};
 use crate::error::ApiError;
-use crate::meta::{ObjectMeta, Part, Precondition, ShardLoc, ShardSet, ShardState};
+use crate::meta::{ObjectMeta, Part, Precondition};
 use crate::names::{BucketName, EcSpec, ObjectKey};
-use crate::placement::place;
-use crate::state::Coordinator;
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
@@ -83,7 +83,7 @@ pub struct Staged<D> {
     /// A small object to pack into a segment at its commit: its code, bytes and the mark
     /// that it is on its way to the packer.
     packed: Option<(EcSpec, Bytes, Inbound)>,
-    c: Arc<Coordinator>,
+    c: Arc<DataPath>,
     bucket: String,
     key: String,
     attrs: ObjectAttrs,
@@ -170,48 +170,10 @@ impl<D> Staged<D> {
     }
 }
 
-/// Turns the in-flight record into garbage unless the PUT committed.
-pub(super) struct PutGuard {
-    pub(super) c: Arc<Coordinator>,
-    pub(super) version: ObjectVersion,
-    pub(super) set: ShardSet,
-    pub(super) committed: bool,
-}
-
-impl Drop for PutGuard {
-    fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
-        let (meta, version, set) = (self.c.meta.clone(), self.version, self.set.clone());
-        // A task of its own (drop cannot wait), retried while the metadata is unavailable
-        // (a leader election); if the process dies first, its restart (or, in a replicated
-        // group, its lease running out) turns the in-flight record into garbage instead.
-        tokio::spawn(async move {
-            let mut wait = std::time::Duration::from_millis(200);
-            for attempt in 0.. {
-                match meta.abort_put(version, set.clone()).await {
-                    Ok(()) => return,
-                    Err(e) if attempt < 60 => {
-                        tracing::debug!(%version, error = %e, "aborted PUT not recorded yet; retrying");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(std::time::Duration::from_secs(10));
-                    }
-                    Err(e) => {
-                        tracing::warn!(%version, error = %e, "could not record aborted PUT as garbage");
-                        return;
-                    }
-                }
-            }
-        });
-        self.c.gc_kick.notify_one();
-    }
-}
-
 /// Writes `body` as the shards of a new version of `req.key` and waits until they are
 /// durable at the write quorum. Nothing is visible until [`Staged::commit`].
 pub async fn write_object<S, D>(
-    c: Arc<Coordinator>,
+    c: Arc<DataPath>,
     req: PutRequest,
     body: S,
     digest: D,
@@ -331,122 +293,6 @@ where
     })
 }
 
-/// Where each shard of a write is, from the nodes' answers: `ok` if acknowledged with
-/// `shard_len` bytes, else `missing` (counted as a write error of its node). Fails unless at
-/// least `w` are `ok`.
-pub(super) fn at_quorum(
-    c: &Coordinator,
-    nodes: &[NodeId],
-    outcomes: Vec<Result<ShardInfo, StoreError>>,
-    shard_len: u64,
-    w: usize,
-) -> Result<Vec<ShardLoc>, ApiError> {
-    let mut durable = 0;
-    let mut shards = Vec::with_capacity(nodes.len());
-    for (i, outcome) in outcomes.into_iter().enumerate() {
-        let state = match outcome {
-            Ok(info) if info.length == shard_len => {
-                durable += 1;
-                ShardState::Ok
-            }
-            other => {
-                c.metrics.shard_error(nodes[i].as_str(), "write");
-                tracing::warn!(shard = i, node = %nodes[i], outcome = ?other, "shard write failed");
-                ShardState::Missing
-            }
-        };
-        shards.push(ShardLoc {
-            node: Some(nodes[i].clone()),
-            state,
-        });
-    }
-    if durable < w {
-        return Err(ApiError::ServiceUnavailable(format!(
-            "only {durable} of {} shards were stored; {w} needed",
-            nodes.len()
-        )));
-    }
-    Ok(shards)
-}
-
-/// Where and how a PUT will write.
-pub(super) struct Planned {
-    pub(super) ec: EcSpec,
-    pub(super) codec: Arc<ErasureCodec>,
-    pub(super) w: usize,
-    pub(super) nodes: Vec<NodeId>,
-    pub(super) set: ShardSet,
-}
-
-/// Chooses the code (`x-tessera-ec`, else m+1 replicas for objects below `replicate_below`,
-/// else the bucket's), the quorum and the nodes of `version`. Fails if too few nodes are
-/// registered or up.
-pub(super) fn plan(
-    c: &Coordinator,
-    bucket_ec: EcSpec,
-    req_ec: Option<EcSpec>,
-    replicate: bool,
-    version: ObjectVersion,
-    bucket: String,
-    key: String,
-) -> Result<Planned, ApiError> {
-    let ec = match req_ec {
-        Some(ec) => ec,
-        // Small objects: m+1 replicas cost one node write per copy instead of k+m pieces, and
-        // a read needs one node instead of k.
-        None if replicate && bucket_ec.k > 1 => EcSpec {
-            k: 1,
-            m: bucket_ec.m,
-        },
-        None => bucket_ec,
-    };
-    let n = ec.total();
-    check_registered(c, ec)?;
-    let codec = Arc::new(
-        ErasureCodec::new(ec.k as usize, ec.m as usize)
-            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
-    );
-    let w = c.config.quorum(ec);
-    let nodes = place(&c.registry.candidates(), &version.to_bytes(), n);
-    if nodes.len() < w {
-        return Err(ApiError::ServiceUnavailable(format!(
-            "{} storage nodes are up; a {ec} write needs {w}",
-            nodes.len()
-        )));
-    }
-    let set = ShardSet {
-        bucket,
-        key,
-        shards: nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (i as u16, n.clone()))
-            .collect(),
-        since_ms: crate::meta::now_ms(),
-        owner: 0,
-    };
-    Ok(Planned {
-        ec,
-        codec,
-        w,
-        nodes,
-        set,
-    })
-}
-
-/// Fails if `ec` needs more nodes than are registered (InvalidArgument: no cluster state
-/// would ever let such a write succeed).
-pub fn check_registered(c: &Coordinator, ec: EcSpec) -> Result<(), ApiError> {
-    let registered = c.registry.registered();
-    if ec.total() > registered {
-        return Err(ApiError::InvalidArgument(format!(
-            "erasure code {ec} needs {} nodes but {registered} are registered",
-            ec.total()
-        )));
-    }
-    Ok(())
-}
-
 /// Objects up to this size (known from `Content-Length`, and within one stripe) are read
 /// whole and their shards written through the per-node batches of [`crate::data::batch`].
 pub const BATCH_BELOW: u64 = 64 << 10;
@@ -499,7 +345,7 @@ async fn read_whole(
 /// A PUT to pack into a segment ([`pack`]): the body read whole and hashed, staged until
 /// its commit hands it to the packer.
 async fn stage_packed<D: BodyDigest>(
-    c: Arc<Coordinator>,
+    c: Arc<DataPath>,
     req: PutRequest,
     ec: EcSpec,
     mut body: impl Stream<Item = Result<Bytes, ApiError>> + Unpin,
@@ -538,34 +384,10 @@ async fn stage_packed<D: BodyDigest>(
     })
 }
 
-/// Writes whole shard `i` (`pieces[i]`, final header `header(i)`) to `nodes[i]` through
-/// the node's batch queue, for every i; each node's answer, in order.
-pub(super) async fn put_batched(
-    c: &Coordinator,
-    nodes: &[NodeId],
-    pieces: Vec<Bytes>,
-    header: impl Fn(u16) -> ShardHeader,
-) -> Vec<Result<ShardInfo, StoreError>> {
-    let timeout = c.config.shard_write_timeout;
-    let writes = nodes
-        .iter()
-        .zip(pieces)
-        .enumerate()
-        .map(|(i, (node, piece))| {
-            let h = header(i as u16);
-            let client = c
-                .registry
-                .client(node)
-                .expect("placed nodes are registered");
-            async move { c.batcher.put(&client, h, piece, timeout).await }
-        });
-    futures::future::join_all(writes).await
-}
-
 /// A small PUT: reads the whole body, encodes its one stripe and writes each shard through
 /// its node's batch queue.
 async fn put_whole<D: BodyDigest>(
-    c: &Arc<Coordinator>,
+    c: &Arc<DataPath>,
     req: &PutRequest,
     mut body: impl Stream<Item = Result<Bytes, ApiError>> + Unpin,
     nodes: &[NodeId],
@@ -603,7 +425,7 @@ async fn put_whole<D: BodyDigest>(
 /// A PUT of any size: streams the body stripe by stripe to one upload per shard.
 #[allow(clippy::too_many_arguments)]
 async fn put_streamed<D: BodyDigest>(
-    c: &Arc<Coordinator>,
+    c: &Arc<DataPath>,
     req: &PutRequest,
     mut body: impl Stream<Item = Result<Bytes, ApiError>> + Unpin,
     nodes: &[NodeId],

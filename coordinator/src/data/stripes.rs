@@ -4,13 +4,15 @@
 //! corrupt, slow or on a down node, more shards are asked for and the first k that verify
 //! are decoded. A shard found missing or corrupt is reported for repair at once.
 
+use super::DataPath;
 use crate::codec::ErasureCodec;
 use crate::error::ApiError;
 use crate::layout::Layout;
+use crate::meta::ObjectMeta;
 use crate::meta::{Part, ShardState};
-use crate::state::Coordinator;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::Stream;
 use std::sync::Arc;
 use tessera_node::{NodeClient, ShardId, StoreError};
 
@@ -54,7 +56,7 @@ impl From<Bytes> for Chunks {
 
 /// Reads stripes of one part (a single PUT's body is one part).
 pub struct StripeReader {
-    c: Arc<Coordinator>,
+    c: Arc<DataPath>,
     bucket: String,
     key: String,
     part: Part,
@@ -67,18 +69,13 @@ pub struct StripeReader {
 
 impl StripeReader {
     /// A reader for `part` of `bucket`/`key` using the registry's current view of the nodes.
-    pub fn new(
-        c: Arc<Coordinator>,
-        bucket: &str,
-        key: &str,
-        part: &Part,
-    ) -> Result<Self, ApiError> {
+    pub fn new(c: Arc<DataPath>, bucket: &str, key: &str, part: &Part) -> Result<Self, ApiError> {
         Self::excluding(c, bucket, key, part, &[])
     }
 
     /// A reader that never asks the shards in `skip` (known lost or corrupt).
     pub fn excluding(
-        c: Arc<Coordinator>,
+        c: Arc<DataPath>,
         bucket: &str,
         key: &str,
         part: &Part,
@@ -278,7 +275,7 @@ impl StripeReader {
                                 let corrupt = matches!(e, StoreError::Corrupt(_));
                                 tracing::warn!(object = %self.key, shard = i, stripe = s, corrupt, "damaged shard found by a read");
                                 let id = ShardId { version: self.part.version, index: i as u16 };
-                                self.c.repair.report_damage(&self.bucket, &self.key, id, corrupt);
+                                self.c.damage.report_damage(&self.bucket, &self.key, id, corrupt);
                             }
                             failures.push(format!("shard {i}: {e}"));
                             if next < self.order.len() {
@@ -307,6 +304,106 @@ impl StripeReader {
         }
         Ok(got)
     }
+}
+
+/// An inclusive byte range of an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive).
+    pub end: u64,
+}
+
+/// Streams object bytes `range` (inclusive). The first stripe is fetched before this returns.
+pub async fn stream_range(
+    reader: Arc<StripeReader>,
+    range: ByteRange,
+    read_ahead: usize,
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send, ApiError> {
+    let layout = reader.layout();
+    let ss = layout.stripe_size();
+    let (s0, s1) = (layout.stripe_of(range.start), layout.stripe_of(range.end));
+    let span = move |s: u64| {
+        let base = s * ss;
+        let from = range.start.max(base) - base;
+        let to = (range.end + 1).min(base + layout.stripe_len(s)) - base;
+        (from, to)
+    };
+    // Stripes are fetched in groups of `read_ahead / 2`, two groups at a time: the same bytes
+    // in flight as `read_ahead` single stripes, in half the node requests (BENCHMARKS.md).
+    let group = (read_ahead as u64 / 2).max(1);
+    let first_end = (s0 + 1).max((s0 / group + 1) * group).min(s1 + 1);
+    let first = reader.fetch_group(s0..first_end, span).await?;
+    let starts: Vec<u64> = (first_end..=s1).step_by(group as usize).collect();
+    let rest = futures::stream::iter(starts)
+        .map(move |g| {
+            let r = reader.clone();
+            async move { r.fetch_group(g..(g + group).min(s1 + 1), span).await }
+        })
+        .buffered(2);
+    let all = futures::stream::once(async move { Ok(first) }).chain(rest);
+    Ok(all.flat_map(|r| {
+        let items: Vec<Result<Bytes, std::io::Error>> = match r {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "aborting GET body");
+                vec![Err(std::io::Error::other(e.to_string()))]
+            }
+        };
+        futures::stream::iter(items)
+    }))
+}
+
+/// Streams bytes `range` (inclusive) of the striped object `obj`, part after part. The
+/// first stripe is fetched before this returns; each later part's reader is set up when the
+/// stream reaches it.
+pub async fn stream_striped(
+    c: Arc<DataPath>,
+    obj: &ObjectMeta,
+    range: ByteRange,
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, ApiError> {
+    let read_ahead = c.config.read_ahead;
+    // (part, range within the part) for every part the range touches.
+    let mut pieces = Vec::new();
+    let mut base = 0u64;
+    for p in &obj.parts {
+        let (a, b) = (base, base + p.size);
+        base = b;
+        if p.size == 0 || range.end < a || range.start >= b {
+            continue;
+        }
+        let local = ByteRange {
+            start: range.start.max(a) - a,
+            end: range.end.min(b - 1) - a,
+        };
+        pieces.push((p.clone(), local));
+    }
+    let (bucket, key) = (obj.bucket.clone(), obj.key.clone());
+    let mut pieces = pieces.into_iter();
+    let Some((p0, r0)) = pieces.next() else {
+        return Ok(futures::stream::empty().boxed());
+    };
+    let reader = Arc::new(StripeReader::new(c.clone(), &bucket, &key, &p0)?);
+    let first = stream_range(reader, r0, read_ahead).await?;
+    let rest = futures::stream::iter(pieces)
+        .map(move |(p, r)| {
+            let (c, bucket, key) = (c.clone(), bucket.clone(), key.clone());
+            async move {
+                let reader = Arc::new(StripeReader::new(c, &bucket, &key, &p)?);
+                stream_range(reader, r, read_ahead).await
+            }
+        })
+        .then(|f| f)
+        .flat_map(|r| match r {
+            Ok(s) => s.boxed(),
+            Err(e) => {
+                tracing::warn!(error = %e, "aborting GET body");
+                futures::stream::once(async move { Err(std::io::Error::other(e.to_string())) })
+                    .boxed()
+            }
+        });
+    Ok(first.chain(rest).boxed())
 }
 
 #[cfg(test)]

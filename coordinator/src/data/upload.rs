@@ -6,8 +6,8 @@
 //! keeps the shard only if the end frame arrives; a stream dropped without one is discarded.
 //! At most [`QUEUE_STRIPES`] pieces wait per node, so memory does not grow with the shard.
 
+use super::DataPath;
 use crate::error::ApiError;
-use crate::state::Coordinator;
 use bytes::Bytes;
 use std::time::Duration;
 use tessera_node::frame::{data_prefix, end_frame, header_frame, EndFrame};
@@ -37,7 +37,7 @@ impl NodeStreams {
     /// Opens an upload of shard `index` (of version `header(index).version`) to `node` for
     /// each `(index, node)` of `targets`, starting with the header frame `header(index)`.
     pub async fn open(
-        c: &Coordinator,
+        c: &DataPath,
         targets: &[(u16, NodeId)],
         header: impl Fn(u16) -> ShardHeader,
     ) -> Result<Self, ApiError> {

@@ -1,7 +1,7 @@
 //! The coordinator's edge: what clients and operators talk to.
 //!
-//! - [`s3`]: the S3 operations, served through the `s3s` protocol library ([`service`]).
-//! - [`multipart`]: the multipart upload operations.
+//! - [`s3`]: the S3 operations, served through the `s3s` protocol library ([`service`]), one
+//!   file per family (buckets, objects, listing, multipart) and their shared helpers.
 //! - [`checksum`]: Content-MD5, `x-amz-checksum-*` and multipart checksums.
 //! - [`auth`]: access keys, signature lookup and per-bucket permissions.
 //! - [`admin`]: the admin API (nodes, repair, keys, grants) behind the admin token and the
@@ -17,7 +17,6 @@ pub mod auth;
 pub mod checksum;
 pub mod console;
 pub mod error;
-pub mod multipart;
 pub mod observe;
 pub mod s3;
 

@@ -167,3 +167,42 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
         self.inner.size_hint()
     }
 }
+
+/// The coordinator's metrics in the Prometheus text format, the state gauges read now.
+pub async fn render_metrics(c: &Coordinator) -> String {
+    let nodes = c
+        .registry
+        .view()
+        .into_iter()
+        .map(|n| {
+            let labels = crate::metrics::NodeLabels {
+                node: n.id.to_string(),
+                zone: n.zone.clone(),
+            };
+            let s = &n.scrub;
+            let figures = [
+                n.used,
+                n.free,
+                n.capacity,
+                s.shards_checked,
+                s.corrupt_found,
+                s.passes,
+            ];
+            (labels, n.up, figures)
+        })
+        .collect();
+    let r = c.repair.counts();
+    let state = crate::metrics::StateGauges {
+        nodes,
+        repair: [r.queue, r.suspects, r.degraded, r.unrecoverable],
+        pending_and_garbage: c
+            .meta
+            .pending_and_garbage()
+            .await
+            .ok()
+            .map(|(p, g)| (p as u64, g as u64)),
+        engine: c.meta.engine_gauges().await.unwrap_or_default(),
+        raft: c.cluster.as_ref().map(|cl| cl.local_state()),
+    };
+    c.metrics.render(state)
+}

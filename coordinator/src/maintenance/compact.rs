@@ -15,10 +15,10 @@
 
 use super::periodic;
 use super::worker::Schedule;
+use super::Maintenance;
 use crate::data::pack::{footer, segment_data, Inbound};
 use crate::error::ApiError;
 use crate::meta::{Fill, ObjectMeta, Precondition, SEGMENTS};
-use crate::state::Coordinator;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,7 +63,7 @@ pub struct CompactStatus {
 }
 
 /// Scans every segment's fill.
-async fn scan(c: &Coordinator, below: f64) -> Result<(CompactStatus, Vec<ObjectMeta>), ApiError> {
+async fn scan(c: &Maintenance, below: f64) -> Result<(CompactStatus, Vec<ObjectMeta>), ApiError> {
     let mut status = CompactStatus {
         below,
         ..Default::default()
@@ -100,7 +100,7 @@ fn is_candidate(f: &Fill, below: f64) -> bool {
     f.bytes > 0 && f.live_objects > 0 && f.live_fraction() < below
 }
 
-fn threshold(c: &Coordinator, req: &CompactRequest) -> Result<f64, ApiError> {
+fn threshold(c: &Maintenance, req: &CompactRequest) -> Result<f64, ApiError> {
     let below = req.below.unwrap_or(c.config.compact_below);
     if !(0.0..=1.0).contains(&below) {
         return Err(ApiError::InvalidArgument(format!(
@@ -111,12 +111,12 @@ fn threshold(c: &Coordinator, req: &CompactRequest) -> Result<f64, ApiError> {
 }
 
 /// The segments as they are, against the stored job's threshold (or the default).
-pub async fn status(c: &Arc<Coordinator>) -> Result<CompactStatus, ApiError> {
+pub async fn status(c: &Arc<Maintenance>) -> Result<CompactStatus, ApiError> {
     let job = stored(c).await?.unwrap_or_default();
     Ok(scan(c, threshold(c, &job)?).await?.0)
 }
 
-async fn stored(c: &Coordinator) -> Result<Option<CompactRequest>, ApiError> {
+async fn stored(c: &Maintenance) -> Result<Option<CompactRequest>, ApiError> {
     Ok(c.meta
         .jobs()
         .await?
@@ -126,7 +126,7 @@ async fn stored(c: &Coordinator) -> Result<Option<CompactRequest>, ApiError> {
 
 /// Validates `req` and, unless it is a dry run, stores the job for the leader's `compact`
 /// worker. Answers what there is to compact.
-pub async fn start(c: &Arc<Coordinator>, req: CompactRequest) -> Result<CompactStatus, ApiError> {
+pub async fn start(c: &Arc<Maintenance>, req: CompactRequest) -> Result<CompactStatus, ApiError> {
     let below = threshold(c, &req)?;
     if let Some(b) = &req.bucket {
         crate::names::BucketName::parse(b)?;
@@ -144,7 +144,7 @@ pub async fn start(c: &Arc<Coordinator>, req: CompactRequest) -> Result<CompactS
 
 /// Leader only (worker `compact`): runs a stored job at once, and a background pass every
 /// `--compact-interval` (unless 0).
-pub async fn worker(c: Arc<Coordinator>, stop: CancellationToken) {
+pub async fn worker(c: Arc<Maintenance>, stop: CancellationToken) {
     let w = c.workers.get_or_add(
         "compact",
         "rewrites segments of small objects whose live fraction fell below --compact-below (tessera compact)",
@@ -215,7 +215,7 @@ struct Compacted {
 
 /// Moves the live objects of `seg` (of `bucket` only, if given) into new segments.
 async fn compact_segment(
-    c: &Arc<Coordinator>,
+    c: &Arc<Maintenance>,
     seg: &ObjectMeta,
     bucket: Option<&str>,
 ) -> Result<Compacted, ApiError> {
@@ -225,7 +225,7 @@ async fn compact_segment(
         .map(|p| p.ec)
         .ok_or_else(|| ApiError::Internal(format!("segment {} has no part", seg.key)))?;
     c.budget.spend(seg.size).await;
-    let data = segment_data(c, seg).await?;
+    let data = segment_data(&c.data, seg).await?;
     let mut live = Vec::new();
     for entry in footer(&data)? {
         let (b, k, version) = entry.names();
@@ -250,7 +250,7 @@ async fn compact_segment(
         live.push((obj, bytes));
     }
     // Every move is on its way before the first reaches the packer, so they share segments.
-    let inbound: Vec<Inbound> = live.iter().map(|_| Inbound::new(c)).collect();
+    let inbound: Vec<Inbound> = live.iter().map(|_| Inbound::new(&c.data)).collect();
     let moves = live.into_iter().zip(inbound).map(|((obj, bytes), inb)| {
         let cond = Precondition::Moved {
             version: obj.version,
@@ -258,7 +258,7 @@ async fn compact_segment(
         };
         let size = obj.size;
         async move {
-            let out = c.packer.commit(c, ec, obj, bytes, cond, inb).await;
+            let out = c.packer.commit(&c.data, ec, obj, bytes, cond, inb).await;
             (size, out)
         }
     });

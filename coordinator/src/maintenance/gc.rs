@@ -8,14 +8,14 @@
 
 use super::periodic;
 use super::worker::Schedule;
-use crate::state::Coordinator;
+use super::Maintenance;
 use std::sync::Arc;
 use tessera_node::{ShardId, ShardRole, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// Runs the collector's three workers until `stop` is cancelled: `gc` (garbage records,
 /// woken early by deletes and overwrites), `orphan-scan` and `multipart-expiry`.
-pub async fn run(c: Arc<Coordinator>, stop: CancellationToken) {
+pub async fn run(c: Arc<Maintenance>, stop: CancellationToken) {
     let gc = c.workers.get_or_add(
         "gc",
         "deletes shards of deleted, replaced and failed versions once their grace has passed",
@@ -79,7 +79,7 @@ pub async fn run(c: Arc<Coordinator>, stop: CancellationToken) {
 
 /// Aborts multipart uploads created longer than `multipart_expiry` ago (their parts become
 /// garbage); returns how many.
-pub async fn expire_uploads(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
+pub async fn expire_uploads(c: &Arc<Maintenance>) -> Result<usize, crate::ApiError> {
     let cutoff = crate::meta::now_ms().saturating_sub(c.config.multipart_expiry.as_millis() as u64);
     let expired = c.meta.uploads_older_than(cutoff, 1000).await?;
     let n = expired.len();
@@ -93,7 +93,7 @@ pub async fn expire_uploads(c: &Arc<Coordinator>) -> Result<usize, crate::ApiErr
 }
 
 /// One pass over the garbage records; returns how many records were finished.
-pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
+pub async fn pass(c: &Arc<Maintenance>) -> Result<usize, crate::ApiError> {
     let records = c.meta.garbage(1000).await?;
     let now = crate::meta::now_ms();
     let grace = c.config.gc_grace.as_millis() as u64;
@@ -153,9 +153,9 @@ pub async fn pass(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
 /// never touched). This catches what no garbage record names: shards of a write whose
 /// in-flight record a crash lost, leftovers on nodes that were away. Returns how many shards
 /// were deleted.
-pub async fn orphan_scan(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError> {
+pub async fn orphan_scan(c: &Arc<Maintenance>) -> Result<usize, crate::ApiError> {
     // While the metadata is being rebuilt from the nodes, every shard looks unreferenced.
-    if c.rebuild.lock().unwrap().as_ref().is_some_and(|r| !r.done) {
+    if c.rebuilding() {
         return Ok(0);
     }
     let grace = c.config.gc_grace.as_millis() as u64;
@@ -197,7 +197,7 @@ pub async fn orphan_scan(c: &Arc<Coordinator>) -> Result<usize, crate::ApiError>
 /// Whether shard `h` on `node` belongs to a write in flight, a part of an upload in progress
 /// or the committed object (asked in that order, see [`orphan_scan`]).
 async fn still_wanted(
-    c: &Coordinator,
+    c: &Maintenance,
     h: &tessera_node::ShardHeader,
     node: &tessera_node::NodeId,
 ) -> Result<bool, crate::ApiError> {

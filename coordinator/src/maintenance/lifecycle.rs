@@ -18,12 +18,12 @@
 use super::periodic;
 use super::repair::{move_part, RepairRequest, Source};
 use super::worker::{Schedule, Worker};
+use super::Maintenance;
 use crate::error::ApiError;
 use crate::meta::{ObjectMeta, ShardState};
 use crate::names::EcSpec;
 use crate::placement::repair_targets;
-use crate::state::Coordinator;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 const EVERY: Duration = Duration::from_secs(1);
 
 /// A node's lifecycle as `GET /cluster/nodes/{id}` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeLifecycle {
     /// Node id.
     pub node: String,
@@ -50,8 +50,27 @@ pub struct NodeLifecycle {
     pub bytes: u64,
 }
 
+/// What `POST /cluster/nodes/{id}/remove` answers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NodeRemoval {
+    /// Node id.
+    pub node: String,
+    /// The node is removed.
+    pub removed: bool,
+    /// A repair run started first (the node is down and still named by objects): ask again
+    /// once it has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair_run: Option<u64>,
+    /// Why the node is not removed yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Garbage entries naming the node that were dropped with it.
+    #[serde(default)]
+    pub garbage_entries_dropped: u64,
+}
+
 /// Every coordinator: keeps the registry's lifecycle states as the metadata has them.
-pub async fn follow_states(c: Arc<Coordinator>, stop: CancellationToken) {
+pub async fn follow_states(c: Arc<Maintenance>, stop: CancellationToken) {
     let w = c.workers.get_or_add(
         "node-states",
         "follows node lifecycle states (draining, drained, removed) from the metadata",
@@ -66,13 +85,13 @@ pub async fn follow_states(c: Arc<Coordinator>, stop: CancellationToken) {
 }
 
 /// Reloads the states now (after this coordinator changed one).
-async fn reload(c: &Coordinator) -> Result<(), ApiError> {
+async fn reload(c: &Maintenance) -> Result<(), ApiError> {
     c.registry.set_states(c.meta.node_states().await?);
     Ok(())
 }
 
 /// Objects with a shard on `node`, and the codes of their parts.
-async fn objects_on(c: &Coordinator, node: &NodeId) -> Result<Vec<ObjectMeta>, ApiError> {
+async fn objects_on(c: &Maintenance, node: &NodeId) -> Result<Vec<ObjectMeta>, ApiError> {
     super::repair::select(c, |o| {
         o.extents()
             .any(|p| p.shards.iter().any(|s| s.node.as_ref() == Some(node)))
@@ -81,7 +100,7 @@ async fn objects_on(c: &Coordinator, node: &NodeId) -> Result<Vec<ObjectMeta>, A
 }
 
 /// What `node` holds and its state.
-pub async fn status(c: &Arc<Coordinator>, node: &NodeId) -> Result<NodeLifecycle, ApiError> {
+pub async fn status(c: &Arc<Maintenance>, node: &NodeId) -> Result<NodeLifecycle, ApiError> {
     let state = c.meta.node_states().await?.get(node).cloned();
     let up = c.registry.up(node);
     if state.is_none() && c.registry.client(node).is_none() {
@@ -122,7 +141,7 @@ fn lifecycle(
 
 /// Starts draining `node` (see the module documentation); refused, with nothing changed,
 /// when the nodes left could not hold the codes in use.
-pub async fn drain(c: &Arc<Coordinator>, node: &NodeId) -> Result<NodeLifecycle, ApiError> {
+pub async fn drain(c: &Arc<Maintenance>, node: &NodeId) -> Result<NodeLifecycle, ApiError> {
     match c.meta.node_states().await?.get(node).map(String::as_str) {
         Some("removed") => {
             return Err(ApiError::Conflict(format!("node {node} was removed")));
@@ -159,7 +178,7 @@ pub async fn drain(c: &Arc<Coordinator>, node: &NodeId) -> Result<NodeLifecycle,
 }
 
 /// Takes `node` back into service (a drain is cancelled; what moved stays moved).
-pub async fn activate(c: &Arc<Coordinator>, node: &NodeId) -> Result<NodeLifecycle, ApiError> {
+pub async fn activate(c: &Arc<Maintenance>, node: &NodeId) -> Result<NodeLifecycle, ApiError> {
     match c.meta.node_states().await?.get(node).map(String::as_str) {
         Some("removed") => Err(ApiError::Conflict(format!("node {node} was removed"))),
         Some(_) => {
@@ -215,13 +234,17 @@ pub fn check_fits(
 /// repair run (grace 0) first when `repair` is set: the answer carries its `repair_run`,
 /// and the caller asks again once it has finished.
 pub async fn remove(
-    c: &Arc<Coordinator>,
+    c: &Arc<Maintenance>,
     node: &NodeId,
     repair: bool,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<NodeRemoval, ApiError> {
     let state = c.meta.node_states().await?.get(node).cloned();
     if state.as_deref() == Some("removed") {
-        return Ok(serde_json::json!({"node": node, "removed": true}));
+        return Ok(NodeRemoval {
+            node: node.to_string(),
+            removed: true,
+            ..Default::default()
+        });
     }
     let registered = c.meta.nodes().await?.iter().any(|n| &n.id == node);
     if !registered && c.registry.client(node).is_none() {
@@ -252,10 +275,13 @@ pub async fn remove(
                 },
             )
             .await?;
-            return Ok(serde_json::json!({
-                "node": node, "removed": false, "repair_run": run,
-                "message": format!("node {node} is down and named by {} objects: rebuilding their shards elsewhere first", held.len()),
-            }));
+            return Ok(NodeRemoval {
+                node: node.to_string(),
+                removed: false,
+                repair_run: Some(run),
+                message: Some(format!("node {node} is down and named by {} objects: rebuilding their shards elsewhere first", held.len())),
+                garbage_entries_dropped: 0,
+            });
         }
         let names: Vec<String> = held
             .iter()
@@ -271,11 +297,16 @@ pub async fn remove(
     let dropped = c.meta.remove_node(node.clone()).await?;
     reload(c).await?;
     tracing::info!(%node, garbage_entries_dropped = dropped, "node removed");
-    Ok(serde_json::json!({"node": node, "removed": true, "garbage_entries_dropped": dropped}))
+    Ok(NodeRemoval {
+        node: node.to_string(),
+        removed: true,
+        garbage_entries_dropped: dropped as u64,
+        ..Default::default()
+    })
 }
 
 /// Leader only (worker `drain`): moves the shards of every draining node.
-pub async fn drains(c: Arc<Coordinator>, stop: CancellationToken) {
+pub async fn drains(c: Arc<Maintenance>, stop: CancellationToken) {
     let w = c.workers.get_or_add(
         "drain",
         "copies the shards of draining nodes to other nodes, then marks them drained",
@@ -303,7 +334,7 @@ pub async fn drains(c: Arc<Coordinator>, stop: CancellationToken) {
 
 /// One pass over the objects on draining `node`.
 async fn drain_pass(
-    c: &Arc<Coordinator>,
+    c: &Arc<Maintenance>,
     w: &Worker,
     stop: &CancellationToken,
     node: &NodeId,

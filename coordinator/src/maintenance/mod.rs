@@ -1,5 +1,7 @@
-//! Background and operator-driven upkeep.
+//! Background and operator-driven upkeep. Every service takes the [`Maintenance`] context,
+//! which holds the data path; nothing below this module imports it.
 //!
+//! - [`context`]: the maintenance context.
 //! - [`gc`]: deleting shards nobody references (garbage records, orphan scan).
 //! - [`compact`]: rewriting segments of small objects that are mostly dead space.
 //! - [`repair`]: finding lost shards and rebuilding them (runs, read-repair, background).
@@ -10,12 +12,14 @@
 //! - [`worker`]: the shape every background loop shares, and the shared byte budget.
 
 pub mod compact;
+pub mod context;
 pub mod gc;
 pub mod lifecycle;
 pub mod rebalance;
 pub mod rebuild;
 pub mod recode;
 pub mod repair;
+pub use context::Maintenance;
 pub use tessera_node::worker;
 
 /// [`worker::periodic`] for passes that fail with an [`crate::ApiError`].

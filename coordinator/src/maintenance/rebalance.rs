@@ -17,9 +17,9 @@
 use super::periodic;
 use super::repair::{move_part, Source};
 use super::worker::{Budget, Schedule};
+use super::Maintenance;
 use crate::error::ApiError;
 use crate::meta::{ObjectMeta, ShardState};
-use crate::state::Coordinator;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -92,7 +92,7 @@ struct Usage {
 impl Usage {
     /// Nodes taking shards (up, no lifecycle state) with their zone, the bytes `objects`
     /// place on them, and their capacity.
-    fn of(c: &Coordinator, objects: &[ObjectMeta]) -> Self {
+    fn of(c: &Maintenance, objects: &[ObjectMeta]) -> Self {
         let mut nodes: HashMap<NodeId, (String, u64, u64)> = c
             .registry
             .view()
@@ -216,14 +216,14 @@ impl Usage {
 }
 
 /// The balance now, and the stored job's band if one runs.
-pub async fn status(c: &Arc<Coordinator>) -> Result<Balance, ApiError> {
+pub async fn status(c: &Arc<Maintenance>) -> Result<Balance, ApiError> {
     let job = stored(c).await?;
     let objects = super::repair::select(c, |_| true).await?;
     let band = job.as_ref().map_or(DEFAULT_BAND, |j| j.band);
     Ok(Usage::of(c, &objects).balance(band, job.is_some()))
 }
 
-async fn stored(c: &Coordinator) -> Result<Option<RebalanceRequest>, ApiError> {
+async fn stored(c: &Maintenance) -> Result<Option<RebalanceRequest>, ApiError> {
     Ok(c.meta
         .jobs()
         .await?
@@ -233,7 +233,7 @@ async fn stored(c: &Coordinator) -> Result<Option<RebalanceRequest>, ApiError> {
 
 /// Validates `req` and, unless it is a dry run, stores the job for the leader's
 /// `rebalance` worker. Answers the balance now.
-pub async fn start(c: &Arc<Coordinator>, req: RebalanceRequest) -> Result<Balance, ApiError> {
+pub async fn start(c: &Arc<Maintenance>, req: RebalanceRequest) -> Result<Balance, ApiError> {
     if !(req.band > 0.0 && req.band <= 1.0) {
         return Err(ApiError::InvalidArgument(format!(
             "band {} must be a fraction in (0, 1], e.g. 0.05",
@@ -253,14 +253,14 @@ pub async fn start(c: &Arc<Coordinator>, req: RebalanceRequest) -> Result<Balanc
 }
 
 /// Ends a stored rebalance job (moves already made stay).
-pub async fn cancel(c: &Arc<Coordinator>) -> Result<(), ApiError> {
+pub async fn cancel(c: &Arc<Maintenance>) -> Result<(), ApiError> {
     c.meta.set_job(JOB.into(), None).await?;
     Ok(())
 }
 
 /// Leader only (worker `rebalance`): runs the stored job, or with `--auto-rebalance` the
 /// default one whenever the spread exceeds it.
-pub async fn worker(c: Arc<Coordinator>, stop: CancellationToken) {
+pub async fn worker(c: Arc<Maintenance>, stop: CancellationToken) {
     let w = c.workers.get_or_add(
         "rebalance",
         "moves shards from fuller to emptier nodes (tessera rebalance, --auto-rebalance)",

@@ -10,11 +10,11 @@
 //! upload is not in progress. A key whose metadata already exists with the same or a newer
 //! version is left alone, so running a rebuild on a healthy coordinator changes nothing.
 
+use super::Maintenance;
 use crate::data::pack::{footer, segment_data};
 use crate::meta::{now_ms, Fill, ObjectMeta, Part, ShardLoc, ShardSet, ShardState, SEGMENTS};
 use crate::names::EcSpec;
-use crate::state::Coordinator;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_node::{NodeId, ObjectVersion, ShardInfo, ShardRole};
@@ -25,7 +25,7 @@ type Shards = Vec<(NodeId, ShardInfo)>;
 type Found = BTreeMap<(String, String), BTreeMap<ObjectVersion, Shards>>;
 
 /// What a rebuild did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RebuildReport {
     /// The rebuild has finished.
     pub done: bool,
@@ -86,7 +86,7 @@ fn part_of(version: ObjectVersion, shards: &Shards, number: u32) -> Option<Part>
 
 /// Reads a manifest's bytes from the first node that answers.
 async fn read_manifest(
-    c: &Coordinator,
+    c: &Maintenance,
     version: ObjectVersion,
     shards: &Shards,
 ) -> Option<ObjectMeta> {
@@ -108,7 +108,7 @@ async fn read_manifest(
 }
 
 /// Rebuilds metadata from every node that is up now.
-pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiError> {
+pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::ApiError> {
     let mut report = RebuildReport::default();
     let mut found: Found = BTreeMap::new();
     for cand in c.registry.candidates() {
@@ -225,10 +225,10 @@ pub async fn rebuild(c: &Arc<Coordinator>) -> Result<RebuildReport, crate::ApiEr
 /// same or a newer version); a segment none of whose objects is restored becomes garbage.
 /// Returns how many objects were restored.
 async fn restore_segment(
-    c: &Arc<Coordinator>,
+    c: &Arc<Maintenance>,
     mut seg: ObjectMeta,
 ) -> Result<u64, crate::ApiError> {
-    let data = match segment_data(c, &seg).await {
+    let data = match segment_data(&c.data, &seg).await {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(segment = %seg.key, error = %e, "segment unreadable; its objects are not restored");
@@ -266,7 +266,7 @@ async fn restore_segment(
 /// A multipart object from its manifest, with its parts' and manifest's shard locations as
 /// found now; `None` if the manifest or any part cannot be read.
 async fn restore_multipart(
-    c: &Coordinator,
+    c: &Maintenance,
     bucket: &str,
     key: &str,
     version: ObjectVersion,

@@ -15,13 +15,13 @@
 
 use super::periodic;
 use super::worker::{Budget, Schedule};
-use crate::data::get::{stream_range, ByteRange};
+use super::Maintenance;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
 use crate::data::stripes::StripeReader;
+use crate::data::stripes::{stream_range, ByteRange};
 use crate::error::ApiError;
 use crate::meta::{ObjectMeta, Precondition};
 use crate::names::{BucketName, EcSpec, ObjectKey};
-use crate::state::Coordinator;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -71,7 +71,7 @@ fn job_name(bucket: &str, prefix: &str) -> String {
 
 /// The code a recode to `ec` gives a run of `size` bytes (a single PUT's object, or one part
 /// of a multipart object): `1+m` below `replicate_below`, as a PUT would.
-fn target(c: &Coordinator, ec: EcSpec, size: u64) -> EcSpec {
+fn target(c: &Maintenance, ec: EcSpec, size: u64) -> EcSpec {
     if size < c.config.replicate_below && ec.k > 1 {
         EcSpec { k: 1, m: ec.m }
     } else {
@@ -92,7 +92,7 @@ fn stored(size: u64, ec: EcSpec, piece: u64) -> u64 {
 
 /// Objects of the selection not in the new code yet.
 async fn pending(
-    c: &Coordinator,
+    c: &Maintenance,
     bucket: &str,
     prefix: &str,
     ec: EcSpec,
@@ -107,7 +107,7 @@ async fn pending(
 
 /// Validates `req` and plans it; unless it is a dry run, changes the bucket's code and
 /// stores the job for the leader's `recode` worker.
-pub async fn start(c: &Arc<Coordinator>, req: RecodeRequest) -> Result<RecodePlan, ApiError> {
+pub async fn start(c: &Arc<Maintenance>, req: RecodeRequest) -> Result<RecodePlan, ApiError> {
     let ec: EcSpec = req.ec.parse().map_err(ApiError::InvalidArgument)?;
     if c.meta.bucket(req.bucket.clone()).await?.is_none() {
         return Err(ApiError::NoSuchBucket(req.bucket));
@@ -149,7 +149,7 @@ pub async fn start(c: &Arc<Coordinator>, req: RecodeRequest) -> Result<RecodePla
 }
 
 /// Leader only (worker `recode`): works through every stored recode job.
-pub async fn worker(c: Arc<Coordinator>, stop: CancellationToken) {
+pub async fn worker(c: Arc<Maintenance>, stop: CancellationToken) {
     let w = c.workers.get_or_add(
         "recode",
         "re-encodes objects into their bucket's new code (tessera recode)",
@@ -215,7 +215,7 @@ pub async fn worker(c: Arc<Coordinator>, stop: CancellationToken) {
 /// Re-encodes `obj` into `ec` (each part into its target code); `false` if a client changed
 /// the key meanwhile (the copy is garbage then).
 async fn recode_object(
-    c: &Arc<Coordinator>,
+    c: &Arc<Maintenance>,
     obj: &ObjectMeta,
     ec: EcSpec,
     limit: &Arc<Budget>,
@@ -245,7 +245,7 @@ async fn recode_object(
             role: ShardRole::Manifest { upload },
         };
         let body = futures::stream::once(async move { Ok(bytes::Bytes::from(manifest)) });
-        let staged = write_object(c.clone(), req, Box::pin(body), ()).await?;
+        let staged = write_object(c.data.clone(), req, Box::pin(body), ()).await?;
         recoded.version = staged.part.version;
         recoded.manifest = Some(staged.part.clone());
         let out = staged.commit_with(maint.commit_put(recoded, fenced)).await;
@@ -277,7 +277,7 @@ async fn recode_object(
 /// Writes `part` of `obj` again in `ec`, from a verified read of the current shards, within
 /// the maintenance budget and the job's `limit`; not committed yet.
 async fn rewrite_part(
-    c: &Arc<Coordinator>,
+    c: &Arc<Maintenance>,
     obj: &ObjectMeta,
     part: &crate::meta::Part,
     ec: EcSpec,
@@ -286,7 +286,12 @@ async fn rewrite_part(
     let body = if part.size == 0 {
         futures::stream::empty().boxed()
     } else {
-        let reader = Arc::new(StripeReader::new(c.clone(), &obj.bucket, &obj.key, part)?);
+        let reader = Arc::new(StripeReader::new(
+            c.data.clone(),
+            &obj.bucket,
+            &obj.key,
+            part,
+        )?);
         let range = ByteRange {
             start: 0,
             end: part.size - 1,
@@ -319,7 +324,7 @@ async fn rewrite_part(
         },
         role: obj.role_of(part),
     };
-    let mut staged = write_object(c.clone(), req, body, ()).await?;
+    let mut staged = write_object(c.data.clone(), req, body, ()).await?;
     if staged.part.etag != part.etag {
         // Cannot happen with verified reads; never commit bytes that differ.
         return Err(ApiError::Internal(format!(
@@ -333,7 +338,7 @@ async fn rewrite_part(
 }
 
 /// The stored recode jobs.
-pub async fn jobs(c: &Coordinator) -> Result<Vec<RecodeRequest>, ApiError> {
+pub async fn jobs(c: &Maintenance) -> Result<Vec<RecodeRequest>, ApiError> {
     Ok(c.meta
         .jobs()
         .await?

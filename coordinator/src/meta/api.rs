@@ -8,10 +8,18 @@
 //! [`MetaStore`] method of the same name (and checked by [`super::conformance`]); there is no
 //! way to run arbitrary code inside the store.
 
-use super::*;
+use super::store::Result;
+use super::{
+    BucketMeta, Grant, KeyRecord, Listing, MetaError, MetaStore, NodeRecord, ObjectMeta, PackEntry,
+    Part, Precondition, ShardSet, Upload, UploadListing,
+};
+use crate::names::EcSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
+use tessera_node::{NodeId, ObjectVersion};
 
 /// Declares the operations once. Each becomes a [`Metadata`] method taking owned arguments;
 /// a write also becomes a [`Command`] variant (what a replicated log carries) whose

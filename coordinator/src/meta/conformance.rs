@@ -2,7 +2,15 @@
 //! [`run_all`] (today [`Local`] on the in-memory map and on RocksDB). Each check panics with a message naming
 //! the rule it found broken.
 
-use super::*;
+use super::store::Result;
+use super::{
+    now_ms, BucketMeta, Fill, Grant, KeyRecord, Listing, MetaError, Metadata, NodeRecord,
+    ObjectMeta, PackEntry, Packed, Part, Precondition, ShardLoc, ShardSet, ShardState, Upload,
+    SEGMENTS,
+};
+use crate::names::EcSpec;
+use std::collections::BTreeMap;
+use tessera_node::{NodeId, ObjectVersion};
 
 /// Runs every check on `m`, which must be empty.
 pub async fn run_all(m: &dyn Metadata) {
@@ -950,6 +958,7 @@ pub async fn packed_segments(m: &dyn Metadata) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meta::{Local, MetaStore};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn memory_metadata_conforms() {

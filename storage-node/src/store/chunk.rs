@@ -135,35 +135,20 @@ pub fn assemble(
     out
 }
 
-/// Reads exactly `len` bytes at `offset` into a new buffer, without zeroing it first.
+/// Reads exactly `len` bytes at `offset` into a new buffer, without zeroing it first (the
+/// reads fill the vector's spare capacity).
 pub(crate) fn read_at(f: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
-    use std::os::fd::AsRawFd;
     let mut buf: Vec<u8> = Vec::with_capacity(len);
-    let mut done = 0;
-    while done < len {
-        let spare = &mut buf.spare_capacity_mut()[done..len];
-        // SAFETY: pread writes at most `spare.len()` bytes into the (uninitialised, owned)
-        // spare capacity; it never reads from it.
-        let n = unsafe {
-            libc::pread(
-                f.as_raw_fd(),
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                (offset + done as u64) as libc::off_t,
-            )
-        };
-        match n {
-            n if n > 0 => done += n as usize,
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(f, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    // SAFETY: the first `len` bytes were written by pread above.
-    unsafe { buf.set_len(len) };
+    // The allocation may hold more than was asked for, and the reads may have filled it.
+    buf.truncate(len);
     Ok(Bytes::from(buf))
 }

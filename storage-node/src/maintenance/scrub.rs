@@ -1,34 +1,19 @@
-//! Scrubbing: re-reads and re-verifies every stored shard in the background at a bounded rate,
+//! Scrubbing: re-reads and re-verifies every stored shard in the background within the node's
+//! byte budget,
 //! and reports corrupt shards to the coordinator, which queues them for repair.
 
 use crate::error::StoreError;
-use crate::server::NodeState;
+use crate::state::{coordinators, NodeState};
 use crate::types::{ShardHeader, ShardId};
-use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex};
+use crate::worker::{periodic, Schedule, Worker};
 use std::time::Duration;
-
-/// Scrub progress, reported in every heartbeat.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScrubStats {
-    /// Complete passes over all shards.
-    pub passes: u64,
-    /// Shards verified in all passes.
-    pub shards_checked: u64,
-    /// Bytes verified in all passes.
-    pub bytes_checked: u64,
-    /// Corrupt shards found in all passes.
-    pub corrupt_found: u64,
-    /// Corrupt shards found by the last complete pass.
-    pub last_pass_corrupt: u64,
-    /// Shards verified so far in the current pass.
-    pub current_pass_checked: u64,
-}
+use tokio_util::sync::CancellationToken;
 
 /// Scrub settings.
 #[derive(Clone, Debug)]
 pub struct ScrubConfig {
-    /// Verification budget in bytes per second (0 disables scrubbing).
+    /// Verification budget in bytes per second at start (0 disables scrubbing; the rate
+    /// can be changed at run time through the node's budget).
     pub rate: u64,
     /// Pause between passes.
     pub interval: Duration,
@@ -37,29 +22,34 @@ pub struct ScrubConfig {
 /// Bytes verified per store read.
 const STEP: u64 = 1 << 20;
 
-/// Runs scrub passes forever (until the task is dropped).
+/// Worker `scrub`: a pass over every shard every `config.interval` until `stop`, spending
+/// the node's budget for every byte it verifies; corrupt shards are reported to every
+/// coordinator. Does nothing when `config.rate` is 0 (scrubbing off).
 pub async fn run(
     state: NodeState,
     config: ScrubConfig,
     coordinator: String,
-    stats: Arc<Mutex<ScrubStats>>,
+    stop: CancellationToken,
 ) {
     if config.rate == 0 {
         return;
     }
     let client = crate::client::http_client(&state.secret);
-    let urls: Vec<String> = crate::server::coordinators(&coordinator)
+    let urls: Vec<String> = coordinators(&coordinator)
         .map(|c| format!("{}/nodes/corrupt", c.trim_end_matches('/')))
         .collect();
     let w = state.workers.get_or_add(
         "scrub",
         "re-reads every stored shard and checks its chunk hashes, within --scrub-rate",
     );
-    loop {
-        tokio::time::sleep(config.interval).await;
-        w.begin("pass over every shard", 0);
-        let corrupt = pass(&state, &config, &stats, &w).await;
-        w.end(format!("{} corrupt shards found", corrupt.len()));
+    let schedule = Schedule {
+        first_after: config.interval,
+        ..Schedule::every(config.interval)
+    };
+    let (w2, stop2) = (w.clone(), stop.clone());
+    periodic(w, stop, schedule, || async {
+        w2.begin("pass over every shard", 0);
+        let corrupt = pass(&state, &w2, &stop2).await;
         if !corrupt.is_empty() {
             tracing::warn!(count = corrupt.len(), "scrub found corrupt shards");
             // Best effort: the next pass reports them again if the coordinator missed it.
@@ -67,21 +57,18 @@ pub async fn run(
                 let _ = client.post(url).json(&corrupt).send().await;
             }
         }
-        let mut s = stats.lock().unwrap();
+        let mut s = state.scrub.lock().unwrap();
         s.passes += 1;
         s.last_pass_corrupt = corrupt.len() as u64;
         s.current_pass_checked = 0;
-    }
+        Ok::<_, std::convert::Infallible>(format!("{} corrupt shards found", corrupt.len()))
+    })
+    .await;
 }
 
-/// One pass over every shard; returns the headers of the corrupt ones.
-async fn pass(
-    state: &NodeState,
-    config: &ScrubConfig,
-    stats: &Arc<Mutex<ScrubStats>>,
-    w: &crate::worker::Worker,
-) -> Vec<ShardHeader> {
-    let never = tokio_util::sync::CancellationToken::new();
+/// One pass over every shard (until `stop`); returns the headers of the corrupt ones.
+async fn pass(state: &NodeState, w: &Worker, stop: &CancellationToken) -> Vec<ShardHeader> {
+    let stats = &state.scrub;
     let mut corrupt = Vec::new();
     let mut after: Option<ShardId> = None;
     loop {
@@ -94,8 +81,10 @@ async fn pass(
         let Some(last) = page.last() else { break };
         after = Some(last.header.shard_id());
         for info in page {
-            // A pause takes effect between shards (the task is dropped at shutdown).
-            w.gate(&never).await;
+            // A pause takes effect between shards.
+            if !w.gate(stop).await {
+                return corrupt;
+            }
             w.advance(1, info.length);
             let id = info.header.shard_id();
             let mut offset = 0;
@@ -111,7 +100,7 @@ async fn pass(
                 }
                 offset += n;
                 stats.lock().unwrap().bytes_checked += n;
-                tokio::time::sleep(Duration::from_secs_f64(n as f64 / config.rate as f64)).await;
+                state.budget.spend(n).await;
             }
             let mut s = stats.lock().unwrap();
             s.shards_checked += 1;

@@ -2,19 +2,19 @@
 //! storage nodes on loopback.
 //!
 //! Each storage node runs on its own single-threaded Tokio runtime on its own thread, so
-//! [`Cluster::kill_node`] can stop it abruptly (its runtime is dropped with every task and
+//! [`LocalCluster::kill_node`] can stop it abruptly (its runtime is dropped with every task and
 //! connection in it, as a killed process would lose them) while the rest keeps running.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tessera_coordinator::{CoordinatorConfig, EcSpec, Secrets};
-use tessera_node::server::NodeConfig;
+use tessera_node::node::NodeConfig;
 use tokio::sync::oneshot;
 
 /// How to start a cluster.
 #[derive(Clone, Debug)]
-pub struct ClusterConfig {
+pub struct LocalClusterConfig {
     /// Number of storage nodes.
     pub nodes: usize,
     /// Root directory: `coordinator/` and `node-N/` go inside.
@@ -30,19 +30,19 @@ pub struct ClusterConfig {
     /// Capacity limit of every node in bytes (0 = the filesystem's free space).
     pub node_capacity: u64,
     /// Scrub settings of every node.
-    pub scrub: tessera_node::scrub::ScrubConfig,
+    pub scrub: tessera_node::maintenance::scrub::ScrubConfig,
     /// Coordinators: 1 runs one with its own metadata; more form a replicated group (the
     /// others listen on the ports after `listen` and `admin_listen`, two apart, or on free
     /// ports when those are 0).
     pub coordinators: usize,
 }
 
-impl ClusterConfig {
+impl LocalClusterConfig {
     /// `nodes` nodes with erasure code `ec`, on free loopback ports, under `data_dir`.
     pub fn new(nodes: usize, ec: EcSpec, data_dir: &Path) -> Self {
         let mut coordinator = CoordinatorConfig::new(data_dir.join("coordinator"));
         coordinator.default_ec = ec;
-        ClusterConfig {
+        LocalClusterConfig {
             nodes,
             data_dir: data_dir.to_path_buf(),
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -50,7 +50,7 @@ impl ClusterConfig {
             coordinator,
             heartbeat_interval: Duration::from_millis(500),
             node_capacity: 0,
-            scrub: tessera_node::scrub::ScrubConfig {
+            scrub: tessera_node::maintenance::scrub::ScrubConfig {
                 rate: 16 << 20,
                 interval: Duration::from_secs(3600),
             },
@@ -68,7 +68,7 @@ struct NodeHandle {
 }
 
 /// A running cluster. Dropping it stops everything.
-pub struct Cluster {
+pub struct LocalCluster {
     /// Client API address.
     pub api: SocketAddr,
     /// Admin API address.
@@ -82,13 +82,13 @@ pub struct Cluster {
     pub apis: Vec<SocketAddr>,
     /// Admin API addresses of every coordinator (the first is `admin`).
     pub admins: Vec<SocketAddr>,
-    config: ClusterConfig,
+    config: LocalClusterConfig,
     secrets: Secrets,
 }
 
-impl Cluster {
+impl LocalCluster {
     /// Starts the coordinator and the nodes and waits until every node is registered and up.
-    pub async fn start(config: ClusterConfig) -> std::io::Result<Cluster> {
+    pub async fn start(config: LocalClusterConfig) -> std::io::Result<LocalCluster> {
         let n = config.coordinators.max(1);
         let shifted = |a: SocketAddr, i: usize| -> SocketAddr {
             match a.port() {
@@ -147,7 +147,7 @@ impl Cluster {
             tasks.push((stop_tx, task));
         }
         let (stop_tx, task) = tasks.remove(0);
-        let mut cluster = Cluster {
+        let mut cluster = LocalCluster {
             api: apis[0],
             admin: admins[0],
             nodes: Vec::new(),
@@ -205,7 +205,7 @@ impl Cluster {
                     let shutdown = async move {
                         let _ = graceful_rx.await;
                     };
-                    if let Err(e) = tessera_node::server::serve(config, listener, shutdown).await {
+                    if let Err(e) = tessera_node::node::serve(config, listener, shutdown).await {
                         tracing::error!(error = %e, "storage node stopped");
                     }
                 });
@@ -369,7 +369,7 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
+impl Drop for LocalCluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
             if let Some(tx) = n.stop.take() {

@@ -8,9 +8,10 @@
 //! of small shards were deleted since it last ran and, past a threshold, runs
 //! [`crate::ShardStore::reclaim`] on a blocking thread.
 
-use crate::server::NodeState;
+use crate::state::NodeState;
 use crate::worker::{periodic, Schedule};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Least deleted bytes worth a compaction.
 const AT_LEAST: u64 = 1 << 20;
@@ -21,14 +22,13 @@ pub fn due(deleted: u64, used: u64) -> bool {
     deleted >= AT_LEAST && (deleted >= 64 << 20 || deleted.saturating_mul(10) >= used)
 }
 
-/// Worker `reclaim`: runs until the task is aborted.
-pub async fn run(state: NodeState, every: Duration) {
+/// Worker `reclaim`: runs until `stop`.
+pub async fn run(state: NodeState, every: Duration, stop: CancellationToken) {
     let w = state.workers.get_or_add(
         "reclaim",
         "compacts the shard index after deletes so their space returns to the filesystem",
     );
-    let never = tokio_util::sync::CancellationToken::new();
-    periodic(w, never, Schedule::every(every), || async {
+    periodic(w, stop, Schedule::every(every), || async {
         let store = state.store.clone();
         let (deleted, used) = (store.reclaimable(), store.used_bytes());
         if !due(deleted, used) {

@@ -1,0 +1,130 @@
+//! Buckets: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
+//! GetBucketVersioning (never enabled).
+
+use super::helpers::{
+    bucket_name, header_ec, header_replicate_below, ok, refuse_unsupported, tessera_owner,
+    timestamp, R,
+};
+use super::Tessera;
+use crate::edge::error::s3_err;
+use crate::error::ApiError;
+use crate::meta::{now_ms, BucketMeta};
+use s3s::dto::*;
+use s3s::S3Request;
+use std::collections::BTreeMap;
+
+pub(super) async fn list_buckets(
+    t: &Tessera,
+    req: S3Request<ListBucketsInput>,
+) -> R<ListBucketsOutput> {
+    let caller = req.credentials.map(|c| c.access_key);
+    let buckets = t.c.meta.buckets().await.map_err(s3_err)?;
+    let buckets = buckets
+        .into_iter()
+        .filter(|b| caller.as_ref().is_none_or(|k| b.grant_of(k).read))
+        .filter(|b| {
+            req.input
+                .prefix
+                .as_ref()
+                .is_none_or(|p| b.name.starts_with(p.as_str()))
+        })
+        .map(|b| Bucket {
+            name: Some(b.name),
+            creation_date: Some(timestamp(b.created_ms)),
+            bucket_region: None,
+        })
+        .collect();
+    ok(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(tessera_owner()),
+        ..Default::default()
+    })
+}
+
+pub(super) async fn create_bucket(
+    t: &Tessera,
+    req: S3Request<CreateBucketInput>,
+) -> R<CreateBucketOutput> {
+    let i = &req.input;
+    refuse_unsupported(
+        i.acl.as_ref().map(|a| a.as_str()),
+        false,
+        i.object_lock_enabled_for_bucket == Some(true),
+        None,
+        false,
+    )?;
+    let name = bucket_name(&i.bucket)?;
+    let ec = header_ec(&req.headers)?.unwrap_or(t.c.config.default_ec);
+    let registered = t.c.registry.registered();
+    if ec.total() > registered {
+        return Err(s3_err(ApiError::InvalidArgument(format!(
+            "erasure code {ec} needs {} nodes but {registered} are registered",
+            ec.total()
+        ))));
+    }
+    let owner = req.credentials.map(|c| c.access_key);
+    let b = BucketMeta {
+        name: name.to_string(),
+        created_ms: now_ms(),
+        ec,
+        owner: owner.clone(),
+        grants: BTreeMap::new(),
+        replicate_below: header_replicate_below(&req.headers)?,
+    };
+    let created = if t.c.meta.create_bucket(b).await.map_err(s3_err)? {
+        None
+    } else {
+        t.c.meta.bucket(name.to_string()).await.map_err(s3_err)?
+    };
+    // Re-creating one's own bucket succeeds and changes nothing, as S3 does in
+    // us-east-1; another owner's name is taken.
+    if created.is_some_and(|existing| existing.owner != owner) {
+        return Err(s3s::S3Error::with_message(
+            s3s::S3ErrorCode::BucketAlreadyExists,
+            format!("bucket {name} already exists and belongs to another key"),
+        ));
+    }
+    ok(CreateBucketOutput {
+        location: Some(format!("/{name}")),
+    })
+}
+
+pub(super) async fn delete_bucket(
+    t: &Tessera,
+    req: S3Request<DeleteBucketInput>,
+) -> R<DeleteBucketOutput> {
+    let n = bucket_name(&req.input.bucket)?.to_string();
+    t.c.meta.delete_bucket(n).await.map_err(s3_err)?;
+    ok(DeleteBucketOutput {})
+}
+
+pub(super) async fn head_bucket(
+    t: &Tessera,
+    req: S3Request<HeadBucketInput>,
+) -> R<HeadBucketOutput> {
+    t.existing_bucket(&req.input.bucket).await?;
+    ok(HeadBucketOutput {
+        bucket_region: Some("us-east-1".into()),
+        ..Default::default()
+    })
+}
+
+pub(super) async fn get_bucket_location(
+    t: &Tessera,
+    req: S3Request<GetBucketLocationInput>,
+) -> R<GetBucketLocationOutput> {
+    t.existing_bucket(&req.input.bucket).await?;
+    // Empty LocationConstraint is us-east-1, the region clients default to.
+    ok(GetBucketLocationOutput {
+        location_constraint: None,
+    })
+}
+
+pub(super) async fn get_bucket_versioning(
+    t: &Tessera,
+    req: S3Request<GetBucketVersioningInput>,
+) -> R<GetBucketVersioningOutput> {
+    t.existing_bucket(&req.input.bucket).await?;
+    // Versioning has never been enabled: no Status (what S3 answers for such a bucket).
+    ok(GetBucketVersioningOutput::default())
+}

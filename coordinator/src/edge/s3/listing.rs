@@ -1,0 +1,183 @@
+//! Listings: ListObjects (v1), ListObjectsV2, ListObjectVersions (unversioned: every object
+//! with VersionId `null`).
+
+use super::helpers::{
+    encode_key, etag, is_url, list_object, max_keys, ok, prefixes, resume_after, tessera_owner,
+    timestamp, R,
+};
+use super::Tessera;
+use crate::edge::error::s3_err;
+use crate::error::ApiError;
+use crate::meta::Listing;
+use s3s::dto::*;
+use s3s::{S3Request, S3Result};
+
+impl Tessera {
+    pub(super) async fn listing(
+        &self,
+        bucket: &str,
+        prefix: String,
+        after: Option<String>,
+        delimiter: Option<String>,
+        max: usize,
+    ) -> S3Result<Listing> {
+        let b = self.existing_bucket(bucket).await?.name;
+        if max == 0 {
+            return Ok(Listing::default());
+        }
+        self.c
+            .meta
+            .list(b, prefix, after, delimiter, max)
+            .await
+            .map_err(s3_err)
+    }
+}
+
+pub(super) async fn list_objects(
+    t: &Tessera,
+    req: S3Request<ListObjectsInput>,
+) -> R<ListObjectsOutput> {
+    let i = req.input;
+    let url = is_url(&i.encoding_type)?;
+    let max = max_keys(i.max_keys)?;
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let l = t
+        .listing(
+            &i.bucket,
+            prefix,
+            i.marker.clone().filter(|m| !m.is_empty()),
+            i.delimiter.clone().filter(|d| !d.is_empty()),
+            max,
+        )
+        .await?;
+    // NextMarker is returned only with a delimiter (as S3 does); clients use the last
+    // key otherwise.
+    let next_marker = if l.truncated && i.delimiter.is_some() {
+        l.next.clone().map(|m| encode_key(m, url))
+    } else {
+        None
+    };
+    ok(ListObjectsOutput {
+        name: Some(i.bucket),
+        prefix: i.prefix,
+        marker: i.marker,
+        max_keys: Some(max as i32),
+        is_truncated: Some(l.truncated),
+        contents: Some(
+            l.objects
+                .iter()
+                .map(|o| list_object(o, url, true))
+                .collect(),
+        ),
+        common_prefixes: prefixes(&l, url),
+        delimiter: i.delimiter,
+        next_marker,
+        encoding_type: i.encoding_type,
+        ..Default::default()
+    })
+}
+
+pub(super) async fn list_objects_v2(
+    t: &Tessera,
+    req: S3Request<ListObjectsV2Input>,
+) -> R<ListObjectsV2Output> {
+    let i = req.input;
+    let url = is_url(&i.encoding_type)?;
+    let max = max_keys(i.max_keys)?;
+    let token = match &i.continuation_token {
+        Some(t) => Some(
+            hex::decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    s3_err(ApiError::InvalidArgument(
+                        "the continuation token is not valid".into(),
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let after = token.or_else(|| i.start_after.clone().filter(|s| !s.is_empty()));
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let l = t
+        .listing(
+            &i.bucket,
+            prefix,
+            after,
+            i.delimiter.clone().filter(|d| !d.is_empty()),
+            max,
+        )
+        .await?;
+    let owner = i.fetch_owner == Some(true);
+    ok(ListObjectsV2Output {
+        name: Some(i.bucket),
+        prefix: i.prefix,
+        max_keys: Some(max as i32),
+        key_count: Some((l.objects.len() + l.prefixes.len()) as i32),
+        continuation_token: i.continuation_token,
+        is_truncated: Some(l.truncated),
+        next_continuation_token: resume_after(&l).map(hex::encode),
+        contents: Some(
+            l.objects
+                .iter()
+                .map(|o| list_object(o, url, owner))
+                .collect(),
+        ),
+        common_prefixes: prefixes(&l, url),
+        delimiter: i.delimiter,
+        encoding_type: i.encoding_type,
+        start_after: i.start_after,
+        ..Default::default()
+    })
+}
+
+pub(super) async fn list_object_versions(
+    t: &Tessera,
+    req: S3Request<ListObjectVersionsInput>,
+) -> R<ListObjectVersionsOutput> {
+    let i = req.input;
+    let url = is_url(&i.encoding_type)?;
+    let max = max_keys(i.max_keys)?;
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let l = t
+        .listing(
+            &i.bucket,
+            prefix,
+            i.key_marker.clone().filter(|m| !m.is_empty()),
+            i.delimiter.clone().filter(|d| !d.is_empty()),
+            max,
+        )
+        .await?;
+    let versions = l
+        .objects
+        .iter()
+        .map(|o| ObjectVersion {
+            key: Some(encode_key(o.key.clone(), url)),
+            e_tag: Some(etag(o)),
+            size: Some(o.size as i64),
+            last_modified: Some(timestamp(o.last_modified_ms)),
+            is_latest: Some(true),
+            version_id: Some("null".into()),
+            owner: Some(tessera_owner()),
+            storage_class: Some(ObjectVersionStorageClass::from_static(
+                ObjectVersionStorageClass::STANDARD,
+            )),
+            ..Default::default()
+        })
+        .collect();
+    ok(ListObjectVersionsOutput {
+        name: Some(i.bucket),
+        prefix: i.prefix,
+        key_marker: i.key_marker,
+        version_id_marker: i.version_id_marker,
+        max_keys: Some(max as i32),
+        is_truncated: Some(l.truncated),
+        next_key_marker: l.truncated.then(|| l.next.clone()).flatten(),
+        next_version_id_marker: l.truncated.then(|| "null".to_string()),
+        versions: Some(versions),
+        common_prefixes: prefixes(&l, url),
+        delimiter: i.delimiter,
+        encoding_type: i.encoding_type,
+        ..Default::default()
+    })
+}

@@ -1,0 +1,159 @@
+//! The S3 operations Tessera implements, as the `s3s` library's [`S3`] trait.
+//!
+//! `s3s` parses every request (path and virtual-hosted style, query sub-resources, headers,
+//! XML bodies), verifies SigV4 signatures and payload hashes, and writes responses and S3
+//! errors. Every operation this impl does not override answers `501 NotImplemented` and
+//! changes nothing: an ACL, tagging, CORS or versioning request can never fall through to a
+//! plain object write or delete.
+//!
+//! Implemented: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
+//! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjects (v1),
+//! ListObjectsV2, ListObjectVersions (unversioned: every object with VersionId `null`),
+//! GetBucketVersioning (never enabled), and the
+//! multipart operations.
+
+//!
+//! This module is the table of operations: each forwards to its family ([`buckets`],
+//! [`objects`], [`listing`], [`multipart`]); [`helpers`] holds what they share.
+
+mod buckets;
+mod helpers;
+mod listing;
+mod multipart;
+mod objects;
+
+pub use helpers::MAX_USER_META;
+pub use multipart::MAX_PARTS;
+
+use crate::state::Coordinator;
+use helpers::R;
+use s3s::dto::*;
+use s3s::{S3Request, S3};
+use std::sync::Arc;
+
+/// Tessera behind the `s3s` trait.
+pub struct Tessera {
+    pub(super) c: Arc<Coordinator>,
+}
+
+impl Tessera {
+    /// The S3 implementation over a running coordinator.
+    pub fn new(c: Arc<Coordinator>) -> Self {
+        Tessera { c }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Tessera {
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> R<ListBucketsOutput> {
+        buckets::list_buckets(self, req).await
+    }
+
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> R<CreateBucketOutput> {
+        buckets::create_bucket(self, req).await
+    }
+
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> R<DeleteBucketOutput> {
+        buckets::delete_bucket(self, req).await
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> R<HeadBucketOutput> {
+        buckets::head_bucket(self, req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> R<GetBucketLocationOutput> {
+        buckets::get_bucket_location(self, req).await
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> R<PutObjectOutput> {
+        objects::put_object(self, req).await
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> R<GetObjectOutput> {
+        objects::get_object(self, req).await
+    }
+
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> R<HeadObjectOutput> {
+        objects::head_object(self, req).await
+    }
+
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> R<DeleteObjectOutput> {
+        objects::delete_object(self, req).await
+    }
+
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> R<DeleteObjectsOutput> {
+        objects::delete_objects(self, req).await
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> R<CopyObjectOutput> {
+        objects::copy_object(self, req).await
+    }
+
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> R<ListObjectsOutput> {
+        listing::list_objects(self, req).await
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> R<ListObjectsV2Output> {
+        listing::list_objects_v2(self, req).await
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> R<GetBucketVersioningOutput> {
+        buckets::get_bucket_versioning(self, req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> R<CreateMultipartUploadOutput> {
+        multipart::create(self, req).await
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> R<UploadPartOutput> {
+        multipart::upload_part(self, req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> R<UploadPartCopyOutput> {
+        multipart::upload_part_copy(self, req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> R<CompleteMultipartUploadOutput> {
+        multipart::complete(self, req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> R<AbortMultipartUploadOutput> {
+        multipart::abort(self, req).await
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> R<ListPartsOutput> {
+        multipart::list_parts(self, req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> R<ListMultipartUploadsOutput> {
+        multipart::list_uploads(self, req).await
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> R<ListObjectVersionsOutput> {
+        listing::list_object_versions(self, req).await
+    }
+}

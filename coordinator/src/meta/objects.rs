@@ -1,0 +1,276 @@
+//! Objects: reads, in-flight records, commits, deletes, repair commits and restores.
+
+use super::clock::{now_ms, proposer};
+use super::keys::key;
+use super::kv::Batch;
+use super::records::{BucketMeta, ObjectMeta, Precondition, ShardSet, ShardState, SEGMENTS};
+use super::store::{check_precondition, put_garbage, MetaStore, Release, Result};
+use super::MetaError;
+use crate::names::EcSpec;
+use std::collections::BTreeMap;
+use tessera_node::{NodeId, ObjectVersion};
+
+impl MetaStore {
+    /// The committed version of a key, if any.
+    pub fn object(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
+        self.get(&key(b'o', &[bucket, k]))
+    }
+
+    /// [`MetaStore::object`], after checking that the bucket exists (NoSuchBucket): what a
+    /// GET or HEAD looks up, in one step.
+    pub fn lookup(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
+        if self.bucket(bucket)?.is_none() {
+            return Err(MetaError::NoSuchBucket(bucket.into()));
+        }
+        self.object(bucket, k)
+    }
+
+    /// Records a PUT in flight before any shard is written, so a coordinator crash leaves a
+    /// record of shards to collect.
+    pub fn begin_put(&self, version: ObjectVersion, set: &ShardSet) -> Result<()> {
+        self.begin_pending(&version.to_string(), set)
+    }
+
+    /// Records shard writes in flight under `record` (`{version}` for a PUT,
+    /// `{version}.{suffix}` for a repair).
+    ///
+    /// Not synced: this saves one fsync per PUT. If a crash loses the record, the shards the
+    /// nodes committed for it are unreferenced and the orphan scan ([`crate::maintenance::gc::orphan_scan`])
+    /// deletes them; the record's job before that is only to keep the orphan scan away from a
+    /// write still in flight, and a live process always sees its own unsynced writes.
+    pub fn begin_pending(&self, record: &str, set: &ShardSet) -> Result<()> {
+        let set = ShardSet {
+            owner: proposer(),
+            ..set.clone()
+        };
+        let mut batch = Batch::default();
+        batch.put(key(b'p', &[record]), serde_json::to_vec(&set)?);
+        self.kv.apply(batch)
+    }
+
+    /// Fails with [`MetaError::Fenced`] unless the in-flight record `record` exists: a
+    /// write whose record was expired (its coordinator's lease ran out, or a restart) has had
+    /// its shards handed to garbage collection and must not commit.
+    pub(super) fn check_pending(&self, record: &str) -> Result<()> {
+        if self.has_pending(record)? {
+            return Ok(());
+        }
+        Err(MetaError::Fenced(format!(
+            "the write's in-flight record {record} is gone (expired); its shards are garbage"
+        )))
+    }
+
+    /// Whether the in-flight record `record` exists.
+    pub(super) fn has_pending(&self, record: &str) -> Result<bool> {
+        Ok(self.kv.get(&key(b'p', &[record]))?.is_some())
+    }
+
+    /// Versions with a write in flight (PUT or repair).
+    pub fn pending_versions(&self) -> Result<std::collections::HashSet<ObjectVersion>> {
+        let mut out = std::collections::HashSet::new();
+        self.scan(&key(b'p', &[]), |id, _: serde_json::Value| {
+            if let Ok(v) = String::from_utf8_lossy(id)
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .parse()
+            {
+                out.insert(v);
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The commit point of a PUT: the object becomes visible, the in-flight record goes, and
+    /// the version it replaces becomes garbage, in one synced batch.
+    ///
+    /// `cond` is checked under the same lock as the commit, so of two conditional writers
+    /// only one can succeed; the other gets [`MetaError::PreconditionFailed`] and its shards
+    /// become garbage through its drop guard.
+    pub fn commit_put(&self, obj: &ObjectMeta, cond: &Precondition) -> Result<Option<ObjectMeta>> {
+        let guard = self.lock.lock().unwrap();
+        if self.bucket(&obj.bucket)?.is_none() {
+            return Err(MetaError::NoSuchBucket(obj.bucket.clone()));
+        }
+        self.check_pending(&obj.version.to_string())?;
+        let old = self.object(&obj.bucket, &obj.key)?;
+        check_precondition(old.as_ref(), cond)?;
+        let mut batch = Batch::default();
+        batch.put(
+            key(b'o', &[&obj.bucket, &obj.key]),
+            serde_json::to_vec(obj)?,
+        );
+        // Every stored run's in-flight record: a single PUT has one (its version); a
+        // recoded multipart object one per part and its manifest.
+        batch.delete(key(b'p', &[&obj.version.to_string()]));
+        for p in obj.extents() {
+            batch.delete(key(b'p', &[&p.version.to_string()]));
+        }
+        if let Some(old) = &old {
+            put_garbage(self, &mut batch, old)?;
+        }
+        self.write_locked(batch, guard)?;
+        Ok(old)
+    }
+
+    /// A PUT that will not commit: its shards become garbage.
+    pub fn abort_put(&self, version: ObjectVersion, set: &ShardSet) -> Result<()> {
+        self.abort_pending(&version.to_string(), set)
+    }
+
+    /// Turns the in-flight record `record` into garbage (shards `set`). Nothing happens if
+    /// the record is gone: the write committed (an answer lost on the way) or the record
+    /// already expired into garbage.
+    pub fn abort_pending(&self, record: &str, set: &ShardSet) -> Result<()> {
+        let guard = self.lock.lock().unwrap();
+        if !self.has_pending(record)? {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        batch.delete(key(b'p', &[record]));
+        batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
+        self.write_locked(batch, guard)
+    }
+
+    /// Records shards `set` as garbage under `record` (shards found on nodes that no
+    /// metadata names, e.g. by a metadata rebuild).
+    pub fn add_garbage(&self, record: &str, set: &ShardSet) -> Result<()> {
+        let mut batch = Batch::default();
+        batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
+        self.write(batch)
+    }
+
+    /// The commit point of a repair: if `version` still names a part (or the manifest) of the
+    /// committed version of the key, shard `i` of it moves to node `n` for every `(i, n)` in `moved` (state ok), the copies they
+    /// replace become garbage, and the in-flight record goes, in one synced batch. If the object
+    /// was overwritten or deleted meanwhile, the new shards become garbage instead and `false`
+    /// is returned: a repair never resurrects or mixes versions.
+    pub fn commit_repair(
+        &self,
+        record: &str,
+        set: &ShardSet,
+        version: ObjectVersion,
+        moved: &[(u16, NodeId)],
+    ) -> Result<bool> {
+        let guard = self.lock.lock().unwrap();
+        self.check_pending(record)?;
+        let mut batch = Batch::default();
+        batch.delete(key(b'p', &[record]));
+        let mut current = self.object(&set.bucket, &set.key)?;
+        let Some(part) = current.as_mut().and_then(|o| o.extent_mut(version)) else {
+            batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
+            self.write_locked(batch, guard)?;
+            return Ok(false);
+        };
+        let mut replaced = Vec::new();
+        for (i, node) in moved {
+            let loc = &mut part.shards[*i as usize];
+            if let Some(old) = loc.node.replace(node.clone()) {
+                if &old != node {
+                    replaced.push((*i, old));
+                }
+            }
+            loc.state = ShardState::Ok;
+        }
+        // Targets that did not make it are garbage too.
+        let mut garbage: Vec<(u16, NodeId)> = set
+            .shards
+            .iter()
+            .filter(|e| !moved.contains(e))
+            .cloned()
+            .collect();
+        garbage.extend(replaced);
+        if !garbage.is_empty() {
+            let g = ShardSet {
+                shards: garbage,
+                since_ms: now_ms(),
+                ..set.clone()
+            };
+            batch.put(key(b'g', &[record]), serde_json::to_vec(&g)?);
+        }
+        let obj = current.expect("the part was found in it");
+        batch.put(
+            key(b'o', &[&obj.bucket, &obj.key]),
+            serde_json::to_vec(&obj)?,
+        );
+        self.write_locked(batch, guard)?;
+        Ok(true)
+    }
+
+    /// Restores an object found by a metadata rebuild (creating its bucket with `default_ec`
+    /// if needed), unless the key already has this or a newer version. Returns whether it
+    /// was written.
+    pub fn restore_object(&self, obj: &ObjectMeta, default_ec: EcSpec) -> Result<bool> {
+        let guard = self.lock.lock().unwrap();
+        let current = self.object(&obj.bucket, &obj.key)?;
+        if current.as_ref().is_some_and(|o| o.version >= obj.version) {
+            return Ok(false);
+        }
+        let mut batch = Batch::default();
+        if obj.bucket != SEGMENTS && self.bucket(&obj.bucket)?.is_none() {
+            let b = BucketMeta {
+                name: obj.bucket.clone(),
+                created_ms: now_ms(),
+                ec: default_ec,
+                owner: None,
+                grants: BTreeMap::new(),
+                replicate_below: None,
+            };
+            batch.put(key(b'b', &[&obj.bucket]), serde_json::to_vec(&b)?);
+        }
+        let mut release = Release::new(self);
+        if let Some(p) = &obj.packed {
+            release.live(p.segment, obj.size)?;
+        }
+        if let Some(old) = current.as_ref().filter(|o| o.packed.is_some()) {
+            release.object(&mut batch, old)?;
+        }
+        release.finish(&mut batch)?;
+        batch.put(
+            key(b'o', &[&obj.bucket, &obj.key]),
+            serde_json::to_vec(obj)?,
+        );
+        self.write_locked(batch, guard)?;
+        Ok(true)
+    }
+
+    /// Every committed object, in (bucket, key) order, after `after`, at most `limit`.
+    pub fn objects_after(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>> {
+        let prefix = key(b'o', &[]);
+        let start = match after {
+            Some((b, k)) => {
+                let mut s = key(b'o', &[b, k]);
+                s.push(0);
+                s
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        self.scan_from(&prefix, &start, |_, o| {
+            if out.len() >= limit {
+                return Ok(false);
+            }
+            out.push(o);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Deletes a key's committed version (no-op if absent); its shards become garbage.
+    pub fn delete_object(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
+        let guard = self.lock.lock().unwrap();
+        let Some(old) = self.object(bucket, k)? else {
+            return Ok(None);
+        };
+        let mut batch = Batch::default();
+        batch.delete(key(b'o', &[bucket, k]));
+        put_garbage(self, &mut batch, &old)?;
+        self.write_locked(batch, guard)?;
+        Ok(Some(old))
+    }
+}

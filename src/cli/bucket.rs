@@ -1,0 +1,62 @@
+//! `tessera bucket`: who may use a bucket (allow, deny, info).
+
+use super::Global;
+use serde_json::{json, Value};
+
+/// Bucket permission commands.
+#[derive(clap::Subcommand)]
+pub enum BucketCmd {
+    /// Give a key permissions in a bucket (all three if none is named).
+    Allow(GrantArgs),
+    /// Take permissions away (all three if none is named).
+    Deny(GrantArgs),
+    /// Show a bucket's owner, grants and erasure code.
+    Info {
+        /// Bucket name.
+        bucket: String,
+    },
+}
+
+/// Which key, which bucket, which permissions.
+#[derive(clap::Args)]
+pub struct GrantArgs {
+    /// Access key id.
+    #[arg(long)]
+    pub key: String,
+    /// Bucket name.
+    #[arg(long)]
+    pub bucket: String,
+    /// Read and list objects.
+    #[arg(long)]
+    pub read: bool,
+    /// Write and delete objects.
+    #[arg(long)]
+    pub write: bool,
+    /// Everything, including deleting the bucket.
+    #[arg(long)]
+    pub owner: bool,
+}
+
+impl GrantArgs {
+    fn body(&self) -> Value {
+        json!({ "key": self.key, "read": self.read, "write": self.write, "owner": self.owner })
+    }
+}
+
+/// Runs `cmd`; prints the bucket's owner and grants as JSON.
+pub async fn run(cmd: BucketCmd, g: &Global) -> anyhow::Result<i32> {
+    let admin = g.admin().await?;
+    let v: Value = match cmd {
+        BucketCmd::Info { bucket } => admin.get(&format!("/buckets/{bucket}")).await?,
+        BucketCmd::Allow(a) => {
+            let path = format!("/buckets/{}/allow", a.bucket);
+            admin.post(&path, &a.body()).await?
+        }
+        BucketCmd::Deny(a) => {
+            let path = format!("/buckets/{}/deny", a.bucket);
+            admin.post(&path, &a.body()).await?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(0)
+}

@@ -1,0 +1,200 @@
+//! `tessera coordinator`: runs a coordinator. Every flag's default is the one
+//! `CoordinatorConfig::new` (or, for a replicated group, `ClusterConfig::new`) sets.
+
+use super::Global;
+use anyhow::Context;
+use bytesize::ByteSize;
+use humantime::Duration as Human;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tessera_coordinator::cluster::{ClusterConfig, Peers};
+use tessera_coordinator::{CoordinatorConfig, EcSpec};
+
+/// The defaults every flag shows.
+fn d() -> CoordinatorConfig {
+    CoordinatorConfig::new(PathBuf::new())
+}
+
+/// The defaults of a replicated group's flags.
+fn raft() -> ClusterConfig {
+    ClusterConfig::new(0, Peers(Default::default()))
+}
+
+/// A size flag's default as `--help` shows it.
+fn size(bytes: u64) -> ByteSize {
+    ByteSize(bytes)
+}
+
+/// `tessera coordinator` options.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Client API address.
+    #[arg(long, default_value = "127.0.0.1:7070", env = "TESSERA_LISTEN")]
+    pub listen: SocketAddr,
+    /// Admin API address (node heartbeats, GET /cluster).
+    #[arg(long, default_value = "127.0.0.1:7071", env = "TESSERA_ADMIN_LISTEN")]
+    pub admin_listen: SocketAddr,
+    /// Metadata directory.
+    #[arg(long, env = "TESSERA_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Default erasure code K+M for new buckets.
+    #[arg(long, default_value_t = d().default_ec)]
+    pub ec: EcSpec,
+    /// Shards per stripe that must be durable before a PUT is acknowledged (default k+1).
+    #[arg(long)]
+    pub write_quorum: Option<u16>,
+    /// A node silent for this long is marked down.
+    #[arg(long, default_value_t = d().heartbeat_timeout.into())]
+    pub heartbeat_timeout: Human,
+    /// Age at which orphaned shards are deleted from nodes.
+    #[arg(long, default_value_t = d().gc_grace.into())]
+    pub gc_grace: Human,
+    /// Bytes of each shard per stripe (stripe = k x piece).
+    #[arg(long, default_value_t = size(d().piece_size))]
+    pub piece_size: ByteSize,
+    /// How often nodes' shards are checked against the metadata for orphans.
+    #[arg(long, default_value_t = d().orphan_scan_interval.into())]
+    pub orphan_scan_interval: Human,
+    /// A shard on a node down for this long is rebuilt elsewhere.
+    #[arg(long, default_value_t = d().repair_grace.into())]
+    pub repair_grace: Human,
+    /// Time between background scans for degraded objects.
+    #[arg(long, default_value_t = d().repair_interval.into())]
+    pub repair_interval: Human,
+    /// Bytes per second that repair, rebalance and recode may move together (0 = unlimited);
+    /// changeable at run time (`tessera maintenance --rate`).
+    #[arg(long, alias = "repair-rate", default_value_t = size(d().maintenance_rate))]
+    pub maintenance_rate: ByteSize,
+    /// Rebalance in the background whenever nodes' used fractions spread wider than 10
+    /// percentage points (off: `tessera rebalance` runs it on demand).
+    #[arg(long)]
+    pub auto_rebalance: bool,
+    /// Do not repair in the background (operators run `tessera repair`).
+    #[arg(long)]
+    pub no_background_repair: bool,
+    /// Objects smaller than this are stored as m+1 replicas instead of packed or coded
+    /// (0 = never; a bucket created with `x-tessera-replicate-below` has its own).
+    #[arg(long, default_value_t = size(d().replicate_below))]
+    pub replicate_below: ByteSize,
+    /// Objects smaller than this are packed into shared segments: one stripe holds many
+    /// objects, a read touches one node (0 = never).
+    #[arg(long, default_value_t = size(d().pack_below))]
+    pub pack_below: ByteSize,
+    /// Longest time an open segment waits for more small objects before it is written (with
+    /// replicated coordinators: unless another segment is being written, whose end writes it).
+    #[arg(long, default_value_t = d().pack_flush.into())]
+    pub pack_flush: Human,
+    /// Segments with less than this fraction of their bytes live are compacted.
+    #[arg(long, default_value_t = d().compact_below)]
+    pub compact_below: f64,
+    /// How often the leader compacts segments in the background (0s = only on demand).
+    #[arg(long, default_value_t = d().compact_interval.into())]
+    pub compact_interval: Human,
+    /// Rebuild buckets and objects from the shard headers on the nodes (after losing the
+    /// metadata directory). Progress and outcome appear under "rebuild" in GET /cluster.
+    #[arg(long)]
+    pub rebuild_metadata: bool,
+    /// Unsigned client requests get full access (local experiments only; a warning at start).
+    #[arg(long)]
+    pub anonymous: bool,
+    /// Base domain for virtual-hosted-style requests (`BUCKET.DOMAIN`).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// File holding the cluster secret (default: DATA_DIR/cluster.secret, created on first
+    /// start).
+    #[arg(long)]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// A client connection without a complete request head after this long is closed.
+    #[arg(long, default_value_t = d().header_read_timeout.into())]
+    pub header_read_timeout: Human,
+    /// A request body that sends nothing for this long fails (RequestTimeout).
+    #[arg(long, default_value_t = d().body_idle_timeout.into())]
+    pub body_idle_timeout: Human,
+    /// Connections served at once per listener.
+    #[arg(long, default_value_t = d().max_connections)]
+    pub max_connections: usize,
+    /// Multipart uploads not completed or aborted this long after creation are aborted and
+    /// their parts collected.
+    #[arg(long, default_value_t = d().multipart_expiry.into())]
+    pub multipart_expiry: Human,
+    /// Read shards through the nodes' verified HTTP reads instead of raw reads (where nodes
+    /// send stored chunks with sendfile and the coordinator verifies them).
+    #[arg(long)]
+    pub no_raw_reads: bool,
+    /// This coordinator's id in a replicated group (with --peers).
+    #[arg(long, requires = "peers")]
+    pub raft_id: Option<u64>,
+    /// Every coordinator of the group at its formation: ID=ADMIN_URL,... (the same list on
+    /// every member).
+    #[arg(long, requires = "raft_id")]
+    pub peers: Option<Peers>,
+    /// Writes in flight on a coordinator the leader has not heard from for this long are
+    /// abandoned (their shards collected).
+    #[arg(long, default_value_t = raft().lease.into())]
+    pub raft_lease: Human,
+    /// Log entries between snapshots (the log behind a snapshot is dropped).
+    #[arg(long, default_value_t = raft().snapshot_every)]
+    pub snapshot_every: u64,
+}
+
+/// The configuration `a` (with the admin token file of `g`) describes.
+pub fn config(a: &Args, g: &Global) -> anyhow::Result<CoordinatorConfig> {
+    let mut c = CoordinatorConfig::new(a.data_dir.clone());
+    c.default_ec = a.ec;
+    c.write_quorum = a.write_quorum;
+    c.heartbeat_timeout = a.heartbeat_timeout.into();
+    c.gc_grace = a.gc_grace.into();
+    c.orphan_scan_interval = a.orphan_scan_interval.into();
+    c.repair_grace = a.repair_grace.into();
+    c.repair_interval = a.repair_interval.into();
+    c.maintenance_rate = a.maintenance_rate.0;
+    c.auto_rebalance = a.auto_rebalance;
+    c.background_repair = !a.no_background_repair;
+    c.raw_reads = !a.no_raw_reads;
+    c.rebuild_metadata = a.rebuild_metadata;
+    c.replicate_below = a.replicate_below.0;
+    c.pack_below = a.pack_below.0;
+    c.pack_flush = a.pack_flush.into();
+    c.compact_below = a.compact_below;
+    c.compact_interval = a.compact_interval.into();
+    c.anonymous = a.anonymous;
+    c.domain = a.domain.clone();
+    c.header_read_timeout = a.header_read_timeout.into();
+    c.body_idle_timeout = a.body_idle_timeout.into();
+    c.max_connections = a.max_connections;
+    c.multipart_expiry = a.multipart_expiry.into();
+    c.secrets = Some(
+        tessera_coordinator::Secrets::resolve(
+            &a.data_dir,
+            g.admin_token_file.as_deref(),
+            a.cluster_secret_file.as_deref(),
+        )
+        .context("reading or creating the admin token and cluster secret")?,
+    );
+    anyhow::ensure!(
+        (4096..=(8 << 20)).contains(&a.piece_size.0),
+        "--piece-size must be between 4KiB and 8MiB"
+    );
+    c.piece_size = a.piece_size.0;
+    if let (Some(id), Some(peers)) = (a.raft_id, a.peers.clone()) {
+        let mut cc = ClusterConfig::new(id, peers);
+        cc.lease = a.raft_lease.into();
+        cc.snapshot_every = a.snapshot_every.max(1);
+        c.cluster = Some(cc);
+    }
+    Ok(c)
+}
+
+/// Runs a coordinator until Ctrl-C.
+pub async fn run(a: Args, g: &Global) -> anyhow::Result<i32> {
+    let config = config(&a, g)?;
+    let api = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    let admin = tokio::net::TcpListener::bind(a.admin_listen)
+        .await
+        .with_context(|| format!("binding {}", a.admin_listen))?;
+    tracing::info!(api = %a.listen, admin = %a.admin_listen, "coordinator serving");
+    tessera_coordinator::run(api, admin, config, super::ctrl_c()).await?;
+    Ok(0)
+}

@@ -1,0 +1,103 @@
+//! `tessera dev`: a local cluster (one coordinator, or a replicated group, and N storage
+//! nodes) in one process, with an access key and the lines to paste to use it.
+
+use bytesize::ByteSize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tessera::local::{LocalCluster, LocalClusterConfig};
+use tessera_coordinator::{CoordinatorConfig, EcSpec};
+
+/// The coordinator defaults the flags show.
+fn d() -> CoordinatorConfig {
+    CoordinatorConfig::new(PathBuf::new())
+}
+
+/// `tessera dev` options.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Number of storage nodes.
+    #[arg(long, default_value_t = 6)]
+    nodes: usize,
+    /// Default erasure code K+M.
+    #[arg(long, default_value_t = d().default_ec)]
+    ec: EcSpec,
+    /// Root data directory (persistent across restarts).
+    #[arg(long, default_value = "./tessera-data")]
+    data_dir: PathBuf,
+    /// Client API address.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Admin API address.
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    admin_listen: SocketAddr,
+    /// Objects smaller than this are stored as m+1 replicas (0 = never).
+    #[arg(long, default_value_t = ByteSize(d().replicate_below))]
+    replicate_below: ByteSize,
+    /// Objects smaller than this are packed into shared segments (0 = never).
+    #[arg(long, default_value_t = ByteSize(d().pack_below))]
+    pack_below: ByteSize,
+    /// Unsigned requests get full access (local experiments only).
+    #[arg(long)]
+    anonymous: bool,
+    /// Coordinators: more than one form a replicated group (client ports 7070, 7072,
+    /// 7074..., admin ports 7071, 7073, 7075... by default).
+    #[arg(long, default_value_t = 1)]
+    coordinators: usize,
+}
+
+/// Runs the cluster until Ctrl-C.
+pub async fn run(a: Args) -> anyhow::Result<i32> {
+    let (nodes, ec) = (a.nodes, a.ec);
+    anyhow::ensure!(
+        nodes >= ec.total(),
+        "--ec {ec} needs at least {} nodes (--nodes {nodes})",
+        ec.total()
+    );
+    let mut config = LocalClusterConfig::new(nodes, ec, &a.data_dir);
+    config.listen = a.listen;
+    config.admin_listen = a.admin_listen;
+    config.coordinator.replicate_below = a.replicate_below.0;
+    config.coordinator.pack_below = a.pack_below.0;
+    config.coordinator.anonymous = a.anonymous;
+    config.coordinators = a.coordinators.max(1);
+    let cluster = LocalCluster::start(config).await?;
+    let url = cluster.endpoint();
+    let key = cluster.dev_key().await?;
+    println!(
+        "tessera dev: coordinator {url} (admin {}), {nodes} nodes, ec {ec}, data in {}",
+        cluster.admin_endpoint(),
+        a.data_dir.display()
+    );
+    if a.coordinators > 1 {
+        let list = |v: &[SocketAddr]| {
+            v.iter()
+                .map(|a| format!("http://{a}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        println!(
+            "  {} replicated coordinators: clients {}, admin {}",
+            a.coordinators,
+            list(&cluster.apis),
+            list(&cluster.admins)
+        );
+    }
+    println!(
+        "\nPaste this to use awscli, boto3 or rclone:\n  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_ENDPOINT_URL={url} AWS_DEFAULT_REGION=us-east-1\n",
+        key.0, key.1
+    );
+    println!("{}", try_lines(&url));
+    println!("Ctrl-C stops the cluster.");
+    super::ctrl_c().await;
+    println!("stopping...");
+    cluster.shutdown().await;
+    Ok(0)
+}
+
+/// The commands the banner suggests. curl signs with `--aws-sigv4` but (before 8.x) does not
+/// add the payload hash header SigV4 needs, so the line spells it out.
+pub fn try_lines(url: &str) -> String {
+    format!(
+        "try:\n  aws s3 mb s3://demo\n  aws s3 cp ./README.md s3://demo/readme.md\n  aws s3 ls s3://demo\n  curl --aws-sigv4 aws:amz:us-east-1:s3 --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' {url}/demo/readme.md"
+    )
+}

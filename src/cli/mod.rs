@@ -1,0 +1,143 @@
+//! The `tessera` command line: one file per command, every operator command through the one
+//! typed admin client ([`client::Admin`]) and the one progress display ([`progress`]).
+//!
+//! Shared flags (`--coordinator`, `--admin-token-file`, `--json`) are global: they work before
+//! or after the subcommand. Every default is defined once, by the configuration it sets
+//! (`CoordinatorConfig::new`, `NodeConfig::new`), and `--help` shows it from there.
+
+pub mod bench;
+pub mod bucket;
+pub mod client;
+pub mod compact;
+pub mod coordinator;
+pub mod dev;
+pub mod key;
+pub mod maintenance;
+pub mod members;
+pub mod node;
+pub mod progress;
+pub mod rebalance;
+pub mod recode;
+pub mod repair;
+pub mod status;
+
+use clap::{Parser, Subcommand};
+use client::Admin;
+use std::path::PathBuf;
+
+/// The local dev cluster's admin URL, where operator commands go by default.
+pub const LOCAL_ADMIN: &str = "http://127.0.0.1:7071";
+
+/// The command line.
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Erasure-coded distributed blob store"
+)]
+pub struct Cli {
+    /// Flags every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Flags every command takes, in any position.
+#[derive(clap::Args)]
+pub struct Global {
+    /// Coordinator admin URL; every coordinator of a replicated group, comma-separated.
+    #[arg(long, global = true, env = "TESSERA_COORDINATOR", default_value = LOCAL_ADMIN)]
+    pub coordinator: String,
+    /// File holding the admin token (operator commands: else env TESSERA_ADMIN_TOKEN, else
+    /// ./tessera-data/coordinator/admin.token; `tessera coordinator`: default
+    /// DATA_DIR/admin.token, created on first start).
+    #[arg(long, global = true)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Global {
+    /// The admin API of the coordinator (the group's leader) these flags name.
+    pub async fn admin(&self) -> anyhow::Result<Admin> {
+        Admin::connect(&self.coordinator, self.admin_token_file.as_deref()).await
+    }
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run a local cluster (coordinator + N storage nodes) in one process.
+    Dev(dev::Args),
+    /// Run the coordinator.
+    Coordinator(coordinator::Args),
+    /// Run a storage node (`tessera node --listen ...`), or retire one (`tessera node
+    /// drain|activate|remove ID`).
+    Node(node::Args),
+    /// Find and rebuild lost or corrupt shards (runs in the coordinator; this drives and
+    /// watches it). Exit code 0 when everything is healthy afterwards.
+    Repair(repair::Args),
+    /// Show nodes, degraded objects, the repair queue, scrub progress and workers.
+    Status,
+    /// Manage access keys.
+    Key {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: key::KeyCmd,
+    },
+    /// Manage who may use a bucket.
+    Bucket {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: bucket::BucketCmd,
+    },
+    /// Change the members of a replicated coordinator group.
+    Cluster {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: members::ClusterCmd,
+    },
+    /// Move shards from fuller to emptier nodes (after adding nodes) until their used
+    /// fractions are within a band.
+    Rebalance(rebalance::Args),
+    /// Re-encode the objects of a bucket (or prefix) into another erasure code; the bucket's
+    /// code for new writes changes too.
+    Recode(recode::Args),
+    /// Give back the space of deleted and overwritten small objects: rewrite the segments
+    /// whose live fraction fell below a threshold.
+    Compact(compact::Args),
+    /// List the background workers; pause or resume one; set the bandwidth budget repair,
+    /// rebalance and recode share.
+    Maintenance(maintenance::Args),
+    /// Load generator (PUT then GET phase) for any S3 path-style endpoint; `--ceiling` also
+    /// measures this machine's limits in the same run.
+    Bench(bench::Args),
+}
+
+/// Runs `cli`; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let g = &cli.global;
+    match cli.cmd {
+        Cmd::Dev(a) => dev::run(a).await,
+        Cmd::Coordinator(a) => coordinator::run(a, g).await,
+        Cmd::Node(a) => node::run(a, g).await,
+        Cmd::Repair(a) => repair::run(a, g).await,
+        Cmd::Status => status::run(g).await,
+        Cmd::Key { cmd } => key::run(cmd, g).await,
+        Cmd::Bucket { cmd } => bucket::run(cmd, g).await,
+        Cmd::Cluster { cmd } => members::run(cmd, g).await,
+        Cmd::Rebalance(a) => rebalance::run(a, g).await,
+        Cmd::Recode(a) => recode::run(a, g).await,
+        Cmd::Compact(a) => compact::run(a, g).await,
+        Cmd::Maintenance(a) => maintenance::run(a, g).await,
+        Cmd::Bench(a) => bench::run(a, g).await,
+    }
+}
+
+/// Waits for Ctrl-C (or SIGINT).
+pub async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
