@@ -366,6 +366,52 @@ fn source_files_stay_readable_in_one_sitting() {
     );
 }
 
+/// Types named alike in two places make every mention ambiguous to a reader (two `Cluster`s,
+/// two `Layout`s): each type name is declared once in the three crates (the crates' `Result`
+/// aliases aside).
+#[test]
+fn no_two_types_share_a_name() {
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in CRATES {
+        let mut files = Vec::new();
+        rust_files(&workspace().join(c.root), &mut files);
+        for f in files {
+            let rel = f.strip_prefix(workspace()).unwrap().display().to_string();
+            let text = std::fs::read_to_string(&f).unwrap();
+            // Top-level declarations only (associated types and types inside functions are
+            // indented).
+            for line in code_of(&text).lines().filter(|l| !l.starts_with(' ')) {
+                let mut words = line.split_whitespace();
+                let mut w = words.next();
+                if w.is_some_and(|w| w.starts_with("pub")) {
+                    w = words.next();
+                }
+                if !matches!(w, Some("struct" | "enum" | "trait" | "type")) {
+                    continue;
+                }
+                let Some(name) = words.next() else { continue };
+                let name: String = name
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if name != "Result" && !name.is_empty() {
+                    seen.entry(name).or_default().push(rel.clone());
+                }
+            }
+        }
+    }
+    let twice: Vec<String> = seen
+        .into_iter()
+        .filter(|(_, at)| at.len() > 1)
+        .map(|(n, at)| format!("{n}: {}", at.join(", ")))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "type names declared twice:\n{}",
+        twice.join("\n")
+    );
+}
+
 /// The check itself: an upward import and a pair of files importing each other are found.
 #[test]
 fn the_check_finds_an_upward_import_and_a_circle() {

@@ -4,13 +4,13 @@ use super::Global;
 
 /// `tessera bench` options.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct BenchArgs {
     #[command(flatten)]
     config: tessera::bench::BenchConfig,
 }
 
 /// Runs the benchmark and prints its report; fails if any request failed.
-pub async fn run(a: Args, g: &Global) -> anyhow::Result<i32> {
+pub async fn run(a: BenchArgs, g: &Global) -> anyhow::Result<i32> {
     let cfg = a.config;
     anyhow::ensure!(
         cfg.endpoint.is_some() || cfg.ceiling,

@@ -7,7 +7,7 @@ use tessera_coordinator::maintenance::compact::{CompactRequest, CompactStatus};
 
 /// `tessera compact` options.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct CompactArgs {
     /// Only move objects of this bucket.
     #[arg(long)]
     bucket: Option<String>,
@@ -37,7 +37,7 @@ fn print_segments(s: &CompactStatus) {
 }
 
 /// Runs `tessera compact`.
-pub async fn run(a: Args, g: &Global) -> anyhow::Result<i32> {
+pub async fn run(a: CompactArgs, g: &Global) -> anyhow::Result<i32> {
     let admin = g.admin().await?;
     let req = CompactRequest {
         bucket: a.bucket,

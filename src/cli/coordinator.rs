@@ -27,7 +27,7 @@ fn size(bytes: u64) -> ByteSize {
 
 /// `tessera coordinator` options.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct CoordinatorArgs {
     /// Client API address.
     #[arg(long, default_value = "127.0.0.1:7070", env = "TESSERA_LISTEN")]
     pub listen: SocketAddr,
@@ -138,7 +138,7 @@ pub struct Args {
 }
 
 /// The configuration `a` (with the admin token file of `g`) describes.
-pub fn config(a: &Args, g: &Global) -> anyhow::Result<CoordinatorConfig> {
+pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConfig> {
     let mut c = CoordinatorConfig::new(a.data_dir.clone());
     c.default_ec = a.ec;
     c.write_quorum = a.write_quorum;
@@ -186,7 +186,7 @@ pub fn config(a: &Args, g: &Global) -> anyhow::Result<CoordinatorConfig> {
 }
 
 /// Runs a coordinator until Ctrl-C.
-pub async fn run(a: Args, g: &Global) -> anyhow::Result<i32> {
+pub async fn run(a: CoordinatorArgs, g: &Global) -> anyhow::Result<i32> {
     let config = config(&a, g)?;
     let api = tokio::net::TcpListener::bind(a.listen)
         .await

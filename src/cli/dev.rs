@@ -14,7 +14,7 @@ fn d() -> CoordinatorConfig {
 
 /// `tessera dev` options.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct DevArgs {
     /// Number of storage nodes.
     #[arg(long, default_value_t = 6)]
     nodes: usize,
@@ -46,7 +46,7 @@ pub struct Args {
 }
 
 /// Runs the cluster until Ctrl-C.
-pub async fn run(a: Args) -> anyhow::Result<i32> {
+pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
     let (nodes, ec) = (a.nodes, a.ec);
     anyhow::ensure!(
         nodes >= ec.total(),

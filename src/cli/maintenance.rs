@@ -7,11 +7,11 @@ use anyhow::Context;
 use serde_json::Value;
 use std::time::Duration;
 use tessera_coordinator::names::parse_size;
-use tessera_node::worker::WorkerList;
+use tessera_node::worker::{BudgetChange, WorkerList};
 
 /// `tessera maintenance` options.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct MaintenanceArgs {
     /// Set the budget repair, rebalance and recode share (bytes per second, e.g. 50MB; 0 =
     /// unlimited).
     #[arg(long, value_parser = parse_size)]
@@ -25,12 +25,10 @@ pub struct Args {
 }
 
 /// Steers, then lists the workers.
-pub async fn run(a: Args, g: &Global) -> anyhow::Result<i32> {
+pub async fn run(a: MaintenanceArgs, g: &Global) -> anyhow::Result<i32> {
     let admin = g.admin().await?;
     if let Some(rate) = a.rate {
-        let _: Value = admin
-            .put("/maintenance", &serde_json::json!({ "rate": rate }))
-            .await?;
+        let _: Value = admin.put("/maintenance", &BudgetChange { rate }).await?;
     }
     for (name, action) in [(&a.pause, "pause"), (&a.resume, "resume")] {
         if let Some(n) = name {

@@ -71,15 +71,15 @@ impl Global {
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Run a local cluster (coordinator + N storage nodes) in one process.
-    Dev(dev::Args),
+    Dev(dev::DevArgs),
     /// Run the coordinator.
-    Coordinator(coordinator::Args),
+    Coordinator(coordinator::CoordinatorArgs),
     /// Run a storage node (`tessera node --listen ...`), or retire one (`tessera node
     /// drain|activate|remove ID`).
-    Node(node::Args),
+    Node(node::NodeArgs),
     /// Find and rebuild lost or corrupt shards (runs in the coordinator; this drives and
     /// watches it). Exit code 0 when everything is healthy afterwards.
-    Repair(repair::Args),
+    Repair(repair::RepairArgs),
     /// Show nodes, degraded objects, the repair queue, scrub progress and workers.
     Status,
     /// Manage access keys.
@@ -102,19 +102,19 @@ pub enum Cmd {
     },
     /// Move shards from fuller to emptier nodes (after adding nodes) until their used
     /// fractions are within a band.
-    Rebalance(rebalance::Args),
+    Rebalance(rebalance::RebalanceArgs),
     /// Re-encode the objects of a bucket (or prefix) into another erasure code; the bucket's
     /// code for new writes changes too.
-    Recode(recode::Args),
+    Recode(recode::RecodeArgs),
     /// Give back the space of deleted and overwritten small objects: rewrite the segments
     /// whose live fraction fell below a threshold.
-    Compact(compact::Args),
+    Compact(compact::CompactArgs),
     /// List the background workers; pause or resume one; set the bandwidth budget repair,
     /// rebalance and recode share.
-    Maintenance(maintenance::Args),
+    Maintenance(maintenance::MaintenanceArgs),
     /// Load generator (PUT then GET phase) for any S3 path-style endpoint; `--ceiling` also
     /// measures this machine's limits in the same run.
-    Bench(bench::Args),
+    Bench(bench::BenchArgs),
 }
 
 /// Runs `cli`; returns the process exit code.

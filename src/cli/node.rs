@@ -21,7 +21,7 @@ fn d() -> NodeConfig {
 /// `tessera node`: run a node, or act on one.
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct Args {
+pub struct NodeArgs {
     #[command(subcommand)]
     action: Option<Action>,
     #[command(flatten)]
@@ -90,7 +90,7 @@ struct Run {
 }
 
 /// Runs `tessera node ...`; returns the exit code.
-pub async fn run(a: Args, g: &Global) -> anyhow::Result<i32> {
+pub async fn run(a: NodeArgs, g: &Global) -> anyhow::Result<i32> {
     match a.action {
         Some(action) => {
             let admin = g.admin().await?;

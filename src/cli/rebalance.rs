@@ -7,7 +7,7 @@ use tessera_coordinator::maintenance::rebalance::{Balance, RebalanceRequest, DEF
 
 /// `tessera rebalance` options.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct RebalanceArgs {
     /// Accepted spread between the fullest and emptiest node's used fraction.
     #[arg(long, default_value_t = DEFAULT_BAND)]
     band: f64,
@@ -38,7 +38,7 @@ fn print_balance(b: &Balance) {
 }
 
 /// Runs `tessera rebalance`.
-pub async fn run(a: Args, g: &Global) -> anyhow::Result<i32> {
+pub async fn run(a: RebalanceArgs, g: &Global) -> anyhow::Result<i32> {
     let admin = g.admin().await?;
     if a.cancel {
         let _: serde_json::Value = admin.delete("/rebalance").await?;

@@ -7,7 +7,7 @@ use tessera_coordinator::maintenance::recode::{RecodePlan, RecodeRequest};
 
 /// `tessera recode` options.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct RecodeArgs {
     /// Bucket whose objects (and default code) change.
     #[arg(long)]
     bucket: String,
@@ -28,7 +28,7 @@ struct Jobs {
 }
 
 /// Runs `tessera recode`.
-pub async fn run(a: Args, g: &Global) -> anyhow::Result<i32> {
+pub async fn run(a: RecodeArgs, g: &Global) -> anyhow::Result<i32> {
     let admin = g.admin().await?;
     let req = RecodeRequest {
         bucket: a.bucket.clone(),

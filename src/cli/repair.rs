@@ -10,7 +10,7 @@ use tessera_coordinator::repair::{RepairReport, RepairRequest};
 
 /// `tessera repair` options.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct RepairArgs {
     /// Report what would be repaired; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 /// Runs a repair and waits for it: exit code 0 if everything is healthy afterwards.
-pub async fn run(a: Args, g: &Global) -> anyhow::Result<i32> {
+pub async fn run(a: RepairArgs, g: &Global) -> anyhow::Result<i32> {
     if a.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }

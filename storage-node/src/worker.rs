@@ -106,6 +106,14 @@ pub struct WorkerList {
     pub maintenance_rate: u64,
 }
 
+/// A new rate for a [`Budget`], as `PUT /maintenance` takes it (on a coordinator and on a
+/// node).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct BudgetChange {
+    /// Bytes per second (0: unlimited).
+    pub rate: u64,
+}
+
 /// One background loop.
 pub struct Worker {
     paused: AtomicBool,

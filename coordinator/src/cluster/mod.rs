@@ -3,7 +3,8 @@
 //! nothing acknowledged.
 //!
 //! - [`storage`]: the Raft log and the state machine on one RocksDB per coordinator (log
-//!   entries, vote, the applied position, snapshots streamed to and from files).
+//!   entries, vote, the applied position); `columns` names its column families and the JSON
+//!   values it keeps, `snapshot` streams snapshots to and from files.
 //! - [`network`]: Raft RPCs over HTTP to the other coordinators' admin ports, with the
 //!   cluster secret; [`routes`] serves them (and forwarded writes, read indexes, `hello`).
 //! - [`replicated`]: [`Cluster`], the [`crate::meta::Engine`] that proposes writes through
@@ -13,10 +14,12 @@
 //! - [`start`]: opening a member, initialising a new cluster once all peers answer,
 //!   membership changes.
 
+mod columns;
 pub mod leader;
 pub mod network;
 pub mod replicated;
 pub mod routes;
+mod snapshot;
 pub mod start;
 pub mod storage;
 
@@ -25,6 +28,9 @@ use serde::{Deserialize, Serialize};
 
 pub use replicated::Cluster;
 pub use start::{ClusterConfig, Peers};
+
+/// A member's Raft id (openraft's node id type).
+pub type MemberId = u64;
 
 openraft::declare_raft_types!(
     /// Types of the coordinators' Raft group.

@@ -7,7 +7,7 @@
 //! reaches every member at least once per heartbeat interval, so this is how it knows which
 //! coordinators are alive (their in-flight records' leases).
 
-use super::TypeConfig;
+use super::{MemberId, TypeConfig};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -22,8 +22,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-type NodeId = u64;
-
 /// The header carrying a snapshot chunk's request without its bytes.
 pub const SNAPSHOT_HEADER: &str = "x-tessera-raft-snapshot";
 
@@ -31,9 +29,9 @@ pub const SNAPSHOT_HEADER: &str = "x-tessera-raft-snapshot";
 #[derive(Serialize, Deserialize)]
 pub struct ChunkHead {
     /// Sender's vote.
-    pub vote: Vote<NodeId>,
+    pub vote: Vote<MemberId>,
     /// The snapshot.
-    pub meta: SnapshotMeta<NodeId, BasicNode>,
+    pub meta: SnapshotMeta<MemberId, BasicNode>,
     /// Offset of the chunk in the snapshot file.
     pub offset: u64,
     /// Last chunk.
@@ -42,16 +40,16 @@ pub struct ChunkHead {
 
 /// When each member last answered an RPC.
 #[derive(Debug, Default)]
-pub struct Contacts(Mutex<HashMap<NodeId, Instant>>);
+pub struct Contacts(Mutex<HashMap<MemberId, Instant>>);
 
 impl Contacts {
     /// Records an answer from `id`.
-    pub fn seen(&self, id: NodeId) {
+    pub fn seen(&self, id: MemberId) {
         self.0.lock().unwrap().insert(id, Instant::now());
     }
 
     /// When `id` last answered, if ever.
-    pub fn last(&self, id: NodeId) -> Option<Instant> {
+    pub fn last(&self, id: MemberId) -> Option<Instant> {
         self.0.lock().unwrap().get(&id).copied()
     }
 }
@@ -67,7 +65,7 @@ pub struct Network {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Conn;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Conn {
+    async fn new_client(&mut self, target: MemberId, node: &BasicNode) -> Conn {
         Conn {
             http: self.http.clone(),
             base: node.addr.trim_end_matches('/').to_string(),
@@ -81,14 +79,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Conn {
     http: reqwest::Client,
     base: String,
-    target: NodeId,
+    target: MemberId,
     contacts: Arc<Contacts>,
 }
 
 type Rpc<T, E = openraft::error::Infallible> =
-    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+    Result<T, RPCError<MemberId, BasicNode, RaftError<MemberId, E>>>;
 
-fn transport<E: std::error::Error>(e: reqwest::Error) -> RPCError<NodeId, BasicNode, E> {
+fn transport<E: std::error::Error>(e: reqwest::Error) -> RPCError<MemberId, BasicNode, E> {
     if e.is_connect() {
         RPCError::Unreachable(Unreachable::new(&e))
     } else {
@@ -110,7 +108,7 @@ impl Conn {
                 format!("member {} answered {status}: {body}", self.target),
             ))));
         }
-        let answer: Result<Resp, RaftError<NodeId, E>> = resp.json().await.map_err(transport)?;
+        let answer: Result<Resp, RaftError<MemberId, E>> = resp.json().await.map_err(transport)?;
         self.contacts.seen(self.target);
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
@@ -125,7 +123,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         &mut self,
         req: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Rpc<AppendEntriesResponse<NodeId>> {
+    ) -> Rpc<AppendEntriesResponse<MemberId>> {
         self.call(self.post("append").json(&req), option.hard_ttl())
             .await
     }
@@ -134,7 +132,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         &mut self,
         req: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Rpc<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+    ) -> Rpc<InstallSnapshotResponse<MemberId>, InstallSnapshotError> {
         let head = ChunkHead {
             vote: req.vote,
             meta: req.meta,
@@ -152,9 +150,9 @@ impl RaftNetwork<TypeConfig> for Conn {
 
     async fn vote(
         &mut self,
-        req: VoteRequest<NodeId>,
+        req: VoteRequest<MemberId>,
         option: RPCOption,
-    ) -> Rpc<VoteResponse<NodeId>> {
+    ) -> Rpc<VoteResponse<MemberId>> {
         self.call(self.post("vote").json(&req), option.hard_ttl())
             .await
     }

@@ -14,8 +14,8 @@
 use super::network::{Contacts, Network};
 use super::replicated::Limits;
 use super::routes::Hello;
-use super::storage;
 use super::Cluster;
+use super::{columns, storage};
 use crate::meta::MetaError;
 use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
@@ -121,7 +121,7 @@ pub async fn open(dir: &Path, config: ClusterConfig, cluster_secret: &str) -> Re
         gate,
         db,
     } = storage::open(dir)?;
-    let stored: Option<Peers> = storage::get(&db, b"peers").map_err(storage_err)?;
+    let stored: Option<Peers> = columns::get(&db, b"peers").map_err(storage_err)?;
     match stored {
         Some(p) if p != config.peers => {
             return Err(MetaError::InvalidArgument(format!(
@@ -131,7 +131,7 @@ pub async fn open(dir: &Path, config: ClusterConfig, cluster_secret: &str) -> Re
             )))
         }
         Some(_) => {}
-        None => storage::put_synced(&db, b"peers", &config.peers).map_err(storage_err)?,
+        None => columns::put_synced(&db, b"peers", &config.peers).map_err(storage_err)?,
     }
     let raft_config = Config {
         cluster_name: "tessera".into(),
@@ -271,7 +271,7 @@ async fn form(c: Arc<Cluster>, peers: Peers) {
 impl Cluster {
     /// What this member says about itself.
     pub async fn hello(&self) -> Hello {
-        let peers: Peers = storage::get(&self.db, b"peers")
+        let peers: Peers = columns::get(&self.db, b"peers")
             .ok()
             .flatten()
             .unwrap_or_default();

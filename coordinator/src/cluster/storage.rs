@@ -24,7 +24,11 @@
 // helpers here return the same.
 #![allow(clippy::result_large_err)]
 
-use super::{Applied, TypeConfig};
+use super::columns::{cf, get, json, put_synced, LOG, PARTIAL, RAFT};
+use super::snapshot::{
+    file_name, load_snapshot, unique, write_snapshot, CurrentSnapshot, Installing,
+};
+use super::{Applied, MemberId, TypeConfig};
 use crate::meta::rocks::RocksKv;
 use crate::meta::{MetaError, MetaStore};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
@@ -34,24 +38,14 @@ use openraft::{
     StoredMembership, Vote,
 };
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::fmt::Debug;
-use std::io::{BufReader, BufWriter, Read, Write};
+
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, RwLock};
 
-type NodeId = u64;
-type SResult<T> = Result<T, StorageError<NodeId>>;
-
-const LOG: &str = "log";
-const RAFT: &str = "raft";
-/// `(index, n)`: the first `n` writes of the entry at `index` are applied (a crash came
-/// before its last one; they are skipped when the entry is applied again).
-const PARTIAL: &[u8] = b"partial";
-const MAGIC: &[u8] = b"tessera-snapshot-1\n";
-const END: u32 = u32::MAX;
+type SResult<T> = Result<T, StorageError<MemberId>>;
 
 /// What [`open`] returns.
 pub struct Opened {
@@ -111,31 +105,6 @@ pub fn open(dir: &Path) -> Result<Opened, MetaError> {
         gate,
         db,
     })
-}
-
-fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
-    db.cf_handle(name).expect("column family created at open")
-}
-
-/// A JSON value of the `raft` column family.
-pub fn get<T: DeserializeOwned>(db: &DB, k: &[u8]) -> Result<Option<T>, StorageIOError<NodeId>> {
-    match db
-        .get_cf(cf(db, RAFT), k)
-        .map_err(|e| StorageIOError::read(&e))?
-    {
-        Some(v) => Ok(Some(
-            serde_json::from_slice(&v).map_err(|e| StorageIOError::read(&e))?,
-        )),
-        None => Ok(None),
-    }
-}
-
-/// Sets a JSON value of the `raft` column family; durable when this returns.
-pub fn put_synced<T: Serialize>(db: &DB, k: &[u8], v: &T) -> Result<(), StorageIOError<NodeId>> {
-    let v = serde_json::to_vec(v).map_err(|e| StorageIOError::write(&e))?;
-    db.put_cf(cf(db, RAFT), k, v)
-        .map_err(|e| StorageIOError::write(&e))?;
-    db.flush_wal(true).map_err(|e| StorageIOError::write(&e))
 }
 
 fn index_key(i: u64) -> [u8; 8] {
@@ -241,7 +210,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 }
                 None => None,
             };
-            let purged: Option<LogId<NodeId>> = get(&db, b"purged")?;
+            let purged: Option<LogId<MemberId>> = get(&db, b"purged")?;
             Ok(LogState {
                 last_purged_log_id: purged,
                 last_log_id: last.or(purged),
@@ -254,7 +223,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> SResult<()> {
+    async fn save_vote(&mut self, vote: &Vote<MemberId>) -> SResult<()> {
         let (db, vote) = (self.db.clone(), *vote);
         blocking(move || {
             Ok(put_synced(&db, b"vote", &vote)
@@ -263,12 +232,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .await
     }
 
-    async fn read_vote(&mut self) -> SResult<Option<Vote<NodeId>>> {
+    async fn read_vote(&mut self) -> SResult<Option<Vote<MemberId>>> {
         let db = self.db.clone();
         blocking(move || Ok(get(&db, b"vote")?)).await
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> SResult<()> {
+    async fn save_committed(&mut self, committed: Option<LogId<MemberId>>) -> SResult<()> {
         let db = self.db.clone();
         blocking(move || {
             let v = serde_json::to_vec(&committed).map_err(|e| StorageIOError::write(&e))?;
@@ -279,9 +248,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .await
     }
 
-    async fn read_committed(&mut self) -> SResult<Option<LogId<NodeId>>> {
+    async fn read_committed(&mut self) -> SResult<Option<LogId<MemberId>>> {
         let db = self.db.clone();
-        blocking(move || Ok(get::<Option<LogId<NodeId>>>(&db, b"committed")?.flatten())).await
+        blocking(move || Ok(get::<Option<LogId<MemberId>>>(&db, b"committed")?.flatten())).await
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> SResult<()>
@@ -305,7 +274,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 
-    async fn truncate(&mut self, log_id: LogId<NodeId>) -> SResult<()> {
+    async fn truncate(&mut self, log_id: LogId<MemberId>) -> SResult<()> {
         let db = self.db.clone();
         blocking(move || {
             db.delete_range_cf(cf(&db, LOG), index_key(log_id.index), index_key(u64::MAX))
@@ -314,7 +283,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .await
     }
 
-    async fn purge(&mut self, log_id: LogId<NodeId>) -> SResult<()> {
+    async fn purge(&mut self, log_id: LogId<MemberId>) -> SResult<()> {
         let db = self.db.clone();
         blocking(move || {
             put_synced(&db, b"purged", &log_id)?;
@@ -324,16 +293,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .await
     }
 }
-
-/// The current snapshot: its meta and its file.
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    meta: SnapshotMeta<NodeId, BasicNode>,
-    path: PathBuf,
-}
-
-/// A snapshot being installed.
-type Installing = Stored;
 
 /// The state machine: the metadata, applied from the log.
 pub struct StateMachine {
@@ -350,10 +309,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> SResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)> {
+    ) -> SResult<(
+        Option<LogId<MemberId>>,
+        StoredMembership<MemberId, BasicNode>,
+    )> {
         let db = self.db.clone();
         blocking(move || {
-            let applied = get::<Option<LogId<NodeId>>>(&db, b"applied")?.flatten();
+            let applied = get::<Option<LogId<MemberId>>>(&db, b"applied")?.flatten();
             let membership = get(&db, b"membership")?.unwrap_or_default();
             Ok((applied, membership))
         })
@@ -368,7 +330,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let (kv, store, db) = (self.kv.clone(), self.store.clone(), self.db.clone());
         blocking(move || {
-            let fail = |id: LogId<NodeId>, e: &dyn std::fmt::Display| {
+            let fail = |id: LogId<MemberId>, e: &dyn std::fmt::Display| {
                 StorageIOError::apply(id, AnyError::error(e.to_string()))
             };
             // Writes of the first entry already applied before a crash (see `PARTIAL`).
@@ -465,7 +427,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
+        meta: &SnapshotMeta<MemberId, BasicNode>,
         snapshot: Box<tokio::fs::File>,
     ) -> SResult<()> {
         let sig = Some(meta.signature());
@@ -509,7 +471,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> SResult<Option<Snapshot<TypeConfig>>> {
         let db = self.db.clone();
-        let Some(s) = blocking(move || Ok(get::<Stored>(&db, b"snapshot")?)).await? else {
+        let Some(s) = blocking(move || Ok(get::<CurrentSnapshot>(&db, b"snapshot")?)).await? else {
             return Ok(None);
         };
         let file = tokio::fs::File::open(&s.path)
@@ -520,10 +482,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             snapshot: Box::new(file),
         }))
     }
-}
-
-fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(v)
 }
 
 /// Builds snapshots from a RocksDB snapshot while the state machine goes on applying.
@@ -548,152 +506,4 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             snapshot: Box::new(file),
         })
     }
-}
-
-fn unique() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos()
-}
-
-/// A snapshot id as a file name (ids come from the leader: keep only safe characters).
-fn file_name(id: &str) -> String {
-    let safe: String = id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .take(100)
-        .collect();
-    if safe.is_empty() {
-        format!("snapshot-{}", unique())
-    } else {
-        safe
-    }
-}
-
-fn io_err(e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::other(e.to_string())
-}
-
-/// Writes the state as of now to a new snapshot file, records it as the current snapshot
-/// (after a WAL sync, so everything it covers is durable) and deletes older snapshot files.
-fn write_snapshot(db: &DB, dir: &Path) -> std::io::Result<Stored> {
-    let snap = db.snapshot();
-    let read = |k: &[u8]| -> std::io::Result<Option<Vec<u8>>> {
-        snap.get_cf(cf(db, RAFT), k).map_err(io_err)
-    };
-    let applied: Option<LogId<NodeId>> = match read(b"applied")? {
-        Some(v) => serde_json::from_slice(&v).map_err(io_err)?,
-        None => None,
-    };
-    let membership: StoredMembership<NodeId, BasicNode> = match read(b"membership")? {
-        Some(v) => serde_json::from_slice(&v).map_err(io_err)?,
-        None => Default::default(),
-    };
-    let id = match applied {
-        Some(a) => format!("{}-{}-{}", a.leader_id.term, a.index, unique()),
-        None => format!("0-0-{}", unique()),
-    };
-    let path = dir.join(format!("{id}.snap"));
-    let tmp = dir.join(format!("{id}.tmp"));
-    {
-        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-        out.write_all(MAGIC)?;
-        for item in snap.iterator_cf(cf(db, "default"), IteratorMode::Start) {
-            let (k, v) = item.map_err(io_err)?;
-            for part in [&k[..], &v[..]] {
-                out.write_all(&(part.len() as u32).to_le_bytes())?;
-                out.write_all(part)?;
-            }
-        }
-        out.write_all(&END.to_le_bytes())?;
-        out.into_inner().map_err(io_err)?.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    drop(snap);
-    let stored = Stored {
-        meta: SnapshotMeta {
-            last_log_id: applied,
-            last_membership: membership,
-            snapshot_id: id,
-        },
-        path,
-    };
-    db.flush_wal(true).map_err(io_err)?;
-    put_synced(db, b"snapshot", &stored).map_err(io_err)?;
-    remove_other_snapshots(dir, &stored.path);
-    Ok(stored)
-}
-
-fn remove_other_snapshots(dir: &Path, keep: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p != keep
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("incoming-"))
-            {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    }
-}
-
-/// Replaces the state with the snapshot in `path` (a file checked end to end first) and
-/// records it as current; `installing` (set by the caller) is cleared in the last batch.
-fn load_snapshot(
-    db: &DB,
-    path: &Path,
-    meta: &SnapshotMeta<NodeId, BasicNode>,
-) -> std::io::Result<()> {
-    let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
-    let mut magic = vec![0; MAGIC.len()];
-    input.read_exact(&mut magic)?;
-    if magic != MAGIC {
-        return Err(io_err("not a tessera snapshot file"));
-    }
-    let meta_cf = cf(db, "default");
-    db.delete_range_cf(meta_cf, [0u8].as_slice(), [0xffu8; 8].as_slice())
-        .map_err(io_err)?;
-    let mut batch = WriteBatch::default();
-    let read_part = |input: &mut BufReader<std::fs::File>| -> std::io::Result<Option<Vec<u8>>> {
-        let mut len = [0; 4];
-        input.read_exact(&mut len)?;
-        let len = u32::from_le_bytes(len);
-        if len == END {
-            return Ok(None);
-        }
-        let mut v = vec![0; len as usize];
-        input.read_exact(&mut v)?;
-        Ok(Some(v))
-    };
-    while let Some(k) = read_part(&mut input)? {
-        let v =
-            read_part(&mut input)?.ok_or_else(|| io_err("snapshot file ends inside a record"))?;
-        batch.put_cf(meta_cf, k, v);
-        if batch.size_in_bytes() > 4 << 20 {
-            db.write(std::mem::take(&mut batch)).map_err(io_err)?;
-        }
-    }
-    let raft = cf(db, RAFT);
-    let stored = Stored {
-        meta: meta.clone(),
-        path: path.to_path_buf(),
-    };
-    batch.put_cf(raft, b"applied", json(&meta.last_log_id).map_err(io_err)?);
-    batch.put_cf(
-        raft,
-        b"membership",
-        json(&meta.last_membership).map_err(io_err)?,
-    );
-    batch.put_cf(raft, b"snapshot", json(&stored).map_err(io_err)?);
-    batch.delete_cf(raft, b"installing");
-    batch.delete_cf(raft, PARTIAL);
-    db.write(batch).map_err(io_err)?;
-    db.flush_wal(true).map_err(io_err)?;
-    if let Some(dir) = path.parent() {
-        remove_other_snapshots(dir, path);
-    }
-    Ok(())
 }

@@ -50,14 +50,14 @@ pub const CHUNK: u32 = 4 << 10;
 pub const MAGIC: &[u8; 8] = b"TSSEG001";
 
 /// What a waiting PUT hears back: its committed object, or why not.
-type Outcome = Result<ObjectMeta, ApiError>;
+type PackedCommit = Result<ObjectMeta, ApiError>;
 
 /// A segment being filled.
 struct Open {
     version: ObjectVersion,
     data: BytesMut,
     entries: Vec<PackEntry>,
-    waiting: Vec<oneshot::Sender<Outcome>>,
+    waiting: Vec<oneshot::Sender<PackedCommit>>,
     /// Bytes of the footer's JSON so far.
     index_len: usize,
     /// The segment's nodes and its in-flight record, begun with its first object so that the
@@ -155,7 +155,7 @@ impl Packer {
         data: Bytes,
         cond: Precondition,
         inbound: Inbound,
-    ) -> Outcome {
+    ) -> PackedCommit {
         let capacity = (ec.k as u64 * SEGMENT_PIECE) as usize;
         let (tx, rx) = oneshot::channel();
         // Hashing and sizing the footer entry need no lock (the offset's digits: +20 at most).

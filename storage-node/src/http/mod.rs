@@ -30,7 +30,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use std::future::Future;
 
 /// The node's router.
@@ -188,20 +187,13 @@ async fn steer_worker(
     Json(w.view()).into_response()
 }
 
-/// A new scrub budget.
-#[derive(Deserialize)]
-struct BudgetChange {
-    /// Bytes per second (0: unlimited).
-    rate: u64,
-}
-
 async fn maintenance(State(st): State<NodeState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "rate": st.budget.rate() }))
 }
 
 async fn set_maintenance(
     State(st): State<NodeState>,
-    Json(b): Json<BudgetChange>,
+    Json(b): Json<crate::worker::BudgetChange>,
 ) -> Json<serde_json::Value> {
     st.budget.set_rate(b.rate);
     tracing::info!(rate = b.rate, "scrub budget changed");

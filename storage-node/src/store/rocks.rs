@@ -165,7 +165,7 @@ impl RocksShardStore {
 
     /// What remains of a commit once its WAL sync is done: drop the file of the shard it
     /// replaced.
-    fn after_sync(&self, a: Applied) -> ShardInfo {
+    fn after_sync(&self, a: AppliedWrite) -> ShardInfo {
         if let Some(old) = &a.old {
             self.discard_file(a.info.header.shard_id(), old);
         }
@@ -269,7 +269,7 @@ impl ShardStore for RocksShardStore {
     }
 
     fn put_many(&self, shards: Vec<WholeShard>) -> Vec<Result<ShardInfo>> {
-        let applied: Vec<Result<Applied>> = shards
+        let applied: Vec<Result<AppliedWrite>> = shards
             .into_iter()
             .map(|s| {
                 let mut w = self.writer(s.header)?;
@@ -517,7 +517,7 @@ impl ShardWriter for RocksWriter {
 }
 
 /// A commit applied to the index but not yet synced.
-struct Applied {
+struct AppliedWrite {
     info: ShardInfo,
     /// The entry it replaced, whose file goes once the commit is durable.
     old: Option<Committed>,
@@ -526,7 +526,7 @@ struct Applied {
 impl RocksWriter {
     /// Everything of a commit but the WAL sync: checks, file sync, and the index batch
     /// applied under the index lock. Durable only after [`WalSync::sync`].
-    fn apply(mut self, header: ShardHeader, length: u64) -> Result<Applied> {
+    fn apply(mut self, header: ShardHeader, length: u64) -> Result<AppliedWrite> {
         check_final(&self.header, &header, self.buf.length, length)?;
         if let Some(c) = self.buf.finish() {
             self.push_chunk(c)?;
@@ -563,13 +563,13 @@ impl RocksWriter {
         // The commit point: one batch, durable once the group commit returns.
         inner.db.write_opt(batch, &unsynced())?;
         drop(guard);
-        // Applied: the index names this write's data now, so it must not be cleaned up.
+        // AppliedWrite: the index names this write's data now, so it must not be cleaned up.
         self.done = true;
         inner.used.fetch_add(info.length, Ordering::Relaxed);
         if let Some(old) = &old {
             inner.used.fetch_sub(old.info.length, Ordering::Relaxed);
         }
-        Ok(Applied { info, old })
+        Ok(AppliedWrite { info, old })
     }
 }
 

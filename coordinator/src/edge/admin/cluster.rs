@@ -162,6 +162,7 @@ pub(super) async fn node_remove(
     }
 }
 
+/// `POST /cluster/coordinators` `{raft_id, admin_url}`.
 #[derive(serde::Deserialize)]
 pub(super) struct NewMember {
     raft_id: u64,

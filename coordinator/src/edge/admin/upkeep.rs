@@ -122,28 +122,21 @@ pub(super) async fn steer_worker(
     Json(w.view()).into_response()
 }
 
-/// `PUT /maintenance` body.
-#[derive(serde::Deserialize)]
-pub(super) struct BudgetChange {
-    /// Bytes per second (0: unlimited).
-    rate: u64,
-}
-
+/// `GET /maintenance`: the shared budget.
 pub(super) async fn maintenance(State(c): State<Arc<Coordinator>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "rate": c.budget.rate() }))
 }
 
 pub(super) async fn set_maintenance(
     State(c): State<Arc<Coordinator>>,
-    Json(m): Json<BudgetChange>,
+    Json(m): Json<tessera_node::worker::BudgetChange>,
 ) -> Json<serde_json::Value> {
     c.budget.set_rate(m.rate);
     tracing::info!(rate = m.rate, "maintenance budget changed");
     Json(serde_json::json!({ "rate": c.budget.rate() }))
 }
 
-/// `POST /cluster/coordinators` `{raft_id, admin_url}`.
-
+/// `POST /repair`: starts a run, answers `{ "run_id" }`.
 pub(super) async fn start_repair(
     State(c): State<Arc<Coordinator>>,
     Json(req): Json<RepairRequest>,

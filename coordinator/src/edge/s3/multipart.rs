@@ -9,7 +9,7 @@
 
 use super::helpers::{
     attrs, body_stream, bucket_name, encode_key, header_ec, is_url, object_key, precondition,
-    refuse_unsupported, tessera_owner, timestamp,
+    refuse_unsupported, tessera_owner, timestamp, R,
 };
 use super::Tessera;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
@@ -25,8 +25,6 @@ use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 use tessera_node::{ObjectVersion, ShardRole};
-
-type R<T> = S3Result<S3Response<T>>;
 
 /// Most parts an upload may have (S3's limit).
 pub const MAX_PARTS: i32 = 10_000;
@@ -516,14 +514,17 @@ fn initiator(u: &Upload) -> Initiator {
     }
 }
 
-/// `bytes=A-B` of a copy source of `size` bytes: (start, length).
+/// `bytes=A-B` of a copy source of `size` bytes: (start, length). Parsed by `s3s`; S3 wants
+/// both ends given and inside the source (no suffix, no open end, no clamping).
 fn copy_range(r: &str, size: u64) -> Result<(u64, u64), ApiError> {
     let bad = || ApiError::InvalidArgument(format!("bad x-amz-copy-source-range {r:?}"));
-    let (a, b) = r
-        .strip_prefix("bytes=")
-        .and_then(|x| x.split_once('-'))
-        .ok_or_else(bad)?;
-    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    let (a, b) = match Range::parse(r).map_err(|_| bad())? {
+        Range::Int {
+            first,
+            last: Some(last),
+        } => (first, last),
+        _ => return Err(bad()),
+    };
     if a > b || b >= size {
         return Err(ApiError::InvalidRange { size });
     }

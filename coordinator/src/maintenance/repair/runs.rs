@@ -490,7 +490,7 @@ mod tests {
             o.parts[0].shards[0].state = ShardState::Missing;
             o
         };
-        let mut objs = vec![one_lost.clone(), two_lost.clone()];
+        let mut objs = [one_lost.clone(), two_lost.clone()];
         assert_eq!(margin_with(&one_lost, usable), 0);
         assert_eq!(margin_with(&two_lost, usable), -1);
         objs.sort_by_cached_key(|o| margin_with(o, usable));
