@@ -50,10 +50,7 @@ impl LocalClusterConfig {
             coordinator,
             heartbeat_interval: Duration::from_millis(500),
             node_capacity: 0,
-            scrub: tessera_node::maintenance::scrub::ScrubConfig {
-                rate: 16 << 20,
-                interval: Duration::from_secs(3600),
-            },
+            scrub: NodeConfig::new(PathBuf::new(), String::new(), String::new()).scrub,
             coordinators: 1,
         }
     }
@@ -174,22 +171,21 @@ impl LocalCluster {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let config = NodeConfig {
-            data_dir: dir.clone(),
-            coordinator: self
-                .admins
-                .iter()
-                .map(|a| format!("http://{a}"))
-                .collect::<Vec<_>>()
-                .join(","),
-            zone: format!("zone-{i}"),
-            capacity: self.config.node_capacity,
-            heartbeat_interval: self.config.heartbeat_interval,
-            scrub: self.config.scrub.clone(),
-            node_id: None,
-            cluster_secret: self.secrets.cluster_secret.clone(),
-            reclaim_interval: std::time::Duration::from_secs(10),
-        };
+        let coordinators = self
+            .admins
+            .iter()
+            .map(|a| format!("http://{a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut config = NodeConfig::new(
+            dir.clone(),
+            coordinators,
+            self.secrets.cluster_secret.clone(),
+        );
+        config.zone = format!("zone-{i}");
+        config.capacity = self.config.node_capacity;
+        config.heartbeat_interval = self.config.heartbeat_interval;
+        config.scrub = self.config.scrub.clone();
         let (stop_tx, stop_rx) = oneshot::channel::<bool>();
         let thread = std::thread::Builder::new()
             .name(format!("node-{i}"))

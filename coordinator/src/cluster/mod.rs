@@ -127,7 +127,7 @@ mod tests {
             .create_bucket(crate::meta::BucketMeta {
                 name: "last".into(),
                 created_ms: 1,
-                ec: crate::EcSpec { k: 2, m: 1 },
+                ec: crate::names::EcSpec { k: 2, m: 1 },
                 owner: None,
                 grants: Default::default(),
                 replicate_below: None,
@@ -164,7 +164,7 @@ mod tests {
         crate::meta::BucketMeta {
             name: name.into(),
             created_ms: 1,
-            ec: crate::EcSpec { k: 2, m: 1 },
+            ec: crate::names::EcSpec { k: 2, m: 1 },
             owner: None,
             grants: Default::default(),
             replicate_below: None,

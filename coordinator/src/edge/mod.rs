@@ -25,13 +25,13 @@ use std::sync::Arc;
 
 /// The S3 service: `s3s` with Tessera's operations, key lookup, access checks and (with a
 /// configured domain) virtual-hosted-style addressing.
-pub fn service(c: Arc<Coordinator>) -> Result<s3s::service::S3Service, crate::ApiError> {
+pub fn service(c: Arc<Coordinator>) -> Result<s3s::service::S3Service, crate::error::ApiError> {
     let mut b = s3s::service::S3ServiceBuilder::new(s3::Tessera::new(c.clone()));
     b.set_auth(auth::KeyAuth::new(c.clone()));
     b.set_access(auth::Access::new(c.clone()));
     if let Some(d) = &c.config.domain {
         let host = s3s::host::SingleDomain::new(d)
-            .map_err(|e| crate::ApiError::InvalidArgument(format!("--domain {d}: {e}")))?;
+            .map_err(|e| crate::error::ApiError::InvalidArgument(format!("--domain {d}: {e}")))?;
         b.set_host(host);
     }
     Ok(b.build())

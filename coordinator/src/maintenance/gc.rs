@@ -79,7 +79,7 @@ pub async fn run(c: Arc<Maintenance>, stop: CancellationToken) {
 
 /// Aborts multipart uploads created longer than `multipart_expiry` ago (their parts become
 /// garbage); returns how many.
-pub async fn expire_uploads(c: &Arc<Maintenance>) -> Result<usize, crate::ApiError> {
+pub async fn expire_uploads(c: &Arc<Maintenance>) -> Result<usize, crate::error::ApiError> {
     let cutoff = crate::meta::now_ms().saturating_sub(c.config.multipart_expiry.as_millis() as u64);
     let expired = c.meta.uploads_older_than(cutoff, 1000).await?;
     let n = expired.len();
@@ -93,7 +93,7 @@ pub async fn expire_uploads(c: &Arc<Maintenance>) -> Result<usize, crate::ApiErr
 }
 
 /// One pass over the garbage records; returns how many records were finished.
-pub async fn pass(c: &Arc<Maintenance>) -> Result<usize, crate::ApiError> {
+pub async fn pass(c: &Arc<Maintenance>) -> Result<usize, crate::error::ApiError> {
     let records = c.meta.garbage(1000).await?;
     let now = crate::meta::now_ms();
     let grace = c.config.gc_grace.as_millis() as u64;
@@ -153,7 +153,7 @@ pub async fn pass(c: &Arc<Maintenance>) -> Result<usize, crate::ApiError> {
 /// never touched). This catches what no garbage record names: shards of a write whose
 /// in-flight record a crash lost, leftovers on nodes that were away. Returns how many shards
 /// were deleted.
-pub async fn orphan_scan(c: &Arc<Maintenance>) -> Result<usize, crate::ApiError> {
+pub async fn orphan_scan(c: &Arc<Maintenance>) -> Result<usize, crate::error::ApiError> {
     // While the metadata is being rebuilt from the nodes, every shard looks unreferenced.
     if c.rebuilding() {
         return Ok(0);
@@ -200,7 +200,7 @@ async fn still_wanted(
     c: &Maintenance,
     h: &tessera_node::ShardHeader,
     node: &tessera_node::NodeId,
-) -> Result<bool, crate::ApiError> {
+) -> Result<bool, crate::error::ApiError> {
     let (v, i) = (h.version, h.shard_index as usize);
     if c.meta.pending_versions().await?.contains(&v) {
         return Ok(true);

@@ -22,7 +22,7 @@ pub mod repair;
 pub use context::Maintenance;
 pub use tessera_node::worker;
 
-/// [`worker::periodic`] for passes that fail with an [`crate::ApiError`].
+/// [`worker::periodic`] for passes that fail with an [`crate::error::ApiError`].
 pub async fn periodic<F, Fut>(
     w: std::sync::Arc<worker::Worker>,
     stop: tokio_util::sync::CancellationToken,
@@ -30,7 +30,7 @@ pub async fn periodic<F, Fut>(
     pass: F,
 ) where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<String, crate::ApiError>>,
+    Fut: std::future::Future<Output = Result<String, crate::error::ApiError>>,
 {
     worker::periodic(w, stop, schedule, pass).await
 }

@@ -108,7 +108,7 @@ async fn read_manifest(
 }
 
 /// Rebuilds metadata from every node that is up now.
-pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::ApiError> {
+pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error::ApiError> {
     let mut report = RebuildReport::default();
     let mut found: Found = BTreeMap::new();
     for cand in c.registry.candidates() {
@@ -227,7 +227,7 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::ApiEr
 async fn restore_segment(
     c: &Arc<Maintenance>,
     mut seg: ObjectMeta,
-) -> Result<u64, crate::ApiError> {
+) -> Result<u64, crate::error::ApiError> {
     let data = match segment_data(&c.data, &seg).await {
         Ok(d) => d,
         Err(e) => {

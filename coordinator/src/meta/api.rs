@@ -2,7 +2,7 @@
 //! trait, so that where the metadata lives (one local store, or a store replicated by a log
 //! across coordinators) is hidden behind it. Every implementation is an [`Engine`]: it
 //! performs write [`Command`]s and runs reads; [`Local`] does both on a [`MetaStore`] on
-//! the blocking pool, `crate::cluster` through Raft.
+//! the blocking pool, the replicated store (`cluster/`, above this module) through Raft.
 //!
 //! Every write operation is one atomic, durable step with the semantics documented on the
 //! [`MetaStore`] method of the same name (and checked by [`super::conformance`]); there is no

@@ -43,9 +43,9 @@ impl From<serde_json::Error> for MetaError {
     }
 }
 
-impl From<MetaError> for crate::ApiError {
+impl From<MetaError> for crate::error::ApiError {
     fn from(e: MetaError) -> Self {
-        use crate::ApiError as A;
+        use crate::error::ApiError as A;
         match e {
             MetaError::NoSuchBucket(b) => A::NoSuchBucket(b),
             MetaError::BucketNotEmpty(b) => A::BucketNotEmpty(b),
