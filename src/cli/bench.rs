@@ -1,6 +1,6 @@
 //! `tessera bench`: the load generator ([`tessera::bench`]) on the command line.
 
-use super::Global;
+use super::global::Global;
 
 /// `tessera bench` options.
 #[derive(clap::Args)]

@@ -1,6 +1,6 @@
 //! `tessera bucket`: who may use a bucket (allow, deny, info).
 
-use super::Global;
+use super::global::Global;
 use serde_json::{json, Value};
 
 /// Bucket permission commands.

@@ -1,8 +1,8 @@
 //! `tessera compact`: rewrites segments of small objects that are mostly dead space.
 
 use super::client::mb;
+use super::global::Global;
 use super::maintenance::follow;
-use super::Global;
 use tessera_coordinator::maintenance::compact::{CompactRequest, CompactStatus};
 
 /// `tessera compact` options.

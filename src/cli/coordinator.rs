@@ -1,7 +1,7 @@
 //! `tessera coordinator`: runs a coordinator. Every flag's default is the one
 //! `CoordinatorConfig::new` (or, for a replicated group, `ClusterConfig::new`) sets.
 
-use super::Global;
+use super::global::Global;
 use anyhow::Context;
 use bytesize::ByteSize;
 use humantime::Duration as Human;
@@ -195,6 +195,6 @@ pub async fn run(a: CoordinatorArgs, g: &Global) -> anyhow::Result<i32> {
         .await
         .with_context(|| format!("binding {}", a.admin_listen))?;
     tracing::info!(api = %a.listen, admin = %a.admin_listen, "coordinator serving");
-    tessera_coordinator::run(api, admin, config, super::ctrl_c()).await?;
+    tessera_coordinator::run(api, admin, config, super::global::ctrl_c()).await?;
     Ok(0)
 }

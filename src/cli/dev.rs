@@ -88,7 +88,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
     );
     println!("{}", try_lines(&url));
     println!("Ctrl-C stops the cluster.");
-    super::ctrl_c().await;
+    super::global::ctrl_c().await;
     println!("stopping...");
     cluster.shutdown().await;
     Ok(0)

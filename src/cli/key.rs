@@ -1,6 +1,6 @@
 //! `tessera key`: access keys (create, import, list, delete).
 
-use super::Global;
+use super::global::Global;
 use serde_json::{json, Value};
 
 /// Access key commands.

@@ -1,8 +1,8 @@
 //! `tessera maintenance`: the workers, pausing and resuming them, and the shared budget.
 
 use super::client::{mb, Admin};
+use super::global::Global;
 use super::progress::Progress;
-use super::Global;
 use anyhow::Context;
 use serde_json::Value;
 use std::time::Duration;

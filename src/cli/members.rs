@@ -1,6 +1,6 @@
 //! `tessera cluster`: the members of a replicated coordinator group.
 
-use super::Global;
+use super::global::Global;
 use anyhow::{bail, Context};
 use std::time::Duration;
 

@@ -11,6 +11,7 @@ pub mod client;
 pub mod compact;
 pub mod coordinator;
 pub mod dev;
+pub mod global;
 pub mod key;
 pub mod maintenance;
 pub mod members;
@@ -22,11 +23,7 @@ pub mod repair;
 pub mod status;
 
 use clap::{Parser, Subcommand};
-use client::Admin;
-use std::path::PathBuf;
-
-/// The local dev cluster's admin URL, where operator commands go by default.
-pub const LOCAL_ADMIN: &str = "http://127.0.0.1:7071";
+use global::Global;
 
 /// The command line.
 #[derive(Parser)]
@@ -42,29 +39,6 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub cmd: Cmd,
-}
-
-/// Flags every command takes, in any position.
-#[derive(clap::Args)]
-pub struct Global {
-    /// Coordinator admin URL; every coordinator of a replicated group, comma-separated.
-    #[arg(long, global = true, env = "TESSERA_COORDINATOR", default_value = LOCAL_ADMIN)]
-    pub coordinator: String,
-    /// File holding the admin token (operator commands: else env TESSERA_ADMIN_TOKEN, else
-    /// ./tessera-data/coordinator/admin.token; `tessera coordinator`: default
-    /// DATA_DIR/admin.token, created on first start).
-    #[arg(long, global = true)]
-    pub admin_token_file: Option<PathBuf>,
-    /// Print one JSON object instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
-}
-
-impl Global {
-    /// The admin API of the coordinator (the group's leader) these flags name.
-    pub async fn admin(&self) -> anyhow::Result<Admin> {
-        Admin::connect(&self.coordinator, self.admin_token_file.as_deref()).await
-    }
 }
 
 /// The commands.
@@ -135,9 +109,4 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Maintenance(a) => maintenance::run(a, g).await,
         Cmd::Bench(a) => bench::run(a, g).await,
     }
-}
-
-/// Waits for Ctrl-C (or SIGINT).
-pub async fn ctrl_c() {
-    let _ = tokio::signal::ctrl_c().await;
 }

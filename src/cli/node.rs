@@ -2,8 +2,8 @@
 //! flag's default is the one `NodeConfig::new` sets.
 
 use super::client::{mb, Admin};
+use super::global::Global;
 use super::progress::Progress;
-use super::Global;
 use anyhow::{bail, Context};
 use bytesize::ByteSize;
 use humantime::Duration as Human;
@@ -137,7 +137,7 @@ async fn serve(r: Run, g: &Global) -> anyhow::Result<i32> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    tessera_node::node::serve(config, listener, super::ctrl_c()).await?;
+    tessera_node::node::serve(config, listener, super::global::ctrl_c()).await?;
     Ok(0)
 }
 

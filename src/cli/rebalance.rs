@@ -1,8 +1,8 @@
 //! `tessera rebalance`: moves shards from fuller to emptier nodes.
 
 use super::client::mb;
+use super::global::Global;
 use super::maintenance::{follow, JobArgs};
-use super::Global;
 use tessera_coordinator::maintenance::rebalance::{Balance, RebalanceRequest, DEFAULT_BAND};
 
 /// `tessera rebalance` options.

@@ -1,8 +1,8 @@
 //! `tessera recode`: re-encodes a bucket's (or prefix's) objects into another code.
 
 use super::client::mb;
+use super::global::Global;
 use super::maintenance::{follow, JobArgs};
-use super::Global;
 use tessera_coordinator::maintenance::recode::{RecodePlan, RecodeRequest};
 
 /// `tessera recode` options.

@@ -1,8 +1,8 @@
 //! `tessera repair`: starts a repair run in the coordinator and follows it to the end.
 
 use super::client::Admin;
+use super::global::Global;
 use super::progress::Progress;
-use super::Global;
 use anyhow::{anyhow, bail};
 use std::time::Duration;
 use tessera_coordinator::names::parse_duration;

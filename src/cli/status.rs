@@ -1,7 +1,7 @@
 //! `tessera status`: nodes, the replicated group, repair and the workers.
 
+use super::global::Global;
 use super::maintenance::print_workers;
-use super::Global;
 use tessera_coordinator::edge::admin::ClusterOverview;
 use tessera_coordinator::repair::RepairStatus;
 use tessera_node::worker::WorkerList;

@@ -6,7 +6,7 @@
 //! (packed segments, replicas), deletes and compaction of segments would then give nothing
 //! back to the filesystem. The node's `reclaim` worker looks every interval at how many bytes
 //! of small shards were deleted since it last ran and, past a threshold, runs
-//! [`crate::ShardStore::reclaim`] on a blocking thread.
+//! [`crate::store::ShardStore::reclaim`] on a blocking thread.
 
 use crate::state::NodeState;
 use crate::worker::{periodic, Schedule};
@@ -38,9 +38,9 @@ pub async fn run(state: NodeState, every: Duration, stop: CancellationToken) {
         }
         let n = tokio::task::spawn_blocking(move || store.reclaim())
             .await
-            .map_err(|e| crate::StoreError::Unavailable(e.to_string()))??;
+            .map_err(|e| crate::error::StoreError::Unavailable(e.to_string()))??;
         tracing::info!(bytes = n, "reclaimed the space of deleted small shards");
-        Ok::<_, crate::StoreError>(format!("reclaimed {n} bytes of deleted small shards"))
+        Ok::<_, crate::error::StoreError>(format!("reclaimed {n} bytes of deleted small shards"))
     })
     .await;
 }

@@ -40,7 +40,7 @@ pub trait ShardStore: Send + Sync + 'static {
     /// Reads `len` bytes at `offset` of a committed shard, verified, as consecutive pieces
     /// (slices of the stored chunks, so a read spanning chunks copies nothing); together they
     /// are exactly `len` bytes. A range that ends past the shard is
-    /// [`StoreError::InvalidArgument`](crate::StoreError::InvalidArgument).
+    /// [`StoreError::InvalidArgument`](crate::error::StoreError::InvalidArgument).
     fn read_chunks(&self, id: ShardId, offset: u64, len: u64) -> Result<Vec<bytes::Bytes>>;
 
     /// [`ShardStore::read_chunks`] as one buffer (a copy when the range spans chunks).
@@ -57,7 +57,7 @@ pub trait ShardStore: Send + Sync + 'static {
     /// committed shard, **not verified**: for a reader that verifies them itself (the
     /// coordinator's raw reads, [`crate::raw`]), so the node can send them without touching
     /// them. A range that ends past the shard is
-    /// [`StoreError::InvalidArgument`](crate::StoreError::InvalidArgument).
+    /// [`StoreError::InvalidArgument`](crate::error::StoreError::InvalidArgument).
     fn read_records(&self, id: ShardId, offset: u64, len: u64) -> Result<Records>;
 
     /// The header and length of a committed shard.
@@ -160,7 +160,7 @@ impl Records {
     pub fn load(self) -> Result<bytes::Bytes> {
         match self.at {
             RecordsAt::File { file, offset, len } => chunk::read_at(&file, offset, len as usize)
-                .map_err(|e| crate::StoreError::Corrupt(format!("shard file short: {e}"))),
+                .map_err(|e| crate::error::StoreError::Corrupt(format!("shard file short: {e}"))),
             RecordsAt::Memory(v) => Ok(v.concat().into()),
         }
     }
@@ -237,7 +237,7 @@ pub(crate) fn chunk_span(length: u64, chunk: u32, offset: u64, len: u64) -> Resu
         .checked_add(len)
         .filter(|e| *e <= length)
         .ok_or_else(|| {
-            crate::StoreError::InvalidArgument(format!(
+            crate::error::StoreError::InvalidArgument(format!(
                 "range {offset}+{len} past shard length {length}"
             ))
         })?;
