@@ -582,6 +582,20 @@ async fn workers_of_the_coordinator_and_the_nodes_are_listed_and_steered_alike()
         .any(|w| w.name == "heartbeat" && w.state == "paused"));
     c.cli(&["maintenance", "--resume", &hb]);
     c.wait_up(6).await;
+    // The nodes' scrub budget, steered like the coordinator's (scrub spends it).
+    let (code, out, err) = c.cli(&["maintenance", "--scrub-rate", "3MB"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("scrub budget 3.0 MB/s on 6 nodes"), "{out}");
+    let node_http = tessera_node::client::http_client(&c.secrets().cluster_secret);
+    for addr in c.node_addrs() {
+        let r = node_http
+            .get(format!("http://{addr}/maintenance"))
+            .send()
+            .await
+            .unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["rate"], 3_000_000, "{addr}");
+    }
     // Unknown workers: errors.
     let (code, _, err) = c.cli(&["maintenance", "--pause", "nope"]);
     assert_ne!(code, 0);

@@ -6,6 +6,7 @@ use super::progress::Progress;
 use anyhow::Context;
 use serde_json::Value;
 use std::time::Duration;
+use tessera_coordinator::edge::admin::ScrubBudgets;
 use tessera_coordinator::names::parse_size;
 use tessera_node::worker::{BudgetChange, WorkerList};
 
@@ -16,6 +17,10 @@ pub struct MaintenanceArgs {
     /// unlimited).
     #[arg(long, value_parser = parse_size)]
     rate: Option<u64>,
+    /// Set every up node's scrub budget (bytes per second re-verified, e.g. 32MB; 0 =
+    /// unlimited; a node started later uses its own --scrub-rate).
+    #[arg(long, value_parser = parse_size)]
+    scrub_rate: Option<u64>,
     /// Pause a worker (as listed).
     #[arg(long)]
     pause: Option<String>,
@@ -29,6 +34,13 @@ pub async fn run(a: MaintenanceArgs, g: &Global) -> anyhow::Result<i32> {
     let admin = g.admin().await?;
     if let Some(rate) = a.rate {
         let _: Value = admin.put("/maintenance", &BudgetChange { rate }).await?;
+    }
+    if let Some(rate) = a.scrub_rate {
+        let r: ScrubBudgets = admin.put("/scrub", &BudgetChange { rate }).await?;
+        println!("scrub budget {}/s on {} nodes", mb(rate), r.set.len());
+        for f in &r.failed {
+            eprintln!("not set: {f}");
+        }
     }
     for (name, action) in [(&a.pause, "pause"), (&a.resume, "resume")] {
         if let Some(n) = name {

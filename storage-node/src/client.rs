@@ -285,6 +285,17 @@ impl NodeClient {
         json_answer(resp).await
     }
 
+    /// Sets the node's scrub budget (bytes per second; 0: unlimited); the rate now in force.
+    pub async fn set_scrub_rate(&self, rate: u64) -> Result<crate::worker::BudgetChange> {
+        let resp = self
+            .http
+            .put(format!("{}/maintenance", self.base))
+            .json(&crate::worker::BudgetChange { rate })
+            .send()
+            .await;
+        json_answer(resp).await
+    }
+
     /// Deletes a shard (`Ok` if it was not there).
     pub async fn delete(&self, id: ShardId) -> Result<()> {
         let resp = self

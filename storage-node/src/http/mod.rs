@@ -25,6 +25,7 @@ pub use shards::MAX_BATCH_BYTES;
 use crate::error::StoreError;
 use crate::state::NodeState;
 use crate::types::{Heartbeat, ShardId};
+use crate::worker::BudgetChange;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -187,15 +188,19 @@ async fn steer_worker(
     Json(w.view()).into_response()
 }
 
-async fn maintenance(State(st): State<NodeState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "rate": st.budget.rate() }))
+async fn maintenance(State(st): State<NodeState>) -> Json<BudgetChange> {
+    Json(BudgetChange {
+        rate: st.budget.rate(),
+    })
 }
 
 async fn set_maintenance(
     State(st): State<NodeState>,
-    Json(b): Json<crate::worker::BudgetChange>,
-) -> Json<serde_json::Value> {
+    Json(b): Json<BudgetChange>,
+) -> Json<BudgetChange> {
     st.budget.set_rate(b.rate);
     tracing::info!(rate = b.rate, "scrub budget changed");
-    Json(serde_json::json!({ "rate": st.budget.rate() }))
+    Json(BudgetChange {
+        rate: st.budget.rate(),
+    })
 }

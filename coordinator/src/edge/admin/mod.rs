@@ -32,7 +32,8 @@
 //! - `GET /workers`: every background worker's state and progress; `POST
 //!   /workers/{name}/pause`, `/resume`.
 //! - `GET /maintenance`, `PUT /maintenance` `{"rate": bytes per second}`: the budget repair,
-//!   rebalance and recode share (0: unlimited).
+//!   rebalance and recode share (0: unlimited); `PUT /scrub` `{"rate"}`: every up node's
+//!   scrub budget.
 //! - `GET /console`: the web console ([`super::console`]), public (it holds no data);
 //!   `GET /stats`: buckets with object counts and bytes, recent client traffic.
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
@@ -50,6 +51,7 @@ mod nodes;
 mod upkeep;
 
 pub use cluster::ClusterOverview;
+pub use upkeep::ScrubBudgets;
 
 use crate::error::ApiError;
 use crate::state::Coordinator;
@@ -102,6 +104,7 @@ pub fn app(c: Arc<Coordinator>) -> Router {
             "/maintenance",
             get(upkeep::maintenance).put(upkeep::set_maintenance),
         )
+        .route("/scrub", axum::routing::put(upkeep::set_scrub_rate))
         .route(
             "/repair",
             post(upkeep::start_repair).get(upkeep::repair_status),

@@ -136,6 +136,43 @@ pub(super) async fn set_maintenance(
     Json(serde_json::json!({ "rate": c.budget.rate() }))
 }
 
+/// What `PUT /scrub` answers: the nodes whose scrub budget changed, and the ones that could
+/// not be reached (they keep theirs).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ScrubBudgets {
+    /// Nodes now scrubbing at the new rate.
+    pub set: Vec<String>,
+    /// Nodes that did not take it, with the reason.
+    pub failed: Vec<String>,
+}
+
+/// `PUT /scrub` `{"rate": bytes per second}`: every up node's scrub budget (a node's own
+/// `--scrub-rate` at its next start).
+pub(super) async fn set_scrub_rate(
+    State(c): State<Arc<Coordinator>>,
+    Json(b): Json<tessera_node::worker::BudgetChange>,
+) -> Json<ScrubBudgets> {
+    let nodes: Vec<_> = c
+        .registry
+        .view()
+        .into_iter()
+        .filter(|n| n.up)
+        .filter_map(|n| Some((n.id.clone(), c.registry.client(&n.id)?)))
+        .collect();
+    let asked = nodes
+        .iter()
+        .map(|(id, client)| async move { (id, client.set_scrub_rate(b.rate).await) });
+    let mut out = ScrubBudgets::default();
+    for (id, r) in futures::future::join_all(asked).await {
+        match r {
+            Ok(_) => out.set.push(id.to_string()),
+            Err(e) => out.failed.push(format!("{id}: {e}")),
+        }
+    }
+    tracing::info!(rate = b.rate, nodes = out.set.len(), "scrub budget changed");
+    Json(out)
+}
+
 /// `POST /repair`: starts a run, answers `{ "run_id" }`.
 pub(super) async fn start_repair(
     State(c): State<Arc<Coordinator>>,
