@@ -878,3 +878,106 @@ async fn node_batch_endpoint_rejects_bad_bodies() {
     assert!(n.info(wrong.shard_id()).await.is_err());
     assert_eq!(shard_count(&c.secrets().cluster_secret, &[node]).await, 1);
 }
+
+/// A 304 names the version it stands for; an empty delimiter is no delimiter; a V1 listing
+/// always carries `Marker`; ListBuckets pages with `max-buckets` and `continuation-token` and
+/// filters by `prefix`; a refused page size changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conditional_reads_and_listing_edges_answer_as_s3_does() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/edges"), vec![]).await.0, 200);
+    let url = format!("{base}/edges/obj");
+    let r = http().put(&url).body(data(5000, 1)).send().await.unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let modified = http().head(&url).send().await.unwrap().headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for (name, value) in [
+        ("if-none-match", etag.clone()),
+        (
+            "if-modified-since",
+            "Fri, 01 Jan 2100 00:00:00 GMT".to_string(),
+        ),
+    ] {
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let r = http()
+                .request(method.clone(), &url)
+                .header(name, &value)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 304, "{method} {name}");
+            assert_eq!(
+                r.headers()["etag"].to_str().unwrap(),
+                etag,
+                "{method} {name}"
+            );
+            assert_eq!(r.headers()["last-modified"].to_str().unwrap(), modified);
+        }
+    }
+    let r = http()
+        .get(&url)
+        .header("if-match", "\"0123\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    assert!(
+        get(&url).await.1 == data(5000, 1),
+        "the object is unchanged"
+    );
+
+    for k in ["asdf", "boo/bar", "boo/baz/xyzzy", "cquux/thud"] {
+        assert_eq!(put(&format!("{base}/edges/{k}"), vec![1]).await.0, 200);
+    }
+    for q in ["delimiter=", "list-type=2&delimiter="] {
+        let (s, body) = get(&format!("{base}/edges?{q}")).await;
+        let body = String::from_utf8(body).unwrap();
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(
+            xml_values(&body, "Key"),
+            ["asdf", "boo/bar", "boo/baz/xyzzy", "cquux/thud", "obj"],
+            "{q}"
+        );
+        assert!(
+            xml_values(&body, "CommonPrefixes").is_empty(),
+            "{q}: {body}"
+        );
+        assert!(xml_values(&body, "Delimiter").is_empty(), "{q}: {body}");
+    }
+    let (_, body) = get(&format!("{base}/edges?prefix=boo/")).await;
+    assert_eq!(
+        xml_values(&String::from_utf8(body).unwrap(), "Marker"),
+        [""]
+    );
+
+    for b in ["lb-a", "lb-b", "lb-c", "other"] {
+        assert_eq!(put(&format!("{base}/{b}"), vec![]).await.0, 200);
+    }
+    let (s, body) = get(&format!("{base}/?max-buckets=2&prefix=lb-")).await;
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(xml_values(&body, "Name"), ["lb-a", "lb-b"]);
+    assert_eq!(xml_value(&body, "Prefix"), "lb-");
+    let token = xml_value(&body, "ContinuationToken");
+    assert!(!token.is_empty(), "{body}");
+    let (_, body) = get(&format!(
+        "{base}/?max-buckets=2&prefix=lb-&continuation-token={token}"
+    ))
+    .await;
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(xml_values(&body, "Name"), ["lb-c"]);
+    assert!(xml_values(&body, "ContinuationToken").is_empty(), "{body}");
+    let (s, body) = get(&format!("{base}/?max-buckets=0")).await;
+    assert_eq!(
+        (s, code(&String::from_utf8(body).unwrap()).as_str()),
+        (400, "InvalidArgument")
+    );
+    let (_, body) = get(&format!("{base}/")).await;
+    assert_eq!(
+        xml_values(&String::from_utf8(body).unwrap(), "Name").len(),
+        5
+    );
+}

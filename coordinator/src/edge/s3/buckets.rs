@@ -18,25 +18,47 @@ pub(super) async fn list_buckets(
     req: S3Request<ListBucketsInput>,
 ) -> R<ListBucketsOutput> {
     let caller = req.credentials.map(|c| c.access_key);
+    let i = req.input;
+    let max = match i.max_buckets {
+        None => usize::MAX,
+        Some(n) if (1..=10_000).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(s3_err(ApiError::InvalidArgument(format!(
+                "max-buckets must be between 1 and 10000, not {n}"
+            ))))
+        }
+    };
+    // Buckets come in name order; a page resumes after the name its token carries.
+    let after = i.continuation_token.clone().filter(|t| !t.is_empty());
     let buckets = t.c.meta.buckets().await.map_err(s3_err)?;
-    let buckets = buckets
+    let mut page: Vec<Bucket> = buckets
         .into_iter()
         .filter(|b| caller.as_ref().is_none_or(|k| b.grant_of(k).read))
         .filter(|b| {
-            req.input
-                .prefix
+            i.prefix
                 .as_ref()
                 .is_none_or(|p| b.name.starts_with(p.as_str()))
         })
+        .filter(|b| after.as_ref().is_none_or(|a| b.name > *a))
         .map(|b| Bucket {
             name: Some(b.name),
             creation_date: Some(timestamp(b.created_ms)),
             bucket_region: None,
         })
+        .take(max.saturating_add(1))
         .collect();
+    let more = page.len() > max;
+    page.truncate(max);
+    let continuation_token = if more {
+        page.last().and_then(|b| b.name.clone())
+    } else {
+        None
+    };
     ok(ListBucketsOutput {
-        buckets: Some(buckets),
+        buckets: Some(page),
         owner: Some(tessera_owner()),
+        prefix: i.prefix,
+        continuation_token,
         ..Default::default()
     })
 }

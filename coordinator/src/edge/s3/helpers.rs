@@ -209,7 +209,23 @@ pub(super) fn check_read_conditions(
             }
         }
     }
-    let not_modified = || s3s::S3Error::new(s3s::S3ErrorCode::NotModified);
+    // A 304 still names the version it stands for (ETag, Last-Modified), as S3's does.
+    let not_modified = || {
+        let mut e = s3s::S3Error::new(s3s::S3ErrorCode::NotModified);
+        let mut h = http::HeaderMap::new();
+        let at = UNIX_EPOCH + Duration::from_millis(meta.last_modified_ms);
+        let fields = [
+            (http::header::ETAG, format!("\"{}\"", meta.etag)),
+            (http::header::LAST_MODIFIED, httpdate::fmt_http_date(at)),
+        ];
+        for (name, value) in fields {
+            if let Ok(v) = http::HeaderValue::try_from(value) {
+                h.insert(name, v);
+            }
+        }
+        e.set_headers(h);
+        e
+    };
     match if_none_match {
         Some(c) if matches(c) => return Err(not_modified()),
         Some(_) => {}

@@ -41,18 +41,20 @@ pub(super) async fn list_objects(
     let url = is_url(&i.encoding_type)?;
     let max = max_keys(i.max_keys)?;
     let prefix = i.prefix.clone().unwrap_or_default();
+    // An empty delimiter is no delimiter (and is not echoed), as on S3.
+    let delimiter = i.delimiter.filter(|d| !d.is_empty());
     let l = t
         .listing(
             &i.bucket,
             prefix,
             i.marker.clone().filter(|m| !m.is_empty()),
-            i.delimiter.clone().filter(|d| !d.is_empty()),
+            delimiter.clone(),
             max,
         )
         .await?;
     // NextMarker is returned only with a delimiter (as S3 does); clients use the last
     // key otherwise.
-    let next_marker = if l.truncated && i.delimiter.is_some() {
+    let next_marker = if l.truncated && delimiter.is_some() {
         l.next.clone().map(|m| encode_key(m, url))
     } else {
         None
@@ -60,7 +62,8 @@ pub(super) async fn list_objects(
     ok(ListObjectsOutput {
         name: Some(i.bucket),
         prefix: i.prefix,
-        marker: i.marker,
+        // Always present (empty when none was given), as S3 answers.
+        marker: Some(i.marker.unwrap_or_default()),
         max_keys: Some(max as i32),
         is_truncated: Some(l.truncated),
         contents: Some(
@@ -70,7 +73,7 @@ pub(super) async fn list_objects(
                 .collect(),
         ),
         common_prefixes: prefixes(&l, url),
-        delimiter: i.delimiter,
+        delimiter,
         next_marker,
         encoding_type: i.encoding_type,
         ..Default::default()
@@ -99,14 +102,9 @@ pub(super) async fn list_objects_v2(
     };
     let after = token.or_else(|| i.start_after.clone().filter(|s| !s.is_empty()));
     let prefix = i.prefix.clone().unwrap_or_default();
+    let delimiter = i.delimiter.filter(|d| !d.is_empty());
     let l = t
-        .listing(
-            &i.bucket,
-            prefix,
-            after,
-            i.delimiter.clone().filter(|d| !d.is_empty()),
-            max,
-        )
+        .listing(&i.bucket, prefix, after, delimiter.clone(), max)
         .await?;
     let owner = i.fetch_owner == Some(true);
     ok(ListObjectsV2Output {
@@ -124,7 +122,7 @@ pub(super) async fn list_objects_v2(
                 .collect(),
         ),
         common_prefixes: prefixes(&l, url),
-        delimiter: i.delimiter,
+        delimiter,
         encoding_type: i.encoding_type,
         start_after: i.start_after,
         ..Default::default()
