@@ -59,7 +59,6 @@ pub(super) async fn list_buckets(
         owner: Some(tessera_owner()),
         prefix: i.prefix,
         continuation_token,
-        ..Default::default()
     })
 }
 
