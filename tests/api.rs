@@ -980,4 +980,43 @@ async fn conditional_reads_and_listing_edges_answer_as_s3_does() {
         xml_values(&String::from_utf8(body).unwrap(), "Name").len(),
         5
     );
+
+    // Conditional PUTs with ETags (not only `*`): refusals change nothing.
+    let cond_put = |key: &str, headers: &[(&str, &str)], body: Vec<u8>| {
+        let mut r = http().put(format!("{base}/edges/{key}")).body(body);
+        for (n, v) in headers {
+            r = r.header(*n, *v);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, code(&r.text().await.unwrap()))
+        }
+    };
+    let stale = "\"00000000000000000000000000000000\"";
+    assert_eq!(
+        cond_put("obj", &[("if-match", stale)], data(10, 2)).await,
+        (412, "PreconditionFailed".into())
+    );
+    assert_eq!(
+        cond_put("missing", &[("if-match", &etag)], data(10, 3)).await,
+        (404, "NoSuchKey".into())
+    );
+    assert_eq!(
+        cond_put("obj", &[("if-none-match", &etag)], data(10, 4)).await,
+        (412, "PreconditionFailed".into())
+    );
+    let both = [("if-match", etag.as_str()), ("if-none-match", stale)];
+    assert_eq!(cond_put("obj", &both, data(6000, 5)).await.0, 200);
+    assert!(
+        get(&url).await.1 == data(6000, 5),
+        "If-Match and If-None-Match held"
+    );
+    assert_eq!(
+        cond_put("fresh", &[("if-none-match", stale)], data(10, 6))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(get(&format!("{base}/edges/missing")).await.0, 404);
 }

@@ -223,6 +223,46 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
         garbage_versions(m).await.contains(&first.version),
         "the replaced version's shards are garbage"
     );
+    // If-None-Match with an ETag, If-Match: *, and both headers together.
+    let refused = [
+        Precondition::NotETag(second.etag.clone()),
+        Precondition::Both(
+            Box::new(Precondition::Exists),
+            Box::new(Precondition::NotETag(second.etag.clone())),
+        ),
+        Precondition::Both(
+            Box::new(Precondition::ETag(second.etag.clone())),
+            Box::new(Precondition::Absent),
+        ),
+    ];
+    for cond in refused {
+        assert!(
+            matches!(
+                put(m, object("cm", "key", 14), cond.clone()).await,
+                Err(MetaError::PreconditionFailed)
+            ),
+            "{cond:?}"
+        );
+    }
+    assert_eq!(version_of(m, "cm", "key").await, Some(second.version));
+    assert!(matches!(
+        put(m, object("cm", "absent", 15), Precondition::Exists).await,
+        Err(MetaError::PreconditionFailed)
+    ));
+    let third = object("cm", "key", 16);
+    let both = Precondition::Both(
+        Box::new(Precondition::Exists),
+        Box::new(Precondition::NotETag("other".into())),
+    );
+    put(m, third.clone(), both).await.unwrap();
+    assert_eq!(version_of(m, "cm", "key").await, Some(third.version));
+    let fresh = object("cm", "fresh", 17);
+    put(m, fresh.clone(), Precondition::NotETag("any".into()))
+        .await
+        .unwrap();
+    assert_eq!(version_of(m, "cm", "fresh").await, Some(fresh.version));
+    m.delete_object("cm".into(), "fresh".into()).await.unwrap();
+    let second = third;
     assert!(matches!(
         put(m, object("cm-none", "key", 1), Precondition::None).await,
         Err(MetaError::NoSuchBucket(_))

@@ -81,6 +81,13 @@ pub enum Precondition {
     Absent,
     /// The key must exist with this ETag (`If-Match`).
     ETag(String),
+    /// The key must exist (`If-Match: *`).
+    Exists,
+    /// The key must not exist with this ETag (`If-None-Match` with an ETag): absent, or
+    /// another ETag.
+    NotETag(String),
+    /// Both must hold (`If-Match` and `If-None-Match` together).
+    Both(Box<Precondition>, Box<Precondition>),
     /// The key must exist at exactly this version (a recode replacing what it read).
     Version(ObjectVersion),
     /// The key must exist at this version, packed in segment `from` (compaction moving it).

@@ -18,6 +18,11 @@ pub fn check_precondition(current: Option<&ObjectMeta>, cond: &Precondition) -> 
         Precondition::None => true,
         Precondition::Absent => current.is_none(),
         Precondition::ETag(e) => current.is_some_and(|o| &o.etag == e),
+        Precondition::Exists => current.is_some(),
+        Precondition::NotETag(e) => current.is_none_or(|o| &o.etag != e),
+        Precondition::Both(a, b) => {
+            return check_precondition(current, a).and(check_precondition(current, b))
+        }
         Precondition::Version(v) => current.is_some_and(|o| o.version == *v),
         Precondition::Moved { version, from } => current.is_some_and(|o| {
             o.version == *version && o.packed.as_ref().is_some_and(|p| p.segment == *from)

@@ -327,14 +327,19 @@ pub(super) fn precondition(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> S3Result<Precondition> {
-    match (if_match, if_none_match) {
-        (None, None) => Ok(Precondition::None),
-        (None, Some(ETagCondition::Any)) => Ok(Precondition::Absent),
-        (Some(ETagCondition::ETag(e)), None) => Ok(Precondition::ETag(e.value().to_string())),
-        _ => Err(s3_err(ApiError::NotImplemented(
-            "this combination of conditional write headers".into(),
-        ))),
-    }
+    let m = if_match.map(|c| match c {
+        ETagCondition::Any => Precondition::Exists,
+        ETagCondition::ETag(e) => Precondition::ETag(e.value().to_string()),
+    });
+    let n = if_none_match.map(|c| match c {
+        ETagCondition::Any => Precondition::Absent,
+        ETagCondition::ETag(e) => Precondition::NotETag(e.value().to_string()),
+    });
+    Ok(match (m, n) {
+        (None, None) => Precondition::None,
+        (Some(c), None) | (None, Some(c)) => c,
+        (Some(a), Some(b)) => Precondition::Both(Box::new(a), Box::new(b)),
+    })
 }
 
 /// Tessera's own response headers: the object's erasure code and version.

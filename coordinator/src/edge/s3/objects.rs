@@ -183,6 +183,7 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
         return Err(s3_err(ApiError::NotImplemented("appends".into())));
     }
     let cond = precondition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
+    let if_match = i.if_match.is_some();
     let bucket = bucket_name(&i.bucket)?;
     let key = object_key(&i.key)?;
     let checks = BodyChecks::new(
@@ -217,6 +218,13 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
                 .object(bucket.to_string(), key.to_string())
                 .await
                 .map_err(s3_err)?;
+        // `If-Match` on a key that does not exist: NoSuchKey, as S3 answers.
+        if current.is_none() && if_match {
+            return Err(s3_err(ApiError::NoSuchKey {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            }));
+        }
         crate::meta::check_precondition(current.as_ref(), &cond).map_err(s3_err)?;
     }
     let content_length = i.content_length.map(|l| l.max(0) as u64);
