@@ -1020,3 +1020,48 @@ async fn conditional_reads_and_listing_edges_answer_as_s3_does() {
     );
     assert_eq!(get(&format!("{base}/edges/missing")).await.0, 404);
 }
+
+/// CopyObject onto itself: refused (InvalidRequest, nothing changed) unless the metadata is
+/// replaced, which then changes the metadata and keeps the bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copying_an_object_onto_itself_replaces_its_metadata_only_when_asked() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/self"), vec![]).await.0, 200);
+    let url = format!("{base}/self/obj");
+    let body = data(300_000, 9);
+    let r = http()
+        .put(&url)
+        .header("content-type", "text/x-before")
+        .header("x-amz-meta-color", "red")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let copy = |replace: bool| {
+        let mut r = http()
+            .put(&url)
+            .header("x-amz-copy-source", "/self/obj")
+            .header("content-type", "text/x-after")
+            .header("x-amz-meta-color", "blue");
+        if replace {
+            r = r.header("x-amz-metadata-directive", "REPLACE");
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, text) = copy(false).await;
+    assert_eq!((s, code(&text).as_str()), (400, "InvalidRequest"), "{text}");
+    let h = http().head(&url).send().await.unwrap();
+    assert_eq!(h.headers()["content-type"], "text/x-before");
+    assert_eq!(h.headers()["x-amz-meta-color"], "red");
+    let (s, text) = copy(true).await;
+    assert_eq!(s, 200, "{text}");
+    let h = http().head(&url).send().await.unwrap();
+    assert_eq!(h.headers()["content-type"], "text/x-after");
+    assert_eq!(h.headers()["x-amz-meta-color"], "blue");
+    assert!(get(&url).await.1 == body, "the bytes stay");
+}

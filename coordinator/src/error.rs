@@ -68,6 +68,10 @@ pub enum ApiError {
     /// A conditional request's condition does not hold.
     #[error("at least one of the preconditions you specified did not hold")]
     PreconditionFailed,
+    /// The request is well formed but not one S3 accepts (e.g. copying an object onto itself
+    /// without replacing its metadata).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// The caller may not do this.
     #[error("access denied: {0}")]
     AccessDenied(String),

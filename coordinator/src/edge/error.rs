@@ -30,6 +30,7 @@ pub fn code_and_status(e: &ApiError) -> (S3ErrorCode, StatusCode) {
         ApiError::InvalidPartOrder => (C::InvalidPartOrder, StatusCode::BAD_REQUEST),
         ApiError::EntityTooSmall(_) => (C::EntityTooSmall, StatusCode::BAD_REQUEST),
         ApiError::PreconditionFailed => (C::PreconditionFailed, StatusCode::PRECONDITION_FAILED),
+        ApiError::InvalidRequest(_) => (C::InvalidRequest, StatusCode::BAD_REQUEST),
         ApiError::AccessDenied(_) => (C::AccessDenied, StatusCode::FORBIDDEN),
         ApiError::NotImplemented(_) => (C::NotImplemented, StatusCode::NOT_IMPLEMENTED),
         ApiError::NoSuchNode(_) => (C::Custom("NoSuchNode".into()), StatusCode::NOT_FOUND),

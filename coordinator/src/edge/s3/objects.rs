@@ -425,7 +425,7 @@ pub(super) async fn copy_object(
     let dest_bucket = bucket_name(&i.bucket)?;
     let dest_key = object_key(&i.key)?;
     if !replace && src_bucket == i.bucket && src_key == i.key {
-        return Err(s3_err(ApiError::InvalidArgument(
+        return Err(s3_err(ApiError::InvalidRequest(
             "copying an object onto itself needs x-amz-metadata-directive: REPLACE".into(),
         )));
     }
