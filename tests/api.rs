@@ -1065,3 +1065,35 @@ async fn copying_an_object_onto_itself_replaces_its_metadata_only_when_asked() {
     assert_eq!(h.headers()["x-amz-meta-color"], "blue");
     assert!(get(&url).await.1 == body, "the bytes stay");
 }
+
+/// `aws-chunked` in Content-Encoding describes the request's body, not the object: it is
+/// not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_chunked_is_not_stored_as_the_objects_encoding() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/enc"), vec![]).await.0, 200);
+    for (key, sent, stored) in [
+        ("a", "gzip, aws-chunked", Some("gzip")),
+        ("b", "aws-chunked", None),
+        ("c", "br", Some("br")),
+    ] {
+        let url = format!("{base}/enc/{key}");
+        let r = http()
+            .put(&url)
+            .header("content-encoding", sent)
+            .body(data(100, 1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{sent}");
+        let h = http().head(&url).send().await.unwrap();
+        assert_eq!(
+            h.headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap()),
+            stored,
+            "{sent}"
+        );
+    }
+}

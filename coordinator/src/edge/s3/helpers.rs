@@ -133,6 +133,16 @@ pub(super) fn attrs(
         e.set_status_code(http::StatusCode::BAD_REQUEST);
         return Err(e);
     }
+    // `aws-chunked` names how this request's body was sent, not the object's encoding: it is
+    // not stored (`gzip, aws-chunked` is stored as `gzip`; nothing if it was all there was).
+    let content_encoding = content_encoding.and_then(|e| {
+        let kept: Vec<&str> = e
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+            .collect();
+        (!kept.is_empty()).then(|| kept.join(", "))
+    });
     let mut headers = BTreeMap::new();
     for (name, v) in [
         ("content-encoding", content_encoding),
