@@ -1097,3 +1097,92 @@ async fn aws_chunked_is_not_stored_as_the_objects_encoding() {
         );
     }
 }
+
+/// GetObjectAttributes: ETag, size, storage class and checksum of a single-part object;
+/// parts (paged by max-parts and part-number-marker) of a multipart one; NoSuchKey for a
+/// missing key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn object_attributes_are_answered_without_the_body() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/attrs"), vec![]).await.0, 200);
+    // max-parts and part-number-marker travel as headers for this operation.
+    let attrs = |key: &str, paging: &[(&str, &str)], which: &str| {
+        let mut r = http()
+            .get(format!("{base}/attrs/{key}?attributes"))
+            .header("x-amz-object-attributes", which);
+        for (n, v) in paging {
+            r = r.header(*n, *v);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let body = data(70_000, 4);
+    let r = http()
+        .put(format!("{base}/attrs/single"))
+        .header("x-amz-checksum-algorithm", "CRC32")
+        .header(
+            "x-amz-checksum-crc32",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                crc32fast_like(&body),
+            ),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (s, xml) = attrs("single", &[], "ETag,ObjectSize,StorageClass,Checksum").await;
+    assert_eq!(s, 200, "{xml}");
+    assert_eq!(
+        xml_value(&xml, "ETag").trim_matches('"'),
+        hex::encode(md5::Md5::digest(&body)),
+        "{xml}"
+    );
+    assert_eq!(xml_value(&xml, "ObjectSize"), "70000");
+    assert_eq!(xml_value(&xml, "StorageClass"), "STANDARD");
+    assert!(!xml_value(&xml, "ChecksumCRC32").is_empty(), "{xml}");
+    assert!(xml_values(&xml, "ObjectParts").is_empty(), "{xml}");
+
+    let parts: Vec<Vec<u8>> = (0..3).map(|i| data(5 * MIB + i, 40 + i as u64)).collect();
+    put_multipart(&format!("{base}/attrs/multi"), &parts).await;
+    let (s, xml) = attrs("multi", &[], "ObjectParts,ObjectSize").await;
+    assert_eq!(s, 200, "{xml}");
+    assert_eq!(xml_value(&xml, "PartsCount"), "3", "{xml}");
+    assert_eq!(xml_values(&xml, "PartNumber"), ["1", "2", "3"]);
+    assert_eq!(xml_value(&xml, "ObjectSize"), (15 * MIB + 3).to_string());
+    assert!(
+        xml_values(&xml, "ETag").is_empty(),
+        "only what was asked: {xml}"
+    );
+    let (_, xml) = attrs(
+        "multi",
+        &[("x-amz-max-parts", "1"), ("x-amz-part-number-marker", "1")],
+        "ObjectParts",
+    )
+    .await;
+    assert_eq!(xml_values(&xml, "PartNumber"), ["2"]);
+    assert_eq!(xml_value(&xml, "IsTruncated"), "true");
+    assert_eq!(xml_value(&xml, "NextPartNumberMarker"), "2");
+    let (s, xml) = attrs("missing", &[], "ETag").await;
+    assert_eq!((s, code(&xml).as_str()), (404, "NoSuchKey"));
+}
+
+/// CRC32 (IEEE) of `b`, big-endian, as `x-amz-checksum-crc32` carries it.
+fn crc32fast_like(b: &[u8]) -> [u8; 4] {
+    let mut crc = !0u32;
+    for &x in b {
+        crc ^= x as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    (!crc).to_be_bytes()
+}

@@ -58,6 +58,7 @@ pub enum Need {
 pub fn need_of(op: &str) -> Need {
     match op {
         "GetObject"
+        | "GetObjectAttributes"
         | "HeadObject"
         | "ListObjects"
         | "ListObjectsV2"

@@ -156,4 +156,11 @@ impl S3 for Tessera {
     ) -> R<ListObjectVersionsOutput> {
         listing::list_object_versions(self, req).await
     }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> R<GetObjectAttributesOutput> {
+        objects::get_object_attributes(self, req).await
+    }
 }
