@@ -952,6 +952,22 @@ async fn conditional_reads_and_listing_edges_answer_as_s3_does() {
         xml_values(&String::from_utf8(body).unwrap(), "Marker"),
         [""]
     );
+    // V1 paging by NextMarker with a delimiter: a marker that is a common prefix resumes
+    // after everything under it (s3-tests' test_bucket_list_delimiter_prefix).
+    let page = |marker: &str| {
+        let url = format!("{base}/edges?delimiter=/&max-keys=1&marker={marker}");
+        async move { String::from_utf8(get(&url).await.1).unwrap() }
+    };
+    let p1 = page("").await;
+    assert_eq!(xml_values(&p1, "Key"), ["asdf"]);
+    assert_eq!(xml_value(&p1, "NextMarker"), "asdf");
+    let p2 = page("asdf").await;
+    assert_eq!(xml_values(&p2, "Prefix"), ["boo/"], "{p2}");
+    assert_eq!(xml_value(&p2, "NextMarker"), "boo/");
+    let p3 = page("boo/").await;
+    assert_eq!(xml_values(&p3, "Prefix"), ["cquux/".to_string()], "{p3}");
+    let p4 = page("boo/bar").await;
+    assert_eq!(xml_values(&p4, "Prefix"), ["cquux/".to_string()], "{p4}");
 
     for b in ["lb-a", "lb-b", "lb-c", "other"] {
         assert_eq!(put(&format!("{base}/{b}"), vec![]).await.0, 200);

@@ -24,7 +24,20 @@ impl MetaStore {
         if let Some(s) = start_after {
             let mut after = base.clone();
             after.extend_from_slice(s.as_bytes());
-            after.push(0); // just past `s`
+            // A marker under a common prefix (the prefix itself, as NextMarker gives it, or a
+            // key below it): the prefix came before it, so resume past everything under the
+            // prefix (0xFF is never in UTF-8); otherwise just past the marker.
+            let rolled = delimiter.filter(|d| !d.is_empty()).and_then(|d| {
+                let rest = s.strip_prefix(prefix)?;
+                rest.find(d).map(|i| prefix.len() + i + d.len())
+            });
+            match rolled {
+                Some(n) => {
+                    after.truncate(base.len() + n);
+                    after.push(0xFF);
+                }
+                None => after.push(0),
+            }
             from = from.max(after);
         }
         let mut out = Listing::default();
