@@ -15,11 +15,9 @@ fn md5_hex(b: &[u8]) -> String {
 }
 
 /// Text between `<tag>` and `</tag>`, first occurrence.
-fn field<'a>(xml: &'a str, tag: &str) -> &'a str {
-    xml.split(&format!("<{tag}>"))
-        .nth(1)
-        .and_then(|s| s.split(&format!("</{tag}>")).next())
-        .unwrap_or("")
+/// The first `<tag>` of an XML answer, unescaped, without the quotes an ETag carries.
+fn field(xml: &str, tag: &str) -> String {
+    xml_value(xml, tag).trim_matches('"').to_string()
 }
 
 /// Starts an upload; returns its id.
@@ -27,7 +25,7 @@ async fn create(obj: &str) -> String {
     let r = http().post(format!("{obj}?uploads")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
-    field(&text, "UploadId").to_string()
+    field(&text, "UploadId")
 }
 
 /// Uploads a part; returns (status, ETag without quotes or the error body).
@@ -354,10 +352,7 @@ async fn abandoned_uploads_expire_and_copied_ranges_make_parts() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
-    let e1 = field(&text, "ETag")
-        .replace("&quot;", "")
-        .trim_matches('"')
-        .to_string();
+    let e1 = field(&text, "ETag");
     assert_eq!(e1, md5_hex(&src[100..5 * MIB + 100]), "{text}");
     let r = http()
         .put(format!("{obj}?partNumber=2&uploadId={id}"))
@@ -388,4 +383,44 @@ async fn abandoned_uploads_expire_and_copied_ranges_make_parts() {
         get(&obj).await.1 == want,
         "completed object untouched by expiry"
     );
+}
+
+/// A CompleteMultipartUpload retried after it succeeded (its first answer lost) gets the same
+/// answer; a Complete naming other parts after completion gets NoSuchUpload; the object is
+/// the first completion's either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retried_complete_gets_the_same_answer() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/retry"), vec![]).await.0, 200);
+    let obj = format!("{base}/retry/obj");
+    let id = create(&obj).await;
+    let (p1, p2) = (data(5 * MIB, 71), data(MIB + 5, 72));
+    let (s1, e1) = part(&obj, &id, 1, p1.clone()).await;
+    let (s2, e2) = part(&obj, &id, 2, p2.clone()).await;
+    assert_eq!((s1, s2), (200, 200));
+    let (s, first) = complete(&obj, &id, &[(1, &e1), (2, &e2)], &[]).await;
+    assert_eq!(s, 200, "{first}");
+    let etag = field(&first, "ETag");
+    assert!(etag.ends_with("-2"), "{first}");
+    for _ in 0..2 {
+        let (s, again) = complete(&obj, &id, &[(1, &e1), (2, &e2)], &[]).await;
+        assert_eq!(s, 200, "{again}");
+        assert_eq!(field(&again, "ETag"), etag);
+        assert_eq!(field(&again, "Key"), "obj");
+    }
+    let (s, b) = complete(&obj, &id, &[(1, &e1)], &[]).await;
+    assert_eq!((s, code(&b).as_str()), (404, "NoSuchUpload"), "{b}");
+    let (s, b) = complete(
+        &format!("{base}/retry/other"),
+        &id,
+        &[(1, &e1), (2, &e2)],
+        &[],
+    )
+    .await;
+    assert_eq!((s, code(&b).as_str()), (404, "NoSuchUpload"), "{b}");
+    let mut whole = p1;
+    whole.extend_from_slice(&p2);
+    assert!(get(&obj).await.1 == whole, "the first completion's object");
+    assert_eq!(get(&format!("{base}/retry/other")).await.0, 404);
 }

@@ -89,6 +89,8 @@ pub async fn expire_uploads(c: &Arc<Maintenance>) -> Result<usize, crate::error:
             Err(e) => return Err(e.into()),
         }
     }
+    // Completions are remembered as long (for retried CompleteMultipartUpload requests).
+    c.maint().expire_completed(cutoff).await?;
     Ok(n)
 }
 

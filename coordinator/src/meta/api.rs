@@ -10,8 +10,8 @@
 
 use super::store::Result;
 use super::{
-    BucketMeta, Grant, KeyRecord, Listing, MetaError, MetaStore, NodeRecord, ObjectMeta, PackEntry,
-    Part, Precondition, ShardSet, Upload, UploadListing,
+    BucketMeta, CompletedUpload, Grant, KeyRecord, Listing, MetaError, MetaStore, NodeRecord,
+    ObjectMeta, PackEntry, Part, Precondition, ShardSet, Upload, UploadListing,
 };
 use crate::names::EcSpec;
 use serde::{Deserialize, Serialize};
@@ -179,6 +179,8 @@ operations! {
         fn abort_upload(&self, bucket: String, key: String, id: ObjectVersion) -> () = |m| m.abort_upload(&bucket, &key, id);
         /// The commit point of a multipart object, if `cond` holds and no part changed.
         fn complete_upload(&self, obj: ObjectMeta, upload: ObjectVersion, cond: Precondition) -> Option<ObjectMeta> = |m| m.complete_upload(&obj, upload, &cond);
+        /// Forgets completed uploads older than `before_ms`.
+        fn expire_completed(&self, before_ms: u64) -> usize = |m| m.expire_completed(before_ms);
         /// Stores a new access key (fails if the id exists).
         fn create_key(&self, k: KeyRecord) -> () = |m| m.create_key(&k);
         /// Deletes a key and its grants; whether it existed.
@@ -231,6 +233,8 @@ operations! {
         linear fn uploads(&self, bucket: String, prefix: String, delimiter: Option<String>, after: Option<(String, Option<ObjectVersion>)>, max: usize) -> UploadListing = |m| m.uploads(&bucket, &prefix, delimiter.as_deref(), after.as_ref().map(|(k, id)| (k.as_str(), *id)), max);
         /// The parts of an upload in number order.
         linear fn upload_parts(&self, id: ObjectVersion) -> Vec<Part> = |m| m.upload_parts(id);
+        /// How upload `id` was completed, while that is remembered.
+        linear fn completed_upload(&self, id: ObjectVersion) -> Option<CompletedUpload> = |m| m.completed_upload(id);
         /// Uploads started before `before_ms`.
         linear fn uploads_older_than(&self, before_ms: u64, limit: usize) -> Vec<Upload> = |m| m.uploads_older_than(before_ms, limit);
         /// Whether an upload in progress still holds shard `index` of `version` on `node`.

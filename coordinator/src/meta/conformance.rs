@@ -624,6 +624,17 @@ pub async fn multipart_uploads(m: &dyn Metadata) {
         ),
         "a completed upload is gone"
     );
+    // ... but its completion is remembered (for a retried Complete) until it expires.
+    let done = m.completed_upload(u.id).await.unwrap().expect("remembered");
+    assert_eq!((done.bucket.as_str(), done.key.as_str()), ("mp", "obj"));
+    assert_eq!(done.etag, obj.etag);
+    assert_eq!(
+        done.parts,
+        vec![(p1.number, p1.etag.clone()), (p2b.number, p2b.etag.clone())]
+    );
+    assert_eq!(m.expire_completed(done.completed_ms).await.unwrap(), 0);
+    assert_eq!(m.expire_completed(done.completed_ms + 1).await.unwrap(), 1);
+    assert!(m.completed_upload(u.id).await.unwrap().is_none());
     // An aborted upload's parts are garbage; a bucket's deletion aborts what is left.
     let a = upload("mp", "other");
     m.create_upload(a.clone()).await.unwrap();

@@ -9,6 +9,7 @@
 //! - `k\0{access key id}` -> [`KeyRecord`]: an access key and its secret
 //! - `u\0{bucket}\0{key}\0{upload id}` -> [`Upload`]: a multipart upload in progress
 //! - `t\0{upload id}\0{part number, 5 digits}` -> [`Part`]: an uploaded part
+//! - `c\0{upload id}` -> [`CompletedUpload`]: a completed upload, until it expires
 
 use tessera_node::ObjectVersion;
 

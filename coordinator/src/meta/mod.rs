@@ -35,7 +35,8 @@ pub use api::{Command, Engine, Freshness, Local, Metadata, Reply};
 pub use clock::{now_ms, Context};
 pub use error::MetaError;
 pub use records::{
-    BucketMeta, Fill, Grant, KeyRecord, Listing, NodeRecord, ObjectMeta, PackEntry, Packed, Part,
-    Precondition, ShardLoc, ShardSet, ShardState, Upload, UploadListing, SEGMENTS,
+    BucketMeta, CompletedUpload, Fill, Grant, KeyRecord, Listing, NodeRecord, ObjectMeta,
+    PackEntry, Packed, Part, Precondition, ShardLoc, ShardSet, ShardState, Upload, UploadListing,
+    SEGMENTS,
 };
 pub use store::{check_precondition, MetaStore};

@@ -1,8 +1,9 @@
 //! Multipart uploads and their parts.
 
+use super::clock::now_ms;
 use super::keys::{key, part_key};
 use super::kv::Batch;
-use super::records::{ObjectMeta, Part, Precondition, Upload, UploadListing};
+use super::records::{CompletedUpload, ObjectMeta, Part, Precondition, Upload, UploadListing};
 use super::store::{check_precondition, put_garbage, Entry, MetaStore, Result};
 use super::MetaError;
 use tessera_node::{NodeId, ObjectVersion};
@@ -194,8 +195,50 @@ impl MetaStore {
         if let Some(old) = &old {
             put_garbage(self, &mut batch, old)?;
         }
+        // Kept so a retried completion gets the same answer (see `completed_upload`).
+        let done = CompletedUpload {
+            bucket: obj.bucket.clone(),
+            key: obj.key.clone(),
+            etag: obj.etag.clone(),
+            parts: obj
+                .parts
+                .iter()
+                .map(|p| (p.number, p.etag.clone()))
+                .collect(),
+            completed_ms: now_ms(),
+        };
+        batch.put(
+            key(b'c', &[&upload.to_string()]),
+            serde_json::to_vec(&done)?,
+        );
         self.write_locked(batch, guard)?;
         Ok(old)
+    }
+
+    /// The completion of upload `id`, while it is remembered (until
+    /// [`MetaStore::expire_completed`] drops it).
+    pub fn completed_upload(&self, id: ObjectVersion) -> Result<Option<CompletedUpload>> {
+        self.get(&key(b'c', &[&id.to_string()]))
+    }
+
+    /// Forgets completions older than `before_ms`; returns how many.
+    pub fn expire_completed(&self, before_ms: u64) -> Result<usize> {
+        let guard = self.lock.lock().unwrap();
+        let mut old = Vec::new();
+        self.scan(&key(b'c', &[]), |id, c: CompletedUpload| {
+            if c.completed_ms < before_ms {
+                old.push(id.to_vec());
+            }
+            true
+        })?;
+        let mut batch = Batch::default();
+        for id in &old {
+            let mut k = key(b'c', &[]);
+            k.extend_from_slice(id);
+            batch.delete(k);
+        }
+        self.write_locked(batch, guard)?;
+        Ok(old.len())
     }
 
     /// Uploads created before `before_ms` (at most `limit`), for expiry.

@@ -389,6 +389,22 @@ pub struct NodeRecord {
     pub zone: String,
 }
 
+/// A completed multipart upload, kept until `--multipart-expiry` after its completion so a
+/// retried CompleteMultipartUpload (whose first answer was lost) gets the same answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedUpload {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// The object's ETag as the completion answered it.
+    pub etag: String,
+    /// The parts the completion named: (part number, the part's ETag).
+    pub parts: Vec<(u32, String)>,
+    /// When it completed, ms since the epoch.
+    pub completed_ms: u64,
+}
+
 /// A page of multipart uploads (see [`MetaStore::uploads`]).
 #[derive(Debug, Default)]
 pub struct UploadListing {

@@ -8,7 +8,7 @@
 //! object in one metadata transaction; parts left out become garbage.
 
 use super::helpers::{
-    attrs, body_stream, bucket_name, encode_key, header_ec, is_url, object_key, precondition,
+    attrs, body_stream, bucket_name, encode_key, header_ec, is_url, object_key, ok, precondition,
     refuse_unsupported, tessera_owner, timestamp, R,
 };
 use super::Tessera;
@@ -292,7 +292,10 @@ pub(super) async fn complete(
 ) -> R<CompleteMultipartUploadOutput> {
     let i = req.input;
     let cond = precondition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
-    let upload = t.upload(&i.bucket, &i.key, &i.upload_id).await?;
+    let upload = match t.upload(&i.bucket, &i.key, &i.upload_id).await {
+        Ok(u) => u,
+        Err(e) => return completed_again(t, &i, e).await,
+    };
     // A whole-object checksum the client computed must equal the one assembled.
     let claimed = as_map(&Checksum {
         checksum_crc32: i.checksum_crc32.clone(),
@@ -367,6 +370,47 @@ pub(super) async fn complete(
         resp.headers.insert("x-tessera-ec", v);
     }
     Ok(resp)
+}
+
+/// A Complete for an upload that is gone: if it was completed (and is still remembered) with
+/// the same parts, the same answer again (a client retrying because the first answer was
+/// lost); otherwise `gone`, the NoSuchUpload it met.
+async fn completed_again(
+    t: &Tessera,
+    i: &CompleteMultipartUploadInput,
+    gone: s3s::S3Error,
+) -> R<CompleteMultipartUploadOutput> {
+    let Ok(id) = i.upload_id.parse::<ObjectVersion>() else {
+        return Err(gone);
+    };
+    let Some(done) = t.c.meta.completed_upload(id).await.map_err(s3_err)? else {
+        return Err(gone);
+    };
+    let listed: Vec<(u32, String)> = i
+        .multipart_upload
+        .as_ref()
+        .and_then(|m| m.parts.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let etag = p
+                .e_tag
+                .as_ref()
+                .map_or("", |e| e.value().trim_matches('"'))
+                .to_string();
+            (p.part_number.unwrap_or(0).max(0) as u32, etag)
+        })
+        .collect();
+    if done.bucket != i.bucket || done.key != i.key || listed != done.parts {
+        return Err(gone);
+    }
+    ok(CompleteMultipartUploadOutput {
+        bucket: Some(done.bucket.clone()),
+        key: Some(done.key.clone()),
+        e_tag: Some(ETag::Strong(done.etag)),
+        location: Some(format!("/{}/{}", done.bucket, done.key)),
+        ..Default::default()
+    })
 }
 
 /// AbortMultipartUpload.
