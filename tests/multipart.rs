@@ -424,3 +424,88 @@ async fn a_retried_complete_gets_the_same_answer() {
     assert!(get(&obj).await.1 == whole, "the first completion's object");
     assert_eq!(get(&format!("{base}/retry/other")).await.0, 404);
 }
+
+/// boto3 through a proxy that drops the answer to the first CompleteMultipartUpload (the
+/// connection closes after the coordinator answered): boto3 retries, and the retry succeeds
+/// with the same ETag (tests/clients/retried_complete.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn boto3_retries_a_complete_whose_answer_was_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.anonymous = false;
+    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
+    let (key, secret) = c.create_key("retry").await.unwrap();
+    let proxy = lossy_proxy(c.api).await;
+    let text = run_client(
+        "python3",
+        "retried_complete.py",
+        &[
+            ("ENDPOINT", format!("http://{proxy}")),
+            ("KEY", key),
+            ("SECRET", secret),
+        ],
+    )
+    .await;
+    assert!(text.contains("retries: "), "{text}");
+}
+
+/// A TCP proxy to `upstream` that, once, closes the client's connection instead of passing
+/// on the answer to a `POST ...?uploadId=` request (a CompleteMultipartUpload).
+async fn lossy_proxy(upstream: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dropped = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                continue;
+            };
+            let dropped = dropped.clone();
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                // Set when this connection carries the Complete whose answer is to be lost.
+                let doomed = Arc::new(AtomicBool::new(false));
+                let d = doomed.clone();
+                let up = tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        let text = String::from_utf8_lossy(&buf[..n]);
+                        if text.starts_with("POST ")
+                            && text.lines().next().is_some_and(|l| l.contains("uploadId="))
+                            && !dropped.swap(true, Ordering::SeqCst)
+                        {
+                            d.store(true, Ordering::SeqCst);
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    let n = match sr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if doomed.load(Ordering::SeqCst) {
+                        // The coordinator answered; the client never hears it.
+                        break;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    addr
+}
