@@ -221,11 +221,21 @@ impl MetaStore {
         self.get(&key(b'c', &[&id.to_string()]))
     }
 
-    /// Forgets completions older than `before_ms`; returns how many.
+    /// Forgets completions older than `before_ms` (at most 10,000 a call); returns how many.
+    /// Cost: the expired records and one more: records are keyed by upload id, whose high
+    /// bits are the upload's creation time, never after its completion, so the walk stops at
+    /// the first upload created after `before_ms`.
     pub fn expire_completed(&self, before_ms: u64) -> Result<usize> {
         let guard = self.lock.lock().unwrap();
         let mut old = Vec::new();
         self.scan(&key(b'c', &[]), |id, c: CompletedUpload| {
+            let created = std::str::from_utf8(id)
+                .ok()
+                .and_then(|i| i.parse::<ObjectVersion>().ok())
+                .map_or(0, |v| v.millis());
+            if created >= before_ms || old.len() >= 10_000 {
+                return false;
+            }
             if c.completed_ms < before_ms {
                 old.push(id.to_vec());
             }
