@@ -193,6 +193,15 @@ impl Registry {
         self.nodes.read().unwrap().len()
     }
 
+    /// Every node that is up, with its client (the coordinator asking all of them).
+    pub fn up_clients(&self) -> Vec<(NodeId, NodeClient)> {
+        self.view()
+            .into_iter()
+            .filter(|n| n.up)
+            .filter_map(|n| Some((n.id.clone(), self.client(&n.id)?)))
+            .collect()
+    }
+
     /// Client for a node, if registered.
     pub fn client(&self, id: &NodeId) -> Option<NodeClient> {
         self.nodes.read().unwrap().get(id).map(|e| e.client.clone())

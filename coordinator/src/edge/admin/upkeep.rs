@@ -59,13 +59,7 @@ pub(super) async fn stats(State(c): State<Arc<Coordinator>>) -> Response {
 /// This coordinator's workers, then every up node's (named `NAME@NODE`).
 pub(super) async fn workers(State(c): State<Arc<Coordinator>>) -> Json<WorkerList> {
     let mut all = c.workers.views();
-    let nodes: Vec<_> = c
-        .registry
-        .view()
-        .into_iter()
-        .filter(|n| n.up)
-        .filter_map(|n| Some((n.id.clone(), c.registry.client(&n.id)?)))
-        .collect();
+    let nodes = c.registry.up_clients();
     let asked = nodes.iter().map(|(id, client)| async move {
         let views = client.workers().await.unwrap_or_default();
         views.into_iter().map(move |mut v| {
@@ -152,13 +146,7 @@ pub(super) async fn set_scrub_rate(
     State(c): State<Arc<Coordinator>>,
     Json(b): Json<tessera_node::worker::BudgetChange>,
 ) -> Json<ScrubBudgets> {
-    let nodes: Vec<_> = c
-        .registry
-        .view()
-        .into_iter()
-        .filter(|n| n.up)
-        .filter_map(|n| Some((n.id.clone(), c.registry.client(&n.id)?)))
-        .collect();
+    let nodes = c.registry.up_clients();
     let asked = nodes
         .iter()
         .map(|(id, client)| async move { (id, client.set_scrub_rate(b.rate).await) });
