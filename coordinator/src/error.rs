@@ -75,6 +75,25 @@ pub enum ApiError {
     /// The caller may not do this.
     #[error("access denied: {0}")]
     AccessDenied(String),
+    /// An ACL document or grant that cannot be read.
+    #[error("the ACL is not well formed: {0}")]
+    MalformedAcl(String),
+    /// A bucket policy that cannot be read or names what it may not.
+    #[error("{0}")]
+    MalformedPolicy(String),
+    /// An XML document (CORS rules, ownership controls) that is not what the operation takes.
+    #[error("the XML is not well formed or does not validate: {0}")]
+    MalformedXml(String),
+    /// An ACL sent to a bucket whose ACLs are disabled (`BucketOwnerEnforced`).
+    #[error("bucket {0} has ACLs disabled (BucketOwnerEnforced)")]
+    AclNotSupported(String),
+    /// A grant to an e-mail address (this store knows keys, not addresses).
+    #[error("no access key has the e-mail address {0:?}; grant to a key id instead")]
+    UnresolvableGrantByEmail(String),
+    /// The bucket has no such configuration (policy, CORS rules, ownership controls, public
+    /// access block): the S3 code to answer with, and the bucket.
+    #[error("the bucket {1} has no {0}")]
+    NoSuchConfiguration(&'static str, String),
     /// A request Tessera does not implement; nothing was changed.
     #[error("{0} is not implemented")]
     NotImplemented(String),

@@ -76,7 +76,10 @@ pub async fn run(
         header_read_timeout: c.config.header_read_timeout,
         max_connections: c.config.max_connections,
     };
-    let s3 = crate::edge::observe::Observed::new(crate::edge::service(c.clone())?, c.clone());
+    let s3 = crate::edge::observe::Observed::new(
+        crate::edge::access::cors::CorsHeaders::new(crate::edge::service(c.clone())?, c.clone()),
+        c.clone(),
+    );
     let admin_app =
         hyper_util::service::TowerToHyperService::new(crate::edge::admin::app(c.clone()));
     let (a, b) = tokio::join!(
@@ -182,9 +185,9 @@ where
             p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
             _ = stop.cancelled() => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((s, _)) => s,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -199,7 +202,7 @@ where
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
-        let conn = builder.serve_connection(TokioIo::new(stream), CloseUnsent(svc.clone()));
+        let conn = builder.serve_connection(TokioIo::new(stream), CloseUnsent(svc.clone(), peer));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
@@ -211,7 +214,8 @@ where
     Ok(())
 }
 
-/// Closes the connection after a refusal of a request that asked `Expect: 100-continue`.
+/// Puts the client's address into each request ([`PeerAddr`]) and closes the connection
+/// after a refusal of a request that asked `Expect: 100-continue`.
 ///
 /// A client that sent that header and gets a final answer instead of `100 Continue` may keep
 /// its body to itself (botocore does) and send the next request on the same connection. The
@@ -220,8 +224,12 @@ where
 /// next request, which then fails to parse (seen: 400 for a plain PUT after a conditional PUT
 /// got 412). Every answer but a success may come before the body is read, so those get
 /// `Connection: close`; the client opens a fresh connection for its next request.
+/// The client's address, in every request's extensions (a bucket policy's `aws:SourceIp`).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 #[derive(Clone)]
-struct CloseUnsent<S>(S);
+struct CloseUnsent<S>(S, std::net::SocketAddr);
 
 impl<S, B> hyper::service::Service<http::Request<Incoming>> for CloseUnsent<S>
 where
@@ -234,7 +242,8 @@ where
         Box<dyn Future<Output = Result<http::Response<B>, S::Error>> + Send + 'static>,
     >;
 
-    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: http::Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(PeerAddr(self.1));
         let expects = req
             .headers()
             .get(http::header::EXPECT)

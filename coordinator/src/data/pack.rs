@@ -393,6 +393,7 @@ async fn write(
         checksum_type: None,
         last_modified_ms: now,
         packed: None,
+        acl: None,
         fill: None,
     };
     Ok((meta, guard))
@@ -465,6 +466,7 @@ impl Listed {
                 ec: seg.parts.first()?.ec,
             }),
             fill: None,
+            acl: None,
         })
     }
 }

@@ -17,7 +17,7 @@ use crate::codec::{ErasureCodec, CODEC_NAME};
 use crate::data::pack::{self, Inbound};
 use crate::data::upload::{NodeStreams, QUEUE_STRIPES};
 use crate::error::ApiError;
-use crate::meta::{ObjectMeta, Part, Precondition};
+use crate::meta::{Acl, ObjectMeta, Part, Precondition};
 use crate::names::{BucketName, EcSpec, ObjectKey};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
@@ -56,6 +56,8 @@ pub struct ObjectAttrs {
     pub user_meta: BTreeMap<String, String>,
     /// Other stored headers by lowercase name.
     pub headers: BTreeMap<String, String>,
+    /// The object's ACL (`None`: its writer's full control).
+    pub acl: Option<Acl>,
 }
 
 /// Something that sees every body byte in order (checksums the caller wants besides the
@@ -118,6 +120,7 @@ impl<D> Staged<D> {
             last_modified_ms: crate::meta::now_ms(),
             packed: None,
             fill: None,
+            acl: self.attrs.acl.clone(),
         };
         if let Some((ec, data, inbound)) = self.packed {
             return self

@@ -32,6 +32,17 @@ pub fn code_and_status(e: &ApiError) -> (S3ErrorCode, StatusCode) {
         ApiError::PreconditionFailed => (C::PreconditionFailed, StatusCode::PRECONDITION_FAILED),
         ApiError::InvalidRequest(_) => (C::InvalidRequest, StatusCode::BAD_REQUEST),
         ApiError::AccessDenied(_) => (C::AccessDenied, StatusCode::FORBIDDEN),
+        ApiError::AclNotSupported(_) => (C::AccessControlListNotSupported, StatusCode::BAD_REQUEST),
+        ApiError::MalformedAcl(_) => (C::MalformedACLError, StatusCode::BAD_REQUEST),
+        ApiError::MalformedPolicy(_) => (C::MalformedPolicy, StatusCode::BAD_REQUEST),
+        ApiError::MalformedXml(_) => (C::MalformedXML, StatusCode::BAD_REQUEST),
+        ApiError::UnresolvableGrantByEmail(_) => {
+            (C::UnresolvableGrantByEmailAddress, StatusCode::BAD_REQUEST)
+        }
+        ApiError::NoSuchConfiguration(code, _) => (
+            C::from_bytes(code.as_bytes()).unwrap_or(C::Custom((*code).into())),
+            StatusCode::NOT_FOUND,
+        ),
         ApiError::NotImplemented(_) => (C::NotImplemented, StatusCode::NOT_IMPLEMENTED),
         ApiError::NoSuchNode(_) => (C::Custom("NoSuchNode".into()), StatusCode::NOT_FOUND),
         ApiError::Conflict(_) => (C::Custom("Conflict".into()), StatusCode::CONFLICT),

@@ -3,7 +3,8 @@
 //! - [`s3`]: the S3 operations, served through the `s3s` protocol library ([`service`]), one
 //!   file per family (buckets, objects, listing, multipart) and their shared helpers.
 //! - [`checksum`]: Content-MD5, `x-amz-checksum-*` and multipart checksums.
-//! - [`auth`]: access keys, signature lookup and per-bucket permissions.
+//! - [`auth`]: access keys and signature lookup; [`access`]: who may do what (grants, bucket
+//!   policies, ACLs, public access block) and CORS.
 //! - [`admin`]: the admin API (nodes, repair, keys, grants) behind the admin token and the
 //!   cluster secret.
 //! - [`console`]: the web console page and the figures only it needs.
@@ -12,6 +13,7 @@
 //!
 //! Nothing below this module knows of HTTP, XML, S3 names, ETag quoting or checksums headers.
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod checksum;
@@ -28,7 +30,8 @@ use std::sync::Arc;
 pub fn service(c: Arc<Coordinator>) -> Result<s3s::service::S3Service, crate::error::ApiError> {
     let mut b = s3s::service::S3ServiceBuilder::new(s3::Tessera::new(c.clone()));
     b.set_auth(auth::KeyAuth::new(c.clone()));
-    b.set_access(auth::Access::new(c.clone()));
+    b.set_access(access::Access::new(c.clone()));
+    b.set_route(access::cors::Preflight::new(c.clone()));
     if let Some(d) = &c.config.domain {
         let host = s3s::host::SingleDomain::new(d)
             .map_err(|e| crate::error::ApiError::InvalidArgument(format!("--domain {d}: {e}")))?;

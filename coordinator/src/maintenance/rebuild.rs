@@ -155,6 +155,7 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
                     last_modified_ms: version.millis(),
                     packed: None,
                     fill: None,
+                    acl: None,
                 }),
                 ShardRole::Manifest { .. } => {
                     restore_multipart(c, &bucket, &key, version, shards, &versions).await

@@ -321,6 +321,7 @@ async fn rewrite_part(
             content_type: obj.content_type.clone(),
             user_meta: obj.user_meta.clone(),
             headers: obj.headers.clone(),
+            acl: obj.acl.clone(),
         },
         role: obj.role_of(part),
     };

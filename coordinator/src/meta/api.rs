@@ -10,8 +10,9 @@
 
 use super::store::Result;
 use super::{
-    BucketMeta, CompletedUpload, Grant, KeyRecord, Listing, MetaError, MetaStore, NodeRecord,
-    ObjectMeta, PackEntry, Part, Precondition, ShardSet, Upload, UploadListing,
+    Acl, BucketMeta, BucketSetting, CompletedUpload, Grant, KeyRecord, Listing, MetaError,
+    MetaStore, NodeRecord, ObjectMeta, PackEntry, Part, Precondition, ShardSet, Upload,
+    UploadListing,
 };
 use crate::names::EcSpec;
 use serde::{Deserialize, Serialize};
@@ -187,6 +188,11 @@ operations! {
         fn delete_key(&self, id: String) -> bool = |m| m.delete_key(&id);
         /// Sets a key's grant on a bucket; returns the bucket.
         fn set_grant(&self, bucket: String, key_id: String, grant: Grant) -> BucketMeta = |m| m.set_grant(&bucket, &key_id, grant);
+        /// Changes one of a bucket's settings (ACL, policy, CORS, public access block,
+        /// ownership); returns the bucket.
+        fn set_bucket_setting(&self, bucket: String, setting: BucketSetting) -> BucketMeta = |m| m.set_bucket_setting(&bucket, &setting);
+        /// Replaces the ACL of a key's committed version (NoSuchKey).
+        fn set_object_acl(&self, bucket: String, key: String, acl: Acl) -> () = |m| m.set_object_acl(&bucket, &key, &acl);
         /// Registers (or moves) a node.
         fn put_node(&self, n: NodeRecord) -> () = |m| m.put_node(&n);
         /// Sets (or with `None` clears) a node's lifecycle state (`draining`, `drained`).

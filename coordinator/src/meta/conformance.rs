@@ -36,6 +36,11 @@ fn bucket(name: &str) -> BucketMeta {
         owner: Some("owner-key".into()),
         grants: BTreeMap::new(),
         replicate_below: None,
+        acl: None,
+        policy: None,
+        cors: None,
+        public_access_block: None,
+        ownership: None,
     }
 }
 
@@ -76,6 +81,7 @@ pub fn object(b: &str, k: &str, size: u64) -> ObjectMeta {
         last_modified_ms: now_ms(),
         packed: None,
         fill: None,
+        acl: None,
     }
 }
 
@@ -513,6 +519,7 @@ fn upload(b: &str, k: &str) -> Upload {
         checksum_algorithm: None,
         checksum_type: None,
         owner: None,
+        acl: None,
     }
 }
 

@@ -7,6 +7,14 @@ pub enum MetaError {
     /// The bucket does not exist.
     #[error("the specified bucket does not exist: {0}")]
     NoSuchBucket(String),
+    /// The key has no committed version.
+    #[error("the specified key does not exist: {bucket}/{key}")]
+    NoSuchKey {
+        /// Bucket name.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
     /// Deleting a bucket that still holds objects.
     #[error("the bucket is not empty: {0}")]
     BucketNotEmpty(String),
@@ -48,6 +56,7 @@ impl From<MetaError> for crate::error::ApiError {
         use crate::error::ApiError as A;
         match e {
             MetaError::NoSuchBucket(b) => A::NoSuchBucket(b),
+            MetaError::NoSuchKey { bucket, key } => A::NoSuchKey { bucket, key },
             MetaError::BucketNotEmpty(b) => A::BucketNotEmpty(b),
             MetaError::AlreadyExists(x) => A::AlreadyExists(x),
             MetaError::NoSuchUpload(u) => A::NoSuchUpload(u),

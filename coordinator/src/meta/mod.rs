@@ -8,7 +8,8 @@
 //!   time and proposer.
 //! - [`store`]: [`MetaStore`] and the helpers its operations share; the operations by family:
 //!   [`buckets`] (and keys, grants), [`objects`], [`segments`], [`listing`], [`multipart`],
-//!   [`nodes`] (and jobs), [`garbage`] (in-flight writes and garbage).
+//!   [`nodes`] (and jobs), [`garbage`] (in-flight writes and garbage), [`settings`] (ACLs,
+//!   bucket policy, CORS, public access block, ownership).
 //! - [`api`]: the [`Metadata`] trait the rest of the coordinator uses (local or replicated).
 //! - [`kv`]: the ordered key-value store underneath ([`rocks`], [`memory`]); [`conformance`]
 //!   holds every implementation to the same behaviour.
@@ -29,6 +30,7 @@ mod objects;
 pub mod records;
 pub mod rocks;
 mod segments;
+pub mod settings;
 pub mod store;
 
 pub use api::{Command, Engine, Freshness, Local, Metadata, Reply};
@@ -38,5 +40,8 @@ pub use records::{
     BucketMeta, CompletedUpload, Fill, Grant, KeyRecord, Listing, NodeRecord, ObjectMeta,
     PackEntry, Packed, Part, Precondition, ShardLoc, ShardSet, ShardState, Upload, UploadListing,
     SEGMENTS,
+};
+pub use settings::{
+    Acl, AclGrant, BucketSetting, CorsRule, Grantee, Permission, PublicAccessBlock,
 };
 pub use store::{check_precondition, MetaStore};

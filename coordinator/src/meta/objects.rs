@@ -96,10 +96,16 @@ impl MetaStore {
         self.check_pending(&obj.version.to_string())?;
         let old = self.object(&obj.bucket, &obj.key)?;
         check_precondition(old.as_ref(), cond)?;
+        // A rewrite of the same version (recode) keeps the ACL the object has now, which
+        // may have changed since the rewrite read it.
+        let mut obj = obj.clone();
+        if let (Precondition::Version(_), Some(old)) = (cond, &old) {
+            obj.acl = old.acl.clone();
+        }
         let mut batch = Batch::default();
         batch.put(
             key(b'o', &[&obj.bucket, &obj.key]),
-            serde_json::to_vec(obj)?,
+            serde_json::to_vec(&obj)?,
         );
         // Every stored run's in-flight record: a single PUT has one (its version); a
         // recoded multipart object one per part and its manifest.
@@ -216,6 +222,11 @@ impl MetaStore {
                 owner: None,
                 grants: BTreeMap::new(),
                 replicate_below: None,
+                acl: None,
+                policy: None,
+                cors: None,
+                public_access_block: None,
+                ownership: None,
             };
             batch.put(key(b'b', &[&obj.bucket]), serde_json::to_vec(&b)?);
         }

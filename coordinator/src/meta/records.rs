@@ -2,6 +2,7 @@
 //! uploads, in-flight and garbage shard sets, nodes, and listing pages.
 
 use super::clock::now_ms;
+use super::settings::{Acl, CorsRule, PublicAccessBlock};
 use crate::names::EcSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,6 +27,21 @@ pub struct BucketMeta {
     /// (`x-tessera-replicate-below` at creation; `None`: the coordinator's setting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicate_below: Option<u64>,
+    /// The bucket's ACL (`None`: the owner's full control).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Acl>,
+    /// The bucket policy (JSON, checked when it was set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// CORS rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Vec<CorsRule>>,
+    /// The public access block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<PublicAccessBlock>,
+    /// Object ownership (`BucketOwnerEnforced`, `BucketOwnerPreferred`, `ObjectWriter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<String>,
 }
 
 /// What one access key may do in a bucket.
@@ -226,6 +242,9 @@ pub struct ObjectMeta {
     /// A segment (an object of [`SEGMENTS`]): how much of it is still referenced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fill: Option<Fill>,
+    /// The object's ACL (`None`: its writer's full control).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Acl>,
 }
 
 /// The reserved bucket segments are stored in, each as an object named by its version. No
@@ -359,6 +378,9 @@ pub struct Upload {
     pub checksum_type: Option<String>,
     /// Access key that created the upload.
     pub owner: Option<String>,
+    /// The ACL the object gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Acl>,
 }
 
 /// A set of shards of one version: an in-flight PUT, or garbage to delete.

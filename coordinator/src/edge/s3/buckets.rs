@@ -1,11 +1,13 @@
 //! Buckets: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
 //! GetBucketVersioning (never enabled).
 
+use super::acl::ownership_of;
 use super::helpers::{
     bucket_name, header_ec, header_replicate_below, ok, refuse_unsupported, tessera_owner,
     timestamp, R,
 };
 use super::Tessera;
+use crate::edge::access::acl::{self, GrantHeaders};
 use crate::edge::error::s3_err;
 use crate::error::ApiError;
 use crate::meta::{now_ms, BucketMeta};
@@ -30,7 +32,12 @@ pub(super) async fn list_buckets(
     };
     // Buckets come in name order; a page resumes after the name its token carries.
     let after = i.continuation_token.clone().filter(|t| !t.is_empty());
-    let buckets = t.c.meta.buckets().await.map_err(s3_err)?;
+    // An unsigned request lists nothing (unless every request is trusted: --anonymous).
+    let buckets = if caller.is_none() && !t.c.config.anonymous {
+        Vec::new()
+    } else {
+        t.c.meta.buckets().await.map_err(s3_err)?
+    };
     let mut page: Vec<Bucket> = buckets
         .into_iter()
         .filter(|b| caller.as_ref().is_none_or(|k| b.grant_of(k).read))
@@ -68,7 +75,6 @@ pub(super) async fn create_bucket(
 ) -> R<CreateBucketOutput> {
     let i = &req.input;
     refuse_unsupported(
-        i.acl.as_ref().map(|a| a.as_str()),
         false,
         i.object_lock_enabled_for_bucket == Some(true),
         None,
@@ -84,6 +90,38 @@ pub(super) async fn create_bucket(
         ))));
     }
     let owner = req.credentials.map(|c| c.access_key);
+    let keys = if i.grant_full_control.is_some()
+        || i.grant_read.is_some()
+        || i.grant_read_acp.is_some()
+        || i.grant_write.is_some()
+        || i.grant_write_acp.is_some()
+    {
+        t.key_map().await?
+    } else {
+        BTreeMap::new()
+    };
+    let grants = GrantHeaders {
+        full_control: i.grant_full_control.as_deref(),
+        read: i.grant_read.as_deref(),
+        read_acp: i.grant_read_acp.as_deref(),
+        write: i.grant_write.as_deref(),
+        write_acp: i.grant_write_acp.as_deref(),
+    };
+    let canned = i.acl.as_ref().map(|a| a.as_str());
+    let acl = acl::requested(canned, &grants, owner.as_deref(), owner.as_deref(), &keys)?;
+    let ownership = match &i.object_ownership {
+        Some(o) => Some(ownership_of(&OwnershipControls {
+            rules: vec![OwnershipControlsRule {
+                object_ownership: o.clone(),
+            }],
+        })?),
+        None => None,
+    };
+    if ownership.as_deref() == Some("BucketOwnerEnforced")
+        && canned.is_some_and(|c| c != "bucket-owner-full-control" && c != "private")
+    {
+        return Err(s3_err(ApiError::AclNotSupported(name.to_string())));
+    }
     let b = BucketMeta {
         name: name.to_string(),
         created_ms: now_ms(),
@@ -91,6 +129,11 @@ pub(super) async fn create_bucket(
         owner: owner.clone(),
         grants: BTreeMap::new(),
         replicate_below: header_replicate_below(&req.headers)?,
+        acl,
+        policy: None,
+        cors: None,
+        public_access_block: None,
+        ownership,
     };
     let created = if t.c.meta.create_bucket(b).await.map_err(s3_err)? {
         None

@@ -81,9 +81,8 @@ pub(super) fn header_replicate_below(headers: &http::HeaderMap) -> S3Result<Opti
 }
 
 /// Refuses request options Tessera would otherwise silently ignore (encryption, object
-/// lock, ACLs other than private, storage classes other than STANDARD, tagging, appends).
+/// lock, storage classes other than STANDARD, tagging).
 pub(super) fn refuse_unsupported(
-    acl: Option<&str>,
     sse: bool,
     lock: bool,
     storage_class: Option<&str>,
@@ -93,8 +92,6 @@ pub(super) fn refuse_unsupported(
         Some("server-side encryption")
     } else if lock {
         Some("object lock")
-    } else if acl.is_some_and(|a| a != "private") {
-        Some("ACLs other than private")
     } else if storage_class.is_some_and(|s| s != "STANDARD") {
         Some("storage classes other than STANDARD")
     } else if tagging {
@@ -164,6 +161,7 @@ pub(super) fn attrs(
         content_type,
         user_meta,
         headers,
+        acl: None,
     })
 }
 
@@ -432,7 +430,9 @@ impl Tessera {
             }
         };
         // The caller needs read access to the source, as it would to GET it.
-        crate::edge::auth::require(&self.c, caller, &bucket, crate::edge::auth::Need::Read).await?;
+        crate::edge::access::Access::new(self.c.clone())
+            .require_read(caller, &bucket, &key)
+            .await?;
         let src = self.object(&bucket, &key).await?;
         check_read_conditions(
             &src,

@@ -9,14 +9,18 @@
 //! Implemented: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
 //! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjects (v1),
 //! ListObjectsV2, ListObjectVersions (unversioned: every object with VersionId `null`),
-//! GetBucketVersioning (never enabled), and the
-//! multipart operations.
+//! GetBucketVersioning (never enabled), the multipart operations, GetObjectAttributes,
+//! bucket and object ACLs, object ownership controls, bucket policies and their status, the
+//! public access block and CORS rules.
 
 //!
 //! This module is the table of operations: each forwards to its family ([`buckets`],
-//! [`objects`], [`listing`], [`multipart`]); [`helpers`] holds what they share.
+//! [`objects`], [`listing`], [`multipart`], [`acl`], [`config`]); [`helpers`] holds what
+//! they share.
 
+mod acl;
 mod buckets;
+mod config;
 mod helpers;
 mod listing;
 mod multipart;
@@ -162,5 +166,106 @@ impl S3 for Tessera {
         req: S3Request<GetObjectAttributesInput>,
     ) -> R<GetObjectAttributesOutput> {
         objects::get_object_attributes(self, req).await
+    }
+
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> R<GetBucketAclOutput> {
+        acl::get_bucket_acl(self, req).await
+    }
+
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> R<PutBucketAclOutput> {
+        acl::put_bucket_acl(self, req).await
+    }
+
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> R<GetObjectAclOutput> {
+        acl::get_object_acl(self, req).await
+    }
+
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> R<PutObjectAclOutput> {
+        acl::put_object_acl(self, req).await
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> R<GetBucketOwnershipControlsOutput> {
+        acl::get_ownership(self, req).await
+    }
+
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> R<PutBucketOwnershipControlsOutput> {
+        acl::put_ownership(self, req).await
+    }
+
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> R<DeleteBucketOwnershipControlsOutput> {
+        acl::delete_ownership(self, req).await
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> R<GetBucketPolicyOutput> {
+        config::get_policy(self, req).await
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> R<PutBucketPolicyOutput> {
+        config::put_policy(self, req).await
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> R<DeleteBucketPolicyOutput> {
+        config::delete_policy(self, req).await
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> R<GetBucketPolicyStatusOutput> {
+        config::get_policy_status(self, req).await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> R<GetPublicAccessBlockOutput> {
+        config::get_public_access_block(self, req).await
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> R<PutPublicAccessBlockOutput> {
+        config::put_public_access_block(self, req).await
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> R<DeletePublicAccessBlockOutput> {
+        config::delete_public_access_block(self, req).await
+    }
+
+    async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> R<GetBucketCorsOutput> {
+        config::get_cors(self, req).await
+    }
+
+    async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> R<PutBucketCorsOutput> {
+        config::put_cors(self, req).await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> R<DeleteBucketCorsOutput> {
+        config::delete_cors(self, req).await
     }
 }

@@ -7,12 +7,14 @@
 //! (the object's metadata, so a metadata rebuild can find multipart objects) and commits the
 //! object in one metadata transaction; parts left out become garbage.
 
+use super::acl::object_write_acl;
 use super::helpers::{
     attrs, body_stream, bucket_name, encode_key, header_ec, is_url, object_key, ok, precondition,
     refuse_unsupported, tessera_owner, timestamp, R,
 };
 use super::Tessera;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
+use crate::edge::access::acl::GrantHeaders;
 use crate::edge::checksum::{
     as_map, combinable, multipart_checksum, stored_checksums, BodyChecks, ALGORITHMS,
 };
@@ -75,6 +77,7 @@ impl Tessera {
                 content_type: upload.content_type.clone(),
                 user_meta: upload.user_meta.clone(),
                 headers: upload.headers.clone(),
+                acl: None,
             },
             role: ShardRole::Part {
                 upload: upload.id,
@@ -101,9 +104,9 @@ pub(super) async fn create(
 ) -> R<CreateMultipartUploadOutput> {
     let owner = req.credentials.as_ref().map(|c| c.access_key.clone());
     let ec = header_ec(&req.headers)?;
+    let ext = req.extensions;
     let i = req.input;
     refuse_unsupported(
-        i.acl.as_ref().map(|a| a.as_str()),
         i.server_side_encryption.is_some()
             || i.sse_customer_algorithm.is_some()
             || i.ssekms_key_id.is_some(),
@@ -150,6 +153,15 @@ pub(super) async fn create(
         i.cache_control,
         i.expires,
     )?;
+    let grants = GrantHeaders {
+        full_control: i.grant_full_control.as_deref(),
+        read: i.grant_read.as_deref(),
+        read_acp: i.grant_read_acp.as_deref(),
+        write: None,
+        write_acp: i.grant_write_acp.as_deref(),
+    };
+    let acl =
+        object_write_acl(t, &ext, &i.bucket, owner.as_deref(), i.acl.as_ref(), grants).await?;
     let c = t.c.clone();
     let upload = async {
         let b = c
@@ -171,6 +183,7 @@ pub(super) async fn create(
             checksum_algorithm: algorithm,
             checksum_type: checksum_type.map(String::from),
             owner,
+            acl,
         };
         c.meta.create_upload(u.clone()).await?;
         Ok::<_, ApiError>(u)
@@ -681,5 +694,6 @@ fn assemble(u: &Upload, parts: Vec<Part>) -> Result<ObjectMeta, ApiError> {
         last_modified_ms: now_ms(),
         packed: None,
         fill: None,
+        acl: u.acl.clone(),
     })
 }

@@ -1,5 +1,6 @@
 //! Objects: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
 
+use super::acl::object_write_acl;
 use super::helpers::{
     attrs, body_stream, bucket_name, check_read_conditions, etag, expires_of, header_ec,
     header_field, object_key, ok, precondition, refuse_unsupported, tessera_headers, timestamp,
@@ -8,6 +9,7 @@ use super::helpers::{
 use super::Tessera;
 use crate::data::get::ByteRange;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
+use crate::edge::access::acl::GrantHeaders;
 use crate::edge::checksum::{stored_checksums, BodyChecks};
 use crate::edge::error::s3_err;
 use crate::error::ApiError;
@@ -168,10 +170,10 @@ impl Tessera {
 
 pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R<PutObjectOutput> {
     let ec = header_ec(&req.headers)?;
-    let (headers, trailers) = (req.headers, req.trailing_headers);
+    let caller = req.credentials.as_ref().map(|c| c.access_key.clone());
+    let (headers, trailers, ext) = (req.headers, req.trailing_headers, req.extensions);
     let i = req.input;
     refuse_unsupported(
-        i.acl.as_ref().map(|a| a.as_str()),
         i.server_side_encryption.is_some()
             || i.sse_customer_algorithm.is_some()
             || i.ssekms_key_id.is_some(),
@@ -201,7 +203,7 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
         i.content_md5,
     );
     let digest = checks.digest(None);
-    let attrs = attrs(
+    let mut attrs = attrs(
         i.content_type.map(|t| t.to_string()),
         i.metadata,
         i.content_encoding,
@@ -210,6 +212,22 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
         i.cache_control,
         i.expires,
     )?;
+    let grants = GrantHeaders {
+        full_control: i.grant_full_control.as_deref(),
+        read: i.grant_read.as_deref(),
+        read_acp: i.grant_read_acp.as_deref(),
+        write: None,
+        write_acp: i.grant_write_acp.as_deref(),
+    };
+    attrs.acl = object_write_acl(
+        t,
+        &ext,
+        &i.bucket,
+        caller.as_deref(),
+        i.acl.as_ref(),
+        grants,
+    )
+    .await?;
     // Fail a conditional write before moving any bytes when it cannot succeed; the
     // commit checks again, atomically.
     if cond != Precondition::None {
@@ -390,9 +408,9 @@ pub(super) async fn copy_object(
 ) -> R<CopyObjectOutput> {
     let caller = req.credentials.as_ref().map(|c| c.access_key.clone());
     let ec = header_ec(&req.headers)?;
+    let ext = req.extensions;
     let i = req.input;
     refuse_unsupported(
-        i.acl.as_ref().map(|a| a.as_str()),
         i.server_side_encryption.is_some()
             || i.sse_customer_algorithm.is_some()
             || i.copy_source_sse_customer_algorithm.is_some()
@@ -429,7 +447,7 @@ pub(super) async fn copy_object(
             "copying an object onto itself needs x-amz-metadata-directive: REPLACE".into(),
         )));
     }
-    let attrs = if replace {
+    let mut attrs = if replace {
         attrs(
             i.content_type.map(|t| t.to_string()),
             i.metadata,
@@ -444,8 +462,25 @@ pub(super) async fn copy_object(
             content_type: src.content_type.clone(),
             user_meta: src.user_meta.clone(),
             headers: src.headers.clone(),
+            acl: None,
         }
     };
+    let grants = GrantHeaders {
+        full_control: i.grant_full_control.as_deref(),
+        read: i.grant_read.as_deref(),
+        read_acp: i.grant_read_acp.as_deref(),
+        write: None,
+        write_acp: i.grant_write_acp.as_deref(),
+    };
+    attrs.acl = object_write_acl(
+        t,
+        &ext,
+        &i.bucket,
+        caller.as_deref(),
+        i.acl.as_ref(),
+        grants,
+    )
+    .await?;
     let body = t.source_stream(&src, 0, src.size).await?;
     let put = PutRequest {
         bucket: dest_bucket,
