@@ -84,6 +84,9 @@ pub struct CoordinatorConfig {
     /// Multipart uploads neither completed nor aborted this long after they were created
     /// are aborted and their parts collected.
     pub multipart_expiry: Duration,
+    /// Largest file a browser form upload (POST object) may carry: such a body is gathered in
+    /// memory before it is stored, so this bounds what one form upload can take.
+    pub post_max_size: u64,
     /// Smallest size of a multipart part other than the last (S3: 5 MiB).
     pub min_part_size: u64,
     /// Replicated metadata: this coordinator is a member of a Raft group (`None`: a single
@@ -126,6 +129,7 @@ impl CoordinatorConfig {
             body_idle_timeout: Duration::from_secs(30),
             max_connections: 1024,
             multipart_expiry: Duration::from_secs(7 * 24 * 3600),
+            post_max_size: 64 << 20,
             min_part_size: 5 << 20,
             cluster: None,
         }

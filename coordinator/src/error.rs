@@ -87,6 +87,9 @@ pub enum ApiError {
     /// An ACL sent to a bucket whose ACLs are disabled (`BucketOwnerEnforced`).
     #[error("bucket {0} has ACLs disabled (BucketOwnerEnforced)")]
     AclNotSupported(String),
+    /// ACLs switched off (`BucketOwnerEnforced`) on a bucket whose ACL grants to others.
+    #[error("bucket {0} has an ACL that grants to others; set it to private first")]
+    InvalidBucketAclWithObjectOwnership(String),
     /// A grant to an e-mail address (this store knows keys, not addresses).
     #[error("no access key has the e-mail address {0:?}; grant to a key id instead")]
     UnresolvableGrantByEmail(String),

@@ -117,6 +117,10 @@ pub struct CoordinatorArgs {
     /// their parts collected.
     #[arg(long, default_value_t = d().multipart_expiry.into())]
     pub multipart_expiry: Human,
+    /// Largest file a browser form upload (POST object) may carry (it is held in memory
+    /// while it is stored).
+    #[arg(long, default_value_t = size(d().post_max_size))]
+    pub post_max_size: ByteSize,
     /// Read shards through the nodes' verified HTTP reads instead of raw reads (where nodes
     /// send stored chunks with sendfile and the coordinator verifies them).
     #[arg(long)]
@@ -163,6 +167,7 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     c.body_idle_timeout = a.body_idle_timeout.into();
     c.max_connections = a.max_connections;
     c.multipart_expiry = a.multipart_expiry.into();
+    c.post_max_size = a.post_max_size.0;
     c.secrets = Some(
         tessera_coordinator::Secrets::resolve(
             &a.data_dir,

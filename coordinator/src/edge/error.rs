@@ -33,6 +33,10 @@ pub fn code_and_status(e: &ApiError) -> (S3ErrorCode, StatusCode) {
         ApiError::InvalidRequest(_) => (C::InvalidRequest, StatusCode::BAD_REQUEST),
         ApiError::AccessDenied(_) => (C::AccessDenied, StatusCode::FORBIDDEN),
         ApiError::AclNotSupported(_) => (C::AccessControlListNotSupported, StatusCode::BAD_REQUEST),
+        ApiError::InvalidBucketAclWithObjectOwnership(_) => (
+            C::Custom("InvalidBucketAclWithObjectOwnership".into()),
+            StatusCode::BAD_REQUEST,
+        ),
         ApiError::MalformedAcl(_) => (C::MalformedACLError, StatusCode::BAD_REQUEST),
         ApiError::MalformedPolicy(_) => (C::MalformedPolicy, StatusCode::BAD_REQUEST),
         ApiError::MalformedXml(_) => (C::MalformedXML, StatusCode::BAD_REQUEST),

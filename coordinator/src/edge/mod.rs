@@ -31,7 +31,11 @@ pub fn service(c: Arc<Coordinator>) -> Result<s3s::service::S3Service, crate::er
     let mut b = s3s::service::S3ServiceBuilder::new(s3::Tessera::new(c.clone()));
     b.set_auth(auth::KeyAuth::new(c.clone()));
     b.set_access(access::Access::new(c.clone()));
-    b.set_route(access::cors::Preflight::new(c.clone()));
+    let mut config = s3s::config::S3Config::default();
+    config.post_object_max_file_size = c.config.post_max_size;
+    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        config,
+    ))));
     if let Some(d) = &c.config.domain {
         let host = s3s::host::SingleDomain::new(d)
             .map_err(|e| crate::error::ApiError::InvalidArgument(format!("--domain {d}: {e}")))?;

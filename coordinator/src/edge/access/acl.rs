@@ -68,11 +68,11 @@ pub fn requested(
         grants: Vec::new(),
     };
     for (value, permission) in [
-        (grants.full_control, Permission::FullControl),
         (grants.read, Permission::Read),
-        (grants.read_acp, Permission::ReadAcp),
         (grants.write, Permission::Write),
+        (grants.read_acp, Permission::ReadAcp),
         (grants.write_acp, Permission::WriteAcp),
+        (grants.full_control, Permission::FullControl),
     ] {
         let Some(value) = value else { continue };
         for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -95,9 +95,13 @@ pub fn requested(
     Ok(Some(acl))
 }
 
-/// A canned ACL for an owner.
+/// A canned ACL for an owner (the grants to others first, the owner's full control last,
+/// in the order S3 lists them).
 pub fn canned_acl(name: &str, owner: Option<&str>, bucket_owner: Option<&str>) -> S3Result<Acl> {
-    let mut acl = Acl::private(owner.map(String::from));
+    let mut acl = Acl {
+        owner: owner.map(String::from),
+        grants: Vec::new(),
+    };
     let mut add = |grantee: Grantee, permission: Permission| {
         acl.grants.push(AclGrant {
             grantee,
@@ -124,6 +128,8 @@ pub fn canned_acl(name: &str, owner: Option<&str>, bucket_owner: Option<&str>) -
         }
         other => return Err(invalid(format!("unknown canned ACL {other:?}"))),
     }
+    acl.grants
+        .extend(Acl::private(owner.map(String::from)).grants);
     Ok(acl)
 }
 
@@ -177,10 +183,16 @@ pub fn owner_dto(owner: Option<&str>, keys: &BTreeMap<String, KeyRecord>) -> dto
     }
 }
 
-/// The grants as S3 shows them.
+/// The grants as S3 shows them (grants to groups first, then to keys, each in the order
+/// given).
 pub fn grants_dto(acl: &Acl, keys: &BTreeMap<String, KeyRecord>) -> Vec<dto::Grant> {
-    acl.grants
+    let (groups, users): (Vec<&AclGrant>, Vec<&AclGrant>) = acl
+        .grants
         .iter()
+        .partition(|g| !matches!(g.grantee, Grantee::Key(_)));
+    groups
+        .into_iter()
+        .chain(users)
         .map(|g| {
             let grantee = match &g.grantee {
                 Grantee::Key(k) => dto::Grantee {

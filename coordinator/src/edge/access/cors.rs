@@ -1,6 +1,7 @@
-//! CORS, from each bucket's rules: a browser's preflight `OPTIONS` is answered by
-//! [`Preflight`] (a route of the S3 service, so it needs no signature), and the actual
-//! responses get their `Access-Control-*` headers from [`CorsHeaders`] around the service.
+//! CORS, from each bucket's rules, in [`CorsHeaders`] around the S3 service: a browser's
+//! preflight `OPTIONS` is answered there (before any signature check: browsers send
+//! preflights without credentials, and the answer reveals only whether a rule allows the
+//! request), and the actual responses get their `Access-Control-*` headers.
 //!
 //! A rule matches a request when one of its origins matches the `Origin` (each origin may
 //! hold one `*`), one of its methods is the request's (a preflight's
@@ -10,14 +11,12 @@
 //! `Access-Control-Request-Method` 400.
 
 use crate::edge::error::s3_err;
-use crate::error::ApiError;
 use crate::meta::CorsRule;
 use crate::state::Coordinator;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use hyper::body::Incoming;
-use s3s::route::S3Route;
-use s3s::{Body, S3Request, S3Response, S3Result};
+use s3s::S3Result;
 use s3s_policy::pattern::PatternSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -95,71 +94,41 @@ async fn rules_of(c: &Coordinator, bucket: &str) -> S3Result<Vec<CorsRule>> {
     Ok(meta.and_then(|m| m.cors).unwrap_or_default())
 }
 
-/// Answers preflight requests (`OPTIONS`) from the bucket's rules.
-pub struct Preflight {
-    c: Arc<Coordinator>,
-}
-
-impl Preflight {
-    /// Preflights of the coordinator `c`.
-    pub fn new(c: Arc<Coordinator>) -> Self {
-        Preflight { c }
-    }
-}
-
-#[async_trait::async_trait]
-impl S3Route for Preflight {
-    fn is_match(&self, method: &Method, _: &Uri, _: &HeaderMap, _: &mut http::Extensions) -> bool {
-        method == Method::OPTIONS
-    }
-
-    async fn check_access(&self, _req: &mut S3Request<Body>) -> S3Result<()> {
-        // Browsers send preflights without credentials; the answer reveals only the rules.
-        Ok(())
-    }
-
-    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
-        let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
-        let (Some(origin), Some(method)) =
-            (header("origin"), header("access-control-request-method"))
-        else {
-            return Err(s3_err(ApiError::InvalidRequest(
-                "a CORS preflight needs Origin and Access-Control-Request-Method".into(),
-            )));
-        };
-        let asked: Vec<String> = header("access-control-request-headers")
-            .map(|h| {
-                h.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let domain = self.c.config.domain.as_deref();
-        let Some(bucket) = bucket_of(&req.uri, &req.headers, domain) else {
-            return Err(s3_err(ApiError::InvalidRequest(
-                "a CORS preflight names a bucket".into(),
-            )));
-        };
-        let rules = rules_of(&self.c, &bucket).await?;
-        let Some(rule) = matching(&rules, origin, method, &asked) else {
-            return Err(s3_err(ApiError::AccessDenied(
-                "CORSResponse: this CORS request is not allowed".into(),
-            )));
-        };
-        let mut resp = S3Response::new(Body::empty());
-        allow_headers(rule, origin, &mut resp.headers);
-        if !asked.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&asked.join(", ")) {
-                resp.headers.insert("access-control-allow-headers", v);
-            }
+/// The answer to a preflight (`OPTIONS`): the headers of the rule that allows it, 403 if
+/// none does, 400 if it is not a preflight.
+async fn preflight(c: &Coordinator, parts: &http::request::Parts) -> (http::StatusCode, HeaderMap) {
+    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    let mut out = HeaderMap::new();
+    let (Some(origin), Some(method)) = (header("origin"), header("access-control-request-method"))
+    else {
+        return (http::StatusCode::BAD_REQUEST, out);
+    };
+    let asked: Vec<String> = header("access-control-request-headers")
+        .map(|h| {
+            h.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(bucket) = bucket_of(&parts.uri, &parts.headers, c.config.domain.as_deref()) else {
+        return (http::StatusCode::BAD_REQUEST, out);
+    };
+    let rules = rules_of(c, &bucket).await.unwrap_or_default();
+    let Some(rule) = matching(&rules, origin, method, &asked) else {
+        return (http::StatusCode::FORBIDDEN, out);
+    };
+    allow_headers(rule, origin, &mut out);
+    if !asked.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&asked.join(", ")) {
+            out.insert("access-control-allow-headers", v);
         }
-        Ok(resp)
     }
+    (http::StatusCode::OK, out)
 }
 
-/// Adds the `Access-Control-*` headers to answers of requests with an `Origin` that a rule
-/// of their bucket allows.
+/// Answers preflights and adds the `Access-Control-*` headers to answers of requests with
+/// an `Origin` that a rule of their bucket allows.
 #[derive(Clone)]
 pub struct CorsHeaders<S> {
     inner: S,
@@ -177,7 +146,7 @@ impl<S, B> hyper::service::Service<http::Request<Incoming>> for CorsHeaders<S>
 where
     S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>,
     S::Future: Send + 'static,
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + From<String> + Send + 'static,
 {
     type Response = http::Response<B>;
     type Error = S::Error;
@@ -185,6 +154,28 @@ where
         Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
 
     fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+        if req.method() == Method::OPTIONS {
+            let c = self.c.clone();
+            let (parts, _) = req.into_parts();
+            return Box::pin(async move {
+                let (status, headers) = preflight(&c, &parts).await;
+                let body = match status {
+                    http::StatusCode::OK => String::new(),
+                    http::StatusCode::FORBIDDEN => cors_error(
+                        "AccessForbidden",
+                        "CORSResponse: this CORS request is not allowed",
+                    ),
+                    _ => cors_error(
+                        "BadRequest",
+                        "a CORS preflight needs Origin and Access-Control-Request-Method",
+                    ),
+                };
+                let mut resp = http::Response::new(B::from(body));
+                *resp.status_mut() = status;
+                *resp.headers_mut() = headers;
+                Ok(resp)
+            });
+        }
         let origin = req
             .headers()
             .get("origin")
@@ -216,6 +207,13 @@ where
             Ok(resp)
         })
     }
+}
+
+/// An S3 error document for a refused preflight.
+fn cors_error(code: &str, message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    )
 }
 
 #[cfg(test)]

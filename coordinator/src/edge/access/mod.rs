@@ -64,6 +64,7 @@ pub fn need_of(op: &str) -> Need {
         | "ListParts"
         | "ListMultipartUploads" => Need::Read,
         "PutObject"
+        | "PostObject"
         | "DeleteObject"
         | "DeleteObjects"
         | "CopyObject"
@@ -92,6 +93,7 @@ fn acl_need(op: &str) -> Option<(bool, Permission)> {
         | "HeadBucket"
         | "GetBucketLocation" => (BUCKET, Permission::Read),
         "PutObject"
+        | "PostObject"
         | "DeleteObject"
         | "DeleteObjects"
         | "CopyObject"
@@ -114,6 +116,7 @@ fn action_of(op: &str) -> String {
         "ListObjects" | "ListObjectsV2" | "HeadBucket" => "ListBucket",
         "ListObjectVersions" => "ListBucketVersions",
         "CopyObject"
+        | "PostObject"
         | "CreateMultipartUpload"
         | "UploadPart"
         | "UploadPartCopy"
@@ -357,9 +360,21 @@ impl S3Access for Access {
             },
             Some((bucket, key)) => {
                 let keys = condition_keys(cx);
+                let expected = cx
+                    .headers()
+                    .get("x-amz-expected-bucket-owner")
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from);
                 let meta = self
                     .check_one(caller, op, &bucket, key.as_deref(), keys)
                     .await?;
+                if let (Some(m), Some(e)) = (&meta, &expected) {
+                    if m.owner.as_deref() != Some(e.as_str()) {
+                        return Err(s3_err(ApiError::AccessDenied(format!(
+                            "bucket {bucket} is not owned by {e}"
+                        ))));
+                    }
+                }
                 if let Some(m) = meta {
                     cx.extensions_mut().insert(CheckedBucket(m));
                 }

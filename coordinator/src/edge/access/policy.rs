@@ -45,6 +45,10 @@ pub struct Facts {
 pub fn parse(text: &str, bucket: &str) -> Result<Policy, String> {
     let p: Policy = serde_json::from_str(text).map_err(|e| format!("policy is not valid: {e}"))?;
     for s in p.statement.as_slice() {
+        if s.effect == Effect::Allow && matches!(s.principal, Some(PrincipalRule::NotPrincipal(_)))
+        {
+            return Err("NotPrincipal cannot be used with Allow".into());
+        }
         let (ResourceRule::Resource(r) | ResourceRule::NotResource(r)) = &s.resource;
         {
             for res in r.as_slice().unwrap_or(&[]) {

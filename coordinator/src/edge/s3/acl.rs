@@ -19,6 +19,37 @@ impl Tessera {
         let keys = self.c.meta.keys().await.map_err(s3_err)?;
         Ok(keys.into_iter().map(|k| (k.id.clone(), k)).collect())
     }
+
+    /// Owners as listings show them, for objects of a bucket owned by `bucket_owner`.
+    pub(super) async fn owners(&self, bucket_owner: Option<String>) -> S3Result<Owners> {
+        Ok(Owners {
+            keys: self.key_map().await?,
+            bucket_owner,
+        })
+    }
+}
+
+/// Names the owners of listed objects and uploads (their key id and the key's name).
+#[derive(Default)]
+pub(super) struct Owners {
+    keys: BTreeMap<String, KeyRecord>,
+    bucket_owner: Option<String>,
+}
+
+impl Owners {
+    /// The owner of `o`: its writer, or the bucket's owner.
+    pub fn of(&self, o: &crate::meta::ObjectMeta) -> Owner {
+        let id = o
+            .acl
+            .as_ref()
+            .map_or(self.bucket_owner.as_deref(), |a| a.owner.as_deref());
+        self.key(id)
+    }
+
+    /// The owner `id` (`None`: anonymous) as S3 shows it.
+    pub fn key(&self, id: Option<&str>) -> Owner {
+        acl::owner_dto(id, &self.keys)
+    }
 }
 
 /// [`write_acl`] for an object write, with the bucket the access check read (read again
@@ -251,6 +282,11 @@ pub(super) async fn put_ownership(
 ) -> R<PutBucketOwnershipControlsOutput> {
     let b = bucket_meta(t, &req.input.bucket).await?;
     let o = ownership_of(&req.input.ownership_controls)?;
+    if o == "BucketOwnerEnforced" && b.acl() != Acl::private(b.owner.clone()) {
+        return Err(s3_err(ApiError::InvalidBucketAclWithObjectOwnership(
+            b.name,
+        )));
+    }
     t.c.meta
         .set_bucket_setting(b.name, BucketSetting::Ownership(Some(o)))
         .await

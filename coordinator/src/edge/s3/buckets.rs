@@ -3,8 +3,7 @@
 
 use super::acl::ownership_of;
 use super::helpers::{
-    bucket_name, header_ec, header_replicate_below, ok, refuse_unsupported, tessera_owner,
-    timestamp, R,
+    bucket_name, header_ec, header_replicate_below, ok, refuse_unsupported, timestamp, R,
 };
 use super::Tessera;
 use crate::edge::access::acl::{self, GrantHeaders};
@@ -63,7 +62,7 @@ pub(super) async fn list_buckets(
     };
     ok(ListBucketsOutput {
         buckets: Some(page),
-        owner: Some(tessera_owner()),
+        owner: Some(t.owners(None).await?.key(caller.as_deref())),
         prefix: i.prefix,
         continuation_token,
     })
@@ -135,6 +134,7 @@ pub(super) async fn create_bucket(
         public_access_block: None,
         ownership,
     };
+    let b_acl = b.acl.clone();
     let created = if t.c.meta.create_bucket(b).await.map_err(s3_err)? {
         None
     } else {
@@ -142,7 +142,11 @@ pub(super) async fn create_bucket(
     };
     // Re-creating one's own bucket succeeds and changes nothing, as S3 does in
     // us-east-1; another owner's name is taken.
-    if created.is_some_and(|existing| existing.owner != owner) {
+    // A re-creation that would change the bucket's ACL is refused like a foreign one.
+    if created.is_some_and(|existing| {
+        existing.owner != owner
+            || existing.acl() != b_acl.unwrap_or_else(|| crate::meta::Acl::private(owner.clone()))
+    }) {
         return Err(s3s::S3Error::with_message(
             s3s::S3ErrorCode::BucketAlreadyExists,
             format!("bucket {name} already exists and belongs to another key"),

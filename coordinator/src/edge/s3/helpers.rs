@@ -268,7 +268,7 @@ pub(super) fn encode_key(key: String, url: bool) -> String {
     }
 }
 
-pub(super) fn list_object(o: &ObjectMeta, url: bool, owner: bool) -> Object {
+pub(super) fn list_object(o: &ObjectMeta, url: bool, owner: Option<Owner>) -> Object {
     Object {
         key: Some(encode_key(o.key.clone(), url)),
         e_tag: Some(etag(o)),
@@ -277,15 +277,8 @@ pub(super) fn list_object(o: &ObjectMeta, url: bool, owner: bool) -> Object {
         storage_class: Some(ObjectStorageClass::from_static(
             ObjectStorageClass::STANDARD,
         )),
-        owner: owner.then(tessera_owner),
+        owner,
         ..Default::default()
-    }
-}
-
-pub(super) fn tessera_owner() -> Owner {
-    Owner {
-        display_name: Some("tessera".into()),
-        id: Some("tessera".into()),
     }
 }
 

@@ -1,9 +1,9 @@
 //! Listings: ListObjects (v1), ListObjectsV2, ListObjectVersions (unversioned: every object
 //! with VersionId `null`).
 
+use super::acl::Owners;
 use super::helpers::{
-    encode_key, etag, is_url, list_object, max_keys, ok, prefixes, resume_after, tessera_owner,
-    timestamp, R,
+    encode_key, etag, is_url, list_object, max_keys, ok, prefixes, resume_after, timestamp, R,
 };
 use super::Tessera;
 use crate::edge::error::s3_err;
@@ -20,30 +20,52 @@ impl Tessera {
         after: Option<String>,
         delimiter: Option<String>,
         max: usize,
-    ) -> S3Result<Listing> {
-        let b = self.existing_bucket(bucket).await?.name;
+    ) -> S3Result<(Owners, Listing)> {
+        let b = self.existing_bucket(bucket).await?;
         if max == 0 {
-            return Ok(Listing::default());
+            return Ok((Owners::default(), Listing::default()));
         }
-        self.c
+        let l = self
+            .c
             .meta
-            .list(b, prefix, after, delimiter, max)
+            .list(b.name, prefix, after, delimiter, max)
             .await
-            .map_err(s3_err)
+            .map_err(s3_err)?;
+        let owners = if l.objects.is_empty() {
+            Owners::default()
+        } else {
+            self.owners(b.owner).await?
+        };
+        Ok((owners, l))
     }
+}
+
+/// `allow-unordered=true` (an extension some clients send) cannot go with a delimiter.
+fn check_unordered(uri: &http::Uri, delimiter: Option<&str>) -> S3Result<()> {
+    let unordered = uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p.eq_ignore_ascii_case("allow-unordered=true"))
+    });
+    if unordered && delimiter.is_some_and(|d| !d.is_empty()) {
+        return Err(s3_err(ApiError::InvalidArgument(
+            "allow-unordered cannot be used with a delimiter".into(),
+        )));
+    }
+    Ok(())
 }
 
 pub(super) async fn list_objects(
     t: &Tessera,
     req: S3Request<ListObjectsInput>,
 ) -> R<ListObjectsOutput> {
+    check_unordered(&req.uri, req.input.delimiter.as_deref())?;
     let i = req.input;
     let url = is_url(&i.encoding_type)?;
     let max = max_keys(i.max_keys)?;
     let prefix = i.prefix.clone().unwrap_or_default();
     // An empty delimiter is no delimiter (and is not echoed), as on S3.
     let delimiter = i.delimiter.filter(|d| !d.is_empty());
-    let l = t
+    let (owners, l) = t
         .listing(
             &i.bucket,
             prefix,
@@ -69,7 +91,7 @@ pub(super) async fn list_objects(
         contents: Some(
             l.objects
                 .iter()
-                .map(|o| list_object(o, url, true))
+                .map(|o| list_object(o, url, Some(owners.of(o))))
                 .collect(),
         ),
         common_prefixes: prefixes(&l, url),
@@ -84,6 +106,7 @@ pub(super) async fn list_objects_v2(
     t: &Tessera,
     req: S3Request<ListObjectsV2Input>,
 ) -> R<ListObjectsV2Output> {
+    check_unordered(&req.uri, req.input.delimiter.as_deref())?;
     let i = req.input;
     let url = is_url(&i.encoding_type)?;
     let max = max_keys(i.max_keys)?;
@@ -103,7 +126,7 @@ pub(super) async fn list_objects_v2(
     let after = token.or_else(|| i.start_after.clone().filter(|s| !s.is_empty()));
     let prefix = i.prefix.clone().unwrap_or_default();
     let delimiter = i.delimiter.filter(|d| !d.is_empty());
-    let l = t
+    let (owners, l) = t
         .listing(&i.bucket, prefix, after, delimiter.clone(), max)
         .await?;
     let owner = i.fetch_owner == Some(true);
@@ -118,7 +141,7 @@ pub(super) async fn list_objects_v2(
         contents: Some(
             l.objects
                 .iter()
-                .map(|o| list_object(o, url, owner))
+                .map(|o| list_object(o, url, owner.then(|| owners.of(o))))
                 .collect(),
         ),
         common_prefixes: prefixes(&l, url),
@@ -137,7 +160,7 @@ pub(super) async fn list_object_versions(
     let url = is_url(&i.encoding_type)?;
     let max = max_keys(i.max_keys)?;
     let prefix = i.prefix.clone().unwrap_or_default();
-    let l = t
+    let (owners, l) = t
         .listing(
             &i.bucket,
             prefix,
@@ -156,7 +179,7 @@ pub(super) async fn list_object_versions(
             last_modified: Some(timestamp(o.last_modified_ms)),
             is_latest: Some(true),
             version_id: Some("null".into()),
-            owner: Some(tessera_owner()),
+            owner: Some(owners.of(o)),
             storage_class: Some(ObjectVersionStorageClass::from_static(
                 ObjectVersionStorageClass::STANDARD,
             )),

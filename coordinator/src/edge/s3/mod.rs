@@ -11,11 +11,11 @@
 //! ListObjectsV2, ListObjectVersions (unversioned: every object with VersionId `null`),
 //! GetBucketVersioning (never enabled), the multipart operations, GetObjectAttributes,
 //! bucket and object ACLs, object ownership controls, bucket policies and their status, the
-//! public access block and CORS rules.
+//! public access block, CORS rules and browser form uploads (PostObject).
 
 //!
 //! This module is the table of operations: each forwards to its family ([`buckets`],
-//! [`objects`], [`listing`], [`multipart`], [`acl`], [`config`]); [`helpers`] holds what
+//! [`objects`], [`listing`], [`multipart`], [`acl`], [`config`], [`post`]); [`helpers`] holds what
 //! they share.
 
 mod acl;
@@ -25,6 +25,7 @@ mod helpers;
 mod listing;
 mod multipart;
 mod objects;
+mod post;
 
 pub use helpers::MAX_USER_META;
 pub use multipart::MAX_PARTS;
@@ -267,5 +268,16 @@ impl S3 for Tessera {
         req: S3Request<DeleteBucketCorsInput>,
     ) -> R<DeleteBucketCorsOutput> {
         config::delete_cors(self, req).await
+    }
+
+    async fn post_object(&self, req: S3Request<PostObjectInput>) -> R<PostObjectOutput> {
+        post::post_object(self, req).await
+    }
+
+    async fn get_object_torrent(
+        &self,
+        req: S3Request<GetObjectTorrentInput>,
+    ) -> R<GetObjectTorrentOutput> {
+        objects::get_object_torrent(self, req).await
     }
 }

@@ -7,10 +7,10 @@
 //! (the object's metadata, so a metadata rebuild can find multipart objects) and commits the
 //! object in one metadata transaction; parts left out become garbage.
 
-use super::acl::object_write_acl;
+use super::acl::{object_write_acl, Owners};
 use super::helpers::{
     attrs, body_stream, bucket_name, encode_key, header_ec, is_url, object_key, ok, precondition,
-    refuse_unsupported, tessera_owner, timestamp, R,
+    refuse_unsupported, timestamp, R,
 };
 use super::Tessera;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
@@ -448,6 +448,7 @@ pub(super) async fn list_parts(t: &Tessera, req: S3Request<ListPartsInput>) -> R
     let max = i.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
     let marker = i.part_number_marker.unwrap_or(0).max(0) as u32;
     let all = t.c.meta.upload_parts(upload.id).await.map_err(s3_err)?;
+    let owners = t.owners(None).await?;
     let after: Vec<&Part> = all.iter().filter(|p| p.number > marker).collect();
     let truncated = after.len() > max;
     let page = &after[..after.len().min(max)];
@@ -479,8 +480,8 @@ pub(super) async fn list_parts(t: &Tessera, req: S3Request<ListPartsInput>) -> R
         max_parts: Some(max as i32),
         is_truncated: Some(truncated),
         parts: Some(parts),
-        initiator: Some(initiator(&upload)),
-        owner: Some(tessera_owner()),
+        initiator: Some(initiator(&owners, &upload)),
+        owner: Some(owners.key(upload.owner.as_deref())),
         storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
         checksum_algorithm: upload
             .checksum_algorithm
@@ -518,6 +519,7 @@ pub(super) async fn list_uploads(
             )
             .await
             .map_err(s3_err)?;
+    let owners = t.owners(None).await?;
     let listed: Vec<MultipartUpload> = page
         .uploads
         .iter()
@@ -525,8 +527,8 @@ pub(super) async fn list_uploads(
             key: Some(encode_key(u.key.clone(), url)),
             upload_id: Some(u.id.to_string()),
             initiated: Some(timestamp(u.initiated_ms)),
-            initiator: Some(initiator(u)),
-            owner: Some(tessera_owner()),
+            initiator: Some(initiator(&owners, u)),
+            owner: Some(owners.key(u.owner.as_deref())),
             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
             checksum_algorithm: u
                 .checksum_algorithm
@@ -563,11 +565,11 @@ pub(super) async fn list_uploads(
     }))
 }
 
-fn initiator(u: &Upload) -> Initiator {
-    let id = u.owner.clone().unwrap_or_else(|| "anonymous".into());
+fn initiator(owners: &Owners, u: &Upload) -> Initiator {
+    let o = owners.key(u.owner.as_deref());
     Initiator {
-        display_name: Some(id.clone()),
-        id: Some(id),
+        display_name: o.display_name,
+        id: o.id,
     }
 }
 

@@ -585,3 +585,17 @@ pub(super) async fn get_object_attributes(
     }
     ok(out)
 }
+
+/// Torrents are not served: an existing object answers NoSuchKey for its torrent, as S3
+/// does where torrents are unavailable.
+pub(super) async fn get_object_torrent(
+    t: &Tessera,
+    req: S3Request<GetObjectTorrentInput>,
+) -> R<GetObjectTorrentOutput> {
+    let i = req.input;
+    t.object(&i.bucket, &i.key).await?;
+    Err(s3_err(ApiError::NoSuchKey {
+        bucket: i.bucket,
+        key: format!("{}?torrent (torrents are not served)", i.key),
+    }))
+}

@@ -1,0 +1,80 @@
+//! PostObject: a browser form upload. `s3s` reads the form, checks the policy document's
+//! signature, expiry and conditions, and holds the file (at most `--post-max-size`); the
+//! upload is then stored exactly as a PUT with the same fields would be, and `s3s` answers
+//! with `success_action_status` or `success_action_redirect`.
+
+use super::helpers::R;
+use super::objects::put_object;
+use super::Tessera;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response};
+
+pub(super) async fn post_object(
+    t: &Tessera,
+    req: S3Request<PostObjectInput>,
+) -> R<PostObjectOutput> {
+    let i = req.input;
+    // `${filename}` in the key is the name of the uploaded file (s3s gives the field as sent).
+    let put = PutObjectInput {
+        acl: i.acl,
+        body: i.body,
+        bucket: i.bucket,
+        cache_control: i.cache_control,
+        checksum_algorithm: i.checksum_algorithm,
+        checksum_crc32: i.checksum_crc32,
+        checksum_crc32c: i.checksum_crc32c,
+        checksum_crc64nvme: i.checksum_crc64nvme,
+        checksum_sha1: i.checksum_sha1,
+        checksum_sha256: i.checksum_sha256,
+        content_disposition: i.content_disposition,
+        content_encoding: i.content_encoding,
+        content_language: i.content_language,
+        content_length: i.content_length,
+        content_md5: i.content_md5,
+        content_type: i.content_type,
+        expected_bucket_owner: i.expected_bucket_owner,
+        expires: i.expires,
+        grant_full_control: i.grant_full_control,
+        grant_read: i.grant_read,
+        grant_read_acp: i.grant_read_acp,
+        grant_write_acp: i.grant_write_acp,
+        if_match: i.if_match,
+        if_none_match: i.if_none_match,
+        key: i.key,
+        metadata: i.metadata,
+        object_lock_legal_hold_status: i.object_lock_legal_hold_status,
+        object_lock_mode: i.object_lock_mode,
+        object_lock_retain_until_date: i.object_lock_retain_until_date,
+        server_side_encryption: i.server_side_encryption,
+        sse_customer_algorithm: i.sse_customer_algorithm,
+        ssekms_key_id: i.ssekms_key_id,
+        storage_class: i.storage_class,
+        tagging: i.tagging,
+        write_offset_bytes: i.write_offset_bytes,
+        ..Default::default()
+    };
+    let put_req = S3Request {
+        input: put,
+        method: req.method,
+        uri: req.uri,
+        headers: req.headers,
+        extensions: req.extensions,
+        credentials: req.credentials,
+        region: req.region,
+        service: req.service,
+        trailing_headers: req.trailing_headers,
+    };
+    let done = put_object(t, put_req).await?;
+    let o = done.output;
+    let mut resp = S3Response::new(PostObjectOutput {
+        e_tag: o.e_tag,
+        checksum_crc32: o.checksum_crc32,
+        checksum_crc32c: o.checksum_crc32c,
+        checksum_crc64nvme: o.checksum_crc64nvme,
+        checksum_sha1: o.checksum_sha1,
+        checksum_sha256: o.checksum_sha256,
+        ..Default::default()
+    });
+    resp.headers = done.headers;
+    Ok(resp)
+}
