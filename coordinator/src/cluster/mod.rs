@@ -124,14 +124,12 @@ mod tests {
         crate::meta::conformance::run_all(&*on_leader).await;
         // Every member applies the same commands to the same state.
         on_leader
-            .create_bucket(crate::meta::BucketMeta {
-                name: "last".into(),
-                created_ms: 1,
-                ec: crate::names::EcSpec { k: 2, m: 1 },
-                owner: None,
-                grants: Default::default(),
-                replicate_below: None,
-            })
+            .create_bucket(crate::meta::BucketMeta::new(
+                "last",
+                1,
+                crate::names::EcSpec { k: 2, m: 1 },
+                None,
+            ))
             .await
             .unwrap();
         for m in &members {
@@ -161,14 +159,7 @@ mod tests {
     }
 
     fn bucket(name: &str) -> crate::meta::BucketMeta {
-        crate::meta::BucketMeta {
-            name: name.into(),
-            created_ms: 1,
-            ec: crate::names::EcSpec { k: 2, m: 1 },
-            owner: None,
-            grants: Default::default(),
-            replicate_below: None,
-        }
+        crate::meta::BucketMeta::new(name, 1, crate::names::EcSpec { k: 2, m: 1 }, None)
     }
 
     /// Concurrent writes through every member share log entries, and each caller gets the

@@ -10,8 +10,8 @@
 
 use super::store::Result;
 use super::{
-    Acl, BucketMeta, BucketSetting, CompletedUpload, Grant, KeyRecord, Listing, MetaError,
-    MetaStore, NodeRecord, ObjectMeta, PackEntry, Part, Precondition, ShardSet, Upload,
+    Acl, BucketMeta, BucketSetting, CompletedUpload, DeleteCondition, Grant, KeyRecord, Listing,
+    MetaError, MetaStore, NodeRecord, ObjectMeta, PackEntry, Part, Precondition, ShardSet, Upload,
     UploadListing,
 };
 use crate::names::EcSpec;
@@ -172,6 +172,8 @@ operations! {
         fn restore_object(&self, obj: ObjectMeta, default_ec: EcSpec) -> bool = |m| m.restore_object(&obj, default_ec);
         /// Deletes a key's committed version; returns it (its shards become garbage).
         fn delete_object(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.delete_object(&bucket, &key);
+        /// Deletes a key's committed version if it meets `cond` (PreconditionFailed if not).
+        fn delete_object_if(&self, bucket: String, key: String, cond: DeleteCondition) -> Option<ObjectMeta> = |m| m.delete_object_if(&bucket, &key, &cond);
         /// Records a new multipart upload.
         fn create_upload(&self, u: Upload) -> () = |m| m.create_upload(&u);
         /// The commit point of a part (replacing a part of the same number).
@@ -239,6 +241,8 @@ operations! {
         linear fn uploads(&self, bucket: String, prefix: String, delimiter: Option<String>, after: Option<(String, Option<ObjectVersion>)>, max: usize) -> UploadListing = |m| m.uploads(&bucket, &prefix, delimiter.as_deref(), after.as_ref().map(|(k, id)| (k.as_str(), *id)), max);
         /// The parts of an upload in number order.
         linear fn upload_parts(&self, id: ObjectVersion) -> Vec<Part> = |m| m.upload_parts(id);
+        /// Earlier uploads of an upload's part numbers, replaced by later ones.
+        linear fn superseded_parts(&self, id: ObjectVersion) -> Vec<Part> = |m| m.superseded_parts(id);
         /// How upload `id` was completed, while that is remembered.
         linear fn completed_upload(&self, id: ObjectVersion) -> Option<CompletedUpload> = |m| m.completed_upload(id);
         /// Uploads started before `before_ms`.

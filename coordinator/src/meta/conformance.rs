@@ -22,6 +22,98 @@ pub async fn run_all(m: &dyn Metadata) {
     keys_grants_and_nodes(m).await;
     node_lifecycle_jobs_and_recodes(m).await;
     packed_segments(m).await;
+    access_settings_and_conditional_deletes(m).await;
+}
+
+/// Bucket settings and object ACLs are stored as given and read back; conditional deletes
+/// delete only what meets their condition and leave a missing key alone.
+pub async fn access_settings_and_conditional_deletes(m: &dyn Metadata) {
+    use super::{Acl, AclGrant, BucketSetting, CorsRule, DeleteCondition, Grantee, Permission};
+    m.create_bucket(bucket("cfg")).await.unwrap();
+    let acl = Acl {
+        owner: Some("owner-key".into()),
+        grants: vec![AclGrant {
+            grantee: Grantee::AllUsers,
+            permission: Permission::Read,
+        }],
+    };
+    let b = m
+        .set_bucket_setting("cfg".into(), BucketSetting::Acl(acl.clone()))
+        .await
+        .unwrap();
+    assert_eq!(b.acl, Some(acl.clone()));
+    let rule = CorsRule {
+        allowed_origins: vec!["*".into()],
+        allowed_methods: vec!["GET".into()],
+        ..Default::default()
+    };
+    m.set_bucket_setting("cfg".into(), BucketSetting::Cors(Some(vec![rule.clone()])))
+        .await
+        .unwrap();
+    m.set_bucket_setting("cfg".into(), BucketSetting::Policy(Some("{}".into())))
+        .await
+        .unwrap();
+    let b = m.bucket("cfg".into()).await.unwrap().unwrap();
+    assert_eq!(
+        (b.cors, b.policy.as_deref()),
+        (Some(vec![rule]), Some("{}"))
+    );
+    assert_eq!(b.acl, Some(acl.clone()), "one setting leaves the others");
+    m.set_bucket_setting("cfg".into(), BucketSetting::Policy(None))
+        .await
+        .unwrap();
+    assert!(m
+        .bucket("cfg".into())
+        .await
+        .unwrap()
+        .unwrap()
+        .policy
+        .is_none());
+    assert!(matches!(
+        m.set_bucket_setting("cfg-none".into(), BucketSetting::Cors(None))
+            .await,
+        Err(MetaError::NoSuchBucket(_))
+    ));
+    // Object ACLs.
+    let o = object("cfg", "k", 10);
+    put(m, o.clone(), Precondition::None).await.unwrap();
+    m.set_object_acl("cfg".into(), "k".into(), acl.clone())
+        .await
+        .unwrap();
+    let got = m.object("cfg".into(), "k".into()).await.unwrap().unwrap();
+    assert_eq!((got.acl, got.version), (Some(acl.clone()), o.version));
+    assert!(matches!(
+        m.set_object_acl("cfg".into(), "none".into(), acl).await,
+        Err(MetaError::NoSuchKey { .. })
+    ));
+    // Conditional deletes.
+    let wrong = DeleteCondition {
+        etag: Some("nope".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        m.delete_object_if("cfg".into(), "k".into(), wrong.clone())
+            .await,
+        Err(MetaError::PreconditionFailed)
+    ));
+    assert!(m.object("cfg".into(), "k".into()).await.unwrap().is_some());
+    let right = DeleteCondition {
+        etag: Some(format!("\"{}\"", o.etag)),
+        size: Some(o.size),
+        last_modified_secs: Some((o.last_modified_ms / 1000) as i64),
+    };
+    let gone = m
+        .delete_object_if("cfg".into(), "k".into(), right)
+        .await
+        .unwrap();
+    assert_eq!(gone.map(|g| g.version), Some(o.version));
+    assert!(m
+        .delete_object_if("cfg".into(), "k".into(), wrong)
+        .await
+        .unwrap()
+        .is_none());
+    m.delete_bucket("cfg".into()).await.unwrap();
+    clear_garbage(m).await;
 }
 
 fn node(i: u8) -> NodeId {
@@ -29,19 +121,12 @@ fn node(i: u8) -> NodeId {
 }
 
 fn bucket(name: &str) -> BucketMeta {
-    BucketMeta {
-        name: name.into(),
-        created_ms: now_ms(),
-        ec: EcSpec { k: 2, m: 1 },
-        owner: Some("owner-key".into()),
-        grants: BTreeMap::new(),
-        replicate_below: None,
-        acl: None,
-        policy: None,
-        cors: None,
-        public_access_block: None,
-        ownership: None,
-    }
+    BucketMeta::new(
+        name,
+        now_ms(),
+        EcSpec { k: 2, m: 1 },
+        Some("owner-key".into()),
+    )
 }
 
 /// A one-part object of `size` bytes at a fresh version on nodes 0..3.
@@ -559,10 +644,21 @@ pub async fn multipart_uploads(m: &dyn Metadata) {
         [(1, p1.version), (2, p2b.version), (3, p3.version)],
         "parts in number order, a part uploaded again replaces the old one"
     );
-    assert!(
-        garbage_versions(m).await.contains(&p2.version),
-        "the replaced part"
+    // The replaced upload stays nameable (a retry that finished first is not lost).
+    assert_eq!(
+        m.superseded_parts(u.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.version)
+            .collect::<Vec<_>>(),
+        [p2.version]
     );
+    assert!(!garbage_versions(m).await.contains(&p2.version));
+    assert!(m
+        .upload_references(u.id, p2.version, 0, node(0))
+        .await
+        .unwrap());
     assert!(m
         .upload_references(u.id, p3.version, 0, node(0))
         .await
@@ -611,19 +707,24 @@ pub async fn multipart_uploads(m: &dyn Metadata) {
             .await
             .unwrap();
     }
-    // Complete with parts 1 and 2: part 3 is left out and becomes garbage.
+    // Complete with part 1 and the first upload of part 2: part 3 and the later upload of
+    // part 2 are left out and become garbage.
     let mut obj = object("mp", "obj", 200);
-    obj.parts = vec![p1.clone(), p2b.clone()];
+    obj.parts = vec![p1.clone(), p2.clone()];
     obj.upload = Some(u.id);
     m.complete_upload(obj.clone(), u.id, Precondition::Absent)
         .await
         .unwrap();
     let got = m.object("mp".into(), "obj".into()).await.unwrap().unwrap();
     assert_eq!(got.parts.len(), 2);
+    let garbage = garbage_versions(m).await;
+    assert!(garbage.contains(&p3.version), "the part left out");
     assert!(
-        garbage_versions(m).await.contains(&p3.version),
-        "the part left out"
+        garbage.contains(&p2b.version),
+        "the upload of part 2 not named"
     );
+    assert!(!garbage.contains(&p2.version), "the upload of part 2 named");
+    assert!(m.superseded_parts(u.id).await.unwrap().is_empty());
     assert!(
         matches!(
             m.upload("mp".into(), "obj".into(), u.id).await,
@@ -637,7 +738,7 @@ pub async fn multipart_uploads(m: &dyn Metadata) {
     assert_eq!(done.etag, obj.etag);
     assert_eq!(
         done.parts,
-        vec![(p1.number, p1.etag.clone()), (p2b.number, p2b.etag.clone())]
+        vec![(p1.number, p1.etag.clone()), (p2.number, p2.etag.clone())]
     );
     assert_eq!(m.expire_completed(done.completed_ms).await.unwrap(), 0);
     assert_eq!(m.expire_completed(done.completed_ms + 1).await.unwrap(), 1);

@@ -9,6 +9,9 @@
 //! - `k\0{access key id}` -> [`KeyRecord`]: an access key and its secret
 //! - `u\0{bucket}\0{key}\0{upload id}` -> [`Upload`]: a multipart upload in progress
 //! - `t\0{upload id}\0{part number, 5 digits}` -> [`Part`]: an uploaded part
+//! - `r\0{upload id}\0{part number, 5 digits}\0{version}` -> [`Part`]: an earlier upload
+//!   of a part number, replaced by a later one but still nameable by its ETag at completion
+//!   (an upload retried while the first attempt was still running may finish first)
 //! - `c\0{upload id}` -> [`CompletedUpload`]: a completed upload, until it expires
 
 use tessera_node::ObjectVersion;
@@ -23,6 +26,18 @@ pub fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
         k.extend_from_slice(p.as_bytes());
     }
     k
+}
+
+/// The key of an earlier upload (`version`) of part `number` of upload `id`.
+pub fn superseded_key(id: ObjectVersion, number: u32, version: ObjectVersion) -> Vec<u8> {
+    key(
+        b'r',
+        &[
+            &id.to_string(),
+            &format!("{number:05}"),
+            &version.to_string(),
+        ],
+    )
 }
 
 /// The key of part `number` of upload `id`.

@@ -37,9 +37,9 @@ pub use api::{Command, Engine, Freshness, Local, Metadata, Reply};
 pub use clock::{now_ms, Context};
 pub use error::MetaError;
 pub use records::{
-    BucketMeta, CompletedUpload, Fill, Grant, KeyRecord, Listing, NodeRecord, ObjectMeta,
-    PackEntry, Packed, Part, Precondition, ShardLoc, ShardSet, ShardState, Upload, UploadListing,
-    SEGMENTS,
+    BucketMeta, CompletedUpload, DeleteCondition, Fill, Grant, KeyRecord, Listing, NodeRecord,
+    ObjectMeta, PackEntry, Packed, Part, Precondition, ShardLoc, ShardSet, ShardState, Upload,
+    UploadListing, SEGMENTS,
 };
 pub use settings::{
     Acl, AclGrant, BucketSetting, CorsRule, Grantee, Permission, PublicAccessBlock,

@@ -1,12 +1,15 @@
 //! Multipart uploads and their parts.
 
 use super::clock::now_ms;
-use super::keys::{key, part_key};
+use super::keys::{key, part_key, superseded_key};
 use super::kv::Batch;
 use super::records::{CompletedUpload, ObjectMeta, Part, Precondition, Upload, UploadListing};
 use super::store::{check_precondition, put_garbage, Entry, MetaStore, Result};
 use super::MetaError;
 use tessera_node::{NodeId, ObjectVersion};
+
+/// How many replaced uploads of one part number an upload keeps nameable.
+pub const SUPERSEDED_PER_PART: usize = 4;
 
 impl MetaStore {
     /// Records a new upload; fails if its bucket does not exist.
@@ -99,8 +102,22 @@ impl MetaStore {
         Ok(out)
     }
 
-    /// The commit point of an uploaded part: it joins the upload (replacing a part of the same
-    /// number, which becomes garbage) and its in-flight record goes, in one synced batch.
+    /// Earlier uploads of the upload's part numbers that later ones replaced, in key order.
+    pub fn superseded_parts(&self, id: ObjectVersion) -> Result<Vec<Part>> {
+        let mut prefix = key(b'r', &[&id.to_string()]);
+        prefix.push(0);
+        let mut out = Vec::new();
+        self.scan(&prefix, |_, p: Part| {
+            out.push(p);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The commit point of an uploaded part: it joins the upload and its in-flight record
+    /// goes, in one synced batch. A part of the same number it replaces is kept as
+    /// superseded (a completion may still name it by its ETag), at most
+    /// [`SUPERSEDED_PER_PART`] per number; older ones become garbage.
     /// Fails with [`MetaError::NoSuchUpload`] if the upload was completed or aborted meanwhile.
     pub fn commit_part(
         &self,
@@ -116,9 +133,23 @@ impl MetaStore {
         let mut batch = Batch::default();
         if let Some(old) = self.get::<Part>(&pk)? {
             batch.put(
-                key(b'g', &[&old.version.to_string()]),
-                serde_json::to_vec(&old.shard_set(bucket, k))?,
+                superseded_key(upload, old.number, old.version),
+                serde_json::to_vec(&old)?,
             );
+            let mut earlier: Vec<Part> = self
+                .superseded_parts(upload)?
+                .into_iter()
+                .filter(|p| p.number == part.number)
+                .collect();
+            earlier.sort_by_key(|p| p.version);
+            let excess = (earlier.len() + 1).saturating_sub(SUPERSEDED_PER_PART);
+            for gone in earlier.iter().take(excess) {
+                batch.delete(superseded_key(upload, gone.number, gone.version));
+                batch.put(
+                    key(b'g', &[&gone.version.to_string()]),
+                    serde_json::to_vec(&gone.shard_set(bucket, k))?,
+                );
+            }
         }
         batch.put(pk, serde_json::to_vec(part)?);
         batch.delete(key(b'p', &[&part.version.to_string()]));
@@ -134,6 +165,15 @@ impl MetaStore {
         keep: &[ObjectVersion],
     ) -> Result<()> {
         batch.delete(key(b'u', &[&u.bucket, &u.key, &u.id.to_string()]));
+        for p in self.superseded_parts(u.id)? {
+            batch.delete(superseded_key(u.id, p.number, p.version));
+            if !keep.contains(&p.version) {
+                batch.put(
+                    key(b'g', &[&p.version.to_string()]),
+                    serde_json::to_vec(&p.shard_set(&u.bucket, &u.key))?,
+                );
+            }
+        }
         for p in self.upload_parts(u.id)? {
             batch.delete(part_key(u.id, p.number));
             if !keep.contains(&p.version) {
@@ -173,7 +213,8 @@ impl MetaStore {
         }
         for p in &obj.parts {
             let current: Option<Part> = self.get(&part_key(upload, p.number))?;
-            if current.as_ref().map(|c| c.version) != Some(p.version) {
+            let earlier: Option<Part> = self.get(&superseded_key(upload, p.number, p.version))?;
+            if current.as_ref().map(|c| c.version) != Some(p.version) && earlier.is_none() {
                 return Err(MetaError::InvalidPart(format!(
                     "part {} changed while the upload was being completed",
                     p.number
@@ -274,6 +315,7 @@ impl MetaStore {
         Ok(self
             .upload_parts(upload)?
             .iter()
+            .chain(self.superseded_parts(upload)?.iter())
             .any(|p| p.version == version && p.holds(index, node)))
     }
 }

@@ -3,11 +3,12 @@
 use super::clock::{now_ms, proposer};
 use super::keys::key;
 use super::kv::Batch;
-use super::records::{BucketMeta, ObjectMeta, Precondition, ShardSet, ShardState, SEGMENTS};
+use super::records::{
+    BucketMeta, DeleteCondition, ObjectMeta, Precondition, ShardSet, ShardState, SEGMENTS,
+};
 use super::store::{check_precondition, put_garbage, MetaStore, Release, Result};
 use super::MetaError;
 use crate::names::EcSpec;
-use std::collections::BTreeMap;
 use tessera_node::{NodeId, ObjectVersion};
 
 impl MetaStore {
@@ -215,19 +216,7 @@ impl MetaStore {
         }
         let mut batch = Batch::default();
         if obj.bucket != SEGMENTS && self.bucket(&obj.bucket)?.is_none() {
-            let b = BucketMeta {
-                name: obj.bucket.clone(),
-                created_ms: now_ms(),
-                ec: default_ec,
-                owner: None,
-                grants: BTreeMap::new(),
-                replicate_below: None,
-                acl: None,
-                policy: None,
-                cors: None,
-                public_access_block: None,
-                ownership: None,
-            };
+            let b = BucketMeta::new(&obj.bucket, now_ms(), default_ec, None);
             batch.put(key(b'b', &[&obj.bucket]), serde_json::to_vec(&b)?);
         }
         let mut release = Release::new(self);
@@ -274,10 +263,24 @@ impl MetaStore {
 
     /// Deletes a key's committed version (no-op if absent); its shards become garbage.
     pub fn delete_object(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
+        self.delete_object_if(bucket, k, &DeleteCondition::default())
+    }
+
+    /// Deletes a key's committed version if it meets `cond` (PreconditionFailed if not);
+    /// a key without one is left as it is. Returns the deleted version.
+    pub fn delete_object_if(
+        &self,
+        bucket: &str,
+        k: &str,
+        cond: &DeleteCondition,
+    ) -> Result<Option<ObjectMeta>> {
         let guard = self.lock.lock().unwrap();
         let Some(old) = self.object(bucket, k)? else {
             return Ok(None);
         };
+        if !cond.holds(&old) {
+            return Err(MetaError::PreconditionFailed);
+        }
         let mut batch = Batch::default();
         batch.delete(key(b'o', &[bucket, k]));
         put_garbage(self, &mut batch, &old)?;

@@ -56,6 +56,23 @@ pub struct Grant {
 }
 
 impl BucketMeta {
+    /// A new bucket with nothing set beyond its code and owner.
+    pub fn new(name: &str, created_ms: u64, ec: EcSpec, owner: Option<String>) -> BucketMeta {
+        BucketMeta {
+            name: name.to_string(),
+            created_ms,
+            ec,
+            owner,
+            grants: BTreeMap::new(),
+            replicate_below: None,
+            acl: None,
+            policy: None,
+            cors: None,
+            public_access_block: None,
+            ownership: None,
+        }
+    }
+
     /// The permissions of `key_id` in this bucket (the creator is owner).
     pub fn grant_of(&self, key_id: &str) -> Grant {
         if self.owner.as_deref() == Some(key_id) {
@@ -113,6 +130,31 @@ pub enum Precondition {
         /// The segment it is moved out of.
         from: ObjectVersion,
     },
+}
+
+/// What a conditional delete asks of the object it deletes; a key with no object is
+/// deleted (a no-op) whatever the condition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteCondition {
+    /// The ETag the object must have (`*`: any).
+    pub etag: Option<String>,
+    /// The commit time it must have, in whole seconds since the epoch.
+    pub last_modified_secs: Option<i64>,
+    /// The size it must have.
+    pub size: Option<u64>,
+}
+
+impl DeleteCondition {
+    /// Whether `o` meets the condition.
+    pub fn holds(&self, o: &ObjectMeta) -> bool {
+        self.etag
+            .as_deref()
+            .is_none_or(|e| e == "*" || e.trim_matches('"') == o.etag)
+            && self
+                .last_modified_secs
+                .is_none_or(|s| s == (o.last_modified_ms / 1000) as i64)
+            && self.size.is_none_or(|s| s == o.size)
+    }
 }
 
 /// State of one shard of an object.

@@ -122,17 +122,10 @@ pub(super) async fn create_bucket(
         return Err(s3_err(ApiError::AclNotSupported(name.to_string())));
     }
     let b = BucketMeta {
-        name: name.to_string(),
-        created_ms: now_ms(),
-        ec,
-        owner: owner.clone(),
-        grants: BTreeMap::new(),
         replicate_below: header_replicate_below(&req.headers)?,
         acl,
-        policy: None,
-        cors: None,
-        public_access_block: None,
         ownership,
+        ..BucketMeta::new(&name.to_string(), now_ms(), ec, owner.clone())
     };
     let b_acl = b.acl.clone();
     let created = if t.c.meta.create_bucket(b).await.map_err(s3_err)? {

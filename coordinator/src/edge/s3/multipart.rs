@@ -320,7 +320,9 @@ pub(super) async fn complete(
     });
     let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     let id = upload.id;
-    let stored = t.c.meta.upload_parts(id).await.map_err(s3_err)?;
+    let mut stored = t.c.meta.upload_parts(id).await.map_err(s3_err)?;
+    // Earlier uploads of a part number count too: the one whose ETag is named is used.
+    stored.extend(t.c.meta.superseded_parts(id).await.map_err(s3_err)?);
     let parts = choose_parts(&listed, &stored, t.c.config.min_part_size).map_err(s3_err)?;
     if let Some(size) = i.mpu_object_size {
         let total: u64 = parts.iter().map(|p| p.size).sum();
@@ -448,7 +450,13 @@ pub(super) async fn list_parts(t: &Tessera, req: S3Request<ListPartsInput>) -> R
     let max = i.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
     let marker = i.part_number_marker.unwrap_or(0).max(0) as u32;
     let all = t.c.meta.upload_parts(upload.id).await.map_err(s3_err)?;
-    let owners = t.owners(None).await?;
+    let bucket_owner = t.existing_bucket(&i.bucket).await?.owner;
+    let owners = t.owners(bucket_owner.clone()).await?;
+    // The owner the object will have: its writer, or the bucket's owner.
+    let owner = upload
+        .acl
+        .as_ref()
+        .map_or(bucket_owner, |a| a.owner.clone());
     let after: Vec<&Part> = all.iter().filter(|p| p.number > marker).collect();
     let truncated = after.len() > max;
     let page = &after[..after.len().min(max)];
@@ -481,7 +489,7 @@ pub(super) async fn list_parts(t: &Tessera, req: S3Request<ListPartsInput>) -> R
         is_truncated: Some(truncated),
         parts: Some(parts),
         initiator: Some(initiator(&owners, &upload)),
-        owner: Some(owners.key(upload.owner.as_deref())),
+        owner: Some(owners.key(owner.as_deref())),
         storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
         checksum_algorithm: upload
             .checksum_algorithm
@@ -615,14 +623,15 @@ fn choose_parts(
         if out.last().is_some_and(|p| p.number as i32 >= n) {
             return Err(ApiError::InvalidPartOrder);
         }
-        let p = stored
-            .iter()
-            .find(|p| p.number as i32 == n)
-            .ok_or_else(|| ApiError::InvalidPart(format!("part {n} was not uploaded")))?;
         let given = l
             .e_tag
             .as_ref()
             .map(|e| e.value().trim_matches('"').to_string());
+        let p = stored
+            .iter()
+            .find(|p| p.number as i32 == n && given.as_deref() == Some(p.etag.as_str()))
+            .or_else(|| stored.iter().find(|p| p.number as i32 == n))
+            .ok_or_else(|| ApiError::InvalidPart(format!("part {n} was not uploaded")))?;
         if given.as_deref() != Some(p.etag.as_str()) {
             return Err(ApiError::InvalidPart(format!(
                 "part {n} has ETag \"{}\", not {:?}",

@@ -3,8 +3,8 @@
 use super::acl::object_write_acl;
 use super::helpers::{
     attrs, body_stream, bucket_name, check_read_conditions, etag, expires_of, header_ec,
-    header_field, object_key, ok, precondition, refuse_unsupported, tessera_headers, timestamp,
-    user_metadata, R,
+    header_field, object_key, ok, precondition, refuse_unsupported, secs, tessera_headers,
+    timestamp, user_metadata, R,
 };
 use super::Tessera;
 use crate::data::get::ByteRange;
@@ -13,7 +13,7 @@ use crate::edge::access::acl::GrantHeaders;
 use crate::edge::checksum::{stored_checksums, BodyChecks};
 use crate::edge::error::s3_err;
 use crate::error::ApiError;
-use crate::meta::{ObjectMeta, Precondition};
+use crate::meta::{DeleteCondition, ObjectMeta, Precondition};
 use crate::names::ObjectKey;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
@@ -156,11 +156,20 @@ impl Tessera {
 }
 
 impl Tessera {
-    pub(super) async fn delete_key(&self, bucket: String, key: String) -> Result<(), ApiError> {
+    pub(super) async fn delete_key(
+        &self,
+        bucket: String,
+        key: String,
+        cond: DeleteCondition,
+    ) -> Result<(), ApiError> {
         if self.c.meta.bucket(bucket.clone()).await?.is_none() {
             return Err(ApiError::NoSuchBucket(bucket));
         }
-        let removed = self.c.meta.delete_object(bucket, key).await?;
+        let removed = if cond == DeleteCondition::default() {
+            self.c.meta.delete_object(bucket, key).await?
+        } else {
+            self.c.meta.delete_object_if(bucket, key, cond).await?
+        };
         if removed.is_some() {
             self.c.gc_kick.notify_one();
         }
@@ -342,15 +351,17 @@ pub(super) async fn delete_object(
     if i.version_id.as_deref().is_some_and(|v| v != "null") {
         return Err(s3_err(ApiError::NotImplemented("object versions".into())));
     }
-    if i.if_match.is_some() || i.if_match_size.is_some() || i.if_match_last_modified_time.is_some()
-    {
-        return Err(s3_err(ApiError::NotImplemented(
-            "conditional deletes".into(),
-        )));
-    }
+    let cond = DeleteCondition {
+        etag: i.if_match.map(|c| match c {
+            ETagCondition::Any => "*".to_string(),
+            ETagCondition::ETag(e) => e.value().to_string(),
+        }),
+        last_modified_secs: i.if_match_last_modified_time.as_ref().map(secs),
+        size: i.if_match_size.map(|s| s.max(0) as u64),
+    };
     let b = bucket_name(&i.bucket)?.to_string();
     let k = object_key(&i.key)?.to_string();
-    t.delete_key(b, k).await.map_err(s3_err)?;
+    t.delete_key(b, k, cond).await.map_err(s3_err)?;
     ok(DeleteObjectOutput::default())
 }
 
@@ -373,7 +384,14 @@ pub(super) async fn delete_objects(
             Err(ApiError::NotImplemented("object versions".into()))
         } else {
             match ObjectKey::parse(&o.key) {
-                Ok(k) => t.delete_key(b.clone(), k.to_string()).await,
+                Ok(k) => {
+                    let cond = DeleteCondition {
+                        etag: o.e_tag.as_ref().map(|e| e.value().to_string()),
+                        last_modified_secs: o.last_modified_time.as_ref().map(secs),
+                        size: o.size.map(|s| s.max(0) as u64),
+                    };
+                    t.delete_key(b.clone(), k.to_string(), cond).await
+                }
                 Err(e) => Err(e),
             }
         };
