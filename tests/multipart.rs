@@ -425,6 +425,46 @@ async fn a_retried_complete_gets_the_same_answer() {
     assert_eq!(get(&format!("{base}/retry/other")).await.0, 404);
 }
 
+/// A part uploaded twice (a retry whose first attempt was still running): whichever upload
+/// committed last, a completion naming either one's ETag uses that one's bytes, and the
+/// other upload's shards become garbage (ceph/s3-tests
+/// `test_multipart_resend_first_finishes_last`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_part_uploaded_twice_is_completed_by_the_etag_named() {
+    let (c, _d) = start(6, "4+2").await;
+    let base = c.endpoint();
+    assert_eq!(put(&format!("{base}/resend"), vec![]).await.0, 200);
+    for named_first in [true, false] {
+        let obj = format!("{base}/resend/obj-{named_first}");
+        let id = create(&obj).await;
+        let (first, second) = (data(5 * MIB, 81), data(5 * MIB, 82));
+        let (s1, e1) = part(&obj, &id, 1, first.clone()).await;
+        let (s2, e2) = part(&obj, &id, 1, second.clone()).await;
+        let (s3, e3) = part(&obj, &id, 2, b"tail".to_vec()).await;
+        assert_eq!((s1, s2, s3), (200, 200, 200));
+        assert_ne!(e1, e2);
+        let (etag, body) = if named_first {
+            (&e1, first)
+        } else {
+            (&e2, second)
+        };
+        let (s, b) = complete(&obj, &id, &[(1, etag), (2, &e3)], &[]).await;
+        assert_eq!(s, 200, "{b}");
+        let (status, got) = get(&obj).await;
+        assert_eq!(status, 200);
+        assert!(got[..5 * MIB] == body[..], "the bytes of the upload named");
+        assert_eq!(&got[5 * MIB..], b"tail");
+    }
+    // A part never uploaded with the ETag named is still refused.
+    let obj = format!("{base}/resend/refused");
+    let id = create(&obj).await;
+    let (_, e1) = part(&obj, &id, 1, data(5 * MIB, 83)).await;
+    let (s, b) = complete(&obj, &id, &[(1, &md5_hex(b"other"))], &[]).await;
+    assert_eq!((s, code(&b).as_str()), (400, "InvalidPart"), "{b}");
+    let (s, b) = complete(&obj, &id, &[(1, &e1)], &[]).await;
+    assert_eq!(s, 200, "the refusal changed nothing: {b}");
+}
+
 /// boto3 through a proxy that drops the answer to the first CompleteMultipartUpload (the
 /// connection closes after the coordinator answered): boto3 retries, and the retry succeeds
 /// with the same ETag (tests/clients/retried_complete.py).
