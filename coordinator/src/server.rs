@@ -214,7 +214,7 @@ where
     Ok(())
 }
 
-/// Puts the client's address into each request ([`PeerAddr`]) and closes the connection
+/// Puts the client's address into each request ([`crate::edge::observe::PeerAddr`]) and closes the connection
 /// after a refusal of a request that asked `Expect: 100-continue`.
 ///
 /// A client that sent that header and gets a final answer instead of `100 Continue` may keep
@@ -224,10 +224,6 @@ where
 /// next request, which then fails to parse (seen: 400 for a plain PUT after a conditional PUT
 /// got 412). Every answer but a success may come before the body is read, so those get
 /// `Connection: close`; the client opens a fresh connection for its next request.
-/// The client's address, in every request's extensions (a bucket policy's `aws:SourceIp`).
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub std::net::SocketAddr);
-
 #[derive(Clone)]
 struct CloseUnsent<S>(S, std::net::SocketAddr);
 
@@ -243,7 +239,8 @@ where
     >;
 
     fn call(&self, mut req: http::Request<Incoming>) -> Self::Future {
-        req.extensions_mut().insert(PeerAddr(self.1));
+        req.extensions_mut()
+            .insert(crate::edge::observe::PeerAddr(self.1));
         let expects = req
             .headers()
             .get(http::header::EXPECT)

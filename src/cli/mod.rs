@@ -47,7 +47,7 @@ pub enum Cmd {
     /// Run a local cluster (coordinator + N storage nodes) in one process.
     Dev(dev::DevArgs),
     /// Run the coordinator.
-    Coordinator(coordinator::CoordinatorArgs),
+    Coordinator(Box<coordinator::CoordinatorArgs>),
     /// Run a storage node (`tessera node --listen ...`), or retire one (`tessera node
     /// drain|activate|remove ID`).
     Node(node::NodeArgs),
@@ -96,7 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let g = &cli.global;
     match cli.cmd {
         Cmd::Dev(a) => dev::run(a).await,
-        Cmd::Coordinator(a) => coordinator::run(a, g).await,
+        Cmd::Coordinator(a) => coordinator::run(*a, g).await,
         Cmd::Node(a) => node::run(a, g).await,
         Cmd::Repair(a) => repair::run(a, g).await,
         Cmd::Status => status::run(g).await,

@@ -27,9 +27,9 @@ pub mod cors;
 pub mod policy;
 
 use super::error::s3_err;
+use super::observe::PeerAddr;
 use crate::error::ApiError;
 use crate::meta::{Acl, BucketMeta, Permission};
-use crate::server::PeerAddr;
 use crate::state::Coordinator;
 use policy::{Decision, Facts};
 use s3s::access::{S3Access, S3AccessContext};

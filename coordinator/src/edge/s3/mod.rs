@@ -15,11 +15,12 @@
 
 //!
 //! This module is the table of operations: each forwards to its family ([`buckets`],
-//! [`objects`], [`listing`], [`multipart`], [`acl`], [`config`], [`post`]); [`helpers`] holds what
+//! [`objects`], [`listing`], [`multipart`], [`complete`], [`acl`], [`config`], [`post`]); [`helpers`] holds what
 //! they share.
 
 mod acl;
 mod buckets;
+mod complete;
 mod config;
 mod helpers;
 mod listing;
@@ -134,7 +135,7 @@ impl S3 for Tessera {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> R<CompleteMultipartUploadOutput> {
-        multipart::complete(self, req).await
+        complete::complete(self, req).await
     }
 
     async fn abort_multipart_upload(
