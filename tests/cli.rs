@@ -114,6 +114,58 @@ async fn readme_key_and_bucket_commands_work_as_printed() {
     assert_eq!(code, 0, "{err}");
     assert!(json(&out)["grants"].get(&id).is_none(), "{out}");
 
+    // `tessera bucket export|import|delete-policy`: settings as a document, put back whole;
+    // a document that does not check out changes nothing.
+    let doc = serde_json::json!({
+        "grants": { &id: { "read": true, "write": false, "owner": false } },
+        "policy": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::readme/*"}]}"#,
+        "cors": [{ "allowed_origins": ["https://app.example"], "allowed_methods": ["GET"] }],
+    });
+    let file = dir.path().join("readme.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let f = file.to_str().unwrap();
+    let (code, _, err) = run(&[
+        "bucket",
+        "import",
+        "readme",
+        "--file",
+        f,
+        "--coordinator",
+        &url,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["bucket", "export", "readme", "--coordinator", &url]);
+    assert_eq!(code, 0, "{err}");
+    let exported = json(&out);
+    assert_eq!(exported["grants"][&id]["read"], true, "{out}");
+    assert_eq!(exported["policy"], doc["policy"], "{out}");
+    assert_eq!(
+        exported["cors"][0]["allowed_origins"][0],
+        "https://app.example"
+    );
+    let bad_doc = serde_json::json!({ "policy": "{not a policy" });
+    std::fs::write(&file, bad_doc.to_string()).unwrap();
+    let (code, _, err) = run(&[
+        "bucket",
+        "import",
+        "readme",
+        "--file",
+        f,
+        "--coordinator",
+        &url,
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("MalformedPolicy") || err.contains("policy"),
+        "{err}"
+    );
+    let (_, again, _) = run(&["bucket", "export", "readme", "--coordinator", &url]);
+    assert_eq!(json(&again), exported, "the refused import changed nothing");
+    // The policy above denies everyone everything; the operator can still remove it.
+    let (code, out, err) = run(&["bucket", "delete-policy", "readme", "--coordinator", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(json(&out)["policy"].is_null(), "{out}");
+
     // `--json` is global too: before the subcommand, and `status` honours it.
     let (code, out, err) = run(&["--json", "status", "--coordinator", &url]);
     assert_eq!(code, 0, "{err}");

@@ -18,7 +18,10 @@
 //!   a new key, with its secret (the only time it is shown); `GET /keys` (no secrets);
 //!   `DELETE /keys/{id}`.
 //! - `GET /buckets/{bucket}`: owner, grants, k+m; `POST /buckets/{bucket}/allow` and
-//!   `/deny` `{key, read, write, owner}`: add or remove permissions of a key.
+//!   `/deny` `{key, read, write, owner}`: add or remove permissions of a key;
+//!   `GET`/`PUT /buckets/{bucket}/settings`: every setting of a bucket (grants, ACL, policy,
+//!   CORS, public access block, ownership) as one document ([`settings`]);
+//!   `DELETE /buckets/{bucket}/policy`: the way out of a policy that locks everyone out.
 //!
 //! - `GET /cluster/nodes/{id}`: a node's lifecycle state and what it holds;
 //!   `POST /cluster/nodes/{id}/drain`, `/activate`, `/remove` (`{"repair": bool}`): retire a
@@ -48,6 +51,7 @@
 mod access;
 mod cluster;
 mod nodes;
+mod settings;
 mod upkeep;
 
 pub use cluster::ClusterOverview;
@@ -116,6 +120,14 @@ pub fn app(c: Arc<Coordinator>) -> Router {
         .route("/buckets/{bucket}", get(access::bucket_info))
         .route("/buckets/{bucket}/allow", post(access::allow))
         .route("/buckets/{bucket}/deny", post(access::deny))
+        .route(
+            "/buckets/{bucket}/settings",
+            get(settings::export).put(settings::import),
+        )
+        .route(
+            "/buckets/{bucket}/policy",
+            axum::routing::delete(settings::delete_policy),
+        )
         .layer(axum::middleware::from_fn_with_state(
             Arc::<str>::from(c.secrets.admin_token.as_str()),
             require_admin,
