@@ -448,6 +448,7 @@ async fn real_clients_do_what_users_do() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = fast_config(6, "4+2", dir.path());
     cfg.coordinator.anonymous = false;
+    cfg.coordinator.post_max_size = 1 << 20;
     let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
     let (key, secret) = c.create_key("clients").await.unwrap();
     let work = dir.path().join("work");
@@ -460,6 +461,7 @@ async fn real_clients_do_what_users_do() {
             ("KEY", key),
             ("SECRET", secret),
             ("WORK", work.display().to_string()),
+            ("POST_MAX", (1 << 20).to_string()),
         ],
     )
     .await;

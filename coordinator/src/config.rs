@@ -84,8 +84,9 @@ pub struct CoordinatorConfig {
     /// Multipart uploads neither completed nor aborted this long after they were created
     /// are aborted and their parts collected.
     pub multipart_expiry: Duration,
-    /// Largest file a browser form upload (POST object) may carry: such a body is gathered in
-    /// memory before it is stored, so this bounds what one form upload can take.
+    /// Largest file a browser form upload (POST object) or an unsigned upload without a
+    /// length may carry: such a body is gathered in memory before it is stored, so this
+    /// bounds what one such request can take.
     pub post_max_size: u64,
     /// Smallest size of a multipart part other than the last (S3: 5 MiB).
     pub min_part_size: u64,

@@ -77,7 +77,10 @@ pub async fn run(
         max_connections: c.config.max_connections,
     };
     let s3 = crate::edge::observe::Observed::new(
-        crate::edge::access::cors::CorsHeaders::new(crate::edge::service(c.clone())?, c.clone()),
+        crate::edge::access::cors::CorsHeaders::new(
+            crate::edge::lengthless::Lengthless::new(crate::edge::service(c.clone())?, c.clone()),
+            c.clone(),
+        ),
         c.clone(),
     );
     let admin_app =

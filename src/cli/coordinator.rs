@@ -117,8 +117,8 @@ pub struct CoordinatorArgs {
     /// their parts collected.
     #[arg(long, default_value_t = d().multipart_expiry.into())]
     pub multipart_expiry: Human,
-    /// Largest file a browser form upload (POST object) may carry (it is held in memory
-    /// while it is stored).
+    /// Largest file a browser form upload (POST object), or an unsigned upload sent chunked
+    /// without Content-Length, may carry (it is held in memory while it is stored).
     #[arg(long, default_value_t = size(d().post_max_size))]
     pub post_max_size: ByteSize,
     /// Read shards through the nodes' verified HTTP reads instead of raw reads (where nodes

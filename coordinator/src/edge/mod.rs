@@ -8,6 +8,7 @@
 //! - [`admin`]: the admin API (nodes, repair, keys, grants) behind the admin token and the
 //!   cluster secret.
 //! - [`console`]: the web console page and the figures only it needs.
+//! - [`lengthless`]: unsigned uploads sent chunked without a length, given one.
 //! - [`observe`]: request ids (`x-amz-request-id`) and request metrics around the S3 service.
 //! - [`error`]: the one mapping of coordinator errors to S3 codes and HTTP statuses.
 //!
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod checksum;
 pub mod console;
 pub mod error;
+pub mod lengthless;
 pub mod observe;
 pub mod s3;
 
