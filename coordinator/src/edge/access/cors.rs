@@ -17,7 +17,6 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use hyper::body::Incoming;
 use s3s::S3Result;
-use s3s_policy::pattern::PatternSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -43,7 +42,7 @@ pub fn matching<'r>(
 }
 
 fn wildcard(pattern: &str, value: &str) -> bool {
-    pattern == value || PatternSet::new([pattern]).is_ok_and(|p| p.is_match(value))
+    super::policy::glob(pattern, value, false)
 }
 
 /// The `Access-Control-*` headers a matching `rule` puts on an answer to `origin`.

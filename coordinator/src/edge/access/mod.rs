@@ -31,10 +31,11 @@ use super::observe::PeerAddr;
 use crate::error::ApiError;
 use crate::meta::{Acl, BucketMeta, Permission};
 use crate::state::Coordinator;
-use policy::{Decision, Facts};
+use policy::{Decision, Facts, PolicyCache};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
 use s3s::S3Result;
+use s3s_policy::model::Policy;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -151,22 +152,19 @@ pub struct Request<'a> {
     pub keys: BTreeMap<String, Vec<String>>,
 }
 
-/// Decides `r` on the bucket `meta` (see the module docs); `Err` is AccessDenied.
-pub async fn decide(c: &Arc<Coordinator>, meta: &BucketMeta, r: &Request<'_>) -> S3Result<()> {
+/// Decides `r` on the bucket `meta` whose policy (if any) is `policy` (see the module docs);
+/// `Err` is AccessDenied.
+pub async fn decide(
+    c: &Arc<Coordinator>,
+    meta: &BucketMeta,
+    policy: Option<&Policy>,
+    r: &Request<'_>,
+) -> S3Result<()> {
     if r.caller.is_none() && c.config.anonymous {
         return Ok(());
     }
     let pab = meta.public_access();
-    let policy = match &meta.policy {
-        Some(text) => Some(policy::parse(text, &meta.name).map_err(|e| {
-            s3_err(ApiError::Internal(format!(
-                "stored policy of {}: {e}",
-                meta.name
-            )))
-        })?),
-        None => None,
-    };
-    let decision = policy.as_ref().map_or(Decision::Silent, |p| {
+    let decision = policy.map_or(Decision::Silent, |p| {
         let f = Facts {
             caller: r.caller.map(String::from),
             action: action_of(r.op),
@@ -193,7 +191,7 @@ pub async fn decide(c: &Arc<Coordinator>, meta: &BucketMeta, r: &Request<'_>) ->
         }
     }
     if decision == Decision::Allow {
-        let public = policy.as_ref().is_some_and(policy::is_public);
+        let public = policy.is_some_and(policy::is_public);
         if !(pab.restrict_public_buckets && public) {
             return Ok(());
         }
@@ -273,12 +271,16 @@ fn condition_keys(cx: &mut S3AccessContext<'_>) -> BTreeMap<String, Vec<String>>
 /// The per-operation access check.
 pub struct Access {
     c: Arc<Coordinator>,
+    policies: PolicyCache,
 }
 
 impl Access {
     /// Access control for the coordinator `c`.
     pub fn new(c: Arc<Coordinator>) -> Self {
-        Access { c }
+        Access {
+            c,
+            policies: PolicyCache::default(),
+        }
     }
 
     /// Fails unless `caller` may read object `key` of `bucket` (a copy's source).
@@ -288,39 +290,51 @@ impl Access {
         bucket: &str,
         key: &str,
     ) -> S3Result<()> {
-        self.check_one(caller, "GetObject", bucket, Some(key), BTreeMap::new())
-            .await
-            .map(drop)
+        let meta = self.bucket(bucket).await?;
+        self.check_one(
+            caller,
+            "GetObject",
+            meta.as_ref(),
+            Some(key),
+            BTreeMap::new(),
+        )
+        .await
     }
 
-    /// Decides one request; returns the bucket it was decided on (`None`: no such bucket,
-    /// which passes so that the operation answers NoSuchBucket).
+    async fn bucket(&self, name: &str) -> S3Result<Option<BucketMeta>> {
+        self.c.meta.bucket(name.to_string()).await.map_err(s3_err)
+    }
+
+    /// Decides one request on bucket `meta` (`None`: no such bucket, which passes so that
+    /// the operation answers NoSuchBucket).
     async fn check_one(
         &self,
         caller: Option<&str>,
         op: &str,
-        bucket: &str,
+        meta: Option<&BucketMeta>,
         key: Option<&str>,
         keys: BTreeMap<String, Vec<String>>,
-    ) -> S3Result<Option<BucketMeta>> {
-        let Some(meta) = self
-            .c
-            .meta
-            .bucket(bucket.to_string())
-            .await
-            .map_err(s3_err)?
-        else {
-            return Ok(None);
+    ) -> S3Result<()> {
+        let Some(meta) = meta else {
+            return Ok(());
+        };
+        let policy = match &meta.policy {
+            Some(text) => Some(self.policies.parsed(&meta.name, text).map_err(|e| {
+                s3_err(ApiError::Internal(format!(
+                    "stored policy of {}: {e}",
+                    meta.name
+                )))
+            })?),
+            None => None,
         };
         let r = Request {
             caller,
             op,
-            bucket,
+            bucket: &meta.name,
             key,
             keys,
         };
-        decide(&self.c, &meta, &r).await?;
-        Ok(Some(meta))
+        decide(&self.c, meta, policy.as_deref(), &r).await
     }
 }
 
@@ -359,14 +373,18 @@ impl S3Access for Access {
                 ))),
             },
             Some((bucket, key)) => {
-                let keys = condition_keys(cx);
+                let meta = self.bucket(&bucket).await?;
+                // Condition keys are gathered only for a bucket with a policy to read them.
+                let keys = match &meta {
+                    Some(m) if m.policy.is_some() => condition_keys(cx),
+                    _ => BTreeMap::new(),
+                };
                 let expected = cx
                     .headers()
                     .get("x-amz-expected-bucket-owner")
                     .and_then(|v| v.to_str().ok())
                     .map(String::from);
-                let meta = self
-                    .check_one(caller, op, &bucket, key.as_deref(), keys)
+                self.check_one(caller, op, meta.as_ref(), key.as_deref(), keys)
                     .await?;
                 if let (Some(m), Some(e)) = (&meta, &expected) {
                     if m.owner.as_deref() != Some(e.as_str()) {

@@ -13,9 +13,9 @@ use s3s_policy::model::{
     ActionRule, ConditionRule, Effect, Policy, Principal, PrincipalRule, ResourceRule, Statement,
     WildcardOneOrMore,
 };
-use s3s_policy::pattern::PatternSet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// What a policy says about one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,10 +56,7 @@ pub fn parse(text: &str, bucket: &str) -> Result<Policy, String> {
                     return Err(format!("policy has an invalid resource: {res}"));
                 };
                 let named = rest.split('/').next().unwrap_or("");
-                if !PatternSet::new([named])
-                    .map_err(|_| format!("policy has an invalid resource: {res}"))?
-                    .is_match(bucket)
-                {
+                if !glob(named, bucket, false) {
                     return Err(format!("policy has an invalid resource: {res}"));
                 }
             }
@@ -81,6 +78,31 @@ pub fn parse(text: &str, bucket: &str) -> Result<Policy, String> {
         }
     }
     Ok(p)
+}
+
+/// Parsed policies by bucket, so a request to a bucket with a policy does not parse it again
+/// (an entry is replaced when the bucket's policy text changes).
+#[derive(Default)]
+pub struct PolicyCache {
+    by_bucket: std::sync::Mutex<std::collections::HashMap<String, (String, Arc<Policy>)>>,
+}
+
+impl PolicyCache {
+    /// The parsed form of `text`, the policy of `bucket`.
+    pub fn parsed(&self, bucket: &str, text: &str) -> Result<Arc<Policy>, String> {
+        if let Some((t, p)) = self.by_bucket.lock().unwrap().get(bucket) {
+            if t == text {
+                return Ok(p.clone());
+            }
+        }
+        let p = Arc::new(parse(text, bucket)?);
+        let mut map = self.by_bucket.lock().unwrap();
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(bucket.to_string(), (text.to_string(), p.clone()));
+        Ok(p)
+    }
 }
 
 /// Evaluates `policy` for the request `f`.
@@ -149,8 +171,11 @@ fn principal_matches(p: &Principal, caller: Option<&str>) -> bool {
                 id == "*"
                     || caller.is_some_and(|k| {
                         id == k
-                            || id.ends_with(&format!("/{k}"))
-                            || id == &format!("arn:aws:iam::{k}:root")
+                            || id.strip_suffix(k).is_some_and(|rest| rest.ends_with('/'))
+                            || id
+                                .strip_prefix("arn:aws:iam::")
+                                .and_then(|r| r.strip_suffix(":root"))
+                                == Some(k)
                     })
             })
         }),
@@ -160,14 +185,7 @@ fn principal_matches(p: &Principal, caller: Option<&str>) -> bool {
 fn any_match(set: &WildcardOneOrMore<String>, value: &str, fold: bool) -> bool {
     match set.as_slice() {
         None => true,
-        Some(patterns) => patterns.iter().any(|p| {
-            let (p, v) = if fold {
-                (p.to_ascii_lowercase(), value.to_ascii_lowercase())
-            } else {
-                (p.clone(), value.to_string())
-            };
-            PatternSet::new([p.as_str()]).is_ok_and(|s| s.is_match(&v))
-        }),
+        Some(patterns) => patterns.iter().any(|p| glob(p, value, fold)),
     }
 }
 
@@ -263,10 +281,34 @@ fn test(op: Op, have: &str, wanted: &[String]) -> bool {
 }
 
 fn like(pattern: &str, value: &str) -> bool {
-    if pattern.is_empty() {
-        return value.is_empty();
+    glob(pattern, value, false)
+}
+
+/// Whether `value` matches `pattern`, where `*` is any run of characters and `?` any one
+/// (`fold`: ASCII case-insensitively). Allocates nothing: it runs on every request to a
+/// bucket with a policy.
+pub fn glob(pattern: &str, value: &str, fold: bool) -> bool {
+    let (p, v) = (pattern.as_bytes(), value.as_bytes());
+    let same = |a: u8, b: u8| a == b || (fold && a.eq_ignore_ascii_case(&b));
+    let (mut i, mut j) = (0, 0);
+    // Where the last `*` was, and the value position it currently stands for up to.
+    let mut star: Option<(usize, usize)> = None;
+    while j < v.len() {
+        if i < p.len() && (p[i] == b'?' || (p[i] != b'*' && same(p[i], v[j]))) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == b'*' {
+            star = Some((i, j));
+            i += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
     }
-    PatternSet::new([pattern]).is_ok_and(|s| s.is_match(value))
+    p[i..].iter().all(|&c| c == b'*')
 }
 
 /// Whether address `ip` is in `cidr` (`10.0.0.0/8`, `::1/128`, or a bare address).
@@ -354,6 +396,17 @@ mod tests {
         assert!(parse(r#"{"Statement":[{"Effect":"Maybe","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::b"}]}"#, "b").is_err());
         assert!(parse(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::other/*"}]}"#, "b").is_err());
         assert!(parse(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::b","Condition":{"Sometimes":{"a":"b"}}}]}"#, "b").is_err());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("arn:aws:s3:::b/*", "arn:aws:s3:::b/x/y", false));
+        assert!(glob("s3:Get*", "s3:getobject", true));
+        assert!(!glob("s3:Get*", "s3:getobject", false));
+        assert!(glob("a?c*e", "abcdxxe", false));
+        assert!(!glob("a?c*e", "abdde", false));
+        assert!(glob("*", "", false) && glob("", "", false) && !glob("", "x", false));
+        assert!(glob("*.put", "foo.put", false) && !glob("*.put", "foo.putx", false));
     }
 
     #[test]

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# What a bucket policy costs: signed 4 KiB PUT and GET rates into a bucket without a policy
+# and one with a five-statement policy (a Deny with a condition, Allows with wildcards and an
+# IpAddress condition), alternating (ABBA), ROUNDS times, on one `tessera dev` cluster. Prints each
+# round and the median ratio (policy / none).
+#
+#   scripts/policy-bench.sh [ROUNDS] [SECONDS]
+#   NO_POLICY=1 scripts/policy-bench.sh ...   (A/A: neither bucket gets the policy; the noise)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rounds=${1:-3}
+secs=${2:-10}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tessera-ci-target}"
+(cd "$root" && cargo build --release -q)
+bin="$CARGO_TARGET_DIR/release/tessera"
+work=$(mktemp -d)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+s3=$(free_port)
+admin=$(free_port)
+"$bin" dev --listen "127.0.0.1:$s3" --admin-listen "127.0.0.1:$admin" --data-dir "$work/data" >"$work/dev.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do [ -f "$work/data/coordinator/admin.token" ] && break; sleep 0.1; done
+sleep 2
+export TESSERA_COORDINATOR="http://127.0.0.1:$admin"
+"$bin" --admin-token-file "$work/data/coordinator/admin.token" key import \
+    --access-key-id TKPOLICYBENCH0000001 --secret-access-key policy-bench-secret --name bench >/dev/null
+export AWS_ACCESS_KEY_ID=TKPOLICYBENCH0000001 AWS_SECRET_ACCESS_KEY=policy-bench-secret
+python3 - "$s3" <<'EOF'
+import json, sys, boto3
+s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:" + sys.argv[1], region_name="us-east-1")
+for b in ("nopolicy", "policy"):
+    s3.create_bucket(Bucket=b)
+import os
+if os.environ.get("NO_POLICY") != "1":
+  s3.put_bucket_policy(Bucket="policy", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::policy/keep/*"},
+    {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::policy/*",
+     "Condition": {"NotIpAddress": {"aws:SourceIp": ["127.0.0.0/8", "::1/128"]}}},
+    {"Effect": "Allow", "Principal": {"AWS": ["TKSOMEONEELSE0000001"]}, "Action": ["s3:Get*", "s3:List*"],
+     "Resource": ["arn:aws:s3:::policy", "arn:aws:s3:::policy/*"]},
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::policy/public/*",
+     "Condition": {"StringLike": {"aws:Referer": "https://*.example/*"}}},
+    {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::policy",
+     "Condition": {"StringEquals": {"s3:prefix": ["public/", "shared/"]}}},
+]}))
+EOF
+run() {
+    "$bin" bench --endpoint "http://127.0.0.1:$s3" --bucket "$1" --size 4KiB --objects 2000 \
+        --duration "${secs}s" --concurrency 16 --json
+}
+results=()
+for r in $(seq "$rounds"); do
+    # Alternate which bucket goes first, so a trend over the run favours neither.
+    order="nopolicy policy"
+    [ $((r % 2)) = 0 ] && order="policy nopolicy"
+    for b in $order; do
+        out=$(run "$b")
+        put=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["put"]["objects_per_s"]))')
+        get=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["get"]["objects_per_s"]))')
+        echo "round $r $b: PUT/s $put GET/s $get"
+        results+=("$r $b $put $get")
+    done
+done
+printf '%s\n' "${results[@]}" | python3 -c '
+import sys, statistics
+rows = [l.split() for l in sys.stdin if l.strip()]
+by = {}
+for r, b, p, g in rows:
+    by.setdefault(r, {})[b] = (float(p), float(g))
+pr = [v["policy"][0] / v["nopolicy"][0] for v in by.values()]
+gr = [v["policy"][1] / v["nopolicy"][1] for v in by.values()]
+print("median ratio policy/none: PUT %.3f  GET %.3f" % (statistics.median(pr), statistics.median(gr)))
+'
