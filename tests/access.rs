@@ -1,6 +1,7 @@
 //! Access control and browser features on a cluster that checks signatures: ACLs, bucket
 //! policies, the public access block, CORS, form uploads and ownership controls as boto3 and
-//! unsigned HTTP clients meet them (tests/clients/access_control.py), and conditional deletes.
+//! unsigned HTTP clients meet them (tests/clients/access_control.py), a real browser through
+//! CORS (tests/clients/browser_cors.py), and conditional deletes.
 
 mod common;
 
@@ -31,6 +32,26 @@ async fn acls_policies_cors_and_forms_through_boto3() {
         ],
     )
     .await;
+}
+
+/// A real browser (headless Chromium) on a page from another origin uploads with a presigned
+/// POST form, downloads with a presigned GET and writes with a presigned PUT through the
+/// bucket's CORS rules; a page from an origin the rules do not name reads nothing and its
+/// PUT is refused at the preflight, storing nothing (tests/clients/browser_cors.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_browser_on_another_origin_goes_through_cors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.anonymous = false;
+    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
+    let (key, secret) = c.create_key("web").await.unwrap();
+    let text = run_client(
+        "python3",
+        "browser_cors.py",
+        &[("ENDPOINT", c.endpoint()), ("KEY", key), ("SECRET", secret)],
+    )
+    .await;
+    assert!(text.contains("allowed origin:"), "{text}");
 }
 
 /// DeleteObject with `If-Match`, `x-amz-if-match-size` or
