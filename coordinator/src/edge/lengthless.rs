@@ -1,6 +1,6 @@
-//! Unsigned-payload uploads sent with `Transfer-Encoding: chunked` and no `Content-Length`
-//! (what HTTP clients streaming from a pipe send). `s3s` needs a length to accept an
-//! `UNSIGNED-PAYLOAD` body, so [`Lengthless`] gathers such a body (at most
+//! Single-chunk uploads (`UNSIGNED-PAYLOAD` or the body's SHA-256) sent with
+//! `Transfer-Encoding: chunked` and no `Content-Length` (what HTTP clients streaming from a
+//! pipe send). `s3s` needs a length to accept such a body, so [`Lengthless`] gathers it (at most
 //! `--post-max-size`, else 411 MissingContentLength, nothing stored) and hands it on with
 //! the length it turned out to have. Every other request passes through untouched and
 //! streams.
@@ -28,19 +28,21 @@ impl Lengthless {
     }
 }
 
-/// Whether `req` is an unsigned-payload upload without a length.
+/// Whether `req` is a single-chunk upload (unsigned, or signed with the whole body's
+/// SHA-256) sent chunked without a length. `aws-chunked` uploads (`STREAMING-*`) carry their
+/// length in `x-amz-decoded-content-length` and pass through.
 fn lengthless(req: &http::Request<Incoming>) -> bool {
     let h = req.headers();
     let chunked = h
         .get(http::header::TRANSFER_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let unsigned = h
+    let single = h
         .get("x-amz-content-sha256")
-        .is_some_and(|v| v.as_bytes() == b"UNSIGNED-PAYLOAD");
+        .is_some_and(|v| !v.as_bytes().starts_with(b"STREAMING-"));
     req.method() == http::Method::PUT
         && chunked
-        && unsigned
+        && single
         && !h.contains_key(http::header::CONTENT_LENGTH)
 }
 

@@ -30,6 +30,21 @@ pub(super) async fn complete(
         Ok(u) => u,
         Err(e) => return completed_again(t, &i, e).await,
     };
+    // `If-Match` on a key that does not exist: NoSuchKey, as for a PUT (the commit checks
+    // the condition again, atomically).
+    if i.if_match.is_some()
+        && t.c
+            .meta
+            .object(upload.bucket.clone(), upload.key.clone())
+            .await
+            .map_err(s3_err)?
+            .is_none()
+    {
+        return Err(s3_err(ApiError::NoSuchKey {
+            bucket: upload.bucket.clone(),
+            key: upload.key.clone(),
+        }));
+    }
     // A whole-object checksum the client computed must equal the one assembled.
     let claimed = as_map(&Checksum {
         checksum_crc32: i.checksum_crc32.clone(),
@@ -171,8 +186,13 @@ fn choose_parts(
     let mut out: Vec<Part> = Vec::with_capacity(listed.len());
     for l in listed {
         let n = l.part_number.unwrap_or(0);
-        if out.last().is_some_and(|p| p.number as i32 >= n) {
+        if out.last().is_some_and(|p| p.number as i32 > n) {
             return Err(ApiError::InvalidPartOrder);
+        }
+        // A number named twice in a row (both uploads of a part resent while the first was
+        // still running): the later entry is the one used.
+        if out.last().is_some_and(|p| p.number as i32 == n) {
+            out.pop();
         }
         let given = l
             .e_tag
