@@ -90,6 +90,9 @@ pub enum ApiError {
     /// ACLs switched off (`BucketOwnerEnforced`) on a bucket whose ACL grants to others.
     #[error("bucket {0} has an ACL that grants to others; set it to private first")]
     InvalidBucketAclWithObjectOwnership(String),
+    /// A Content-MD5 header that is not an MD5 (not base64, or not 16 bytes).
+    #[error("{0}")]
+    InvalidDigest(String),
     /// A grant to an e-mail address (this store knows keys, not addresses).
     #[error("no access key has the e-mail address {0:?}; grant to a key id instead")]
     UnresolvableGrantByEmail(String),

@@ -114,6 +114,11 @@ h = a.head_object(Bucket="alpha", Key="x/crc", ChecksumMode="ENABLED")
 check(h.get("ChecksumCRC32") == "NhCmhg==", "CRC32 stored and returned with checksum mode")
 check(code(lambda: a.put_object(Bucket="alpha", Key="x/md5", Body=b"hello", ContentMD5="AAAAAAAAAAAAAAAAAAAAAA==")) == "BadDigest",
       "wrong Content-MD5: BadDigest")
+for bad in ("YWJj", "not base64!"):
+    check(code(lambda: a.put_object(Bucket="alpha", Key="x/md5", Body=b"hello", ContentMD5=bad)) == "InvalidDigest",
+          "malformed Content-MD5 %r: InvalidDigest" % bad)
+check(code(lambda: a.head_object(Bucket="alpha", Key="x/md5")) in ("404", "NoSuchKey"),
+      "nothing stored after a bad Content-MD5")
 
 # Conditional requests.
 etag = a.head_object(Bucket="alpha", Key="x/one")["ETag"]

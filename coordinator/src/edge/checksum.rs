@@ -187,8 +187,16 @@ impl BodyChecks {
         given: Checksum,
         algorithm: Option<&str>,
         content_md5: Option<String>,
-    ) -> Self {
-        BodyChecks {
+    ) -> Result<Self, ApiError> {
+        // A Content-MD5 that is not the base64 of 16 bytes is refused before any byte moves.
+        if let Some(m) = content_md5.as_deref() {
+            if base64_md5(m).is_none() {
+                return Err(ApiError::InvalidDigest(format!(
+                    "Content-MD5 {m:?} is not the base64 of an MD5"
+                )));
+            }
+        }
+        Ok(BodyChecks {
             given,
             algorithm: algorithm.map(|a| a.to_ascii_lowercase()),
             trailer: headers
@@ -197,7 +205,7 @@ impl BodyChecks {
                 .map(String::from),
             trailers,
             content_md5,
-        }
+        })
     }
 
     /// The digest to feed the body to: every algorithm named, plus `also` (an upload's).

@@ -37,6 +37,7 @@ pub fn code_and_status(e: &ApiError) -> (S3ErrorCode, StatusCode) {
             C::Custom("InvalidBucketAclWithObjectOwnership".into()),
             StatusCode::BAD_REQUEST,
         ),
+        ApiError::InvalidDigest(_) => (C::InvalidDigest, StatusCode::BAD_REQUEST),
         ApiError::MalformedAcl(_) => (C::MalformedACLError, StatusCode::BAD_REQUEST),
         ApiError::MalformedPolicy(_) => (C::MalformedPolicy, StatusCode::BAD_REQUEST),
         ApiError::MalformedXml(_) => (C::MalformedXML, StatusCode::BAD_REQUEST),

@@ -225,7 +225,8 @@ pub(super) async fn upload_part(
         },
         i.checksum_algorithm.as_ref().map(|a| a.as_str()),
         i.content_md5,
-    );
+    )
+    .map_err(s3_err)?;
     let body = body_stream(i.body, t.c.config.body_idle_timeout);
     let content_length = i.content_length.map(|l| l.max(0) as u64);
     let part = t

@@ -210,7 +210,8 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
         },
         i.checksum_algorithm.as_ref().map(|a| a.as_str()),
         i.content_md5,
-    );
+    )
+    .map_err(s3_err)?;
     let digest = checks.digest(None);
     let mut attrs = attrs(
         i.content_type.map(|t| t.to_string()),
