@@ -92,7 +92,12 @@ impl MetaStore {
 
     /// Every part of upload `id`, in part number order.
     pub fn upload_parts(&self, id: ObjectVersion) -> Result<Vec<Part>> {
-        let mut prefix = key(b't', &[&id.to_string()]);
+        self.parts_of(b't', id)
+    }
+
+    /// Every part record of `kind` (`t` current, `r` superseded) of upload `id`.
+    fn parts_of(&self, kind: u8, id: ObjectVersion) -> Result<Vec<Part>> {
+        let mut prefix = key(kind, &[&id.to_string()]);
         prefix.push(0);
         let mut out = Vec::new();
         self.scan(&prefix, |_, p: Part| {
@@ -104,14 +109,7 @@ impl MetaStore {
 
     /// Earlier uploads of the upload's part numbers that later ones replaced, in key order.
     pub fn superseded_parts(&self, id: ObjectVersion) -> Result<Vec<Part>> {
-        let mut prefix = key(b'r', &[&id.to_string()]);
-        prefix.push(0);
-        let mut out = Vec::new();
-        self.scan(&prefix, |_, p: Part| {
-            out.push(p);
-            true
-        })?;
-        Ok(out)
+        self.parts_of(b'r', id)
     }
 
     /// The commit point of an uploaded part: it joins the upload and its in-flight record

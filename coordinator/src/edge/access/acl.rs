@@ -29,6 +29,28 @@ pub struct GrantHeaders<'a> {
     pub write_acp: Option<&'a str>,
 }
 
+/// The grant headers of an `s3s` input: `grant_headers!(input)` for one with all five
+/// (bucket ACLs, PutObjectAcl), `grant_headers!(input, no_write)` for object writes (which
+/// have no `x-amz-grant-write`).
+macro_rules! grant_headers {
+    ($i:expr) => {
+        $crate::edge::access::acl::GrantHeaders {
+            write: $i.grant_write.as_deref(),
+            ..$crate::edge::access::acl::grant_headers!($i, no_write)
+        }
+    };
+    ($i:expr, no_write) => {
+        $crate::edge::access::acl::GrantHeaders {
+            full_control: $i.grant_full_control.as_deref(),
+            read: $i.grant_read.as_deref(),
+            read_acp: $i.grant_read_acp.as_deref(),
+            write: None,
+            write_acp: $i.grant_write_acp.as_deref(),
+        }
+    };
+}
+pub(crate) use grant_headers;
+
 impl GrantHeaders<'_> {
     /// Whether any grant header is present.
     pub fn any(&self) -> bool {

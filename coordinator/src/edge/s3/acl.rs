@@ -4,7 +4,7 @@
 
 use super::helpers::{object_key, ok, R};
 use super::Tessera;
-use crate::edge::access::acl::{self, GrantHeaders};
+use crate::edge::access::acl::{self, grant_headers, GrantHeaders};
 use crate::edge::access::CheckedBucket;
 use crate::edge::error::s3_err;
 use crate::error::ApiError;
@@ -164,13 +164,7 @@ pub(super) async fn put_bucket_acl(
         return Err(acls_not_supported(&b.name));
     }
     let keys = t.key_map().await?;
-    let grants = GrantHeaders {
-        full_control: i.grant_full_control.as_deref(),
-        read: i.grant_read.as_deref(),
-        read_acp: i.grant_read_acp.as_deref(),
-        write: i.grant_write.as_deref(),
-        write_acp: i.grant_write_acp.as_deref(),
-    };
+    let grants = grant_headers!(i);
     let a = acl_of_request(
         i.acl.as_ref().map(|a| a.as_str()),
         &grants,
@@ -216,13 +210,7 @@ pub(super) async fn put_object_acl(
     let o = t.object(&i.bucket, &i.key).await?;
     let owner = o.acl.as_ref().map_or(b.owner.clone(), |a| a.owner.clone());
     let keys = t.key_map().await?;
-    let grants = GrantHeaders {
-        full_control: i.grant_full_control.as_deref(),
-        read: i.grant_read.as_deref(),
-        read_acp: i.grant_read_acp.as_deref(),
-        write: i.grant_write.as_deref(),
-        write_acp: i.grant_write_acp.as_deref(),
-    };
+    let grants = grant_headers!(i);
     let a = acl_of_request(
         i.acl.as_ref().map(|a| a.as_str()),
         &grants,

@@ -6,7 +6,7 @@ use super::helpers::{
     bucket_name, header_ec, header_replicate_below, ok, refuse_unsupported, timestamp, R,
 };
 use super::Tessera;
-use crate::edge::access::acl::{self, GrantHeaders};
+use crate::edge::access::acl::{self, grant_headers};
 use crate::edge::error::s3_err;
 use crate::error::ApiError;
 use crate::meta::{now_ms, BucketMeta};
@@ -89,22 +89,11 @@ pub(super) async fn create_bucket(
         ))));
     }
     let owner = req.credentials.map(|c| c.access_key);
-    let keys = if i.grant_full_control.is_some()
-        || i.grant_read.is_some()
-        || i.grant_read_acp.is_some()
-        || i.grant_write.is_some()
-        || i.grant_write_acp.is_some()
-    {
+    let grants = grant_headers!(i);
+    let keys = if grants.any() {
         t.key_map().await?
     } else {
         BTreeMap::new()
-    };
-    let grants = GrantHeaders {
-        full_control: i.grant_full_control.as_deref(),
-        read: i.grant_read.as_deref(),
-        read_acp: i.grant_read_acp.as_deref(),
-        write: i.grant_write.as_deref(),
-        write_acp: i.grant_write_acp.as_deref(),
     };
     let canned = i.acl.as_ref().map(|a| a.as_str());
     let acl = acl::requested(canned, &grants, owner.as_deref(), owner.as_deref(), &keys)?;

@@ -14,7 +14,7 @@ use super::helpers::{
 };
 use super::Tessera;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
-use crate::edge::access::acl::GrantHeaders;
+use crate::edge::access::acl::grant_headers;
 use crate::edge::checksum::{combinable, stored_checksums, BodyChecks, ALGORITHMS};
 use crate::edge::error::s3_err;
 use crate::error::ApiError;
@@ -149,13 +149,7 @@ pub(super) async fn create(
         i.cache_control,
         i.expires,
     )?;
-    let grants = GrantHeaders {
-        full_control: i.grant_full_control.as_deref(),
-        read: i.grant_read.as_deref(),
-        read_acp: i.grant_read_acp.as_deref(),
-        write: None,
-        write_acp: i.grant_write_acp.as_deref(),
-    };
+    let grants = grant_headers!(i, no_write);
     let acl =
         object_write_acl(t, &ext, &i.bucket, owner.as_deref(), i.acl.as_ref(), grants).await?;
     let c = t.c.clone();

@@ -9,7 +9,7 @@ use super::helpers::{
 use super::Tessera;
 use crate::data::get::ByteRange;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
-use crate::edge::access::acl::GrantHeaders;
+use crate::edge::access::acl::grant_headers;
 use crate::edge::checksum::{stored_checksums, BodyChecks};
 use crate::edge::error::s3_err;
 use crate::error::ApiError;
@@ -222,13 +222,7 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
         i.cache_control,
         i.expires,
     )?;
-    let grants = GrantHeaders {
-        full_control: i.grant_full_control.as_deref(),
-        read: i.grant_read.as_deref(),
-        read_acp: i.grant_read_acp.as_deref(),
-        write: None,
-        write_acp: i.grant_write_acp.as_deref(),
-    };
+    let grants = grant_headers!(i, no_write);
     attrs.acl = object_write_acl(
         t,
         &ext,
@@ -484,13 +478,7 @@ pub(super) async fn copy_object(
             acl: None,
         }
     };
-    let grants = GrantHeaders {
-        full_control: i.grant_full_control.as_deref(),
-        read: i.grant_read.as_deref(),
-        read_acp: i.grant_read_acp.as_deref(),
-        write: None,
-        write_acp: i.grant_write_acp.as_deref(),
-    };
+    let grants = grant_headers!(i, no_write);
     attrs.acl = object_write_acl(
         t,
         &ext,
