@@ -1,8 +1,10 @@
-//! Buckets, access keys and grants.
+//! Buckets, access keys, grants and bucket settings (ACLs, policy, CORS, public access
+//! block, ownership; object ACLs).
 
 use super::keys::key;
 use super::kv::Batch;
 use super::records::{BucketMeta, Grant, KeyRecord, Upload};
+use super::settings::{Acl, BucketSetting};
 use super::store::{MetaStore, Result};
 use super::MetaError;
 
@@ -122,5 +124,41 @@ impl MetaStore {
         batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);
         self.write_locked(batch, guard)?;
         Ok(b)
+    }
+}
+
+impl MetaStore {
+    /// Applies one change to a bucket's settings (NoSuchBucket); returns the bucket.
+    pub fn set_bucket_setting(&self, bucket: &str, setting: &BucketSetting) -> Result<BucketMeta> {
+        let guard = self.lock.lock().unwrap();
+        let mut b = self
+            .bucket(bucket)?
+            .ok_or_else(|| MetaError::NoSuchBucket(bucket.into()))?;
+        match setting.clone() {
+            BucketSetting::Acl(acl) => b.acl = Some(acl),
+            BucketSetting::Policy(p) => b.policy = p,
+            BucketSetting::Cors(c) => b.cors = c,
+            BucketSetting::PublicAccessBlock(p) => b.public_access_block = p,
+            BucketSetting::Ownership(o) => b.ownership = o,
+        }
+        let mut batch = Batch::default();
+        batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);
+        self.write_locked(batch, guard)?;
+        Ok(b)
+    }
+
+    /// Replaces the ACL of a key's committed version (NoSuchBucket, NoSuchKey).
+    pub fn set_object_acl(&self, bucket: &str, object: &str, acl: &Acl) -> Result<()> {
+        let guard = self.lock.lock().unwrap();
+        let mut o = self
+            .lookup(bucket, object)?
+            .ok_or_else(|| MetaError::NoSuchKey {
+                bucket: bucket.into(),
+                key: object.into(),
+            })?;
+        o.acl = Some(acl.clone());
+        let mut batch = Batch::default();
+        batch.put(key(b'o', &[bucket, object]), serde_json::to_vec(&o)?);
+        self.write_locked(batch, guard)
     }
 }

@@ -37,9 +37,11 @@ pub use api::{Command, Engine, Freshness, Local, Metadata, Reply};
 pub use clock::{now_ms, Context};
 pub use error::MetaError;
 pub use records::{
-    Acl, AclGrant, BucketMeta, BucketSetting, CompletedUpload, CorsRule, DeleteCondition, Fill,
-    Grant, Grantee, KeyRecord, Listing, NodeRecord, ObjectMeta, PackEntry, Packed, Part,
-    Permission, Precondition, PublicAccessBlock, ShardLoc, ShardSet, ShardState, Upload,
+    BucketMeta, CompletedUpload, DeleteCondition, Fill, Grant, KeyRecord, Listing, NodeRecord,
+    ObjectMeta, PackEntry, Packed, Part, Precondition, ShardLoc, ShardSet, ShardState, Upload,
     UploadListing, SEGMENTS,
+};
+pub use settings::{
+    Acl, AclGrant, BucketSetting, CorsRule, Grantee, Permission, PublicAccessBlock,
 };
 pub use store::{check_precondition, MetaStore};

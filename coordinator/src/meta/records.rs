@@ -2,6 +2,7 @@
 //! uploads, in-flight and garbage shard sets, nodes, and listing pages.
 
 use super::clock::now_ms;
+use super::settings::{Acl, CorsRule, PublicAccessBlock};
 use crate::names::EcSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -494,141 +495,22 @@ pub struct Listing {
     pub next: Option<String>,
 }
 
-/// Who a grant is for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Grantee {
-    /// One access key (its id is the canonical user id clients see).
-    Key(String),
-    /// Everyone, signed or not (`http://acs.amazonaws.com/groups/global/AllUsers`).
-    AllUsers,
-    /// Every request signed by a key of this store
-    /// (`http://acs.amazonaws.com/groups/global/AuthenticatedUsers`).
-    AuthenticatedUsers,
-}
-
-/// What a grant allows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Permission {
-    /// Bucket: list objects. Object: read it.
-    Read,
-    /// Bucket: write and delete objects. (Not used on objects.)
-    Write,
-    /// Read the ACL.
-    ReadAcp,
-    /// Replace the ACL.
-    WriteAcp,
-    /// All of the above.
-    FullControl,
-}
-
-impl Permission {
-    /// Whether holding `self` gives `wanted`.
-    pub fn covers(self, wanted: Permission) -> bool {
-        self == Permission::FullControl || self == wanted
-    }
-}
-
-/// One entry of an access control list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AclGrant {
-    /// Who.
-    pub grantee: Grantee,
-    /// What.
-    pub permission: Permission,
-}
-
-/// An access control list: the owner and the grants (the owner's own full control is a
-/// grant like any other, as S3 shows it).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Acl {
-    /// The owning key (`None`: written anonymously).
-    pub owner: Option<String>,
-    /// The grants, in the order given.
-    pub grants: Vec<AclGrant>,
-}
-
-impl Acl {
-    /// The default ACL: the owner has full control.
-    pub fn private(owner: Option<String>) -> Acl {
-        let grants = owner
-            .iter()
-            .map(|o| AclGrant {
-                grantee: Grantee::Key(o.clone()),
-                permission: Permission::FullControl,
-            })
-            .collect();
-        Acl { owner, grants }
+impl BucketMeta {
+    /// The bucket's ACL (the owner's full control unless replaced).
+    pub fn acl(&self) -> Acl {
+        self.acl
+            .clone()
+            .unwrap_or_else(|| Acl::private(self.owner.clone()))
     }
 
-    /// Whether `caller` (`None`: unsigned) holds `wanted`; `ignore_public` leaves out the
-    /// grants to every user and every signed user (the public access block's
-    /// `IgnorePublicAcls`).
-    pub fn allows(&self, caller: Option<&str>, wanted: Permission, ignore_public: bool) -> bool {
-        self.grants.iter().any(|g| {
-            let who = match &g.grantee {
-                Grantee::Key(k) => caller == Some(k.as_str()),
-                Grantee::AllUsers => !ignore_public,
-                Grantee::AuthenticatedUsers => !ignore_public && caller.is_some(),
-            };
-            who && g.permission.covers(wanted)
-        })
+    /// Whether ACLs are switched off (`BucketOwnerEnforced`): only the owner, the store's
+    /// grants and the policy decide.
+    pub fn acls_disabled(&self) -> bool {
+        self.ownership.as_deref() == Some("BucketOwnerEnforced")
     }
 
-    /// Whether the ACL grants anything to every user or every signed user.
-    pub fn is_public(&self) -> bool {
-        self.grants
-            .iter()
-            .any(|g| matches!(g.grantee, Grantee::AllUsers | Grantee::AuthenticatedUsers))
+    /// The public access block, all off unless set.
+    pub fn public_access(&self) -> PublicAccessBlock {
+        self.public_access_block.unwrap_or_default()
     }
-}
-
-/// One CORS rule of a bucket.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CorsRule {
-    /// Rule id, if given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Origins (each may hold one `*`).
-    pub allowed_origins: Vec<String>,
-    /// Methods (GET, PUT, POST, DELETE, HEAD).
-    pub allowed_methods: Vec<String>,
-    /// Request headers a preflight may ask for (each may hold one `*`).
-    #[serde(default)]
-    pub allowed_headers: Vec<String>,
-    /// Response headers scripts may read.
-    #[serde(default)]
-    pub expose_headers: Vec<String>,
-    /// How long a browser may cache the preflight answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_age_seconds: Option<i32>,
-}
-
-/// The public access block of a bucket.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublicAccessBlock {
-    /// Refuse ACLs that grant to every user or every signed user.
-    pub block_public_acls: bool,
-    /// Disregard such grants in existing ACLs.
-    pub ignore_public_acls: bool,
-    /// Refuse bucket policies that grant to everyone.
-    pub block_public_policy: bool,
-    /// Only the owner (and keys the store grants) reach a bucket with a public policy.
-    pub restrict_public_buckets: bool,
-}
-
-/// One change to a bucket's settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum BucketSetting {
-    /// Replace the bucket's ACL.
-    Acl(Acl),
-    /// Set (`Some`: JSON text, already checked) or delete the bucket policy.
-    Policy(Option<String>),
-    /// Set or delete the CORS rules.
-    Cors(Option<Vec<CorsRule>>),
-    /// Set or delete the public access block.
-    PublicAccessBlock(Option<PublicAccessBlock>),
-    /// Set or delete object ownership (`BucketOwnerEnforced`, `BucketOwnerPreferred`,
-    /// `ObjectWriter`).
-    Ownership(Option<String>),
 }

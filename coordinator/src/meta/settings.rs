@@ -1,67 +1,146 @@
 //! What a bucket's owner configures beyond its objects: access control lists (bucket and
-//! object), the bucket policy, CORS rules, the public access block and object ownership
-//! (the record types are in [`super::records`]). Kept in the metadata (replicated through
-//! the log like every write); evaluated by the edge, which is the only part that knows what
-//! a request asks for.
+//! object), the bucket policy, CORS rules, the public access block and object ownership.
+//! Kept in the metadata (replicated through the log like every write; stored by
+//! [`super::MetaStore::set_bucket_setting`] and [`super::MetaStore::set_object_acl`]);
+//! evaluated by the edge, which is the only part that knows what a request asks for.
 
-use super::keys::key;
-use super::kv::Batch;
-use super::records::{Acl, BucketMeta, BucketSetting, PublicAccessBlock};
-use super::store::{MetaStore, Result};
-use super::MetaError;
+use serde::{Deserialize, Serialize};
 
-impl BucketMeta {
-    /// The bucket's ACL (the owner's full control unless replaced).
-    pub fn acl(&self) -> Acl {
-        self.acl
-            .clone()
-            .unwrap_or_else(|| Acl::private(self.owner.clone()))
-    }
+/// Who a grant is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grantee {
+    /// One access key (its id is the canonical user id clients see).
+    Key(String),
+    /// Everyone, signed or not (`http://acs.amazonaws.com/groups/global/AllUsers`).
+    AllUsers,
+    /// Every request signed by a key of this store
+    /// (`http://acs.amazonaws.com/groups/global/AuthenticatedUsers`).
+    AuthenticatedUsers,
+}
 
-    /// Whether ACLs are switched off (`BucketOwnerEnforced`): only the owner, the store's
-    /// grants and the policy decide.
-    pub fn acls_disabled(&self) -> bool {
-        self.ownership.as_deref() == Some("BucketOwnerEnforced")
-    }
+/// What a grant allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Permission {
+    /// Bucket: list objects. Object: read it.
+    Read,
+    /// Bucket: write and delete objects. (Not used on objects.)
+    Write,
+    /// Read the ACL.
+    ReadAcp,
+    /// Replace the ACL.
+    WriteAcp,
+    /// All of the above.
+    FullControl,
+}
 
-    /// The public access block, all off unless set.
-    pub fn public_access(&self) -> PublicAccessBlock {
-        self.public_access_block.unwrap_or_default()
+impl Permission {
+    /// Whether holding `self` gives `wanted`.
+    pub fn covers(self, wanted: Permission) -> bool {
+        self == Permission::FullControl || self == wanted
     }
 }
 
-impl MetaStore {
-    /// Applies one change to a bucket's settings (NoSuchBucket); returns the bucket.
-    pub fn set_bucket_setting(&self, bucket: &str, setting: &BucketSetting) -> Result<BucketMeta> {
-        let guard = self.lock.lock().unwrap();
-        let mut b = self
-            .bucket(bucket)?
-            .ok_or_else(|| MetaError::NoSuchBucket(bucket.into()))?;
-        match setting.clone() {
-            BucketSetting::Acl(acl) => b.acl = Some(acl),
-            BucketSetting::Policy(p) => b.policy = p,
-            BucketSetting::Cors(c) => b.cors = c,
-            BucketSetting::PublicAccessBlock(p) => b.public_access_block = p,
-            BucketSetting::Ownership(o) => b.ownership = o,
-        }
-        let mut batch = Batch::default();
-        batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);
-        self.write_locked(batch, guard)?;
-        Ok(b)
+/// One entry of an access control list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclGrant {
+    /// Who.
+    pub grantee: Grantee,
+    /// What.
+    pub permission: Permission,
+}
+
+/// An access control list: the owner and the grants (the owner's own full control is a
+/// grant like any other, as S3 shows it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acl {
+    /// The owning key (`None`: written anonymously).
+    pub owner: Option<String>,
+    /// The grants, in the order given.
+    pub grants: Vec<AclGrant>,
+}
+
+impl Acl {
+    /// The default ACL: the owner has full control.
+    pub fn private(owner: Option<String>) -> Acl {
+        let grants = owner
+            .iter()
+            .map(|o| AclGrant {
+                grantee: Grantee::Key(o.clone()),
+                permission: Permission::FullControl,
+            })
+            .collect();
+        Acl { owner, grants }
     }
 
-    /// Replaces the ACL of a key's committed version (NoSuchBucket, NoSuchKey).
-    pub fn set_object_acl(&self, bucket: &str, object: &str, acl: &Acl) -> Result<()> {
-        let guard = self.lock.lock().unwrap();
-        let mut o = self
-            .lookup(bucket, object)?
-            .ok_or_else(|| MetaError::NoSuchKey {
-                bucket: bucket.into(),
-                key: object.into(),
-            })?;
-        o.acl = Some(acl.clone());
-        let mut batch = Batch::default();
-        batch.put(key(b'o', &[bucket, object]), serde_json::to_vec(&o)?);
-        self.write_locked(batch, guard)
+    /// Whether `caller` (`None`: unsigned) holds `wanted`; `ignore_public` leaves out the
+    /// grants to every user and every signed user (the public access block's
+    /// `IgnorePublicAcls`).
+    pub fn allows(&self, caller: Option<&str>, wanted: Permission, ignore_public: bool) -> bool {
+        self.grants.iter().any(|g| {
+            let who = match &g.grantee {
+                Grantee::Key(k) => caller == Some(k.as_str()),
+                Grantee::AllUsers => !ignore_public,
+                Grantee::AuthenticatedUsers => !ignore_public && caller.is_some(),
+            };
+            who && g.permission.covers(wanted)
+        })
     }
+
+    /// Whether the ACL grants anything to every user or every signed user.
+    pub fn is_public(&self) -> bool {
+        self.grants
+            .iter()
+            .any(|g| matches!(g.grantee, Grantee::AllUsers | Grantee::AuthenticatedUsers))
+    }
+}
+
+/// One CORS rule of a bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    /// Rule id, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Origins (each may hold one `*`).
+    pub allowed_origins: Vec<String>,
+    /// Methods (GET, PUT, POST, DELETE, HEAD).
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may ask for (each may hold one `*`).
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    /// Response headers scripts may read.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache the preflight answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_seconds: Option<i32>,
+}
+
+/// The public access block of a bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    /// Refuse ACLs that grant to every user or every signed user.
+    pub block_public_acls: bool,
+    /// Disregard such grants in existing ACLs.
+    pub ignore_public_acls: bool,
+    /// Refuse bucket policies that grant to everyone.
+    pub block_public_policy: bool,
+    /// Only the owner (and keys the store grants) reach a bucket with a public policy.
+    pub restrict_public_buckets: bool,
+}
+
+/// One change to a bucket's settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum BucketSetting {
+    /// Replace the bucket's ACL.
+    Acl(Acl),
+    /// Set (`Some`: JSON text, already checked) or delete the bucket policy.
+    Policy(Option<String>),
+    /// Set or delete the CORS rules.
+    Cors(Option<Vec<CorsRule>>),
+    /// Set or delete the public access block.
+    PublicAccessBlock(Option<PublicAccessBlock>),
+    /// Set or delete object ownership (`BucketOwnerEnforced`, `BucketOwnerPreferred`,
+    /// `ObjectWriter`).
+    Ownership(Option<String>),
 }
