@@ -4,12 +4,13 @@
 //! atomic, durable when it returns, and concurrent commits to one key serialise (last wins,
 //! the loser's or the old version's shards are recorded as garbage, never leaked).
 //!
-//! - [`records`]: the record types; [`keys`]: how they are keyed; [`clock`]: an operation's
-//!   time and proposer.
+//! - [`records`]: the record types ([`settings`]: those of a bucket's access configuration:
+//!   ACLs, policy, CORS, public access block, ownership); [`keys`]: how they are keyed;
+//!   [`clock`]: an operation's time and proposer.
 //! - [`store`]: [`MetaStore`] and the helpers its operations share; the operations by family:
-//!   [`buckets`] (and keys, grants), [`objects`], [`segments`], [`listing`], [`multipart`],
-//!   [`nodes`] (and jobs), [`garbage`] (in-flight writes and garbage), [`settings`] (ACLs,
-//!   bucket policy, CORS, public access block, ownership).
+//!   [`buckets`] (and keys, grants, bucket settings, object ACLs), [`objects`], [`segments`],
+//!   [`listing`], [`multipart`], [`nodes`] (and jobs), [`garbage`] (in-flight writes and
+//!   garbage).
 //! - [`api`]: the [`Metadata`] trait the rest of the coordinator uses (local or replicated).
 //! - [`kv`]: the ordered key-value store underneath ([`rocks`], [`memory`]); [`conformance`]
 //!   holds every implementation to the same behaviour.
