@@ -174,6 +174,32 @@ async fn boto3_signed_requests_and_refusals() {
     assert_eq!(s, 403);
 }
 
+/// What boto3 and browsers ask beyond the protocol library's defaults, through boto3 and
+/// plain HTTP: Date-only SigV4, presigned validity limits, form-policy refusals, unquoted
+/// attribute ETags, empty Content-MD5, default content type, bucket location, object
+/// ownership, WRITE grants on objects and multipart checksums (tests/clients/s3_dialect.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_as_clients_speak_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.anonymous = false;
+    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
+    let (key, secret) = c.create_key("owner").await.unwrap();
+    let (alt_key, alt_secret) = c.create_key("alt").await.unwrap();
+    run_client(
+        "python3",
+        "s3_dialect.py",
+        &[
+            ("ENDPOINT", c.endpoint()),
+            ("KEY", key),
+            ("SECRET", secret),
+            ("ALT_KEY", alt_key),
+            ("ALT_SECRET", alt_secret),
+        ],
+    )
+    .await;
+}
+
 /// A stranger who can reach a node can neither list, read nor delete shards, nor register a
 /// rogue node; the admin API needs its token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

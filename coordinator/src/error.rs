@@ -93,6 +93,15 @@ pub enum ApiError {
     /// A Content-MD5 header that is not an MD5 (not base64, or not 16 bytes).
     #[error("{0}")]
     InvalidDigest(String),
+    /// A body without a length where one is needed.
+    #[error("{0}")]
+    MissingContentLength(String),
+    /// A signed request dated too far from the coordinator's clock.
+    #[error("{0}")]
+    RequestTimeTooSkewed(String),
+    /// A CORS preflight no rule of the bucket allows.
+    #[error("CORSResponse: this CORS request is not allowed")]
+    CorsForbidden,
     /// A grant to an e-mail address (this store knows keys, not addresses).
     #[error("no access key has the e-mail address {0:?}; grant to a key id instead")]
     UnresolvableGrantByEmail(String),

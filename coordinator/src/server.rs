@@ -78,7 +78,13 @@ pub async fn run(
     };
     let s3 = crate::edge::observe::Observed::new(
         crate::edge::access::cors::CorsHeaders::new(
-            crate::edge::lengthless::Lengthless::new(crate::edge::service(c.clone())?, c.clone()),
+            crate::edge::dialect::Dialect::new(
+                crate::edge::lengthless::Lengthless::new(
+                    crate::edge::service(c.clone())?,
+                    c.clone(),
+                ),
+                c.config.domain.clone(),
+            ),
             c.clone(),
         ),
         c.clone(),

@@ -188,7 +188,13 @@ impl BodyChecks {
         algorithm: Option<&str>,
         content_md5: Option<String>,
     ) -> Result<Self, ApiError> {
-        // A Content-MD5 that is not the base64 of 16 bytes is refused before any byte moves.
+        // A Content-MD5 that is not the base64 of 16 bytes (an empty one too, which s3s
+        // reads as none) is refused before any byte moves.
+        let content_md5 = content_md5.or_else(|| {
+            headers
+                .get("content-md5")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        });
         if let Some(m) = content_md5.as_deref() {
             if base64_md5(m).is_none() {
                 return Err(ApiError::InvalidDigest(format!(

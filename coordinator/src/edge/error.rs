@@ -38,6 +38,9 @@ pub fn code_and_status(e: &ApiError) -> (S3ErrorCode, StatusCode) {
             StatusCode::BAD_REQUEST,
         ),
         ApiError::InvalidDigest(_) => (C::InvalidDigest, StatusCode::BAD_REQUEST),
+        ApiError::MissingContentLength(_) => (C::MissingContentLength, StatusCode::LENGTH_REQUIRED),
+        ApiError::RequestTimeTooSkewed(_) => (C::RequestTimeTooSkewed, StatusCode::FORBIDDEN),
+        ApiError::CorsForbidden => (C::Custom("AccessForbidden".into()), StatusCode::FORBIDDEN),
         ApiError::MalformedAcl(_) => (C::MalformedACLError, StatusCode::BAD_REQUEST),
         ApiError::MalformedPolicy(_) => (C::MalformedPolicy, StatusCode::BAD_REQUEST),
         ApiError::MalformedXml(_) => (C::MalformedXML, StatusCode::BAD_REQUEST),
@@ -78,6 +81,25 @@ pub fn s3_err(e: impl Into<ApiError>) -> S3Error {
         out.set_request_id(id.to_string());
     }
     out
+}
+
+/// The S3 error document (status and XML body) for `e`, for the layers around `s3s` that
+/// answer a request themselves (CORS preflights, lengthless uploads, the dialect fixes).
+pub fn error_document(e: impl Into<ApiError>) -> (StatusCode, String) {
+    let e = s3_err(e);
+    let status = e.status_code().unwrap_or(StatusCode::BAD_REQUEST);
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message></Error>",
+        escape(e.code().as_str()),
+        escape(e.message().unwrap_or_default())
+    );
+    (status, xml)
 }
 
 /// Names an error from a request body stream: `s3s` verifies signed payloads as the body is

@@ -5,6 +5,7 @@
 //! the length it turned out to have. Every other request passes through untouched and
 //! streams.
 
+use crate::error::ApiError;
 use crate::state::Coordinator;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -47,13 +48,13 @@ fn lengthless(req: &http::Request<Incoming>) -> bool {
 }
 
 fn refusal(limit: u64) -> http::Response<s3s::Body> {
-    let xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>MissingContentLength</Code>\
-         <Message>an unsigned upload without Content-Length may hold at most {limit} bytes; \
-         send Content-Length or sign the payload</Message></Error>"
-    );
+    let (status, xml) =
+        crate::edge::error::error_document(ApiError::MissingContentLength(format!(
+            "an unsigned upload without Content-Length may hold at most {limit} bytes; \
+             send Content-Length or sign the payload"
+        )));
     let mut resp = http::Response::new(s3s::Body::from(xml));
-    *resp.status_mut() = http::StatusCode::LENGTH_REQUIRED;
+    *resp.status_mut() = status;
     resp
 }
 

@@ -8,6 +8,8 @@
 //! - [`admin`]: the admin API (nodes, repair, keys, grants) behind the admin token and the
 //!   cluster secret.
 //! - [`console`]: the web console page and the figures only it needs.
+//! - [`dialect`]: where clients' S3 and `s3s`'s differ, adjusted around `s3s`.
+//! - [`host`]: which bucket a request addresses (path style or virtual-hosted).
 //! - [`lengthless`]: unsigned uploads sent chunked without a length, given one.
 //! - [`observe`]: request ids (`x-amz-request-id`) and request metrics around the S3 service.
 //! - [`error`]: the one mapping of coordinator errors to S3 codes and HTTP statuses.
@@ -19,7 +21,9 @@ pub mod admin;
 pub mod auth;
 pub mod checksum;
 pub mod console;
+pub mod dialect;
 pub mod error;
+pub mod host;
 pub mod lengthless;
 pub mod observe;
 pub mod s3;

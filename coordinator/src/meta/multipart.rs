@@ -245,6 +245,8 @@ impl MetaStore {
                 .map(|p| (p.number, p.etag.clone()))
                 .collect(),
             completed_ms: now_ms(),
+            checksums: obj.checksums.clone(),
+            checksum_type: obj.checksum_type.clone(),
         };
         batch.put(
             key(b'c', &[&upload.to_string()]),

@@ -42,6 +42,9 @@ pub struct BucketMeta {
     /// Object ownership (`BucketOwnerEnforced`, `BucketOwnerPreferred`, `ObjectWriter`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ownership: Option<String>,
+    /// The `LocationConstraint` the bucket was created with (`None`: the default region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// What one access key may do in a bucket.
@@ -70,6 +73,7 @@ impl BucketMeta {
             cors: None,
             public_access_block: None,
             ownership: None,
+            location: None,
         }
     }
 
@@ -467,6 +471,12 @@ pub struct CompletedUpload {
     pub parts: Vec<(u32, String)>,
     /// When it completed, ms since the epoch.
     pub completed_ms: u64,
+    /// The object's checksums as the completion answered them (algorithm -> value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
+    /// Their type (`COMPOSITE` or `FULL_OBJECT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
 }
 
 /// A page of multipart uploads (see [`MetaStore::uploads`]).

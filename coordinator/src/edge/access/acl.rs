@@ -30,21 +30,25 @@ pub struct GrantHeaders<'a> {
 }
 
 /// The grant headers of an `s3s` input: `grant_headers!(input)` for one with all five
-/// (bucket ACLs, PutObjectAcl), `grant_headers!(input, no_write)` for object writes (which
-/// have no `x-amz-grant-write`).
+/// (bucket ACLs, PutObjectAcl), `grant_headers!(input, headers: h)` for object writes, whose
+/// `s3s` inputs have no `x-amz-grant-write` (S3 keeps a WRITE grant on an object though it
+/// means nothing there), read from the request's headers `h`.
 macro_rules! grant_headers {
     ($i:expr) => {
-        $crate::edge::access::acl::GrantHeaders {
-            write: $i.grant_write.as_deref(),
-            ..$crate::edge::access::acl::grant_headers!($i, no_write)
-        }
-    };
-    ($i:expr, no_write) => {
         $crate::edge::access::acl::GrantHeaders {
             full_control: $i.grant_full_control.as_deref(),
             read: $i.grant_read.as_deref(),
             read_acp: $i.grant_read_acp.as_deref(),
-            write: None,
+            write: $i.grant_write.as_deref(),
+            write_acp: $i.grant_write_acp.as_deref(),
+        }
+    };
+    ($i:expr, headers: $h:expr) => {
+        $crate::edge::access::acl::GrantHeaders {
+            full_control: $i.grant_full_control.as_deref(),
+            read: $i.grant_read.as_deref(),
+            read_acp: $i.grant_read_acp.as_deref(),
+            write: $h.get("x-amz-grant-write").and_then(|v| v.to_str().ok()),
             write_acp: $i.grant_write_acp.as_deref(),
         }
     };

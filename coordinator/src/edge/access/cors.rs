@@ -10,11 +10,13 @@
 //! rule answers. A preflight no rule allows gets 403; one without `Origin` or
 //! `Access-Control-Request-Method` 400.
 
-use crate::edge::error::s3_err;
+use crate::edge::error::{error_document, s3_err};
+use crate::edge::host::bucket_of;
+use crate::error::ApiError;
 use crate::meta::CorsRule;
 use crate::state::Coordinator;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Uri};
+use http::{HeaderMap, HeaderValue, Method};
 use hyper::body::Incoming;
 use s3s::S3Result;
 use std::future::Future;
@@ -74,18 +76,6 @@ fn allow_headers(rule: &CorsRule, origin: &str, into: &mut HeaderMap) {
     if allow_origin != "*" {
         put("vary", "Origin".to_string());
     }
-}
-
-/// The bucket a request names (path style, or virtual-hosted under `domain`).
-fn bucket_of(uri: &Uri, headers: &HeaderMap, domain: Option<&str>) -> Option<String> {
-    if let (Some(d), Some(host)) = (domain, headers.get(http::header::HOST)) {
-        let host = host.to_str().ok()?.split(':').next()?;
-        if let Some(b) = host.strip_suffix(d).and_then(|b| b.strip_suffix('.')) {
-            return Some(b.to_string());
-        }
-    }
-    let b = uri.path().trim_start_matches('/').split('/').next()?;
-    (!b.is_empty()).then(|| b.to_string())
 }
 
 async fn rules_of(c: &Coordinator, bucket: &str) -> S3Result<Vec<CorsRule>> {
@@ -160,14 +150,14 @@ where
                 let (status, headers) = preflight(&c, &parts).await;
                 let body = match status {
                     http::StatusCode::OK => String::new(),
-                    http::StatusCode::FORBIDDEN => cors_error(
-                        "AccessForbidden",
-                        "CORSResponse: this CORS request is not allowed",
-                    ),
-                    _ => cors_error(
-                        "BadRequest",
-                        "a CORS preflight needs Origin and Access-Control-Request-Method",
-                    ),
+                    http::StatusCode::FORBIDDEN => error_document(ApiError::CorsForbidden).1,
+                    _ => {
+                        error_document(ApiError::InvalidRequest(
+                            "a CORS preflight needs Origin and Access-Control-Request-Method"
+                                .into(),
+                        ))
+                        .1
+                    }
                 };
                 let mut resp = http::Response::new(B::from(body));
                 *resp.status_mut() = status;
@@ -206,13 +196,6 @@ where
             Ok(resp)
         })
     }
-}
-
-/// An S3 error document for a refused preflight.
-fn cors_error(code: &str, message: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-    )
 }
 
 #[cfg(test)]

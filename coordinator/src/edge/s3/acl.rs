@@ -72,7 +72,9 @@ pub(super) async fn object_write_acl(
 /// The ACL an object written by `caller` into `bucket` gets, from the request's canned ACL
 /// and grant headers: `None` when that is the default (the bucket owner writing, no ACL
 /// asked), so most objects carry no ACL record. Public ACLs are refused under
-/// `BlockPublicAcls`; under `BucketOwnerEnforced` only `bucket-owner-full-control` is taken.
+/// `BlockPublicAcls`; under `BucketOwnerEnforced` only `bucket-owner-full-control` is taken;
+/// under `BucketOwnerPreferred` an upload with `bucket-owner-full-control` is the bucket
+/// owner's.
 pub(super) async fn write_acl(
     t: &Tessera,
     bucket: &BucketMeta,
@@ -84,6 +86,12 @@ pub(super) async fn write_acl(
         if canned.is_some_and(|c| c != "bucket-owner-full-control") {
             return Err(acls_not_supported(&bucket.name));
         }
+        return Ok(None);
+    }
+    if bucket.ownership.as_deref() == Some("BucketOwnerPreferred")
+        && canned == Some("bucket-owner-full-control")
+        && !grants.any()
+    {
         return Ok(None);
     }
     let keys = if grants.any() {

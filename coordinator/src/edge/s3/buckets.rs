@@ -114,6 +114,12 @@ pub(super) async fn create_bucket(
         replicate_below: header_replicate_below(&req.headers)?,
         acl,
         ownership,
+        location: i
+            .create_bucket_configuration
+            .as_ref()
+            .and_then(|c| c.location_constraint.as_ref())
+            .map(|l| l.as_str().to_string())
+            .filter(|l| !l.is_empty() && l != "us-east-1"),
         ..BucketMeta::new(&name.to_string(), now_ms(), ec, owner.clone())
     };
     let b_acl = b.acl.clone();
@@ -163,10 +169,11 @@ pub(super) async fn get_bucket_location(
     t: &Tessera,
     req: S3Request<GetBucketLocationInput>,
 ) -> R<GetBucketLocationOutput> {
-    t.existing_bucket(&req.input.bucket).await?;
-    // Empty LocationConstraint is us-east-1, the region clients default to.
+    let b = t.existing_bucket(&req.input.bucket).await?;
+    // No LocationConstraint is us-east-1, the region clients default to; otherwise the one
+    // the bucket was created with.
     ok(GetBucketLocationOutput {
-        location_constraint: None,
+        location_constraint: b.location.map(BucketLocationConstraint::from),
     })
 }
 

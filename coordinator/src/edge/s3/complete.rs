@@ -17,6 +17,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
+use std::collections::BTreeMap;
 use tessera_node::{ObjectVersion, ShardRole};
 
 /// CompleteMultipartUpload.
@@ -103,20 +104,13 @@ pub(super) async fn complete(
     obj.last_modified_ms = now_ms();
     let commit = t.c.meta.complete_upload(obj.clone(), id, cond);
     staged.commit_with(commit).await.map_err(s3_err)?;
-    let c = stored_checksums(&obj.checksums);
-    let mut resp = S3Response::new(CompleteMultipartUploadOutput {
-        bucket: Some(obj.bucket.clone()),
-        key: Some(obj.key.clone()),
-        e_tag: Some(ETag::Strong(obj.etag.clone())),
-        location: Some(format!("/{}/{}", obj.bucket, obj.key)),
-        checksum_crc32: c.checksum_crc32,
-        checksum_crc32c: c.checksum_crc32c,
-        checksum_sha1: c.checksum_sha1,
-        checksum_sha256: c.checksum_sha256,
-        checksum_crc64nvme: c.checksum_crc64nvme,
-        checksum_type: obj.checksum_type.clone().map(ChecksumType::from),
-        ..Default::default()
-    });
+    let mut resp = S3Response::new(answer(
+        &obj.bucket,
+        &obj.key,
+        &obj.etag,
+        &obj.checksums,
+        &obj.checksum_type,
+    ));
     if let Ok(v) = http::HeaderValue::try_from(upload.ec.to_string()) {
         resp.headers.insert("x-tessera-ec", v);
     }
@@ -155,13 +149,37 @@ async fn completed_again(
     if done.bucket != i.bucket || done.key != i.key || listed != done.parts {
         return Err(gone);
     }
-    ok(CompleteMultipartUploadOutput {
-        bucket: Some(done.bucket.clone()),
-        key: Some(done.key.clone()),
-        e_tag: Some(ETag::Strong(done.etag)),
-        location: Some(format!("/{}/{}", done.bucket, done.key)),
+    ok(answer(
+        &done.bucket,
+        &done.key,
+        &done.etag,
+        &done.checksums,
+        &done.checksum_type,
+    ))
+}
+
+/// The answer to a completion, the first time and on a retry alike.
+fn answer(
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    checksums: &BTreeMap<String, String>,
+    checksum_type: &Option<String>,
+) -> CompleteMultipartUploadOutput {
+    let c = stored_checksums(checksums);
+    CompleteMultipartUploadOutput {
+        bucket: Some(bucket.to_string()),
+        key: Some(key.to_string()),
+        e_tag: Some(ETag::Strong(etag.to_string())),
+        location: Some(format!("/{bucket}/{key}")),
+        checksum_crc32: c.checksum_crc32,
+        checksum_crc32c: c.checksum_crc32c,
+        checksum_sha1: c.checksum_sha1,
+        checksum_sha256: c.checksum_sha256,
+        checksum_crc64nvme: c.checksum_crc64nvme,
+        checksum_type: checksum_type.clone().map(ChecksumType::from),
         ..Default::default()
-    })
+    }
 }
 
 /// The stored parts a completion names, checked by S3's rules: at least one part, ascending

@@ -149,7 +149,7 @@ pub(super) async fn create(
         i.cache_control,
         i.expires,
     )?;
-    let grants = grant_headers!(i, no_write);
+    let grants = grant_headers!(i, headers: req.headers);
     let acl =
         object_write_acl(t, &ext, &i.bucket, owner.as_deref(), i.acl.as_ref(), grants).await?;
     let c = t.c.clone();

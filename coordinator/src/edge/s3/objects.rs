@@ -39,7 +39,13 @@ macro_rules! object_output {
             accept_ranges: Some("bytes".into()),
             e_tag: Some(etag(&$meta)),
             last_modified: Some(timestamp($meta.last_modified_ms)),
-            content_type: $meta.content_type.clone().and_then(|t| t.parse().ok()),
+            // Stored without a type, an object is served as S3 serves it: binary/octet-stream.
+            content_type: $meta
+                .content_type
+                .as_deref()
+                .unwrap_or("binary/octet-stream")
+                .parse()
+                .ok(),
             content_encoding: header_field(&$meta, "content-encoding"),
             content_disposition: header_field(&$meta, "content-disposition"),
             content_language: header_field(&$meta, "content-language"),
@@ -127,8 +133,12 @@ impl Tessera {
                         .then(|| content_range(start, part.size))
                         .flatten(),
                     parts_count: Some(meta.parts.len() as i32),
+                    // The part's own checksums, with the object's checksum type.
                     checksums: if checksum_mode {
-                        stored_checksums(&part.checksums)
+                        Checksum {
+                            checksum_type: meta.checksum_type.clone().map(ChecksumType::from),
+                            ..stored_checksums(&part.checksums)
+                        }
                     } else {
                         Checksum::default()
                     },
@@ -222,7 +232,7 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
         i.cache_control,
         i.expires,
     )?;
-    let grants = grant_headers!(i, no_write);
+    let grants = grant_headers!(i, headers: headers);
     attrs.acl = object_write_acl(
         t,
         &ext,
@@ -478,7 +488,7 @@ pub(super) async fn copy_object(
             acl: None,
         }
     };
-    let grants = grant_headers!(i, no_write);
+    let grants = grant_headers!(i, headers: req.headers);
     attrs.acl = object_write_acl(
         t,
         &ext,

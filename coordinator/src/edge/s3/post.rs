@@ -66,8 +66,11 @@ pub(super) async fn post_object(
     };
     let done = put_object(t, put_req).await?;
     let o = done.output;
+    // s3s writes the value as given into the redirect's `etag=` and the 201 document, where
+    // S3 has the quoted ETag; the response header carries it too.
+    let quoted = o.e_tag.map(|e| format!("\"{}\"", e.value()));
     let mut resp = S3Response::new(PostObjectOutput {
-        e_tag: o.e_tag,
+        e_tag: quoted.clone().map(ETag::Strong),
         checksum_crc32: o.checksum_crc32,
         checksum_crc32c: o.checksum_crc32c,
         checksum_crc64nvme: o.checksum_crc64nvme,
@@ -76,5 +79,8 @@ pub(super) async fn post_object(
         ..Default::default()
     });
     resp.headers = done.headers;
+    if let Some(v) = quoted.and_then(|q| http::HeaderValue::from_str(&q).ok()) {
+        resp.headers.insert(http::header::ETAG, v);
+    }
     Ok(resp)
 }
