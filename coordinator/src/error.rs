@@ -96,6 +96,12 @@ pub enum ApiError {
     /// A body without a length where one is needed.
     #[error("{0}")]
     MissingContentLength(String),
+    /// A version id that names no version of the key.
+    #[error("the specified version does not exist: {0}")]
+    NoSuchVersion(String),
+    /// The method does not apply to what the request names (a delete marker's version).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// A signed request dated too far from the coordinator's clock.
     #[error("{0}")]
     RequestTimeTooSkewed(String),

@@ -267,14 +267,7 @@ async fn write_and_commit(c: &Arc<DataPath>, ec: EcSpec, seg: Open) {
             Ok(results) => {
                 guard.committed = true;
                 c.gc_kick.notify_one();
-                entries
-                    .into_iter()
-                    .zip(results)
-                    .map(|(e, r)| match r {
-                        Ok(_) => Ok(e.obj),
-                        Err(err) => Err(err.into()),
-                    })
-                    .collect()
+                results.into_iter().map(|r| r.map_err(Into::into)).collect()
             }
             Err(e) => {
                 let e: ApiError = e.into();
@@ -395,6 +388,9 @@ async fn write(
         packed: None,
         acl: None,
         fill: None,
+        seq: None,
+        null_version: false,
+        delete_marker: false,
     };
     Ok((meta, guard))
 }
@@ -467,6 +463,9 @@ impl Listed {
             }),
             fill: None,
             acl: None,
+            seq: None,
+            null_version: false,
+            delete_marker: false,
         })
     }
 }

@@ -121,6 +121,9 @@ impl<D> Staged<D> {
             packed: None,
             fill: None,
             acl: self.attrs.acl.clone(),
+            seq: None,
+            null_version: false,
+            delete_marker: false,
         };
         if let Some((ec, data, inbound)) = self.packed {
             return self
@@ -130,9 +133,7 @@ impl<D> Staged<D> {
                 .await;
         }
         let meta = self.c.meta.clone();
-        let o = obj.clone();
-        self.commit_with(meta.commit_put(o, cond)).await?;
-        Ok(obj)
+        self.commit_with(meta.commit_put(obj, cond)).await
     }
 
     /// The commit point of part `self.part.number` of upload `upload`.

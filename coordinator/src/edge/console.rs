@@ -32,6 +32,12 @@ pub struct BucketStats {
     /// Bytes the same objects would take as full replicas surviving as many lost nodes
     /// (m+1 copies).
     pub replica_bytes: u64,
+    /// Noncurrent versions kept by versioning (not counted in `objects`).
+    pub noncurrent_objects: u64,
+    /// Their bytes (not counted in `logical_bytes`; their shards are in `stored_bytes`).
+    pub noncurrent_bytes: u64,
+    /// Delete markers.
+    pub delete_markers: u64,
 }
 
 /// `GET /stats`.
@@ -61,12 +67,29 @@ pub async fn stats(c: &Arc<Coordinator>) -> Result<Stats, ApiError> {
             (b.name, s)
         })
         .collect();
+    // A walk meets a key's current version first, then its older versions and markers.
+    let mut last: Option<(String, String)> = None;
     for o in crate::maintenance::repair::select(c, |_| true).await? {
+        let first = last
+            .as_ref()
+            .is_none_or(|(b, k)| *b != o.bucket || *k != o.key);
+        if first {
+            last = Some((o.bucket.clone(), o.key.clone()));
+        }
         let Some(b) = by.get_mut(&o.bucket) else {
             continue;
         };
-        b.objects += 1;
-        b.logical_bytes += o.size;
+        if o.delete_marker {
+            b.delete_markers += 1;
+            continue;
+        }
+        if first {
+            b.objects += 1;
+            b.logical_bytes += o.size;
+        } else {
+            b.noncurrent_objects += 1;
+            b.noncurrent_bytes += o.size;
+        }
         for p in o.extents() {
             b.stored_bytes += p.layout().shard_len() * p.shards.len() as u64;
         }
@@ -86,6 +109,9 @@ pub async fn stats(c: &Arc<Coordinator>) -> Result<Stats, ApiError> {
         total.logical_bytes += b.logical_bytes;
         total.stored_bytes += b.stored_bytes;
         total.replica_bytes += b.replica_bytes;
+        total.noncurrent_objects += b.noncurrent_objects;
+        total.noncurrent_bytes += b.noncurrent_bytes;
+        total.delete_markers += b.delete_markers;
     }
     Ok(Stats {
         buckets: by.into_values().collect(),

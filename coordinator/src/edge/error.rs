@@ -39,6 +39,8 @@ pub fn code_and_status(e: &ApiError) -> (S3ErrorCode, StatusCode) {
         ),
         ApiError::InvalidDigest(_) => (C::InvalidDigest, StatusCode::BAD_REQUEST),
         ApiError::MissingContentLength(_) => (C::MissingContentLength, StatusCode::LENGTH_REQUIRED),
+        ApiError::NoSuchVersion(_) => (C::NoSuchVersion, StatusCode::NOT_FOUND),
+        ApiError::MethodNotAllowed(_) => (C::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED),
         ApiError::RequestTimeTooSkewed(_) => (C::RequestTimeTooSkewed, StatusCode::FORBIDDEN),
         ApiError::CorsForbidden => (C::Custom("AccessForbidden".into()), StatusCode::FORBIDDEN),
         ApiError::MalformedAcl(_) => (C::MalformedACLError, StatusCode::BAD_REQUEST),

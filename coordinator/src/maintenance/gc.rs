@@ -104,9 +104,10 @@ pub async fn pass(c: &Arc<Maintenance>) -> Result<usize, crate::error::ApiError>
         if now.saturating_sub(set.since_ms) < grace {
             continue;
         }
-        // Never delete a shard the committed object references (a repair may have written
+        // Never delete a shard a committed version references (a repair may have written
         // the same shard id to the same node again).
-        if let Some(obj) = c.meta.object(set.bucket.clone(), set.key.clone()).await? {
+        let (b, k) = (set.bucket.clone(), set.key.clone());
+        if let Some(obj) = c.meta.version_holding(b, k, version).await? {
             set.shards
                 .retain(|(i, n)| !obj.references(version, *i as usize, n));
         }
@@ -213,7 +214,7 @@ async fn still_wanted(
         }
     }
     Ok(c.meta
-        .object(h.bucket.clone(), h.key.clone())
+        .version_holding(h.bucket.clone(), h.key.clone(), v)
         .await?
         .is_some_and(|o| o.references(v, i, node)))
 }

@@ -156,6 +156,9 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
                     packed: None,
                     fill: None,
                     acl: None,
+                    seq: None,
+                    null_version: false,
+                    delete_marker: false,
                 }),
                 ShardRole::Manifest { .. } => {
                     restore_multipart(c, &bucket, &key, version, shards, &versions).await

@@ -10,9 +10,9 @@
 
 use super::store::Result;
 use super::{
-    Acl, BucketMeta, BucketSetting, CompletedUpload, DeleteCondition, Grant, KeyRecord, Listing,
-    MetaError, MetaStore, NodeRecord, ObjectMeta, PackEntry, Part, Precondition, ShardSet, Upload,
-    UploadListing,
+    Acl, BucketMeta, BucketSetting, CompletedUpload, DeleteCondition, Deleted, Grant, KeyRecord,
+    Listing, MetaError, MetaStore, NodeRecord, ObjectMeta, PackEntry, Part, Precondition, ShardSet,
+    Upload, UploadListing, VersionListing,
 };
 use crate::names::EcSpec;
 use serde::{Deserialize, Serialize};
@@ -158,10 +158,10 @@ operations! {
         fn begin_put(&self, version: ObjectVersion, set: ShardSet) -> () = |m| m.begin_put(version, &set);
         /// Records shard writes in flight under `record` (a repair's).
         fn begin_pending(&self, record: String, set: ShardSet) -> () = |m| m.begin_pending(&record, &set);
-        /// The commit point of a PUT, if `cond` holds; returns the version it replaced.
-        fn commit_put(&self, obj: ObjectMeta, cond: Precondition) -> Option<ObjectMeta> = |m| m.commit_put(&obj, &cond);
+        /// The commit point of a PUT, if `cond` holds; returns the object as committed.
+        fn commit_put(&self, obj: ObjectMeta, cond: Precondition) -> ObjectMeta = |m| m.commit_put(&obj, &cond);
         /// The commit point of a segment and the small objects packed into it (one outcome each).
-        fn commit_segment(&self, seg: ObjectMeta, entries: Vec<PackEntry>) -> Vec<Result<Option<ObjectMeta>>> = |m| m.commit_segment(&seg, &entries);
+        fn commit_segment(&self, seg: ObjectMeta, entries: Vec<PackEntry>) -> Vec<Result<ObjectMeta>> = |m| m.commit_segment(&seg, &entries);
         /// A PUT that will not commit: its in-flight record becomes garbage.
         fn abort_put(&self, version: ObjectVersion, set: ShardSet) -> () = |m| m.abort_put(version, &set);
         /// A repair that will not commit: its in-flight record becomes garbage.
@@ -170,10 +170,14 @@ operations! {
         fn commit_repair(&self, record: String, set: ShardSet, version: ObjectVersion, moved: Vec<(u16, NodeId)>) -> bool = |m| m.commit_repair(&record, &set, version, &moved);
         /// Restores an object found by the metadata rebuild unless a newer version exists.
         fn restore_object(&self, obj: ObjectMeta, default_ec: EcSpec) -> bool = |m| m.restore_object(&obj, default_ec);
-        /// Deletes a key's committed version; returns it (its shards become garbage).
-        fn delete_object(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.delete_object(&bucket, &key);
-        /// Deletes a key's committed version if it meets `cond` (PreconditionFailed if not).
-        fn delete_object_if(&self, bucket: String, key: String, cond: DeleteCondition) -> Option<ObjectMeta> = |m| m.delete_object_if(&bucket, &key, &cond);
+        /// Deletes a key's current version (a delete marker in a versioned bucket).
+        fn delete_object(&self, bucket: String, key: String) -> Deleted = |m| m.delete_object(&bucket, &key);
+        /// Deletes a key's current version if it meets `cond` (PreconditionFailed if not).
+        fn delete_object_if(&self, bucket: String, key: String, cond: DeleteCondition) -> Deleted = |m| m.delete_object_if(&bucket, &key, &cond);
+        /// Deletes one version (or delete marker) of a key for good.
+        fn delete_version(&self, bucket: String, key: String, version_id: String) -> Deleted = |m| m.delete_version(&bucket, &key, &version_id);
+        /// Sets a bucket's versioning (`Enabled`, `Suspended`); returns the bucket.
+        fn set_versioning(&self, bucket: String, state: String) -> BucketMeta = |m| m.set_versioning(&bucket, &state);
         /// Records a new multipart upload.
         fn create_upload(&self, u: Upload) -> () = |m| m.create_upload(&u);
         /// The commit point of a part (replacing a part of the same number).
@@ -181,7 +185,7 @@ operations! {
         /// Aborts an upload; its parts become garbage.
         fn abort_upload(&self, bucket: String, key: String, id: ObjectVersion) -> () = |m| m.abort_upload(&bucket, &key, id);
         /// The commit point of a multipart object, if `cond` holds and no part changed.
-        fn complete_upload(&self, obj: ObjectMeta, upload: ObjectVersion, cond: Precondition) -> Option<ObjectMeta> = |m| m.complete_upload(&obj, upload, &cond);
+        fn complete_upload(&self, obj: ObjectMeta, upload: ObjectVersion, cond: Precondition) -> ObjectMeta = |m| m.complete_upload(&obj, upload, &cond);
         /// Forgets completed uploads older than `before_ms`.
         fn expire_completed(&self, before_ms: u64) -> usize = |m| m.expire_completed(before_ms);
         /// Stores a new access key (fails if the id exists).
@@ -231,8 +235,17 @@ operations! {
         linear fn lookup(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.lookup(&bucket, &key);
         /// Versions with a write in flight.
         linear fn pending_versions(&self) -> HashSet<ObjectVersion> = |m| m.pending_versions();
-        /// Committed objects in (bucket, key) order after `after`, at most `limit`.
-        linear fn objects_after(&self, after: Option<(String, String)>, limit: usize) -> Vec<ObjectMeta> = |m| m.objects_after(after.as_ref().map(|(b, k)| (b.as_str(), k.as_str())), limit);
+        /// Committed versions in (bucket, key, newest first) order after the cursor `after`,
+        /// at most `limit`, and the cursor after them.
+        linear fn objects_after(&self, after: Option<Vec<u8>>, limit: usize) -> (Vec<ObjectMeta>, Option<Vec<u8>>) = |m| m.objects_after(after.as_deref(), limit);
+        /// Version `version_id` of a key (a delete marker too) in a bucket that must exist.
+        linear fn object_version(&self, bucket: String, key: String, version_id: String) -> Option<ObjectMeta> = |m| m.object_version(&bucket, &key, &version_id);
+        /// A key's newest version, current or a delete marker, in a bucket that must exist.
+        linear fn newest_version(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.newest_version(&bucket, &key);
+        /// An S3 version listing page.
+        linear fn list_versions(&self, bucket: String, prefix: String, key_marker: Option<String>, version_marker: Option<String>, delimiter: Option<String>, max: usize) -> VersionListing = |m| m.list_versions(&bucket, &prefix, key_marker.as_deref(), version_marker.as_deref(), delimiter.as_deref(), max);
+        /// The version of a key (current or noncurrent) holding the stored run `version`.
+        linear fn version_holding(&self, bucket: String, key: String, version: ObjectVersion) -> Option<ObjectMeta> = |m| m.version_holding(&bucket, &key, version);
         /// An S3 listing page.
         linear fn list(&self, bucket: String, prefix: String, start_after: Option<String>, delimiter: Option<String>, max: usize) -> Listing = |m| m.list(&bucket, &prefix, start_after.as_deref(), delimiter.as_deref(), max);
         /// An upload in progress (NoSuchUpload).

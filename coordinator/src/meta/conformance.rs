@@ -23,6 +23,7 @@ pub async fn run_all(m: &dyn Metadata) {
     node_lifecycle_jobs_and_recodes(m).await;
     packed_segments(m).await;
     access_settings_and_conditional_deletes(m).await;
+    super::version_conformance::versions_and_delete_markers(m).await;
 }
 
 /// Bucket settings and object ACLs are stored as given and read back; conditional deletes
@@ -106,11 +107,12 @@ pub async fn access_settings_and_conditional_deletes(m: &dyn Metadata) {
         .delete_object_if("cfg".into(), "k".into(), right)
         .await
         .unwrap();
-    assert_eq!(gone.map(|g| g.version), Some(o.version));
+    assert_eq!(gone.removed.map(|g| g.version), Some(o.version));
     assert!(m
         .delete_object_if("cfg".into(), "k".into(), wrong)
         .await
         .unwrap()
+        .removed
         .is_none());
     m.delete_bucket("cfg".into()).await.unwrap();
     clear_garbage(m).await;
@@ -120,7 +122,7 @@ fn node(i: u8) -> NodeId {
     format!("{i:016x}").parse().expect("a valid node id")
 }
 
-fn bucket(name: &str) -> BucketMeta {
+pub(super) fn bucket(name: &str) -> BucketMeta {
     BucketMeta::new(
         name,
         now_ms(),
@@ -167,10 +169,13 @@ pub fn object(b: &str, k: &str, size: u64) -> ObjectMeta {
         packed: None,
         fill: None,
         acl: None,
+        seq: None,
+        null_version: false,
+        delete_marker: false,
     }
 }
 
-async fn garbage_versions(m: &dyn Metadata) -> Vec<ObjectVersion> {
+pub(super) async fn garbage_versions(m: &dyn Metadata) -> Vec<ObjectVersion> {
     m.garbage(10_000)
         .await
         .unwrap()
@@ -181,7 +186,11 @@ async fn garbage_versions(m: &dyn Metadata) -> Vec<ObjectVersion> {
 
 /// Records `obj`'s PUT in flight and commits it, as the data path does (a commit needs its
 /// in-flight record); a refused commit aborts, so its shards become garbage.
-async fn put(m: &dyn Metadata, obj: ObjectMeta, cond: Precondition) -> Result<Option<ObjectMeta>> {
+pub(super) async fn put(
+    m: &dyn Metadata,
+    obj: ObjectMeta,
+    cond: Precondition,
+) -> Result<ObjectMeta> {
     let set = obj.parts[0].shard_set(&obj.bucket, &obj.key);
     m.begin_put(obj.version, set.clone()).await?;
     let out = m.commit_put(obj.clone(), cond).await;
@@ -209,14 +218,14 @@ async fn put_part(
 }
 
 /// Collects every garbage record (as the collector would once the shards are gone).
-async fn clear_garbage(m: &dyn Metadata) {
+pub(super) async fn clear_garbage(m: &dyn Metadata) {
     for (record, _, _) in m.garbage(10_000).await.unwrap() {
         m.update_garbage(record, None).await.unwrap();
     }
 }
 
 /// The committed version of `b`/`k`, if any.
-async fn version_of(m: &dyn Metadata, b: &str, k: &str) -> Option<ObjectVersion> {
+pub(super) async fn version_of(m: &dyn Metadata, b: &str, k: &str) -> Option<ObjectVersion> {
     m.object(b.into(), k.into())
         .await
         .unwrap()
@@ -278,10 +287,12 @@ pub async fn buckets(m: &dyn Metadata) {
 pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
     m.create_bucket(bucket("cm")).await.unwrap();
     let first = object("cm", "key", 10);
-    assert!(put(m, first.clone(), Precondition::Absent)
-        .await
-        .unwrap()
-        .is_none());
+    let committed = put(m, first.clone(), Precondition::Absent).await.unwrap();
+    assert_eq!(committed.version, first.version);
+    assert_eq!(
+        committed.seq, None,
+        "an unversioned bucket numbers no versions"
+    );
     assert!(
         matches!(
             put(m, object("cm", "key", 11), Precondition::Absent).await,
@@ -304,11 +315,9 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
         "refused commits change nothing"
     );
     let second = object("cm", "key", 13);
-    let replaced = put(m, second.clone(), Precondition::ETag(first.etag.clone()))
+    put(m, second.clone(), Precondition::ETag(first.etag.clone()))
         .await
-        .unwrap()
-        .expect("the first version is replaced");
-    assert_eq!(replaced.version, first.version);
+        .unwrap();
     assert_eq!(version_of(m, "cm", "key").await, Some(second.version));
     assert!(
         garbage_versions(m).await.contains(&first.version),
@@ -378,6 +387,7 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
         .delete_object("cm".into(), "key".into())
         .await
         .unwrap()
+        .removed
         .expect("deleted");
     assert_eq!(gone.version, second.version);
     assert!(m.object("cm".into(), "key".into()).await.unwrap().is_none());
@@ -386,6 +396,7 @@ pub async fn commits_overwrites_and_conditions(m: &dyn Metadata) {
         m.delete_object("cm".into(), "key".into())
             .await
             .unwrap()
+            .removed
             .is_none(),
         "deleting again is a no-op"
     );
@@ -566,12 +577,14 @@ pub async fn listings(m: &dyn Metadata) {
     seen.sort();
     assert_eq!(seen, ["a/", "b", "c/", "d"], "pages cover everything once");
     let mut scanned = Vec::new();
-    let mut from: Option<(String, String)> = None;
+    let mut from: Option<Vec<u8>> = None;
     loop {
-        let page = m.objects_after(from.clone(), 3).await.unwrap();
-        let Some(last) = page.last() else { break };
-        from = Some((last.bucket.clone(), last.key.clone()));
+        let (page, next) = m.objects_after(from.take(), 3).await.unwrap();
         scanned.extend(page.into_iter().map(|o| format!("{}/{}", o.bucket, o.key)));
+        match next {
+            Some(n) => from = Some(n),
+            None => break,
+        }
     }
     assert_eq!(
         scanned.len(),
@@ -979,7 +992,7 @@ async fn commit_segment(
     m: &dyn Metadata,
     seg: &ObjectMeta,
     entries: Vec<PackEntry>,
-) -> Vec<Result<Option<ObjectMeta>>> {
+) -> Vec<Result<ObjectMeta>> {
     let set = seg.parts[0].shard_set(SEGMENTS, &seg.key);
     m.begin_put(seg.version, set).await.unwrap();
     m.commit_segment(seg.clone(), entries).await.unwrap()
@@ -1010,7 +1023,7 @@ pub async fn packed_segments(m: &dyn Metadata) {
         cond: Precondition::None,
     });
     let out = commit_segment(m, &seg, entries.clone()).await;
-    assert!(out[0].as_ref().unwrap().is_none(), "a new key");
+    assert!(out[0].is_ok(), "a new key");
     assert!(out[1].is_ok());
     assert!(
         matches!(out[2], Err(MetaError::PreconditionFailed)),
@@ -1018,8 +1031,8 @@ pub async fn packed_segments(m: &dyn Metadata) {
         out[2]
     );
     assert_eq!(
-        out[3].as_ref().unwrap().as_ref().map(|o| o.size),
-        Some(10),
+        out[3].as_ref().map(|o| o.size).ok(),
+        Some(40),
         "a key twice in one segment: the later entry replaces the earlier"
     );
     assert!(matches!(out[4], Err(MetaError::NoSuchBucket(_))));

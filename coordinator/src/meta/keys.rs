@@ -2,7 +2,13 @@
 //!
 //! Keys (one byte of kind, then `\0`-separated fields; bucket names and keys never hold NUL):
 //! - `b\0{bucket}` -> [`BucketMeta`]
-//! - `o\0{bucket}\0{key}` -> [`ObjectMeta`]
+//! - `o\0{bucket}\0{key}` -> [`ObjectMeta`]: the key's current version (absent when the key
+//!   has none, or its newest version is a delete marker)
+//! - `o\0{bucket}\0{key}\0{slot}` -> [`ObjectMeta`]: a noncurrent version or a delete marker
+//!   of a versioned bucket; `slot` is `u64::MAX - seq` in 16 hex digits, so a key's versions
+//!   follow its current version newest first, and a plain walk of a bucket's objects meets
+//!   every version (repair, scrub, drain and rebalance keep them all; listings skip them)
+//! - `q\0seq` -> u64: the last commit sequence number given to a version
 //! - `n\0{node id}` -> [`NodeRecord`]
 //! - `p\0{version}` -> [`ShardSet`]: a PUT in flight (its shards may exist on nodes)
 //! - `g\0{version}` -> [`ShardSet`]: shards to delete from nodes
@@ -38,6 +44,25 @@ pub fn superseded_key(id: ObjectVersion, number: u32, version: ObjectVersion) ->
             &version.to_string(),
         ],
     )
+}
+
+/// The key of the noncurrent version or delete marker of `bucket`/`k` numbered `seq` (a
+/// version from before versioning, which has no number, is slot `u64::MAX`: the oldest).
+pub fn version_key(bucket: &str, k: &str, seq: Option<u64>) -> Vec<u8> {
+    let slot = u64::MAX - seq.unwrap_or(0);
+    key(b'o', &[bucket, k, &format!("{slot:016x}")])
+}
+
+/// The prefix of every noncurrent version and delete marker of `bucket`/`k`.
+pub fn versions_prefix(bucket: &str, k: &str) -> Vec<u8> {
+    let mut p = key(b'o', &[bucket, k]);
+    p.push(0);
+    p
+}
+
+/// The key of the commit sequence counter.
+pub fn seq_key() -> Vec<u8> {
+    key(b'q', &["seq"])
 }
 
 /// The key of part `number` of upload `id`.

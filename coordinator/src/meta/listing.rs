@@ -41,7 +41,7 @@ impl MetaStore {
             from = from.max(after);
         }
         let mut out = Listing::default();
-        out.truncated = self.walk_listing(&base, &from, prefix, delimiter, max, |e| {
+        out.truncated = self.walk_listing(&base, &from, prefix, delimiter, max, true, |e| {
             match e {
                 Entry::Prefix(cp) => {
                     out.next = Some(cp.clone());
@@ -64,6 +64,10 @@ impl MetaStore {
     /// start with `prefix`, from `from`, rolled up at `delimiter` into common prefixes (one
     /// entry each; the walk then seeks past everything under it: `prefix` + 0xFF, never in
     /// UTF-8), `f` called for each entry until `max` entries. Returns whether more follow.
+    /// With `current_only`, records with more after the name (a key's noncurrent versions
+    /// and delete markers) are passed over without counting, and only a current record rolls
+    /// its name into a common prefix.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn walk_listing(
         &self,
         base: &[u8],
@@ -71,6 +75,7 @@ impl MetaStore {
         prefix: &str,
         delimiter: Option<&str>,
         max: usize,
+        current_only: bool,
         mut f: impl FnMut(Entry<'_>) -> Result<()>,
     ) -> Result<bool> {
         let delimiter = delimiter.filter(|d| !d.is_empty());
@@ -85,6 +90,12 @@ impl MetaStore {
                 std::str::from_utf8(&rest[..end]).map_err(|e| MetaError::Storage(e.to_string()))?;
             if !name.starts_with(prefix) {
                 return Ok(Step::Stop);
+            }
+            if current_only && end < rest.len() {
+                let mut past = base.to_vec();
+                past.extend_from_slice(&rest[..end]);
+                past.extend_from_slice(&[0, 0xFF]);
+                return Ok(Step::Seek(past));
             }
             if entries >= max {
                 truncated = true;

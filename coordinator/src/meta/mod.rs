@@ -10,10 +10,12 @@
 //! - [`store`]: [`MetaStore`] and the helpers its operations share; the operations by family:
 //!   [`buckets`] (and keys, grants, bucket settings, object ACLs), [`objects`], [`segments`],
 //!   [`listing`], [`multipart`], [`nodes`] (and jobs), [`garbage`] (in-flight writes and
-//!   garbage).
+//!   garbage), [`versions`] (a key's history in a versioned bucket: noncurrent versions,
+//!   delete markers, version listings).
 //! - [`api`]: the [`Metadata`] trait the rest of the coordinator uses (local or replicated).
 //! - [`kv`]: the ordered key-value store underneath ([`rocks`], [`memory`]); [`conformance`]
-//!   holds every implementation to the same behaviour.
+//!   holds every implementation to the same behaviour ([`version_conformance`]: versions and
+//!   delete markers).
 
 pub mod api;
 mod buckets;
@@ -33,14 +35,16 @@ pub mod rocks;
 mod segments;
 pub mod settings;
 pub mod store;
+pub mod version_conformance;
+pub mod versions;
 
 pub use api::{Command, Engine, Freshness, Local, Metadata, Reply};
 pub use clock::{now_ms, Context};
 pub use error::MetaError;
 pub use records::{
-    BucketMeta, CompletedUpload, DeleteCondition, Fill, Grant, KeyRecord, Listing, NodeRecord,
-    ObjectMeta, PackEntry, Packed, Part, Precondition, ShardLoc, ShardSet, ShardState, Upload,
-    UploadListing, SEGMENTS,
+    BucketMeta, CompletedUpload, DeleteCondition, Deleted, Fill, Grant, KeyRecord, Listing,
+    NodeRecord, ObjectMeta, PackEntry, Packed, Part, Precondition, ShardLoc, ShardSet, ShardState,
+    Upload, UploadListing, VersionListing, SEGMENTS,
 };
 pub use settings::{
     Acl, AclGrant, BucketSetting, CorsRule, Grantee, Permission, PublicAccessBlock,

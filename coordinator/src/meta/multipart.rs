@@ -4,7 +4,8 @@ use super::clock::now_ms;
 use super::keys::{key, part_key, superseded_key};
 use super::kv::Batch;
 use super::records::{CompletedUpload, ObjectMeta, Part, Precondition, Upload, UploadListing};
-use super::store::{check_precondition, put_garbage, Entry, MetaStore, Result};
+use super::store::{check_precondition, Entry, MetaStore, Release, Result};
+use super::versions::Seqs;
 use super::MetaError;
 use tessera_node::{NodeId, ObjectVersion};
 
@@ -70,7 +71,7 @@ impl MetaStore {
             from = from.max(a);
         }
         let mut out = UploadListing::default();
-        out.truncated = self.walk_listing(&base, &from, prefix, delimiter, max, |e| {
+        out.truncated = self.walk_listing(&base, &from, prefix, delimiter, max, false, |e| {
             match e {
                 Entry::Prefix(cp) => {
                     out.next = Some((cp.clone(), None));
@@ -203,7 +204,7 @@ impl MetaStore {
         obj: &ObjectMeta,
         upload: ObjectVersion,
         cond: &Precondition,
-    ) -> Result<Option<ObjectMeta>> {
+    ) -> Result<ObjectMeta> {
         let guard = self.lock.lock().unwrap();
         let u = self.upload(&obj.bucket, &obj.key, upload)?;
         if let Some(m) = &obj.manifest {
@@ -219,21 +220,31 @@ impl MetaStore {
                 )));
             }
         }
+        let Some(bucket) = self.bucket(&obj.bucket)? else {
+            return Err(MetaError::NoSuchBucket(obj.bucket.clone()));
+        };
         let old = self.object(&obj.bucket, &obj.key)?;
         check_precondition(old.as_ref(), cond)?;
         let mut batch = Batch::default();
         let keep: Vec<ObjectVersion> = obj.parts.iter().map(|p| p.version).collect();
         self.drop_upload(&mut batch, &u, &keep)?;
-        batch.put(
-            key(b'o', &[&obj.bucket, &obj.key]),
-            serde_json::to_vec(obj)?,
-        );
         if let Some(m) = &obj.manifest {
             batch.delete(key(b'p', &[&m.version.to_string()]));
         }
-        if let Some(old) = &old {
-            put_garbage(self, &mut batch, old)?;
-        }
+        let mut obj = obj.clone();
+        let mut release = Release::new(self);
+        let mut seqs = Seqs::new(self)?;
+        self.supersede(
+            &mut batch,
+            &mut release,
+            &mut seqs,
+            &bucket,
+            old.as_ref(),
+            &mut obj,
+            true,
+        )?;
+        seqs.finish(&mut batch)?;
+        release.finish(&mut batch)?;
         // Kept so a retried completion gets the same answer (see `completed_upload`).
         let done = CompletedUpload {
             bucket: obj.bucket.clone(),
@@ -247,13 +258,14 @@ impl MetaStore {
             completed_ms: now_ms(),
             checksums: obj.checksums.clone(),
             checksum_type: obj.checksum_type.clone(),
+            version_id: bucket.versioning.is_some().then(|| obj.version_id()),
         };
         batch.put(
             key(b'c', &[&upload.to_string()]),
             serde_json::to_vec(&done)?,
         );
         self.write_locked(batch, guard)?;
-        Ok(old)
+        Ok(obj)
     }
 
     /// The completion of upload `id`, while it is remembered (until

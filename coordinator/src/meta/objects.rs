@@ -2,11 +2,12 @@
 
 use super::clock::{now_ms, proposer};
 use super::keys::key;
-use super::kv::Batch;
+use super::kv::{Batch, Step};
 use super::records::{
-    BucketMeta, DeleteCondition, ObjectMeta, Precondition, ShardSet, ShardState, SEGMENTS,
+    BucketMeta, DeleteCondition, Deleted, ObjectMeta, Precondition, ShardSet, ShardState, SEGMENTS,
 };
 use super::store::{check_precondition, put_garbage, MetaStore, Release, Result};
+use super::versions::Seqs;
 use super::MetaError;
 use crate::names::EcSpec;
 use tessera_node::{NodeId, ObjectVersion};
@@ -84,41 +85,60 @@ impl MetaStore {
     }
 
     /// The commit point of a PUT: the object becomes visible, the in-flight record goes, and
-    /// the version it replaces becomes garbage, in one synced batch.
+    /// the version it replaces becomes garbage (or, in a versioned bucket, a noncurrent
+    /// version), in one synced batch. Returns the object as committed (with its place in the
+    /// key's history).
     ///
     /// `cond` is checked under the same lock as the commit, so of two conditional writers
     /// only one can succeed; the other gets [`MetaError::PreconditionFailed`] and its shards
     /// become garbage through its drop guard.
-    pub fn commit_put(&self, obj: &ObjectMeta, cond: &Precondition) -> Result<Option<ObjectMeta>> {
+    pub fn commit_put(&self, obj: &ObjectMeta, cond: &Precondition) -> Result<ObjectMeta> {
         let guard = self.lock.lock().unwrap();
-        if self.bucket(&obj.bucket)?.is_none() {
+        let Some(bucket) = self.bucket(&obj.bucket)? else {
             return Err(MetaError::NoSuchBucket(obj.bucket.clone()));
-        }
+        };
         self.check_pending(&obj.version.to_string())?;
         let old = self.object(&obj.bucket, &obj.key)?;
         check_precondition(old.as_ref(), cond)?;
-        // A rewrite of the same version (recode) keeps the ACL the object has now, which
-        // may have changed since the rewrite read it.
         let mut obj = obj.clone();
-        if let (Precondition::Version(_), Some(old)) = (cond, &old) {
-            obj.acl = old.acl.clone();
-        }
         let mut batch = Batch::default();
-        batch.put(
-            key(b'o', &[&obj.bucket, &obj.key]),
-            serde_json::to_vec(&obj)?,
-        );
         // Every stored run's in-flight record: a single PUT has one (its version); a
         // recoded multipart object one per part and its manifest.
         batch.delete(key(b'p', &[&obj.version.to_string()]));
         for p in obj.extents() {
             batch.delete(key(b'p', &[&p.version.to_string()]));
         }
-        if let Some(old) = &old {
-            put_garbage(self, &mut batch, old)?;
+        let mut release = Release::new(self);
+        match (cond, &old) {
+            // A rewrite of the same version (recode) keeps its place in the key's history and
+            // the ACL it has now, which may have changed since the rewrite read it.
+            (Precondition::Version(_), Some(old)) => {
+                obj.acl = old.acl.clone();
+                obj.seq = old.seq;
+                obj.null_version = old.null_version;
+                release.object(&mut batch, old)?;
+                batch.put(
+                    key(b'o', &[&obj.bucket, &obj.key]),
+                    serde_json::to_vec(&obj)?,
+                );
+            }
+            _ => {
+                let mut seqs = Seqs::new(self)?;
+                self.supersede(
+                    &mut batch,
+                    &mut release,
+                    &mut seqs,
+                    &bucket,
+                    old.as_ref(),
+                    &mut obj,
+                    true,
+                )?;
+                seqs.finish(&mut batch)?;
+            }
         }
+        release.finish(&mut batch)?;
         self.write_locked(batch, guard)?;
-        Ok(old)
+        Ok(obj)
     }
 
     /// A PUT that will not commit: its shards become garbage.
@@ -164,7 +184,12 @@ impl MetaStore {
         self.check_pending(record)?;
         let mut batch = Batch::default();
         batch.delete(key(b'p', &[record]));
-        let mut current = self.object(&set.bucket, &set.key)?;
+        // The version holding the run: current or noncurrent, repaired alike.
+        let holder = self.holder_of(&set.bucket, &set.key, version)?;
+        let (slot, mut current) = match holder {
+            Some((slot, o)) => (Some(slot), Some(o)),
+            None => (None, None),
+        };
         let Some(part) = current.as_mut().and_then(|o| o.extent_mut(version)) else {
             batch.put(key(b'g', &[record]), serde_json::to_vec(set)?);
             self.write_locked(batch, guard)?;
@@ -198,7 +223,7 @@ impl MetaStore {
         }
         let obj = current.expect("the part was found in it");
         batch.put(
-            key(b'o', &[&obj.bucket, &obj.key]),
+            slot.expect("found with the object"),
             serde_json::to_vec(&obj)?,
         );
         self.write_locked(batch, guard)?;
@@ -235,56 +260,74 @@ impl MetaStore {
         Ok(true)
     }
 
-    /// Every committed object, in (bucket, key) order, after `after`, at most `limit`.
+    /// Every committed version (current and noncurrent; delete markers too), in (bucket,
+    /// key, newest first) order, after the cursor `after` (as the previous page returned it),
+    /// at most `limit`; and the cursor after the last one.
     pub fn objects_after(
         &self,
-        after: Option<(&str, &str)>,
+        after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<ObjectMeta>> {
+    ) -> Result<(Vec<ObjectMeta>, Option<Vec<u8>>)> {
         let prefix = key(b'o', &[]);
         let start = match after {
-            Some((b, k)) => {
-                let mut s = key(b'o', &[b, k]);
+            Some(k) => {
+                let mut s = k.to_vec();
+                s.push(0);
                 s.push(0);
                 s
             }
             None => prefix.clone(),
         };
         let mut out = Vec::new();
-        self.scan_from(&prefix, &start, |_, o| {
-            if out.len() >= limit {
-                return Ok(false);
+        let mut last = None;
+        self.kv.walk(&start, &mut |k, v| {
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                return Ok(Step::Stop);
             }
-            out.push(o);
-            Ok(true)
+            out.push(serde_json::from_slice(v)?);
+            last = Some(k.to_vec());
+            Ok(Step::Next)
         })?;
-        Ok(out)
+        Ok((out, last))
     }
 
-    /// Deletes a key's committed version (no-op if absent); its shards become garbage.
-    pub fn delete_object(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
+    /// Deletes a key's current version (see [`MetaStore::delete_object_if`]).
+    pub fn delete_object(&self, bucket: &str, k: &str) -> Result<Deleted> {
         self.delete_object_if(bucket, k, &DeleteCondition::default())
     }
 
-    /// Deletes a key's committed version if it meets `cond` (PreconditionFailed if not);
-    /// a key without one is left as it is. Returns the deleted version.
+    /// Deletes a key's current version if it meets `cond` (PreconditionFailed if not). In an
+    /// unversioned bucket its bytes are released and a key without one is left as it is; in
+    /// a versioned bucket a delete marker becomes the newest version (always, as S3) and the
+    /// current version stays as a noncurrent one (suspended: the `null` version goes).
     pub fn delete_object_if(
         &self,
         bucket: &str,
         k: &str,
         cond: &DeleteCondition,
-    ) -> Result<Option<ObjectMeta>> {
+    ) -> Result<Deleted> {
         let guard = self.lock.lock().unwrap();
-        let Some(old) = self.object(bucket, k)? else {
-            return Ok(None);
-        };
-        if !cond.holds(&old) {
+        let b = self.bucket(bucket)?;
+        let old = self.object(bucket, k)?;
+        if old.as_ref().is_some_and(|o| !cond.holds(o)) {
             return Err(MetaError::PreconditionFailed);
         }
         let mut batch = Batch::default();
-        batch.delete(key(b'o', &[bucket, k]));
-        put_garbage(self, &mut batch, &old)?;
+        let out = match b.filter(|b| b.versioning.is_some()) {
+            Some(b) => self.mark_deleted(&mut batch, &b, k, old.as_ref())?,
+            None => {
+                let Some(old) = old else {
+                    return Ok(Deleted::default());
+                };
+                batch.delete(key(b'o', &[bucket, k]));
+                put_garbage(self, &mut batch, &old)?;
+                Deleted {
+                    removed: Some(old),
+                    marker: None,
+                }
+            }
+        };
         self.write_locked(batch, guard)?;
-        Ok(Some(old))
+        Ok(out)
     }
 }

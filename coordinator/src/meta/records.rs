@@ -45,6 +45,9 @@ pub struct BucketMeta {
     /// The `LocationConstraint` the bucket was created with (`None`: the default region).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// Versioning: `Enabled` or `Suspended` (`None`: never set; it cannot return to that).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<String>,
 }
 
 /// What one access key may do in a bucket.
@@ -74,6 +77,7 @@ impl BucketMeta {
             public_access_block: None,
             ownership: None,
             location: None,
+            versioning: None,
         }
     }
 
@@ -291,6 +295,17 @@ pub struct ObjectMeta {
     /// The object's ACL (`None`: its writer's full control).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<Acl>,
+    /// Its place in its key's history: the metadata's commit sequence number when it was
+    /// committed into a bucket with versioning set (`None`: written while the bucket was
+    /// unversioned, older than every numbered version of the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Written while versioning was suspended: its version id is `null`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub null_version: bool,
+    /// A delete marker (no bytes; the key reads as deleted while it is the newest version).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_marker: bool,
 }
 
 /// The reserved bucket segments are stored in, each as an object named by its version. No
@@ -346,6 +361,20 @@ pub struct PackEntry {
 }
 
 impl ObjectMeta {
+    /// The version id clients name it by: `null` for a version written while the bucket was
+    /// unversioned or suspended, else its sequence number in hex (opaque to clients).
+    pub fn version_id(&self) -> String {
+        match self.seq {
+            Some(seq) if !self.null_version => format!("{seq:016x}"),
+            _ => "null".to_string(),
+        }
+    }
+
+    /// Whether this is the key's `null` version.
+    pub fn is_null(&self) -> bool {
+        self.seq.is_none() || self.null_version
+    }
+
     /// Every stored run of the object: its parts, then its manifest.
     pub fn extents(&self) -> impl Iterator<Item = &Part> {
         self.parts.iter().chain(self.manifest.as_ref())
@@ -477,6 +506,33 @@ pub struct CompletedUpload {
     /// Their type (`COMPOSITE` or `FULL_OBJECT`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_type: Option<String>,
+    /// The version id the object got (a versioned bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+/// A page of a bucket's versions (see `MetaStore::list_versions`).
+#[derive(Debug, Default)]
+pub struct VersionListing {
+    /// Versions and delete markers in (key, newest first) order, with whether each is its
+    /// key's latest.
+    pub versions: Vec<(ObjectMeta, bool)>,
+    /// Rolled-up prefixes (with a delimiter), in order.
+    pub prefixes: Vec<String>,
+    /// More results follow.
+    pub truncated: bool,
+    /// Where the next page starts: key marker and version id marker.
+    pub next: Option<(String, Option<String>)>,
+}
+
+/// What a delete did: the version it removed from the namespace (its bytes released, or
+/// kept as a noncurrent version) and the delete marker it wrote, if any.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Deleted {
+    /// The version that was current (or the version named), if there was one.
+    pub removed: Option<ObjectMeta>,
+    /// The delete marker written (versioned buckets).
+    pub marker: Option<ObjectMeta>,
 }
 
 /// A page of multipart uploads (see [`MetaStore::uploads`]).

@@ -2,8 +2,9 @@
 
 use super::keys::key;
 use super::kv::Batch;
-use super::records::{Fill, ObjectMeta, PackEntry};
+use super::records::{Fill, ObjectMeta, PackEntry, Precondition};
 use super::store::{check_precondition, MetaStore, Release, Result};
+use super::versions::Seqs;
 use super::MetaError;
 use std::collections::BTreeMap;
 
@@ -12,13 +13,13 @@ impl MetaStore {
     /// object of [`SEGMENTS`] (its in-flight record goes), and each entry whose bucket exists
     /// and whose condition holds is committed as a PUT would be, in order (a key written
     /// twice in one segment: the later entry wins), in one synced batch. Returns one outcome
-    /// per entry: the version it replaced, or why it did not commit (its bytes are dead space
+    /// per entry: the object as committed (with its place in the key's history), or why it did not commit (its bytes are dead space
     /// in the segment). A segment none of whose entries committed is garbage at once.
     pub fn commit_segment(
         &self,
         seg: &ObjectMeta,
         entries: &[PackEntry],
-    ) -> Result<Vec<Result<Option<ObjectMeta>>>> {
+    ) -> Result<Vec<Result<ObjectMeta>>> {
         let guard = self.lock.lock().unwrap();
         let record = seg.version.to_string();
         self.check_pending(&record)?;
@@ -35,14 +36,17 @@ impl MetaStore {
         release.segments.insert(seg.version, Some(seg.clone()));
         let mut written: BTreeMap<(String, String), ObjectMeta> = BTreeMap::new();
         let mut out = Vec::with_capacity(entries.len());
+        let mut seqs = Seqs::new(self)?;
         for e in entries {
             let (b, k) = (e.obj.bucket.clone(), e.obj.key.clone());
-            if self.bucket(&b)?.is_none() {
+            let Some(bucket) = self.bucket(&b)? else {
                 out.push(Err(MetaError::NoSuchBucket(b)));
                 continue;
-            }
-            let current = match written.get(&(b.clone(), k.clone())) {
-                Some(o) => Some(o.clone()),
+            };
+            let again = written.get(&(b.clone(), k.clone())).cloned();
+            let fresh_key = again.is_none();
+            let current = match again {
+                Some(o) => Some(o),
                 None => self.object(&b, &k)?,
             };
             if let Err(err) = check_precondition(current.as_ref(), &e.cond) {
@@ -50,13 +54,31 @@ impl MetaStore {
                 continue;
             }
             release.live(seg.version, e.obj.size)?;
-            if let Some(old) = &current {
-                release.object(&mut batch, old)?;
+            let mut obj = e.obj.clone();
+            match (&e.cond, &current) {
+                // Compaction moves the same version: its place in the key's history and its
+                // ACL stay.
+                (Precondition::Moved { .. }, Some(old)) => {
+                    obj.acl = old.acl.clone();
+                    obj.seq = old.seq;
+                    obj.null_version = old.null_version;
+                    release.object(&mut batch, old)?;
+                    batch.put(key(b'o', &[&b, &k]), serde_json::to_vec(&obj)?);
+                }
+                _ => self.supersede(
+                    &mut batch,
+                    &mut release,
+                    &mut seqs,
+                    &bucket,
+                    current.as_ref(),
+                    &mut obj,
+                    fresh_key,
+                )?,
             }
-            batch.put(key(b'o', &[&b, &k]), serde_json::to_vec(&e.obj)?);
-            written.insert((b, k), e.obj.clone());
-            out.push(Ok(current));
+            written.insert((b, k), obj.clone());
+            out.push(Ok(obj));
         }
+        seqs.finish(&mut batch)?;
         release.finish(&mut batch)?;
         self.write_locked(batch, guard)?;
         Ok(out)

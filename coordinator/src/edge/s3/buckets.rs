@@ -176,12 +176,3 @@ pub(super) async fn get_bucket_location(
         location_constraint: b.location.map(BucketLocationConstraint::from),
     })
 }
-
-pub(super) async fn get_bucket_versioning(
-    t: &Tessera,
-    req: S3Request<GetBucketVersioningInput>,
-) -> R<GetBucketVersioningOutput> {
-    t.existing_bucket(&req.input.bucket).await?;
-    // Versioning has never been enabled: no Status (what S3 answers for such a bucket).
-    ok(GetBucketVersioningOutput::default())
-}

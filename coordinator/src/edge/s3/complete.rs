@@ -6,6 +6,7 @@
 
 use super::helpers::{bucket_name, object_key, ok, precondition, R};
 use super::multipart::MAX_PARTS;
+use super::versions::version_of;
 use super::Tessera;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
 use crate::edge::checksum::{as_map, multipart_checksum, stored_checksums};
@@ -103,13 +104,14 @@ pub(super) async fn complete(
     obj.manifest = Some(staged.part.clone());
     obj.last_modified_ms = now_ms();
     let commit = t.c.meta.complete_upload(obj.clone(), id, cond);
-    staged.commit_with(commit).await.map_err(s3_err)?;
+    let obj = staged.commit_with(commit).await.map_err(s3_err)?;
     let mut resp = S3Response::new(answer(
         &obj.bucket,
         &obj.key,
         &obj.etag,
         &obj.checksums,
         &obj.checksum_type,
+        version_of(&obj),
     ));
     if let Ok(v) = http::HeaderValue::try_from(upload.ec.to_string()) {
         resp.headers.insert("x-tessera-ec", v);
@@ -155,6 +157,7 @@ async fn completed_again(
         &done.etag,
         &done.checksums,
         &done.checksum_type,
+        done.version_id.clone(),
     ))
 }
 
@@ -165,6 +168,7 @@ fn answer(
     etag: &str,
     checksums: &BTreeMap<String, String>,
     checksum_type: &Option<String>,
+    version_id: Option<String>,
 ) -> CompleteMultipartUploadOutput {
     let c = stored_checksums(checksums);
     CompleteMultipartUploadOutput {
@@ -178,6 +182,7 @@ fn answer(
         checksum_sha256: c.checksum_sha256,
         checksum_crc64nvme: c.checksum_crc64nvme,
         checksum_type: checksum_type.clone().map(ChecksumType::from),
+        version_id,
         ..Default::default()
     }
 }
@@ -295,5 +300,8 @@ fn assemble(u: &Upload, parts: Vec<Part>) -> Result<ObjectMeta, ApiError> {
         packed: None,
         fill: None,
         acl: u.acl.clone(),
+        seq: None,
+        null_version: false,
+        delete_marker: false,
     })
 }

@@ -405,17 +405,16 @@ impl Tessera {
         [if_match, if_none_match]: [Option<&ETagCondition>; 2],
         [if_modified_since, if_unmodified_since]: [Option<&Timestamp>; 2],
     ) -> S3Result<ObjectMeta> {
-        let (bucket, key) = match source {
+        let (bucket, key, version_id) = match source {
             CopySource::Bucket {
                 bucket,
                 key,
                 version_id,
-            } => {
-                if version_id.as_deref().is_some_and(|v| v != "null") {
-                    return Err(s3_err(ApiError::NotImplemented("object versions".into())));
-                }
-                (bucket.to_string(), key.to_string())
-            }
+            } => (
+                bucket.to_string(),
+                key.to_string(),
+                version_id.as_deref().map(String::from),
+            ),
             _ => {
                 return Err(s3_err(ApiError::NotImplemented(
                     "copy from an access point".into(),
@@ -426,7 +425,7 @@ impl Tessera {
         crate::edge::access::Access::new(self.c.clone())
             .require_read(caller, &bucket, &key)
             .await?;
-        let src = self.object(&bucket, &key).await?;
+        let src = self.object_at(&bucket, &key, version_id.as_deref()).await?;
         check_read_conditions(
             &src,
             if_match,

@@ -2,9 +2,7 @@
 //! with VersionId `null`).
 
 use super::acl::Owners;
-use super::helpers::{
-    encode_key, etag, is_url, list_object, max_keys, ok, prefixes, resume_after, timestamp, R,
-};
+use super::helpers::{encode_key, is_url, list_object, max_keys, ok, prefixes, resume_after, R};
 use super::Tessera;
 use crate::edge::error::s3_err;
 use crate::error::ApiError;
@@ -148,57 +146,6 @@ pub(super) async fn list_objects_v2(
         delimiter,
         encoding_type: i.encoding_type,
         start_after: i.start_after,
-        ..Default::default()
-    })
-}
-
-pub(super) async fn list_object_versions(
-    t: &Tessera,
-    req: S3Request<ListObjectVersionsInput>,
-) -> R<ListObjectVersionsOutput> {
-    let i = req.input;
-    let url = is_url(&i.encoding_type)?;
-    let max = max_keys(i.max_keys)?;
-    let prefix = i.prefix.clone().unwrap_or_default();
-    let (owners, l) = t
-        .listing(
-            &i.bucket,
-            prefix,
-            i.key_marker.clone().filter(|m| !m.is_empty()),
-            i.delimiter.clone().filter(|d| !d.is_empty()),
-            max,
-        )
-        .await?;
-    let versions = l
-        .objects
-        .iter()
-        .map(|o| ObjectVersion {
-            key: Some(encode_key(o.key.clone(), url)),
-            e_tag: Some(etag(o)),
-            size: Some(o.size as i64),
-            last_modified: Some(timestamp(o.last_modified_ms)),
-            is_latest: Some(true),
-            version_id: Some("null".into()),
-            owner: Some(owners.of(o)),
-            storage_class: Some(ObjectVersionStorageClass::from_static(
-                ObjectVersionStorageClass::STANDARD,
-            )),
-            ..Default::default()
-        })
-        .collect();
-    ok(ListObjectVersionsOutput {
-        name: Some(i.bucket),
-        prefix: i.prefix,
-        key_marker: i.key_marker,
-        version_id_marker: i.version_id_marker,
-        max_keys: Some(max as i32),
-        is_truncated: Some(l.truncated),
-        next_key_marker: l.truncated.then(|| l.next.clone()).flatten(),
-        next_version_id_marker: l.truncated.then(|| "null".to_string()),
-        versions: Some(versions),
-        common_prefixes: prefixes(&l, url),
-        delimiter: i.delimiter,
-        encoding_type: i.encoding_type,
         ..Default::default()
     })
 }

@@ -8,17 +8,17 @@
 //!
 //! Implemented: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
 //! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjects (v1),
-//! ListObjectsV2, ListObjectVersions (unversioned: every object with VersionId `null`),
-//! GetBucketVersioning (never enabled), the multipart operations, GetObjectAttributes,
+//! ListObjectsV2, versioning (Get/PutBucketVersioning, versions by id, delete markers,
+//! ListObjectVersions), the multipart operations, GetObjectAttributes,
 //! bucket and object ACLs, object ownership controls, bucket policies and their status, the
 //! public access block, CORS rules and browser form uploads (PostObject).
-
 //!
 //! This module is the table of operations: each forwards to its family ([`buckets`],
-//! [`objects`], [`listing`], [`multipart`], [`complete`], [`acl`], [`config`], [`post`]); [`helpers`] holds what
-//! they share.
+//! [`objects`], [`attributes`], [`listing`], [`versions`], [`multipart`], [`complete`], [`acl`], [`config`],
+//! [`post`]); [`helpers`] holds what they share.
 
 mod acl;
+mod attributes;
 mod buckets;
 mod complete;
 mod config;
@@ -27,6 +27,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod post;
+mod versions;
 
 pub use helpers::MAX_USER_META;
 pub use multipart::MAX_PARTS;
@@ -110,7 +111,14 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> R<GetBucketVersioningOutput> {
-        buckets::get_bucket_versioning(self, req).await
+        versions::get_bucket_versioning(self, req).await
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> R<PutBucketVersioningOutput> {
+        versions::put_bucket_versioning(self, req).await
     }
 
     async fn create_multipart_upload(
@@ -160,14 +168,14 @@ impl S3 for Tessera {
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> R<ListObjectVersionsOutput> {
-        listing::list_object_versions(self, req).await
+        versions::list_object_versions(self, req).await
     }
 
     async fn get_object_attributes(
         &self,
         req: S3Request<GetObjectAttributesInput>,
     ) -> R<GetObjectAttributesOutput> {
-        objects::get_object_attributes(self, req).await
+        attributes::get_object_attributes(self, req).await
     }
 
     async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> R<GetBucketAclOutput> {
@@ -279,6 +287,6 @@ impl S3 for Tessera {
         &self,
         req: S3Request<GetObjectTorrentInput>,
     ) -> R<GetObjectTorrentOutput> {
-        objects::get_object_torrent(self, req).await
+        attributes::get_object_torrent(self, req).await
     }
 }

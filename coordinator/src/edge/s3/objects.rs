@@ -6,6 +6,7 @@ use super::helpers::{
     header_field, object_key, ok, precondition, refuse_unsupported, secs, tessera_headers,
     timestamp, user_metadata, R,
 };
+use super::versions::{deleted_answer, version_of};
 use super::Tessera;
 use crate::data::get::ByteRange;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
@@ -59,6 +60,7 @@ macro_rules! object_output {
             checksum_sha256: $view.checksums.checksum_sha256,
             checksum_crc64nvme: $view.checksums.checksum_crc64nvme,
             checksum_type: $view.checksums.checksum_type,
+            version_id: version_of(&$meta),
             $($extra)*
             ..Default::default()
         }
@@ -80,10 +82,7 @@ impl Tessera {
         part_number: Option<i32>,
         checksum_mode: bool,
     ) -> S3Result<(ObjectMeta, View)> {
-        if version_id.is_some_and(|v| v != "null") {
-            return Err(s3_err(ApiError::NotImplemented("object versions".into())));
-        }
-        let meta = self.object(bucket, key).await?;
+        let meta = self.object_at(bucket, key, version_id).await?;
         check_read_conditions(
             &meta,
             if_match,
@@ -162,28 +161,6 @@ impl Tessera {
             },
         };
         Ok((meta, view))
-    }
-}
-
-impl Tessera {
-    pub(super) async fn delete_key(
-        &self,
-        bucket: String,
-        key: String,
-        cond: DeleteCondition,
-    ) -> Result<(), ApiError> {
-        if self.c.meta.bucket(bucket.clone()).await?.is_none() {
-            return Err(ApiError::NoSuchBucket(bucket));
-        }
-        let removed = if cond == DeleteCondition::default() {
-            self.c.meta.delete_object(bucket, key).await?
-        } else {
-            self.c.meta.delete_object_if(bucket, key, cond).await?
-        };
-        if removed.is_some() {
-            self.c.gc_kick.notify_one();
-        }
-        Ok(())
     }
 }
 
@@ -279,6 +256,7 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
     let meta = staged.commit(cond).await.map_err(s3_err)?;
     let mut resp = S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&meta)),
+        version_id: version_of(&meta),
         checksum_crc32: computed.checksum_crc32,
         checksum_crc32c: computed.checksum_crc32c,
         checksum_sha1: computed.checksum_sha1,
@@ -353,9 +331,6 @@ pub(super) async fn delete_object(
     req: S3Request<DeleteObjectInput>,
 ) -> R<DeleteObjectOutput> {
     let i = req.input;
-    if i.version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3_err(ApiError::NotImplemented("object versions".into())));
-    }
     let cond = DeleteCondition {
         etag: i.if_match.map(|c| match c {
             ETagCondition::Any => "*".to_string(),
@@ -366,8 +341,16 @@ pub(super) async fn delete_object(
     };
     let b = bucket_name(&i.bucket)?.to_string();
     let k = object_key(&i.key)?.to_string();
-    t.delete_key(b, k, cond).await.map_err(s3_err)?;
-    ok(DeleteObjectOutput::default())
+    let done = t
+        .delete_key(b, k, i.version_id.clone(), cond)
+        .await
+        .map_err(s3_err)?;
+    let (version_id, marker) = deleted_answer(&done, i.version_id.as_deref());
+    ok(DeleteObjectOutput {
+        version_id,
+        delete_marker: marker.then_some(true),
+        ..Default::default()
+    })
 }
 
 pub(super) async fn delete_objects(
@@ -385,27 +368,29 @@ pub(super) async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for o in i.delete.objects {
-        let r = if o.version_id.as_deref().is_some_and(|v| v != "null") {
-            Err(ApiError::NotImplemented("object versions".into()))
-        } else {
-            match ObjectKey::parse(&o.key) {
-                Ok(k) => {
-                    let cond = DeleteCondition {
-                        etag: o.e_tag.as_ref().map(|e| e.value().to_string()),
-                        last_modified_secs: o.last_modified_time.as_ref().map(secs),
-                        size: o.size.map(|s| s.max(0) as u64),
-                    };
-                    t.delete_key(b.clone(), k.to_string(), cond).await
-                }
-                Err(e) => Err(e),
+        let r = match ObjectKey::parse(&o.key) {
+            Ok(k) => {
+                let cond = DeleteCondition {
+                    etag: o.e_tag.as_ref().map(|e| e.value().to_string()),
+                    last_modified_secs: o.last_modified_time.as_ref().map(secs),
+                    size: o.size.map(|s| s.max(0) as u64),
+                };
+                t.delete_key(b.clone(), k.to_string(), o.version_id.clone(), cond)
+                    .await
             }
+            Err(e) => Err(e),
         };
         match r {
-            Ok(()) if !quiet => deleted.push(DeletedObject {
-                key: Some(o.key),
-                ..Default::default()
-            }),
-            Ok(()) => {}
+            Ok(done) if !quiet => {
+                let (version_id, marker) = deleted_answer(&done, o.version_id.as_deref());
+                deleted.push(DeletedObject {
+                    key: Some(o.key),
+                    delete_marker: marker.then_some(true),
+                    delete_marker_version_id: if marker { version_id.clone() } else { None },
+                    version_id: o.version_id.clone(),
+                })
+            }
+            Ok(_) => {}
             Err(e @ ApiError::NoSuchBucket(_)) => return Err(s3_err(e)),
             Err(e) => {
                 let se = s3_err(e);
@@ -413,7 +398,7 @@ pub(super) async fn delete_objects(
                     code: Some(se.code().as_str().to_string()),
                     key: Some(o.key),
                     message: se.message().map(String::from),
-                    version_id: None,
+                    version_id: o.version_id,
                 });
             }
         }
@@ -522,97 +507,8 @@ pub(super) async fn copy_object(
             last_modified: Some(timestamp(meta.last_modified_ms)),
             ..Default::default()
         }),
+        copy_source_version_id: version_of(&src),
+        version_id: version_of(&meta),
         ..Default::default()
     })
-}
-
-/// GetObjectAttributes: the attributes asked for in `x-amz-object-attributes` (ETag,
-/// Checksum, ObjectParts with paging, StorageClass, ObjectSize) without the body.
-pub(super) async fn get_object_attributes(
-    t: &Tessera,
-    req: S3Request<GetObjectAttributesInput>,
-) -> R<GetObjectAttributesOutput> {
-    let i = req.input;
-    if i.version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3_err(ApiError::NotImplemented("object versions".into())));
-    }
-    let meta = t.object(&i.bucket, &i.key).await?;
-    // Clients send the list as one comma-separated header value.
-    let wants = |a: &str| {
-        i.object_attributes
-            .iter()
-            .flat_map(|x| x.as_str().split(','))
-            .any(|x| x.trim() == a)
-    };
-    let mut out = GetObjectAttributesOutput {
-        last_modified: Some(timestamp(meta.last_modified_ms)),
-        ..Default::default()
-    };
-    if wants(ObjectAttributes::ETAG) {
-        out.e_tag = Some(etag(&meta));
-    }
-    if wants(ObjectAttributes::OBJECT_SIZE) {
-        out.object_size = Some(meta.size as i64);
-    }
-    if wants(ObjectAttributes::STORAGE_CLASS) {
-        out.storage_class = Some(StorageClass::from_static(StorageClass::STANDARD));
-    }
-    if wants(ObjectAttributes::CHECKSUM) && !meta.checksums.is_empty() {
-        let mut c = stored_checksums(&meta.checksums);
-        c.checksum_type = meta.checksum_type.clone().map(ChecksumType::from);
-        out.checksum = Some(c);
-    }
-    if wants(ObjectAttributes::OBJECT_PARTS) && meta.is_multipart() {
-        let max = match i.max_parts {
-            None => 1000,
-            Some(n) if n >= 0 => (n as usize).min(1000),
-            Some(n) => {
-                return Err(s3_err(ApiError::InvalidArgument(format!(
-                    "max-parts must not be negative, not {n}"
-                ))))
-            }
-        };
-        let marker = i.part_number_marker.unwrap_or(0).max(0) as u32;
-        let after: Vec<_> = meta.parts.iter().filter(|p| p.number > marker).collect();
-        let page: Vec<_> = after.iter().take(max).collect();
-        let truncated = after.len() > page.len();
-        out.object_parts = Some(GetObjectAttributesParts {
-            total_parts_count: Some(meta.parts.len() as i32),
-            part_number_marker: i.part_number_marker,
-            next_part_number_marker: page.last().map(|p| p.number as i32),
-            max_parts: Some(max as i32),
-            is_truncated: Some(truncated),
-            parts: Some(
-                page.iter()
-                    .map(|p| {
-                        let c = stored_checksums(&p.checksums);
-                        ObjectPart {
-                            part_number: Some(p.number as i32),
-                            size: Some(p.size as i64),
-                            checksum_crc32: c.checksum_crc32,
-                            checksum_crc32c: c.checksum_crc32c,
-                            checksum_sha1: c.checksum_sha1,
-                            checksum_sha256: c.checksum_sha256,
-                            checksum_crc64nvme: c.checksum_crc64nvme,
-                        }
-                    })
-                    .collect(),
-            ),
-        });
-    }
-    ok(out)
-}
-
-/// Torrents are not served: an existing object answers NoSuchKey for its torrent, as S3
-/// does where torrents are unavailable.
-pub(super) async fn get_object_torrent(
-    t: &Tessera,
-    req: S3Request<GetObjectTorrentInput>,
-) -> R<GetObjectTorrentOutput> {
-    let i = req.input;
-    t.object(&i.bucket, &i.key).await?;
-    Err(s3_err(ApiError::NoSuchKey {
-        bucket: i.bucket,
-        key: format!("{}?torrent (torrents are not served)", i.key),
-    }))
 }

@@ -159,18 +159,21 @@ pub async fn run(c: &Arc<Maintenance>, req: &RepairRequest, report: &Arc<Mutex<R
     r.done = true;
 }
 
-/// Every committed object for which `keep` holds, in (bucket, key) order.
+/// Every committed version (current and noncurrent) for which `keep` holds, in (bucket,
+/// key, newest first) order.
 pub async fn select(
     c: &Maintenance,
     keep: impl Fn(&ObjectMeta) -> bool,
 ) -> Result<Vec<ObjectMeta>, ApiError> {
-    let mut after: Option<(String, String)> = None;
+    let mut after: Option<Vec<u8>> = None;
     let mut selected = Vec::new();
     loop {
-        let page = c.meta.objects_after(after.clone(), 1000).await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.bucket.clone(), last.key.clone()));
+        let (page, next) = c.meta.objects_after(after.take(), 1000).await?;
         selected.extend(page.into_iter().filter(|o| keep(o)));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
     }
     Ok(selected)
 }

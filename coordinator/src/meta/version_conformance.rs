@@ -1,0 +1,262 @@
+//! The conformance checks of versioning (part of [`super::conformance::run_all`]): a key's
+//! history in a versioned bucket, delete markers, suspension's `null` version, version
+//! listings and their paging, and what repair and garbage collection see of noncurrent
+//! versions.
+
+use super::conformance::{bucket, clear_garbage, garbage_versions, object, put, version_of};
+use super::{MetaError, Metadata, ObjectMeta, Precondition};
+
+/// The version ids listed for `b` (every key), newest first per key, with `*` on the latest.
+async fn listed(m: &dyn Metadata, b: &str) -> Vec<String> {
+    let l = m
+        .list_versions(b.into(), String::new(), None, None, None, 1000)
+        .await
+        .unwrap();
+    assert!(!l.truncated);
+    l.versions
+        .iter()
+        .map(|(o, latest)| {
+            let kind = if o.delete_marker { "marker" } else { "v" };
+            format!(
+                "{}:{kind}:{}{}",
+                o.key,
+                o.version_id(),
+                if *latest { "*" } else { "" }
+            )
+        })
+        .collect()
+}
+
+/// Versioning keeps every version in commit order; a delete without a version id writes a
+/// delete marker; deleting the newest version brings the next back; suspension writes and
+/// replaces only the `null` version; listings page through versions exactly once; repair and
+/// garbage collection find noncurrent versions; a bucket with versions is not empty.
+pub async fn versions_and_delete_markers(m: &dyn Metadata) {
+    m.create_bucket(bucket("vb")).await.unwrap();
+    clear_garbage(m).await;
+    // Written before versioning: the `null` version, without a number.
+    let v1 = object("vb", "k", 1);
+    put(m, v1.clone(), Precondition::None).await.unwrap();
+    assert!(matches!(
+        m.set_versioning("vb".into(), "Sometimes".into()).await,
+        Err(MetaError::InvalidArgument(_))
+    ));
+    let b = m
+        .set_versioning("vb".into(), "Enabled".into())
+        .await
+        .unwrap();
+    assert_eq!(b.versioning.as_deref(), Some("Enabled"));
+    let c2 = put(m, object("vb", "k", 2), Precondition::None)
+        .await
+        .unwrap();
+    let c3 = put(m, object("vb", "k", 3), Precondition::None)
+        .await
+        .unwrap();
+    let (id2, id3) = (c2.version_id(), c3.version_id());
+    assert!(c2.seq < c3.seq, "numbered in commit order");
+    assert!(id2 != "null" && id3 != "null" && id2 != id3);
+    assert!(id2.chars().all(|c| c.is_ascii_alphanumeric()), "URL-safe");
+    assert_eq!(version_of(m, "vb", "k").await, Some(c3.version));
+    assert!(
+        !garbage_versions(m).await.contains(&v1.version),
+        "an overwrite in a versioned bucket keeps the old version's shards"
+    );
+    assert_eq!(
+        listed(m, "vb").await,
+        [
+            format!("k:v:{id3}*"),
+            format!("k:v:{id2}"),
+            "k:v:null".to_string()
+        ]
+    );
+    let old = m
+        .object_version("vb".into(), "k".into(), "null".into())
+        .await
+        .unwrap()
+        .expect("the version from before versioning");
+    assert_eq!(old.version, v1.version);
+    let by_id = m
+        .object_version("vb".into(), "k".into(), id2.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_id.version, c2.version);
+    assert!(m
+        .object_version("vb".into(), "k".into(), "00000000000fffff".into())
+        .await
+        .unwrap()
+        .is_none());
+    // Repair and garbage collection find a noncurrent version's runs.
+    let held = m
+        .version_holding("vb".into(), "k".into(), c2.parts[0].version)
+        .await
+        .unwrap()
+        .expect("a noncurrent version holds its runs");
+    assert_eq!(held.version_id(), id2);
+    let mut seen: Vec<ObjectMeta> = Vec::new();
+    let mut from = None;
+    loop {
+        let (page, next) = m.objects_after(from.take(), 100).await.unwrap();
+        seen.extend(page.into_iter().filter(|o| o.bucket == "vb"));
+        match next {
+            Some(n) => from = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 3, "a walk of the objects meets every version");
+
+    // A delete without a version id: a marker, the key reads as absent, the versions stay.
+    let d = m.delete_object("vb".into(), "k".into()).await.unwrap();
+    let marker = d.marker.expect("a delete marker");
+    assert_eq!(d.removed.map(|r| r.version), Some(c3.version));
+    assert!(m.object("vb".into(), "k".into()).await.unwrap().is_none());
+    let newest = m
+        .newest_version("vb".into(), "k".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(newest.delete_marker);
+    let mid = marker.version_id();
+    assert_eq!(
+        listed(m, "vb").await,
+        [
+            format!("k:marker:{mid}*"),
+            format!("k:v:{id3}"),
+            format!("k:v:{id2}"),
+            "k:v:null".to_string()
+        ]
+    );
+    let plain = m
+        .list("vb".into(), String::new(), None, None, 1000)
+        .await
+        .unwrap();
+    assert!(plain.objects.is_empty(), "a deleted key is not listed");
+    assert!(matches!(
+        m.delete_bucket("vb".into()).await,
+        Err(MetaError::BucketNotEmpty(_))
+    ));
+    // Deleting the marker brings the version under it back.
+    m.delete_version("vb".into(), "k".into(), mid)
+        .await
+        .unwrap();
+    assert_eq!(version_of(m, "vb", "k").await, Some(c3.version));
+    // Deleting the current version for good: the next newest becomes current, and only the
+    // deleted version's shards are garbage.
+    let gone = m
+        .delete_version("vb".into(), "k".into(), id3.clone())
+        .await
+        .unwrap();
+    assert_eq!(gone.removed.map(|r| r.version), Some(c3.version));
+    assert_eq!(version_of(m, "vb", "k").await, Some(c2.version));
+    let g = garbage_versions(m).await;
+    assert!(g.contains(&c3.version) && !g.contains(&c2.version));
+    assert!(
+        m.delete_version("vb".into(), "k".into(), id3)
+            .await
+            .unwrap()
+            .removed
+            .is_none(),
+        "a version already gone: nothing happens"
+    );
+
+    // Suspended: writes are the `null` version and replace only the previous `null` one.
+    clear_garbage(m).await;
+    m.set_versioning("vb".into(), "Suspended".into())
+        .await
+        .unwrap();
+    let c4 = put(m, object("vb", "k", 4), Precondition::None)
+        .await
+        .unwrap();
+    assert_eq!(c4.version_id(), "null");
+    assert!(
+        garbage_versions(m).await.contains(&v1.version),
+        "the earlier null version is replaced"
+    );
+    assert_eq!(
+        listed(m, "vb").await,
+        ["k:v:null*".to_string(), format!("k:v:{id2}")]
+    );
+    let c5 = put(m, object("vb", "k", 5), Precondition::None)
+        .await
+        .unwrap();
+    assert!(garbage_versions(m).await.contains(&c4.version));
+    assert_eq!(version_of(m, "vb", "k").await, Some(c5.version));
+    let d = m.delete_object("vb".into(), "k".into()).await.unwrap();
+    assert_eq!(d.marker.map(|x| x.version_id()), Some("null".into()));
+    assert!(garbage_versions(m).await.contains(&c5.version));
+    assert_eq!(
+        listed(m, "vb").await,
+        ["k:marker:null*".to_string(), format!("k:v:{id2}")]
+    );
+
+    // Listings: paging one entry at a time covers every version once; a delimiter rolls
+    // keys up; markers and versions stay out of plain listings.
+    m.set_versioning("vb".into(), "Enabled".into())
+        .await
+        .unwrap();
+    for k in ["d/a", "d/b", "e"] {
+        for size in [1, 2] {
+            put(m, object("vb", k, size), Precondition::None)
+                .await
+                .unwrap();
+        }
+    }
+    let everything = listed(m, "vb").await;
+    assert_eq!(everything.len(), 2 + 6);
+    let mut paged = Vec::new();
+    let (mut km, mut vm): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let l = m
+            .list_versions("vb".into(), String::new(), km.clone(), vm.clone(), None, 1)
+            .await
+            .unwrap();
+        for (o, latest) in &l.versions {
+            let kind = if o.delete_marker { "marker" } else { "v" };
+            let star = if *latest { "*" } else { "" };
+            paged.push(format!("{}:{kind}:{}{star}", o.key, o.version_id()));
+        }
+        match l.next {
+            Some((k, v)) if l.truncated => (km, vm) = (Some(k), v),
+            _ => break,
+        }
+    }
+    assert_eq!(
+        paged, everything,
+        "pages of one cover everything once, in order"
+    );
+    let rolled = m
+        .list_versions(
+            "vb".into(),
+            String::new(),
+            None,
+            None,
+            Some("/".into()),
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rolled.prefixes, ["d/"]);
+    assert_eq!(
+        rolled.versions.len(),
+        2 + 2,
+        "k's two entries and e's two versions"
+    );
+    let plain = m
+        .list("vb".into(), String::new(), None, None, 1000)
+        .await
+        .unwrap();
+    let names: Vec<&str> = plain.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(names, ["d/a", "d/b", "e"], "one entry per live key");
+
+    // Every version deleted: the bucket is empty and can go.
+    for line in listed(m, "vb").await {
+        let mut f = line.split(':');
+        let (k, _, id) = (f.next().unwrap(), f.next(), f.next().unwrap());
+        m.delete_version("vb".into(), k.into(), id.trim_end_matches('*').into())
+            .await
+            .unwrap();
+    }
+    assert!(listed(m, "vb").await.is_empty());
+    m.delete_bucket("vb".into()).await.unwrap();
+    clear_garbage(m).await;
+}
