@@ -174,8 +174,8 @@ operations! {
         fn delete_object(&self, bucket: String, key: String) -> Deleted = |m| m.delete_object(&bucket, &key);
         /// Deletes a key's current version if it meets `cond` (PreconditionFailed if not).
         fn delete_object_if(&self, bucket: String, key: String, cond: DeleteCondition) -> Deleted = |m| m.delete_object_if(&bucket, &key, &cond);
-        /// Deletes one version (or delete marker) of a key for good.
-        fn delete_version(&self, bucket: String, key: String, version_id: String) -> Deleted = |m| m.delete_version(&bucket, &key, &version_id);
+        /// Deletes one version (or delete marker) of a key for good, if it meets `cond`.
+        fn delete_version(&self, bucket: String, key: String, version_id: String, cond: DeleteCondition) -> Deleted = |m| m.delete_version(&bucket, &key, &version_id, &cond);
         /// Sets a bucket's versioning (`Enabled`, `Suspended`); returns the bucket.
         fn set_versioning(&self, bucket: String, state: String) -> BucketMeta = |m| m.set_versioning(&bucket, &state);
         /// Records a new multipart upload.

@@ -258,7 +258,7 @@ impl MetaStore {
             completed_ms: now_ms(),
             checksums: obj.checksums.clone(),
             checksum_type: obj.checksum_type.clone(),
-            version_id: bucket.versioning.is_some().then(|| obj.version_id()),
+            version_id: (!obj.is_null()).then(|| obj.version_id()),
         };
         batch.put(
             key(b'c', &[&upload.to_string()]),

@@ -298,8 +298,9 @@ impl MetaStore {
 
     /// Deletes a key's current version if it meets `cond` (PreconditionFailed if not). In an
     /// unversioned bucket its bytes are released and a key without one is left as it is; in
-    /// a versioned bucket a delete marker becomes the newest version (always, as S3) and the
-    /// current version stays as a noncurrent one (suspended: the `null` version goes).
+    /// a versioned bucket a delete marker becomes the newest version (as S3, also for a key
+    /// without a current version unless the delete is conditional) and the current version
+    /// stays as a noncurrent one (suspended: the `null` version goes).
     pub fn delete_object_if(
         &self,
         bucket: &str,
@@ -312,8 +313,22 @@ impl MetaStore {
         if old.as_ref().is_some_and(|o| !cond.holds(o)) {
             return Err(MetaError::PreconditionFailed);
         }
+        let b = b.filter(|b| b.versioning.is_some());
+        // A key whose newest version is a delete marker has no ETag, size or time to match
+        // (`If-Match: *` still passes, as on a key that never existed).
+        let strict = cond.etag.as_deref().is_some_and(|e| e != "*")
+            || cond.size.is_some()
+            || cond.last_modified_secs.is_some();
+        if old.is_none() && strict && b.is_some() && self.newest_version(bucket, k)?.is_some() {
+            return Err(MetaError::PreconditionFailed);
+        }
+        // A conditional delete of a key with no current version deletes nothing and writes
+        // no marker.
+        if old.is_none() && *cond != DeleteCondition::default() {
+            return Ok(Deleted::default());
+        }
         let mut batch = Batch::default();
-        let out = match b.filter(|b| b.versioning.is_some()) {
+        let out = match b {
             Some(b) => self.mark_deleted(&mut batch, &b, k, old.as_ref())?,
             None => {
                 let Some(old) = old else {

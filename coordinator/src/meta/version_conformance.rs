@@ -135,15 +135,24 @@ pub async fn versions_and_delete_markers(m: &dyn Metadata) {
         m.delete_bucket("vb".into()).await,
         Err(MetaError::BucketNotEmpty(_))
     ));
+    // A conditional delete of a version deletes only what meets its condition.
+    let wrong = super::DeleteCondition {
+        etag: Some("nope".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        m.delete_version("vb".into(), "k".into(), id2.clone(), wrong).await,
+        Err(MetaError::PreconditionFailed)
+    ));
     // Deleting the marker brings the version under it back.
-    m.delete_version("vb".into(), "k".into(), mid)
+    m.delete_version("vb".into(), "k".into(), mid, Default::default())
         .await
         .unwrap();
     assert_eq!(version_of(m, "vb", "k").await, Some(c3.version));
     // Deleting the current version for good: the next newest becomes current, and only the
     // deleted version's shards are garbage.
     let gone = m
-        .delete_version("vb".into(), "k".into(), id3.clone())
+        .delete_version("vb".into(), "k".into(), id3.clone(), Default::default())
         .await
         .unwrap();
     assert_eq!(gone.removed.map(|r| r.version), Some(c3.version));
@@ -151,7 +160,7 @@ pub async fn versions_and_delete_markers(m: &dyn Metadata) {
     let g = garbage_versions(m).await;
     assert!(g.contains(&c3.version) && !g.contains(&c2.version));
     assert!(
-        m.delete_version("vb".into(), "k".into(), id3)
+        m.delete_version("vb".into(), "k".into(), id3, Default::default())
             .await
             .unwrap()
             .removed
@@ -252,7 +261,8 @@ pub async fn versions_and_delete_markers(m: &dyn Metadata) {
     for line in listed(m, "vb").await {
         let mut f = line.split(':');
         let (k, _, id) = (f.next().unwrap(), f.next(), f.next().unwrap());
-        m.delete_version("vb".into(), k.into(), id.trim_end_matches('*').into())
+        let id = id.trim_end_matches('*').to_string();
+        m.delete_version("vb".into(), k.into(), id, Default::default())
             .await
             .unwrap();
     }

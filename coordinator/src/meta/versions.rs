@@ -11,7 +11,7 @@
 use super::clock::now_ms;
 use super::keys::{key, seq_key, version_key, versions_prefix};
 use super::kv::{Batch, Step};
-use super::records::{BucketMeta, Deleted, ObjectMeta, VersionListing};
+use super::records::{BucketMeta, DeleteCondition, Deleted, ObjectMeta, VersionListing};
 use super::store::{MetaStore, Release, Result};
 use super::MetaError;
 use tessera_node::ObjectVersion;
@@ -68,6 +68,7 @@ impl MetaStore {
     /// version and replaces the key's previous `null` version only. `fresh_key` is false when
     /// the batch already committed this key once (the noncurrent `null` version was settled
     /// then).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn supersede(
         &self,
         batch: &mut Batch,
@@ -243,10 +244,17 @@ impl MetaStore {
         Ok(self.noncurrent_where(bucket, k, |_| true)?.map(|(_, v)| v))
     }
 
-    /// Deletes version `id` of `bucket`/`k` for good (a version's bytes are released; a
-    /// delete marker just goes). If it was the newest, the next newest becomes current
-    /// unless that is a delete marker. A version that does not exist is a no-op.
-    pub fn delete_version(&self, bucket: &str, k: &str, id: &str) -> Result<Deleted> {
+    /// Deletes version `id` of `bucket`/`k` for good if it meets `cond` (PreconditionFailed
+    /// if not): a version's bytes are released, a delete marker just goes. If it was the
+    /// newest, the next newest becomes current unless that is a delete marker. A version
+    /// that does not exist is a no-op.
+    pub fn delete_version(
+        &self,
+        bucket: &str,
+        k: &str,
+        id: &str,
+        cond: &DeleteCondition,
+    ) -> Result<Deleted> {
         let guard = self.lock.lock().unwrap();
         if self.bucket(bucket)?.is_none() {
             return Err(MetaError::NoSuchBucket(bucket.into()));
@@ -254,6 +262,9 @@ impl MetaStore {
         let Some((slot, v)) = self.find_version(bucket, k, id)? else {
             return Ok(Deleted::default());
         };
+        if !cond.holds(&v) {
+            return Err(MetaError::PreconditionFailed);
+        }
         let mut batch = Batch::default();
         let mut release = Release::new(self);
         batch.delete(slot.clone());

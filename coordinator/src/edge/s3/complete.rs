@@ -6,7 +6,7 @@
 
 use super::helpers::{bucket_name, object_key, ok, precondition, R};
 use super::multipart::MAX_PARTS;
-use super::versions::version_of;
+use super::versions::written_version;
 use super::Tessera;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
 use crate::edge::checksum::{as_map, multipart_checksum, stored_checksums};
@@ -111,7 +111,7 @@ pub(super) async fn complete(
         &obj.etag,
         &obj.checksums,
         &obj.checksum_type,
-        version_of(&obj),
+        written_version(&obj),
     ));
     if let Ok(v) = http::HeaderValue::try_from(upload.ec.to_string()) {
         resp.headers.insert("x-tessera-ec", v);

@@ -6,7 +6,7 @@ use super::helpers::{
     header_field, object_key, ok, precondition, refuse_unsupported, secs, tessera_headers,
     timestamp, user_metadata, R,
 };
-use super::versions::{deleted_answer, version_of};
+use super::versions::{deleted_answer, version_of, written_version};
 use super::Tessera;
 use crate::data::get::ByteRange;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
@@ -256,7 +256,7 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
     let meta = staged.commit(cond).await.map_err(s3_err)?;
     let mut resp = S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&meta)),
-        version_id: version_of(&meta),
+        version_id: written_version(&meta),
         checksum_crc32: computed.checksum_crc32,
         checksum_crc32c: computed.checksum_crc32c,
         checksum_sha1: computed.checksum_sha1,
@@ -508,7 +508,7 @@ pub(super) async fn copy_object(
             ..Default::default()
         }),
         copy_source_version_id: version_of(&src),
-        version_id: version_of(&meta),
+        version_id: written_version(&meta),
         ..Default::default()
     })
 }

@@ -64,10 +64,16 @@ pub(super) async fn put_bucket_versioning(
     ok(PutBucketVersioningOutput {})
 }
 
-/// The version id a response names for `o`: one written into a bucket with versioning set
-/// has one (`null` too); an object from before versioning answers none, as S3.
+/// The version id a read names for `o`: one written into a bucket with versioning set has
+/// one (`null` too); an object from before versioning answers none, as S3.
 pub(super) fn version_of(o: &ObjectMeta) -> Option<String> {
     o.seq.map(|_| o.version_id())
+}
+
+/// The version id a write answers with: none for a `null` version (a suspended bucket), as
+/// S3.
+pub(super) fn written_version(o: &ObjectMeta) -> Option<String> {
+    (!o.is_null()).then(|| o.version_id())
 }
 
 /// A version id a request gives, checked: InvalidArgument unless it is one this store makes.
@@ -170,7 +176,7 @@ impl Tessera {
                 checked_id(&id).map_err(|e| {
                     ApiError::InvalidArgument(e.message().unwrap_or_default().into())
                 })?;
-                self.c.meta.delete_version(bucket, key, id).await?
+                self.c.meta.delete_version(bucket, key, id, cond).await?
             }
             None if cond == DeleteCondition::default() => {
                 self.c.meta.delete_object(bucket, key).await?
