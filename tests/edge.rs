@@ -30,11 +30,12 @@ async fn requests_not_implemented_change_nothing() {
             vec![],
             (400, "MalformedACLError"),
         ),
+        // Tags S3 refuses (an empty key) are refused and leave the object untagged.
         (
             "PUT",
             format!("{obj}?tagging"),
-            b"<Tagging><TagSet/></Tagging>".to_vec(),
-            (501, "NotImplemented"),
+            b"<Tagging><TagSet><Tag><Key></Key><Value>x</Value></Tag></TagSet></Tagging>".to_vec(),
+            (400, "InvalidTag"),
         ),
         (
             "PUT",
@@ -62,14 +63,28 @@ async fn requests_not_implemented_change_nothing() {
         ),
         (
             "GET",
-            format!("{obj}?tagging"),
+            format!("{base}/keep?tagging"),
+            vec![],
+            (404, "NoSuchTagSet"),
+        ),
+        // A versioning configuration without a Status is malformed; the bucket stays
+        // unversioned.
+        (
+            "PUT",
+            format!("{base}/keep?versioning"),
+            b"<VersioningConfiguration/>".to_vec(),
+            (400, "MalformedXML"),
+        ),
+        (
+            "GET",
+            format!("{obj}?retention"),
             vec![],
             (501, "NotImplemented"),
         ),
         (
             "PUT",
-            format!("{base}/keep?versioning"),
-            b"<VersioningConfiguration/>".to_vec(),
+            format!("{base}/keep?object-lock"),
+            b"<ObjectLockConfiguration/>".to_vec(),
             (501, "NotImplemented"),
         ),
         (
@@ -111,6 +126,19 @@ async fn requests_not_implemented_change_nothing() {
         s == 200 && got == body,
         "starting an upload changed the object"
     );
+    let r = h.get(format!("{obj}?tagging")).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("<TagSet></TagSet>") || text.contains("<TagSet/>"),
+        "{text}"
+    );
+    let r = h
+        .get(format!("{base}/keep?versioning"))
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("<Status>"), "still unversioned: {text}");
     // The sub-resources that are implemented answer for what they are, not a listing.
     let r = h.get(format!("{base}/keep?location")).send().await.unwrap();
     let text = r.text().await.unwrap();

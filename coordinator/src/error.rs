@@ -96,6 +96,9 @@ pub enum ApiError {
     /// A body without a length where one is needed.
     #[error("{0}")]
     MissingContentLength(String),
+    /// Tags S3 would refuse (too many, too long, duplicated, malformed).
+    #[error("{0}")]
+    InvalidTag(String),
     /// A version id that names no version of the key.
     #[error("the specified version does not exist: {0}")]
     NoSuchVersion(String),

@@ -391,6 +391,7 @@ async fn write(
         seq: None,
         null_version: false,
         delete_marker: false,
+        tags: Default::default(),
     };
     Ok((meta, guard))
 }
@@ -466,6 +467,7 @@ impl Listed {
             seq: None,
             null_version: false,
             delete_marker: false,
+            tags: Default::default(),
         })
     }
 }

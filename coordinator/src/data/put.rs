@@ -58,6 +58,8 @@ pub struct ObjectAttrs {
     pub headers: BTreeMap<String, String>,
     /// The object's ACL (`None`: its writer's full control).
     pub acl: Option<Acl>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Something that sees every body byte in order (checksums the caller wants besides the
@@ -124,6 +126,7 @@ impl<D> Staged<D> {
             seq: None,
             null_version: false,
             delete_marker: false,
+            tags: self.attrs.tags.clone(),
         };
         if let Some((ec, data, inbound)) = self.packed {
             return self

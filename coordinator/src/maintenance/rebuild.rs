@@ -159,6 +159,7 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
                     seq: None,
                     null_version: false,
                     delete_marker: false,
+                    tags: Default::default(),
                 }),
                 ShardRole::Manifest { .. } => {
                     restore_multipart(c, &bucket, &key, version, shards, &versions).await

@@ -322,6 +322,7 @@ async fn rewrite_part(
             user_meta: obj.user_meta.clone(),
             headers: obj.headers.clone(),
             acl: obj.acl.clone(),
+            tags: obj.tags.clone(),
         },
         role: obj.role_of(part),
     };

@@ -176,6 +176,8 @@ operations! {
         fn delete_object_if(&self, bucket: String, key: String, cond: DeleteCondition) -> Deleted = |m| m.delete_object_if(&bucket, &key, &cond);
         /// Deletes one version (or delete marker) of a key for good, if it meets `cond`.
         fn delete_version(&self, bucket: String, key: String, version_id: String, cond: DeleteCondition) -> Deleted = |m| m.delete_version(&bucket, &key, &version_id, &cond);
+        /// Replaces the tags of a version (without an id: the current one); returns it.
+        fn set_object_tags(&self, bucket: String, key: String, version_id: Option<String>, tags: BTreeMap<String, String>) -> ObjectMeta = |m| m.set_object_tags(&bucket, &key, version_id.as_deref(), &tags);
         /// Sets a bucket's versioning (`Enabled`, `Suspended`); returns the bucket.
         fn set_versioning(&self, bucket: String, state: String) -> BucketMeta = |m| m.set_versioning(&bucket, &state);
         /// Records a new multipart upload.

@@ -140,6 +140,7 @@ impl MetaStore {
             BucketSetting::Cors(c) => b.cors = c,
             BucketSetting::PublicAccessBlock(p) => b.public_access_block = p,
             BucketSetting::Ownership(o) => b.ownership = o,
+            BucketSetting::Tags(t) => b.tags = t,
         }
         let mut batch = Batch::default();
         batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);
@@ -147,18 +148,9 @@ impl MetaStore {
         Ok(b)
     }
 
-    /// Replaces the ACL of a key's committed version (NoSuchBucket, NoSuchKey).
+    /// Replaces the ACL of a key's current version (NoSuchBucket, NoSuchKey).
     pub fn set_object_acl(&self, bucket: &str, object: &str, acl: &Acl) -> Result<()> {
-        let guard = self.lock.lock().unwrap();
-        let mut o = self
-            .lookup(bucket, object)?
-            .ok_or_else(|| MetaError::NoSuchKey {
-                bucket: bucket.into(),
-                key: object.into(),
-            })?;
-        o.acl = Some(acl.clone());
-        let mut batch = Batch::default();
-        batch.put(key(b'o', &[bucket, object]), serde_json::to_vec(&o)?);
-        self.write_locked(batch, guard)
+        self.update_version(bucket, object, None, |o| o.acl = Some(acl.clone()))?;
+        Ok(())
     }
 }

@@ -172,6 +172,7 @@ pub fn object(b: &str, k: &str, size: u64) -> ObjectMeta {
         seq: None,
         null_version: false,
         delete_marker: false,
+        tags: Default::default(),
     }
 }
 
@@ -618,6 +619,7 @@ fn upload(b: &str, k: &str) -> Upload {
         checksum_type: None,
         owner: None,
         acl: None,
+        tags: BTreeMap::new(),
     }
 }
 

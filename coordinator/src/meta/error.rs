@@ -15,6 +15,9 @@ pub enum MetaError {
         /// Key.
         key: String,
     },
+    /// A version id that names no version of the key.
+    #[error("the specified version does not exist: {0}")]
+    NoSuchVersion(String),
     /// Deleting a bucket that still holds objects.
     #[error("the bucket is not empty: {0}")]
     BucketNotEmpty(String),
@@ -57,6 +60,7 @@ impl From<MetaError> for crate::error::ApiError {
         match e {
             MetaError::NoSuchBucket(b) => A::NoSuchBucket(b),
             MetaError::NoSuchKey { bucket, key } => A::NoSuchKey { bucket, key },
+            MetaError::NoSuchVersion(v) => A::NoSuchVersion(v),
             MetaError::BucketNotEmpty(b) => A::BucketNotEmpty(b),
             MetaError::AlreadyExists(x) => A::AlreadyExists(x),
             MetaError::NoSuchUpload(u) => A::NoSuchUpload(u),

@@ -114,6 +114,7 @@ impl MetaStore {
             // the ACL it has now, which may have changed since the rewrite read it.
             (Precondition::Version(_), Some(old)) => {
                 obj.acl = old.acl.clone();
+                obj.tags = old.tags.clone();
                 obj.seq = old.seq;
                 obj.null_version = old.null_version;
                 release.object(&mut batch, old)?;

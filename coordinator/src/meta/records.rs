@@ -48,6 +48,9 @@ pub struct BucketMeta {
     /// Versioning: `Enabled` or `Suspended` (`None`: never set; it cannot return to that).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versioning: Option<String>,
+    /// The bucket's tags (`None`: none set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// What one access key may do in a bucket.
@@ -78,6 +81,7 @@ impl BucketMeta {
             ownership: None,
             location: None,
             versioning: None,
+            tags: None,
         }
     }
 
@@ -306,6 +310,9 @@ pub struct ObjectMeta {
     /// A delete marker (no bytes; the key reads as deleted while it is the newest version).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_marker: bool,
+    /// The object's tags (key -> value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The reserved bucket segments are stored in, each as an object named by its version. No
@@ -456,6 +463,9 @@ pub struct Upload {
     /// The ACL the object gets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<Acl>,
+    /// The tags the object gets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A set of shards of one version: an in-flight PUT, or garbage to delete.

@@ -60,6 +60,7 @@ impl MetaStore {
                 // ACL stay.
                 (Precondition::Moved { .. }, Some(old)) => {
                     obj.acl = old.acl.clone();
+                    obj.tags = old.tags.clone();
                     obj.seq = old.seq;
                     obj.null_version = old.null_version;
                     release.object(&mut batch, old)?;

@@ -143,4 +143,6 @@ pub enum BucketSetting {
     /// Set or delete object ownership (`BucketOwnerEnforced`, `BucketOwnerPreferred`,
     /// `ObjectWriter`).
     Ownership(Option<String>),
+    /// Set or delete the bucket's tags.
+    Tags(Option<std::collections::BTreeMap<String, String>>),
 }

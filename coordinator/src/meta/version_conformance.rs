@@ -141,7 +141,8 @@ pub async fn versions_and_delete_markers(m: &dyn Metadata) {
         ..Default::default()
     };
     assert!(matches!(
-        m.delete_version("vb".into(), "k".into(), id2.clone(), wrong).await,
+        m.delete_version("vb".into(), "k".into(), id2.clone(), wrong)
+            .await,
         Err(MetaError::PreconditionFailed)
     ));
     // Deleting the marker brings the version under it back.

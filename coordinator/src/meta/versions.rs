@@ -315,6 +315,58 @@ impl MetaStore {
         Ok(self.holder_of(bucket, k, part_version)?.map(|(_, o)| o))
     }
 
+    /// Changes version `id` (without one: the current version) of `bucket`/`k` in place by
+    /// `f` (its ACL, tags); NoSuchBucket, NoSuchKey, NoSuchVersion, and MethodNotAllowed-like
+    /// InvalidArgument for a delete marker. Returns the record as changed.
+    pub(super) fn update_version(
+        &self,
+        bucket: &str,
+        k: &str,
+        id: Option<&str>,
+        f: impl FnOnce(&mut ObjectMeta),
+    ) -> Result<ObjectMeta> {
+        let guard = self.lock.lock().unwrap();
+        if self.bucket(bucket)?.is_none() {
+            return Err(MetaError::NoSuchBucket(bucket.into()));
+        }
+        let found = match id {
+            None => self
+                .object(bucket, k)?
+                .map(|o| (key(b'o', &[bucket, k]), o)),
+            Some(id) => match self.find_version(bucket, k, id)? {
+                Some(v) => Some(v),
+                None => return Err(MetaError::NoSuchVersion(format!("{bucket}/{k} {id}"))),
+            },
+        };
+        let Some((slot, mut o)) = found else {
+            return Err(MetaError::NoSuchKey {
+                bucket: bucket.into(),
+                key: k.into(),
+            });
+        };
+        if o.delete_marker {
+            return Err(MetaError::InvalidArgument(
+                "a delete marker has no tags or ACL".into(),
+            ));
+        }
+        f(&mut o);
+        let mut batch = Batch::default();
+        batch.put(slot, serde_json::to_vec(&o)?);
+        self.write_locked(batch, guard)?;
+        Ok(o)
+    }
+
+    /// Replaces the tags of version `id` (or the current version) of `bucket`/`k`.
+    pub fn set_object_tags(
+        &self,
+        bucket: &str,
+        k: &str,
+        id: Option<&str>,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<ObjectMeta> {
+        self.update_version(bucket, k, id, |o| o.tags = tags.clone())
+    }
+
     /// Sets a bucket's versioning (`Enabled` or `Suspended`); returns the bucket.
     pub fn set_versioning(&self, bucket: &str, state: &str) -> Result<BucketMeta> {
         if state != ENABLED && state != SUSPENDED {
@@ -472,6 +524,7 @@ impl ObjectMeta {
             packed: None,
             fill: None,
             acl: None,
+            tags: Default::default(),
             seq: Some(seq),
             null_version,
             delete_marker: true,

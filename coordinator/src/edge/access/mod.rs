@@ -63,7 +63,8 @@ pub fn need_of(op: &str) -> Need {
         | "GetBucketLocation"
         | "GetBucketVersioning"
         | "ListParts"
-        | "ListMultipartUploads" => Need::Read,
+        | "ListMultipartUploads"
+        | "GetObjectTagging" => Need::Read,
         "PutObject"
         | "PostObject"
         | "DeleteObject"
@@ -73,7 +74,9 @@ pub fn need_of(op: &str) -> Need {
         | "UploadPart"
         | "UploadPartCopy"
         | "CompleteMultipartUpload"
-        | "AbortMultipartUpload" => Need::Write,
+        | "AbortMultipartUpload"
+        | "PutObjectTagging"
+        | "DeleteObjectTagging" => Need::Write,
         _ => Need::Owner,
     }
 }
@@ -84,7 +87,10 @@ fn acl_need(op: &str) -> Option<(bool, Permission)> {
     const BUCKET: bool = false;
     const OBJECT: bool = true;
     Some(match op {
-        "GetObject" | "HeadObject" | "GetObjectAttributes" => (OBJECT, Permission::Read),
+        "GetObject" | "HeadObject" | "GetObjectAttributes" | "GetObjectTagging" => {
+            (OBJECT, Permission::Read)
+        }
+        "PutObjectTagging" | "DeleteObjectTagging" => (OBJECT, Permission::Write),
         "GetObjectAcl" => (OBJECT, Permission::ReadAcp),
         "PutObjectAcl" => (OBJECT, Permission::WriteAcp),
         "ListObjects"
@@ -375,10 +381,27 @@ impl S3Access for Access {
             Some((bucket, key)) => {
                 let meta = self.bucket(&bucket).await?;
                 // Condition keys are gathered only for a bucket with a policy to read them.
-                let keys = match &meta {
+                let mut keys = match &meta {
                     Some(m) if m.policy.is_some() => condition_keys(cx),
                     _ => BTreeMap::new(),
                 };
+                // `s3:ExistingObjectTag/<key>`: the object's tags, read only for a policy
+                // that names them.
+                if let (Some(m), Some(k), Some(text)) =
+                    (&meta, &key, meta.as_ref().and_then(|m| m.policy.as_deref()))
+                {
+                    let names_tags = self
+                        .policies
+                        .parsed_with_tags(&m.name, text)
+                        .is_ok_and(|(_, tags)| tags);
+                    if names_tags {
+                        let o = self.c.meta.object(bucket.clone(), k.clone()).await;
+                        for (tk, tv) in o.map_err(s3_err)?.map(|o| o.tags).unwrap_or_default() {
+                            let name = format!("s3:existingobjecttag/{}", tk.to_ascii_lowercase());
+                            keys.insert(name, vec![tv]);
+                        }
+                    }
+                }
                 let expected = cx
                     .headers()
                     .get("x-amz-expected-bucket-owner")

@@ -84,24 +84,47 @@ pub fn parse(text: &str, bucket: &str) -> Result<Policy, String> {
 /// (an entry is replaced when the bucket's policy text changes).
 #[derive(Default)]
 pub struct PolicyCache {
-    by_bucket: std::sync::Mutex<std::collections::HashMap<String, (String, Arc<Policy>)>>,
+    by_bucket: std::sync::Mutex<std::collections::HashMap<String, Cached>>,
+}
+
+/// A parsed policy, the text it was parsed from, and whether its conditions name objects'
+/// existing tags (`s3:ExistingObjectTag/...`, which cost an object read to evaluate).
+struct Cached {
+    text: String,
+    policy: Arc<Policy>,
+    object_tags: bool,
 }
 
 impl PolicyCache {
     /// The parsed form of `text`, the policy of `bucket`.
     pub fn parsed(&self, bucket: &str, text: &str) -> Result<Arc<Policy>, String> {
-        if let Some((t, p)) = self.by_bucket.lock().unwrap().get(bucket) {
-            if t == text {
-                return Ok(p.clone());
+        self.parsed_with_tags(bucket, text).map(|(p, _)| p)
+    }
+
+    /// [`PolicyCache::parsed`], and whether the policy names objects' existing tags.
+    pub fn parsed_with_tags(
+        &self,
+        bucket: &str,
+        text: &str,
+    ) -> Result<(Arc<Policy>, bool), String> {
+        if let Some(c) = self.by_bucket.lock().unwrap().get(bucket) {
+            if c.text == text {
+                return Ok((c.policy.clone(), c.object_tags));
             }
         }
         let p = Arc::new(parse(text, bucket)?);
+        let object_tags = text.to_ascii_lowercase().contains("s3:existingobjecttag/");
         let mut map = self.by_bucket.lock().unwrap();
         if map.len() > 10_000 {
             map.clear();
         }
-        map.insert(bucket.to_string(), (text.to_string(), p.clone()));
-        Ok(p)
+        let c = Cached {
+            text: text.to_string(),
+            policy: p.clone(),
+            object_tags,
+        };
+        map.insert(bucket.to_string(), c);
+        Ok((p, object_tags))
     }
 }
 

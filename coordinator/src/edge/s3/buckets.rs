@@ -73,12 +73,7 @@ pub(super) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> R<CreateBucketOutput> {
     let i = &req.input;
-    refuse_unsupported(
-        false,
-        i.object_lock_enabled_for_bucket == Some(true),
-        None,
-        false,
-    )?;
+    refuse_unsupported(false, i.object_lock_enabled_for_bucket == Some(true), None)?;
     let name = bucket_name(&i.bucket)?;
     let ec = header_ec(&req.headers)?.unwrap_or(t.c.config.default_ec);
     let registered = t.c.registry.registered();

@@ -303,5 +303,6 @@ fn assemble(u: &Upload, parts: Vec<Part>) -> Result<ObjectMeta, ApiError> {
         seq: None,
         null_version: false,
         delete_marker: false,
+        tags: u.tags.clone(),
     })
 }

@@ -81,12 +81,11 @@ pub(super) fn header_replicate_below(headers: &http::HeaderMap) -> S3Result<Opti
 }
 
 /// Refuses request options Tessera would otherwise silently ignore (encryption, object
-/// lock, storage classes other than STANDARD, tagging).
+/// lock, storage classes other than STANDARD).
 pub(super) fn refuse_unsupported(
     sse: bool,
     lock: bool,
     storage_class: Option<&str>,
-    tagging: bool,
 ) -> S3Result<()> {
     let what = if sse {
         Some("server-side encryption")
@@ -94,8 +93,6 @@ pub(super) fn refuse_unsupported(
         Some("object lock")
     } else if storage_class.is_some_and(|s| s != "STANDARD") {
         Some("storage classes other than STANDARD")
-    } else if tagging {
-        Some("object tagging")
     } else {
         None
     };
@@ -162,6 +159,7 @@ pub(super) fn attrs(
         user_meta,
         headers,
         acl: None,
+        tags: BTreeMap::new(),
     })
 }
 

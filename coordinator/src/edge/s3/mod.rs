@@ -11,11 +11,12 @@
 //! ListObjectsV2, versioning (Get/PutBucketVersioning, versions by id, delete markers,
 //! ListObjectVersions), the multipart operations, GetObjectAttributes,
 //! bucket and object ACLs, object ownership controls, bucket policies and their status, the
-//! public access block, CORS rules and browser form uploads (PostObject).
+//! public access block, CORS rules, browser form uploads (PostObject), and object and
+//! bucket tags.
 //!
 //! This module is the table of operations: each forwards to its family ([`buckets`],
 //! [`objects`], [`attributes`], [`listing`], [`versions`], [`multipart`], [`complete`], [`acl`], [`config`],
-//! [`post`]); [`helpers`] holds what they share.
+//! [`post`], [`tagging`]); [`helpers`] holds what they share.
 
 mod acl;
 mod attributes;
@@ -27,6 +28,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod post;
+mod tagging;
 mod versions;
 
 pub use helpers::MAX_USER_META;
@@ -288,5 +290,47 @@ impl S3 for Tessera {
         req: S3Request<GetObjectTorrentInput>,
     ) -> R<GetObjectTorrentOutput> {
         attributes::get_object_torrent(self, req).await
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> R<PutObjectTaggingOutput> {
+        tagging::put_object_tagging(self, req).await
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> R<GetObjectTaggingOutput> {
+        tagging::get_object_tagging(self, req).await
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> R<DeleteObjectTaggingOutput> {
+        tagging::delete_object_tagging(self, req).await
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> R<PutBucketTaggingOutput> {
+        tagging::put_bucket_tagging(self, req).await
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> R<GetBucketTaggingOutput> {
+        tagging::get_bucket_tagging(self, req).await
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> R<DeleteBucketTaggingOutput> {
+        tagging::delete_bucket_tagging(self, req).await
     }
 }

@@ -12,6 +12,7 @@ use super::helpers::{
     attrs, body_stream, bucket_name, encode_key, header_ec, is_url, object_key, refuse_unsupported,
     timestamp, R,
 };
+use super::tagging::header_tags;
 use super::Tessera;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
 use crate::edge::access::acl::grant_headers;
@@ -74,6 +75,7 @@ impl Tessera {
                 user_meta: upload.user_meta.clone(),
                 headers: upload.headers.clone(),
                 acl: None,
+                tags: Default::default(),
             },
             role: ShardRole::Part {
                 upload: upload.id,
@@ -108,7 +110,6 @@ pub(super) async fn create(
             || i.ssekms_key_id.is_some(),
         i.object_lock_mode.is_some() || i.object_lock_legal_hold_status.is_some(),
         i.storage_class.as_ref().map(|s| s.as_str()),
-        i.tagging.is_some(),
     )?;
     let bucket = bucket_name(&i.bucket)?.to_string();
     let key = object_key(&i.key)?.to_string();
@@ -149,6 +150,7 @@ pub(super) async fn create(
         i.cache_control,
         i.expires,
     )?;
+    let tags = header_tags(i.tagging.as_deref())?;
     let grants = grant_headers!(i, headers: req.headers);
     let acl =
         object_write_acl(t, &ext, &i.bucket, owner.as_deref(), i.acl.as_ref(), grants).await?;
@@ -174,6 +176,7 @@ pub(super) async fn create(
             checksum_type: checksum_type.map(String::from),
             owner,
             acl,
+            tags,
         };
         c.meta.create_upload(u.clone()).await?;
         Ok::<_, ApiError>(u)

@@ -6,6 +6,7 @@ use super::helpers::{
     header_field, object_key, ok, precondition, refuse_unsupported, secs, tessera_headers,
     timestamp, user_metadata, R,
 };
+use super::tagging::{header_tags, tag_count};
 use super::versions::{deleted_answer, version_of, written_version};
 use super::Tessera;
 use crate::data::get::ByteRange;
@@ -18,6 +19,7 @@ use crate::meta::{DeleteCondition, ObjectMeta, Precondition};
 use crate::names::ObjectKey;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
+use std::collections::BTreeMap;
 use tessera_node::ShardRole;
 
 /// What a GET or HEAD returns of an object: which bytes and which checksums.
@@ -175,7 +177,6 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
             || i.ssekms_key_id.is_some(),
         i.object_lock_mode.is_some() || i.object_lock_legal_hold_status.is_some(),
         i.storage_class.as_ref().map(|s| s.as_str()),
-        i.tagging.is_some(),
     )?;
     if i.write_offset_bytes.is_some() {
         return Err(s3_err(ApiError::NotImplemented("appends".into())));
@@ -209,6 +210,7 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
         i.cache_control,
         i.expires,
     )?;
+    attrs.tags = header_tags(i.tagging.as_deref())?;
     let grants = grant_headers!(i, headers: headers);
     attrs.acl = object_write_acl(
         t,
@@ -301,6 +303,7 @@ pub(super) async fn get_object(t: &Tessera, req: S3Request<GetObjectInput>) -> R
     };
     let mut resp = S3Response::new(object_output!(GetObjectOutput, meta, view, body: Some(body),));
     tessera_headers(&meta, &mut resp.headers);
+    tag_count(&meta, &mut resp.headers);
     Ok(resp)
 }
 
@@ -323,6 +326,7 @@ pub(super) async fn head_object(
         .await?;
     let mut resp = S3Response::new(object_output!(HeadObjectOutput, meta, view,));
     tessera_headers(&meta, &mut resp.headers);
+    tag_count(&meta, &mut resp.headers);
     Ok(resp)
 }
 
@@ -425,9 +429,6 @@ pub(super) async fn copy_object(
             || i.ssekms_key_id.is_some(),
         i.object_lock_mode.is_some() || i.object_lock_legal_hold_status.is_some(),
         i.storage_class.as_ref().map(|s| s.as_str()),
-        i.tagging_directive
-            .as_ref()
-            .is_some_and(|d| d.as_str() == "REPLACE"),
     )?;
     let src = t
         .copy_source(
@@ -450,7 +451,16 @@ pub(super) async fn copy_object(
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     let dest_bucket = bucket_name(&i.bucket)?;
     let dest_key = object_key(&i.key)?;
-    if !replace && src_bucket == i.bucket && src_key == i.key {
+    // A copy of a key onto itself must change something, unless it names an older
+    // version (restoring it).
+    let names_version = matches!(
+        &i.copy_source,
+        CopySource::Bucket {
+            version_id: Some(_),
+            ..
+        }
+    );
+    if !replace && !names_version && src_bucket == i.bucket && src_key == i.key {
         return Err(s3_err(ApiError::InvalidRequest(
             "copying an object onto itself needs x-amz-metadata-directive: REPLACE".into(),
         )));
@@ -471,7 +481,18 @@ pub(super) async fn copy_object(
             user_meta: src.user_meta.clone(),
             headers: src.headers.clone(),
             acl: None,
+            tags: BTreeMap::new(),
         }
+    };
+    // Tags are the source's unless the copy replaces them.
+    attrs.tags = if i
+        .tagging_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE)
+    {
+        header_tags(i.tagging.as_deref())?
+    } else {
+        src.tags.clone()
     };
     let grants = grant_headers!(i, headers: req.headers);
     attrs.acl = object_write_acl(

@@ -1,0 +1,46 @@
+//! Data protection as backup tools use it: versioning (every overwrite and delete kept,
+//! delete markers, suspension, version listings) and tags, through boto3
+//! (tests/clients/versions_and_tags.py), awscli and rclone (tests/clients/version_clients.sh).
+
+mod common;
+
+use common::*;
+
+/// boto3 through versioning and tags, every refusal checked to change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn versions_and_tags_through_boto3() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.anonymous = false;
+    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
+    let (key, secret) = c.create_key("backup").await.unwrap();
+    run_client(
+        "python3",
+        "versions_and_tags.py",
+        &[("ENDPOINT", c.endpoint()), ("KEY", key), ("SECRET", secret)],
+    )
+    .await;
+}
+
+/// awscli and rclone list and read old versions the way a restore does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn awscli_and_rclone_read_old_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.anonymous = false;
+    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
+    let (key, secret) = c.create_key("restore").await.unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    run_client(
+        "bash",
+        "version_clients.sh",
+        &[
+            ("ENDPOINT", c.endpoint()),
+            ("KEY", key),
+            ("SECRET", secret),
+            ("WORK", work.display().to_string()),
+        ],
+    )
+    .await;
+}
