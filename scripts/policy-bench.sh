@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# What a bucket policy costs: signed 4 KiB PUT and GET rates into a bucket without a policy
-# and one with a five-statement policy (a Deny with a condition, Allows with wildcards and an
-# IpAddress condition), alternating (ABBA), ROUNDS times, on one `tessera dev` cluster. Prints each
+# What a bucket policy costs: signed 4 KiB PUT and GET rates into a bucket with a
+# five-statement policy (a Deny with a condition, Allows with wildcards and an IpAddress
+# condition) and one without, ROUNDS times, on one `tessera dev` cluster. The policy moves
+# between two buckets every other round and the order alternates (ABBA), so neither a
+# bucket (its keys' placement) nor a trend over the run favours either side. Prints each
 # round and the median ratio (policy / none).
 #
 #   scripts/policy-bench.sh [ROUNDS] [SECONDS]
-#   NO_POLICY=1 scripts/policy-bench.sh ...   (A/A: neither bucket gets the policy; the noise)
+#   NO_POLICY=1 scripts/policy-bench.sh ...   (A/A: the policy is never set; the noise)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${1:-3}
@@ -26,40 +28,52 @@ export TESSERA_COORDINATOR="http://127.0.0.1:$admin"
 "$bin" --admin-token-file "$work/data/coordinator/admin.token" key import \
     --access-key-id TKPOLICYBENCH0000001 --secret-access-key policy-bench-secret --name bench >/dev/null
 export AWS_ACCESS_KEY_ID=TKPOLICYBENCH0000001 AWS_SECRET_ACCESS_KEY=policy-bench-secret
-python3 - "$s3" <<'EOF'
-import json, sys, boto3
+# set_policy BUCKET: the policy on BUCKET, none on the other.
+set_policy() {
+    python3 - "$s3" "$1" <<'EOF'
+import json, os, sys, boto3
 s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:" + sys.argv[1], region_name="us-east-1")
-for b in ("nopolicy", "policy"):
-    s3.create_bucket(Bucket=b)
-import os
+on = sys.argv[2]
+for b in ("bench-a", "bench-b"):
+    try:
+        s3.create_bucket(Bucket=b)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    s3.delete_bucket_policy(Bucket=b)
 if os.environ.get("NO_POLICY") != "1":
-  s3.put_bucket_policy(Bucket="policy", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
-    {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::policy/keep/*"},
-    {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::policy/*",
+  arn = "arn:aws:s3:::" + on
+  s3.put_bucket_policy(Bucket=on, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject", "Resource": arn + "/keep/*"},
+    {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": arn + "/*",
      "Condition": {"NotIpAddress": {"aws:SourceIp": ["127.0.0.0/8", "::1/128"]}}},
     {"Effect": "Allow", "Principal": {"AWS": ["TKSOMEONEELSE0000001"]}, "Action": ["s3:Get*", "s3:List*"],
-     "Resource": ["arn:aws:s3:::policy", "arn:aws:s3:::policy/*"]},
-    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::policy/public/*",
+     "Resource": [arn, arn + "/*"]},
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": arn + "/public/*",
      "Condition": {"StringLike": {"aws:Referer": "https://*.example/*"}}},
-    {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::policy",
+    {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:ListBucket", "Resource": arn,
      "Condition": {"StringEquals": {"s3:prefix": ["public/", "shared/"]}}},
-]}))
+  ]}))
 EOF
+}
 run() {
     "$bin" bench --endpoint "http://127.0.0.1:$s3" --bucket "$1" --size 4KiB --objects 2000 \
         --duration "${secs}s" --concurrency 16 --json
 }
 results=()
 for r in $(seq "$rounds"); do
-    # Alternate which bucket goes first, so a trend over the run favours neither.
-    order="nopolicy policy"
-    [ $((r % 2)) = 0 ] && order="policy nopolicy"
+    # The policy is on bench-a in rounds 1, 2, 5, 6, ... and on bench-b in rounds 3, 4, ...
+    if [ $(((r - 1) / 2 % 2)) = 0 ]; then with=bench-a without=bench-b; else with=bench-b without=bench-a; fi
+    set_policy "$with"
+    order="$without $with"
+    [ $((r % 2)) = 0 ] && order="$with $without"
     for b in $order; do
         out=$(run "$b")
         put=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["put"]["objects_per_s"]))')
         get=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["get"]["objects_per_s"]))')
-        echo "round $r $b: PUT/s $put GET/s $get"
-        results+=("$r $b $put $get")
+        side=nopolicy
+        [ "$b" = "$with" ] && side=policy
+        echo "round $r $b ($side): PUT/s $put GET/s $get"
+        results+=("$r $side $put $get")
     done
 done
 printf '%s\n' "${results[@]}" | python3 -c '

@@ -96,6 +96,9 @@ pub enum ApiError {
     /// A body without a length where one is needed.
     #[error("{0}")]
     MissingContentLength(String),
+    /// The bucket is not in a state that allows this.
+    #[error("{0}")]
+    InvalidBucketState(String),
     /// Tags S3 would refuse (too many, too long, duplicated, malformed).
     #[error("{0}")]
     InvalidTag(String),

@@ -392,6 +392,8 @@ async fn write(
         null_version: false,
         delete_marker: false,
         tags: Default::default(),
+        retention: None,
+        legal_hold: false,
     };
     Ok((meta, guard))
 }
@@ -468,6 +470,8 @@ impl Listed {
             null_version: false,
             delete_marker: false,
             tags: Default::default(),
+            retention: None,
+            legal_hold: false,
         })
     }
 }

@@ -60,6 +60,10 @@ pub struct ObjectAttrs {
     pub acl: Option<Acl>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// Object lock retention.
+    pub retention: Option<crate::meta::Retention>,
+    /// Object lock legal hold.
+    pub legal_hold: bool,
 }
 
 /// Something that sees every body byte in order (checksums the caller wants besides the
@@ -127,6 +131,8 @@ impl<D> Staged<D> {
             null_version: false,
             delete_marker: false,
             tags: self.attrs.tags.clone(),
+            retention: self.attrs.retention.clone(),
+            legal_hold: self.attrs.legal_hold,
         };
         if let Some((ec, data, inbound)) = self.packed {
             return self

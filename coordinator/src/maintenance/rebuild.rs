@@ -160,6 +160,8 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
                     null_version: false,
                     delete_marker: false,
                     tags: Default::default(),
+                    retention: None,
+                    legal_hold: false,
                 }),
                 ShardRole::Manifest { .. } => {
                     restore_multipart(c, &bucket, &key, version, shards, &versions).await

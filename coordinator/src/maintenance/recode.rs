@@ -323,6 +323,8 @@ async fn rewrite_part(
             headers: obj.headers.clone(),
             acl: obj.acl.clone(),
             tags: obj.tags.clone(),
+            retention: obj.retention.clone(),
+            legal_hold: obj.legal_hold,
         },
         role: obj.role_of(part),
     };

@@ -11,8 +11,8 @@
 use super::store::Result;
 use super::{
     Acl, BucketMeta, BucketSetting, CompletedUpload, DeleteCondition, Deleted, Grant, KeyRecord,
-    Listing, MetaError, MetaStore, NodeRecord, ObjectMeta, PackEntry, Part, Precondition, ShardSet,
-    Upload, UploadListing, VersionListing,
+    Listing, MetaError, MetaStore, NodeRecord, ObjectLock, ObjectMeta, PackEntry, Part,
+    Precondition, Retention, ShardSet, Upload, UploadListing, VersionListing,
 };
 use crate::names::EcSpec;
 use serde::{Deserialize, Serialize};
@@ -175,7 +175,13 @@ operations! {
         /// Deletes a key's current version if it meets `cond` (PreconditionFailed if not).
         fn delete_object_if(&self, bucket: String, key: String, cond: DeleteCondition) -> Deleted = |m| m.delete_object_if(&bucket, &key, &cond);
         /// Deletes one version (or delete marker) of a key for good, if it meets `cond`.
-        fn delete_version(&self, bucket: String, key: String, version_id: String, cond: DeleteCondition) -> Deleted = |m| m.delete_version(&bucket, &key, &version_id, &cond);
+        fn delete_version(&self, bucket: String, key: String, version_id: String, cond: DeleteCondition, bypass_governance: bool) -> Deleted = |m| m.delete_version(&bucket, &key, &version_id, &cond, bypass_governance);
+        /// Enables object lock on a versioned bucket or replaces its default retention.
+        fn set_object_lock(&self, bucket: String, lock: ObjectLock) -> BucketMeta = |m| m.set_object_lock(&bucket, &lock);
+        /// Sets or removes a version's retention (only extended unless bypassing GOVERNANCE).
+        fn set_retention(&self, bucket: String, key: String, version_id: Option<String>, retention: Option<Retention>, bypass_governance: bool) -> ObjectMeta = |m| m.set_retention(&bucket, &key, version_id.as_deref(), retention.as_ref(), bypass_governance);
+        /// Turns a version's legal hold on or off.
+        fn set_legal_hold(&self, bucket: String, key: String, version_id: Option<String>, on: bool) -> ObjectMeta = |m| m.set_legal_hold(&bucket, &key, version_id.as_deref(), on);
         /// Replaces the tags of a version (without an id: the current one); returns it.
         fn set_object_tags(&self, bucket: String, key: String, version_id: Option<String>, tags: BTreeMap<String, String>) -> ObjectMeta = |m| m.set_object_tags(&bucket, &key, version_id.as_deref(), &tags);
         /// Sets a bucket's versioning (`Enabled`, `Suspended`); returns the bucket.

@@ -2,11 +2,12 @@
 //! [`run_all`] (today [`Local`] on the in-memory map and on RocksDB). Each check panics with a message naming
 //! the rule it found broken.
 
+pub use super::fixtures::object;
+use super::fixtures::{bucket, clear_garbage, garbage_versions, node, put, put_part, version_of};
 use super::store::Result;
 use super::{
-    now_ms, BucketMeta, Fill, Grant, KeyRecord, Listing, MetaError, Metadata, NodeRecord,
-    ObjectMeta, PackEntry, Packed, Part, Precondition, ShardLoc, ShardSet, ShardState, Upload,
-    SEGMENTS,
+    now_ms, Fill, Grant, KeyRecord, Listing, MetaError, Metadata, NodeRecord, ObjectMeta,
+    PackEntry, Packed, Precondition, ShardSet, Upload, SEGMENTS,
 };
 use crate::names::EcSpec;
 use std::collections::BTreeMap;
@@ -116,121 +117,6 @@ pub async fn access_settings_and_conditional_deletes(m: &dyn Metadata) {
         .is_none());
     m.delete_bucket("cfg".into()).await.unwrap();
     clear_garbage(m).await;
-}
-
-fn node(i: u8) -> NodeId {
-    format!("{i:016x}").parse().expect("a valid node id")
-}
-
-pub(super) fn bucket(name: &str) -> BucketMeta {
-    BucketMeta::new(
-        name,
-        now_ms(),
-        EcSpec { k: 2, m: 1 },
-        Some("owner-key".into()),
-    )
-}
-
-/// A one-part object of `size` bytes at a fresh version on nodes 0..3.
-pub fn object(b: &str, k: &str, size: u64) -> ObjectMeta {
-    let version = ObjectVersion::new();
-    let part = Part {
-        number: 1,
-        version,
-        size,
-        etag: format!("{size:032x}"),
-        ec: EcSpec { k: 2, m: 1 },
-        piece: 1024,
-        codec: "test".into(),
-        shards: (0..3)
-            .map(|i| ShardLoc {
-                node: Some(node(i)),
-                state: ShardState::Ok,
-            })
-            .collect(),
-        checksums: BTreeMap::new(),
-        written_ms: now_ms(),
-    };
-    ObjectMeta {
-        bucket: b.into(),
-        key: k.into(),
-        version,
-        size,
-        etag: part.etag.clone(),
-        parts: vec![part],
-        manifest: None,
-        upload: None,
-        content_type: None,
-        user_meta: BTreeMap::new(),
-        headers: BTreeMap::new(),
-        checksums: BTreeMap::new(),
-        checksum_type: None,
-        last_modified_ms: now_ms(),
-        packed: None,
-        fill: None,
-        acl: None,
-        seq: None,
-        null_version: false,
-        delete_marker: false,
-        tags: Default::default(),
-    }
-}
-
-pub(super) async fn garbage_versions(m: &dyn Metadata) -> Vec<ObjectVersion> {
-    m.garbage(10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, v, _)| v)
-        .collect()
-}
-
-/// Records `obj`'s PUT in flight and commits it, as the data path does (a commit needs its
-/// in-flight record); a refused commit aborts, so its shards become garbage.
-pub(super) async fn put(
-    m: &dyn Metadata,
-    obj: ObjectMeta,
-    cond: Precondition,
-) -> Result<ObjectMeta> {
-    let set = obj.parts[0].shard_set(&obj.bucket, &obj.key);
-    m.begin_put(obj.version, set.clone()).await?;
-    let out = m.commit_put(obj.clone(), cond).await;
-    if out.is_err() {
-        m.abort_put(obj.version, set).await?;
-    }
-    out
-}
-
-/// [`put`] for a part of upload `upload`.
-async fn put_part(
-    m: &dyn Metadata,
-    bucket: String,
-    key: String,
-    upload: ObjectVersion,
-    part: Part,
-) -> Result<()> {
-    let set = part.shard_set(&bucket, &key);
-    m.begin_put(part.version, set.clone()).await?;
-    let out = m.commit_part(bucket, key, upload, part.clone()).await;
-    if out.is_err() {
-        m.abort_put(part.version, set).await?;
-    }
-    out
-}
-
-/// Collects every garbage record (as the collector would once the shards are gone).
-pub(super) async fn clear_garbage(m: &dyn Metadata) {
-    for (record, _, _) in m.garbage(10_000).await.unwrap() {
-        m.update_garbage(record, None).await.unwrap();
-    }
-}
-
-/// The committed version of `b`/`k`, if any.
-pub(super) async fn version_of(m: &dyn Metadata, b: &str, k: &str) -> Option<ObjectVersion> {
-    m.object(b.into(), k.into())
-        .await
-        .unwrap()
-        .map(|o| o.version)
 }
 
 /// The names of all buckets, in the order listed.
@@ -620,6 +506,8 @@ fn upload(b: &str, k: &str) -> Upload {
         owner: None,
         acl: None,
         tags: BTreeMap::new(),
+        retention: None,
+        legal_hold: false,
     }
 }
 

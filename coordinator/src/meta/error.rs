@@ -15,6 +15,12 @@ pub enum MetaError {
         /// Key.
         key: String,
     },
+    /// A version protected by object lock (retention or legal hold).
+    #[error("{0}")]
+    ObjectLocked(String),
+    /// The bucket is not in a state that allows this (e.g. object lock without versioning).
+    #[error("{0}")]
+    InvalidBucketState(String),
     /// A version id that names no version of the key.
     #[error("the specified version does not exist: {0}")]
     NoSuchVersion(String),
@@ -61,6 +67,8 @@ impl From<MetaError> for crate::error::ApiError {
             MetaError::NoSuchBucket(b) => A::NoSuchBucket(b),
             MetaError::NoSuchKey { bucket, key } => A::NoSuchKey { bucket, key },
             MetaError::NoSuchVersion(v) => A::NoSuchVersion(v),
+            MetaError::ObjectLocked(m) => A::AccessDenied(m),
+            MetaError::InvalidBucketState(m) => A::InvalidBucketState(m),
             MetaError::BucketNotEmpty(b) => A::BucketNotEmpty(b),
             MetaError::AlreadyExists(x) => A::AlreadyExists(x),
             MetaError::NoSuchUpload(u) => A::NoSuchUpload(u),

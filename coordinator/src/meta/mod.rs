@@ -11,21 +11,23 @@
 //!   [`buckets`] (and keys, grants, bucket settings, object ACLs), [`objects`], [`segments`],
 //!   [`listing`], [`multipart`], [`nodes`] (and jobs), [`garbage`] (in-flight writes and
 //!   garbage), [`versions`] (a key's history in a versioned bucket: noncurrent versions,
-//!   delete markers, version listings).
+//!   delete markers, version listings), [`lock`] (object lock: retention, legal holds).
 //! - [`api`]: the [`Metadata`] trait the rest of the coordinator uses (local or replicated).
 //! - [`kv`]: the ordered key-value store underneath ([`rocks`], [`memory`]); [`conformance`]
 //!   holds every implementation to the same behaviour ([`version_conformance`]: versions and
-//!   delete markers).
+//!   delete markers; [`fixtures`]: what both build their cases from).
 
 pub mod api;
 mod buckets;
 pub mod clock;
 pub mod conformance;
 pub mod error;
+mod fixtures;
 mod garbage;
 pub mod keys;
 pub mod kv;
 mod listing;
+mod lock;
 pub mod memory;
 mod multipart;
 mod nodes;
@@ -47,6 +49,7 @@ pub use records::{
     Upload, UploadListing, VersionListing, SEGMENTS,
 };
 pub use settings::{
-    Acl, AclGrant, BucketSetting, CorsRule, Grantee, Permission, PublicAccessBlock,
+    Acl, AclGrant, BucketSetting, CorsRule, Grantee, ObjectLock, Permission, PublicAccessBlock,
+    Retention,
 };
 pub use store::{check_precondition, MetaStore};

@@ -3,6 +3,7 @@
 
 use super::clock::now_ms;
 use super::settings::{Acl, CorsRule, PublicAccessBlock};
+use super::settings::{ObjectLock, Retention};
 use crate::names::EcSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -51,6 +52,9 @@ pub struct BucketMeta {
     /// The bucket's tags (`None`: none set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    /// Object lock (`None`: not enabled; once enabled it stays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
 }
 
 /// What one access key may do in a bucket.
@@ -82,6 +86,7 @@ impl BucketMeta {
             location: None,
             versioning: None,
             tags: None,
+            object_lock: None,
         }
     }
 
@@ -313,6 +318,13 @@ pub struct ObjectMeta {
     /// The object's tags (key -> value).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Object lock retention: no one removes this version before `until_ms` (GOVERNANCE:
+    /// unless allowed to bypass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Object lock legal hold: no one removes this version while it is on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
 }
 
 /// The reserved bucket segments are stored in, each as an object named by its version. No
@@ -466,6 +478,12 @@ pub struct Upload {
     /// The tags the object gets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// The retention the object gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Whether the object gets a legal hold.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
 }
 
 /// A set of shards of one version: an in-flight PUT, or garbage to delete.

@@ -61,6 +61,8 @@ impl MetaStore {
                 (Precondition::Moved { .. }, Some(old)) => {
                     obj.acl = old.acl.clone();
                     obj.tags = old.tags.clone();
+                    obj.retention = old.retention.clone();
+                    obj.legal_hold = old.legal_hold;
                     obj.seq = old.seq;
                     obj.null_version = old.null_version;
                     release.object(&mut batch, old)?;

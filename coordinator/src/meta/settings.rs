@@ -129,6 +129,56 @@ pub struct PublicAccessBlock {
     pub restrict_public_buckets: bool,
 }
 
+/// A bucket's object lock: enabled (for good), with an optional default retention that every
+/// new version gets unless its write names one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLock {
+    /// Default retention mode (`GOVERNANCE` or `COMPLIANCE`) with `days` or `years`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<String>,
+    /// Default retention in days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_days: Option<u32>,
+    /// Default retention in years.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_years: Option<u32>,
+}
+
+/// How long a version is protected and how strictly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// `GOVERNANCE` (keys allowed to bypass may shorten or remove it) or `COMPLIANCE` (no
+    /// one may, until it passes).
+    pub mode: String,
+    /// Until when, ms since the epoch.
+    pub until_ms: u64,
+}
+
+/// Versioning states a bucket can be put in.
+pub const ENABLED: &str = "Enabled";
+/// See [`ENABLED`].
+pub const SUSPENDED: &str = "Suspended";
+
+/// Retention modes.
+pub const GOVERNANCE: &str = "GOVERNANCE";
+/// See [`GOVERNANCE`].
+pub const COMPLIANCE: &str = "COMPLIANCE";
+
+impl ObjectLock {
+    /// The retention a version written at `now_ms` gets by default, if any.
+    pub fn default_retention(&self, now_ms: u64) -> Option<Retention> {
+        const DAY_MS: u64 = 24 * 3600 * 1000;
+        let days = self
+            .default_days
+            .map(u64::from)
+            .or(self.default_years.map(|y| u64::from(y) * 365))?;
+        Some(Retention {
+            mode: self.default_mode.clone()?,
+            until_ms: now_ms.saturating_add(days * DAY_MS),
+        })
+    }
+}
+
 /// One change to a bucket's settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum BucketSetting {

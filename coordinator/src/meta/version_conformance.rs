@@ -3,7 +3,7 @@
 //! listings and their paging, and what repair and garbage collection see of noncurrent
 //! versions.
 
-use super::conformance::{bucket, clear_garbage, garbage_versions, object, put, version_of};
+use super::fixtures::{bucket, clear_garbage, garbage_versions, object, put, version_of};
 use super::{MetaError, Metadata, ObjectMeta, Precondition};
 
 /// The version ids listed for `b` (every key), newest first per key, with `*` on the latest.
@@ -141,19 +141,25 @@ pub async fn versions_and_delete_markers(m: &dyn Metadata) {
         ..Default::default()
     };
     assert!(matches!(
-        m.delete_version("vb".into(), "k".into(), id2.clone(), wrong)
+        m.delete_version("vb".into(), "k".into(), id2.clone(), wrong, false)
             .await,
         Err(MetaError::PreconditionFailed)
     ));
     // Deleting the marker brings the version under it back.
-    m.delete_version("vb".into(), "k".into(), mid, Default::default())
+    m.delete_version("vb".into(), "k".into(), mid, Default::default(), false)
         .await
         .unwrap();
     assert_eq!(version_of(m, "vb", "k").await, Some(c3.version));
     // Deleting the current version for good: the next newest becomes current, and only the
     // deleted version's shards are garbage.
     let gone = m
-        .delete_version("vb".into(), "k".into(), id3.clone(), Default::default())
+        .delete_version(
+            "vb".into(),
+            "k".into(),
+            id3.clone(),
+            Default::default(),
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(gone.removed.map(|r| r.version), Some(c3.version));
@@ -161,7 +167,7 @@ pub async fn versions_and_delete_markers(m: &dyn Metadata) {
     let g = garbage_versions(m).await;
     assert!(g.contains(&c3.version) && !g.contains(&c2.version));
     assert!(
-        m.delete_version("vb".into(), "k".into(), id3, Default::default())
+        m.delete_version("vb".into(), "k".into(), id3, Default::default(), false)
             .await
             .unwrap()
             .removed
@@ -263,7 +269,7 @@ pub async fn versions_and_delete_markers(m: &dyn Metadata) {
         let mut f = line.split(':');
         let (k, _, id) = (f.next().unwrap(), f.next(), f.next().unwrap());
         let id = id.trim_end_matches('*').to_string();
-        m.delete_version("vb".into(), k.into(), id, Default::default())
+        m.delete_version("vb".into(), k.into(), id, Default::default(), false)
             .await
             .unwrap();
     }

@@ -11,15 +11,13 @@
 use super::clock::now_ms;
 use super::keys::{key, seq_key, version_key, versions_prefix};
 use super::kv::{Batch, Step};
+use super::lock::check_removable;
 use super::records::{BucketMeta, DeleteCondition, Deleted, ObjectMeta, VersionListing};
 use super::store::{MetaStore, Release, Result};
 use super::MetaError;
 use tessera_node::ObjectVersion;
 
-/// Versioning states a bucket can be put in.
-pub const ENABLED: &str = "Enabled";
-/// See [`ENABLED`].
-pub const SUSPENDED: &str = "Suspended";
+pub use super::settings::{ENABLED, SUSPENDED};
 
 /// The sequence numbers one batch gives out: read once, written back once.
 pub(super) struct Seqs {
@@ -89,6 +87,11 @@ impl MetaStore {
             }
             Some(state) => {
                 let suspended = state == SUSPENDED;
+                if let Some(lock) = &bucket.object_lock {
+                    if new.retention.is_none() {
+                        new.retention = lock.default_retention(now_ms());
+                    }
+                }
                 new.seq = Some(seqs.take());
                 new.null_version = suspended;
                 self.retire(
@@ -126,6 +129,7 @@ impl MetaStore {
     ) -> Result<()> {
         if let Some(o) = old {
             if suspended && o.is_null() {
+                check_removable(o, now_ms(), false)?;
                 release.object(batch, o)?;
             } else {
                 batch.put(version_key(bucket, k, o.seq), serde_json::to_vec(o)?);
@@ -133,6 +137,7 @@ impl MetaStore {
         }
         if suspended && fresh_key {
             if let Some((slot, v)) = self.noncurrent_where(bucket, k, |v| v.is_null())? {
+                check_removable(&v, now_ms(), false)?;
                 batch.delete(slot);
                 release.object(batch, &v)?;
             }
@@ -254,6 +259,7 @@ impl MetaStore {
         k: &str,
         id: &str,
         cond: &DeleteCondition,
+        bypass: bool,
     ) -> Result<Deleted> {
         let guard = self.lock.lock().unwrap();
         if self.bucket(bucket)?.is_none() {
@@ -265,6 +271,7 @@ impl MetaStore {
         if !cond.holds(&v) {
             return Err(MetaError::PreconditionFailed);
         }
+        check_removable(&v, now_ms(), bypass)?;
         let mut batch = Batch::default();
         let mut release = Release::new(self);
         batch.delete(slot.clone());
@@ -378,6 +385,11 @@ impl MetaStore {
         let Some(mut b) = self.bucket(bucket)? else {
             return Err(MetaError::NoSuchBucket(bucket.into()));
         };
+        if state == SUSPENDED && b.object_lock.is_some() {
+            return Err(MetaError::InvalidBucketState(format!(
+                "versioning cannot be suspended on {bucket}: it has object lock"
+            )));
+        }
         b.versioning = Some(state.to_string());
         let mut batch = Batch::default();
         batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);
@@ -528,6 +540,8 @@ impl ObjectMeta {
             seq: Some(seq),
             null_version,
             delete_marker: true,
+            retention: None,
+            legal_hold: false,
         }
     }
 }

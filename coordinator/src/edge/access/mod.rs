@@ -64,7 +64,9 @@ pub fn need_of(op: &str) -> Need {
         | "GetBucketVersioning"
         | "ListParts"
         | "ListMultipartUploads"
-        | "GetObjectTagging" => Need::Read,
+        | "GetObjectTagging"
+        | "GetObjectRetention"
+        | "GetObjectLegalHold" => Need::Read,
         "PutObject"
         | "PostObject"
         | "DeleteObject"
@@ -76,7 +78,9 @@ pub fn need_of(op: &str) -> Need {
         | "CompleteMultipartUpload"
         | "AbortMultipartUpload"
         | "PutObjectTagging"
-        | "DeleteObjectTagging" => Need::Write,
+        | "DeleteObjectTagging"
+        | "PutObjectRetention"
+        | "PutObjectLegalHold" => Need::Write,
         _ => Need::Owner,
     }
 }
@@ -87,10 +91,16 @@ fn acl_need(op: &str) -> Option<(bool, Permission)> {
     const BUCKET: bool = false;
     const OBJECT: bool = true;
     Some(match op {
-        "GetObject" | "HeadObject" | "GetObjectAttributes" | "GetObjectTagging" => {
-            (OBJECT, Permission::Read)
-        }
-        "PutObjectTagging" | "DeleteObjectTagging" => (OBJECT, Permission::Write),
+        "GetObject"
+        | "HeadObject"
+        | "GetObjectAttributes"
+        | "GetObjectTagging"
+        | "GetObjectRetention"
+        | "GetObjectLegalHold" => (OBJECT, Permission::Read),
+        "PutObjectTagging"
+        | "DeleteObjectTagging"
+        | "PutObjectRetention"
+        | "PutObjectLegalHold" => (OBJECT, Permission::Write),
         "GetObjectAcl" => (OBJECT, Permission::ReadAcp),
         "PutObjectAcl" => (OBJECT, Permission::WriteAcp),
         "ListObjects"

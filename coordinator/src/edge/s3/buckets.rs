@@ -2,9 +2,7 @@
 //! GetBucketVersioning (never enabled).
 
 use super::acl::ownership_of;
-use super::helpers::{
-    bucket_name, header_ec, header_replicate_below, ok, refuse_unsupported, timestamp, R,
-};
+use super::helpers::{bucket_name, header_ec, header_replicate_below, ok, timestamp, R};
 use super::Tessera;
 use crate::edge::access::acl::{self, grant_headers};
 use crate::edge::error::s3_err;
@@ -73,8 +71,8 @@ pub(super) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> R<CreateBucketOutput> {
     let i = &req.input;
-    refuse_unsupported(false, i.object_lock_enabled_for_bucket == Some(true), None)?;
     let name = bucket_name(&i.bucket)?;
+    let lock = i.object_lock_enabled_for_bucket == Some(true);
     let ec = header_ec(&req.headers)?.unwrap_or(t.c.config.default_ec);
     let registered = t.c.registry.registered();
     if ec.total() > registered {
@@ -115,6 +113,9 @@ pub(super) async fn create_bucket(
             .and_then(|c| c.location_constraint.as_ref())
             .map(|l| l.as_str().to_string())
             .filter(|l| !l.is_empty() && l != "us-east-1"),
+        // A bucket created with object lock has versioning enabled, for good.
+        versioning: lock.then(|| crate::meta::versions::ENABLED.to_string()),
+        object_lock: lock.then(crate::meta::ObjectLock::default),
         ..BucketMeta::new(&name.to_string(), now_ms(), ec, owner.clone())
     };
     let b_acl = b.acl.clone();

@@ -304,5 +304,7 @@ fn assemble(u: &Upload, parts: Vec<Part>) -> Result<ObjectMeta, ApiError> {
         null_version: false,
         delete_marker: false,
         tags: u.tags.clone(),
+        retention: u.retention.clone(),
+        legal_hold: u.legal_hold,
     })
 }

@@ -80,17 +80,11 @@ pub(super) fn header_replicate_below(headers: &http::HeaderMap) -> S3Result<Opti
     }
 }
 
-/// Refuses request options Tessera would otherwise silently ignore (encryption, object
-/// lock, storage classes other than STANDARD).
-pub(super) fn refuse_unsupported(
-    sse: bool,
-    lock: bool,
-    storage_class: Option<&str>,
-) -> S3Result<()> {
+/// Refuses request options Tessera would otherwise silently ignore (encryption, storage
+/// classes other than STANDARD).
+pub(super) fn refuse_unsupported(sse: bool, storage_class: Option<&str>) -> S3Result<()> {
     let what = if sse {
         Some("server-side encryption")
-    } else if lock {
-        Some("object lock")
     } else if storage_class.is_some_and(|s| s != "STANDARD") {
         Some("storage classes other than STANDARD")
     } else {
@@ -160,6 +154,8 @@ pub(super) fn attrs(
         headers,
         acl: None,
         tags: BTreeMap::new(),
+        retention: None,
+        legal_hold: false,
     })
 }
 

@@ -12,11 +12,11 @@
 //! ListObjectVersions), the multipart operations, GetObjectAttributes,
 //! bucket and object ACLs, object ownership controls, bucket policies and their status, the
 //! public access block, CORS rules, browser form uploads (PostObject), and object and
-//! bucket tags.
+//! bucket tags, object lock (configuration, retention, legal holds).
 //!
 //! This module is the table of operations: each forwards to its family ([`buckets`],
 //! [`objects`], [`attributes`], [`listing`], [`versions`], [`multipart`], [`complete`], [`acl`], [`config`],
-//! [`post`], [`tagging`]); [`helpers`] holds what they share.
+//! [`post`], [`tagging`], [`lock`]); [`helpers`] holds what they share.
 
 mod acl;
 mod attributes;
@@ -25,6 +25,7 @@ mod complete;
 mod config;
 mod helpers;
 mod listing;
+mod lock;
 mod multipart;
 mod objects;
 mod post;
@@ -332,5 +333,47 @@ impl S3 for Tessera {
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> R<DeleteBucketTaggingOutput> {
         tagging::delete_bucket_tagging(self, req).await
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> R<PutObjectLockConfigurationOutput> {
+        lock::put_object_lock_configuration(self, req).await
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> R<GetObjectLockConfigurationOutput> {
+        lock::get_object_lock_configuration(self, req).await
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> R<PutObjectRetentionOutput> {
+        lock::put_object_retention(self, req).await
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> R<GetObjectRetentionOutput> {
+        lock::get_object_retention(self, req).await
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> R<PutObjectLegalHoldOutput> {
+        lock::put_object_legal_hold(self, req).await
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> R<GetObjectLegalHoldOutput> {
+        lock::get_object_legal_hold(self, req).await
     }
 }

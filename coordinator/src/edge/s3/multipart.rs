@@ -76,6 +76,8 @@ impl Tessera {
                 headers: upload.headers.clone(),
                 acl: None,
                 tags: Default::default(),
+                retention: None,
+                legal_hold: false,
             },
             role: ShardRole::Part {
                 upload: upload.id,
@@ -108,7 +110,6 @@ pub(super) async fn create(
         i.server_side_encryption.is_some()
             || i.sse_customer_algorithm.is_some()
             || i.ssekms_key_id.is_some(),
-        i.object_lock_mode.is_some() || i.object_lock_legal_hold_status.is_some(),
         i.storage_class.as_ref().map(|s| s.as_str()),
     )?;
     let bucket = bucket_name(&i.bucket)?.to_string();
@@ -151,6 +152,15 @@ pub(super) async fn create(
         i.expires,
     )?;
     let tags = header_tags(i.tagging.as_deref())?;
+    let (retention, legal_hold) = t
+        .write_lock(
+            &i.bucket,
+            i.object_lock_mode.as_ref(),
+            i.object_lock_retain_until_date.as_ref(),
+            i.object_lock_legal_hold_status.as_ref(),
+            true,
+        )
+        .await?;
     let grants = grant_headers!(i, headers: req.headers);
     let acl =
         object_write_acl(t, &ext, &i.bucket, owner.as_deref(), i.acl.as_ref(), grants).await?;
@@ -177,6 +187,8 @@ pub(super) async fn create(
             owner,
             acl,
             tags,
+            retention,
+            legal_hold,
         };
         c.meta.create_upload(u.clone()).await?;
         Ok::<_, ApiError>(u)

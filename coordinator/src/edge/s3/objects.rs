@@ -6,6 +6,7 @@ use super::helpers::{
     header_field, object_key, ok, precondition, refuse_unsupported, secs, tessera_headers,
     timestamp, user_metadata, R,
 };
+use super::lock::lock_fields;
 use super::tagging::{header_tags, tag_count};
 use super::versions::{deleted_answer, version_of, written_version};
 use super::Tessera;
@@ -63,6 +64,9 @@ macro_rules! object_output {
             checksum_crc64nvme: $view.checksums.checksum_crc64nvme,
             checksum_type: $view.checksums.checksum_type,
             version_id: version_of(&$meta),
+            object_lock_mode: lock_fields(&$meta).0,
+            object_lock_retain_until_date: lock_fields(&$meta).1,
+            object_lock_legal_hold_status: lock_fields(&$meta).2,
             $($extra)*
             ..Default::default()
         }
@@ -171,11 +175,16 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
     let caller = req.credentials.as_ref().map(|c| c.access_key.clone());
     let (headers, trailers, ext) = (req.headers, req.trailing_headers, req.extensions);
     let i = req.input;
+    // Object lock headers need the body's digest (Content-MD5 or a checksum), as in S3.
+    let has_digest = i.content_md5.is_some()
+        || headers.contains_key("x-amz-trailer")
+        || headers
+            .keys()
+            .any(|k| k.as_str().starts_with("x-amz-checksum-"));
     refuse_unsupported(
         i.server_side_encryption.is_some()
             || i.sse_customer_algorithm.is_some()
             || i.ssekms_key_id.is_some(),
-        i.object_lock_mode.is_some() || i.object_lock_legal_hold_status.is_some(),
         i.storage_class.as_ref().map(|s| s.as_str()),
     )?;
     if i.write_offset_bytes.is_some() {
@@ -211,6 +220,15 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
         i.expires,
     )?;
     attrs.tags = header_tags(i.tagging.as_deref())?;
+    (attrs.retention, attrs.legal_hold) = t
+        .write_lock(
+            &i.bucket,
+            i.object_lock_mode.as_ref(),
+            i.object_lock_retain_until_date.as_ref(),
+            i.object_lock_legal_hold_status.as_ref(),
+            has_digest,
+        )
+        .await?;
     let grants = grant_headers!(i, headers: headers);
     attrs.acl = object_write_acl(
         t,
@@ -334,6 +352,7 @@ pub(super) async fn delete_object(
     t: &Tessera,
     req: S3Request<DeleteObjectInput>,
 ) -> R<DeleteObjectOutput> {
+    let caller = req.credentials.as_ref().map(|c| c.access_key.clone());
     let i = req.input;
     let cond = DeleteCondition {
         etag: i.if_match.map(|c| match c {
@@ -345,8 +364,10 @@ pub(super) async fn delete_object(
     };
     let b = bucket_name(&i.bucket)?.to_string();
     let k = object_key(&i.key)?.to_string();
+    let bypass =
+        i.bypass_governance_retention == Some(true) && t.may_bypass(caller.as_deref(), &b).await?;
     let done = t
-        .delete_key(b, k, i.version_id.clone(), cond)
+        .delete_key(b, k, i.version_id.clone(), cond, bypass)
         .await
         .map_err(s3_err)?;
     let (version_id, marker) = deleted_answer(&done, i.version_id.as_deref());
@@ -361,6 +382,7 @@ pub(super) async fn delete_objects(
     t: &Tessera,
     req: S3Request<DeleteObjectsInput>,
 ) -> R<DeleteObjectsOutput> {
+    let caller = req.credentials.as_ref().map(|c| c.access_key.clone());
     let i = req.input;
     let b = bucket_name(&i.bucket)?.to_string();
     if i.delete.objects.len() > 1000 {
@@ -369,6 +391,8 @@ pub(super) async fn delete_objects(
         )));
     }
     let quiet = i.delete.quiet == Some(true);
+    let bypass =
+        i.bypass_governance_retention == Some(true) && t.may_bypass(caller.as_deref(), &b).await?;
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for o in i.delete.objects {
@@ -379,7 +403,7 @@ pub(super) async fn delete_objects(
                     last_modified_secs: o.last_modified_time.as_ref().map(secs),
                     size: o.size.map(|s| s.max(0) as u64),
                 };
-                t.delete_key(b.clone(), k.to_string(), o.version_id.clone(), cond)
+                t.delete_key(b.clone(), k.to_string(), o.version_id.clone(), cond, bypass)
                     .await
             }
             Err(e) => Err(e),
@@ -427,7 +451,6 @@ pub(super) async fn copy_object(
             || i.sse_customer_algorithm.is_some()
             || i.copy_source_sse_customer_algorithm.is_some()
             || i.ssekms_key_id.is_some(),
-        i.object_lock_mode.is_some() || i.object_lock_legal_hold_status.is_some(),
         i.storage_class.as_ref().map(|s| s.as_str()),
     )?;
     let src = t
@@ -482,6 +505,8 @@ pub(super) async fn copy_object(
             headers: src.headers.clone(),
             acl: None,
             tags: BTreeMap::new(),
+            retention: None,
+            legal_hold: false,
         }
     };
     // Tags are the source's unless the copy replaces them.
@@ -494,6 +519,15 @@ pub(super) async fn copy_object(
     } else {
         src.tags.clone()
     };
+    (attrs.retention, attrs.legal_hold) = t
+        .write_lock(
+            &i.bucket,
+            i.object_lock_mode.as_ref(),
+            i.object_lock_retain_until_date.as_ref(),
+            i.object_lock_legal_hold_status.as_ref(),
+            true,
+        )
+        .await?;
     let grants = grant_headers!(i, headers: req.headers);
     attrs.acl = object_write_acl(
         t,

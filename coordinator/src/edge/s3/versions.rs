@@ -159,7 +159,8 @@ impl Tessera {
         }
     }
 
-    /// Deletes `bucket`/`key`: version `version_id` for good, or (without one) the current
+    /// Deletes `bucket`/`key`: version `version_id` for good (unless object lock protects
+    /// it; `bypass`: GOVERNANCE retention may be bypassed), or (without one) the current
     /// version if it meets `cond` (a delete marker in a versioned bucket).
     pub(super) async fn delete_key(
         &self,
@@ -167,6 +168,7 @@ impl Tessera {
         key: String,
         version_id: Option<String>,
         cond: DeleteCondition,
+        bypass: bool,
     ) -> Result<Deleted, ApiError> {
         if self.c.meta.bucket(bucket.clone()).await?.is_none() {
             return Err(ApiError::NoSuchBucket(bucket));
@@ -176,7 +178,10 @@ impl Tessera {
                 checked_id(&id).map_err(|e| {
                     ApiError::InvalidArgument(e.message().unwrap_or_default().into())
                 })?;
-                self.c.meta.delete_version(bucket, key, id, cond).await?
+                self.c
+                    .meta
+                    .delete_version(bucket, key, id, cond, bypass)
+                    .await?
             }
             None if cond == DeleteCondition::default() => {
                 self.c.meta.delete_object(bucket, key).await?
