@@ -75,17 +75,18 @@ async fn requests_not_implemented_change_nothing() {
             b"<VersioningConfiguration/>".to_vec(),
             (400, "MalformedXML"),
         ),
+        // Object lock on a bucket without it: refused, nothing locked.
         (
             "GET",
             format!("{obj}?retention"),
             vec![],
-            (501, "NotImplemented"),
+            (400, "InvalidRequest"),
         ),
         (
             "PUT",
             format!("{base}/keep?object-lock"),
             b"<ObjectLockConfiguration/>".to_vec(),
-            (501, "NotImplemented"),
+            (400, "MalformedXML"),
         ),
         (
             "POST",

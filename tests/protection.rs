@@ -1,6 +1,7 @@
 //! Data protection as backup tools use it: versioning (every overwrite and delete kept,
 //! delete markers, suspension, version listings) and tags, through boto3
-//! (tests/clients/versions_and_tags.py), awscli and rclone (tests/clients/version_clients.sh).
+//! (tests/clients/versions_and_tags.py), awscli and rclone (tests/clients/version_clients.sh);
+//! object lock as an immutable backup repository uses it (tests/clients/immutable_backup.py).
 
 mod common;
 
@@ -40,6 +41,30 @@ async fn awscli_and_rclone_read_old_versions() {
             ("KEY", key),
             ("SECRET", secret),
             ("WORK", work.display().to_string()),
+        ],
+    )
+    .await;
+}
+
+/// An immutable backup repository: COMPLIANCE-retained versions survive every attempt to
+/// remove or weaken them with their bytes intact, and go once the retention has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_immutable_backup_repository_keeps_its_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.anonymous = false;
+    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
+    let (key, secret) = c.create_key("appliance").await.unwrap();
+    let (alt_key, alt_secret) = c.create_key("writer").await.unwrap();
+    run_client(
+        "python3",
+        "immutable_backup.py",
+        &[
+            ("ENDPOINT", c.endpoint()),
+            ("KEY", key),
+            ("SECRET", secret),
+            ("ALT_KEY", alt_key),
+            ("ALT_SECRET", alt_secret),
         ],
     )
     .await;

@@ -96,6 +96,9 @@ pub enum ApiError {
     /// A body without a length where one is needed.
     #[error("{0}")]
     MissingContentLength(String),
+    /// A default retention period that is not a positive number of days or years.
+    #[error("{0}")]
+    InvalidRetentionPeriod(String),
     /// The bucket is not in a state that allows this.
     #[error("{0}")]
     InvalidBucketState(String),

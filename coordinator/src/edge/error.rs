@@ -39,6 +39,10 @@ pub fn code_and_status(e: &ApiError) -> (S3ErrorCode, StatusCode) {
         ),
         ApiError::InvalidDigest(_) => (C::InvalidDigest, StatusCode::BAD_REQUEST),
         ApiError::MissingContentLength(_) => (C::MissingContentLength, StatusCode::LENGTH_REQUIRED),
+        ApiError::InvalidRetentionPeriod(_) => (
+            C::Custom("InvalidRetentionPeriod".into()),
+            StatusCode::BAD_REQUEST,
+        ),
         ApiError::InvalidBucketState(_) => (C::InvalidBucketState, StatusCode::CONFLICT),
         ApiError::InvalidTag(_) => (C::InvalidTag, StatusCode::BAD_REQUEST),
         ApiError::NoSuchVersion(_) => (C::NoSuchVersion, StatusCode::NOT_FOUND),

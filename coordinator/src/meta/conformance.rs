@@ -25,6 +25,7 @@ pub async fn run_all(m: &dyn Metadata) {
     packed_segments(m).await;
     access_settings_and_conditional_deletes(m).await;
     super::version_conformance::versions_and_delete_markers(m).await;
+    super::version_conformance::object_lock(m).await;
 }
 
 /// Bucket settings and object ACLs are stored as given and read back; conditional deletes

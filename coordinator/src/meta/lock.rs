@@ -42,8 +42,8 @@ pub fn check_removable(v: &ObjectMeta, now: u64, bypass: bool) -> Result<()> {
 }
 
 /// Whether `old` (the retention a version has) may become `new` at `now`: an active
-/// COMPLIANCE retention may only be extended; an active GOVERNANCE one may be extended or
-/// made COMPLIANCE, and anything else only with `bypass`.
+/// COMPLIANCE retention may only be extended; an active GOVERNANCE one may be extended, and
+/// anything else (shortened, removed, its mode changed) only with `bypass`.
 fn may_change(old: Option<&Retention>, new: Option<&Retention>, now: u64, bypass: bool) -> bool {
     let Some(old) = old.filter(|o| o.until_ms > now) else {
         return true;
@@ -51,7 +51,7 @@ fn may_change(old: Option<&Retention>, new: Option<&Retention>, now: u64, bypass
     let keeps = new.is_some_and(|n| n.until_ms >= old.until_ms);
     match old.mode.as_str() {
         COMPLIANCE => keeps && new.is_some_and(|n| n.mode == COMPLIANCE),
-        _ => keeps || bypass,
+        _ => (keeps && new.is_some_and(|n| n.mode == GOVERNANCE)) || bypass,
     }
 }
 
@@ -175,12 +175,13 @@ mod tests {
             now,
             false
         ));
-        assert!(may_change(
+        assert!(!may_change(
             Some(&g),
             Some(&r(COMPLIANCE, 6_000)),
             now,
             false
         ));
+        assert!(may_change(Some(&g), Some(&r(COMPLIANCE, 6_000)), now, true));
         assert!(!may_change(
             Some(&g),
             Some(&r(GOVERNANCE, 2_000)),

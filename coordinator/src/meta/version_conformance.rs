@@ -4,7 +4,7 @@
 //! versions.
 
 use super::fixtures::{bucket, clear_garbage, garbage_versions, object, put, version_of};
-use super::{MetaError, Metadata, ObjectMeta, Precondition};
+use super::{MetaError, Metadata, ObjectLock, ObjectMeta, Precondition, Retention};
 
 /// The version ids listed for `b` (every key), newest first per key, with `*` on the latest.
 async fn listed(m: &dyn Metadata, b: &str) -> Vec<String> {
@@ -275,5 +275,160 @@ pub async fn versions_and_delete_markers(m: &dyn Metadata) {
     }
     assert!(listed(m, "vb").await.is_empty());
     m.delete_bucket("vb".into()).await.unwrap();
+    clear_garbage(m).await;
+}
+
+/// Object lock: only a versioned bucket takes it and it cannot be suspended after; a retained
+/// or held version cannot be deleted (GOVERNANCE: unless bypassed), COMPLIANCE retention only
+/// grows; a delete without a version id still writes a marker; default retention applies to
+/// new versions.
+pub async fn object_lock(m: &dyn Metadata) {
+    m.create_bucket(bucket("lk")).await.unwrap();
+    assert!(matches!(
+        m.set_object_lock("lk".into(), ObjectLock::default()).await,
+        Err(MetaError::InvalidBucketState(_))
+    ));
+    m.set_versioning("lk".into(), "Enabled".into())
+        .await
+        .unwrap();
+    let lock = ObjectLock {
+        default_mode: Some("GOVERNANCE".into()),
+        default_days: Some(1),
+        default_years: None,
+    };
+    m.set_object_lock("lk".into(), lock).await.unwrap();
+    assert!(matches!(
+        m.set_versioning("lk".into(), "Suspended".into()).await,
+        Err(MetaError::InvalidBucketState(_))
+    ));
+    // Default retention: GOVERNANCE for a day.
+    let v = put(m, object("lk", "k", 1), Precondition::None)
+        .await
+        .unwrap();
+    let default = v.retention.clone().expect("the default retention");
+    assert_eq!(default.mode, "GOVERNANCE");
+    assert!(
+        default.until_ms > super::now_ms() + 23 * 3600 * 1000,
+        "a day"
+    );
+    let id = v.version_id();
+    assert!(matches!(
+        m.delete_version(
+            "lk".into(),
+            "k".into(),
+            id.clone(),
+            Default::default(),
+            false
+        )
+        .await,
+        Err(MetaError::ObjectLocked(_))
+    ));
+    // A delete without a version id writes a marker; the version stays.
+    let d = m.delete_object("lk".into(), "k".into()).await.unwrap();
+    assert!(d.marker.is_some());
+    assert!(m
+        .object_version("lk".into(), "k".into(), id.clone())
+        .await
+        .unwrap()
+        .is_some());
+    // GOVERNANCE can be shortened only bypassing; COMPLIANCE only grows, whoever asks.
+    let soon = |ms: u64, mode: &str| Retention {
+        mode: mode.into(),
+        until_ms: super::now_ms() + ms,
+    };
+    assert!(matches!(
+        m.set_retention(
+            "lk".into(),
+            "k".into(),
+            Some(id.clone()),
+            Some(soon(1000, "GOVERNANCE")),
+            false
+        )
+        .await,
+        Err(MetaError::ObjectLocked(_))
+    ));
+    let short = soon(1000, "GOVERNANCE");
+    m.set_retention("lk".into(), "k".into(), Some(id.clone()), Some(short), true)
+        .await
+        .unwrap();
+    // Changing the mode of GOVERNANCE retention needs the bypass too.
+    let r = soon(1500, "COMPLIANCE");
+    m.set_retention(
+        "lk".into(),
+        "k".into(),
+        Some(id.clone()),
+        Some(r.clone()),
+        true,
+    )
+    .await
+    .unwrap();
+    let shorter = Retention {
+        until_ms: r.until_ms - 500,
+        ..r.clone()
+    };
+    for (weaker, bypass) in [(None, true), (Some(shorter), true)] {
+        assert!(matches!(
+            m.set_retention("lk".into(), "k".into(), Some(id.clone()), weaker, bypass)
+                .await,
+            Err(MetaError::ObjectLocked(_))
+        ));
+    }
+    assert!(matches!(
+        m.delete_version(
+            "lk".into(),
+            "k".into(),
+            id.clone(),
+            Default::default(),
+            true
+        )
+        .await,
+        Err(MetaError::ObjectLocked(_))
+    ));
+    // GOVERNANCE bypassed, and a legal hold that holds until it is lifted.
+    let g = put(m, object("lk", "g", 2), Precondition::None)
+        .await
+        .unwrap();
+    let gid = g.version_id();
+    m.set_legal_hold("lk".into(), "g".into(), Some(gid.clone()), true)
+        .await
+        .unwrap();
+    assert!(matches!(
+        m.delete_version(
+            "lk".into(),
+            "g".into(),
+            gid.clone(),
+            Default::default(),
+            true
+        )
+        .await,
+        Err(MetaError::ObjectLocked(_))
+    ));
+    m.set_legal_hold("lk".into(), "g".into(), Some(gid.clone()), false)
+        .await
+        .unwrap();
+    m.delete_version("lk".into(), "g".into(), gid, Default::default(), true)
+        .await
+        .unwrap();
+    // Legal holds and retention need a bucket with object lock.
+    m.create_bucket(bucket("unlocked")).await.unwrap();
+    assert!(matches!(
+        m.set_legal_hold("unlocked".into(), "x".into(), None, true)
+            .await,
+        Err(MetaError::InvalidArgument(_))
+    ));
+    m.delete_bucket("unlocked".into()).await.unwrap();
+    // Once the retention has passed, the version can go, and with it the bucket.
+    tokio::time::sleep(std::time::Duration::from_millis(
+        r.until_ms.saturating_sub(super::now_ms()) + 100,
+    ))
+    .await;
+    m.delete_version("lk".into(), "k".into(), id, Default::default(), false)
+        .await
+        .unwrap();
+    let marker = d.marker.unwrap().version_id();
+    m.delete_version("lk".into(), "k".into(), marker, Default::default(), false)
+        .await
+        .unwrap();
+    m.delete_bucket("lk".into()).await.unwrap();
     clear_garbage(m).await;
 }

@@ -173,7 +173,7 @@ pub(super) async fn put_object_lock_configuration(
                 )))
             }
             (Some(n), None) | (None, Some(n)) if n <= 0 => {
-                return Err(s3_err(ApiError::InvalidArgument(format!(
+                return Err(s3_err(ApiError::InvalidRetentionPeriod(format!(
                     "a default retention period must be positive, not {n}"
                 ))))
             }
