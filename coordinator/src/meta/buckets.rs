@@ -128,6 +128,11 @@ impl MetaStore {
 }
 
 impl MetaStore {
+    /// Whether `bucket` exists (without decoding its record: a GET asks this on every read).
+    pub fn bucket_exists(&self, bucket: &str) -> Result<bool> {
+        Ok(self.kv.get(&key(b'b', &[bucket]))?.is_some())
+    }
+
     /// Applies one change to a bucket's settings (NoSuchBucket); returns the bucket.
     pub fn set_bucket_setting(&self, bucket: &str, setting: &BucketSetting) -> Result<BucketMeta> {
         let guard = self.lock.lock().unwrap();

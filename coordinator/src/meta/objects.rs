@@ -21,7 +21,7 @@ impl MetaStore {
     /// [`MetaStore::object`], after checking that the bucket exists (NoSuchBucket): what a
     /// GET or HEAD looks up, in one step.
     pub fn lookup(&self, bucket: &str, k: &str) -> Result<Option<ObjectMeta>> {
-        if self.bucket(bucket)?.is_none() {
+        if !self.bucket_exists(bucket)? {
             return Err(MetaError::NoSuchBucket(bucket.into()));
         }
         self.object(bucket, k)

@@ -234,7 +234,7 @@ impl MetaStore {
 
     /// Version `id` of `bucket`/`k` (a delete marker too), in a bucket that must exist.
     pub fn object_version(&self, bucket: &str, k: &str, id: &str) -> Result<Option<ObjectMeta>> {
-        if self.bucket(bucket)?.is_none() {
+        if !self.bucket_exists(bucket)? {
             return Err(MetaError::NoSuchBucket(bucket.into()));
         }
         Ok(self.find_version(bucket, k, id)?.map(|(_, v)| v))

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# What versioning costs: signed PUT and GET rates into a bucket with versioning enabled and
+# one without, ROUNDS times, on one `tessera dev` cluster. Every round makes two fresh
+# buckets (so neither side inherits the other's history or key placement) and alternates
+# which goes first (ABBA). The versioned side keeps every overwrite the bench makes as a
+# noncurrent version. Prints each round and the median ratio (versioned / unversioned).
+#
+#   scripts/versioning-bench.sh [ROUNDS] [SECONDS] [SIZE] [CONCURRENCY]
+#   e.g. scripts/versioning-bench.sh 6 6 4KiB 16; scripts/versioning-bench.sh 4 8 16MiB 4
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rounds=${1:-4}
+secs=${2:-6}
+size=${3:-4KiB}
+conc=${4:-16}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tessera-ci-target}"
+(cd "$root" && cargo build --release -q)
+bin="$CARGO_TARGET_DIR/release/tessera"
+work=$(mktemp -d)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+s3=$(free_port)
+admin=$(free_port)
+"$bin" dev --listen "127.0.0.1:$s3" --admin-listen "127.0.0.1:$admin" --data-dir "$work/data" >"$work/dev.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do [ -f "$work/data/coordinator/admin.token" ] && break; sleep 0.1; done
+sleep 2
+export TESSERA_COORDINATOR="http://127.0.0.1:$admin"
+"$bin" --admin-token-file "$work/data/coordinator/admin.token" key import \
+    --access-key-id TKVERSIONBENCH000001 --secret-access-key version-bench-secret --name bench >/dev/null
+export AWS_ACCESS_KEY_ID=TKVERSIONBENCH000001 AWS_SECRET_ACCESS_KEY=version-bench-secret
+# make BUCKET VERSIONED(0/1)
+make() {
+    python3 - "$s3" "$1" "$2" <<'EOF'
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:" + sys.argv[1], region_name="us-east-1")
+s3.create_bucket(Bucket=sys.argv[2])
+if sys.argv[3] == "1":
+    s3.put_bucket_versioning(Bucket=sys.argv[2], VersioningConfiguration={"Status": "Enabled"})
+EOF
+}
+run() {
+    "$bin" bench --endpoint "http://127.0.0.1:$s3" --bucket "$1" --size "$size" --objects 500 \
+        --duration "${secs}s" --concurrency "$conc" --json
+}
+results=()
+for r in $(seq "$rounds"); do
+    make "ver-$r" 1
+    make "plain-$r" 0
+    order="plain-$r ver-$r"
+    [ $((r % 2)) = 0 ] && order="ver-$r plain-$r"
+    for b in $order; do
+        out=$(run "$b")
+        put=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["put"]["objects_per_s"], 1))')
+        get=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["get"]["objects_per_s"], 1))')
+        side=${b%%-*}
+        echo "round $r $b: PUT/s $put GET/s $get"
+        results+=("$r $side $put $get")
+    done
+done
+printf '%s\n' "${results[@]}" | python3 -c '
+import sys, statistics
+rows = [l.split() for l in sys.stdin if l.strip()]
+by = {}
+for r, b, p, g in rows:
+    by.setdefault(r, {})[b] = (float(p), float(g))
+pr = [v["ver"][0] / v["plain"][0] for v in by.values()]
+gr = [v["ver"][1] / v["plain"][1] for v in by.values()]
+print("median ratio versioned/unversioned: PUT %.3f  GET %.3f" % (statistics.median(pr), statistics.median(gr)))
+'
