@@ -4,8 +4,7 @@ use super::clock::now_ms;
 use super::keys::{key, part_key, superseded_key};
 use super::kv::Batch;
 use super::records::{CompletedUpload, ObjectMeta, Part, Precondition, Upload, UploadListing};
-use super::store::{check_precondition, Entry, MetaStore, Release, Result};
-use super::versions::Seqs;
+use super::store::{check_precondition, Entry, MetaStore, Result};
 use super::MetaError;
 use tessera_node::{NodeId, ObjectVersion};
 
@@ -232,19 +231,7 @@ impl MetaStore {
             batch.delete(key(b'p', &[&m.version.to_string()]));
         }
         let mut obj = obj.clone();
-        let mut release = Release::new(self);
-        let mut seqs = Seqs::new(self)?;
-        self.supersede(
-            &mut batch,
-            &mut release,
-            &mut seqs,
-            &bucket,
-            old.as_ref(),
-            &mut obj,
-            true,
-        )?;
-        seqs.finish(&mut batch)?;
-        release.finish(&mut batch)?;
+        self.supersede_one(&mut batch, &bucket, old.as_ref(), &mut obj)?;
         // Kept so a retried completion gets the same answer (see `completed_upload`).
         let done = CompletedUpload {
             bucket: obj.bucket.clone(),

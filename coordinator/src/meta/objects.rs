@@ -7,7 +7,6 @@ use super::records::{
     BucketMeta, DeleteCondition, Deleted, ObjectMeta, Precondition, ShardSet, ShardState, SEGMENTS,
 };
 use super::store::{check_precondition, put_garbage, MetaStore, Release, Result};
-use super::versions::Seqs;
 use super::MetaError;
 use crate::names::EcSpec;
 use tessera_node::{NodeId, ObjectVersion};
@@ -108,38 +107,19 @@ impl MetaStore {
         for p in obj.extents() {
             batch.delete(key(b'p', &[&p.version.to_string()]));
         }
-        let mut release = Release::new(self);
         match (cond, &old) {
             // A rewrite of the same version (recode) keeps its place in the key's history and
-            // the ACL it has now, which may have changed since the rewrite read it.
+            // what was set on it since the rewrite read it.
             (Precondition::Version(_), Some(old)) => {
-                obj.acl = old.acl.clone();
-                obj.tags = old.tags.clone();
-                obj.retention = old.retention.clone();
-                obj.legal_hold = old.legal_hold;
-                obj.seq = old.seq;
-                obj.null_version = old.null_version;
-                release.object(&mut batch, old)?;
+                obj.keep_history_of(old);
+                put_garbage(self, &mut batch, old)?;
                 batch.put(
                     key(b'o', &[&obj.bucket, &obj.key]),
                     serde_json::to_vec(&obj)?,
                 );
             }
-            _ => {
-                let mut seqs = Seqs::new(self)?;
-                self.supersede(
-                    &mut batch,
-                    &mut release,
-                    &mut seqs,
-                    &bucket,
-                    old.as_ref(),
-                    &mut obj,
-                    true,
-                )?;
-                seqs.finish(&mut batch)?;
-            }
+            _ => self.supersede_one(&mut batch, &bucket, old.as_ref(), &mut obj)?,
         }
-        release.finish(&mut batch)?;
         self.write_locked(batch, guard)?;
         Ok(obj)
     }

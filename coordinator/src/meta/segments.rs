@@ -56,15 +56,10 @@ impl MetaStore {
             release.live(seg.version, e.obj.size)?;
             let mut obj = e.obj.clone();
             match (&e.cond, &current) {
-                // Compaction moves the same version: its place in the key's history and its
-                // ACL stay.
+                // Compaction moves the same version: its place in the key's history and what
+                // was set on it stay.
                 (Precondition::Moved { .. }, Some(old)) => {
-                    obj.acl = old.acl.clone();
-                    obj.tags = old.tags.clone();
-                    obj.retention = old.retention.clone();
-                    obj.legal_hold = old.legal_hold;
-                    obj.seq = old.seq;
-                    obj.null_version = old.null_version;
+                    obj.keep_history_of(old);
                     release.object(&mut batch, old)?;
                     batch.put(key(b'o', &[&b, &k]), serde_json::to_vec(&obj)?);
                 }

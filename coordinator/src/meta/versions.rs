@@ -112,6 +112,22 @@ impl MetaStore {
         Ok(())
     }
 
+    /// [`MetaStore::supersede`] for a batch that commits one key: its sequence number and
+    /// what it releases are settled here.
+    pub(super) fn supersede_one(
+        &self,
+        batch: &mut Batch,
+        bucket: &BucketMeta,
+        old: Option<&ObjectMeta>,
+        new: &mut ObjectMeta,
+    ) -> Result<()> {
+        let mut release = Release::new(self);
+        let mut seqs = Seqs::new(self)?;
+        self.supersede(batch, &mut release, &mut seqs, bucket, old, new, true)?;
+        seqs.finish(batch)?;
+        release.finish(batch)
+    }
+
     /// The current version `old` leaves the current slot of a versioned key: it stays as a
     /// noncurrent version, unless versioning is suspended and it is the `null` version (then
     /// it is released). Under suspension the noncurrent `null` version (or `null` delete
@@ -509,6 +525,17 @@ fn past_versions(base: &[u8], k: &str) -> Vec<u8> {
 }
 
 impl ObjectMeta {
+    /// For a rewrite of the same version (recode, compaction): keeps `old`'s place in the
+    /// key's history and what was set on it since the rewrite read it (ACL, tags, lock).
+    pub fn keep_history_of(&mut self, old: &ObjectMeta) {
+        self.acl = old.acl.clone();
+        self.tags = old.tags.clone();
+        self.retention = old.retention.clone();
+        self.legal_hold = old.legal_hold;
+        self.seq = old.seq;
+        self.null_version = old.null_version;
+    }
+
     /// A delete marker for `bucket`/`k`, the `seq`th commit.
     pub fn delete_marker(
         bucket: &str,

@@ -132,6 +132,21 @@ impl Tessera {
         requested_lock(Some(&b), mode, until, hold, has_digest)
     }
 
+    /// The version a retention or legal-hold read names, in a bucket that must have object
+    /// lock (InvalidRequest otherwise).
+    async fn locked_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<ObjectMeta> {
+        let b = self.existing_bucket(bucket).await?;
+        if b.object_lock.is_none() {
+            return Err(no_lock(&b.name));
+        }
+        self.object_at(bucket, key, version_id).await
+    }
+
     /// Whether `caller` may bypass GOVERNANCE retention in `bucket` (with
     /// `x-amz-bypass-governance-retention: true`): its owner or a key the store makes an
     /// owner of it.
@@ -250,12 +265,8 @@ pub(super) async fn get_object_retention(
     req: S3Request<GetObjectRetentionInput>,
 ) -> R<GetObjectRetentionOutput> {
     let i = req.input;
-    let bucket = t.existing_bucket(&i.bucket).await?;
-    if bucket.object_lock.is_none() {
-        return Err(no_lock(&bucket.name));
-    }
     let o = t
-        .object_at(&i.bucket, &i.key, i.version_id.as_deref())
+        .locked_version(&i.bucket, &i.key, i.version_id.as_deref())
         .await?;
     let Some(r) = o.retention else {
         return Err(s3_err(ApiError::NoSuchConfiguration(
@@ -310,12 +321,8 @@ pub(super) async fn get_object_legal_hold(
     req: S3Request<GetObjectLegalHoldInput>,
 ) -> R<GetObjectLegalHoldOutput> {
     let i = req.input;
-    let bucket = t.existing_bucket(&i.bucket).await?;
-    if bucket.object_lock.is_none() {
-        return Err(no_lock(&bucket.name));
-    }
     let o = t
-        .object_at(&i.bucket, &i.key, i.version_id.as_deref())
+        .locked_version(&i.bucket, &i.key, i.version_id.as_deref())
         .await?;
     let status = if o.legal_hold {
         ObjectLockLegalHoldStatus::ON
