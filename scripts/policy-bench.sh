@@ -12,22 +12,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${1:-3}
 secs=${2:-10}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tessera-ci-target}"
-(cd "$root" && cargo build --release -q)
-bin="$CARGO_TARGET_DIR/release/tessera"
-work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-s3=$(free_port)
-admin=$(free_port)
-"$bin" dev --listen "127.0.0.1:$s3" --admin-listen "127.0.0.1:$admin" --data-dir "$work/data" >"$work/dev.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do [ -f "$work/data/coordinator/admin.token" ] && break; sleep 0.1; done
-sleep 2
-export TESSERA_COORDINATOR="http://127.0.0.1:$admin"
-"$bin" --admin-token-file "$work/data/coordinator/admin.token" key import \
-    --access-key-id TKPOLICYBENCH0000001 --secret-access-key policy-bench-secret --name bench >/dev/null
-export AWS_ACCESS_KEY_ID=TKPOLICYBENCH0000001 AWS_SECRET_ACCESS_KEY=policy-bench-secret
+. "$root/scripts/bench-cluster.sh" TKPOLICYBENCH0000001 policy-bench-secret
 # set_policy BUCKET: the policy on BUCKET, none on the other.
 set_policy() {
     python3 - "$s3" "$1" <<'EOF'

@@ -13,22 +13,7 @@ rounds=${1:-4}
 secs=${2:-6}
 size=${3:-4KiB}
 conc=${4:-16}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tessera-ci-target}"
-(cd "$root" && cargo build --release -q)
-bin="$CARGO_TARGET_DIR/release/tessera"
-work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-s3=$(free_port)
-admin=$(free_port)
-"$bin" dev --listen "127.0.0.1:$s3" --admin-listen "127.0.0.1:$admin" --data-dir "$work/data" >"$work/dev.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do [ -f "$work/data/coordinator/admin.token" ] && break; sleep 0.1; done
-sleep 2
-export TESSERA_COORDINATOR="http://127.0.0.1:$admin"
-"$bin" --admin-token-file "$work/data/coordinator/admin.token" key import \
-    --access-key-id TKVERSIONBENCH000001 --secret-access-key version-bench-secret --name bench >/dev/null
-export AWS_ACCESS_KEY_ID=TKVERSIONBENCH000001 AWS_SECRET_ACCESS_KEY=version-bench-secret
+. "$root/scripts/bench-cluster.sh" TKVERSIONBENCH000001 version-bench-secret
 # make BUCKET VERSIONED(0/1)
 make() {
     python3 - "$s3" "$1" "$2" <<'EOF'

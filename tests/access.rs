@@ -14,24 +14,8 @@ use md5::Digest;
 /// forged forms) changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acls_policies_cors_and_forms_through_boto3() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = fast_config(6, "4+2", dir.path());
-    cfg.coordinator.anonymous = false;
-    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
-    let (key, secret) = c.create_key("owner").await.unwrap();
-    let (alt_key, alt_secret) = c.create_key("alt").await.unwrap();
-    run_client(
-        "python3",
-        "access_control.py",
-        &[
-            ("ENDPOINT", c.endpoint()),
-            ("KEY", key),
-            ("SECRET", secret),
-            ("ALT_KEY", alt_key),
-            ("ALT_SECRET", alt_secret),
-        ],
-    )
-    .await;
+    let (c, _dir, keys) = start_signed(&["owner", "alt"]).await;
+    run_client("python3", "access_control.py", &two_key_env(&c, &keys)).await;
 }
 
 /// A real browser (headless Chromium) on a page from another origin uploads with a presigned

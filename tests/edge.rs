@@ -209,24 +209,8 @@ async fn boto3_signed_requests_and_refusals() {
 /// ownership, WRITE grants on objects and multipart checksums (tests/clients/s3_dialect.py).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_as_clients_speak_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = fast_config(6, "4+2", dir.path());
-    cfg.coordinator.anonymous = false;
-    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
-    let (key, secret) = c.create_key("owner").await.unwrap();
-    let (alt_key, alt_secret) = c.create_key("alt").await.unwrap();
-    run_client(
-        "python3",
-        "s3_dialect.py",
-        &[
-            ("ENDPOINT", c.endpoint()),
-            ("KEY", key),
-            ("SECRET", secret),
-            ("ALT_KEY", alt_key),
-            ("ALT_SECRET", alt_secret),
-        ],
-    )
-    .await;
+    let (c, _dir, keys) = start_signed(&["owner", "alt"]).await;
+    run_client("python3", "s3_dialect.py", &two_key_env(&c, &keys)).await;
 }
 
 /// A stranger who can reach a node can neither list, read nor delete shards, nor register a

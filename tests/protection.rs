@@ -10,11 +10,8 @@ use common::*;
 /// boto3 through versioning and tags, every refusal checked to change nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn versions_and_tags_through_boto3() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = fast_config(6, "4+2", dir.path());
-    cfg.coordinator.anonymous = false;
-    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
-    let (key, secret) = c.create_key("backup").await.unwrap();
+    let (c, _dir, keys) = start_signed(&["backup"]).await;
+    let (key, secret) = keys[0].clone();
     run_client(
         "python3",
         "versions_and_tags.py",
@@ -26,11 +23,8 @@ async fn versions_and_tags_through_boto3() {
 /// awscli and rclone list and read old versions the way a restore does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn awscli_and_rclone_read_old_versions() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = fast_config(6, "4+2", dir.path());
-    cfg.coordinator.anonymous = false;
-    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
-    let (key, secret) = c.create_key("restore").await.unwrap();
+    let (c, dir, keys) = start_signed(&["restore"]).await;
+    let (key, secret) = keys[0].clone();
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     run_client(
@@ -50,22 +44,6 @@ async fn awscli_and_rclone_read_old_versions() {
 /// remove or weaken them with their bytes intact, and go once the retention has passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_immutable_backup_repository_keeps_its_versions() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = fast_config(6, "4+2", dir.path());
-    cfg.coordinator.anonymous = false;
-    let c = tessera::local::LocalCluster::start(cfg).await.unwrap();
-    let (key, secret) = c.create_key("appliance").await.unwrap();
-    let (alt_key, alt_secret) = c.create_key("writer").await.unwrap();
-    run_client(
-        "python3",
-        "immutable_backup.py",
-        &[
-            ("ENDPOINT", c.endpoint()),
-            ("KEY", key),
-            ("SECRET", secret),
-            ("ALT_KEY", alt_key),
-            ("ALT_SECRET", alt_secret),
-        ],
-    )
-    .await;
+    let (c, _dir, keys) = start_signed(&["appliance", "writer"]).await;
+    run_client("python3", "immutable_backup.py", &two_key_env(&c, &keys)).await;
 }

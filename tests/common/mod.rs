@@ -48,6 +48,34 @@ pub async fn start(nodes: usize, ec: &str) -> (LocalCluster, tempfile::TempDir) 
     (c, dir)
 }
 
+/// Starts a 6-node 4+2 cluster that requires signatures, with one access key per name in
+/// `keys` ((id, secret) in that order), in a fresh temp dir (returned so it lives as long as
+/// the cluster).
+pub async fn start_signed(
+    keys: &[&str],
+) -> (LocalCluster, tempfile::TempDir, Vec<(String, String)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(6, "4+2", dir.path());
+    cfg.coordinator.anonymous = false;
+    let c = LocalCluster::start(cfg).await.unwrap();
+    let mut made = Vec::new();
+    for k in keys {
+        made.push(c.create_key(k).await.unwrap());
+    }
+    (c, dir, made)
+}
+
+/// The environment a client script of two keys reads: ENDPOINT, KEY/SECRET, ALT_KEY/ALT_SECRET.
+pub fn two_key_env(c: &LocalCluster, keys: &[(String, String)]) -> Vec<(&'static str, String)> {
+    vec![
+        ("ENDPOINT", c.endpoint()),
+        ("KEY", keys[0].0.clone()),
+        ("SECRET", keys[0].1.clone()),
+        ("ALT_KEY", keys[1].0.clone()),
+        ("ALT_SECRET", keys[1].1.clone()),
+    ]
+}
+
 /// A plain HTTP client.
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()

@@ -132,19 +132,26 @@ impl Tessera {
         requested_lock(Some(&b), mode, until, hold, has_digest)
     }
 
-    /// The version a retention or legal-hold read names, in a bucket that must have object
-    /// lock (InvalidRequest otherwise).
+    /// The bucket and key a retention or legal-hold request names, checked, in a bucket that
+    /// must have object lock (InvalidRequest otherwise).
+    async fn locked_names(&self, bucket: &str, key: &str) -> S3Result<(String, String)> {
+        let k = object_key(key)?.to_string();
+        let b = self.existing_bucket(bucket).await?;
+        if b.object_lock.is_none() {
+            return Err(no_lock(&b.name));
+        }
+        Ok((b.name, k))
+    }
+
+    /// The version a retention or legal-hold read names (see [`Tessera::locked_names`]).
     async fn locked_version(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
     ) -> S3Result<ObjectMeta> {
-        let b = self.existing_bucket(bucket).await?;
-        if b.object_lock.is_none() {
-            return Err(no_lock(&b.name));
-        }
-        self.object_at(bucket, key, version_id).await
+        let (b, k) = self.locked_names(bucket, key).await?;
+        self.object_at(&b, &k, version_id).await
     }
 
     /// Whether `caller` may bypass GOVERNANCE retention in `bucket` (with
@@ -235,14 +242,7 @@ pub(super) async fn put_object_retention(
 ) -> R<PutObjectRetentionOutput> {
     let caller = req.credentials.as_ref().map(|c| c.access_key.clone());
     let i = req.input;
-    let (b, k) = (
-        bucket_name(&i.bucket)?.to_string(),
-        object_key(&i.key)?.to_string(),
-    );
-    let bucket = t.existing_bucket(&b).await?;
-    if bucket.object_lock.is_none() {
-        return Err(no_lock(&b));
-    }
+    let (b, k) = t.locked_names(&i.bucket, &i.key).await?;
     let retention = match i.retention {
         None => None,
         Some(r) if r.mode.is_none() && r.retain_until_date.is_none() => None,
@@ -287,14 +287,7 @@ pub(super) async fn put_object_legal_hold(
     req: S3Request<PutObjectLegalHoldInput>,
 ) -> R<PutObjectLegalHoldOutput> {
     let i = req.input;
-    let (b, k) = (
-        bucket_name(&i.bucket)?.to_string(),
-        object_key(&i.key)?.to_string(),
-    );
-    let bucket = t.existing_bucket(&b).await?;
-    if bucket.object_lock.is_none() {
-        return Err(no_lock(&b));
-    }
+    let (b, k) = t.locked_names(&i.bucket, &i.key).await?;
     let on = match i
         .legal_hold
         .as_ref()
