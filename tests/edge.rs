@@ -49,11 +49,31 @@ async fn requests_not_implemented_change_nothing() {
             vec![],
             (404, "NoSuchUpload"),
         ),
+        // A lifecycle rule with a transition (one storage class) or without an action is
+        // refused and nothing is stored: the GET after them finds no configuration.
         (
-            "DELETE",
+            "PUT",
+            format!("{base}/keep?lifecycle"),
+            b"<LifecycleConfiguration><Rule><ID>t</ID><Status>Enabled</Status><Filter/><Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition></Rule></LifecycleConfiguration>".to_vec(),
+            (501, "NotImplemented"),
+        ),
+        (
+            "PUT",
+            format!("{base}/keep?lifecycle"),
+            b"<LifecycleConfiguration><Rule><ID>n</ID><Status>Enabled</Status><Filter/></Rule></LifecycleConfiguration>".to_vec(),
+            (400, "InvalidRequest"),
+        ),
+        (
+            "PUT",
+            format!("{base}/keep?lifecycle"),
+            b"<LifecycleConfiguration><Rule><ID>n</ID>".to_vec(),
+            (400, "MalformedXML"),
+        ),
+        (
+            "GET",
             format!("{base}/keep?lifecycle"),
             vec![],
-            (501, "NotImplemented"),
+            (404, "NoSuchLifecycleConfiguration"),
         ),
         (
             "GET",

@@ -1,7 +1,9 @@
 //! Data protection as backup tools use it: versioning (every overwrite and delete kept,
 //! delete markers, suspension, version listings) and tags, through boto3
 //! (tests/clients/versions_and_tags.py), awscli and rclone (tests/clients/version_clients.sh);
-//! object lock as an immutable backup repository uses it (tests/clients/immutable_backup.py).
+//! object lock as an immutable backup repository uses it (tests/clients/immutable_backup.py);
+//! lifecycle rules applied by the leader's worker with a shortened day
+//! (tests/clients/lifecycle.py).
 
 mod common;
 
@@ -46,4 +48,28 @@ async fn awscli_and_rclone_read_old_versions() {
 async fn an_immutable_backup_repository_keeps_its_versions() {
     let (c, _dir, keys) = start_signed(&["appliance", "writer"]).await;
     run_client("python3", "immutable_backup.py", &two_key_env(&c, &keys)).await;
+}
+
+/// Lifecycle rules through boto3 with a one-second lifecycle day: objects, noncurrent
+/// versions, lone delete markers and old uploads go when their rules say, nothing else does,
+/// a locked version stays; malformed configurations change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lifecycle_rules_expire_what_they_name_and_nothing_else() {
+    let (c, _dir, keys) = start_signed_with(&["archivist"], |cfg| {
+        cfg.coordinator.lifecycle_day = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let (key, secret) = keys[0].clone();
+    run_client(
+        "python3",
+        "lifecycle.py",
+        &[
+            ("ENDPOINT", c.endpoint()),
+            ("KEY", key),
+            ("SECRET", secret),
+            ("ADMIN", c.admin_endpoint()),
+            ("ADMIN_TOKEN", c.secrets().admin_token.clone()),
+        ],
+    )
+    .await;
 }

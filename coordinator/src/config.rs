@@ -63,6 +63,9 @@ pub struct CoordinatorConfig {
     pub compact_below: f64,
     /// How often the leader looks for segments to compact (0: only `tessera compact`).
     pub compact_interval: Duration,
+    /// How long a day lasts for lifecycle rules (a day; shorter only for tests, like the
+    /// reference gateway's debug interval).
+    pub lifecycle_day: Duration,
     /// Rebuild metadata from the nodes' shard headers at startup (once the nodes have had a
     /// heartbeat timeout to register).
     pub rebuild_metadata: bool,
@@ -123,6 +126,7 @@ impl CoordinatorConfig {
             pack_flush: Duration::from_millis(5),
             compact_below: 0.5,
             compact_interval: Duration::from_secs(600),
+            lifecycle_day: Duration::from_secs(24 * 3600),
             anonymous: false,
             domain: None,
             secrets: None,

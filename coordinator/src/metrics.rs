@@ -35,6 +35,14 @@ pub struct ShardErrorLabels {
     pub op: String,
 }
 
+/// Labels of a lifecycle action.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    /// `expired` (a current version), `noncurrent`, `delete_marker`, `upload` (aborted),
+    /// `locked_kept` (a due version object lock protects).
+    pub action: String,
+}
+
 /// Labels naming a node.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NodeLabels {
@@ -67,6 +75,8 @@ pub struct Metrics {
     pub repaired_bytes: Counter,
     /// Shards deleted by garbage collection.
     pub collected_shards: Counter,
+    /// What the lifecycle worker did, by action.
+    pub lifecycle_actions: Family<ActionLabels, Counter>,
     gauges: Gauges,
     /// All client requests and those answered with a 5xx, for the console's history.
     totals: (AtomicU64, AtomicU64),
@@ -138,6 +148,7 @@ impl Metrics {
             repaired_shards: Default::default(),
             repaired_bytes: Default::default(),
             collected_shards: Default::default(),
+            lifecycle_actions: Default::default(),
             gauges: Gauges {
                 engine: tessera_node::store::ROCKSDB_GAUGES
                     .iter()
@@ -203,6 +214,11 @@ impl Metrics {
             "gc_deleted_shards",
             "Shards deleted by garbage collection",
             m.collected_shards.clone(),
+        );
+        r.register(
+            "lifecycle_actions",
+            "What lifecycle rules did: versions expired or deleted, uploads aborted, locked versions kept",
+            m.lifecycle_actions.clone(),
         );
         let g = &m.gauges;
         r.register("node_up", "1 if the node is up", g.node_up.clone());
@@ -346,6 +362,15 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .inc_by(n);
+    }
+
+    /// Counts one lifecycle `action` (see [`ActionLabels`]).
+    pub fn lifecycle(&self, action: &str) {
+        self.lifecycle_actions
+            .get_or_create(&ActionLabels {
+                action: action.into(),
+            })
+            .inc();
     }
 
     /// Counts a failed shard `op` (`read`, `write`) on `node`.

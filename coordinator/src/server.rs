@@ -33,7 +33,7 @@ pub async fn run(
         );
     }
     let stop = CancellationToken::new();
-    tokio::spawn(crate::maintenance::lifecycle::follow_states(
+    tokio::spawn(crate::maintenance::retire::follow_states(
         c.upkeep.clone(),
         stop.clone(),
     ));
@@ -100,7 +100,7 @@ pub async fn run(
 }
 
 /// Starts the once-per-cluster workers: garbage collection (with the orphan scan and
-/// multipart expiry), drains, rebalance, recode and background repair; they stop when `stop` is cancelled.
+/// multipart expiry), drains, rebalance, recode, compaction, lifecycle and background repair; they stop when `stop` is cancelled.
 fn background(c: &Arc<Maintenance>, stop: CancellationToken) {
     let resume = c.clone();
     tokio::spawn(async move {
@@ -112,16 +112,17 @@ fn background(c: &Arc<Maintenance>, stop: CancellationToken) {
         }
     });
     tokio::spawn(crate::maintenance::gc::run(c.clone(), stop.clone()));
-    tokio::spawn(crate::maintenance::lifecycle::drains(
-        c.clone(),
-        stop.clone(),
-    ));
+    tokio::spawn(crate::maintenance::retire::drains(c.clone(), stop.clone()));
     tokio::spawn(crate::maintenance::rebalance::worker(
         c.clone(),
         stop.clone(),
     ));
     tokio::spawn(crate::maintenance::recode::worker(c.clone(), stop.clone()));
     tokio::spawn(crate::maintenance::compact::worker(c.clone(), stop.clone()));
+    tokio::spawn(crate::maintenance::lifecycle::worker(
+        c.clone(),
+        stop.clone(),
+    ));
     if c.config.background_repair {
         tokio::spawn(crate::maintenance::repair::background(c.clone(), stop));
     }

@@ -90,6 +90,10 @@ pub struct CoordinatorArgs {
     /// How often the leader compacts segments in the background (0s = only on demand).
     #[arg(long, default_value_t = d().compact_interval.into())]
     pub compact_interval: Human,
+    /// How long a day lasts for lifecycle rules (for tests: `--lifecycle-day 2s` makes a rule
+    /// of one day expire objects after two seconds).
+    #[arg(long, default_value_t = d().lifecycle_day.into())]
+    pub lifecycle_day: Human,
     /// Rebuild buckets and objects from the shard headers on the nodes (after losing the
     /// metadata directory). Progress and outcome appear under "rebuild" in GET /cluster.
     #[arg(long)]
@@ -161,6 +165,11 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     c.pack_flush = a.pack_flush.into();
     c.compact_below = a.compact_below;
     c.compact_interval = a.compact_interval.into();
+    c.lifecycle_day = a.lifecycle_day.into();
+    anyhow::ensure!(
+        !c.lifecycle_day.is_zero(),
+        "--lifecycle-day must be longer than zero"
+    );
     c.anonymous = a.anonymous;
     c.domain = a.domain.clone();
     c.header_read_timeout = a.header_read_timeout.into();

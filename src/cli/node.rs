@@ -10,7 +10,7 @@ use humantime::Duration as Human;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tessera_coordinator::maintenance::lifecycle::{NodeLifecycle, NodeRemoval};
+use tessera_coordinator::maintenance::retire::{NodeLifecycle, NodeRemoval};
 use tessera_node::node::NodeConfig;
 
 /// The defaults every flag shows.

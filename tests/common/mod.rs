@@ -54,9 +54,18 @@ pub async fn start(nodes: usize, ec: &str) -> (LocalCluster, tempfile::TempDir) 
 pub async fn start_signed(
     keys: &[&str],
 ) -> (LocalCluster, tempfile::TempDir, Vec<(String, String)>) {
+    start_signed_with(keys, |_| {}).await
+}
+
+/// [`start_signed`] with the configuration changed by `tweak` first.
+pub async fn start_signed_with(
+    keys: &[&str],
+    tweak: impl FnOnce(&mut LocalClusterConfig),
+) -> (LocalCluster, tempfile::TempDir, Vec<(String, String)>) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = fast_config(6, "4+2", dir.path());
     cfg.coordinator.anonymous = false;
+    tweak(&mut cfg);
     let c = LocalCluster::start(cfg).await.unwrap();
     let mut made = Vec::new();
     for k in keys {

@@ -1,447 +1,417 @@
-//! Node lifecycle: retiring a node without losing redundancy on the way.
+//! S3 lifecycle rules applied: the leader's `lifecycle` worker expires current versions
+//! (a delete marker in a versioned bucket, a delete in an unversioned one), noncurrent
+//! versions and delete markers, and aborts incomplete multipart uploads, as each bucket's
+//! rules say (what they say about a version is `meta/lifecycle.rs`).
 //!
-//! - **Drain** ([`drain`]): refused before anything moves if the nodes left could not hold
-//!   the codes in use (too few nodes, or too few zones to keep at most m shards of an object
-//!   in one zone where that holds today). Otherwise the node's state becomes `draining`: it
-//!   takes no new shards, and the leader's `drain` worker ([`drains`]) copies each of its
-//!   shards to another node (one read of the shard, nothing decoded; placement as for
-//!   repair) and commits the move with the same in-flight records and fenced commit as
-//!   repair, so the old copy stays readable until the new one is committed. When no object
-//!   names the node any more it is `drained`. A draining node that dies is left to repair,
-//!   which rebuilds its shards elsewhere once the repair grace has passed.
-//! - **Remove** ([`remove`]): a drained node, or a dead one once repair has rebuilt what it
-//!   held, is forgotten: its registration and garbage entries go, and its heartbeats are
-//!   refused from then on. A node still holding the only copy of anything stays.
+//! **Incremental.** A round walks the buckets that have rules, in name order, and in each the
+//! versions of its keys in key order, one listing page at a time; a pass (every
+//! [`step_every`]) does at most [`PAGES_PER_PASS`] pages and stores where it stopped (the
+//! bucket and the last key whose versions were judged) as the `lifecycle` job, so a new
+//! leader resumes the round where the old one stopped, and no pass reads more than a bounded
+//! slice of the metadata. A new round starts [`round_every`] after the previous one started.
 //!
-//! States live in the metadata; every coordinator follows them ([`follow_states`]).
+//! **Safe.** Every deletion goes through the metadata's own conditional operations: the
+//! current version is only expired if it is still the version judged (an overwrite in
+//! between wins), and a version under object lock retention or legal hold is refused by the
+//! metadata like any other delete, counted as kept and left alone. What the worker deletes
+//! is spent from the maintenance budget (its bytes), so a rule that suddenly expires a
+//! bucket does not starve client traffic of the garbage collector's deletes.
 
 use super::periodic;
-use super::repair::{move_part, RepairRequest, Source};
 use super::worker::{Schedule, Worker};
 use super::Maintenance;
 use crate::error::ApiError;
-use crate::meta::{ObjectMeta, ShardState};
-use crate::names::EcSpec;
-use crate::placement::repair_targets;
+use crate::meta::lifecycle::{abort_upload, judge};
+use crate::meta::{now_ms, BucketMeta, DeleteCondition, LifecycleRule, MetaError, ObjectMeta};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_node::NodeId;
 use tokio_util::sync::CancellationToken;
 
-/// How often every coordinator reloads the node states, and the drain worker looks again.
-const EVERY: Duration = Duration::from_secs(1);
+const JOB: &str = "lifecycle";
+/// Versions per listing page.
+const PAGE: usize = 1000;
+/// Pages one pass reads at most.
+pub const PAGES_PER_PASS: usize = 10;
 
-/// A node's lifecycle as `GET /cluster/nodes/{id}` shows it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NodeLifecycle {
-    /// Node id.
-    pub node: String,
-    /// `up`, `down`, `draining`, `drained` or `removed`.
-    pub state: String,
-    /// Whether it sends heartbeats.
-    pub up: bool,
-    /// Objects with a shard on it.
-    pub objects: u64,
-    /// Shards on it.
-    pub shards: u64,
-    /// Bytes of those shards.
-    pub bytes: u64,
-}
-
-/// What `POST /cluster/nodes/{id}/remove` answers.
+/// Where the round in progress stands (stored as the `lifecycle` job).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct NodeRemoval {
-    /// Node id.
-    pub node: String,
-    /// The node is removed.
-    pub removed: bool,
-    /// A repair run started first (the node is down and still named by objects): ask again
-    /// once it has ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repair_run: Option<u64>,
-    /// Why the node is not removed yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Garbage entries naming the node that were dropped with it.
+struct Cursor {
+    /// When the round in progress (or the last one) started, ms since the epoch.
+    round_started_ms: u64,
+    /// The bucket being walked (`None`: the round is over).
     #[serde(default)]
-    pub garbage_entries_dropped: u64,
+    bucket: Option<String>,
+    /// The last key of that bucket whose versions were judged.
+    #[serde(default)]
+    after_key: Option<String>,
+    /// The bucket's uploads were looked at this round.
+    #[serde(default)]
+    uploads_done: bool,
+    /// What the round in progress has done so far.
+    #[serde(default)]
+    tally: Tally,
+    /// How the last finished round ended.
+    #[serde(default)]
+    last_round: Option<String>,
 }
 
-/// Every coordinator: keeps the registry's lifecycle states as the metadata has them.
-pub async fn follow_states(c: Arc<Maintenance>, stop: CancellationToken) {
+/// What a round did.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+struct Tally {
+    versions: u64,
+    expired: u64,
+    noncurrent: u64,
+    markers: u64,
+    uploads: u64,
+    locked: u64,
+    bytes: u64,
+}
+
+/// Time between passes: a twentieth of a lifecycle day, between 100 ms and a second.
+pub fn step_every(day: Duration) -> Duration {
+    (day / 20).clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+/// Time between the starts of two rounds: a quarter of a lifecycle day, at most an hour.
+pub fn round_every(day: Duration) -> Duration {
+    (day / 4).min(Duration::from_secs(3600))
+}
+
+/// The leader's `lifecycle` worker (see the module docs).
+pub async fn worker(c: Arc<Maintenance>, stop: CancellationToken) {
     let w = c.workers.get_or_add(
-        "node-states",
-        "follows node lifecycle states (draining, drained, removed) from the metadata",
+        "lifecycle",
+        "applies buckets' lifecycle rules: expires objects, noncurrent versions and delete markers, aborts old uploads",
     );
-    periodic(w, stop, Schedule::every(EVERY), || async {
-        let states = c.meta.node_states_applied().await?;
-        let n = states.len();
-        c.registry.set_states(states);
-        Ok(format!("{n} nodes with a lifecycle state"))
-    })
+    let day = c.config.lifecycle_day;
+    periodic(
+        w.clone(),
+        stop.clone(),
+        Schedule::every(step_every(day)),
+        || {
+            let (c, w, stop) = (c.clone(), w.clone(), stop.clone());
+            async move { pass(&c, &w, &stop).await }
+        },
+    )
     .await;
 }
 
-/// Reloads the states now (after this coordinator changed one).
-async fn reload(c: &Maintenance) -> Result<(), ApiError> {
-    c.registry.set_states(c.meta.node_states().await?);
-    Ok(())
+async fn stored(c: &Maintenance) -> Result<Option<Cursor>, ApiError> {
+    Ok(c.meta
+        .jobs()
+        .await?
+        .remove(JOB)
+        .and_then(|v| serde_json::from_value(v).ok()))
 }
 
-/// Objects with a shard on `node`, and the codes of their parts.
-async fn objects_on(c: &Maintenance, node: &NodeId) -> Result<Vec<ObjectMeta>, ApiError> {
-    super::repair::select(c, |o| {
-        o.extents()
-            .any(|p| p.shards.iter().any(|s| s.node.as_ref() == Some(node)))
-    })
-    .await
+async fn store(c: &Maintenance, cur: &Cursor) -> Result<(), ApiError> {
+    let v = serde_json::to_value(cur).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(c.maint().set_job(JOB.into(), Some(v)).await?)
 }
 
-/// What `node` holds and its state.
-pub async fn status(c: &Arc<Maintenance>, node: &NodeId) -> Result<NodeLifecycle, ApiError> {
-    let state = c.meta.node_states().await?.get(node).cloned();
-    let up = c.registry.up(node);
-    if state.is_none() && c.registry.client(node).is_none() {
-        return Err(ApiError::NoSuchNode(node.to_string()));
-    }
-    let objects = objects_on(c, node).await?;
-    Ok(lifecycle(node, state, up, &objects))
+/// The buckets with lifecycle rules, in name order.
+async fn buckets_with_rules(c: &Maintenance) -> Result<Vec<BucketMeta>, ApiError> {
+    let mut all = c.meta.buckets().await?;
+    all.retain(|b| b.lifecycle.as_ref().is_some_and(|r| !r.is_empty()));
+    Ok(all)
 }
 
-/// [`NodeLifecycle`] of `node` in `state` (`None`: up or down) holding shards of `objects`.
-fn lifecycle(
-    node: &NodeId,
-    state: Option<String>,
-    up: bool,
-    objects: &[ObjectMeta],
-) -> NodeLifecycle {
-    let (mut shards, mut bytes) = (0, 0);
-    for o in objects {
-        for p in o.extents() {
-            let on = p
-                .shards
-                .iter()
-                .filter(|s| s.node.as_ref() == Some(node))
-                .count() as u64;
-            shards += on;
-            bytes += on * p.layout().shard_len();
-        }
-    }
-    NodeLifecycle {
-        node: node.to_string(),
-        state: state.unwrap_or_else(|| if up { "up" } else { "down" }.into()),
-        up,
-        objects: objects.len() as u64,
-        shards,
-        bytes,
-    }
-}
-
-/// Starts draining `node` (see the module documentation); refused, with nothing changed,
-/// when the nodes left could not hold the codes in use.
-pub async fn drain(c: &Arc<Maintenance>, node: &NodeId) -> Result<NodeLifecycle, ApiError> {
-    match c.meta.node_states().await?.get(node).map(String::as_str) {
-        Some("removed") => {
-            return Err(ApiError::Conflict(format!("node {node} was removed")));
-        }
-        Some("draining") | Some("drained") => return status(c, node).await,
-        _ => {}
-    }
-    if c.registry.client(node).is_none() {
-        return Err(ApiError::NoSuchNode(node.to_string()));
-    }
-    let held = objects_on(c, node).await?;
-    let mut codes = vec![c.config.default_ec];
-    codes.extend(c.meta.buckets().await?.into_iter().map(|b| b.ec));
-    for o in &held {
-        codes.extend(o.extents().map(|p| p.ec));
-    }
-    codes.sort_by_key(|ec| (ec.total(), ec.m));
-    codes.dedup();
-    let taking: Vec<(NodeId, String)> = c
-        .registry
-        .view()
-        .into_iter()
-        .filter(|n| n.state == "up")
-        .map(|n| (n.id, n.zone))
-        .collect();
-    check_fits(&taking, node, &codes).map_err(ApiError::Conflict)?;
-    c.meta
-        .set_node_state(node.clone(), Some("draining".into()))
-        .await?;
-    reload(c).await?;
-    tracing::info!(%node, "draining");
-    let up = c.registry.up(node);
-    Ok(lifecycle(node, Some("draining".into()), up, &held))
-}
-
-/// Takes `node` back into service (a drain is cancelled; what moved stays moved).
-pub async fn activate(c: &Arc<Maintenance>, node: &NodeId) -> Result<NodeLifecycle, ApiError> {
-    match c.meta.node_states().await?.get(node).map(String::as_str) {
-        Some("removed") => Err(ApiError::Conflict(format!("node {node} was removed"))),
-        Some(_) => {
-            c.meta.set_node_state(node.clone(), None).await?;
-            reload(c).await?;
-            status(c, node).await
-        }
-        None => status(c, node).await,
-    }
-}
-
-/// Why the nodes left once `leaving` is gone could not hold one of `codes`: fewer nodes
-/// than `k+m`, or (where today every zone can be kept to at most `m` shards of an object,
-/// so losing a zone loses nothing) zones that no longer allow it. `taking`: the nodes that
-/// take shards now (id, zone).
-pub fn check_fits(
-    taking: &[(NodeId, String)],
-    leaving: &NodeId,
-    codes: &[EcSpec],
-) -> Result<(), String> {
-    let by_zone = |skip: Option<&NodeId>| {
-        let mut z: BTreeMap<&str, usize> = BTreeMap::new();
-        for (id, zone) in taking {
-            if Some(id) != skip {
-                *z.entry(zone.as_str()).or_default() += 1;
-            }
-        }
-        z
-    };
-    let zone_safe = |z: &BTreeMap<&str, usize>, ec: &EcSpec| {
-        z.len() > 1 && z.values().map(|n| (*n).min(ec.m as usize)).sum::<usize>() >= ec.total()
-    };
-    let (before, after) = (by_zone(None), by_zone(Some(leaving)));
-    let left: usize = after.values().sum();
-    for ec in codes {
-        if left < ec.total() {
-            return Err(format!(
-                "draining node {leaving} would leave {left} nodes taking shards, and {ec} (in use) needs {}; add nodes first",
-                ec.total()
-            ));
-        }
-        if zone_safe(&before, ec) && !zone_safe(&after, ec) {
-            return Err(format!(
-                "draining node {leaving} would leave zones {after:?} unable to hold {ec} (in use) with at most {} shards in one zone, as they can today; add nodes to the zone first",
-                ec.m
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Removes `node` (see the module documentation). A dead node still named by objects gets a
-/// repair run (grace 0) first when `repair` is set: the answer carries its `repair_run`,
-/// and the caller asks again once it has finished.
-pub async fn remove(
-    c: &Arc<Maintenance>,
-    node: &NodeId,
-    repair: bool,
-) -> Result<NodeRemoval, ApiError> {
-    let state = c.meta.node_states().await?.get(node).cloned();
-    if state.as_deref() == Some("removed") {
-        return Ok(NodeRemoval {
-            node: node.to_string(),
-            removed: true,
-            ..Default::default()
-        });
-    }
-    let registered = c.meta.nodes().await?.iter().any(|n| &n.id == node);
-    if !registered && c.registry.client(node).is_none() {
-        return Err(ApiError::NoSuchNode(node.to_string()));
-    }
-    let up = c.registry.up(node);
-    if up && state.as_deref() != Some("drained") {
-        return Err(ApiError::Conflict(format!(
-            "node {node} is up and not drained: drain it first (tessera node drain {node})"
-        )));
-    }
-    let held = objects_on(c, node).await?;
-    if !held.is_empty() {
-        if up {
-            return Err(ApiError::Conflict(format!(
-                "node {node} still holds shards of {} objects (written while it drained?): drain it again",
-                held.len()
-            )));
-        }
-        if repair {
-            let run = super::repair::start_run(
-                c,
-                RepairRequest {
-                    node: Some(node.clone()),
-                    grace_ms: Some(0),
-                    concurrency: 4,
-                    ..Default::default()
-                },
-            )
-            .await?;
-            return Ok(NodeRemoval {
-                node: node.to_string(),
-                removed: false,
-                repair_run: Some(run),
-                message: Some(format!("node {node} is down and named by {} objects: rebuilding their shards elsewhere first", held.len())),
-                garbage_entries_dropped: 0,
-            });
-        }
-        let names: Vec<String> = held
-            .iter()
-            .take(5)
-            .map(|o| format!("{}/{}", o.bucket, o.key))
-            .collect();
-        return Err(ApiError::Conflict(format!(
-            "node {node} holds the only copy of shards that could not be rebuilt elsewhere ({} objects, e.g. {}): bring it back, or repair what is missing first",
-            held.len(),
-            names.join(", ")
-        )));
-    }
-    let dropped = c.meta.remove_node(node.clone()).await?;
-    reload(c).await?;
-    tracing::info!(%node, garbage_entries_dropped = dropped, "node removed");
-    Ok(NodeRemoval {
-        node: node.to_string(),
-        removed: true,
-        garbage_entries_dropped: dropped as u64,
-        ..Default::default()
-    })
-}
-
-/// Leader only (worker `drain`): moves the shards of every draining node.
-pub async fn drains(c: Arc<Maintenance>, stop: CancellationToken) {
-    let w = c.workers.get_or_add(
-        "drain",
-        "copies the shards of draining nodes to other nodes, then marks them drained",
-    );
-    periodic(w.clone(), stop.clone(), Schedule::every(EVERY), || async {
-        let draining: Vec<NodeId> = c
-            .meta
-            .node_states()
-            .await?
-            .into_iter()
-            .filter(|(_, s)| s == "draining")
-            .map(|(n, _)| n)
-            .collect();
-        if draining.is_empty() {
-            return Ok("no node is draining".into());
-        }
-        let mut out = Vec::new();
-        for node in draining {
-            out.push(drain_pass(&c, &w, &stop, &node).await?);
-        }
-        Ok(out.join("; "))
-    })
-    .await;
-}
-
-/// One pass over the objects on draining `node`.
-async fn drain_pass(
+/// One pass: continues the round in progress (or starts one when it is due) for at most
+/// [`PAGES_PER_PASS`] listing pages.
+async fn pass(
     c: &Arc<Maintenance>,
     w: &Worker,
     stop: &CancellationToken,
-    node: &NodeId,
 ) -> Result<String, ApiError> {
-    let objects = objects_on(c, node).await?;
-    if objects.is_empty() && !c.meta.references_node(node.clone()).await? {
-        c.maint()
-            .set_node_state(node.clone(), Some("drained".into()))
-            .await?;
-        reload(c).await?;
-        tracing::info!(%node, "drained");
-        return Ok(format!("node {node} drained"));
-    }
-    if objects.is_empty() {
-        return Ok(format!(
-            "node {node}: waiting for writes in flight and multipart uploads that name it"
-        ));
-    }
-    if !c.registry.up(node) {
-        return Ok(format!(
-            "node {node} is down: repair rebuilds its {} objects' shards elsewhere once the repair grace has passed",
-            objects.len()
-        ));
-    }
-    w.begin(format!("draining {node}"), objects.len() as u64);
-    let mut failed = Vec::new();
-    for obj in objects {
-        if !w.gate(stop).await {
-            return Ok("stopped".into());
+    let day = c.config.lifecycle_day;
+    let mut cur = stored(c).await?.unwrap_or_default();
+    let now = now_ms();
+    if cur.bucket.is_none() {
+        if now.saturating_sub(cur.round_started_ms) < round_every(day).as_millis() as u64 {
+            return Ok(match &cur.last_round {
+                Some(last) => format!("waiting for the next round; last {last}"),
+                None => "waiting for the next round".into(),
+            });
         }
-        let mut bytes = 0;
-        for part in obj.extents() {
-            let on = |state: ShardState| -> Vec<usize> {
-                part.shards
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.node.as_ref() == Some(node) && s.state == state)
-                    .map(|(i, _)| i)
-                    .collect()
-            };
-            // Shards there are copied; shards recorded missing there are rebuilt.
-            for (source, moving) in [
-                (Source::Copy, on(ShardState::Ok)),
-                (Source::Rebuild, on(ShardState::Missing)),
-            ] {
-                if moving.is_empty() {
-                    continue;
+        cur = Cursor {
+            round_started_ms: now,
+            bucket: Some(String::new()),
+            last_round: cur.last_round,
+            ..Default::default()
+        };
+    }
+    let buckets = buckets_with_rules(c).await?;
+    w.begin("buckets with lifecycle rules", buckets.len() as u64);
+    let mut t = cur.tally;
+    let mut pages = 0;
+    for b in &buckets {
+        let at = cur.bucket.clone().unwrap_or_default();
+        if b.name < at {
+            w.advance(1, 0);
+            continue;
+        }
+        if b.name > at {
+            cur.bucket = Some(b.name.clone());
+            cur.after_key = None;
+            cur.uploads_done = false;
+        }
+        let rules = b.lifecycle.clone().unwrap_or_default();
+        if !cur.uploads_done {
+            t.uploads += abort_uploads(c, b, &rules).await?;
+            cur.uploads_done = true;
+        }
+        let finished = walk(c, w, stop, b, &rules, &mut cur, &mut pages, &mut t).await?;
+        cur.tally = t;
+        store(c, &cur).await?;
+        if !finished {
+            return Ok(summary(&t, "round continues"));
+        }
+        w.advance(1, 0);
+    }
+    let secs = now_ms().saturating_sub(cur.round_started_ms) as f64 / 1000.0;
+    let done = summary(&t, &format!("round finished in {secs:.1} s"));
+    cur = Cursor {
+        round_started_ms: cur.round_started_ms,
+        last_round: Some(done.clone()),
+        ..Default::default()
+    };
+    store(c, &cur).await?;
+    Ok(done)
+}
+
+fn summary(t: &Tally, state: &str) -> String {
+    format!(
+        "{state}: {} versions judged; {} expired, {} noncurrent and {} delete markers deleted, {} uploads aborted, {} locked versions kept",
+        t.versions, t.expired, t.noncurrent, t.markers, t.uploads, t.locked
+    )
+}
+
+/// Walks bucket `b` from the cursor; `true` once its last key was judged, `false` when the
+/// pass's pages ran out first (the cursor names the last key judged).
+#[allow(clippy::too_many_arguments)]
+async fn walk(
+    c: &Arc<Maintenance>,
+    w: &Worker,
+    stop: &CancellationToken,
+    b: &BucketMeta,
+    rules: &[LifecycleRule],
+    cur: &mut Cursor,
+    pages: &mut usize,
+    t: &mut Tally,
+) -> Result<bool, ApiError> {
+    let mut marker: (Option<String>, Option<String>) = (cur.after_key.clone(), None);
+    // The versions of the key being gathered (a key's versions may span pages).
+    let mut group: Vec<ObjectMeta> = Vec::new();
+    loop {
+        if *pages >= PAGES_PER_PASS || !w.gate(stop).await {
+            return Ok(false);
+        }
+        *pages += 1;
+        let page = match c
+            .meta
+            .list_versions(
+                b.name.clone(),
+                String::new(),
+                marker.0.clone(),
+                marker.1.clone(),
+                None,
+                PAGE,
+            )
+            .await
+        {
+            Ok(p) => p,
+            Err(MetaError::NoSuchBucket(_)) => return Ok(true),
+            Err(e) => return Err(e.into()),
+        };
+        for (v, _) in page.versions {
+            if group.first().is_some_and(|g| g.key != v.key) {
+                let done = std::mem::take(&mut group);
+                apply(c, b, rules, &done, t).await?;
+                cur.after_key = Some(done[0].key.clone());
+            }
+            group.push(v);
+        }
+        match (page.truncated, page.next) {
+            (true, Some((k, id))) => marker = (Some(k), id),
+            _ => {
+                if !group.is_empty() {
+                    apply(c, b, rules, &group, t).await?;
+                    cur.after_key = Some(group[0].key.clone());
                 }
-                let current: Vec<Option<NodeId>> =
-                    part.shards.iter().map(|s| s.node.clone()).collect();
-                let targets = repair_targets(&c.registry.candidates(), &current, &moving);
-                if targets.len() < moving.len() {
-                    failed.push(format!(
-                        "{}/{}: no node can take {} of its shards",
-                        obj.bucket,
-                        obj.key,
-                        moving.len() - targets.len()
-                    ));
-                    continue;
-                }
-                match move_part(c, &obj, part, &targets, source).await {
-                    Ok(out) => bytes += out.bytes_written,
-                    Err(e) => failed.push(format!("{}/{}: {e}", obj.bucket, obj.key)),
-                }
+                return Ok(true);
             }
         }
-        w.advance(1, bytes);
-    }
-    if failed.is_empty() {
-        Ok(format!("node {node}: pass done"))
-    } else {
-        tracing::warn!(%node, failed = failed.len(), first = %failed[0], "drain: some moves failed; retrying");
-        Ok(format!(
-            "node {node}: {} moves failed (first: {}); retrying",
-            failed.len(),
-            failed[0]
-        ))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn nodes(zones: &[&str]) -> Vec<(NodeId, String)> {
-        zones
-            .iter()
-            .enumerate()
-            .map(|(i, z)| (format!("{i:016x}").parse().unwrap(), z.to_string()))
-            .collect()
+/// Applies the verdict on one key's versions (newest first).
+async fn apply(
+    c: &Arc<Maintenance>,
+    b: &BucketMeta,
+    rules: &[LifecycleRule],
+    versions: &[ObjectMeta],
+    t: &mut Tally,
+) -> Result<(), ApiError> {
+    t.versions += versions.len() as u64;
+    let v = judge(
+        rules,
+        versions,
+        now_ms(),
+        c.config.lifecycle_day.as_millis() as u64,
+    );
+    let m = c.maint();
+    let latest = &versions[0];
+    let same = |o: &ObjectMeta| DeleteCondition {
+        etag: Some(o.etag.clone()),
+        last_modified_secs: Some((o.last_modified_ms / 1000) as i64),
+        size: Some(o.size),
+    };
+    let mut gone = false;
+    if v.expire_current {
+        let r = if b.versioning.is_some() {
+            m.delete_object_if(b.name.clone(), latest.key.clone(), same(latest))
+                .await
+        } else {
+            m.delete_version(
+                b.name.clone(),
+                latest.key.clone(),
+                latest.version_id(),
+                same(latest),
+                false,
+            )
+            .await
+        };
+        gone = counted(c, r, latest, t, Kind::Expired).await?;
     }
+    for &i in &v.noncurrent {
+        let o = &versions[i];
+        let r = m
+            .delete_version(
+                b.name.clone(),
+                o.key.clone(),
+                o.version_id(),
+                DeleteCondition::default(),
+                false,
+            )
+            .await;
+        let kind = if o.delete_marker {
+            Kind::Marker
+        } else {
+            Kind::Noncurrent
+        };
+        counted(c, r, o, t, kind).await?;
+    }
+    if v.remove_marker && !gone {
+        let r = m
+            .delete_version(
+                b.name.clone(),
+                latest.key.clone(),
+                latest.version_id(),
+                DeleteCondition::default(),
+                false,
+            )
+            .await;
+        counted(c, r, latest, t, Kind::Marker).await?;
+    }
+    Ok(())
+}
 
-    #[test]
-    fn a_drain_must_leave_room_for_every_code_and_keep_zone_safety() {
-        let ec = |k, m| EcSpec { k, m };
-        let six = nodes(&["a"; 6]);
-        assert!(check_fits(&six, &six[0].0, &[ec(4, 1)]).is_ok());
-        let err = check_fits(&six, &six[0].0, &[ec(4, 2)]).unwrap_err();
-        assert!(err.contains("5 nodes") && err.contains("4+2"), "{err}");
-        // 3 zones of 2: 4+2 keeps <= 2 shards per zone today; with 5 nodes it cannot.
-        let zoned = nodes(&["a", "a", "b", "b", "c", "c"]);
-        let seven = nodes(&["a", "a", "b", "b", "c", "c", "c"]);
-        let err = check_fits(&seven, &seven[0].0, &[ec(4, 2)]).unwrap_err();
-        assert!(err.contains("zones"), "{err}");
-        // Draining from the zone with a spare keeps it.
-        assert!(check_fits(&seven, &seven[6].0, &[ec(4, 2)]).is_ok());
-        // Where zone safety does not hold today (2+1 on 3 zones of 2 does), nothing to keep.
-        assert!(check_fits(&zoned, &zoned[0].0, &[ec(3, 1)]).is_ok());
+#[derive(Clone, Copy)]
+enum Kind {
+    Expired,
+    Noncurrent,
+    Marker,
+}
+
+/// Counts one deletion's outcome (and spends its bytes from the budget); `true` if it
+/// happened. Refusals that mean "changed meanwhile" or "locked" are not errors.
+async fn counted(
+    c: &Maintenance,
+    r: Result<crate::meta::Deleted, MetaError>,
+    o: &ObjectMeta,
+    t: &mut Tally,
+    kind: Kind,
+) -> Result<bool, ApiError> {
+    match r {
+        Ok(d) => {
+            if d.removed.is_none() && d.marker.is_none() {
+                return Ok(false);
+            }
+            let (counter, label) = match kind {
+                Kind::Expired => (&mut t.expired, "expired"),
+                Kind::Noncurrent => (&mut t.noncurrent, "noncurrent"),
+                Kind::Marker => (&mut t.markers, "delete_marker"),
+            };
+            *counter += 1;
+            c.metrics.lifecycle(label);
+            if d.removed.is_some() {
+                c.gc_kick.notify_one();
+            }
+            if !o.delete_marker {
+                t.bytes += o.size;
+                c.budget.spend(o.size).await;
+            }
+            Ok(true)
+        }
+        Err(MetaError::ObjectLocked(_)) => {
+            t.locked += 1;
+            c.metrics.lifecycle("locked_kept");
+            Ok(false)
+        }
+        Err(
+            MetaError::PreconditionFailed
+            | MetaError::NoSuchVersion(_)
+            | MetaError::NoSuchBucket(_),
+        ) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Aborts the uploads of `b` its rules say are too old; how many.
+async fn abort_uploads(
+    c: &Maintenance,
+    b: &BucketMeta,
+    rules: &[LifecycleRule],
+) -> Result<u64, ApiError> {
+    if !rules
+        .iter()
+        .any(|r| r.enabled && r.abort_upload_days.is_some())
+    {
+        return Ok(0);
+    }
+    let day = c.config.lifecycle_day.as_millis() as u64;
+    let (mut after, mut n) = (None, 0);
+    loop {
+        let page = match c
+            .meta
+            .uploads(b.name.clone(), String::new(), None, after.clone(), PAGE)
+            .await
+        {
+            Ok(p) => p,
+            Err(MetaError::NoSuchBucket(_)) => return Ok(n),
+            Err(e) => return Err(e.into()),
+        };
+        let now = now_ms();
+        for u in &page.uploads {
+            if abort_upload(rules, &u.key, u.initiated_ms, now, day) {
+                match c
+                    .maint()
+                    .abort_upload(u.bucket.clone(), u.key.clone(), u.id)
+                    .await
+                {
+                    Ok(()) => {
+                        n += 1;
+                        c.metrics.lifecycle("upload");
+                    }
+                    Err(MetaError::NoSuchUpload(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        match (page.truncated, page.uploads.last()) {
+            (true, Some(u)) => after = Some((u.key.clone(), Some(u.id))),
+            _ => return Ok(n),
+        }
     }
 }

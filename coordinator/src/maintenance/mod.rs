@@ -6,7 +6,8 @@
 //! - [`compact`]: rewriting segments of small objects that are mostly dead space.
 //! - [`repair`]: finding lost shards and rebuilding them (runs, read-repair, background).
 //! - [`rebuild`]: recreating metadata from the shard headers on the nodes.
-//! - [`lifecycle`]: draining and removing nodes.
+//! - [`retire`]: draining and removing nodes.
+//! - [`lifecycle`]: S3 lifecycle rules: expiring objects, versions, delete markers and uploads.
 //! - [`recode`]: changing the erasure code of stored objects.
 //! - [`rebalance`]: moving shards from fuller to emptier nodes.
 //! - [`worker`]: the shape every background loop shares, and the shared byte budget.
@@ -19,6 +20,7 @@ pub mod rebalance;
 pub mod rebuild;
 pub mod recode;
 pub mod repair;
+pub mod retire;
 pub use context::Maintenance;
 pub use tessera_node::worker;
 

@@ -146,6 +146,7 @@ impl MetaStore {
             BucketSetting::PublicAccessBlock(p) => b.public_access_block = p,
             BucketSetting::Ownership(o) => b.ownership = o,
             BucketSetting::Tags(t) => b.tags = t,
+            BucketSetting::Lifecycle(l) => b.lifecycle = l,
         }
         let mut batch = Batch::default();
         batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);

@@ -11,7 +11,8 @@
 //!   [`buckets`] (and keys, grants, bucket settings, object ACLs), [`objects`], [`segments`],
 //!   [`listing`], [`multipart`], [`nodes`] (and jobs), [`garbage`] (in-flight writes and
 //!   garbage), [`versions`] (a key's history in a versioned bucket: noncurrent versions,
-//!   delete markers, version listings), [`lock`] (object lock: retention, legal holds).
+//!   delete markers, version listings), [`lock`] (object lock: retention, legal holds);
+//!   [`lifecycle`]: lifecycle rules and what they say about a version.
 //! - [`api`]: the [`Metadata`] trait the rest of the coordinator uses (local or replicated).
 //! - [`kv`]: the ordered key-value store underneath ([`rocks`], [`memory`]); [`conformance`]
 //!   holds every implementation to the same behaviour ([`version_conformance`]: versions and
@@ -26,6 +27,7 @@ mod fixtures;
 mod garbage;
 pub mod keys;
 pub mod kv;
+pub mod lifecycle;
 mod listing;
 mod lock;
 pub mod memory;
@@ -49,7 +51,7 @@ pub use records::{
     Upload, UploadListing, VersionListing, SEGMENTS,
 };
 pub use settings::{
-    Acl, AclGrant, BucketSetting, CorsRule, Grantee, ObjectLock, Permission, PublicAccessBlock,
-    Retention,
+    Acl, AclGrant, BucketSetting, CorsRule, Grantee, LifecycleFilter, LifecycleRule, ObjectLock,
+    Permission, PublicAccessBlock, Retention,
 };
 pub use store::{check_precondition, MetaStore};

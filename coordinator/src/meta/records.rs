@@ -3,7 +3,7 @@
 
 use super::clock::now_ms;
 use super::settings::{Acl, CorsRule, PublicAccessBlock};
-use super::settings::{ObjectLock, Retention};
+use super::settings::{LifecycleRule, ObjectLock, Retention};
 use crate::names::EcSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,6 +55,9 @@ pub struct BucketMeta {
     /// Object lock (`None`: not enabled; once enabled it stays).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_lock: Option<ObjectLock>,
+    /// Lifecycle rules (`None`: none set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Vec<LifecycleRule>>,
 }
 
 /// What one access key may do in a bucket.
@@ -87,6 +90,7 @@ impl BucketMeta {
             versioning: None,
             tags: None,
             object_lock: None,
+            lifecycle: None,
         }
     }
 

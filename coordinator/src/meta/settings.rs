@@ -1,5 +1,6 @@
 //! What a bucket's owner configures beyond its objects: access control lists (bucket and
-//! object), the bucket policy, CORS rules, the public access block and object ownership.
+//! object), the bucket policy, CORS rules, the public access block, object ownership, object
+//! lock and lifecycle rules.
 //! Kept in the metadata (replicated through the log like every write; stored by
 //! [`super::MetaStore::set_bucket_setting`] and [`super::MetaStore::set_object_acl`]);
 //! evaluated by the edge, which is the only part that knows what a request asks for.
@@ -179,6 +180,65 @@ impl ObjectLock {
     }
 }
 
+/// A rule's filter, kept in the shape it was given so that GetBucketLifecycleConfiguration
+/// answers it back the same way. Everything given must hold (a conjunction).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleFilter {
+    /// `Filter/Prefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// `Filter/Tag`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<(String, String)>,
+    /// `Filter/ObjectSizeGreaterThan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_greater_than: Option<u64>,
+    /// `Filter/ObjectSizeLessThan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_less_than: Option<u64>,
+    /// `Filter/And`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub and: Option<Box<LifecycleFilter>>,
+    /// `Filter/And/Tag` entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+}
+
+/// One lifecycle rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRule {
+    /// The rule's id (given, or made up when it was set).
+    pub id: String,
+    /// `Status` is `Enabled` (a disabled rule is kept but does nothing).
+    pub enabled: bool,
+    /// The rule-level `Prefix` (the older form of a filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The `Filter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<LifecycleFilter>,
+    /// `Expiration/Days`: current versions expire this many days after they were written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_days: Option<u32>,
+    /// `Expiration/Date` (ms since the epoch, a midnight UTC): current versions expire then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_date_ms: Option<u64>,
+    /// `Expiration/ExpiredObjectDeleteMarker`: a delete marker with no versions left behind
+    /// it is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_object_delete_marker: Option<bool>,
+    /// `NoncurrentVersionExpiration/NoncurrentDays`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noncurrent_days: Option<u32>,
+    /// `NoncurrentVersionExpiration/NewerNoncurrentVersions`: this many newer noncurrent
+    /// versions are kept whatever their age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer_noncurrent_versions: Option<u32>,
+    /// `AbortIncompleteMultipartUpload/DaysAfterInitiation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_upload_days: Option<u32>,
+}
+
 /// One change to a bucket's settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum BucketSetting {
@@ -195,4 +255,6 @@ pub enum BucketSetting {
     Ownership(Option<String>),
     /// Set or delete the bucket's tags.
     Tags(Option<std::collections::BTreeMap<String, String>>),
+    /// Set or delete the lifecycle rules.
+    Lifecycle(Option<Vec<LifecycleRule>>),
 }

@@ -149,6 +149,8 @@ fn action_of(op: &str) -> String {
         "GetBucketCors" => "GetBucketCORS",
         "PutBucketCors" => "PutBucketCORS",
         "DeleteBucketPolicy" => "DeleteBucketPolicy",
+        "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => "PutLifecycleConfiguration",
+        "GetBucketLifecycleConfiguration" => "GetLifecycleConfiguration",
         other => other,
     };
     format!("s3:{a}")

@@ -113,7 +113,7 @@ pub(super) async fn node_status(
     Path(id): Path<String>,
 ) -> Response {
     match node_id(&id) {
-        Ok(n) => reply(crate::maintenance::lifecycle::status(&c.upkeep, &n).await),
+        Ok(n) => reply(crate::maintenance::retire::status(&c.upkeep, &n).await),
         Err(e) => admin_error(e),
     }
 }
@@ -123,7 +123,7 @@ pub(super) async fn node_drain(
     Path(id): Path<String>,
 ) -> Response {
     match node_id(&id) {
-        Ok(n) => reply(crate::maintenance::lifecycle::drain(&c.upkeep, &n).await),
+        Ok(n) => reply(crate::maintenance::retire::drain(&c.upkeep, &n).await),
         Err(e) => admin_error(e),
     }
 }
@@ -133,7 +133,7 @@ pub(super) async fn node_activate(
     Path(id): Path<String>,
 ) -> Response {
     match node_id(&id) {
-        Ok(n) => reply(crate::maintenance::lifecycle::activate(&c.upkeep, &n).await),
+        Ok(n) => reply(crate::maintenance::retire::activate(&c.upkeep, &n).await),
         Err(e) => admin_error(e),
     }
 }
@@ -157,7 +157,7 @@ pub(super) async fn node_remove(
 ) -> Response {
     let repair = body.is_none_or(|b| b.repair);
     match node_id(&id) {
-        Ok(n) => reply(crate::maintenance::lifecycle::remove(&c.upkeep, &n, repair).await),
+        Ok(n) => reply(crate::maintenance::retire::remove(&c.upkeep, &n, repair).await),
         Err(e) => admin_error(e),
     }
 }

@@ -12,11 +12,11 @@
 //! ListObjectVersions), the multipart operations, GetObjectAttributes,
 //! bucket and object ACLs, object ownership controls, bucket policies and their status, the
 //! public access block, CORS rules, browser form uploads (PostObject), and object and
-//! bucket tags, object lock (configuration, retention, legal holds).
+//! bucket tags, object lock (configuration, retention, legal holds), lifecycle rules.
 //!
 //! This module is the table of operations: each forwards to its family ([`buckets`],
 //! [`objects`], [`attributes`], [`listing`], [`versions`], [`multipart`], [`complete`], [`acl`], [`config`],
-//! [`post`], [`tagging`], [`lock`]); [`helpers`] holds what they share.
+//! [`post`], [`tagging`], [`lock`], [`lifecycle`]); [`helpers`] holds what they share.
 
 mod acl;
 mod attributes;
@@ -24,6 +24,7 @@ mod buckets;
 mod complete;
 mod config;
 mod helpers;
+mod lifecycle;
 mod listing;
 mod lock;
 mod multipart;
@@ -333,6 +334,27 @@ impl S3 for Tessera {
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> R<DeleteBucketTaggingOutput> {
         tagging::delete_bucket_tagging(self, req).await
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> R<PutBucketLifecycleConfigurationOutput> {
+        lifecycle::put_bucket_lifecycle_configuration(self, req).await
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> R<GetBucketLifecycleConfigurationOutput> {
+        lifecycle::get_bucket_lifecycle_configuration(self, req).await
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> R<DeleteBucketLifecycleOutput> {
+        lifecycle::delete_bucket_lifecycle(self, req).await
     }
 
     async fn put_object_lock_configuration(

@@ -6,6 +6,7 @@ use super::helpers::{
     header_field, object_key, ok, precondition, refuse_unsupported, secs, tessera_headers,
     timestamp, user_metadata, R,
 };
+use super::lifecycle::expiration;
 use super::lock::lock_fields;
 use super::tagging::{header_tags, tag_count};
 use super::versions::{deleted_answer, version_of, written_version};
@@ -277,6 +278,7 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
     let mut resp = S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&meta)),
         version_id: written_version(&meta),
+        expiration: expiration(t, &ext, &meta),
         checksum_crc32: computed.checksum_crc32,
         checksum_crc32c: computed.checksum_crc32c,
         checksum_sha1: computed.checksum_sha1,
@@ -320,6 +322,9 @@ pub(super) async fn get_object(t: &Tessera, req: S3Request<GetObjectInput>) -> R
         .await?
     };
     let mut resp = S3Response::new(object_output!(GetObjectOutput, meta, view, body: Some(body),));
+    if i.version_id.is_none() {
+        resp.output.expiration = expiration(t, &req.extensions, &meta);
+    }
     tessera_headers(&meta, &mut resp.headers);
     tag_count(&meta, &mut resp.headers);
     Ok(resp)
@@ -343,6 +348,9 @@ pub(super) async fn head_object(
         )
         .await?;
     let mut resp = S3Response::new(object_output!(HeadObjectOutput, meta, view,));
+    if i.version_id.is_none() {
+        resp.output.expiration = expiration(t, &req.extensions, &meta);
+    }
     tessera_headers(&meta, &mut resp.headers);
     tag_count(&meta, &mut resp.headers);
     Ok(resp)
