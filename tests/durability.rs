@@ -504,6 +504,117 @@ async fn metadata_is_rebuilt_from_the_nodes() {
     );
 }
 
+/// Object lock survives the loss of the metadata: a rebuild from the nodes alone restores
+/// locked versions (erasure coded and packed) with their retention, legal hold and tags, in
+/// a bucket that is versioned and locked again, so neither a delete nor an overwrite can
+/// remove them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_never_unlocks_a_locked_version() {
+    use base64::Engine;
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 6, MANUAL).await;
+    let r = http()
+        .put(c.url("vault"))
+        .header("x-amz-bucket-object-lock-enabled", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let until = "2099-01-01T00:00:00Z";
+    // Erasure coded with COMPLIANCE retention and tags; packed (small) under a legal hold;
+    // one more under the bucket's default retention, set after the bucket was made.
+    let r = http()
+        .put(format!("{}?object-lock", c.url("vault")))
+        .body("<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>3650</Days></DefaultRetention></Rule></ObjectLockConfiguration>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let objs = [
+        (
+            "big",
+            data(3 * MIB, 91),
+            vec![
+                ("x-amz-object-lock-mode", "COMPLIANCE"),
+                ("x-amz-object-lock-retain-until-date", until),
+                ("x-amz-tagging", "kind=backup"),
+            ],
+        ),
+        (
+            "small",
+            data(700, 92),
+            vec![("x-amz-object-lock-legal-hold", "ON")],
+        ),
+        ("default", data(MIB, 93), vec![]),
+    ];
+    for (name, body, headers) in &objs {
+        let sum = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body));
+        let mut req = http()
+            .put(c.url(&format!("vault/{name}")))
+            .header("x-amz-checksum-sha256", sum);
+        for (h, v) in headers {
+            req = req.header(*h, *v);
+        }
+        let r = req.body(body.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{name}: {}", r.text().await.unwrap());
+    }
+    c.wipe_metadata_and_rebuild(6).await;
+    let text =
+        |url: String| async move { http().get(url).send().await.unwrap().text().await.unwrap() };
+    let retention = text(format!("{}?retention", c.url("vault/big"))).await;
+    assert!(
+        retention.contains("<Mode>COMPLIANCE</Mode>") && retention.contains("2099-01-01T00:00:00"),
+        "{retention}"
+    );
+    let hold = text(format!("{}?legal-hold", c.url("vault/small"))).await;
+    assert!(hold.contains("<Status>ON</Status>"), "{hold}");
+    let retention = text(format!("{}?retention", c.url("vault/default"))).await;
+    assert!(retention.contains("<Mode>GOVERNANCE</Mode>"), "{retention}");
+    let tags = text(format!("{}?tagging", c.url("vault/big"))).await;
+    assert!(
+        tags.contains("<Key>kind</Key>") && tags.contains("<Value>backup</Value>"),
+        "{tags}"
+    );
+    let versioning = text(format!("{}?versioning", c.url("vault"))).await;
+    assert!(
+        versioning.contains("<Status>Enabled</Status>"),
+        "{versioning}"
+    );
+    // Deleting the locked versions is refused; an overwrite makes a new version and keeps
+    // the locked one; a plain DELETE only writes a delete marker.
+    for (name, _, _) in &objs {
+        let r = http()
+            .delete(format!(
+                "{}?versionId=null",
+                c.url(&format!("vault/{name}"))
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {}", r.text().await.unwrap());
+    }
+    assert_eq!(put(&c.url("vault/big"), b"new".to_vec()).await.0, 200);
+    assert_eq!(
+        http()
+            .delete(c.url("vault/small"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    for (name, body, _) in &objs {
+        let (status, got) = get(&format!(
+            "{}?versionId=null",
+            c.url(&format!("vault/{name}"))
+        ))
+        .await;
+        assert_eq!(status, 200, "{name}");
+        assert!(got == *body, "{name}: locked bytes intact");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn repair_rejects_bad_input_and_changes_nothing() {
     let bin = env!("CARGO_BIN_EXE_tessera");

@@ -24,6 +24,9 @@ pub fn header(index: u16, chunk_size: u32) -> ShardHeader {
         user_meta: Default::default(),
         headers: Default::default(),
         role: Default::default(),
+        retention: Some(("GOVERNANCE".into(), 42)),
+        legal_hold: true,
+        tags: [("k".to_string(), "v".to_string())].into(),
     }
 }
 

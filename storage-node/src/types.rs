@@ -244,6 +244,16 @@ pub struct ShardHeader {
     /// manifest of a completed multipart object.
     #[serde(default, skip_serializing_if = "ShardRole::is_object")]
     pub role: ShardRole,
+    /// Object lock retention of the version when the shard was written (mode, retain-until
+    /// ms since the epoch), so a metadata rebuild never restores it unlocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<(String, u64)>,
+    /// Object lock legal hold of the version when the shard was written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
+    /// The version's tags when the shard was written.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// What a shard's version holds, so that a metadata rebuild can tell an object from the parts

@@ -352,6 +352,9 @@ async fn write(
         user_meta: BTreeMap::new(),
         headers: BTreeMap::new(),
         role: ShardRole::Object,
+        retention: None,
+        legal_hold: false,
+        tags: BTreeMap::new(),
     })
     .await;
     let shard_len = size.div_ceil(ec.k as u64);
@@ -417,6 +420,15 @@ pub struct Listed {
     h: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     c: BTreeMap<String, String>,
+    /// Tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    g: BTreeMap<String, String>,
+    /// Object lock retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<crate::meta::Retention>,
+    /// Object lock legal hold.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    l: bool,
 }
 
 impl Listed {
@@ -431,6 +443,9 @@ impl Listed {
             u: obj.user_meta.clone(),
             h: obj.headers.clone(),
             c: obj.checksums.clone(),
+            g: obj.tags.clone(),
+            r: obj.retention.clone(),
+            l: obj.legal_hold,
         }
     }
 
@@ -469,9 +484,9 @@ impl Listed {
             seq: None,
             null_version: false,
             delete_marker: false,
-            tags: Default::default(),
-            retention: None,
-            legal_hold: false,
+            tags: self.g,
+            retention: self.r,
+            legal_hold: self.l,
         })
     }
 }

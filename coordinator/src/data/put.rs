@@ -252,6 +252,13 @@ where
         user_meta: req.attrs.user_meta.clone(),
         headers: req.attrs.headers.clone(),
         role: req.role,
+        retention: req
+            .attrs
+            .retention
+            .as_ref()
+            .map(|r| (r.mode.clone(), r.until_ms)),
+        legal_hold: req.attrs.legal_hold,
+        tags: req.attrs.tags.clone(),
     };
 
     let batched = req

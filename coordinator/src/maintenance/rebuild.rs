@@ -12,7 +12,10 @@
 
 use super::Maintenance;
 use crate::data::pack::{footer, segment_data};
-use crate::meta::{now_ms, Fill, ObjectMeta, Part, ShardLoc, ShardSet, ShardState, SEGMENTS};
+use crate::meta::settings::COMPLIANCE;
+use crate::meta::{
+    now_ms, Fill, ObjectMeta, Part, Retention, ShardLoc, ShardSet, ShardState, SEGMENTS,
+};
 use crate::names::EcSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -82,6 +85,18 @@ fn part_of(version: ObjectVersion, shards: &Shards, number: u32) -> Option<Part>
         checksums: h.checksums.clone(),
         written_ms: version.millis(),
     })
+}
+
+/// The strongest object lock retention any shard of a version carries (moves rewrite a
+/// shard's header with the lock as it is then, so shards may differ): the latest date, and
+/// COMPLIANCE over GOVERNANCE. A rebuild never restores a version less locked than a shard
+/// says it was.
+fn strongest_retention(shards: &Shards) -> Option<Retention> {
+    shards
+        .iter()
+        .filter_map(|(_, s)| s.header.retention.clone())
+        .max_by_key(|(mode, until)| (mode == COMPLIANCE, *until))
+        .map(|(mode, until_ms)| Retention { mode, until_ms })
 }
 
 /// Reads a manifest's bytes from the first node that answers.
@@ -159,9 +174,9 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
                     seq: None,
                     null_version: false,
                     delete_marker: false,
-                    tags: Default::default(),
-                    retention: None,
-                    legal_hold: false,
+                    tags: h.tags.clone(),
+                    retention: strongest_retention(shards),
+                    legal_hold: shards.iter().any(|(_, s)| s.header.legal_hold),
                 }),
                 ShardRole::Manifest { .. } => {
                     restore_multipart(c, &bucket, &key, version, shards, &versions).await

@@ -6,6 +6,7 @@ use super::kv::{Batch, Step};
 use super::records::{
     BucketMeta, DeleteCondition, Deleted, ObjectMeta, Precondition, ShardSet, ShardState, SEGMENTS,
 };
+use super::settings::{ObjectLock, ENABLED};
 use super::store::{check_precondition, put_garbage, MetaStore, Release, Result};
 use super::MetaError;
 use crate::names::EcSpec;
@@ -223,9 +224,22 @@ impl MetaStore {
             return Ok(false);
         }
         let mut batch = Batch::default();
-        if obj.bucket != SEGMENTS && self.bucket(&obj.bucket)?.is_none() {
-            let b = BucketMeta::new(&obj.bucket, now_ms(), default_ec, None);
-            batch.put(key(b'b', &[&obj.bucket]), serde_json::to_vec(&b)?);
+        if obj.bucket != SEGMENTS {
+            let found = self.bucket(&obj.bucket)?;
+            let mut changed = found.is_none();
+            let mut b =
+                found.unwrap_or_else(|| BucketMeta::new(&obj.bucket, now_ms(), default_ec, None));
+            // Only a bucket with object lock holds locked versions: the bucket comes back
+            // versioned and locked, so no overwrite or delete can remove them.
+            let locked = obj.retention.is_some() || obj.legal_hold;
+            if locked && (b.versioning.as_deref() != Some(ENABLED) || b.object_lock.is_none()) {
+                b.versioning = Some(ENABLED.into());
+                b.object_lock.get_or_insert_with(ObjectLock::default);
+                changed = true;
+            }
+            if changed {
+                batch.put(key(b'b', &[&obj.bucket]), serde_json::to_vec(&b)?);
+            }
         }
         let mut release = Release::new(self);
         if let Some(p) = &obj.packed {

@@ -6,6 +6,7 @@
 
 use super::helpers::{bucket_name, object_key, ok, timestamp, R};
 use super::Tessera;
+use crate::edge::access::CheckedBucket;
 use crate::edge::error::s3_err;
 use crate::error::ApiError;
 use crate::meta::{now_ms, BucketMeta, ObjectLock, ObjectMeta, Retention};
@@ -115,21 +116,31 @@ pub(super) fn lock_fields(
 }
 
 impl Tessera {
-    /// The lock a write to `bucket` asks for with its `x-amz-object-lock-*` headers (see
-    /// [`requested_lock`]); the bucket is read only when there are such headers.
+    /// The lock a write to `bucket` gets: what its `x-amz-object-lock-*` headers ask for (see
+    /// [`requested_lock`]), else the bucket's default retention (from the bucket the access
+    /// check read, in `ext`; the bucket is read again only when there are lock headers). It
+    /// goes into the shards' headers, so a metadata rebuild finds it.
     pub(super) async fn write_lock(
         &self,
+        ext: &http::Extensions,
         bucket: &str,
         mode: Option<&ObjectLockMode>,
         until: Option<&Timestamp>,
         hold: Option<&ObjectLockLegalHoldStatus>,
         has_digest: bool,
     ) -> S3Result<(Option<Retention>, bool)> {
+        let default = |b: &BucketMeta| {
+            b.object_lock
+                .as_ref()
+                .and_then(|l| l.default_retention(now_ms()))
+        };
         if mode.is_none() && until.is_none() && hold.is_none() {
-            return Ok((None, false));
+            let checked = ext.get::<CheckedBucket>().filter(|c| c.0.name == bucket);
+            return Ok((checked.and_then(|c| default(&c.0)), false));
         }
         let b = self.existing_bucket(bucket).await?;
-        requested_lock(Some(&b), mode, until, hold, has_digest)
+        let (retention, hold) = requested_lock(Some(&b), mode, until, hold, has_digest)?;
+        Ok((retention.or_else(|| default(&b)), hold))
     }
 
     /// The bucket and key a retention or legal-hold request names, checked, in a bucket that

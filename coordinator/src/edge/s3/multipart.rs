@@ -154,6 +154,7 @@ pub(super) async fn create(
     let tags = header_tags(i.tagging.as_deref())?;
     let (retention, legal_hold) = t
         .write_lock(
+            &ext,
             &i.bucket,
             i.object_lock_mode.as_ref(),
             i.object_lock_retain_until_date.as_ref(),

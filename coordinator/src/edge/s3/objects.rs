@@ -223,6 +223,7 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
     attrs.tags = header_tags(i.tagging.as_deref())?;
     (attrs.retention, attrs.legal_hold) = t
         .write_lock(
+            &ext,
             &i.bucket,
             i.object_lock_mode.as_ref(),
             i.object_lock_retain_until_date.as_ref(),
@@ -529,6 +530,7 @@ pub(super) async fn copy_object(
     };
     (attrs.retention, attrs.legal_hold) = t
         .write_lock(
+            &ext,
             &i.bucket,
             i.object_lock_mode.as_ref(),
             i.object_lock_retain_until_date.as_ref(),

@@ -146,6 +146,10 @@ async fn write_shards(
         user_meta: obj.user_meta.clone(),
         headers: obj.headers.clone(),
         role: obj.role_of(part),
+        // The lock and tags as they are now (a move refreshes what a rebuild would find).
+        retention: obj.retention.as_ref().map(|r| (r.mode.clone(), r.until_ms)),
+        legal_hold: obj.legal_hold,
+        tags: obj.tags.clone(),
     };
     let mut streams = NodeStreams::open(c, targets, header).await?;
     let (mut read, mut written) = (0u64, 0u64);
