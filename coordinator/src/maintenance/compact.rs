@@ -16,7 +16,8 @@
 use super::periodic;
 use super::worker::Schedule;
 use super::Maintenance;
-use crate::data::pack::{footer, segment_data, Inbound};
+use crate::data::footer::footer;
+use crate::data::pack::{segment_data, Inbound};
 use crate::error::ApiError;
 use crate::meta::{Fill, ObjectMeta, Precondition, SEGMENTS};
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,8 @@
 //! version is left alone, so running a rebuild on a healthy coordinator changes nothing.
 
 use super::Maintenance;
-use crate::data::pack::{footer, segment_data};
+use crate::data::footer::footer;
+use crate::data::pack::segment_data;
 use crate::meta::settings::COMPLIANCE;
 use crate::meta::{
     now_ms, Fill, ObjectMeta, Part, Retention, ShardLoc, ShardSet, ShardState, SEGMENTS,

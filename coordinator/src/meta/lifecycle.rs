@@ -127,8 +127,7 @@ pub fn judge(
         let expired = rules.iter().filter(|r| r.applies_to(o)).any(|r| {
             r.noncurrent_days
                 .is_some_and(|d| due(since, d, day_ms) <= now_ms)
-                && r.newer_noncurrent_versions
-                    .is_none_or(|n| i - 1 >= n as usize)
+                && r.newer_noncurrent_versions.is_none_or(|n| i > n as usize)
         });
         if expired {
             v.noncurrent.push(i);

@@ -312,9 +312,7 @@ pub(super) async fn delete_bucket_lifecycle(
 /// `x-amz-expiration` for the current version `o`, if a rule of its bucket (as the access
 /// check read it) will expire it: `expiry-date="<HTTP date>", rule-id="<id>"`.
 pub(super) fn expiration(t: &Tessera, ext: &http::Extensions, o: &ObjectMeta) -> Option<String> {
-    let Some(CheckedBucket(b)) = ext.get::<CheckedBucket>() else {
-        return None;
-    };
+    let CheckedBucket(b) = ext.get::<CheckedBucket>()?;
     let rules = b.lifecycle.as_deref().filter(|_| b.name == o.bucket)?;
     let day = t.c.config.lifecycle_day.as_millis() as u64;
     let (at, id) = current_expiry(rules, o, day)?;
