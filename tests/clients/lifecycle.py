@@ -169,6 +169,12 @@ for old in ids[:2] + [gone_id]:
     assert code(s3.get_object, Bucket="history", Key="doc" if old != gone_id else "gone",
                 VersionId=old) in ("NoSuchVersion", "NoSuchKey"), old
 assert s3.get_object(Bucket="history", Key="current")["Body"].read() == b"current"
+# `tessera bucket info` (GET /buckets/NAME) shows versioning, the rules and the usage.
+info = json.loads(admin("/buckets/history"))
+assert info["versioning"] == "Enabled" and [r["id"] for r in info["lifecycle"]] == \
+    ["docs", "markers"], info
+assert info["usage"]["objects"] == 2 and info["usage"]["noncurrent_objects"] == 1, info
+assert info["usage"]["noncurrent_bytes"] == 2 and info["usage"]["delete_markers"] == 0, info
 
 # --- Object lock: an expired current version gets a delete marker; the locked noncurrent
 # version is kept with its bytes however long its rule says it is due. ---

@@ -119,22 +119,32 @@ pub(super) async fn bucket_info(
     State(c): State<Arc<Coordinator>>,
     Path(b): Path<String>,
 ) -> Response {
-    reply(
-        c.meta
+    let info = async {
+        let b = c
+            .meta
             .bucket(b.clone())
-            .await
-            .map_err(ApiError::from)
-            .and_then(|found| found.ok_or(ApiError::NoSuchBucket(b)))
-            .map(|b| {
-                serde_json::json!({
-                    "name": b.name,
-                    "owner": b.owner,
-                    "grants": b.grants,
-                    "ec": b.ec.to_string(),
-                    "created_ms": b.created_ms,
-                })
-            }),
-    )
+            .await?
+            .ok_or(ApiError::NoSuchBucket(b))?;
+        // Its figures, current and noncurrent (one pass over the metadata: an operator's
+        // question, not something to poll).
+        let usage = crate::edge::console::stats(&c)
+            .await?
+            .buckets
+            .into_iter()
+            .find(|s| s.name == b.name);
+        Ok::<_, ApiError>(serde_json::json!({
+            "name": b.name,
+            "owner": b.owner,
+            "grants": b.grants,
+            "ec": b.ec.to_string(),
+            "created_ms": b.created_ms,
+            "versioning": b.versioning,
+            "object_lock": b.object_lock,
+            "lifecycle": b.lifecycle,
+            "usage": usage,
+        }))
+    };
+    reply(info.await)
 }
 
 /// Permissions to add or remove; none named means all three.
