@@ -5,7 +5,7 @@
 #   . "$(dirname "$0")/bench-cluster.sh" ACCESS_KEY_ID SECRET
 #
 # Sets: bin (the binary), work (the temp dir), s3 and admin (ports), TESSERA_COORDINATOR,
-# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. DEV_ARGS (words) go to `tessera dev`.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tessera-ci-target}"
 (cd "$(dirname "${BASH_SOURCE[0]}")/.." && cargo build --release -q)
 bin="$CARGO_TARGET_DIR/release/tessera"
@@ -13,7 +13,9 @@ work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 s3=$(free_port)
 admin=$(free_port)
-"$bin" dev --listen "127.0.0.1:$s3" --admin-listen "127.0.0.1:$admin" --data-dir "$work/data" >"$work/dev.log" 2>&1 &
+# shellcheck disable=SC2086
+"$bin" dev --listen "127.0.0.1:$s3" --admin-listen "127.0.0.1:$admin" --data-dir "$work/data" \
+    ${DEV_ARGS:-} >"$work/dev.log" 2>&1 &
 bench_cluster_pid=$!
 trap 'kill $bench_cluster_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do [ -f "$work/data/coordinator/admin.token" ] && break; sleep 0.1; done

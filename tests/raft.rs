@@ -7,6 +7,7 @@ mod common;
 
 use common::group::{log, Group};
 use common::procs::{free_port, Proc, ProcCluster};
+use common::{tag_of, tagged as body};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -19,25 +20,6 @@ fn http() -> reqwest::Client {
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
-}
-
-/// The body of write `tag`: the tag in the first 8 bytes, then bytes derived from it, so a
-/// read names the write it returns and any torn or mixed body is caught.
-fn body(tag: u64, len: usize) -> Vec<u8> {
-    let mut b = common::data(len, tag);
-    b[..8].copy_from_slice(&tag.to_be_bytes());
-    b
-}
-
-/// Which write a read returned, checking every byte.
-fn tag_of(b: &[u8]) -> u64 {
-    assert!(b.len() >= 8, "a body shorter than its tag");
-    let tag = u64::from_be_bytes(b[..8].try_into().unwrap());
-    assert!(
-        b == body(tag, b.len()).as_slice(),
-        "read a body that no write wrote whole (tag {tag})"
-    );
-    tag
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -2,6 +2,7 @@
 //! nodes) in one process, with an access key and the lines to paste to use it.
 
 use bytesize::ByteSize;
+use humantime::Duration as Human;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tessera::local::{LocalCluster, LocalClusterConfig};
@@ -39,6 +40,9 @@ pub struct DevArgs {
     /// Unsigned requests get full access (local experiments only).
     #[arg(long)]
     anonymous: bool,
+    /// How long a day lasts for lifecycle rules (for tests and benchmarks).
+    #[arg(long, default_value_t = d().lifecycle_day.into())]
+    lifecycle_day: Human,
     /// Coordinators: more than one form a replicated group (client ports 7070, 7072,
     /// 7074..., admin ports 7071, 7073, 7075... by default).
     #[arg(long, default_value_t = 1)]
@@ -59,6 +63,11 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
     config.coordinator.replicate_below = a.replicate_below.0;
     config.coordinator.pack_below = a.pack_below.0;
     config.coordinator.anonymous = a.anonymous;
+    config.coordinator.lifecycle_day = a.lifecycle_day.into();
+    anyhow::ensure!(
+        !config.coordinator.lifecycle_day.is_zero(),
+        "--lifecycle-day must be longer than zero"
+    );
     config.coordinators = a.coordinators.max(1);
     let cluster = LocalCluster::start(config).await?;
     let url = cluster.endpoint();

@@ -140,8 +140,10 @@ v1 = a.list_objects(Bucket="alpha", Prefix="x/")
 check([o["Key"] for o in v1["Contents"]] == ["x/copy", "x/crc", "x/fresh", "x/one", "x/presigned"], "ListObjects v1")
 vs = a.list_object_versions(Bucket="alpha", Prefix="x/")
 check(all(v["VersionId"] == "null" for v in vs["Versions"]) and len(vs["Versions"]) == 5, "ListObjectVersions")
-check(code(lambda: a.get_bucket_lifecycle_configuration(Bucket="alpha")) == "NotImplemented",
-      "GetBucketLifecycleConfiguration: NotImplemented")
+check(code(lambda: a.get_bucket_website(Bucket="alpha")) == "NotImplemented",
+      "GetBucketWebsite: NotImplemented")
+check(code(lambda: a.get_bucket_lifecycle_configuration(Bucket="alpha")) == "NoSuchLifecycleConfiguration",
+      "GetBucketLifecycleConfiguration without rules: NoSuchLifecycleConfiguration")
 # Conditional PUT with boto3's own parameter: the first writer wins, the second gets 412.
 check(a.put_object(Bucket="alpha", Key="y/cond", Body=b"first", IfNoneMatch="*")["ETag"] != "", "If-None-Match * on a new key")
 check(code(lambda: a.put_object(Bucket="alpha", Key="y/cond", Body=b"second", IfNoneMatch="*")) == "PreconditionFailed",

@@ -20,6 +20,25 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// The body of write `tag`: the tag in the first 8 bytes, then bytes derived from it, so a
+/// read names the write it returns and any torn or mixed body is caught.
+pub fn tagged(tag: u64, len: usize) -> Vec<u8> {
+    let mut b = data(len, tag);
+    b[..8].copy_from_slice(&tag.to_be_bytes());
+    b
+}
+
+/// Which write a read returned, checking every byte.
+pub fn tag_of(b: &[u8]) -> u64 {
+    assert!(b.len() >= 8, "a body shorter than its tag");
+    let tag = u64::from_be_bytes(b[..8].try_into().unwrap());
+    assert!(
+        b == tagged(tag, b.len()).as_slice(),
+        "read a body that no write wrote whole (tag {tag})"
+    );
+    tag
+}
+
 /// Cluster settings with short timeouts so fault tests run quickly.
 pub fn fast_config(nodes: usize, ec: &str, dir: &Path) -> LocalClusterConfig {
     let mut c = LocalClusterConfig::new(nodes, ec.parse::<EcSpec>().unwrap(), dir);

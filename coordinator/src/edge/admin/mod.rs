@@ -25,7 +25,7 @@
 //!
 //! - `GET /cluster/nodes/{id}`: a node's lifecycle state and what it holds;
 //!   `POST /cluster/nodes/{id}/drain`, `/activate`, `/remove` (`{"repair": bool}`): retire a
-//!   node (see [`crate::maintenance::lifecycle`]); refusals answer `409` and change nothing.
+//!   node (see [`crate::maintenance::retire`]); refusals answer `409` and change nothing.
 //! - `GET /rebalance` (the balance, and the job), `POST /rebalance` `{band, rate, dry_run}`,
 //!   `DELETE /rebalance`: see [`crate::maintenance::rebalance`].
 //! - `GET /compact` (segments, live bytes, what compaction can give back), `POST /compact`
