@@ -6,7 +6,9 @@
 # noncurrent version. Prints each round and the median ratio (versioned / unversioned).
 #
 #   scripts/versioning-bench.sh [ROUNDS] [SECONDS] [SIZE] [CONCURRENCY]
-#   e.g. scripts/versioning-bench.sh 6 6 4KiB 16; scripts/versioning-bench.sh 4 8 16MiB 4
+#   e.g. scripts/versioning-bench.sh 6 6 4KiB 16; OBJECTS=24 scripts/versioning-bench.sh 4 8 16MiB 4
+# OBJECTS (default 500): the keys each phase cycles over (every one must be written within
+# SECONDS: fewer for large objects).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${1:-4}
@@ -25,7 +27,7 @@ if sys.argv[3] == "1":
 EOF
 }
 run() {
-    "$bin" bench --endpoint "http://127.0.0.1:$s3" --bucket "$1" --size "$size" --objects 500 \
+    "$bin" bench --endpoint "http://127.0.0.1:$s3" --bucket "$1" --size "$size" --objects "${OBJECTS:-500}" \
         --duration "${secs}s" --concurrency "$conc" --json
 }
 results=()

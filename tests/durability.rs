@@ -615,6 +615,75 @@ async fn a_rebuild_never_unlocks_a_locked_version() {
     }
 }
 
+/// The time an HTTP date (`Sat, 05 Dec 2026 06:10:00 GMT`) names.
+fn time_of_http_date(s: &str) -> std::time::SystemTime {
+    let f: Vec<&str> = s.split_whitespace().collect();
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == f[2])
+    .unwrap()
+        + 1;
+    humantime::parse_rfc3339(&format!("{}-{month:02}-{:0>2}T{}Z", f[3], f[1], f[4])).unwrap()
+}
+
+/// A coordinator whose clock was set two hours ahead cannot end a one-hour COMPLIANCE
+/// retention early: its operation times follow the storage nodes' clocks (at most a minute
+/// ahead of them), so the locked version stays undeletable with its bytes intact, and the
+/// times it stamps read as the nodes' time, not its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_coordinator_clock_set_forward_does_not_end_retention_early() {
+    use base64::Engine;
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let c = ProcCluster::start_with(dir.path(), 6, &["--clock-ahead", "2h"]).await;
+    let r = http()
+        .put(c.url("vault"))
+        .header("x-amz-bucket-object-lock-enabled", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let now = std::time::SystemTime::now();
+    let until = humantime::format_rfc3339_seconds(now + Duration::from_secs(3600)).to_string();
+    let body = data(100_000, 95);
+    let sum = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body));
+    let r = http()
+        .put(c.url("vault/backup"))
+        .header("x-amz-checksum-sha256", sum)
+        .header("x-amz-object-lock-mode", "COMPLIANCE")
+        .header("x-amz-object-lock-retain-until-date", &until)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let id = r.headers()["x-amz-version-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let url = format!("{}?versionId={id}", c.url("vault/backup"));
+    let r = http().delete(&url).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "a clock two hours ahead must not end a one-hour retention"
+    );
+    let r = http().get(&url).send().await.unwrap();
+    let stamped = r.headers()["last-modified"].to_str().unwrap().to_string();
+    let stamped = time_of_http_date(&stamped);
+    assert!(
+        r.bytes().await.unwrap()[..] == body[..],
+        "locked bytes intact"
+    );
+    let ahead = stamped.duration_since(now).unwrap_or_default();
+    assert!(
+        ahead < Duration::from_secs(120),
+        "stamped {ahead:?} ahead of the nodes' clocks"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn repair_rejects_bad_input_and_changes_nothing() {
     let bin = env!("CARGO_BIN_EXE_tessera");

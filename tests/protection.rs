@@ -116,8 +116,8 @@ async fn all_versions(api: &str, bucket: &str) -> Vec<(String, String, bool)> {
         for (tag, is_marker) in [("Version", false), ("DeleteMarker", true)] {
             for block in blocks(&text, tag) {
                 page.push((
-                    xml_value(&block, "Key"),
-                    xml_value(&block, "VersionId"),
+                    xml_value(block, "Key"),
+                    xml_value(block, "VersionId"),
                     is_marker,
                 ));
             }
@@ -185,11 +185,15 @@ async fn a_versioned_storm_through_a_leader_kill_keeps_every_version_in_one_orde
                 }
                 let url = format!("http://{}/vstorm/k{key}", apis[c]);
                 let start = Instant::now();
-                let (answer, tag) = if n % 4 == 0 {
+                let (answer, tag) = if n.is_multiple_of(4) {
                     (h.delete(&url).send().await, None)
                 } else {
                     attempted.lock().unwrap().insert(tag);
-                    let len = if key % 4 == 0 { 300 << 10 } else { 4 << 10 };
+                    let len = if key.is_multiple_of(4) {
+                        300 << 10
+                    } else {
+                        4 << 10
+                    };
                     (h.put(&url).body(tagged(tag, len)).send().await, Some(tag))
                 };
                 let Ok(r) = answer else { continue };

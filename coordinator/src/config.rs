@@ -63,6 +63,9 @@ pub struct CoordinatorConfig {
     pub compact_below: f64,
     /// How often the leader looks for segments to compact (0: only `tessera compact`).
     pub compact_interval: Duration,
+    /// How far this coordinator's clock reads ahead of the system clock (for tests: a
+    /// coordinator whose clock was set forward; see [`crate::meta::Clock`]).
+    pub clock_ahead: Duration,
     /// How long a day lasts for lifecycle rules (a day; shorter only for tests, like the
     /// reference gateway's debug interval).
     pub lifecycle_day: Duration,
@@ -127,6 +130,7 @@ impl CoordinatorConfig {
             compact_below: 0.5,
             compact_interval: Duration::from_secs(600),
             lifecycle_day: Duration::from_secs(24 * 3600),
+            clock_ahead: Duration::ZERO,
             anonymous: false,
             domain: None,
             secrets: None,

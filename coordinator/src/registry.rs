@@ -8,7 +8,7 @@
 //! ([`Registry::set_states`]): `draining` and `drained` nodes take no new shards, `removed`
 //! nodes are forgotten and their heartbeats refused.
 
-use crate::meta::NodeRecord;
+use crate::meta::{Clock, NodeRecord};
 use crate::placement::Candidate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,6 +27,8 @@ pub struct NodeEntry {
     pub last_seen: Option<Instant>,
     /// Pooled client for the node.
     pub client: NodeClient,
+    /// The node's clock minus this coordinator's at its last heartbeat, if it reported one.
+    pub clock_offset: Option<i64>,
 }
 
 /// A node as `GET /cluster` shows it.
@@ -65,6 +67,8 @@ pub struct Registry {
     started: Instant,
     /// Lifecycle states (`draining`, `drained`, `removed`) as the metadata last said.
     states: RwLock<BTreeMap<NodeId, String>>,
+    /// The clock operations are timed by, told the nodes' clocks as heartbeats report them.
+    clock: Arc<Clock>,
 }
 
 impl Registry {
@@ -74,6 +78,7 @@ impl Registry {
         http: reqwest::Client,
         raw: Option<Arc<RawPool>>,
         known: Vec<NodeRecord>,
+        clock: Arc<Clock>,
     ) -> Self {
         let nodes = known
             .into_iter()
@@ -88,6 +93,7 @@ impl Registry {
                     scrub: Default::default(),
                     log_writes: 0,
                     log_syncs: 0,
+                    clock_ms: 0,
                 };
                 let client = client_for(&http, raw.as_ref(), &r.addr);
                 (
@@ -96,6 +102,7 @@ impl Registry {
                         hb,
                         last_seen: None,
                         client,
+                        clock_offset: None,
                     },
                 )
             })
@@ -107,6 +114,7 @@ impl Registry {
             timeout,
             started: Instant::now(),
             states: Default::default(),
+            clock,
         }
     }
 
@@ -149,14 +157,25 @@ impl Registry {
             addr: hb.addr.clone(),
             zone: hb.zone.clone(),
         };
+        let offset = (hb.clock_ms > 0).then(|| hb.clock_ms as i64 - self.clock.own_ms() as i64);
         nodes.insert(
             hb.node_id.clone(),
             NodeEntry {
                 hb,
                 last_seen: Some(Instant::now()),
                 client,
+                clock_offset: offset,
             },
         );
+        // The nodes' median clock, from the up nodes' last reports.
+        let mut offsets: Vec<i64> = nodes
+            .values()
+            .filter(|e| self.is_up(e))
+            .filter_map(|e| e.clock_offset)
+            .collect();
+        offsets.sort_unstable();
+        self.clock
+            .set_nodes_offset(offsets.get(offsets.len() / 2).copied());
         changed.then_some(rec)
     }
 

@@ -40,6 +40,9 @@ impl Coordinator {
             None => Secrets::load_or_create(&config.data_dir)
                 .map_err(|e| ApiError::Internal(format!("secrets: {e}")))?,
         };
+        let clock = Arc::new(crate::meta::Clock::new(
+            config.clock_ahead.as_millis() as u64
+        ));
         let (meta, maint, cluster) = match &config.cluster {
             None => {
                 let dir = config.data_dir.join("meta");
@@ -48,7 +51,7 @@ impl Coordinator {
                     Ok(MetaStore::open(&dir)?)
                 })
                 .await?;
-                let meta = Local::serve(store);
+                let meta = Local::serve_with(store, clock.clone());
                 let orphans = meta.expire_pending(None, u64::MAX).await?;
                 if orphans > 0 {
                     tracing::info!(
@@ -63,6 +66,7 @@ impl Coordinator {
                     &config.data_dir.join("raft"),
                     cc.clone(),
                     &secrets.cluster_secret,
+                    clock.clone(),
                 )
                 .await
                 .map_err(ApiError::from)?;
@@ -91,6 +95,7 @@ impl Coordinator {
                 .raw_reads
                 .then(|| tessera_node::raw::RawPool::new(&secrets.cluster_secret)),
             nodes,
+            clock,
         );
         let repair = Arc::new(Repairer::default());
         let data = Arc::new(DataPath::new(config, meta, registry, repair.clone()));

@@ -90,6 +90,10 @@ pub struct CoordinatorArgs {
     /// How often the leader compacts segments in the background (0s = only on demand).
     #[arg(long, default_value_t = d().compact_interval.into())]
     pub compact_interval: Human,
+    /// Read this coordinator's clock this far ahead of the system clock (for tests of the
+    /// clock guard: a coordinator whose clock was set forward).
+    #[arg(long, hide = true, default_value = "0s")]
+    pub clock_ahead: Human,
     /// How long a day lasts for lifecycle rules (for tests: `--lifecycle-day 2s` makes a rule
     /// of one day expire objects after two seconds).
     #[arg(long, default_value_t = d().lifecycle_day.into())]
@@ -166,6 +170,7 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     c.compact_below = a.compact_below;
     c.compact_interval = a.compact_interval.into();
     c.lifecycle_day = a.lifecycle_day.into();
+    c.clock_ahead = a.clock_ahead.into();
     anyhow::ensure!(
         !c.lifecycle_day.is_zero(),
         "--lifecycle-day must be longer than zero"

@@ -55,6 +55,9 @@ impl NodeState {
             scrub: self.scrub.lock().unwrap().clone(),
             log_writes,
             log_syncs,
+            clock_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
         }
     }
 }

@@ -343,6 +343,10 @@ pub struct Heartbeat {
     /// Syncs of that log so far (fewer than writes when commits share syncs).
     #[serde(default)]
     pub log_syncs: u64,
+    /// The node's clock when it sent the heartbeat, ms since the epoch (0: not reported):
+    /// coordinators bound their operation times by the nodes' clocks.
+    #[serde(default)]
+    pub clock_ms: u64,
 }
 
 /// Scrub progress, reported in every heartbeat.

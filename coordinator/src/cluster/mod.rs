@@ -94,7 +94,9 @@ mod tests {
             let mut cfg = ClusterConfig::new(id, Peers(peers.clone()));
             cfg.snapshot_every = 50;
             let dir = root.join(format!("c{id}"));
-            let c = start::open(&dir, cfg, secret).await.unwrap();
+            let c = start::open(&dir, cfg, secret, Default::default())
+                .await
+                .unwrap();
             let app = routes::router(c.clone(), secret);
             tokio::spawn(async move { axum::serve(l, app).await });
             members.push(c);

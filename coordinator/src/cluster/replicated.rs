@@ -64,6 +64,8 @@ pub struct Cluster {
     pub(crate) proposals: mpsc::UnboundedSender<Queued>,
     /// The database of this member's Raft storage.
     pub(crate) db: Arc<rocksdb::DB>,
+    /// Where this member's operation times come from.
+    pub clock: Arc<crate::meta::Clock>,
 }
 
 impl Cluster {
@@ -510,7 +512,7 @@ async fn read_rounds(c: std::sync::Weak<Cluster>, mut rx: mpsc::UnboundedReceive
 impl Engine for Cluster {
     async fn write(&self, cmd: Command) -> Result<Reply> {
         let w = Write {
-            ctx: Context::now(self.id),
+            ctx: Context::now(self.id, &self.clock),
             fence: None,
             cmd,
         };
@@ -538,7 +540,7 @@ pub struct Fenced {
 impl Engine for Fenced {
     async fn write(&self, cmd: Command) -> Result<Reply> {
         let w = Write {
-            ctx: Context::now(self.cluster.id),
+            ctx: Context::now(self.cluster.id, &self.cluster.clock),
             fence: Some(self.term),
             cmd,
         };

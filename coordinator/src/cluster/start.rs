@@ -107,7 +107,12 @@ impl ClusterConfig {
 
 /// Opens member `config.id` with its storage in `dir` and starts forming the group if it is
 /// new. Fails if the member was first started with other peers.
-pub async fn open(dir: &Path, config: ClusterConfig, cluster_secret: &str) -> Result<Arc<Cluster>> {
+pub async fn open(
+    dir: &Path,
+    config: ClusterConfig,
+    cluster_secret: &str,
+    clock: Arc<crate::meta::Clock>,
+) -> Result<Arc<Cluster>> {
     if !config.peers.0.contains_key(&config.id) {
         return Err(MetaError::InvalidArgument(format!(
             "--peers does not list this member's --raft-id {}",
@@ -169,6 +174,7 @@ pub async fn open(dir: &Path, config: ClusterConfig, cluster_secret: &str) -> Re
         reads,
         proposals,
         db,
+        clock,
     }
     .start(rounds, batches);
     if !cluster

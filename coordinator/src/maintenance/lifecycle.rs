@@ -208,6 +208,7 @@ async fn walk(
             return Ok(false);
         }
         *pages += 1;
+        let spent = t.bytes;
         let page = match c
             .meta
             .list_versions(
@@ -232,6 +233,9 @@ async fn walk(
             }
             group.push(v);
         }
+        // What the page deleted, from the budget at once (a sleep per small object would
+        // hold the worker to the timer's resolution, not the budget).
+        c.budget.spend(t.bytes - spent).await;
         match (page.truncated, page.next) {
             (true, Some((k, id))) => marker = (Some(k), id),
             _ => {
@@ -324,7 +328,7 @@ enum Kind {
     Marker,
 }
 
-/// Counts one deletion's outcome (and spends its bytes from the budget); `true` if it
+/// Counts one deletion's outcome (its bytes are spent from the budget per page); `true` if it
 /// happened. Refusals that mean "changed meanwhile" or "locked" are not errors.
 async fn counted(
     c: &Maintenance,
@@ -350,7 +354,6 @@ async fn counted(
             }
             if !o.delete_marker {
                 t.bytes += o.size;
-                c.budget.spend(o.size).await;
             }
             Ok(true)
         }

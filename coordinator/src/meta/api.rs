@@ -8,6 +8,7 @@
 //! [`MetaStore`] method of the same name (and checked by [`super::conformance`]); there is no
 //! way to run arbitrary code inside the store.
 
+use super::clock::{Clock, Context};
 use super::store::Result;
 use super::{
     Acl, BucketMeta, BucketSetting, CompletedUpload, DeleteCondition, Deleted, Grant, KeyRecord,
@@ -113,20 +114,27 @@ pub trait Engine: Send + Sync + 'static {
     ) -> impl Future<Output = Result<T>> + Send;
 }
 
-/// The metadata in one local store (RocksDB on disk, or a map in memory).
-pub struct Local(pub Arc<MetaStore>);
+/// The metadata in one local store (RocksDB on disk, or a map in memory), its writes timed
+/// by a [`Clock`].
+pub struct Local(pub Arc<MetaStore>, pub Arc<Clock>);
 
 impl Local {
-    /// Serves `store`.
+    /// Serves `store` with the own clock only.
     pub fn serve(store: MetaStore) -> Arc<dyn Metadata> {
-        Arc::new(Local(Arc::new(store)))
+        Local::serve_with(store, Arc::new(Clock::default()))
+    }
+
+    /// Serves `store`, timing writes by `clock`.
+    pub fn serve_with(store: MetaStore, clock: Arc<Clock>) -> Arc<dyn Metadata> {
+        Arc::new(Local(Arc::new(store), clock))
     }
 }
 
 impl Engine for Local {
     async fn write(&self, cmd: Command) -> Result<Reply> {
         let m = self.0.clone();
-        blocking(move || cmd.apply(&m)).await
+        let ctx = Context::now(0, &self.1);
+        blocking(move || ctx.enter(|| cmd.apply(&m))).await
     }
 
     async fn read<T: Send + 'static>(

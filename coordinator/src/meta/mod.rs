@@ -43,7 +43,7 @@ pub mod version_conformance;
 pub mod versions;
 
 pub use api::{Command, Engine, Freshness, Local, Metadata, Reply};
-pub use clock::{now_ms, Context};
+pub use clock::{now_ms, Clock, Context};
 pub use error::MetaError;
 pub use records::{
     BucketMeta, CompletedUpload, DeleteCondition, Deleted, Fill, Grant, KeyRecord, Listing,
