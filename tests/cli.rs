@@ -120,6 +120,9 @@ async fn readme_key_and_bucket_commands_work_as_printed() {
         "grants": { &id: { "read": true, "write": false, "owner": false } },
         "policy": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::readme/*"}]}"#,
         "cors": [{ "allowed_origins": ["https://app.example"], "allowed_methods": ["GET"] }],
+        "versioning": "Enabled",
+        "lifecycle": [{ "id": "old-logs", "enabled": true, "filter": { "prefix": "logs/" }, "expiration_days": 30 }],
+        "tags": { "team": "ops" },
     });
     let file = dir.path().join("readme.json");
     std::fs::write(&file, doc.to_string()).unwrap();
@@ -143,24 +146,33 @@ async fn readme_key_and_bucket_commands_work_as_printed() {
         exported["cors"][0]["allowed_origins"][0],
         "https://app.example"
     );
-    let bad_doc = serde_json::json!({ "policy": "{not a policy" });
-    std::fs::write(&file, bad_doc.to_string()).unwrap();
-    let (code, _, err) = run(&[
-        "bucket",
-        "import",
-        "readme",
-        "--file",
-        f,
-        "--coordinator",
-        &url,
-    ]);
-    assert_ne!(code, 0);
-    assert!(
-        err.contains("MalformedPolicy") || err.contains("policy"),
-        "{err}"
-    );
-    let (_, again, _) = run(&["bucket", "export", "readme", "--coordinator", &url]);
-    assert_eq!(json(&again), exported, "the refused import changed nothing");
+    assert_eq!(exported["versioning"], "Enabled", "{out}");
+    assert_eq!(exported["lifecycle"], doc["lifecycle"], "{out}");
+    assert_eq!(exported["tags"]["team"], "ops", "{out}");
+    let bad_docs = [
+        (serde_json::json!({ "policy": "{not a policy" }), "policy"),
+        (
+            serde_json::json!({ "versioning": "Suspended", "object_lock": {} }),
+            "object lock needs versioning Enabled",
+        ),
+        (serde_json::json!({ "versioning": "Off" }), "versioning"),
+    ];
+    for (bad_doc, says) in bad_docs {
+        std::fs::write(&file, bad_doc.to_string()).unwrap();
+        let (code, _, err) = run(&[
+            "bucket",
+            "import",
+            "readme",
+            "--file",
+            f,
+            "--coordinator",
+            &url,
+        ]);
+        assert_ne!(code, 0);
+        assert!(err.contains(says), "{err}");
+        let (_, again, _) = run(&["bucket", "export", "readme", "--coordinator", &url]);
+        assert_eq!(json(&again), exported, "the refused import changed nothing");
+    }
     // The policy above denies everyone everything; the operator can still remove it.
     let (code, out, err) = run(&["bucket", "delete-policy", "readme", "--coordinator", &url]);
     assert_eq!(code, 0, "{err}");

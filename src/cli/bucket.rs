@@ -18,8 +18,8 @@ pub enum BucketCmd {
         bucket: String,
     },
     /// Print every setting of a bucket (grants, ACL, policy, CORS, public access block,
-    /// ownership) as one JSON document, to keep elsewhere: a metadata rebuild from the nodes
-    /// cannot restore them.
+    /// ownership, versioning, object lock, lifecycle rules, tags) as one JSON document, to keep
+    /// elsewhere: a metadata rebuild from the nodes cannot restore most of them.
     Export {
         /// Bucket name.
         bucket: String,

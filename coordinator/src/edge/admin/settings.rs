@@ -1,14 +1,18 @@
 //! A bucket's settings as one document an operator can keep elsewhere and put back
 //! (`tessera bucket export/import`): the store's grants, the ACL, the policy, CORS rules, the
-//! public access block and object ownership. A metadata rebuild from the nodes cannot
-//! restore these (only the metadata holds them), so this is how they survive its loss.
+//! public access block, object ownership, versioning, object lock, lifecycle rules and the
+//! bucket's tags. A metadata rebuild from the nodes cannot restore most of these (only the
+//! metadata holds them), so this is how they survive its loss.
 //! Also the operator's way out of a policy that locks everyone out: deleting it here needs
 //! only the admin token.
 
 use super::reply;
 use crate::edge::access::policy;
 use crate::error::ApiError;
-use crate::meta::{Acl, BucketSetting, CorsRule, Grant, PublicAccessBlock};
+use crate::meta::settings::{ENABLED, SUSPENDED};
+use crate::meta::{
+    Acl, BucketSetting, CorsRule, Grant, LifecycleRule, ObjectLock, PublicAccessBlock,
+};
 use crate::state::Coordinator;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -42,6 +46,20 @@ pub(super) struct BucketSettings {
     /// Object ownership.
     #[serde(default)]
     ownership: Option<String>,
+    /// Versioning (`Enabled`, `Suspended`; absent on import: left as it is, since a bucket
+    /// never returns to unversioned).
+    #[serde(default)]
+    versioning: Option<String>,
+    /// Object lock and its default retention (absent on import: left as it is, since object
+    /// lock is never removed).
+    #[serde(default)]
+    object_lock: Option<ObjectLock>,
+    /// Lifecycle rules.
+    #[serde(default)]
+    lifecycle: Option<Vec<LifecycleRule>>,
+    /// The bucket's tags.
+    #[serde(default)]
+    tags: Option<BTreeMap<String, String>>,
 }
 
 async fn settings_of(c: &Coordinator, bucket: &str) -> Result<BucketSettings, ApiError> {
@@ -58,7 +76,39 @@ async fn settings_of(c: &Coordinator, bucket: &str) -> Result<BucketSettings, Ap
         cors: b.cors,
         public_access_block: b.public_access_block,
         ownership: b.ownership,
+        versioning: b.versioning,
+        object_lock: b.object_lock,
+        lifecycle: b.lifecycle,
+        tags: b.tags,
     })
+}
+
+/// Refuses a document whose versioning, object lock or lifecycle rules the bucket cannot
+/// take (before anything is changed).
+fn check_protection(now: &BucketSettings, s: &BucketSettings) -> Result<(), ApiError> {
+    let versioning = s.versioning.as_deref().or(now.versioning.as_deref());
+    if let Some(v) = &s.versioning {
+        if !matches!(v.as_str(), ENABLED | SUSPENDED) {
+            return Err(ApiError::InvalidArgument(format!(
+                "unknown versioning {v:?}"
+            )));
+        }
+    }
+    let locked = s.object_lock.is_some() || now.object_lock.is_some();
+    if locked && versioning != Some(ENABLED) {
+        return Err(ApiError::InvalidBucketState(
+            "object lock needs versioning Enabled".into(),
+        ));
+    }
+    if let Some(rules) = &s.lifecycle {
+        let mut ids = std::collections::HashSet::new();
+        if rules.is_empty() || !rules.iter().all(|r| ids.insert(r.id.as_str())) {
+            return Err(ApiError::InvalidArgument(
+                "lifecycle rules must be at least one, with distinct ids".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `GET /buckets/{bucket}/settings`.
@@ -80,6 +130,7 @@ pub(super) async fn import(
         if let Some(p) = &s.policy {
             policy::parse(p, &bucket).map_err(ApiError::MalformedPolicy)?;
         }
+        check_protection(&now, &s)?;
         if let Some(o) = &s.ownership {
             if !matches!(
                 o.as_str(),
@@ -115,6 +166,19 @@ pub(super) async fn import(
         let pab = BucketSetting::PublicAccessBlock(s.public_access_block);
         m.set_bucket_setting(b.clone(), pab).await?;
         m.set_bucket_setting(b.clone(), BucketSetting::Ownership(s.ownership))
+            .await?;
+        if let Some(v) = s.versioning.filter(|v| now.versioning.as_ref() != Some(v)) {
+            m.set_versioning(b.clone(), v).await?;
+        }
+        if let Some(l) = s
+            .object_lock
+            .filter(|l| now.object_lock.as_ref() != Some(l))
+        {
+            m.set_object_lock(b.clone(), l).await?;
+        }
+        m.set_bucket_setting(b.clone(), BucketSetting::Lifecycle(s.lifecycle))
+            .await?;
+        m.set_bucket_setting(b.clone(), BucketSetting::Tags(s.tags))
             .await?;
         for k in now.grants.keys().filter(|k| !s.grants.contains_key(*k)) {
             m.set_grant(b.clone(), k.clone(), Grant::default()).await?;
