@@ -233,10 +233,12 @@ async fn compact_segment(
         if bucket.is_some_and(|want| want != b) {
             continue;
         }
-        let current = c.meta.object(b.to_string(), k.to_string()).await?;
-        let Some(obj) = current.filter(|o| {
-            o.version == version && o.packed.as_ref().is_some_and(|p| p.segment == seg.version)
-        }) else {
+        // Current and noncurrent versions alike (a noncurrent one is rewritten in its slot).
+        let held = c
+            .meta
+            .packed_version(b.to_string(), k.to_string(), version, seg.version)
+            .await?;
+        let Some(obj) = held else {
             continue;
         };
         let p = obj.packed.as_ref().expect("filtered on it");

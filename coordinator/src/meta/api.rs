@@ -260,6 +260,8 @@ operations! {
         linear fn newest_version(&self, bucket: String, key: String) -> Option<ObjectMeta> = |m| m.newest_version(&bucket, &key);
         /// An S3 version listing page.
         linear fn list_versions(&self, bucket: String, prefix: String, key_marker: Option<String>, version_marker: Option<String>, delimiter: Option<String>, max: usize) -> VersionListing = |m| m.list_versions(&bucket, &prefix, key_marker.as_deref(), version_marker.as_deref(), delimiter.as_deref(), max);
+        /// Version `version` of a key (current or noncurrent), if it is packed in `segment`.
+        linear fn packed_version(&self, bucket: String, key: String, version: ObjectVersion, segment: ObjectVersion) -> Option<ObjectMeta> = |m| m.packed_version(&bucket, &key, version, segment);
         /// The version of a key (current or noncurrent) holding the stored run `version`.
         linear fn version_holding(&self, bucket: String, key: String, version: ObjectVersion) -> Option<ObjectMeta> = |m| m.version_holding(&bucket, &key, version);
         /// An S3 listing page.

@@ -3,11 +3,13 @@
 //! the rule it found broken.
 
 pub use super::fixtures::object;
-use super::fixtures::{bucket, clear_garbage, garbage_versions, node, put, put_part, version_of};
-use super::store::Result;
+use super::fixtures::{
+    bucket, clear_garbage, commit_segment, fill_of, garbage_versions, node, put, put_part, segment,
+    version_of,
+};
 use super::{
-    now_ms, Fill, Grant, KeyRecord, Listing, MetaError, Metadata, NodeRecord, ObjectMeta,
-    PackEntry, Packed, Precondition, ShardSet, Upload, SEGMENTS,
+    now_ms, Fill, Grant, KeyRecord, Listing, MetaError, Metadata, NodeRecord, PackEntry,
+    Precondition, ShardSet, Upload,
 };
 use crate::names::EcSpec;
 use std::collections::BTreeMap;
@@ -26,6 +28,7 @@ pub async fn run_all(m: &dyn Metadata) {
     access_settings_and_conditional_deletes(m).await;
     super::version_conformance::versions_and_delete_markers(m).await;
     super::version_conformance::object_lock(m).await;
+    super::version_conformance::compaction_moves_noncurrent_versions(m).await;
 }
 
 /// Bucket settings and object ACLs are stored as given and read back; conditional deletes
@@ -849,51 +852,6 @@ pub async fn node_lifecycle_jobs_and_recodes(m: &dyn Metadata) {
     }
     clear_garbage(m).await;
     m.delete_bucket("lc".into()).await.unwrap();
-}
-
-/// A segment of `sizes` packed objects (keys `k0`, `k1`, ... of bucket `b`, unless named in
-/// `keys`): the segment's metadata and the entries to commit with it (no condition).
-fn segment(b: &str, keys: &[&str], sizes: &[u64]) -> (ObjectMeta, Vec<PackEntry>) {
-    let mut seg = object(SEGMENTS, "", sizes.iter().sum::<u64>() + 100);
-    seg.key = seg.version.to_string();
-    let mut offset = 0;
-    let entries = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &size)| {
-            let mut obj = object(b, keys.get(i).copied().unwrap_or(&format!("k{i}")), size);
-            obj.parts.clear();
-            obj.packed = Some(Packed {
-                segment: seg.version,
-                offset,
-                blake3: String::new(),
-                ec: EcSpec { k: 2, m: 1 },
-            });
-            offset += size;
-            PackEntry {
-                obj,
-                cond: Precondition::None,
-            }
-        })
-        .collect();
-    (seg, entries)
-}
-
-async fn commit_segment(
-    m: &dyn Metadata,
-    seg: &ObjectMeta,
-    entries: Vec<PackEntry>,
-) -> Vec<Result<ObjectMeta>> {
-    let set = seg.parts[0].shard_set(SEGMENTS, &seg.key);
-    m.begin_put(seg.version, set).await.unwrap();
-    m.commit_segment(seg.clone(), entries).await.unwrap()
-}
-
-async fn fill_of(m: &dyn Metadata, seg: &ObjectMeta) -> Option<Fill> {
-    m.object(SEGMENTS.into(), seg.key.clone())
-        .await
-        .unwrap()
-        .map(|s| s.fill.expect("a committed segment has a fill"))
 }
 
 pub async fn packed_segments(m: &dyn Metadata) {

@@ -2,7 +2,10 @@
 //! commits as the data path makes them, and the garbage and versions they leave.
 
 use super::store::Result;
-use super::{now_ms, BucketMeta, Metadata, ObjectMeta, Part, Precondition, ShardLoc, ShardState};
+use super::{
+    now_ms, BucketMeta, Fill, Metadata, ObjectMeta, PackEntry, Packed, Part, Precondition,
+    ShardLoc, ShardState, SEGMENTS,
+};
 use crate::names::EcSpec;
 use std::collections::BTreeMap;
 use tessera_node::{NodeId, ObjectVersion};
@@ -122,4 +125,49 @@ pub(super) async fn version_of(m: &dyn Metadata, b: &str, k: &str) -> Option<Obj
         .await
         .unwrap()
         .map(|o| o.version)
+}
+
+/// A segment of `sizes` packed objects (keys `k0`, `k1`, ... of bucket `b`, unless named in
+/// `keys`): the segment's metadata and the entries to commit with it (no condition).
+pub(super) fn segment(b: &str, keys: &[&str], sizes: &[u64]) -> (ObjectMeta, Vec<PackEntry>) {
+    let mut seg = object(SEGMENTS, "", sizes.iter().sum::<u64>() + 100);
+    seg.key = seg.version.to_string();
+    let mut offset = 0;
+    let entries = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let mut obj = object(b, keys.get(i).copied().unwrap_or(&format!("k{i}")), size);
+            obj.parts.clear();
+            obj.packed = Some(Packed {
+                segment: seg.version,
+                offset,
+                blake3: String::new(),
+                ec: EcSpec { k: 2, m: 1 },
+            });
+            offset += size;
+            PackEntry {
+                obj,
+                cond: Precondition::None,
+            }
+        })
+        .collect();
+    (seg, entries)
+}
+
+pub(super) async fn commit_segment(
+    m: &dyn Metadata,
+    seg: &ObjectMeta,
+    entries: Vec<PackEntry>,
+) -> Vec<Result<ObjectMeta>> {
+    let set = seg.parts[0].shard_set(SEGMENTS, &seg.key);
+    m.begin_put(seg.version, set).await.unwrap();
+    m.commit_segment(seg.clone(), entries).await.unwrap()
+}
+
+pub(super) async fn fill_of(m: &dyn Metadata, seg: &ObjectMeta) -> Option<Fill> {
+    m.object(SEGMENTS.into(), seg.key.clone())
+        .await
+        .unwrap()
+        .map(|s| s.fill.expect("a committed segment has a fill"))
 }

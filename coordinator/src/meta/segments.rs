@@ -14,7 +14,8 @@ impl MetaStore {
     /// and whose condition holds is committed as a PUT would be, in order (a key written
     /// twice in one segment: the later entry wins), in one synced batch. Returns one outcome
     /// per entry: the object as committed (with its place in the key's history), or why it did not commit (its bytes are dead space
-    /// in the segment). A segment none of whose entries committed is garbage at once.
+    /// in the segment). A segment none of whose entries committed is garbage at once. A move
+    /// (`Precondition::Moved`) of a noncurrent version rewrites that version in its slot.
     pub fn commit_segment(
         &self,
         seg: &ObjectMeta,
@@ -49,6 +50,24 @@ impl MetaStore {
                 Some(o) => Some(o),
                 None => self.object(&b, &k)?,
             };
+            // Compaction moving a noncurrent version: rewritten in its own slot.
+            if let (Precondition::Moved { version, from }, true) = (
+                &e.cond,
+                check_precondition(current.as_ref(), &e.cond).is_err(),
+            ) {
+                let slot = self
+                    .packed_slot(&b, &k, *version, *from)?
+                    .filter(|(slot, _)| *slot != key(b'o', &[&b, &k]));
+                if let Some((slot, old)) = slot {
+                    release.live(seg.version, e.obj.size)?;
+                    let mut obj = e.obj.clone();
+                    obj.keep_history_of(&old);
+                    release.object(&mut batch, &old)?;
+                    batch.put(slot, serde_json::to_vec(&obj)?);
+                    out.push(Ok(obj));
+                    continue;
+                }
+            }
             if let Err(err) = check_precondition(current.as_ref(), &e.cond) {
                 out.push(Err(err));
                 continue;

@@ -3,7 +3,10 @@
 //! listings and their paging, and what repair and garbage collection see of noncurrent
 //! versions.
 
-use super::fixtures::{bucket, clear_garbage, garbage_versions, object, put, version_of};
+use super::fixtures::{
+    bucket, clear_garbage, commit_segment, fill_of, garbage_versions, object, put, segment,
+    version_of,
+};
 use super::{MetaError, Metadata, ObjectLock, ObjectMeta, Precondition, Retention};
 
 /// The version ids listed for `b` (every key), newest first per key, with `*` on the latest.
@@ -431,4 +434,68 @@ pub async fn object_lock(m: &dyn Metadata) {
         .unwrap();
     m.delete_bucket("lk".into()).await.unwrap();
     clear_garbage(m).await;
+}
+
+/// Compaction moves a noncurrent packed version as it moves a current one: rewritten in its
+/// own slot with its number, tags and lock, the old segment's space released; a second move
+/// out of the old segment, or of a version no longer there, fails.
+pub async fn compaction_moves_noncurrent_versions(m: &dyn Metadata) {
+    m.create_bucket(bucket("vc")).await.unwrap();
+    m.set_versioning("vc".into(), "Enabled".into())
+        .await
+        .unwrap();
+    clear_garbage(m).await;
+    let (seg, old) = segment("vc", &["k"], &[10]);
+    let v1 = commit_segment(m, &seg, old).await.remove(0).unwrap();
+    let (seg_b, newer) = segment("vc", &["k"], &[20]);
+    let v2 = commit_segment(m, &seg_b, newer).await.remove(0).unwrap();
+    let tags: std::collections::BTreeMap<String, String> =
+        [("kept".to_string(), "yes".to_string())].into();
+    m.set_object_tags("vc".into(), "k".into(), Some(v1.version_id()), tags.clone())
+        .await
+        .unwrap();
+    let (seg2, mut moved) = segment("vc", &["k"], &[10]);
+    moved[0].obj.version = v1.version;
+    moved[0].cond = Precondition::Moved {
+        version: v1.version,
+        from: seg.version,
+    };
+    let out = commit_segment(m, &seg2, moved.clone()).await;
+    let after = out[0].as_ref().expect("the noncurrent version moves");
+    assert_eq!(
+        (after.seq, &after.tags),
+        (v1.seq, &tags),
+        "its place in history and tags stay"
+    );
+    let read = m
+        .object_version("vc".into(), "k".into(), v1.version_id())
+        .await
+        .unwrap()
+        .expect("still listed by its id");
+    assert_eq!(read.packed.as_ref().unwrap().segment, seg2.version);
+    let current = m.object("vc".into(), "k".into()).await.unwrap().unwrap();
+    assert_eq!(
+        current.version_id(),
+        v2.version_id(),
+        "the current version is untouched"
+    );
+    assert_eq!(
+        fill_of(m, &seg).await,
+        None,
+        "the old segment emptied is gone"
+    );
+    assert!(garbage_versions(m).await.contains(&seg.version));
+    let again = commit_segment(m, &segment("vc", &["x"], &[1]).0, moved).await;
+    assert!(
+        matches!(again[0], Err(MetaError::PreconditionFailed)),
+        "a second move out of the old segment fails: {:?}",
+        again[0]
+    );
+    assert_eq!(
+        m.packed_version("vc".into(), "k".into(), v1.version, seg2.version)
+            .await
+            .unwrap()
+            .map(|o| o.version_id()),
+        Some(v1.version_id())
+    );
 }

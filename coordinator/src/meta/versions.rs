@@ -327,6 +327,40 @@ impl MetaStore {
         self.noncurrent_where(bucket, k, holds)
     }
 
+    /// Where version `version` of `bucket`/`k` (current or noncurrent) is kept and what it
+    /// is, if it is packed in `segment`.
+    pub(super) fn packed_slot(
+        &self,
+        bucket: &str,
+        k: &str,
+        version: ObjectVersion,
+        segment: ObjectVersion,
+    ) -> Result<Option<(Vec<u8>, ObjectMeta)>> {
+        let packed_here = |o: &ObjectMeta| {
+            o.version == version && o.packed.as_ref().is_some_and(|p| p.segment == segment)
+        };
+        if let Some(cur) = self.object(bucket, k)? {
+            if packed_here(&cur) {
+                return Ok(Some((key(b'o', &[bucket, k]), cur)));
+            }
+        }
+        self.noncurrent_where(bucket, k, packed_here)
+    }
+
+    /// Version `version` of `bucket`/`k` (current or noncurrent), if it is packed in
+    /// `segment` (what compaction moves).
+    pub fn packed_version(
+        &self,
+        bucket: &str,
+        k: &str,
+        version: ObjectVersion,
+        segment: ObjectVersion,
+    ) -> Result<Option<ObjectMeta>> {
+        Ok(self
+            .packed_slot(bucket, k, version, segment)?
+            .map(|(_, o)| o))
+    }
+
     /// The version of `bucket`/`k` (current or noncurrent) holding the stored run named
     /// `part_version`, if one does.
     pub fn version_holding(
