@@ -5,7 +5,8 @@
 //! `recode` worker ([`worker`]) then re-encodes the selected objects one at a time, each as
 //! a new version written like a PUT (in-flight record first) from a read of the current one,
 //! committed only if the key still holds the version that was read
-//! ([`Precondition::Version`]). A client overwrite or delete in the meantime wins and the
+//! ([`Precondition::Version`]; a noncurrent version is rewritten in its own slot, keeping its
+//! place in the key's history). A client overwrite or delete in the meantime wins and the
 //! re-encoded copy becomes garbage, so nothing is resurrected and versions never mix; the old
 //! version stays readable until the commit, and its shards are collected after the GC grace.
 //! A restarted leader picks the job up from the metadata and skips what is already in the new

@@ -28,7 +28,7 @@ pub async fn run_all(m: &dyn Metadata) {
     access_settings_and_conditional_deletes(m).await;
     super::version_conformance::versions_and_delete_markers(m).await;
     super::version_conformance::object_lock(m).await;
-    super::version_conformance::compaction_moves_noncurrent_versions(m).await;
+    super::version_conformance::noncurrent_versions_are_rewritten_in_place(m).await;
 }
 
 /// Bucket settings and object ACLs are stored as given and read back; conditional deletes

@@ -98,7 +98,16 @@ impl MetaStore {
             return Err(MetaError::NoSuchBucket(obj.bucket.clone()));
         };
         self.check_pending(&obj.version.to_string())?;
-        let old = self.object(&obj.bucket, &obj.key)?;
+        let mut old = self.object(&obj.bucket, &obj.key)?;
+        let mut slot = key(b'o', &[&obj.bucket, &obj.key]);
+        // A rewrite (recode) of a noncurrent version: in its own slot.
+        if let Precondition::Version(v) = cond {
+            if old.as_ref().is_none_or(|o| o.version != *v) {
+                if let Some((s, o)) = self.slot_where(&obj.bucket, &obj.key, |o| o.version == *v)? {
+                    (slot, old) = (s, Some(o));
+                }
+            }
+        }
         check_precondition(old.as_ref(), cond)?;
         let mut obj = obj.clone();
         let mut batch = Batch::default();
@@ -114,10 +123,7 @@ impl MetaStore {
             (Precondition::Version(_), Some(old)) => {
                 obj.keep_history_of(old);
                 put_garbage(self, &mut batch, old)?;
-                batch.put(
-                    key(b'o', &[&obj.bucket, &obj.key]),
-                    serde_json::to_vec(&obj)?,
-                );
+                batch.put(slot, serde_json::to_vec(&obj)?);
             }
             _ => self.supersede_one(&mut batch, &bucket, old.as_ref(), &mut obj)?,
         }

@@ -142,7 +142,8 @@ pub enum Precondition {
     NotETag(String),
     /// Both must hold (`If-Match` and `If-None-Match` together).
     Both(Box<Precondition>, Box<Precondition>),
-    /// The key must exist at exactly this version (a recode replacing what it read).
+    /// The key must hold exactly this version, current or noncurrent (a recode replacing
+    /// what it read).
     Version(ObjectVersion),
     /// The key must exist at this version, packed in segment `from` (compaction moving it).
     Moved {

@@ -436,10 +436,10 @@ pub async fn object_lock(m: &dyn Metadata) {
     clear_garbage(m).await;
 }
 
-/// Compaction moves a noncurrent packed version as it moves a current one: rewritten in its
-/// own slot with its number, tags and lock, the old segment's space released; a second move
-/// out of the old segment, or of a version no longer there, fails.
-pub async fn compaction_moves_noncurrent_versions(m: &dyn Metadata) {
+/// Compaction and recode rewrite a noncurrent version as they rewrite a current one: in its
+/// own slot with its number, tags and lock, the old bytes released; a second move out of the
+/// old segment fails.
+pub async fn noncurrent_versions_are_rewritten_in_place(m: &dyn Metadata) {
     m.create_bucket(bucket("vc")).await.unwrap();
     m.set_versioning("vc".into(), "Enabled".into())
         .await
@@ -497,5 +497,36 @@ pub async fn compaction_moves_noncurrent_versions(m: &dyn Metadata) {
             .unwrap()
             .map(|o| o.version_id()),
         Some(v1.version_id())
+    );
+    // Recode: a noncurrent erasure-coded version rewritten in a new run keeps its place.
+    let r1 = put(m, object("vc", "r", 5), Precondition::None)
+        .await
+        .unwrap();
+    let r2 = put(m, object("vc", "r", 6), Precondition::None)
+        .await
+        .unwrap();
+    let mut recoded = object("vc", "r", 5);
+    recoded.etag = r1.etag.clone();
+    let out = put(m, recoded.clone(), Precondition::Version(r1.version))
+        .await
+        .expect("a recode of a noncurrent version commits");
+    assert_eq!((out.seq, out.version), (r1.seq, recoded.version));
+    let read = m
+        .object_version("vc".into(), "r".into(), r1.version_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read.parts[0].version, recoded.parts[0].version,
+        "the new run is its"
+    );
+    let current = m.object("vc".into(), "r".into()).await.unwrap().unwrap();
+    assert_eq!(
+        current.version, r2.version,
+        "the current version is untouched"
+    );
+    assert!(
+        garbage_versions(m).await.contains(&r1.version),
+        "the old run is garbage"
     );
 }

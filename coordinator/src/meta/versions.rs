@@ -327,6 +327,23 @@ impl MetaStore {
         self.noncurrent_where(bucket, k, holds)
     }
 
+    /// Where the version of `bucket`/`k` (current or noncurrent, not a delete marker) for
+    /// which `f` holds is kept, and what it is.
+    pub(super) fn slot_where(
+        &self,
+        bucket: &str,
+        k: &str,
+        f: impl Fn(&ObjectMeta) -> bool,
+    ) -> Result<Option<(Vec<u8>, ObjectMeta)>> {
+        let f = |o: &ObjectMeta| !o.delete_marker && f(o);
+        if let Some(cur) = self.object(bucket, k)? {
+            if f(&cur) {
+                return Ok(Some((key(b'o', &[bucket, k]), cur)));
+            }
+        }
+        self.noncurrent_where(bucket, k, f)
+    }
+
     /// Where version `version` of `bucket`/`k` (current or noncurrent) is kept and what it
     /// is, if it is packed in `segment`.
     pub(super) fn packed_slot(
@@ -336,15 +353,9 @@ impl MetaStore {
         version: ObjectVersion,
         segment: ObjectVersion,
     ) -> Result<Option<(Vec<u8>, ObjectMeta)>> {
-        let packed_here = |o: &ObjectMeta| {
+        self.slot_where(bucket, k, |o| {
             o.version == version && o.packed.as_ref().is_some_and(|p| p.segment == segment)
-        };
-        if let Some(cur) = self.object(bucket, k)? {
-            if packed_here(&cur) {
-                return Ok(Some((key(b'o', &[bucket, k]), cur)));
-            }
-        }
-        self.noncurrent_where(bucket, k, packed_here)
+        })
     }
 
     /// Version `version` of `bucket`/`k` (current or noncurrent), if it is packed in
