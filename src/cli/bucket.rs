@@ -11,8 +11,8 @@ pub enum BucketCmd {
     Allow(GrantArgs),
     /// Take permissions away (all three if none is named).
     Deny(GrantArgs),
-    /// Show a bucket's owner, grants, erasure code, versioning, object lock, lifecycle rules
-    /// and usage (objects and bytes, current and noncurrent, delete markers).
+    /// Show a bucket's owner, grants, erasure code, versioning, object lock and lifecycle
+    /// rules (its usage, current and noncurrent, is in `GET /stats` and the console).
     Info {
         /// Bucket name.
         bucket: String,

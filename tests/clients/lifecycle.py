@@ -169,12 +169,14 @@ for old in ids[:2] + [gone_id]:
     assert code(s3.get_object, Bucket="history", Key="doc" if old != gone_id else "gone",
                 VersionId=old) in ("NoSuchVersion", "NoSuchKey"), old
 assert s3.get_object(Bucket="history", Key="current")["Body"].read() == b"current"
-# `tessera bucket info` (GET /buckets/NAME) shows versioning, the rules and the usage.
+# `tessera bucket info` (GET /buckets/NAME) shows versioning and the rules; /stats the
+# current and noncurrent usage.
 info = json.loads(admin("/buckets/history"))
 assert info["versioning"] == "Enabled" and [r["id"] for r in info["lifecycle"]] == \
     ["docs", "markers"], info
-assert info["usage"]["objects"] == 2 and info["usage"]["noncurrent_objects"] == 1, info
-assert info["usage"]["noncurrent_bytes"] == 2 and info["usage"]["delete_markers"] == 0, info
+usage = [b for b in json.loads(admin("/stats"))["buckets"] if b["name"] == "history"][0]
+assert usage["objects"] == 2 and usage["noncurrent_objects"] == 1, usage
+assert usage["noncurrent_bytes"] == 2 and usage["delete_markers"] == 0, usage
 
 # --- Object lock: an expired current version gets a delete marker; the locked noncurrent
 # version is kept with its bytes however long its rule says it is due. ---

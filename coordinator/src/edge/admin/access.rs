@@ -125,13 +125,8 @@ pub(super) async fn bucket_info(
             .bucket(b.clone())
             .await?
             .ok_or(ApiError::NoSuchBucket(b))?;
-        // Its figures, current and noncurrent (one pass over the metadata: an operator's
-        // question, not something to poll).
-        let usage = crate::edge::console::stats(&c)
-            .await?
-            .buckets
-            .into_iter()
-            .find(|s| s.name == b.name);
+        // (Its usage, current and noncurrent, is in `GET /stats`, a pass over the metadata
+        // that counters kept on commit are to replace; this answer reads one record.)
         Ok::<_, ApiError>(serde_json::json!({
             "name": b.name,
             "owner": b.owner,
@@ -141,7 +136,6 @@ pub(super) async fn bucket_info(
             "versioning": b.versioning,
             "object_lock": b.object_lock,
             "lifecycle": b.lifecycle,
-            "usage": usage,
         }))
     };
     reply(info.await)
