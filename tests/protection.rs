@@ -4,7 +4,7 @@
 //! object lock as an immutable backup repository uses it (tests/clients/immutable_backup.py);
 //! lifecycle rules applied by the leader's worker with a shortened day
 //! (tests/clients/lifecycle.py); a versioned storm through three replicated coordinators and
-//! a leader kill.
+//! a leader kill; lifecycle rules through a leader kill.
 
 mod common;
 
@@ -297,5 +297,81 @@ async fn a_versioned_storm_through_a_leader_kill_keeps_every_version_in_one_orde
             attempted.contains(&tag_of(&r.bytes().await.unwrap())),
             "{url}"
         );
+    }
+}
+
+/// Lifecycle rules are applied by whichever coordinator leads: a rule set just before the
+/// leader is SIGKILLed still expires what it names through the new leader (its cursor is in
+/// the replicated metadata), the rest stays byte-exact, and both survivors agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lifecycle_rules_outlive_a_leader_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Group::start(dir.path(), &["--lifecycle-day", "2s"]).await;
+    let leader = g.leader(Duration::from_secs(30)).await;
+    let h = http();
+    let first = (leader + 1) % 3;
+    assert_eq!(
+        h.put(g.url(first, "lcb")).send().await.unwrap().status(),
+        200
+    );
+    let mut kept = Vec::new();
+    for i in 0..60u64 {
+        let (name, body) = (format!("tmp/{i}"), tagged(i, 3000));
+        assert_eq!(
+            h.put(g.url(first, &format!("lcb/{name}")))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        let (name, body) = (format!("keep/{i}"), tagged(1000 + i, 3000));
+        assert_eq!(
+            h.put(g.url(first, &format!("lcb/{name}")))
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        kept.push((name, body));
+    }
+    let rule = "<LifecycleConfiguration><Rule><ID>tmp</ID><Status>Enabled</Status><Filter><Prefix>tmp/</Prefix></Filter><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
+    let r = h
+        .put(format!("{}?lifecycle", g.url(first, "lcb")))
+        .body(rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    g.kill(leader);
+    g.leader(Duration::from_secs(20)).await;
+    let survivors: Vec<usize> = (0..3).filter(|&c| c != leader).collect();
+    let listed = |c: usize| {
+        let url = format!("{}?list-type=2&prefix=tmp/", g.url(c, "lcb"));
+        async move {
+            let text = http().get(url).send().await.unwrap().text().await.unwrap();
+            xml_values(&text, "Key").len()
+        }
+    };
+    let (a, b) = (survivors[0], survivors[1]);
+    let gone = eventually(Duration::from_secs(60), || async {
+        listed(a).await == 0 && listed(b).await == 0
+    })
+    .await;
+    assert!(
+        gone,
+        "the new leader expired tmp/: {} and {} left",
+        listed(a).await,
+        listed(b).await
+    );
+    for c in survivors {
+        for (name, body) in &kept {
+            let (status, got) = get(&g.url(c, &format!("lcb/{name}"))).await;
+            assert_eq!(status, 200, "{name} on coordinator {c}");
+            assert!(got == *body, "{name} intact on coordinator {c}");
+        }
     }
 }
