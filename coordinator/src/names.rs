@@ -35,6 +35,11 @@ impl BucketName {
         }
         Ok(BucketName(s.to_string()))
     }
+    /// One of the reserved buckets (`.journal`), which no client can name.
+    pub fn reserved(s: &str) -> Self {
+        debug_assert!(s.starts_with('.'));
+        BucketName(s.to_string())
+    }
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -100,7 +100,7 @@ pub async fn run(
 }
 
 /// Starts the once-per-cluster workers: garbage collection (with the orphan scan and
-/// multipart expiry), drains, rebalance, recode, compaction, lifecycle and background repair; they stop when `stop` is cancelled.
+/// multipart expiry), drains, rebalance, recode, compaction, lifecycle, the version journal and background repair; they stop when `stop` is cancelled.
 fn background(c: &Arc<Maintenance>, stop: CancellationToken) {
     let resume = c.clone();
     tokio::spawn(async move {
@@ -123,6 +123,7 @@ fn background(c: &Arc<Maintenance>, stop: CancellationToken) {
         c.clone(),
         stop.clone(),
     ));
+    tokio::spawn(crate::maintenance::journal::worker(c.clone(), stop.clone()));
     if c.config.background_repair {
         tokio::spawn(crate::maintenance::repair::background(c.clone(), stop));
     }

@@ -354,3 +354,51 @@ pub async fn run_client(program: &str, script: &str, env: &[(&str, String)]) -> 
     );
     text
 }
+
+/// The raw XML inside every `<tag>...</tag>` of `text` (elements without attributes).
+pub fn blocks<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    text.split(open.as_str())
+        .skip(1)
+        .filter_map(|rest| rest.split_once(close.as_str()).map(|(inner, _)| inner))
+        .collect()
+}
+
+/// Every version and delete marker of `bucket` as coordinator `api` lists them (all pages):
+/// (key, version id, is a delete marker), keys in order, newest first.
+pub async fn all_versions(api: &str, bucket: &str) -> Vec<(String, String, bool)> {
+    let h = http();
+    let (mut out, mut marker) = (Vec::new(), String::new());
+    loop {
+        let r = h
+            .get(format!(
+                "http://{api}/{bucket}?versions&max-keys=500{marker}"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        let mut page = Vec::new();
+        for (tag, is_marker) in [("Version", false), ("DeleteMarker", true)] {
+            for block in blocks(&text, tag) {
+                page.push((
+                    xml_value(block, "Key"),
+                    xml_value(block, "VersionId"),
+                    is_marker,
+                ));
+            }
+        }
+        // Versions and markers come as two lists; ids are commit order, newest first.
+        page.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        out.extend(page);
+        if xml_value(&text, "IsTruncated") != "true" {
+            return out;
+        }
+        marker = format!(
+            "&key-marker={}&version-id-marker={}",
+            xml_value(&text, "NextKeyMarker"),
+            xml_value(&text, "NextVersionIdMarker")
+        );
+    }
+}

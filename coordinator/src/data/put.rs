@@ -17,7 +17,8 @@ use crate::codec::{ErasureCodec, CODEC_NAME};
 use crate::data::pack::{self, Inbound};
 use crate::data::upload::{NodeStreams, QUEUE_STRIPES};
 use crate::error::ApiError;
-use crate::meta::{Acl, ObjectMeta, Part, Precondition};
+use crate::meta::journal::is_reserved;
+use crate::meta::{Acl, BucketMeta, ObjectMeta, Part, Precondition};
 use crate::names::{BucketName, EcSpec, ObjectKey};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
@@ -203,6 +204,8 @@ where
     let (bucket, key) = (req.bucket.to_string(), req.key.to_string());
     let b = match c.meta.bucket_applied(bucket.clone()).await? {
         Some(b) => b,
+        // The reserved buckets have no record (the journal's objects are written this way).
+        None if is_reserved(&bucket) => BucketMeta::new(&bucket, 0, c.config.default_ec, None),
         None => c
             .meta
             .bucket(bucket.clone())

@@ -5,6 +5,7 @@
 //! - [`gc`]: deleting shards nobody references (garbage records, orphan scan).
 //! - [`compact`]: rewriting segments of small objects that are mostly dead space.
 //! - [`repair`]: finding lost shards and rebuilding them (runs, read-repair, background).
+//! - [`journal`]: writing the version journal to the nodes (for a rebuild of versions).
 //! - [`rebuild`]: recreating metadata from the shard headers on the nodes.
 //! - [`retire`]: draining and removing nodes.
 //! - [`lifecycle`]: S3 lifecycle rules: expiring objects, versions, delete markers and uploads.
@@ -15,6 +16,7 @@
 pub mod compact;
 pub mod context;
 pub mod gc;
+pub mod journal;
 pub mod lifecycle;
 pub mod rebalance;
 pub mod rebuild;

@@ -9,6 +9,7 @@
 //! way to run arbitrary code inside the store.
 
 use super::clock::{Clock, Context};
+use super::journal::{Entry as JournalEntry, RestoredKey};
 use super::store::Result;
 use super::{
     Acl, BucketMeta, BucketSetting, CompletedUpload, DeleteCondition, Deleted, Grant, KeyRecord,
@@ -178,6 +179,10 @@ operations! {
         fn commit_repair(&self, record: String, set: ShardSet, version: ObjectVersion, moved: Vec<(u16, NodeId)>) -> bool = |m| m.commit_repair(&record, &set, version, &moved);
         /// Restores an object found by the metadata rebuild unless a newer version exists.
         fn restore_object(&self, obj: ObjectMeta, default_ec: EcSpec) -> bool = |m| m.restore_object(&obj, default_ec);
+        /// Restores a key's versions found by the metadata rebuild unless it has one.
+        fn restore_key(&self, r: RestoredKey) -> bool = |m| m.restore_key(&r);
+        /// Drops the version journal's entries up to `upto` (written to the nodes); how many.
+        fn drop_journal(&self, upto: u64) -> usize = |m| m.drop_journal(upto);
         /// Deletes a key's current version (a delete marker in a versioned bucket).
         fn delete_object(&self, bucket: String, key: String) -> Deleted = |m| m.delete_object(&bucket, &key);
         /// Deletes a key's current version if it meets `cond` (PreconditionFailed if not).
@@ -286,6 +291,8 @@ operations! {
         linear fn keys(&self) -> Vec<KeyRecord> = |m| m.keys();
         /// Registered nodes.
         linear fn nodes(&self) -> Vec<NodeRecord> = |m| m.nodes();
+        /// The oldest version journal entries not yet written to the nodes.
+        linear fn journal_page(&self, limit: usize) -> Vec<(u64, JournalEntry)> = |m| m.journal_page(limit);
         /// Maintenance jobs by name.
         linear fn jobs(&self) -> BTreeMap<String, serde_json::Value> = |m| m.jobs();
         /// Lifecycle states as this coordinator last applied them (a replicated member may lag).

@@ -1,6 +1,7 @@
 //! Buckets, access keys, grants and bucket settings (ACLs, policy, CORS, public access
 //! block, ownership; object ACLs).
 
+use super::journal::Entry;
 use super::keys::key;
 use super::kv::Batch;
 use super::records::{BucketMeta, Grant, KeyRecord, Upload};
@@ -18,6 +19,9 @@ impl MetaStore {
         }
         let mut batch = Batch::default();
         batch.put(k, serde_json::to_vec(b)?);
+        if b.versioning.is_some() {
+            self.journal_new(&mut batch, &Entry::bucket(&b.name, Some(b)))?;
+        }
         self.write_locked(batch, guard)?;
         Ok(true)
     }
@@ -35,9 +39,9 @@ impl MetaStore {
     /// Deletes an empty bucket.
     pub fn delete_bucket(&self, name: &str) -> Result<()> {
         let guard = self.lock.lock().unwrap();
-        if self.bucket(name)?.is_none() {
+        let Some(b) = self.bucket(name)? else {
             return Err(MetaError::NoSuchBucket(name.into()));
-        }
+        };
         let mut prefix = key(b'o', &[name]);
         prefix.push(0);
         let mut empty = true;
@@ -50,6 +54,9 @@ impl MetaStore {
         }
         let mut batch = Batch::default();
         batch.delete(key(b'b', &[name]));
+        if b.versioning.is_some() {
+            self.journal_new(&mut batch, &Entry::bucket(name, None))?;
+        }
         // Uploads left in progress go with the bucket; their parts become garbage.
         let mut prefix = key(b'u', &[name]);
         prefix.push(0);

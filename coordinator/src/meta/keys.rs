@@ -9,6 +9,8 @@
 //!   follow its current version newest first, and a plain walk of a bucket's objects meets
 //!   every version (repair, scrub, drain and rebalance keep them all; listings skip them)
 //! - `q\0seq` -> u64: the last commit sequence number given to a version
+//! - `v\0{n, 16 hex}` -> [`super::journal::Entry`]: a version journal entry not yet written
+//!   to the nodes (numbered from the same counter)
 //! - `n\0{node id}` -> [`NodeRecord`]
 //! - `p\0{version}` -> [`ShardSet`]: a PUT in flight (its shards may exist on nodes)
 //! - `g\0{version}` -> [`ShardSet`]: shards to delete from nodes

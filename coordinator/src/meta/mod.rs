@@ -11,7 +11,8 @@
 //!   [`buckets`] (and keys, grants, bucket settings, object ACLs), [`objects`], [`segments`],
 //!   [`listing`], [`multipart`], [`nodes`] (and jobs), [`garbage`] (in-flight writes and
 //!   garbage), [`versions`] (a key's history in a versioned bucket: noncurrent versions,
-//!   delete markers, version listings), [`lock`] (object lock: retention, legal holds);
+//!   delete markers, version listings), [`lock`] (object lock: retention, legal holds),
+//!   [`journal`] (what a rebuild from the nodes needs of a versioned key's history);
 //!   [`lifecycle`]: lifecycle rules and what they say about a version.
 //! - [`api`]: the [`Metadata`] trait the rest of the coordinator uses (local or replicated).
 //! - [`kv`]: the ordered key-value store underneath ([`rocks`], [`memory`]); [`conformance`]
@@ -25,6 +26,7 @@ pub mod conformance;
 pub mod error;
 mod fixtures;
 mod garbage;
+pub mod journal;
 pub mod keys;
 pub mod kv;
 pub mod lifecycle;

@@ -1,10 +1,11 @@
 //! Objects: reads, in-flight records, commits, deletes, repair commits and restores.
 
 use super::clock::{now_ms, proposer};
+use super::journal::{is_reserved, Entry, JOURNAL};
 use super::keys::key;
 use super::kv::{Batch, Step};
 use super::records::{
-    BucketMeta, DeleteCondition, Deleted, ObjectMeta, Precondition, ShardSet, ShardState, SEGMENTS,
+    BucketMeta, DeleteCondition, Deleted, ObjectMeta, Precondition, ShardSet, ShardState,
 };
 use super::settings::{ObjectLock, ENABLED};
 use super::store::{check_precondition, put_garbage, MetaStore, Release, Result};
@@ -94,8 +95,13 @@ impl MetaStore {
     /// become garbage through its drop guard.
     pub fn commit_put(&self, obj: &ObjectMeta, cond: &Precondition) -> Result<ObjectMeta> {
         let guard = self.lock.lock().unwrap();
-        let Some(bucket) = self.bucket(&obj.bucket)? else {
-            return Err(MetaError::NoSuchBucket(obj.bucket.clone()));
+        let bucket = match self.bucket(&obj.bucket)? {
+            Some(b) => b,
+            // The journal's objects: unversioned, with no bucket record.
+            None if obj.bucket == JOURNAL => {
+                BucketMeta::new(JOURNAL, 0, obj.ec().unwrap_or(EcSpec { k: 1, m: 0 }), None)
+            }
+            None => return Err(MetaError::NoSuchBucket(obj.bucket.clone())),
         };
         self.check_pending(&obj.version.to_string())?;
         let mut old = self.object(&obj.bucket, &obj.key)?;
@@ -124,6 +130,12 @@ impl MetaStore {
                 obj.keep_history_of(old);
                 put_garbage(self, &mut batch, old)?;
                 batch.put(slot, serde_json::to_vec(&obj)?);
+                // Stored anew under another version: the journal says which number it is.
+                if obj.version != old.version {
+                    if let Some(e) = Entry::of(&obj) {
+                        self.journal_new(&mut batch, &e)?;
+                    }
+                }
             }
             _ => self.supersede_one(&mut batch, &bucket, old.as_ref(), &mut obj)?,
         }
@@ -230,7 +242,7 @@ impl MetaStore {
             return Ok(false);
         }
         let mut batch = Batch::default();
-        if obj.bucket != SEGMENTS {
+        if !is_reserved(&obj.bucket) {
             let found = self.bucket(&obj.bucket)?;
             let mut changed = found.is_none();
             let mut b =

@@ -9,6 +9,7 @@
 //! newest version is not a delete marker.
 
 use super::clock::now_ms;
+use super::journal::Entry;
 use super::keys::{key, seq_key, version_key, versions_prefix};
 use super::kv::{Batch, Step};
 use super::lock::check_removable;
@@ -92,8 +93,12 @@ impl MetaStore {
                         new.retention = lock.default_retention(now_ms());
                     }
                 }
-                new.seq = Some(seqs.take());
+                let seq = seqs.take();
+                new.seq = Some(seq);
                 new.null_version = suspended;
+                if let Some(e) = Entry::of(new) {
+                    MetaStore::journal(batch, seq, &e)?;
+                }
                 self.retire(
                     batch,
                     release,
@@ -215,6 +220,9 @@ impl MetaStore {
             version_key(&bucket.name, k, Some(seq)),
             serde_json::to_vec(&marker)?,
         );
+        if let Some(e) = Entry::of(&marker) {
+            MetaStore::journal(batch, seq, &e)?;
+        }
         release.finish(batch)?;
         seqs.finish(batch)?;
         Ok(Deleted {
@@ -278,9 +286,9 @@ impl MetaStore {
         bypass: bool,
     ) -> Result<Deleted> {
         let guard = self.lock.lock().unwrap();
-        if self.bucket(bucket)?.is_none() {
+        let Some(b) = self.bucket(bucket)? else {
             return Err(MetaError::NoSuchBucket(bucket.into()));
-        }
+        };
         let Some((slot, v)) = self.find_version(bucket, k, id)? else {
             return Ok(Deleted::default());
         };
@@ -292,6 +300,14 @@ impl MetaStore {
         let mut release = Release::new(self);
         batch.delete(slot.clone());
         release.object(&mut batch, &v)?;
+        if b.versioning.is_some() {
+            let gone = Entry::Gone {
+                b: bucket.to_string(),
+                k: k.to_string(),
+                v: v.version,
+            };
+            self.journal_new(&mut batch, &gone)?;
+        }
         let current = key(b'o', &[bucket, k]);
         if slot == current || self.object(bucket, k)?.is_none() {
             // The key has no current version now: the newest left becomes it, unless that
@@ -454,6 +470,7 @@ impl MetaStore {
         b.versioning = Some(state.to_string());
         let mut batch = Batch::default();
         batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);
+        self.journal_new(&mut batch, &Entry::bucket(bucket, Some(&b)))?;
         self.write_locked(batch, guard)?;
         Ok(b)
     }

@@ -1,0 +1,484 @@
+//! Metadata rebuild: recreates buckets and objects from the self-describing shard headers on
+//! the registered nodes, for a coordinator whose metadata was lost.
+//!
+//! Every shard header says what its version is ([`ShardRole`]): a whole object, a part of a
+//! multipart upload, or the manifest of a completed multipart object (the object's metadata,
+//! stored as a small replicated blob when the upload completed). The version journal
+//! (objects of the reserved bucket `.journal`, see `meta/journal.rs`) is read first: it says
+//! which buckets are versioned and, for their keys, each version's number (its id), `null`
+//! mark, the delete markers and the versions deleted for good ([`history`]). Segments come
+//! next: their footers give back the small objects packed in them. Then each key: in a
+//! versioned bucket every version the journal numbers (and those it had not yet written out)
+//! comes back in commit order; elsewhere the newest version that can be read whole wins (an
+//! object needs k distinct shards, a manifest one readable copy and k shards of every part
+//! it lists). Stored versions no restored version references become garbage, except parts
+//! of uploads still in progress. A key whose metadata already exists is left alone, so
+//! running a rebuild on a healthy coordinator changes nothing.
+
+mod history;
+
+use super::Maintenance;
+use crate::data::footer::footer;
+use crate::data::pack::segment_data;
+use crate::meta::journal::{is_reserved, Entry, RestoredKey, JOURNAL};
+use crate::meta::settings::COMPLIANCE;
+use crate::meta::{
+    now_ms, Fill, ObjectMeta, Part, Retention, ShardLoc, ShardSet, ShardState, SEGMENTS,
+};
+use crate::names::EcSpec;
+use history::History;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tessera_node::{NodeId, ObjectVersion, ShardInfo, ShardRole};
+
+/// Shards of one version found on the nodes.
+type Shards = Vec<(NodeId, ShardInfo)>;
+/// Shards found on the nodes: (bucket, key) -> version -> shards.
+type Found = BTreeMap<(String, String), BTreeMap<ObjectVersion, Shards>>;
+
+/// What a rebuild did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RebuildReport {
+    /// The rebuild has finished.
+    pub done: bool,
+    /// Nodes whose shards were listed.
+    pub nodes: usize,
+    /// Shards seen.
+    pub shards: u64,
+    /// Objects restored (segments included).
+    pub objects: u64,
+    /// Small objects restored from the segments they were packed into.
+    pub packed: u64,
+    /// Keys whose newest version had fewer than k shards (not restored).
+    pub unrecoverable: Vec<String>,
+}
+
+/// Where the shards of a version are, and how many distinct ones were found.
+fn locations(shards: &Shards) -> (Vec<ShardLoc>, usize) {
+    let h = &shards[0].1.header;
+    let n = (h.k + h.m) as usize;
+    let mut locs = vec![
+        ShardLoc {
+            node: None,
+            state: ShardState::Missing
+        };
+        n
+    ];
+    for (node, info) in shards {
+        let i = info.header.shard_index as usize;
+        if i < n && locs[i].node.is_none() {
+            locs[i] = ShardLoc {
+                node: Some(node.clone()),
+                state: ShardState::Ok,
+            };
+        }
+    }
+    let have = locs.iter().filter(|l| l.state == ShardState::Ok).count();
+    (locs, have)
+}
+
+/// The part a version's shards describe, if k of them were found.
+fn part_of(version: ObjectVersion, shards: &Shards, number: u32) -> Option<Part> {
+    let h = &shards[0].1.header;
+    let (locs, have) = locations(shards);
+    (have >= h.k as usize).then(|| Part {
+        number,
+        version,
+        size: h.object_length,
+        etag: h.etag.clone().unwrap_or_default(),
+        ec: EcSpec { k: h.k, m: h.m },
+        // The piece of a full stripe (a segment's chunks are smaller than its piece).
+        piece: h.stripe_size / h.k.max(1) as u64,
+        codec: h.codec.clone(),
+        shards: locs,
+        checksums: h.checksums.clone(),
+        written_ms: version.millis(),
+    })
+}
+
+/// The strongest object lock retention any shard of a version carries (moves rewrite a
+/// shard's header with the lock as it is then, so shards may differ): the latest date, and
+/// COMPLIANCE over GOVERNANCE. A rebuild never restores a version less locked than a shard
+/// says it was.
+fn strongest_retention(shards: &Shards) -> Option<Retention> {
+    shards
+        .iter()
+        .filter_map(|(_, s)| s.header.retention.clone())
+        .max_by_key(|(mode, until)| (mode == COMPLIANCE, *until))
+        .map(|(mode, until_ms)| Retention { mode, until_ms })
+}
+
+/// Reads a manifest's bytes from the first node that answers.
+async fn read_manifest(
+    c: &Maintenance,
+    version: ObjectVersion,
+    shards: &Shards,
+) -> Option<ObjectMeta> {
+    for (node, info) in shards {
+        let Some(client) = c.registry.client(node) else {
+            continue;
+        };
+        let id = info.header.shard_id();
+        let len = info.header.object_length;
+        match client.read(id, 0, len, c.config.shard_read_timeout).await {
+            Ok(b) => match serde_json::from_slice::<ObjectMeta>(&b) {
+                Ok(m) => return Some(m),
+                Err(e) => tracing::warn!(%version, error = %e, "unreadable manifest"),
+            },
+            Err(e) => tracing::debug!(%version, error = %e, "manifest copy unreadable"),
+        }
+    }
+    None
+}
+
+/// Rebuilds metadata from every node that is up now: the version journal first (what it
+/// says of versioned buckets' histories), then the segments (the small objects packed in
+/// them), then every key.
+pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error::ApiError> {
+    let mut report = RebuildReport::default();
+    let mut found: Found = BTreeMap::new();
+    for cand in c.registry.candidates() {
+        let client = c
+            .registry
+            .client(&cand.id)
+            .expect("candidate is registered");
+        report.nodes += 1;
+        let mut pages = client.pages(1000);
+        while let Some(page) = pages.next().await? {
+            for info in page {
+                report.shards += 1;
+                let h = &info.header;
+                found
+                    .entry((h.bucket.clone(), h.key.clone()))
+                    .or_default()
+                    .entry(h.version)
+                    .or_default()
+                    .push((cand.id.clone(), info));
+            }
+        }
+    }
+    let reserved = |b: &str, which: &str| b == which;
+    let mut entries = Vec::new();
+    for ((bucket, key), versions) in found.iter().filter(|((b, _), _)| reserved(b, JOURNAL)) {
+        entries.extend(restore_journal(c, bucket, key, versions, &mut report).await?);
+    }
+    let history = History::of(entries);
+    let mut packed: BTreeMap<(String, String), BTreeMap<ObjectVersion, ObjectMeta>> =
+        BTreeMap::new();
+    let mut segments = Vec::new();
+    for ((bucket, key), versions) in found.iter().filter(|((b, _), _)| reserved(b, SEGMENTS)) {
+        let Some(seg) = newest_whole(bucket, key, versions, &mut report) else {
+            continue;
+        };
+        for o in restore_segment(c, seg).await? {
+            packed
+                .entry((o.bucket.clone(), o.key.clone()))
+                .or_default()
+                .insert(o.version, o);
+        }
+        segments.push(key.clone());
+    }
+    let mut keys: Vec<(String, String)> = found
+        .keys()
+        .filter(|(b, _)| !is_reserved(b))
+        .chain(packed.keys())
+        .chain(history.keys())
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let empty = BTreeMap::new();
+    let mut fresh = history.top;
+    for (bucket, key) in keys {
+        let versions = found.get(&(bucket.clone(), key.clone())).unwrap_or(&empty);
+        let packed = packed
+            .remove(&(bucket.clone(), key.clone()))
+            .unwrap_or_default();
+        let restored = match history.bucket(&bucket) {
+            Some(state) => {
+                let mut all = packed;
+                for (&version, shards) in versions.iter() {
+                    if let Some(o) = whole(c, &bucket, &key, version, shards, versions).await {
+                        all.insert(version, o);
+                    }
+                }
+                let list = history.versions_of(
+                    &bucket,
+                    &key,
+                    state,
+                    all,
+                    &mut fresh,
+                    &mut report.unrecoverable,
+                );
+                let r = RestoredKey {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    versioning: Some(state.versioning.clone()),
+                    lock: state.lock.clone(),
+                    versions: list.clone(),
+                    ec: c.config.default_ec,
+                };
+                if c.meta.restore_key(r).await? {
+                    report.objects += list.iter().filter(|o| !o.delete_marker).count() as u64;
+                    report.packed += list.iter().filter(|o| o.packed.is_some()).count() as u64;
+                }
+                list
+            }
+            None => {
+                // Unversioned: the newest version that can be read whole, packed or not.
+                let mut chosen = None;
+                for (&version, shards) in versions.iter().rev() {
+                    if matches!(shards[0].1.header.role, ShardRole::Part { .. }) {
+                        continue;
+                    }
+                    match whole(c, &bucket, &key, version, shards, versions).await {
+                        Some(o) => {
+                            chosen = Some(o);
+                            break;
+                        }
+                        None => report.unrecoverable.push(format!(
+                            "{bucket}/{key} (version {version}: fewer than k readable shards)"
+                        )),
+                    }
+                }
+                if let Some(p) = packed.into_values().next_back() {
+                    if chosen.as_ref().is_none_or(|o| o.version < p.version) {
+                        chosen = Some(p);
+                    }
+                }
+                let mut list = Vec::new();
+                if let Some(obj) = chosen {
+                    if c.meta
+                        .restore_object(obj.clone(), c.config.default_ec)
+                        .await?
+                    {
+                        report.objects += 1;
+                        report.packed += u64::from(obj.packed.is_some());
+                    }
+                    list.push(obj);
+                }
+                list
+            }
+        };
+        collect_garbage(c, &bucket, &key, versions, &restored).await?;
+    }
+    // A segment none of whose objects came back is garbage.
+    for key in segments {
+        let seg = c.meta.object(SEGMENTS.into(), key.clone()).await?;
+        if seg
+            .and_then(|s| s.fill)
+            .is_some_and(|f| f.live_objects == 0)
+        {
+            c.meta.delete_object(SEGMENTS.into(), key).await?;
+        }
+    }
+    report.done = true;
+    Ok(report)
+}
+
+/// The newest version of a reserved object (a segment, a journal object) that can be read
+/// whole, restored; its other versions become garbage.
+fn newest_whole(
+    bucket: &str,
+    key: &str,
+    versions: &BTreeMap<ObjectVersion, Shards>,
+    report: &mut RebuildReport,
+) -> Option<ObjectMeta> {
+    for (&version, shards) in versions.iter().rev() {
+        match part_of(version, shards, 1) {
+            Some(p) => return Some(object_of(bucket, key, version, shards, p)),
+            None => report.unrecoverable.push(format!(
+                "{bucket}/{key} (version {version}: fewer than k readable shards)"
+            )),
+        }
+    }
+    None
+}
+
+/// Restores journal object `bucket`/`key` and returns its entries.
+async fn restore_journal(
+    c: &Arc<Maintenance>,
+    bucket: &str,
+    key: &str,
+    versions: &BTreeMap<ObjectVersion, Shards>,
+    report: &mut RebuildReport,
+) -> Result<Vec<(u64, Entry)>, crate::error::ApiError> {
+    let Some(obj) = newest_whole(bucket, key, versions, report) else {
+        return Ok(Vec::new());
+    };
+    let data = match segment_data(&c.data, &obj).await {
+        Ok(d) => d,
+        Err(e) => {
+            report
+                .unrecoverable
+                .push(format!("{bucket}/{key} (version journal unreadable: {e})"));
+            return Ok(Vec::new());
+        }
+    };
+    let entries: Vec<(u64, Entry)> = match serde_json::from_slice(&data) {
+        Ok(e) => e,
+        Err(e) => {
+            report.unrecoverable.push(format!(
+                "{bucket}/{key} (version journal not understood: {e})"
+            ));
+            return Ok(Vec::new());
+        }
+    };
+    c.meta.restore_object(obj, c.config.default_ec).await?;
+    Ok(entries)
+}
+
+/// The object stored as `version` of `bucket`/`key` (a whole object or a multipart
+/// object's manifest), if it can be read whole.
+async fn whole(
+    c: &Maintenance,
+    bucket: &str,
+    key: &str,
+    version: ObjectVersion,
+    shards: &Shards,
+    versions: &BTreeMap<ObjectVersion, Shards>,
+) -> Option<ObjectMeta> {
+    match shards[0].1.header.role {
+        ShardRole::Part { .. } => None,
+        ShardRole::Object => {
+            part_of(version, shards, 1).map(|p| object_of(bucket, key, version, shards, p))
+        }
+        ShardRole::Manifest { .. } => {
+            restore_multipart(c, bucket, key, version, shards, versions).await
+        }
+    }
+}
+
+/// A single-part object from its shards' headers.
+fn object_of(
+    bucket: &str,
+    key: &str,
+    version: ObjectVersion,
+    shards: &Shards,
+    p: Part,
+) -> ObjectMeta {
+    let h = &shards[0].1.header;
+    ObjectMeta {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version,
+        size: p.size,
+        etag: p.etag.clone(),
+        parts: vec![p],
+        manifest: None,
+        upload: None,
+        content_type: h.content_type.clone(),
+        user_meta: h.user_meta.clone(),
+        headers: h.headers.clone(),
+        checksums: h.checksums.clone(),
+        checksum_type: None,
+        last_modified_ms: version.millis(),
+        packed: None,
+        fill: None,
+        acl: None,
+        seq: None,
+        null_version: false,
+        delete_marker: false,
+        tags: h.tags.clone(),
+        retention: strongest_retention(shards),
+        legal_hold: shards.iter().any(|(_, s)| s.header.legal_hold),
+    }
+}
+
+/// Records as garbage every stored version of `bucket`/`key` that no restored version
+/// references, except the parts of uploads still in progress.
+async fn collect_garbage(
+    c: &Arc<Maintenance>,
+    bucket: &str,
+    key: &str,
+    versions: &BTreeMap<ObjectVersion, Shards>,
+    restored: &[ObjectMeta],
+) -> Result<(), crate::error::ApiError> {
+    for (&version, shards) in versions {
+        if restored
+            .iter()
+            .any(|o| o.extents().any(|p| p.version == version))
+        {
+            continue;
+        }
+        if let ShardRole::Part { upload, .. } = shards[0].1.header.role {
+            if c.meta
+                .upload(bucket.to_string(), key.to_string(), upload)
+                .await
+                .is_ok()
+            {
+                continue;
+            }
+        }
+        let set = ShardSet {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            shards: shards
+                .iter()
+                .map(|(n, i)| (i.header.shard_index, n.clone()))
+                .collect(),
+            since_ms: now_ms(),
+            owner: 0,
+        };
+        c.meta
+            .add_garbage(format!("{version}.rebuild"), set)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Restores segment `seg` and returns the objects its footer lists (restored by their keys'
+/// turn); none if the segment cannot be read.
+async fn restore_segment(
+    c: &Arc<Maintenance>,
+    mut seg: ObjectMeta,
+) -> Result<Vec<ObjectMeta>, crate::error::ApiError> {
+    let data = match segment_data(&c.data, &seg).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(segment = %seg.key, error = %e, "segment unreadable; its objects are not restored");
+            return Ok(Vec::new());
+        }
+    };
+    let listed = footer(&data)?;
+    let objects: Vec<ObjectMeta> = listed
+        .into_iter()
+        .filter_map(|l| l.restore(&seg, &data))
+        .collect();
+    seg.fill = Some(Fill {
+        objects: objects.len() as u64,
+        bytes: objects.iter().map(|o| o.size).sum(),
+        live_objects: 0,
+        live_bytes: 0,
+    });
+    if !c.meta.restore_object(seg, c.config.default_ec).await? {
+        return Ok(Vec::new());
+    }
+    Ok(objects)
+}
+
+/// A multipart object from its manifest, with its parts' and manifest's shard locations as
+/// found now; `None` if the manifest or any part cannot be read.
+async fn restore_multipart(
+    c: &Maintenance,
+    bucket: &str,
+    key: &str,
+    version: ObjectVersion,
+    shards: &Shards,
+    versions: &BTreeMap<ObjectVersion, Shards>,
+) -> Option<ObjectMeta> {
+    let mut obj = read_manifest(c, version, shards).await?;
+    if obj.bucket != bucket || obj.key != key {
+        tracing::warn!(%version, "manifest names another object");
+        return None;
+    }
+    // The manifest is written before its own version is known to it.
+    obj.version = version;
+    for p in &mut obj.parts {
+        let found = part_of(p.version, versions.get(&p.version)?, p.number)?;
+        p.shards = found.shards;
+    }
+    obj.manifest = Some(part_of(version, shards, 0)?);
+    Some(obj)
+}
