@@ -548,6 +548,7 @@ async fn a_rebuild_never_unlocks_a_locked_version() {
         ),
         ("default", data(MIB, 93), vec![]),
     ];
+    let mut ids = Vec::new();
     for (name, body, headers) in &objs {
         let sum = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body));
         let mut req = http()
@@ -557,8 +558,22 @@ async fn a_rebuild_never_unlocks_a_locked_version() {
             req = req.header(*h, *v);
         }
         let r = req.body(body.clone()).send().await.unwrap();
+        let id = r.headers()["x-amz-version-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
         assert_eq!(r.status(), 200, "{name}: {}", r.text().await.unwrap());
+        ids.push(id);
     }
+    // A legal hold placed after the write is in the journal, not in the shards.
+    let r = http()
+        .put(format!("{}?legal-hold", c.url("vault/big")))
+        .body("<LegalHold><Status>ON</Status></LegalHold>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    journal_written(&c).await;
     c.wipe_metadata_and_rebuild(6).await;
     let text =
         |url: String| async move { http().get(url).send().await.unwrap().text().await.unwrap() };
@@ -569,6 +584,11 @@ async fn a_rebuild_never_unlocks_a_locked_version() {
     );
     let hold = text(format!("{}?legal-hold", c.url("vault/small"))).await;
     assert!(hold.contains("<Status>ON</Status>"), "{hold}");
+    let hold = text(format!("{}?legal-hold", c.url("vault/big"))).await;
+    assert!(
+        hold.contains("<Status>ON</Status>"),
+        "placed after the write: {hold}"
+    );
     let retention = text(format!("{}?retention", c.url("vault/default"))).await;
     assert!(retention.contains("<Mode>GOVERNANCE</Mode>"), "{retention}");
     let tags = text(format!("{}?tagging", c.url("vault/big"))).await;
@@ -581,12 +601,13 @@ async fn a_rebuild_never_unlocks_a_locked_version() {
         versioning.contains("<Status>Enabled</Status>"),
         "{versioning}"
     );
-    // Deleting the locked versions is refused; an overwrite makes a new version and keeps
-    // the locked one; a plain DELETE only writes a delete marker.
-    for (name, _, _) in &objs {
+    // The versions keep their ids (the journal); deleting them is refused; an overwrite
+    // makes a new version and keeps the locked one; a plain DELETE only writes a delete
+    // marker.
+    for ((name, _, _), id) in objs.iter().zip(&ids) {
         let r = http()
             .delete(format!(
-                "{}?versionId=null",
+                "{}?versionId={id}",
                 c.url(&format!("vault/{name}"))
             ))
             .send()
@@ -604,9 +625,9 @@ async fn a_rebuild_never_unlocks_a_locked_version() {
             .status(),
         204
     );
-    for (name, body, _) in &objs {
+    for ((name, body, _), id) in objs.iter().zip(&ids) {
         let (status, got) = get(&format!(
-            "{}?versionId=null",
+            "{}?versionId={id}",
             c.url(&format!("vault/{name}"))
         ))
         .await;
@@ -1103,6 +1124,14 @@ async fn a_rebuild_restores_every_version_in_commit_order_with_its_id() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    // Tags set after the write are in the journal, not in the shards.
+    let r = h
+        .put(format!("{}?tagging", c.url("hist/c")))
+        .body("<Tagging><TagSet><Tag><Key>set</Key><Value>later</Value></Tag></TagSet></Tagging>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // A key whose only version is a delete marker.
     assert_eq!(
         h.delete(c.url("hist/gone")).send().await.unwrap().status(),
@@ -1144,6 +1173,15 @@ async fn a_rebuild_restores_every_version_in_commit_order_with_its_id() {
             "{key} {id} byte-exact"
         );
     }
+    let tags = h
+        .get(format!("{}?tagging", c.url("hist/c")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(tags.contains("<Value>later</Value>"), "{tags}");
     let r = h.get(c.url("hist/b")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["x-amz-delete-marker"], "true");

@@ -242,4 +242,84 @@ impl Group {
     pub fn url(&self, i: usize, path: &str) -> String {
         format!("http://{}/{path}", self.api[i])
     }
+
+    /// Waits until live member `i` has no write in flight and no garbage left, and its
+    /// `journal` worker has run a whole pass after now with nothing left to write.
+    pub async fn settled(&self, i: usize) {
+        let quiet = super::eventually(Duration::from_secs(60), || async {
+            self.cluster_json(i)
+                .await
+                .is_some_and(|v| v["objects_in_flight"] == 0 && v["garbage"] == 0)
+        })
+        .await;
+        assert!(quiet, "writes in flight and garbage settled");
+        let journal = || async {
+            let r = self
+                .admin_http()
+                .get(format!("http://{}/workers", self.admin[i]))
+                .send()
+                .await
+                .unwrap();
+            let w: serde_json::Value = r.json().await.unwrap();
+            w["workers"]
+                .as_array()
+                .and_then(|ws| ws.iter().find(|w| w["name"] == "journal").cloned())
+                .unwrap_or_default()
+        };
+        let start = journal().await["passes"].as_u64().unwrap_or(0);
+        let done = super::eventually(Duration::from_secs(20), || async {
+            let w = journal().await;
+            w["passes"].as_u64().unwrap_or(0) >= start + 2
+                && w["last_result"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with("nothing waiting"))
+        })
+        .await;
+        assert!(done, "the version journal was written to the nodes");
+    }
+
+    /// Stops every coordinator and starts one alone on member `i`'s addresses (where the
+    /// nodes send their heartbeats) with empty metadata and `--rebuild-metadata`; returns
+    /// once its rebuild from the six nodes has finished.
+    pub async fn rebuild_alone(&mut self, i: usize) -> serde_json::Value {
+        for c in 0..3 {
+            self.kill(c);
+        }
+        let coord = self.dir.join("coord");
+        let p = Proc(
+            Command::new(BIN)
+                .args(["coordinator", "--anonymous", "--rebuild-metadata"])
+                .args(["--listen", &self.api[i], "--admin-listen", &self.admin[i]])
+                .arg("--data-dir")
+                .arg(self.dir.join("rebuilt"))
+                .arg("--cluster-secret-file")
+                .arg(coord.join("cluster.secret"))
+                .arg("--admin-token-file")
+                .arg(coord.join("admin.token"))
+                .args(["--ec", "4+2", "--heartbeat-timeout", "1500ms"])
+                .args(["--replicate-below", "0"])
+                .stdout(Stdio::null())
+                .stderr(log(&self.dir, "rebuilt"))
+                .spawn()
+                .unwrap(),
+        );
+        self.coords[i] = Some(p);
+        let report = std::sync::Mutex::new(serde_json::Value::Null);
+        let done = super::eventually(Duration::from_secs(60), || async {
+            match self.cluster_json(i).await {
+                Some(v) if v["rebuild"]["done"] == true && v["rebuild"]["nodes"] == 6 => {
+                    *report.lock().unwrap() = v["rebuild"].clone();
+                    true
+                }
+                _ => false,
+            }
+        })
+        .await;
+        assert!(
+            done,
+            "rebuild did not finish; logs in {}",
+            self.dir.display()
+        );
+        report.into_inner().unwrap()
+    }
 }

@@ -16,7 +16,7 @@ use super::worker::{Schedule, Worker};
 use super::Maintenance;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
 use crate::error::ApiError;
-use crate::meta::journal::{Entry, JOURNAL};
+use crate::meta::journal::{JournalEntry, JOURNAL};
 use crate::meta::{ObjectMeta, Precondition};
 use crate::names::{BucketName, ObjectKey};
 use std::sync::Arc;
@@ -70,7 +70,7 @@ async fn write(
     c: &Arc<Maintenance>,
     first: u64,
     last: u64,
-    page: &[(u64, Entry)],
+    page: &[(u64, JournalEntry)],
 ) -> Result<ObjectMeta, ApiError> {
     let bytes = serde_json::to_vec(page)?;
     let req = PutRequest {

@@ -9,7 +9,7 @@
 //! way to run arbitrary code inside the store.
 
 use super::clock::{Clock, Context};
-use super::journal::{Entry as JournalEntry, RestoredKey};
+use super::journal::{JournalEntry, RestoredKey};
 use super::store::Result;
 use super::{
     Acl, BucketMeta, BucketSetting, CompletedUpload, DeleteCondition, Deleted, Grant, KeyRecord,

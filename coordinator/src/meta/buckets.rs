@@ -1,7 +1,7 @@
 //! Buckets, access keys, grants and bucket settings (ACLs, policy, CORS, public access
 //! block, ownership; object ACLs).
 
-use super::journal::Entry;
+use super::journal::JournalEntry;
 use super::keys::key;
 use super::kv::Batch;
 use super::records::{BucketMeta, Grant, KeyRecord, Upload};
@@ -20,7 +20,7 @@ impl MetaStore {
         let mut batch = Batch::default();
         batch.put(k, serde_json::to_vec(b)?);
         if b.versioning.is_some() {
-            self.journal_new(&mut batch, &Entry::bucket(&b.name, Some(b)))?;
+            self.journal_new(&mut batch, &JournalEntry::bucket(&b.name, Some(b)))?;
         }
         self.write_locked(batch, guard)?;
         Ok(true)
@@ -55,7 +55,7 @@ impl MetaStore {
         let mut batch = Batch::default();
         batch.delete(key(b'b', &[name]));
         if b.versioning.is_some() {
-            self.journal_new(&mut batch, &Entry::bucket(name, None))?;
+            self.journal_new(&mut batch, &JournalEntry::bucket(name, None))?;
         }
         // Uploads left in progress go with the bucket; their parts become garbage.
         let mut prefix = key(b'u', &[name]);

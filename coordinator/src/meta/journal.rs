@@ -5,7 +5,7 @@
 //! A shard says which stored version it belongs to, never its place in its key's history:
 //! the commit number (`seq`, which is also the S3 version id), whether it is the `null`
 //! version, delete markers (which have no bytes at all), versions deleted for good, and the
-//! bucket's versioning state. Every operation that decides one of those adds an [`Entry`] to
+//! bucket's versioning state. Every operation that decides one of those adds an [`JournalEntry`] to
 //! the journal in its own batch (`v\0{n}`, in the order of the replicated log), and the
 //! leader's `journal` worker writes the waiting entries to the nodes as an erasure-coded
 //! object of the reserved bucket [`JOURNAL`] and then drops them here
@@ -20,10 +20,11 @@ use super::clock::now_ms;
 use super::keys::{key, seq_key, version_key};
 use super::kv::{Batch, Step};
 use super::records::{BucketMeta, ObjectMeta};
-use super::settings::{ObjectLock, ENABLED};
+use super::settings::{ObjectLock, Retention, ENABLED};
 use super::store::{MetaStore, Release, Result};
 use crate::names::EcSpec;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use tessera_node::ObjectVersion;
 
 /// The reserved bucket the journal is written to on the nodes, one object per batch of
@@ -39,7 +40,7 @@ pub fn is_reserved(bucket: &str) -> bool {
 /// One decision about a versioned bucket's history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "e")]
-pub enum Entry {
+pub enum JournalEntry {
     /// Stored version `v` of `b`/`k` is the `seq`th commit (or a rewrite of it: recode
     /// stores the same version anew), the key's `null` version if `null`; a delete marker
     /// (no bytes) if `marker`.
@@ -61,6 +62,20 @@ pub enum Entry {
         k: String,
         v: ObjectVersion,
     },
+    /// Stored version `v` of `b`/`k` has this retention, legal hold and tags from now on
+    /// (set after its shards were written).
+    #[serde(rename = "a")]
+    Attrs {
+        b: String,
+        k: String,
+        v: ObjectVersion,
+        #[serde(default)]
+        retention: Option<Retention>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        legal_hold: bool,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        tags: BTreeMap<String, String>,
+    },
     /// Bucket `b`'s versioning state and object lock from `at` (ms) on; both `None`: not
     /// versioned (or deleted).
     #[serde(rename = "b")]
@@ -74,10 +89,10 @@ pub enum Entry {
     },
 }
 
-impl Entry {
+impl JournalEntry {
     /// The entry recording `o` (a version or delete marker with its number).
-    pub fn of(o: &ObjectMeta) -> Option<Entry> {
-        Some(Entry::Version {
+    pub fn of(o: &ObjectMeta) -> Option<JournalEntry> {
+        Some(JournalEntry::Version {
             b: o.bucket.clone(),
             k: o.key.clone(),
             seq: o.seq?,
@@ -87,9 +102,21 @@ impl Entry {
         })
     }
 
+    /// The entry recording the lock and tags of version `o`.
+    pub fn attrs_of(o: &ObjectMeta) -> JournalEntry {
+        JournalEntry::Attrs {
+            b: o.bucket.clone(),
+            k: o.key.clone(),
+            v: o.version,
+            retention: o.retention.clone(),
+            legal_hold: o.legal_hold,
+            tags: o.tags.clone(),
+        }
+    }
+
     /// The entry recording bucket `b`'s versioning state (`None`: deleted).
-    pub fn bucket(name: &str, b: Option<&BucketMeta>) -> Entry {
-        Entry::Bucket {
+    pub fn bucket(name: &str, b: Option<&BucketMeta>) -> JournalEntry {
+        JournalEntry::Bucket {
             b: name.to_string(),
             versioning: b.and_then(|b| b.versioning.clone()),
             lock: b.and_then(|b| b.object_lock.clone()),
@@ -122,20 +149,20 @@ pub struct RestoredKey {
 
 impl MetaStore {
     /// Adds entry `n` to the journal in `batch`.
-    pub(super) fn journal(batch: &mut Batch, n: u64, e: &Entry) -> Result<()> {
+    pub(super) fn journal(batch: &mut Batch, n: u64, e: &JournalEntry) -> Result<()> {
         batch.put(entry_key(n), serde_json::to_vec(e)?);
         Ok(())
     }
 
     /// Adds `e` to the journal in `batch` under a number of its own.
-    pub(super) fn journal_new(&self, batch: &mut Batch, e: &Entry) -> Result<()> {
+    pub(super) fn journal_new(&self, batch: &mut Batch, e: &JournalEntry) -> Result<()> {
         let n = self.get::<u64>(&seq_key())?.unwrap_or(0) + 1;
         batch.put(seq_key(), serde_json::to_vec(&n)?);
         Self::journal(batch, n, e)
     }
 
     /// The oldest journal entries not yet written to the nodes, at most `limit`.
-    pub fn journal_page(&self, limit: usize) -> Result<Vec<(u64, Entry)>> {
+    pub fn journal_page(&self, limit: usize) -> Result<Vec<(u64, JournalEntry)>> {
         let prefix = key(b'v', &[]);
         let mut out = Vec::new();
         self.kv.walk(&prefix, &mut |k, v| {

@@ -5,7 +5,7 @@
 //! replacement, lifecycle, admin commands) can step around them.
 
 use super::clock::now_ms;
-use super::journal::Entry;
+use super::journal::JournalEntry;
 use super::keys::key;
 use super::kv::Batch;
 use super::records::{BucketMeta, ObjectMeta};
@@ -85,7 +85,7 @@ impl MetaStore {
         b.object_lock = Some(lock.clone());
         let mut batch = Batch::default();
         batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);
-        self.journal_new(&mut batch, &Entry::bucket(bucket, Some(&b)))?;
+        self.journal_new(&mut batch, &JournalEntry::bucket(bucket, Some(&b)))?;
         self.write_locked(batch, guard)?;
         Ok(b)
     }

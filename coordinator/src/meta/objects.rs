@@ -1,7 +1,7 @@
 //! Objects: reads, in-flight records, commits, deletes, repair commits and restores.
 
 use super::clock::{now_ms, proposer};
-use super::journal::{is_reserved, Entry, JOURNAL};
+use super::journal::{is_reserved, JournalEntry, JOURNAL};
 use super::keys::key;
 use super::kv::{Batch, Step};
 use super::records::{
@@ -132,7 +132,7 @@ impl MetaStore {
                 batch.put(slot, serde_json::to_vec(&obj)?);
                 // Stored anew under another version: the journal says which number it is.
                 if obj.version != old.version {
-                    if let Some(e) = Entry::of(&obj) {
+                    if let Some(e) = JournalEntry::of(&obj) {
                         self.journal_new(&mut batch, &e)?;
                     }
                 }

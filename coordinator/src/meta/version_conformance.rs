@@ -548,7 +548,7 @@ pub async fn noncurrent_versions_are_rewritten_in_place(m: &dyn Metadata) {
 /// states), entries go only when dropped, and a key's history restored from it lists as it
 /// was.
 pub async fn the_journal_records_history_and_restores_it(m: &dyn Metadata) {
-    use super::journal::{Entry, RestoredKey};
+    use super::journal::{JournalEntry, RestoredKey};
     let drain = || async {
         if let Some((n, _)) = m.journal_page(usize::MAX).await.unwrap().last() {
             m.drop_journal(*n).await.unwrap();
@@ -579,12 +579,12 @@ pub async fn the_journal_records_history_and_restores_it(m: &dyn Metadata) {
     .await
     .unwrap();
     let page = m.journal_page(10).await.unwrap();
-    let kinds: Vec<&Entry> = page.iter().map(|(_, e)| e).collect();
+    let kinds: Vec<&JournalEntry> = page.iter().map(|(_, e)| e).collect();
     assert_eq!(kinds.len(), 4, "{kinds:?}");
-    assert!(matches!(kinds[0], Entry::Bucket { versioning: Some(s), .. } if s == "Enabled"));
-    assert_eq!(kinds[1], &Entry::of(&v2).unwrap());
-    assert_eq!(kinds[2], &Entry::of(&marker).unwrap());
-    assert!(matches!(kinds[3], Entry::Gone { v, .. } if *v == v2.version));
+    assert!(matches!(kinds[0], JournalEntry::Bucket { versioning: Some(s), .. } if s == "Enabled"));
+    assert_eq!(kinds[1], &JournalEntry::of(&v2).unwrap());
+    assert_eq!(kinds[2], &JournalEntry::of(&marker).unwrap());
+    assert!(matches!(kinds[3], JournalEntry::Gone { v, .. } if *v == v2.version));
     assert!(
         page.windows(2).all(|w| w[0].0 < w[1].0),
         "entries in commit order"

@@ -9,7 +9,7 @@
 //! newest version is not a delete marker.
 
 use super::clock::now_ms;
-use super::journal::Entry;
+use super::journal::JournalEntry;
 use super::keys::{key, seq_key, version_key, versions_prefix};
 use super::kv::{Batch, Step};
 use super::lock::check_removable;
@@ -96,7 +96,7 @@ impl MetaStore {
                 let seq = seqs.take();
                 new.seq = Some(seq);
                 new.null_version = suspended;
-                if let Some(e) = Entry::of(new) {
+                if let Some(e) = JournalEntry::of(new) {
                     MetaStore::journal(batch, seq, &e)?;
                 }
                 self.retire(
@@ -220,7 +220,7 @@ impl MetaStore {
             version_key(&bucket.name, k, Some(seq)),
             serde_json::to_vec(&marker)?,
         );
-        if let Some(e) = Entry::of(&marker) {
+        if let Some(e) = JournalEntry::of(&marker) {
             MetaStore::journal(batch, seq, &e)?;
         }
         release.finish(batch)?;
@@ -301,7 +301,7 @@ impl MetaStore {
         batch.delete(slot.clone());
         release.object(&mut batch, &v)?;
         if b.versioning.is_some() {
-            let gone = Entry::Gone {
+            let gone = JournalEntry::Gone {
                 b: bucket.to_string(),
                 k: k.to_string(),
                 v: v.version,
@@ -410,9 +410,9 @@ impl MetaStore {
         f: impl FnOnce(&mut ObjectMeta),
     ) -> Result<ObjectMeta> {
         let guard = self.lock.lock().unwrap();
-        if self.bucket(bucket)?.is_none() {
+        let Some(b) = self.bucket(bucket)? else {
             return Err(MetaError::NoSuchBucket(bucket.into()));
-        }
+        };
         let found = match id {
             None => self
                 .object(bucket, k)?
@@ -436,6 +436,11 @@ impl MetaStore {
         f(&mut o);
         let mut batch = Batch::default();
         batch.put(slot, serde_json::to_vec(&o)?);
+        // Retention, legal hold and tags set after the shards were written: the journal
+        // tells a rebuild.
+        if b.versioning.is_some() {
+            self.journal_new(&mut batch, &JournalEntry::attrs_of(&o))?;
+        }
         self.write_locked(batch, guard)?;
         Ok(o)
     }
@@ -470,7 +475,7 @@ impl MetaStore {
         b.versioning = Some(state.to_string());
         let mut batch = Batch::default();
         batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);
-        self.journal_new(&mut batch, &Entry::bucket(bucket, Some(&b)))?;
+        self.journal_new(&mut batch, &JournalEntry::bucket(bucket, Some(&b)))?;
         self.write_locked(batch, guard)?;
         Ok(b)
     }

@@ -1,10 +1,10 @@
 //! Versioned keys' histories from the version journal (`meta/journal.rs`) read back from
 //! the nodes, and the version lists a rebuild restores from them and the versions found.
 
-use crate::meta::journal::Entry;
+use crate::meta::journal::JournalEntry;
 use crate::meta::settings::SUSPENDED;
-use crate::meta::{ObjectLock, ObjectMeta};
-use std::collections::{BTreeMap, HashSet};
+use crate::meta::{ObjectLock, ObjectMeta, Retention};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use tessera_node::ObjectVersion;
 
 /// What the journal says of one numbered version of a key.
@@ -15,11 +15,21 @@ struct Journaled {
     marker: bool,
 }
 
-/// One key's history: its numbered versions and the stored versions deleted for good.
+/// One key's history: its numbered versions, the stored versions deleted for good, and
+/// the lock and tags set on versions after they were written.
 #[derive(Default, Debug)]
 struct KeyHistory {
     versions: BTreeMap<u64, Journaled>,
     gone: HashSet<ObjectVersion>,
+    attrs: HashMap<ObjectVersion, Attrs>,
+}
+
+/// A version's retention, legal hold and tags as last set.
+#[derive(Clone, Debug)]
+struct Attrs {
+    retention: Option<Retention>,
+    legal_hold: bool,
+    tags: BTreeMap<String, String>,
 }
 
 /// A versioned bucket's state as the journal last said.
@@ -45,7 +55,7 @@ pub struct History {
 
 impl History {
     /// The history `entries` (from every journal object, in any order, repeats allowed) tell.
-    pub fn of(mut entries: Vec<(u64, Entry)>) -> History {
+    pub fn of(mut entries: Vec<(u64, JournalEntry)>) -> History {
         entries.sort_by_key(|(n, _)| *n);
         entries.dedup_by_key(|(n, _)| *n);
         let mut h = History::default();
@@ -56,9 +66,9 @@ impl History {
         h
     }
 
-    fn apply(&mut self, e: Entry) {
+    fn apply(&mut self, e: JournalEntry) {
         match e {
-            Entry::Version {
+            JournalEntry::Version {
                 b,
                 k,
                 seq,
@@ -80,12 +90,28 @@ impl History {
                     },
                 );
             }
-            Entry::Gone { b, k, v } => {
+            JournalEntry::Attrs {
+                b,
+                k,
+                v,
+                retention,
+                legal_hold,
+                tags,
+            } => {
+                let kh = self.keys.entry((b, k)).or_default();
+                let a = Attrs {
+                    retention,
+                    legal_hold,
+                    tags,
+                };
+                kh.attrs.insert(v, a);
+            }
+            JournalEntry::Gone { b, k, v } => {
                 let kh = self.keys.entry((b, k)).or_default();
                 kh.versions.retain(|_, j| j.version != v);
                 kh.gone.insert(v);
             }
-            Entry::Bucket {
+            JournalEntry::Bucket {
                 b,
                 versioning,
                 lock,
@@ -148,6 +174,14 @@ impl History {
             .keys
             .get(&(bucket.to_string(), key.to_string()))
             .unwrap_or(&empty);
+        // Lock and tags as last set (the shards say what they were at the write).
+        for (v, o) in found.iter_mut() {
+            if let Some(a) = kh.attrs.get(v) {
+                o.retention = a.retention.clone();
+                o.legal_hold = a.legal_hold;
+                o.tags = a.tags.clone();
+            }
+        }
         let mut journaled = Vec::new();
         for (&seq, j) in kh.versions.iter().rev() {
             if j.marker {

@@ -20,7 +20,7 @@ mod history;
 use super::Maintenance;
 use crate::data::footer::footer;
 use crate::data::pack::segment_data;
-use crate::meta::journal::{is_reserved, Entry, RestoredKey, JOURNAL};
+use crate::meta::journal::{is_reserved, JournalEntry, RestoredKey, JOURNAL};
 use crate::meta::settings::COMPLIANCE;
 use crate::meta::{
     now_ms, Fill, ObjectMeta, Part, Retention, ShardLoc, ShardSet, ShardState, SEGMENTS,
@@ -303,7 +303,7 @@ async fn restore_journal(
     key: &str,
     versions: &BTreeMap<ObjectVersion, Shards>,
     report: &mut RebuildReport,
-) -> Result<Vec<(u64, Entry)>, crate::error::ApiError> {
+) -> Result<Vec<(u64, JournalEntry)>, crate::error::ApiError> {
     let Some(obj) = newest_whole(bucket, key, versions, report) else {
         return Ok(Vec::new());
     };
@@ -316,7 +316,7 @@ async fn restore_journal(
             return Ok(Vec::new());
         }
     };
-    let entries: Vec<(u64, Entry)> = match serde_json::from_slice(&data) {
+    let entries: Vec<(u64, JournalEntry)> = match serde_json::from_slice(&data) {
         Ok(e) => e,
         Err(e) => {
             report.unrecoverable.push(format!(
