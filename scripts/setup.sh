@@ -7,13 +7,13 @@ if command -v dpkg >/dev/null && ! dpkg -s libclang-dev >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libclang-dev
 fi
-# The client tests drive the S3 clients people use: Debian's rclone, s3cmd and (older)
+# The client tests drive the S3 clients people use: Debian's rclone, s3cmd, restic and (older)
 # python3-boto3, and the current awscli and boto3 from PyPI.
 missing=""
 # The network-fault tests make namespaces with iproute2 and send requests from inside them with
 # curl.
 # The console test loads the web console in headless Chromium.
-for p in rclone s3cmd python3-boto3 iproute2 curl chromium; do
+for p in rclone s3cmd restic python3-boto3 iproute2 curl chromium; do
   command -v dpkg >/dev/null && ! dpkg -s "$p" >/dev/null 2>&1 && missing="$missing $p"
 done
 if [ -n "$missing" ]; then

@@ -46,6 +46,28 @@ async fn awscli_and_rclone_read_old_versions() {
     .await;
 }
 
+/// restic keeps working against a bucket whose default retention locks what it writes:
+/// init, backup, `check --read-data`, a second backup, restore identical; its pack files are
+/// locked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restic_backs_up_into_a_bucket_with_default_retention() {
+    let (c, dir, keys) = start_signed(&["restic"]).await;
+    let (key, secret) = keys[0].clone();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    run_client(
+        "bash",
+        "restic_retention.sh",
+        &[
+            ("ENDPOINT", c.endpoint()),
+            ("KEY", key),
+            ("SECRET", secret),
+            ("WORK", work.display().to_string()),
+        ],
+    )
+    .await;
+}
+
 /// An immutable backup repository: COMPLIANCE-retained versions survive every attempt to
 /// remove or weaken them with their bytes intact, and go once the retention has passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -163,36 +163,48 @@ impl MetaStore {
 
     /// The oldest journal entries not yet written to the nodes, at most `limit`.
     pub fn journal_page(&self, limit: usize) -> Result<Vec<(u64, JournalEntry)>> {
-        let prefix = key(b'v', &[]);
         let mut out = Vec::new();
+        self.walk_journal(|n, v| {
+            if out.len() >= limit {
+                return Ok(false);
+            }
+            out.push((n, serde_json::from_slice(v)?));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Drops the journal entries up to and including `upto` (they are on the nodes);
+    /// returns how many.
+    pub fn drop_journal(&self, upto: u64) -> Result<usize> {
+        let guard = self.lock.lock().unwrap();
+        let mut batch = Batch::default();
+        let mut dropped = 0;
+        self.walk_journal(|n, _| {
+            if n > upto {
+                return Ok(false);
+            }
+            batch.delete(entry_key(n));
+            dropped += 1;
+            Ok(true)
+        })?;
+        self.write_locked(batch, guard)?;
+        Ok(dropped)
+    }
+
+    /// Calls `f` with each waiting entry's number and bytes, oldest first, while it says so.
+    fn walk_journal(&self, mut f: impl FnMut(u64, &[u8]) -> Result<bool>) -> Result<()> {
+        let prefix = key(b'v', &[]);
         self.kv.walk(&prefix, &mut |k, v| {
-            if !k.starts_with(&prefix) || out.len() >= limit {
+            if !k.starts_with(&prefix) {
                 return Ok(Step::Stop);
             }
             let n = std::str::from_utf8(&k[prefix.len()..])
                 .ok()
                 .and_then(|s| u64::from_str_radix(s, 16).ok())
                 .unwrap_or(0);
-            out.push((n, serde_json::from_slice(v)?));
-            Ok(Step::Next)
-        })?;
-        Ok(out)
-    }
-
-    /// Drops the journal entries up to and including `upto` (they are on the nodes).
-    pub fn drop_journal(&self, upto: u64) -> Result<usize> {
-        let guard = self.lock.lock().unwrap();
-        let mut batch = Batch::default();
-        let mut n = 0;
-        for (i, _) in self.journal_page(usize::MAX)? {
-            if i > upto {
-                break;
-            }
-            batch.delete(entry_key(i));
-            n += 1;
-        }
-        self.write_locked(batch, guard)?;
-        Ok(n)
+            Ok(if f(n, v)? { Step::Next } else { Step::Stop })
+        })
     }
 
     /// Restores a key's versions found by a metadata rebuild, creating its bucket (and
