@@ -187,6 +187,22 @@ r = requests.post(post["url"], data=forged, files={"file": ("f.txt", b"forged")}
 assert r.status_code == 403, (r.status_code, r.text)
 names = [o["Key"] for o in owner.list_objects_v2(Bucket="private", Prefix="uploads/")["Contents"]]
 assert names == ["uploads/photo.txt"], names
+# A form's x-amz-tagging field (a Tagging document, or k=v pairs as the header takes) tags the
+# object; a malformed one stores nothing.
+tagging = ("<Tagging><TagSet><Tag><Key>from</Key><Value>form upload</Value></Tag>"
+           "<Tag><Key>n</Key><Value>2</Value></Tag></TagSet></Tagging>")
+post = owner.generate_presigned_post("private", "tagged/form.txt", Fields={"x-amz-tagging": tagging},
+                                     Conditions=[{"x-amz-tagging": tagging}], ExpiresIn=600)
+r = requests.post(post["url"], data=post["fields"], files={"file": ("t.txt", b"tagged")})
+assert r.status_code == 204, (r.status_code, r.text)
+tags = owner.get_object_tagging(Bucket="private", Key="tagged/form.txt")["TagSet"]
+assert sorted((t["Key"], t["Value"]) for t in tags) == [("from", "form upload"), ("n", "2")], tags
+bad = "<Tagging><TagSet><Tag><Key>x</Key>"
+post = owner.generate_presigned_post("private", "tagged/bad.txt", Fields={"x-amz-tagging": bad},
+                                     Conditions=[{"x-amz-tagging": bad}], ExpiresIn=600)
+r = requests.post(post["url"], data=post["fields"], files={"file": ("b.txt", b"bad")})
+assert r.status_code == 400, (r.status_code, r.text)
+assert code(owner.head_object, Bucket="private", Key="tagged/bad.txt") in ("404", "NoSuchKey")
 
 # --- Ownership controls: BucketOwnerEnforced switches ACLs off.
 owner.create_bucket(Bucket="enforced", ObjectOwnership="BucketOwnerEnforced")

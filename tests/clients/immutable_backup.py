@@ -1,13 +1,15 @@
 """An immutable backup repository the way a backup appliance drives one (Veeam's immutable
 repositories: a bucket with object lock, COMPLIANCE retention on every object): every way to
 remove or weaken a locked version is refused and the bytes stay intact; once the retention
-has passed, the versions can be deleted. Also GOVERNANCE (bypassed by the bucket's owner
-only), legal holds and a bucket's default retention.
+has passed, the versions can be deleted. Also GOVERNANCE (bypassed by the bucket's owner, or
+a key a bucket policy allows s3:BypassGovernanceRetention; a policy's Deny of it refuses
+everyone), legal holds and a bucket's default retention.
 Environment: ENDPOINT, KEY/SECRET (the repository's owner), ALT_KEY/ALT_SECRET (another key
 the owner lets write)."""
 
 import datetime
 import hashlib
+import json
 import os
 import time
 
@@ -98,15 +100,36 @@ for key, (v, digest) in blocks.items():
 s3.put_object_retention(Bucket="repo", Key="blocks/1", VersionId=blocks["blocks/1"][0],
                         Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until(RETAIN + 1)})
 
-# GOVERNANCE: another key (allowed to write) cannot bypass; the owner can.
-s3.put_bucket_policy(Bucket="repo", Policy='{"Version":"2012-10-17","Statement":[{"Effect":'
-                     '"Allow","Principal":{"AWS":["%s"]},"Action":"s3:*","Resource":'
-                     '["arn:aws:s3:::repo","arn:aws:s3:::repo/*"]}]}' % os.environ["ALT_KEY"])
+# GOVERNANCE: another key allowed to write (not to bypass) cannot bypass; the owner can; a
+# policy that allows s3:BypassGovernanceRetention lets the other key bypass, and one that
+# denies it refuses everyone, the owner too.
+WRITE = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucket"]
+def policy(*extra):
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": [os.environ["ALT_KEY"]]}, "Action": WRITE,
+         "Resource": ["arn:aws:s3:::repo", "arn:aws:s3:::repo/*"]}] + list(extra)})
+s3.put_bucket_policy(Bucket="repo", Policy=policy())
 g = alt.put_object(Bucket="repo", Key="gov", Body=b"g", ObjectLockMode="GOVERNANCE",
                    ObjectLockRetainUntilDate=until(3600))["VersionId"]
 assert code(alt.delete_object, Bucket="repo", Key="gov", VersionId=g,
             BypassGovernanceRetention=True) == "AccessDenied"
 s3.delete_object(Bucket="repo", Key="gov", VersionId=g, BypassGovernanceRetention=True)
+s3.put_bucket_policy(Bucket="repo", Policy=policy(
+    {"Effect": "Allow", "Principal": {"AWS": [os.environ["ALT_KEY"]]},
+     "Action": "s3:BypassGovernanceRetention", "Resource": "arn:aws:s3:::repo/gov*"}))
+g = alt.put_object(Bucket="repo", Key="gov2", Body=b"g", ObjectLockMode="GOVERNANCE",
+                   ObjectLockRetainUntilDate=until(3600))["VersionId"]
+alt.delete_object(Bucket="repo", Key="gov2", VersionId=g, BypassGovernanceRetention=True)
+s3.put_bucket_policy(Bucket="repo", Policy=policy(
+    {"Effect": "Deny", "Principal": "*", "Action": "s3:BypassGovernanceRetention",
+     "Resource": "arn:aws:s3:::repo/*"}))
+g = s3.put_object(Bucket="repo", Key="gov3", Body=b"g", ObjectLockMode="GOVERNANCE",
+                  ObjectLockRetainUntilDate=until(3600))["VersionId"]
+assert code(s3.delete_object, Bucket="repo", Key="gov3", VersionId=g,
+            BypassGovernanceRetention=True) == "AccessDenied"
+assert s3.get_object(Bucket="repo", Key="gov3", VersionId=g)["Body"].read() == b"g"
+s3.delete_bucket_policy(Bucket="repo")
+s3.delete_object(Bucket="repo", Key="gov3", VersionId=g, BypassGovernanceRetention=True)
 
 # A legal hold holds whatever the retention says, until it is lifted.
 h = s3.put_object(Bucket="repo", Key="held", Body=b"h", ObjectLockLegalHoldStatus="ON")["VersionId"]

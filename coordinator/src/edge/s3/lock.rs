@@ -6,7 +6,7 @@
 
 use super::helpers::{bucket_name, object_key, ok, timestamp, R};
 use super::Tessera;
-use crate::edge::access::CheckedBucket;
+use crate::edge::access::{policy, CheckedBucket};
 use crate::edge::error::s3_err;
 use crate::error::ApiError;
 use crate::meta::{now_ms, BucketMeta, ObjectLock, ObjectMeta, Retention};
@@ -165,13 +165,39 @@ impl Tessera {
         self.object_at(&b, &k, version_id).await
     }
 
-    /// Whether `caller` may bypass GOVERNANCE retention in `bucket` (with
-    /// `x-amz-bypass-governance-retention: true`): its owner or a key the store makes an
-    /// owner of it.
-    pub(super) async fn may_bypass(&self, caller: Option<&str>, bucket: &str) -> S3Result<bool> {
-        let Some(k) = caller else { return Ok(false) };
+    /// Whether `caller` may bypass GOVERNANCE retention of `key` in `bucket` (with
+    /// `x-amz-bypass-governance-retention: true`): the bucket policy decides first (an
+    /// applying Deny of `s3:BypassGovernanceRetention` refuses everyone, an Allow allows),
+    /// then the bucket's owner and keys the store makes owners of it may.
+    pub(super) async fn may_bypass(
+        &self,
+        caller: Option<&str>,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<bool> {
         let b = self.existing_bucket(bucket).await?;
-        Ok(b.owner.as_deref() == Some(k) || b.grant_of(k).owner)
+        let decision = match &b.policy {
+            Some(text) => {
+                let p = policy::parse(text, bucket)
+                    .map_err(|e| s3_err(ApiError::Internal(format!("stored policy: {e}"))))?;
+                let f = policy::Facts {
+                    caller: caller.map(String::from),
+                    action: "s3:BypassGovernanceRetention".into(),
+                    resource: format!("arn:aws:s3:::{bucket}/{key}"),
+                    keys: Default::default(),
+                };
+                policy::evaluate(&p, &f)
+            }
+            None => policy::Decision::Silent,
+        };
+        Ok(match (decision, caller) {
+            (policy::Decision::Deny, _) => false,
+            (policy::Decision::Allow, _) => true,
+            (policy::Decision::Silent, Some(k)) => {
+                b.owner.as_deref() == Some(k) || b.grant_of(k).owner
+            }
+            (policy::Decision::Silent, None) => false,
+        })
     }
 }
 
@@ -262,8 +288,8 @@ pub(super) async fn put_object_retention(
             r.retain_until_date.as_ref(),
         )?),
     };
-    let bypass =
-        i.bypass_governance_retention == Some(true) && t.may_bypass(caller.as_deref(), &b).await?;
+    let bypass = i.bypass_governance_retention == Some(true)
+        && t.may_bypass(caller.as_deref(), &b, &k).await?;
     t.c.meta
         .set_retention(b, k, i.version_id, retention, bypass)
         .await

@@ -373,8 +373,8 @@ pub(super) async fn delete_object(
     };
     let b = bucket_name(&i.bucket)?.to_string();
     let k = object_key(&i.key)?.to_string();
-    let bypass =
-        i.bypass_governance_retention == Some(true) && t.may_bypass(caller.as_deref(), &b).await?;
+    let bypass = i.bypass_governance_retention == Some(true)
+        && t.may_bypass(caller.as_deref(), &b, &k).await?;
     let done = t
         .delete_key(b, k, i.version_id.clone(), cond, bypass)
         .await
@@ -400,8 +400,7 @@ pub(super) async fn delete_objects(
         )));
     }
     let quiet = i.delete.quiet == Some(true);
-    let bypass =
-        i.bypass_governance_retention == Some(true) && t.may_bypass(caller.as_deref(), &b).await?;
+    let wants_bypass = i.bypass_governance_retention == Some(true);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for o in i.delete.objects {
@@ -412,6 +411,8 @@ pub(super) async fn delete_objects(
                     last_modified_secs: o.last_modified_time.as_ref().map(secs),
                     size: o.size.map(|s| s.max(0) as u64),
                 };
+                let bypass =
+                    wants_bypass && t.may_bypass(caller.as_deref(), &b, k.as_str()).await?;
                 t.delete_key(b.clone(), k.to_string(), o.version_id.clone(), cond, bypass)
                     .await
             }

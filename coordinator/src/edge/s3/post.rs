@@ -6,14 +6,20 @@
 use super::helpers::R;
 use super::objects::put_object;
 use super::Tessera;
+use crate::edge::error::s3_err;
+use crate::error::ApiError;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response};
+use s3s::{S3Request, S3Response, S3Result};
 
 pub(super) async fn post_object(
     t: &Tessera,
     req: S3Request<PostObjectInput>,
 ) -> R<PostObjectOutput> {
     let i = req.input;
+    let tagging = match i.tagging.as_deref() {
+        Some(xml) if xml.trim_start().starts_with('<') => Some(form_tags(xml)?),
+        other => other.map(String::from),
+    };
     // `${filename}` in the key is the name of the uploaded file (s3s gives the field as sent).
     let put = PutObjectInput {
         acl: i.acl,
@@ -49,7 +55,7 @@ pub(super) async fn post_object(
         sse_customer_algorithm: i.sse_customer_algorithm,
         ssekms_key_id: i.ssekms_key_id,
         storage_class: i.storage_class,
-        tagging: i.tagging,
+        tagging,
         write_offset_bytes: i.write_offset_bytes,
         ..Default::default()
     };
@@ -83,4 +89,28 @@ pub(super) async fn post_object(
         resp.headers.insert(http::header::ETAG, v);
     }
     Ok(resp)
+}
+
+/// The tags field of a form as a `Tagging` XML document (as S3 takes a form's tags) turned
+/// into what the `x-amz-tagging` header of a PUT carries (`k=v&...`, URL-encoded). `s3s`
+/// hands over the form field named `x-amz-tagging` only (not S3's `tagging`), which this
+/// accepts in either form.
+fn form_tags(xml: &str) -> S3Result<String> {
+    use s3s::xml::{Deserialize, Deserializer};
+    let mut d = Deserializer::new(xml.as_bytes());
+    let t = Tagging::deserialize(&mut d).map_err(|e| {
+        s3_err(ApiError::MalformedXml(format!(
+            "the form's tagging is not a Tagging document: {e:?}"
+        )))
+    })?;
+    let pairs: Vec<String> = t
+        .tag_set
+        .iter()
+        .map(|tag| {
+            let k = tag.key.as_deref().unwrap_or_default();
+            let v = tag.value.as_deref().unwrap_or_default();
+            format!("{}={}", urlencoding::encode(k), urlencoding::encode(v))
+        })
+        .collect();
+    Ok(pairs.join("&"))
 }
