@@ -25,6 +25,7 @@ use super::store::{MetaStore, Release, Result};
 use crate::names::EcSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use tessera_node::ObjectVersion;
 
 /// The reserved bucket the journal is written to on the nodes, one object per batch of
@@ -189,13 +190,19 @@ impl MetaStore {
             Ok(true)
         })?;
         self.write_locked(batch, guard)?;
+        self.journal_floor
+            .fetch_max(upto.saturating_add(1), Ordering::SeqCst);
         Ok(dropped)
     }
 
     /// Calls `f` with each waiting entry's number and bytes, oldest first, while it says so.
+    /// The walk starts at the journal's floor: below it everything was dropped (a drop leaves
+    /// deleted entries the engine still steps over until it compacts them away, thousands a
+    /// second under versioned writes).
     fn walk_journal(&self, mut f: impl FnMut(u64, &[u8]) -> Result<bool>) -> Result<()> {
         let prefix = key(b'v', &[]);
-        self.kv.walk(&prefix, &mut |k, v| {
+        let from = entry_key(self.journal_floor.load(Ordering::SeqCst));
+        self.kv.walk(&from, &mut |k, v| {
             if !k.starts_with(&prefix) {
                 return Ok(Step::Stop);
             }

@@ -116,6 +116,9 @@ pub fn put_garbage(store: &MetaStore, batch: &mut Batch, obj: &ObjectMeta) -> Re
 pub struct MetaStore {
     pub(super) kv: Box<dyn Kv>,
     pub(super) lock: Mutex<()>,
+    /// Every journal entry below this number is dropped: walks of the journal start here
+    /// instead of stepping over the deleted entries the engine has not compacted away yet.
+    pub(super) journal_floor: std::sync::atomic::AtomicU64,
 }
 
 impl MetaStore {
@@ -134,6 +137,7 @@ impl MetaStore {
         MetaStore {
             kv,
             lock: Mutex::new(()),
+            journal_floor: Default::default(),
         }
     }
 
