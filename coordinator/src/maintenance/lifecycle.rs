@@ -110,10 +110,17 @@ async fn store(c: &Maintenance, cur: &Cursor) -> Result<(), ApiError> {
     Ok(c.maint().set_job(JOB.into(), Some(v)).await?)
 }
 
-/// The buckets with lifecycle rules, in name order.
-async fn buckets_with_rules(c: &Maintenance) -> Result<Vec<BucketMeta>, ApiError> {
+/// The buckets with lifecycle rules in effect for a round that started at `round_ms`, in
+/// name order. Rules take effect a round's interval after they were set (as S3's take a
+/// while to propagate): a configuration is never acted on in the moment it is stored, while
+/// its author may still be reading the bucket as it was.
+async fn buckets_with_rules(c: &Maintenance, round_ms: u64) -> Result<Vec<BucketMeta>, ApiError> {
+    let lag = round_every(c.config.lifecycle_day).as_millis() as u64;
     let mut all = c.meta.buckets().await?;
-    all.retain(|b| b.lifecycle.as_ref().is_some_and(|r| !r.is_empty()));
+    all.retain(|b| {
+        b.lifecycle.as_ref().is_some_and(|r| !r.is_empty())
+            && b.lifecycle_set_ms.unwrap_or(0).saturating_add(lag) <= round_ms
+    });
     Ok(all)
 }
 
@@ -141,7 +148,7 @@ async fn pass(
             ..Default::default()
         };
     }
-    let buckets = buckets_with_rules(c).await?;
+    let buckets = buckets_with_rules(c, cur.round_started_ms).await?;
     w.begin("buckets with lifecycle rules", buckets.len() as u64);
     let mut t = cur.tally;
     let mut pages = 0;

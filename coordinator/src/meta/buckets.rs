@@ -1,6 +1,7 @@
 //! Buckets, access keys, grants and bucket settings (ACLs, policy, CORS, public access
 //! block, ownership; object ACLs).
 
+use super::clock::now_ms;
 use super::journal::JournalEntry;
 use super::keys::key;
 use super::kv::Batch;
@@ -153,7 +154,10 @@ impl MetaStore {
             BucketSetting::PublicAccessBlock(p) => b.public_access_block = p,
             BucketSetting::Ownership(o) => b.ownership = o,
             BucketSetting::Tags(t) => b.tags = t,
-            BucketSetting::Lifecycle(l) => b.lifecycle = l,
+            BucketSetting::Lifecycle(l) => {
+                b.lifecycle = l;
+                b.lifecycle_set_ms = Some(now_ms());
+            }
         }
         let mut batch = Batch::default();
         batch.put(key(b'b', &[bucket]), serde_json::to_vec(&b)?);

@@ -58,6 +58,9 @@ pub struct BucketMeta {
     /// Lifecycle rules (`None`: none set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Vec<LifecycleRule>>,
+    /// When the lifecycle rules were last set (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_set_ms: Option<u64>,
 }
 
 /// What one access key may do in a bucket.
@@ -91,6 +94,7 @@ impl BucketMeta {
             tags: None,
             object_lock: None,
             lifecycle: None,
+            lifecycle_set_ms: None,
         }
     }
 
