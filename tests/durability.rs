@@ -573,7 +573,7 @@ async fn a_rebuild_never_unlocks_a_locked_version() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    journal_written(&c).await;
+    journal_written_at(&c.admin_http(), &c.admin).await;
     c.wipe_metadata_and_rebuild(6).await;
     let text =
         |url: String| async move { http().get(url).send().await.unwrap().text().await.unwrap() };
@@ -1034,29 +1034,6 @@ async fn coordinator_sigkilled_during_puts_overwrites_and_deletes() {
     );
 }
 
-/// Waits until the leader's `journal` worker has run a whole pass after now and found
-/// nothing left to write (every version decision so far is on the nodes).
-async fn journal_written(c: &ProcCluster) {
-    let passes = |w: &serde_json::Value| {
-        w["workers"]
-            .as_array()
-            .and_then(|ws| ws.iter().find(|w| w["name"] == "journal").cloned())
-            .unwrap_or_default()
-    };
-    let start = passes(&c.admin_json("/workers").await)["passes"]
-        .as_u64()
-        .unwrap_or(0);
-    let done = eventually(Duration::from_secs(20), || async {
-        let w = passes(&c.admin_json("/workers").await);
-        w["passes"].as_u64().unwrap_or(0) >= start + 2
-            && w["last_result"]
-                .as_str()
-                .is_some_and(|r| r.ends_with("nothing waiting"))
-    })
-    .await;
-    assert!(done, "the version journal was written to the nodes");
-}
-
 /// A versioned bucket's history survives the loss of the metadata: a rebuild from the nodes
 /// alone lists the same versions and delete markers, with the same ids, in the same order,
 /// as before (erasure-coded and packed versions, a version from before versioning, a version
@@ -1154,7 +1131,7 @@ async fn a_rebuild_restores_every_version_in_commit_order_with_its_id() {
         assert_eq!(r.status(), 200, "{key} {id} {marker}");
         contents.push(r.bytes().await.unwrap().to_vec());
     }
-    journal_written(&c).await;
+    journal_written_at(&c.admin_http(), &c.admin).await;
     let report = c.wipe_metadata_and_rebuild(6).await;
     let after = all_versions(&c.api, "hist").await;
     assert_eq!(

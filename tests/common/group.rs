@@ -253,29 +253,7 @@ impl Group {
         })
         .await;
         assert!(quiet, "writes in flight and garbage settled");
-        let journal = || async {
-            let r = self
-                .admin_http()
-                .get(format!("http://{}/workers", self.admin[i]))
-                .send()
-                .await
-                .unwrap();
-            let w: serde_json::Value = r.json().await.unwrap();
-            w["workers"]
-                .as_array()
-                .and_then(|ws| ws.iter().find(|w| w["name"] == "journal").cloned())
-                .unwrap_or_default()
-        };
-        let start = journal().await["passes"].as_u64().unwrap_or(0);
-        let done = super::eventually(Duration::from_secs(20), || async {
-            let w = journal().await;
-            w["passes"].as_u64().unwrap_or(0) >= start + 2
-                && w["last_result"]
-                    .as_str()
-                    .is_some_and(|r| r.ends_with("nothing waiting"))
-        })
-        .await;
-        assert!(done, "the version journal was written to the nodes");
+        super::procs::journal_written_at(&self.admin_http(), &self.admin[i]).await;
     }
 
     /// Stops every coordinator and starts one alone on member `i`'s addresses (where the

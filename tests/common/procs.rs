@@ -434,3 +434,31 @@ pub fn admin_client(dir: &Path, timeout: Duration) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// Waits until the coordinator at `admin` has run its `journal` worker through a whole pass
+/// after now and found nothing left to write (every version decision so far is on the
+/// nodes).
+pub async fn journal_written_at(client: &reqwest::Client, admin: &str) {
+    let journal = || async {
+        let r = client
+            .get(format!("http://{admin}/workers"))
+            .send()
+            .await
+            .unwrap();
+        let w: serde_json::Value = r.json().await.unwrap();
+        w["workers"]
+            .as_array()
+            .and_then(|ws| ws.iter().find(|w| w["name"] == "journal").cloned())
+            .unwrap_or_default()
+    };
+    let start = journal().await["passes"].as_u64().unwrap_or(0);
+    let done = super::eventually(Duration::from_secs(20), || async {
+        let w = journal().await;
+        w["passes"].as_u64().unwrap_or(0) >= start + 2
+            && w["last_result"]
+                .as_str()
+                .is_some_and(|r| r.ends_with("nothing waiting"))
+    })
+    .await;
+    assert!(done, "the version journal was written to the nodes");
+}

@@ -363,7 +363,7 @@ async fn write(
         number: 1,
         version,
         size,
-        etag: etag.clone(),
+        etag,
         ec,
         piece: SEGMENT_PIECE,
         codec: CODEC_NAME.into(),
@@ -371,31 +371,7 @@ async fn write(
         checksums: BTreeMap::new(),
         written_ms: now,
     };
-    let meta = ObjectMeta {
-        bucket: SEGMENTS.into(),
-        key,
-        version,
-        size,
-        etag,
-        parts: vec![part],
-        manifest: None,
-        upload: None,
-        content_type: None,
-        user_meta: BTreeMap::new(),
-        headers: BTreeMap::new(),
-        checksums: BTreeMap::new(),
-        checksum_type: None,
-        last_modified_ms: now,
-        packed: None,
-        acl: None,
-        fill: None,
-        seq: None,
-        null_version: false,
-        delete_marker: false,
-        tags: Default::default(),
-        retention: None,
-        legal_hold: false,
-    };
+    let meta = ObjectMeta::of_part(SEGMENTS, &key, part, now);
     Ok((meta, guard))
 }
 

@@ -81,34 +81,10 @@ async fn write(
         attrs: ObjectAttrs::default(),
         role: ShardRole::Object,
     };
-    let size = bytes.len() as u64;
     let body = futures::stream::once(async move { Ok(bytes::Bytes::from(bytes)) });
     let staged = write_object(c.data.clone(), req, Box::pin(body), ()).await?;
-    let obj = ObjectMeta {
-        bucket: JOURNAL.into(),
-        key: format!("{first:016x}-{last:016x}"),
-        version: staged.part.version,
-        size,
-        etag: staged.part.etag.clone(),
-        parts: vec![staged.part.clone()],
-        manifest: None,
-        upload: None,
-        content_type: None,
-        user_meta: Default::default(),
-        headers: Default::default(),
-        checksums: Default::default(),
-        checksum_type: None,
-        last_modified_ms: crate::meta::now_ms(),
-        packed: None,
-        fill: None,
-        acl: None,
-        seq: None,
-        null_version: false,
-        delete_marker: false,
-        tags: Default::default(),
-        retention: None,
-        legal_hold: false,
-    };
+    let name = format!("{first:016x}-{last:016x}");
+    let obj = ObjectMeta::of_part(JOURNAL, &name, staged.part.clone(), crate::meta::now_ms());
     let maint = c.maint();
     staged
         .commit_with(maint.commit_put(obj, Precondition::None))

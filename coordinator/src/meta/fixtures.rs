@@ -43,31 +43,7 @@ pub fn object(b: &str, k: &str, size: u64) -> ObjectMeta {
         checksums: BTreeMap::new(),
         written_ms: now_ms(),
     };
-    ObjectMeta {
-        bucket: b.into(),
-        key: k.into(),
-        version,
-        size,
-        etag: part.etag.clone(),
-        parts: vec![part],
-        manifest: None,
-        upload: None,
-        content_type: None,
-        user_meta: BTreeMap::new(),
-        headers: BTreeMap::new(),
-        checksums: BTreeMap::new(),
-        checksum_type: None,
-        last_modified_ms: now_ms(),
-        packed: None,
-        fill: None,
-        acl: None,
-        seq: None,
-        null_version: false,
-        delete_marker: false,
-        tags: Default::default(),
-        retention: None,
-        legal_hold: false,
-    }
+    ObjectMeta::of_part(b, k, part, now_ms())
 }
 
 pub(super) async fn garbage_versions(m: &dyn Metadata) -> Vec<ObjectVersion> {

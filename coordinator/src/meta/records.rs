@@ -389,6 +389,48 @@ pub struct PackEntry {
 }
 
 impl ObjectMeta {
+    /// A version of `bucket`/`k` stored as `version` at `at_ms`, with no bytes and nothing
+    /// else set: what [`ObjectMeta::of_part`] and delete markers are made from.
+    pub fn bare(bucket: &str, k: &str, version: ObjectVersion, at_ms: u64) -> ObjectMeta {
+        ObjectMeta {
+            bucket: bucket.to_string(),
+            key: k.to_string(),
+            version,
+            size: 0,
+            etag: String::new(),
+            parts: Vec::new(),
+            manifest: None,
+            upload: None,
+            content_type: None,
+            user_meta: Default::default(),
+            headers: Default::default(),
+            checksums: Default::default(),
+            checksum_type: None,
+            last_modified_ms: at_ms,
+            packed: None,
+            fill: None,
+            acl: None,
+            seq: None,
+            null_version: false,
+            delete_marker: false,
+            tags: Default::default(),
+            retention: None,
+            legal_hold: false,
+        }
+    }
+
+    /// A plain object of `bucket`/`k` whose bytes are the one stored run `part` (its version,
+    /// size and ETag), written at `at_ms`, with nothing else set.
+    pub fn of_part(bucket: &str, k: &str, part: Part, at_ms: u64) -> ObjectMeta {
+        let (version, size, etag) = (part.version, part.size, part.etag.clone());
+        ObjectMeta {
+            size,
+            etag,
+            parts: vec![part],
+            ..ObjectMeta::bare(bucket, k, version, at_ms)
+        }
+    }
+
     /// The version id clients name it by: `null` for a version written while the bucket was
     /// unversioned or suspended, else its sequence number in hex (opaque to clients).
     pub fn version_id(&self) -> String {

@@ -613,29 +613,10 @@ impl ObjectMeta {
         at_ms: u64,
     ) -> ObjectMeta {
         ObjectMeta {
-            bucket: bucket.to_string(),
-            key: k.to_string(),
-            version,
-            size: 0,
-            etag: String::new(),
-            parts: Vec::new(),
-            manifest: None,
-            upload: None,
-            content_type: None,
-            user_meta: Default::default(),
-            headers: Default::default(),
-            checksums: Default::default(),
-            checksum_type: None,
-            last_modified_ms: at_ms,
-            packed: None,
-            fill: None,
-            acl: None,
-            tags: Default::default(),
             seq: Some(seq),
             null_version,
             delete_marker: true,
-            retention: None,
-            legal_hold: false,
+            ..ObjectMeta::bare(bucket, k, version, at_ms)
         }
     }
 }

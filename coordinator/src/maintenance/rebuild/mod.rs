@@ -360,29 +360,14 @@ fn object_of(
 ) -> ObjectMeta {
     let h = &shards[0].1.header;
     ObjectMeta {
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        version,
-        size: p.size,
-        etag: p.etag.clone(),
-        parts: vec![p],
-        manifest: None,
-        upload: None,
         content_type: h.content_type.clone(),
         user_meta: h.user_meta.clone(),
         headers: h.headers.clone(),
         checksums: h.checksums.clone(),
-        checksum_type: None,
-        last_modified_ms: version.millis(),
-        packed: None,
-        fill: None,
-        acl: None,
-        seq: None,
-        null_version: false,
-        delete_marker: false,
         tags: h.tags.clone(),
         retention: strongest_retention(shards),
         legal_hold: shards.iter().any(|(_, s)| s.header.legal_hold),
+        ..ObjectMeta::of_part(bucket, key, p, version.millis())
     }
 }
 
