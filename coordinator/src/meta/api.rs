@@ -181,6 +181,8 @@ operations! {
         fn restore_object(&self, obj: ObjectMeta, default_ec: EcSpec) -> bool = |m| m.restore_object(&obj, default_ec);
         /// Restores a key's versions found by the metadata rebuild unless it has one.
         fn restore_key(&self, r: RestoredKey) -> bool = |m| m.restore_key(&r);
+        /// Raises the commit counter to at least `n` (after a rebuild read the journal).
+        fn raise_seq(&self, n: u64) -> () = |m| m.raise_seq(n);
         /// Drops the version journal's entries up to `upto` (written to the nodes); how many.
         fn drop_journal(&self, upto: u64) -> usize = |m| m.drop_journal(upto);
         /// Deletes a key's current version (a delete marker in a versioned bucket).

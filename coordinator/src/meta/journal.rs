@@ -214,6 +214,19 @@ impl MetaStore {
         })
     }
 
+    /// Raises the commit counter to at least `n` (a rebuild: numbers given from now on come
+    /// after every number the journal on the nodes holds, so new entries and journal objects
+    /// never share a number or a name with old ones).
+    pub fn raise_seq(&self, n: u64) -> Result<()> {
+        let guard = self.lock.lock().unwrap();
+        if self.get::<u64>(&seq_key())?.unwrap_or(0) >= n {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        batch.put(seq_key(), serde_json::to_vec(&n)?);
+        self.write_locked(batch, guard)
+    }
+
     /// Restores a key's versions found by a metadata rebuild, creating its bucket (and
     /// setting its versioning state and object lock) as needed, unless the key already has
     /// a version. Returns whether it was written.

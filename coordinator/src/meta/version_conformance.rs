@@ -634,8 +634,15 @@ pub async fn the_journal_records_history_and_restores_it(m: &dyn Metadata) {
         next.seq > Some(1_000_003),
         "numbers go on after the restored ones"
     );
+    m.raise_seq(2_000_000).await.unwrap();
+    m.raise_seq(5).await.unwrap();
+    let raised = put(m, object("jr", "r", 6), Precondition::None)
+        .await
+        .unwrap();
+    assert!(raised.seq > Some(2_000_000), "the counter only rises");
     // Leave nothing behind.
     for id in [
+        raised.version_id(),
         next.version_id(),
         gone.version_id(),
         new.version_id(),

@@ -263,6 +263,8 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
         };
         collect_garbage(c, &bucket, &key, versions, &restored).await?;
     }
+    // Numbers from now on come after every one the journal holds.
+    c.meta.raise_seq(fresh).await?;
     // A segment none of whose objects came back is garbage.
     for key in segments {
         let seg = c.meta.object(SEGMENTS.into(), key.clone()).await?;
