@@ -227,6 +227,41 @@ impl MetaStore {
         self.write_locked(batch, guard)
     }
 
+    /// The bucket of an object a rebuild restores, in `batch`: created with `ec` if missing,
+    /// given the versioning state and object lock the journal names (`state`) where it has
+    /// none, and made versioned and locked if it holds a `locked` version (only a bucket with
+    /// object lock holds locked versions, so no overwrite or delete can remove them).
+    pub(super) fn restored_bucket(
+        &self,
+        batch: &mut Batch,
+        name: &str,
+        ec: EcSpec,
+        state: (Option<String>, Option<ObjectLock>),
+        locked: bool,
+    ) -> Result<()> {
+        let found = self.bucket(name)?;
+        let mut changed = found.is_none();
+        let mut b = found.unwrap_or_else(|| BucketMeta::new(name, now_ms(), ec, None));
+        let (versioning, lock) = state;
+        if versioning.is_some() && b.versioning.is_none() {
+            b.versioning = versioning;
+            changed = true;
+        }
+        if lock.is_some() && b.object_lock.is_none() {
+            b.object_lock = lock;
+            changed = true;
+        }
+        if locked && (b.versioning.as_deref() != Some(ENABLED) || b.object_lock.is_none()) {
+            b.versioning = Some(ENABLED.into());
+            b.object_lock.get_or_insert_with(ObjectLock::default);
+            changed = true;
+        }
+        if changed {
+            batch.put(key(b'b', &[name]), serde_json::to_vec(&b)?);
+        }
+        Ok(())
+    }
+
     /// Restores a key's versions found by a metadata rebuild, creating its bucket (and
     /// setting its versioning state and object lock) as needed, unless the key already has
     /// a version. Returns whether it was written.
@@ -244,30 +279,12 @@ impl MetaStore {
             return Ok(false);
         }
         let mut batch = Batch::default();
-        let found = self.bucket(&r.bucket)?;
-        let mut changed = found.is_none();
-        let mut b = found.unwrap_or_else(|| BucketMeta::new(&r.bucket, now_ms(), r.ec, None));
-        if r.versioning.is_some() && b.versioning.is_none() {
-            b.versioning = r.versioning.clone();
-            changed = true;
-        }
-        if r.lock.is_some() && b.object_lock.is_none() {
-            b.object_lock = r.lock.clone();
-            changed = true;
-        }
-        // Only a bucket with object lock holds locked versions.
         let locked = r
             .versions
             .iter()
             .any(|v| v.retention.is_some() || v.legal_hold);
-        if locked && (b.versioning.as_deref() != Some(ENABLED) || b.object_lock.is_none()) {
-            b.versioning = Some(ENABLED.into());
-            b.object_lock.get_or_insert_with(ObjectLock::default);
-            changed = true;
-        }
-        if changed {
-            batch.put(key(b'b', &[&r.bucket]), serde_json::to_vec(&b)?);
-        }
+        let state = (r.versioning.clone(), r.lock.clone());
+        self.restored_bucket(&mut batch, &r.bucket, r.ec, state, locked)?;
         let mut release = Release::new(self);
         let mut top = self.get::<u64>(&seq_key())?.unwrap_or(0);
         for (i, v) in r.versions.iter().enumerate() {

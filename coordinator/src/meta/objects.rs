@@ -7,7 +7,6 @@ use super::kv::{Batch, Step};
 use super::records::{
     BucketMeta, DeleteCondition, Deleted, ObjectMeta, Precondition, ShardSet, ShardState,
 };
-use super::settings::{ObjectLock, ENABLED};
 use super::store::{check_precondition, put_garbage, MetaStore, Release, Result};
 use super::MetaError;
 use crate::names::EcSpec;
@@ -243,21 +242,8 @@ impl MetaStore {
         }
         let mut batch = Batch::default();
         if !is_reserved(&obj.bucket) {
-            let found = self.bucket(&obj.bucket)?;
-            let mut changed = found.is_none();
-            let mut b =
-                found.unwrap_or_else(|| BucketMeta::new(&obj.bucket, now_ms(), default_ec, None));
-            // Only a bucket with object lock holds locked versions: the bucket comes back
-            // versioned and locked, so no overwrite or delete can remove them.
             let locked = obj.retention.is_some() || obj.legal_hold;
-            if locked && (b.versioning.as_deref() != Some(ENABLED) || b.object_lock.is_none()) {
-                b.versioning = Some(ENABLED.into());
-                b.object_lock.get_or_insert_with(ObjectLock::default);
-                changed = true;
-            }
-            if changed {
-                batch.put(key(b'b', &[&obj.bucket]), serde_json::to_vec(&b)?);
-            }
+            self.restored_bucket(&mut batch, &obj.bucket, default_ec, (None, None), locked)?;
         }
         let mut release = Release::new(self);
         if let Some(p) = &obj.packed {

@@ -158,16 +158,15 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
             }
         }
     }
-    let reserved = |b: &str, which: &str| b == which;
     let mut entries = Vec::new();
-    for ((bucket, key), versions) in found.iter().filter(|((b, _), _)| reserved(b, JOURNAL)) {
+    for ((bucket, key), versions) in found.iter().filter(|((b, _), _)| b == JOURNAL) {
         entries.extend(restore_journal(c, bucket, key, versions, &mut report).await?);
     }
     let history = History::of(entries);
     let mut packed: BTreeMap<(String, String), BTreeMap<ObjectVersion, ObjectMeta>> =
         BTreeMap::new();
     let mut segments = Vec::new();
-    for ((bucket, key), versions) in found.iter().filter(|((b, _), _)| reserved(b, SEGMENTS)) {
+    for ((bucket, key), versions) in found.iter().filter(|((b, _), _)| b == SEGMENTS) {
         let Some(seg) = newest_whole(bucket, key, versions, &mut report) else {
             continue;
         };
