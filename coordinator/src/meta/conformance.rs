@@ -29,7 +29,7 @@ pub async fn run_all(m: &dyn Metadata) {
     super::version_conformance::versions_and_delete_markers(m).await;
     super::version_conformance::object_lock(m).await;
     super::version_conformance::noncurrent_versions_are_rewritten_in_place(m).await;
-    super::version_conformance::the_journal_records_history_and_restores_it(m).await;
+    super::journal_conformance::the_journal_records_history_and_restores_it(m).await;
 }
 
 /// Bucket settings and object ACLs are stored as given and read back; conditional deletes

@@ -17,7 +17,8 @@
 //! - [`api`]: the [`Metadata`] trait the rest of the coordinator uses (local or replicated).
 //! - [`kv`]: the ordered key-value store underneath ([`rocks`], [`memory`]); [`conformance`]
 //!   holds every implementation to the same behaviour ([`version_conformance`]: versions and
-//!   delete markers; [`fixtures`]: what both build their cases from).
+//!   delete markers; [`journal_conformance`]: the version journal; [`fixtures`]: what both
+//!   build their cases from).
 
 pub mod api;
 mod buckets;
@@ -27,6 +28,7 @@ pub mod error;
 mod fixtures;
 mod garbage;
 pub mod journal;
+pub mod journal_conformance;
 pub mod keys;
 pub mod kv;
 pub mod lifecycle;
