@@ -6,6 +6,8 @@
 #
 # Sets: bin (the binary), work (the temp dir), s3 and admin (ports), TESSERA_COORDINATOR,
 # AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. DEV_ARGS (words) go to `tessera dev`.
+# BENCH_CPU_QUOTA=CORES (e.g. 1) puts the cluster process in a cpu cgroup of its own with that
+# share of the machine, so the server, not the client beside it, bounds the rates.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tessera-ci-target}"
 (cd "$(dirname "${BASH_SOURCE[0]}")/.." && cargo build --release -q)
 bin="$CARGO_TARGET_DIR/release/tessera"
@@ -17,7 +19,21 @@ admin=$(free_port)
 "$bin" dev --listen "127.0.0.1:$s3" --admin-listen "127.0.0.1:$admin" --data-dir "$work/data" \
     ${DEV_ARGS:-} >"$work/dev.log" 2>&1 &
 bench_cluster_pid=$!
-trap 'kill $bench_cluster_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+bench_cgroup=
+trap 'kill $bench_cluster_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; [ -n "$bench_cgroup" ] && rmdir "$bench_cgroup" 2>/dev/null' EXIT
+if [ -n "${BENCH_CPU_QUOTA:-}" ]; then
+    bench_cgroup=/sys/fs/cgroup/cpu/tessera-bench-$$
+    if ! mkdir "$bench_cgroup" 2>/dev/null; then
+        echo "BENCH_CPU_QUOTA: cannot make a cpu cgroup under /sys/fs/cgroup/cpu (needs the v1 cpu controller and root)" >&2
+        bench_cgroup=
+        exit 1
+    fi
+    echo 100000 >"$bench_cgroup/cpu.cfs_period_us"
+    awk "BEGIN{printf \"%d\\n\", $BENCH_CPU_QUOTA * 100000}" >"$bench_cgroup/cpu.cfs_quota_us"
+    echo "$bench_cluster_pid" >"$bench_cgroup/cgroup.procs"
+fi
+# cpu_ticks: the cluster process's CPU time so far, in clock ticks (user + system).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$bench_cluster_pid/stat"; }
 for _ in $(seq 100); do [ -f "$work/data/coordinator/admin.token" ] && break; sleep 0.1; done
 sleep 2
 export TESSERA_COORDINATOR="http://127.0.0.1:$admin"

@@ -4,10 +4,13 @@
 # condition) and one without, ROUNDS times, on one `tessera dev` cluster. The policy moves
 # between two buckets every other round and the order alternates (ABBA), so neither a
 # bucket (its keys' placement) nor a trend over the run favours either side. Prints each
-# round and the median ratio (policy / none).
+# round and the median ratios (policy / none), with the server's CPU time per GET (the
+# cluster process's user + system time over a GET-only phase), which a noisy neighbour moves
+# far less than a rate.
 #
 #   scripts/policy-bench.sh [ROUNDS] [SECONDS]
 #   NO_POLICY=1 scripts/policy-bench.sh ...   (A/A: the policy is never set; the noise)
+#   BENCH_CPU_QUOTA=1 scripts/policy-bench.sh ...   (the cluster held to one core)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${1:-3}
@@ -42,9 +45,11 @@ EOF
 }
 run() {
     "$bin" bench --endpoint "http://127.0.0.1:$s3" --bucket "$1" --size 4KiB --objects 2000 \
-        --duration "${secs}s" --concurrency 16 --json
+        --duration "${secs}s" --concurrency 16 --json "${@:2}"
 }
+field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d[sys.argv[1]][sys.argv[2]]))' "$@"; }
 results=()
+tick=$(getconf CLK_TCK)
 for r in $(seq "$rounds"); do
     # The policy is on bench-a in rounds 1, 2, 5, 6, ... and on bench-b in rounds 3, 4, ...
     if [ $(((r - 1) / 2 % 2)) = 0 ]; then with=bench-a without=bench-b; else with=bench-b without=bench-a; fi
@@ -52,22 +57,26 @@ for r in $(seq "$rounds"); do
     order="$without $with"
     [ $((r % 2)) = 0 ] && order="$with $without"
     for b in $order; do
-        out=$(run "$b")
-        put=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["put"]["objects_per_s"]))')
-        get=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["get"]["objects_per_s"]))')
+        put=$(run "$b" | field put objects_per_s)
+        # The GET phase again on its own, with the cluster's CPU time over it: CPU per GET.
+        t0=$(cpu_ticks)
+        out=$(run "$b" --skip-put)
+        t1=$(cpu_ticks)
+        get=$(echo "$out" | field get objects_per_s)
+        ok=$(echo "$out" | field get ok)
+        us=$(python3 -c "print(round(($t1 - $t0) / $tick * 1e6 / max($ok, 1), 1))")
         side=nopolicy
         [ "$b" = "$with" ] && side=policy
-        echo "round $r $b ($side): PUT/s $put GET/s $get"
-        results+=("$r $side $put $get")
+        echo "round $r $b ($side): PUT/s $put GET/s $get server CPU per GET ${us} us"
+        results+=("$r $side $put $get $us")
     done
 done
 printf '%s\n' "${results[@]}" | python3 -c '
 import sys, statistics
 rows = [l.split() for l in sys.stdin if l.strip()]
 by = {}
-for r, b, p, g in rows:
-    by.setdefault(r, {})[b] = (float(p), float(g))
-pr = [v["policy"][0] / v["nopolicy"][0] for v in by.values()]
-gr = [v["policy"][1] / v["nopolicy"][1] for v in by.values()]
-print("median ratio policy/none: PUT %.3f  GET %.3f" % (statistics.median(pr), statistics.median(gr)))
+for r, b, p, g, u in rows:
+    by.setdefault(r, {})[b] = (float(p), float(g), float(u))
+ratio = lambda i: statistics.median(v["policy"][i] / v["nopolicy"][i] for v in by.values())
+print("median ratio policy/none: PUT %.3f  GET %.3f  server CPU per GET %.3f" % (ratio(0), ratio(1), ratio(2)))
 '
