@@ -65,6 +65,9 @@ pub struct BenchConfig {
     /// Sign `UNSIGNED-PAYLOAD` instead of the body's SHA-256.
     #[arg(long)]
     pub unsigned_payload: bool,
+    /// What an `https://` endpoint is verified with (the global `--ca-cert`).
+    #[arg(skip)]
+    pub client_tls: tessera_node::tls::ClientTls,
 }
 
 /// Signs one request of the benchmark, or leaves it unsigned without a key.
@@ -346,7 +349,9 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
             .collect();
         anyhow::ensure!(!endpoints.is_empty(), "--endpoint names no URL");
         let endpoint = endpoints[0].clone();
-        let http = reqwest::Client::builder()
+        let http = cfg
+            .client_tls
+            .apply(reqwest::Client::builder())
             .pool_max_idle_per_host(cfg.concurrency * 2)
             .tcp_nodelay(true)
             .build()?;

@@ -38,6 +38,15 @@ pub struct LocalClusterConfig {
 }
 
 impl LocalClusterConfig {
+    /// `https` when the coordinators serve TLS (`coordinator.tls`), else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.coordinator.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// `nodes` nodes with erasure code `ec`, on free loopback ports, under `data_dir`.
     pub fn new(nodes: usize, ec: EcSpec, data_dir: &Path) -> Self {
         let mut coordinator = CoordinatorConfig::new(data_dir.join("coordinator"));
@@ -119,7 +128,7 @@ impl LocalCluster {
             admins
                 .iter()
                 .enumerate()
-                .map(|(i, a)| (i as u64 + 1, format!("http://{a}")))
+                .map(|(i, a)| (i as u64 + 1, format!("{}://{a}", config.scheme())))
                 .collect(),
         );
         let mut tasks = Vec::new();
@@ -174,7 +183,7 @@ impl LocalCluster {
         let coordinators = self
             .admins
             .iter()
-            .map(|a| format!("http://{a}"))
+            .map(|a| format!("{}://{a}", self.config.scheme()))
             .collect::<Vec<_>>()
             .join(",");
         let mut config = NodeConfig::new(
@@ -182,6 +191,7 @@ impl LocalCluster {
             coordinators,
             self.secrets.cluster_secret.clone(),
         );
+        config.client_tls = self.config.coordinator.client_tls.clone();
         config.zone = format!("zone-{i}");
         config.capacity = self.config.node_capacity;
         config.heartbeat_interval = self.config.heartbeat_interval;
@@ -226,12 +236,12 @@ impl LocalCluster {
 
     /// Client API base URL.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.api)
+        format!("{}://{}", self.config.scheme(), self.api)
     }
 
     /// Admin API base URL.
     pub fn admin_endpoint(&self) -> String {
-        format!("http://{}", self.admin)
+        format!("{}://{}", self.config.scheme(), self.admin)
     }
 
     /// The admin token and cluster secret.
@@ -241,7 +251,10 @@ impl LocalCluster {
 
     /// A client that presents the admin token (for the admin API).
     pub fn admin_client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
+        self.config
+            .coordinator
+            .client_tls
+            .apply(reqwest::Client::builder())
             .default_headers(tessera_node::auth::headers(&self.secrets.admin_token))
             .build()
             .expect("http client")
@@ -338,13 +351,7 @@ impl LocalCluster {
 
     /// Waits until at least `n` nodes are reported up by `GET /cluster`.
     pub async fn wait_up(&self, n: usize, timeout: Duration) -> std::io::Result<()> {
-        wait_nodes_up(
-            &self.admin_endpoint(),
-            &self.secrets.admin_token,
-            n,
-            timeout,
-        )
-        .await
+        wait_nodes_up_with(&self.admin_client(), &self.admin_endpoint(), n, timeout).await
     }
 
     /// Stops the coordinator and every node gracefully.
@@ -402,6 +409,16 @@ pub async fn wait_nodes_up(
         .default_headers(tessera_node::auth::headers(token))
         .build()
         .map_err(std::io::Error::other)?;
+    wait_nodes_up_with(&client, admin, n, timeout).await
+}
+
+/// [`wait_nodes_up`] asking with `client` (which presents the admin token).
+pub async fn wait_nodes_up_with(
+    client: &reqwest::Client,
+    admin: &str,
+    n: usize,
+    timeout: Duration,
+) -> std::io::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Ok(r) = client.get(format!("{admin}/cluster")).send().await {

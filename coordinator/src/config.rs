@@ -99,6 +99,12 @@ pub struct CoordinatorConfig {
     /// Replicated metadata: this coordinator is a member of a Raft group (`None`: a single
     /// coordinator with its own RocksDB).
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// TLS on the client and admin listeners: the certificate and key they serve (reloaded
+    /// when the files change); `None`: plain HTTP.
+    pub tls: Option<tessera_node::tls::CertFiles>,
+    /// What this coordinator trusts when it connects to `https://` URLs (the other
+    /// members of a replicated group).
+    pub client_tls: tessera_node::tls::ClientTls,
 }
 
 impl CoordinatorConfig {
@@ -141,6 +147,8 @@ impl CoordinatorConfig {
             post_max_size: 64 << 20,
             min_part_size: 5 << 20,
             cluster: None,
+            tls: None,
+            client_tls: Default::default(),
         }
     }
 

@@ -72,9 +72,17 @@ pub async fn run(
         shutdown.await;
         s.cancel();
     });
+    let tls = match &c.config.tls {
+        Some(files) => Some(tokio_rustls::TlsAcceptor::from(
+            tessera_node::tls::server_config(files)
+                .map_err(|e| ApiError::Internal(format!("TLS: {e}")))?,
+        )),
+        None => None,
+    };
     let limits = ConnLimits {
         header_read_timeout: c.config.header_read_timeout,
         max_connections: c.config.max_connections,
+        tls,
     };
     let s3 = crate::edge::observe::Observed::new(
         crate::edge::access::cors::CorsHeaders::new(
@@ -92,7 +100,7 @@ pub async fn run(
     let admin_app =
         hyper_util::service::TowerToHyperService::new(crate::edge::admin::app(c.clone()));
     let (a, b) = tokio::join!(
-        serve(api, s3, limits, stop.clone()),
+        serve(api, s3, limits.clone(), stop.clone()),
         serve(admin, admin_app, limits, stop.clone())
     );
     stop.cancel();
@@ -162,13 +170,15 @@ fn spawn_rebuild(c: Arc<Coordinator>) {
     });
 }
 
-/// Connection limits of a listener.
-#[derive(Clone, Copy, Debug)]
+/// Connection limits and transport of a listener.
+#[derive(Clone)]
 pub struct ConnLimits {
-    /// Longest wait for a complete request head.
+    /// Longest wait for a complete request head (and for a TLS handshake).
     pub header_read_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// TLS on every connection (`None`: plain HTTP).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Serves HTTP/1.1 on `listener` with `svc` until `stop`, within `limits`.
@@ -209,14 +219,20 @@ where
             _ = stop.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout);
-        let conn = builder.serve_connection(TokioIo::new(stream), CloseUnsent(svc.clone(), peer));
-        let conn = graceful.watch(conn);
+        let (svc, watcher, limits) = (svc.clone(), graceful.watcher(), limits.clone());
         tokio::spawn(async move {
-            let _ = conn.await;
+            match &limits.tls {
+                None => serve_conn(stream, svc, peer, false, &limits, watcher).await,
+                Some(acceptor) => {
+                    match tessera_node::tls::accept(acceptor, stream, limits.header_read_timeout)
+                        .await
+                    {
+                        Ok(Some(tls)) => serve_conn(tls, svc, peer, true, &limits, watcher).await,
+                        Ok(None) => {}
+                        Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -225,7 +241,37 @@ where
     Ok(())
 }
 
-/// Puts the client's address into each request ([`crate::edge::observe::PeerAddr`]) and closes the connection
+/// Serves HTTP/1.1 on one accepted connection (`tls`: it came over TLS) until it closes or
+/// the listener's graceful shutdown (`watcher`) ends it.
+async fn serve_conn<I, S, B>(
+    io: I,
+    svc: S,
+    peer: std::net::SocketAddr,
+    tls: bool,
+    limits: &ConnLimits,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let conn = builder.serve_connection(TokioIo::new(io), CloseUnsent(svc, peer, tls));
+    let _ = watcher.watch(conn).await;
+}
+
+/// Puts the client's address into each request ([`crate::edge::observe::PeerAddr`]), and
+/// [`crate::edge::observe::OverTls`] when it came over TLS, and closes the connection
 /// after a refusal of a request that asked `Expect: 100-continue`.
 ///
 /// A client that sent that header and gets a final answer instead of `100 Continue` may keep
@@ -236,7 +282,7 @@ where
 /// got 412). Every answer but a success may come before the body is read, so those get
 /// `Connection: close`; the client opens a fresh connection for its next request.
 #[derive(Clone)]
-struct CloseUnsent<S>(S, std::net::SocketAddr);
+struct CloseUnsent<S>(S, std::net::SocketAddr, bool);
 
 impl<S, B> hyper::service::Service<http::Request<Incoming>> for CloseUnsent<S>
 where
@@ -252,6 +298,9 @@ where
     fn call(&self, mut req: http::Request<Incoming>) -> Self::Future {
         req.extensions_mut()
             .insert(crate::edge::observe::PeerAddr(self.1));
+        if self.2 {
+            req.extensions_mut().insert(crate::edge::observe::OverTls);
+        }
         let expects = req
             .headers()
             .get(http::header::EXPECT)

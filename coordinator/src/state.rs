@@ -65,7 +65,7 @@ impl Coordinator {
                 let cluster = crate::cluster::start::open(
                     &config.data_dir.join("raft"),
                     cc.clone(),
-                    &secrets.cluster_secret,
+                    tessera_node::client::http_client(&secrets.cluster_secret, &config.client_tls),
                     clock.clone(),
                 )
                 .await
@@ -90,7 +90,7 @@ impl Coordinator {
         };
         let registry = Registry::new(
             config.heartbeat_timeout,
-            tessera_node::client::http_client(&secrets.cluster_secret),
+            tessera_node::client::http_client(&secrets.cluster_secret, &config.client_tls),
             config
                 .raw_reads
                 .then(|| tessera_node::raw::RawPool::new(&secrets.cluster_secret)),

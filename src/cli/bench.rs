@@ -11,7 +11,8 @@ pub struct BenchArgs {
 
 /// Runs the benchmark and prints its report; fails if any request failed.
 pub async fn run(a: BenchArgs, g: &Global) -> anyhow::Result<i32> {
-    let cfg = a.config;
+    let mut cfg = a.config;
+    cfg.client_tls = g.client_tls()?;
     anyhow::ensure!(
         cfg.endpoint.is_some() || cfg.ceiling,
         "give --endpoint, --ceiling or both"

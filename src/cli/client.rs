@@ -30,12 +30,17 @@ fn admin_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
 impl Admin {
     /// Connects to the coordinators at `list` (comma-separated admin URLs): the group's
     /// leader when the first coordinator that answers knows one (leader-only work such as
-    /// repair runs there), else that coordinator.
-    pub async fn connect(list: &str, token_file: Option<&Path>) -> anyhow::Result<Admin> {
+    /// repair runs there), else that coordinator; `https://` URLs verified with `tls`.
+    pub async fn connect(
+        list: &str,
+        token_file: Option<&Path>,
+        tls: &tessera_node::tls::ClientTls,
+    ) -> anyhow::Result<Admin> {
         let headers = admin_token(token_file)?
             .map(|t| tessera_node::auth::headers(&t))
             .unwrap_or_default();
-        let http = reqwest::Client::builder()
+        let http = tls
+            .apply(reqwest::Client::builder())
             .default_headers(headers)
             .timeout(Duration::from_secs(30))
             .build()

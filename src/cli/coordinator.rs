@@ -133,6 +133,13 @@ pub struct CoordinatorArgs {
     /// send stored chunks with sendfile and the coordinator verifies them).
     #[arg(long)]
     pub no_raw_reads: bool,
+    /// Certificate chain (PEM) the client and admin listeners serve over TLS (with
+    /// --tls-key; the files are read again when they change, for rotation without a restart).
+    #[arg(long, requires = "tls_key", env = "TESSERA_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "TESSERA_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// This coordinator's id in a replicated group (with --peers).
     #[arg(long, requires = "peers")]
     pub raft_id: Option<u64>,
@@ -182,6 +189,13 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     c.max_connections = a.max_connections;
     c.multipart_expiry = a.multipart_expiry.into();
     c.post_max_size = a.post_max_size.0;
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        c.tls = Some(tessera_node::tls::CertFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    c.client_tls = g.client_tls()?;
     c.secrets = Some(
         tessera_coordinator::Secrets::resolve(
             &a.data_dir,
@@ -204,7 +218,7 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     Ok(c)
 }
 
-/// Runs a coordinator until Ctrl-C.
+/// Runs a coordinator until Ctrl-C or SIGTERM.
 pub async fn run(a: CoordinatorArgs, g: &Global) -> anyhow::Result<i32> {
     let config = config(&a, g)?;
     let api = tokio::net::TcpListener::bind(a.listen)
@@ -213,7 +227,8 @@ pub async fn run(a: CoordinatorArgs, g: &Global) -> anyhow::Result<i32> {
     let admin = tokio::net::TcpListener::bind(a.admin_listen)
         .await
         .with_context(|| format!("binding {}", a.admin_listen))?;
-    tracing::info!(api = %a.listen, admin = %a.admin_listen, "coordinator serving");
-    tessera_coordinator::run(api, admin, config, super::global::ctrl_c()).await?;
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    tracing::info!(api = %a.listen, admin = %a.admin_listen, %scheme, "coordinator serving");
+    tessera_coordinator::run(api, admin, config, super::global::stop_signal()).await?;
     Ok(0)
 }

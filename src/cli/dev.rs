@@ -5,7 +5,9 @@ use bytesize::ByteSize;
 use humantime::Duration as Human;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use tessera::local::{LocalCluster, LocalClusterConfig};
+use tessera_node::tls::{ClientTls, LocalCa};
 use tessera_coordinator::{CoordinatorConfig, EcSpec};
 
 /// The coordinator defaults the flags show.
@@ -47,9 +49,14 @@ pub struct DevArgs {
     /// 7074..., admin ports 7071, 7073, 7075... by default).
     #[arg(long, default_value_t = 1)]
     coordinators: usize,
+    /// Serve the client and admin APIs over TLS with certificates from a CA of its own
+    /// (DATA_DIR/tls/ca.pem, made on first use; the banner prints the line that makes awscli,
+    /// boto3 and `tessera` commands trust it).
+    #[arg(long)]
+    tls: bool,
 }
 
-/// Runs the cluster until Ctrl-C.
+/// Runs the cluster until Ctrl-C or SIGTERM.
 pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
     let (nodes, ec) = (a.nodes, a.ec);
     anyhow::ensure!(
@@ -69,6 +76,23 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
         "--lifecycle-day must be longer than zero"
     );
     config.coordinators = a.coordinators.max(1);
+    let ca = if a.tls {
+        let dir = a.data_dir.join("tls");
+        let ca = LocalCa::load_or_create(&dir, "Tessera dev CA")?;
+        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        for ip in [a.listen.ip(), a.admin_listen.ip()] {
+            if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
+                names.push(ip.to_string());
+            }
+        }
+        // A fresh certificate each start: a year is plenty for a local cluster.
+        let files = ca.issue(&dir, "server", &names, Duration::from_secs(365 * 24 * 3600))?;
+        config.coordinator.tls = Some(files);
+        config.coordinator.client_tls = ClientTls::trusting(std::slice::from_ref(&ca.cert))?;
+        Some(ca.cert)
+    } else {
+        None
+    };
     let cluster = LocalCluster::start(config).await?;
     let url = cluster.endpoint();
     let key = cluster.dev_key().await?;
@@ -91,13 +115,30 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
             list(&cluster.admins)
         );
     }
+    let trust = match &ca {
+        Some(ca) => {
+            let ca = std::path::absolute(ca)?;
+            format!(
+                " AWS_CA_BUNDLE={0} TESSERA_CA_CERT={0} TESSERA_COORDINATOR={1}",
+                ca.display(),
+                cluster.admin_endpoint()
+            )
+        }
+        None => String::new(),
+    };
     println!(
-        "\nPaste this to use awscli, boto3 or rclone:\n  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_ENDPOINT_URL={url} AWS_DEFAULT_REGION=us-east-1\n",
+        "\nPaste this to use awscli, boto3 or rclone:\n  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_ENDPOINT_URL={url} AWS_DEFAULT_REGION=us-east-1{trust}\n",
         key.0, key.1
     );
+    if let Some(ca) = &ca {
+        println!(
+            "TLS: certificates signed by {} (awscli: --ca-bundle, boto3: verify=, curl: --cacert)\n",
+            ca.display()
+        );
+    }
     println!("{}", try_lines(&url));
-    println!("Ctrl-C stops the cluster.");
-    super::global::ctrl_c().await;
+    println!("Ctrl-C (or SIGTERM) stops the cluster.");
+    super::global::stop_signal().await;
     println!("stopping...");
     cluster.shutdown().await;
     Ok(0)

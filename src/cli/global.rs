@@ -1,5 +1,5 @@
 //! What every command shares: the global flags (`--coordinator`, `--admin-token-file`,
-//! `--json`, in any position) and waiting for Ctrl-C.
+//! `--json`, `--ca-cert`, in any position) and waiting for Ctrl-C or SIGTERM.
 
 use super::client::Admin;
 use std::path::PathBuf;
@@ -21,16 +21,44 @@ pub struct Global {
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// CA certificate (PEM) to trust for `https://` URLs: coordinators' admin and client
+    /// listeners (operator commands, `tessera bench`, nodes' heartbeats, a coordinator's
+    /// peers); repeat for several. Without it, `https://` URLs cannot be verified.
+    #[arg(long, global = true, env = "TESSERA_CA_CERT", value_delimiter = ',')]
+    pub ca_cert: Vec<PathBuf>,
 }
 
 impl Global {
     /// The admin API of the coordinator (the group's leader) these flags name.
     pub async fn admin(&self) -> anyhow::Result<Admin> {
-        Admin::connect(&self.coordinator, self.admin_token_file.as_deref()).await
+        Admin::connect(
+            &self.coordinator,
+            self.admin_token_file.as_deref(),
+            &self.client_tls()?,
+        )
+        .await
+    }
+
+    /// What this process's clients trust on `https://` URLs (`--ca-cert`).
+    pub fn client_tls(&self) -> anyhow::Result<tessera_node::tls::ClientTls> {
+        Ok(tessera_node::tls::ClientTls::trusting(&self.ca_cert)?)
     }
 }
 
-/// Waits for Ctrl-C (or SIGINT).
-pub async fn ctrl_c() {
-    let _ = tokio::signal::ctrl_c().await;
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (what `systemctl stop` and `kill` send): the one
+/// way a serving command learns to stop gracefully.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops gracefully");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+    }
 }

@@ -130,6 +130,7 @@ async fn serve(r: Run, g: &Global) -> anyhow::Result<i32> {
     config.scrub.rate = r.scrub_rate.0;
     config.scrub.interval = r.scrub_interval.into();
     config.reclaim_interval = r.reclaim_interval.into();
+    config.client_tls = g.client_tls()?;
     config.node_id = match r.node_id {
         Some(n) => Some(n.parse().map_err(|e: String| anyhow::anyhow!(e))?),
         None => None,
@@ -137,7 +138,7 @@ async fn serve(r: Run, g: &Global) -> anyhow::Result<i32> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    tessera_node::node::serve(config, listener, super::global::ctrl_c()).await?;
+    tessera_node::node::serve(config, listener, super::global::stop_signal()).await?;
     Ok(0)
 }
 

@@ -21,10 +21,11 @@ pub struct NodeClient {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// Builds the pooled HTTP client used for node traffic; every request carries
-/// `cluster_secret` (nodes refuse requests without it).
-pub fn http_client(cluster_secret: &str) -> reqwest::Client {
-    reqwest::Client::builder()
+/// Builds the pooled HTTP client used for cluster traffic; every request carries
+/// `cluster_secret` (nodes refuse requests without it) and `https://` URLs are verified
+/// with `tls`.
+pub fn http_client(cluster_secret: &str, tls: &crate::tls::ClientTls) -> reqwest::Client {
+    tls.apply(reqwest::Client::builder())
         .default_headers(crate::auth::headers(cluster_secret))
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(Duration::from_secs(60))

@@ -14,6 +14,7 @@
 //! - [`client`]: the typed HTTP client the coordinator uses to talk to a node.
 //! - [`raw`]: raw reads (the node sends stored chunks with `sendfile`, the reader verifies).
 //! - [`auth`]: the cluster secret every internal request carries.
+//! - [`tls`]: TLS for listeners and clients (rustls), and a local CA for `tessera dev --tls`.
 //! - [`metrics`]: the node's Prometheus metrics; [`trace`]: client request ids on node
 //!   requests.
 //! - [`worker`]: the one shape of background loops (here and in the coordinator) and the
@@ -32,6 +33,7 @@ pub mod raw;
 pub mod state;
 pub mod store;
 pub mod trace;
+pub mod tls;
 pub mod types;
 pub mod worker;
 

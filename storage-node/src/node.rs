@@ -68,6 +68,8 @@ pub struct NodeConfig {
     pub cluster_secret: String,
     /// How often the node looks whether deleted small shards are worth a compaction.
     pub reclaim_interval: std::time::Duration,
+    /// What the node trusts when a coordinator URL is `https://` (`--ca-cert`).
+    pub client_tls: crate::tls::ClientTls,
 }
 
 impl NodeConfig {
@@ -88,6 +90,7 @@ impl NodeConfig {
             node_id: None,
             cluster_secret,
             reclaim_interval: std::time::Duration::from_secs(10),
+            client_tls: Default::default(),
         }
     }
 }
@@ -122,6 +125,7 @@ pub async fn serve(
         metrics: Default::default(),
         workers: Default::default(),
         budget: Arc::new(Budget::new(config.scrub.rate)),
+        client_tls: config.client_tls.clone(),
     };
     // One way to stop: every background worker watches this token, cancelled once the
     // service has shut down; the store is flushed after they have all ended.

@@ -32,6 +32,8 @@ pub struct NodeState {
     /// The bytes-per-second budget background verification spends from (`--scrub-rate`,
     /// changeable at run time through `PUT /maintenance`).
     pub budget: Arc<Budget>,
+    /// What the node's clients trust on `https://` coordinator URLs.
+    pub client_tls: crate::tls::ClientTls,
 }
 
 impl NodeState {

@@ -94,7 +94,8 @@ mod tests {
             let mut cfg = ClusterConfig::new(id, Peers(peers.clone()));
             cfg.snapshot_every = 50;
             let dir = root.join(format!("c{id}"));
-            let c = start::open(&dir, cfg, secret, Default::default())
+            let http = tessera_node::client::http_client(secret, &Default::default());
+            let c = start::open(&dir, cfg, http, Default::default())
                 .await
                 .unwrap();
             let app = routes::router(c.clone(), secret);

@@ -106,11 +106,12 @@ impl ClusterConfig {
 }
 
 /// Opens member `config.id` with its storage in `dir` and starts forming the group if it is
-/// new. Fails if the member was first started with other peers.
+/// new, talking to the other members with `http` (which presents the cluster secret). Fails
+/// if the member was first started with other peers.
 pub async fn open(
     dir: &Path,
     config: ClusterConfig,
-    cluster_secret: &str,
+    http: reqwest::Client,
     clock: Arc<crate::meta::Clock>,
 ) -> Result<Arc<Cluster>> {
     if !config.peers.0.contains_key(&config.id) {
@@ -152,7 +153,6 @@ pub async fn open(
     }
     .validate()
     .map_err(|e| MetaError::InvalidArgument(e.to_string()))?;
-    let http = tessera_node::client::http_client(cluster_secret);
     let contacts = Arc::new(Contacts::default());
     let network = Network {
         http: http.clone(),

@@ -13,7 +13,9 @@ pub async fn run(
     interval: std::time::Duration,
     stop: CancellationToken,
 ) {
-    let client = reqwest::Client::builder()
+    let client = state
+        .client_tls
+        .apply(reqwest::Client::builder())
         .default_headers(crate::auth::headers(&state.secret))
         .timeout(std::time::Duration::from_secs(5))
         .build()

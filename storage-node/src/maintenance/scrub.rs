@@ -34,7 +34,7 @@ pub async fn run(
     if config.rate == 0 {
         return;
     }
-    let client = crate::client::http_client(&state.secret);
+    let client = crate::client::http_client(&state.secret, &state.client_tls);
     let urls: Vec<String> = coordinators(&coordinator)
         .map(|c| format!("{}/nodes/corrupt", c.trim_end_matches('/')))
         .collect();

@@ -27,7 +27,7 @@ pub mod cors;
 pub mod policy;
 
 use super::error::s3_err;
-use super::observe::PeerAddr;
+use super::observe::{OverTls, PeerAddr};
 use crate::error::ApiError;
 use crate::meta::{Acl, BucketMeta, Permission};
 use crate::state::Coordinator;
@@ -261,7 +261,8 @@ fn condition_keys(cx: &mut S3AccessContext<'_>) -> BTreeMap<String, Vec<String>>
     if let Some(PeerAddr(addr)) = cx.extensions_mut().get::<PeerAddr>() {
         keys.insert("aws:sourceip".into(), vec![addr.ip().to_string()]);
     }
-    keys.insert("aws:securetransport".into(), vec!["false".into()]);
+    let tls = cx.extensions_mut().get::<OverTls>().is_some();
+    keys.insert("aws:securetransport".into(), vec![tls.to_string()]);
     if let Some(q) = cx.uri().query() {
         for pair in q.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
