@@ -24,6 +24,7 @@ const CRATES: &[Crate] = &[
             ("error", 0),
             ("types", 1),
             ("auth", 1),
+            ("tls", 1),
             ("trace", 1),
             ("worker", 1),
             ("frame", 2),

@@ -586,7 +586,8 @@ async fn workers_of_the_coordinator_and_the_nodes_are_listed_and_steered_alike()
     let (code, out, err) = c.cli(&["maintenance", "--scrub-rate", "3MB"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("scrub budget 3.0 MB/s on 6 nodes"), "{out}");
-    let node_http = tessera_node::client::http_client(&c.secrets().cluster_secret);
+    let node_http =
+        tessera_node::client::http_client(&c.secrets().cluster_secret, &Default::default());
     for addr in c.node_addrs() {
         let r = node_http
             .get(format!("http://{addr}/maintenance"))

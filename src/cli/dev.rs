@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tessera::local::{LocalCluster, LocalClusterConfig};
-use tessera_node::tls::{ClientTls, LocalCa};
 use tessera_coordinator::{CoordinatorConfig, EcSpec};
+use tessera_node::tls::{ClientTls, LocalCa};
 
 /// The coordinator defaults the flags show.
 fn d() -> CoordinatorConfig {

@@ -88,7 +88,7 @@ pub enum Cmd {
     Maintenance(maintenance::MaintenanceArgs),
     /// Load generator (PUT then GET phase) for any S3 path-style endpoint; `--ceiling` also
     /// measures this machine's limits in the same run.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
 }
 
 /// Runs `cli`; returns the process exit code.
@@ -107,6 +107,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Recode(a) => recode::run(a, g).await,
         Cmd::Compact(a) => compact::run(a, g).await,
         Cmd::Maintenance(a) => maintenance::run(a, g).await,
-        Cmd::Bench(a) => bench::run(a, g).await,
+        Cmd::Bench(a) => bench::run(*a, g).await,
     }
 }

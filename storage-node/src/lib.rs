@@ -32,8 +32,8 @@ pub mod node;
 pub mod raw;
 pub mod state;
 pub mod store;
-pub mod trace;
 pub mod tls;
+pub mod trace;
 pub mod types;
 pub mod worker;
 

@@ -95,8 +95,12 @@ impl NodeConfig {
     }
 }
 
+/// How long requests in flight get to finish once a node is asked to stop.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Opens the node's store in `config.data_dir`, registers with the coordinator and serves on
-/// `listener` until `shutdown` completes; then flushes the store.
+/// `listener` until `shutdown` completes; requests in flight then get [`DRAIN`] to finish,
+/// background work stops and the store is flushed.
 pub async fn serve(
     config: NodeConfig,
     listener: tokio::net::TcpListener,
@@ -152,7 +156,26 @@ pub async fn serve(
         config.reclaim_interval,
         stop.clone(),
     )));
-    let r = crate::http::run(listener, state, shutdown).await;
+    // Stopping: the listener closes and requests in flight get `DRAIN` to finish; whatever
+    // is still open then is dropped (a client stalled mid-body cannot hold the stop).
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let signalled = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let serving = crate::http::run(listener, state, signalled);
+    let r = tokio::select! {
+        r = serving => r,
+        _ = async {
+            match stopping.await {
+                Ok(()) => tokio::time::sleep(DRAIN).await,
+                Err(_) => std::future::pending().await,
+            }
+        } => {
+            tracing::warn!("requests still open {DRAIN:?} after the stop was asked for: dropped");
+            Ok(())
+        }
+    };
     stop.cancel();
     for t in tasks {
         let _ = t.await;

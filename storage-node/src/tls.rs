@@ -59,8 +59,12 @@ pub fn read_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
 /// Loads the pair `files` into what a handshake presents.
 fn load(files: &CertFiles) -> io::Result<Arc<CertifiedKey>> {
     let certs = read_certs(&files.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| invalid(format!("reading a private key from {}: {e}", files.key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        invalid(format!(
+            "reading a private key from {}: {e}",
+            files.key.display()
+        ))
+    })?;
     let ck = CertifiedKey::from_der(certs, key, &provider()).map_err(|e| {
         invalid(format!(
             "{} and {} do not make a certificate and its key: {e}",
@@ -71,10 +75,13 @@ fn load(files: &CertFiles) -> io::Result<Arc<CertifiedKey>> {
     Ok(Arc::new(ck))
 }
 
-fn modified(files: &CertFiles) -> (Option<SystemTime>, Option<SystemTime>) {
+fn modified(files: &CertFiles) -> FileTimes {
     let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     (m(&files.cert), m(&files.key))
 }
+
+/// Modification times of a certificate file and its key file.
+type FileTimes = (Option<SystemTime>, Option<SystemTime>);
 
 /// The certificate a listener serves, loaded again when its files change.
 #[derive(Debug)]
@@ -82,7 +89,7 @@ struct Reloading {
     files: CertFiles,
     current: RwLock<Arc<CertifiedKey>>,
     /// When the files were last looked at, and their modification times then.
-    seen: Mutex<(Instant, (Option<SystemTime>, Option<SystemTime>))>,
+    seen: Mutex<(Instant, FileTimes)>,
 }
 
 impl Reloading {
@@ -114,7 +121,9 @@ impl Reloading {
                 tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
             }
             // Half-written files (a rotation in progress) are tried again next time.
-            Err(e) => tracing::warn!(error = %e, "TLS certificate files changed but do not load; serving the previous pair"),
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS certificate files changed but do not load; serving the previous pair")
+            }
         }
     }
 }
@@ -148,13 +157,11 @@ pub fn client_config(ca_files: &[PathBuf]) -> io::Result<rustls::ClientConfig> {
                 .map_err(|e| invalid(format!("a CA certificate in {}: {e}", f.display())))?;
         }
     }
-    Ok(
-        rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| invalid(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// What a Tessera process's HTTP clients trust when they connect to `https://` URLs (other

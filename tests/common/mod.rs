@@ -147,7 +147,10 @@ pub async fn raw(
 
 /// A node client presenting `secret`.
 pub fn node_client(secret: &str, addr: std::net::SocketAddr) -> tessera_node::NodeClient {
-    tessera_node::NodeClient::new(tessera_node::client::http_client(secret), &addr.to_string())
+    tessera_node::NodeClient::new(
+        tessera_node::client::http_client(secret, &Default::default()),
+        &addr.to_string(),
+    )
 }
 
 /// Total shards stored on the given node addresses.

@@ -213,7 +213,10 @@ impl ProcCluster {
     /// A node client presenting the cluster secret.
     pub fn node_client(&self, addr: std::net::SocketAddr) -> tessera_node::NodeClient {
         tessera_node::NodeClient::new(
-            tessera_node::client::http_client(&Self::secrets_in(&self.dir).cluster_secret),
+            tessera_node::client::http_client(
+                &Self::secrets_in(&self.dir).cluster_secret,
+                &Default::default(),
+            ),
             &addr.to_string(),
         )
     }
