@@ -12,8 +12,9 @@ fi
 missing=""
 # The network-fault tests make namespaces with iproute2 and send requests from inside them with
 # curl.
-# The console test loads the web console in headless Chromium.
-for p in rclone s3cmd restic python3-boto3 iproute2 curl chromium; do
+# The console test loads the web console in headless Chromium. The deploy test checks the
+# systemd units with systemd-analyze (package systemd).
+for p in rclone s3cmd restic python3-boto3 iproute2 curl chromium systemd; do
   command -v dpkg >/dev/null && ! dpkg -s "$p" >/dev/null 2>&1 && missing="$missing $p"
 done
 if [ -n "$missing" ]; then

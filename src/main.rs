@@ -2,7 +2,7 @@
 
 mod cli;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// glibc's malloc trims the heap whenever a little more than the largest recently freed
 /// block sits free at its top; stripes allocate and free a few hundred KiB of parity each,
@@ -20,7 +20,19 @@ fn tune_allocator() {
 
 fn main() -> anyhow::Result<()> {
     tune_allocator();
-    let cli = cli::Cli::parse();
+    // A settings file (`--config`) joins the command line before clap reads it.
+    let args = match cli::config::merge(&cli::Cli::command(), std::env::args_os().collect()) {
+        Ok(cli::config::Merged::Run(args)) => args,
+        Ok(cli::config::Merged::Print(text)) => {
+            print!("{text}");
+            std::process::exit(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2)
+        }
+    };
+    let cli = cli::Cli::parse_from(args);
     let code = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -303,3 +303,224 @@ async fn sigterm_stops_a_node_and_the_coordinator_gracefully_under_load() {
     };
     assert!(status.success(), "the coordinator exited with {status}");
 }
+
+/// `tessera ARGS` with `env`; (exit code, stdout, stderr).
+fn tessera(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd.args(args).envs(env.iter().copied()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The reference settings files in deploy/reference are what `tessera config` prints (the
+/// flags' own definitions), so the documentation cannot drift from `--help`.
+#[test]
+fn reference_settings_files_match_the_flags() {
+    for sub in ["coordinator", "node"] {
+        let (code, out, err) = tessera(&["config", sub], &[]);
+        assert_eq!(code, 0, "{err}");
+        let file = repo(&format!("deploy/reference/{sub}.toml"));
+        let kept = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            kept == out,
+            "{} is out of date: run `tessera config {sub} > deploy/reference/{sub}.toml`",
+            file.display()
+        );
+        // Every flag of `--help` is a key (hidden test-only flags aside).
+        let (_, help, _) = tessera(&[sub, "--help"], &[]);
+        // The flags `--help` lists: the first `--word` of lines that start with a flag.
+        for flag in help
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with('-'))
+            .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("--")))
+            .map(|w| w.trim_end_matches(|c: char| !c.is_alphanumeric() && c != '-'))
+            .filter(|f| !["help", "config", "check-config", "json", "version"].contains(f))
+            .filter(|f| !f.is_empty())
+        {
+            assert!(
+                out.contains(&format!("#{flag} = ")),
+                "`--{flag}` of `tessera {sub} --help` has no key in the reference"
+            );
+        }
+    }
+}
+
+/// Settings files: a flag beats the setting's environment variable, which beats the file,
+/// which beats the default; a key that is not a setting is an error naming it (the command
+/// does not run); every example file of deploy/ is accepted.
+#[test]
+fn settings_files_merge_with_flags_and_environment_and_refuse_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("node.toml");
+    std::fs::write(
+        &f,
+        "listen = \"127.0.0.1:7999\"\ndata-dir = \"/srv/n1\"\nzone = \"from-file\"\n\
+         heartbeat-interval = \"3s\"\nscrub-rate = \"1MiB\"\nca-cert = [\"a.pem\", \"b.pem\"]\n",
+    )
+    .unwrap();
+    let fs = f.to_str().unwrap();
+    let (code, out, err) = tessera(
+        &[
+            "node",
+            "--config",
+            fs,
+            "--zone",
+            "from-flag",
+            "--check-config",
+        ],
+        &[("TESSERA_NODE_HEARTBEAT_INTERVAL", "2s")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let line = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .to_string()
+    };
+    assert_eq!(line("zone"), "zone = \"from-flag\"  # command line");
+    assert_eq!(
+        line("heartbeat-interval"),
+        "heartbeat-interval = \"2s\"  # env TESSERA_NODE_HEARTBEAT_INTERVAL"
+    );
+    assert_eq!(
+        line("scrub-rate"),
+        format!("scrub-rate = \"1MiB\"  # --config {fs}")
+    );
+    assert_eq!(
+        line("data-dir"),
+        format!("data-dir = \"/srv/n1\"  # --config {fs}")
+    );
+    assert_eq!(
+        line("ca-cert"),
+        format!("ca-cert = [\"a.pem\", \"b.pem\"]  # --config {fs}")
+    );
+    assert!(line("scrub-interval").ends_with("# default"), "{out}");
+    // TESSERA_CONFIG names the file too.
+    let (code, out, err) = tessera(&["node", "--check-config"], &[("TESSERA_CONFIG", fs)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("zone = \"from-file\"  # --config"), "{out}");
+
+    // Unknown and misspelt keys: an error naming the key, nothing run.
+    for (text, want) in [
+        ("zonee = \"x\"\n", "unknown key `zonee`"),
+        ("data_dir = \"/x\"\n", "did you mean `data-dir`"),
+        ("zone = [\"a\", \"b\"]\n", "`zone` takes one value"),
+        ("no-raw-reads = \"yes\"\n", "unknown key `no-raw-reads`"),
+        ("zone = \n", "not a valid TOML file"),
+    ] {
+        std::fs::write(&f, text).unwrap();
+        let (code, out, err) = tessera(&["node", "--config", fs, "--check-config"], &[]);
+        assert_eq!(code, 2, "{text}: {out}{err}");
+        assert!(err.contains(want), "{text}: {err}");
+        assert!(out.is_empty(), "{out}");
+    }
+    std::fs::write(&f, "no-raw-reads = \"yes\"\n").unwrap();
+    let (code, _, err) = tessera(&["coordinator", "--config", fs, "--check-config"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`no-raw-reads` is on or off"), "{err}");
+
+    // The examples of deploy/ are valid settings of their commands.
+    let examples = repo("deploy/examples/three-zones");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&examples).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let sub = if name.starts_with("coordinator") {
+            "coordinator"
+        } else {
+            "node"
+        };
+        let (code, out, err) = tessera(
+            &[sub, "--config", p.to_str().unwrap(), "--check-config"],
+            &[],
+        );
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(out.contains("# --config"), "{name}: {out}");
+        seen += 1;
+    }
+    assert_eq!(seen, 12);
+}
+
+/// A node started from a settings file alone (no flags) joins with the file's zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_runs_from_its_settings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = ProcCluster::start(dir.path(), 6).await;
+    std::fs::write(
+        dir.path().join("secret"),
+        ProcCluster::secrets_in(dir.path()).cluster_secret,
+    )
+    .unwrap();
+    let f = dir.path().join("n7.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "listen = \"127.0.0.1:{}\"\ndata-dir = \"{}\"\nzone = \"from-file\"\n\
+             coordinator = \"http://{}\"\ncluster-secret-file = \"{}\"\nheartbeat-interval = \"200ms\"\n",
+            free_port(),
+            dir.path().join("n7").display(),
+            c.admin,
+            dir.path().join("secret").display()
+        ),
+    )
+    .unwrap();
+    let _node = Proc(
+        Command::new(BIN)
+            .env_remove("TESSERA_COORDINATOR")
+            .args(["node", "--config", f.to_str().unwrap()])
+            .stdout(log(dir.path(), "n7"))
+            .stderr(log(dir.path(), "n7.err"))
+            .spawn()
+            .unwrap(),
+    );
+    c.wait_up(7).await;
+    let v = c.cluster_json().await;
+    let zones: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["zone"].as_str())
+        .collect();
+    assert!(zones.contains(&"from-file"), "{v}");
+}
+
+/// The systemd units are valid for systemd (`systemd-analyze verify`, with the unit's binary
+/// path pointing at this build).
+#[test]
+fn systemd_units_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    for (unit, instance) in [
+        ("tessera-coordinator.service", "tessera-coordinator.service"),
+        ("tessera-node@.service", "tessera-node@disk1.service"),
+    ] {
+        let text = std::fs::read_to_string(repo(&format!("deploy/systemd/{unit}"))).unwrap();
+        assert!(text.contains("ExecStart=/usr/local/bin/tessera "));
+        assert!(text.contains("LimitNOFILE=") && text.contains("TimeoutStopSec="));
+        std::fs::write(
+            dir.path().join(unit),
+            text.replace("/usr/local/bin/tessera", BIN),
+        )
+        .unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(dir.path().join(instance))
+            .output()
+            .expect("systemd-analyze (scripts/setup.sh installs systemd)");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && err.trim().is_empty(),
+            "{unit}: {err}"
+        );
+    }
+}

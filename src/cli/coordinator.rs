@@ -28,6 +28,14 @@ fn size(bytes: u64) -> ByteSize {
 /// `tessera coordinator` options.
 #[derive(clap::Args)]
 pub struct CoordinatorArgs {
+    /// Settings file (TOML; keys are this command's long flags, `tessera config coordinator` prints
+    /// them all with their defaults). Flags and environment variables override it.
+    #[arg(long, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the settings this command would run with (from flags, environment, --config
+    /// and defaults, each with its source) and exit.
+    #[arg(long)]
+    pub check_config: bool,
     /// Client API address.
     #[arg(long, default_value = "127.0.0.1:7070", env = "TESSERA_LISTEN")]
     pub listen: SocketAddr,

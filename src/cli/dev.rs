@@ -137,7 +137,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
         );
     }
     println!("{}", try_lines(&url));
-    println!("Ctrl-C (or SIGTERM) stops the cluster.");
+    println!("Ctrl-C stops the cluster (SIGTERM too).");
     super::global::stop_signal().await;
     println!("stopping...");
     cluster.shutdown().await;

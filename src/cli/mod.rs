@@ -1,14 +1,16 @@
 //! The `tessera` command line: one file per command, every operator command through the one
 //! typed admin client ([`client::Admin`]) and the one progress display ([`progress`]).
 //!
-//! Shared flags (`--coordinator`, `--admin-token-file`, `--json`) are global: they work before
-//! or after the subcommand. Every default is defined once, by the configuration it sets
+//! Shared flags (`--coordinator`, `--admin-token-file`, `--json`, `--ca-cert`) are global:
+//! they work before or after the subcommand. `tessera coordinator` and `tessera node` also read
+//! their settings from a TOML file (`--config`, [`config`]). Every default is defined once, by the configuration it sets
 //! (`CoordinatorConfig::new`, `NodeConfig::new`), and `--help` shows it from there.
 
 pub mod bench;
 pub mod bucket;
 pub mod client;
 pub mod compact;
+pub mod config;
 pub mod coordinator;
 pub mod dev;
 pub mod global;
@@ -89,6 +91,13 @@ pub enum Cmd {
     /// Load generator (PUT then GET phase) for any S3 path-style endpoint; `--ceiling` also
     /// measures this machine's limits in the same run.
     Bench(Box<bench::BenchArgs>),
+    /// Print the reference settings file of `tessera coordinator` or `tessera node` (every
+    /// setting with its help, environment variable and default) for `--config FILE`.
+    Config {
+        /// The command whose settings to print.
+        #[arg(value_parser = ["coordinator", "node"])]
+        command: String,
+    },
 }
 
 /// Runs `cli`; returns the process exit code.
@@ -108,5 +117,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Compact(a) => compact::run(a, g).await,
         Cmd::Maintenance(a) => maintenance::run(a, g).await,
         Cmd::Bench(a) => bench::run(*a, g).await,
+        Cmd::Config { command } => {
+            use clap::CommandFactory;
+            print!("{}", config::reference(&Cli::command(), &command));
+            Ok(0)
+        }
     }
 }

@@ -56,6 +56,14 @@ enum Action {
 /// Running a storage node (it reports to `--coordinator`).
 #[derive(clap::Args)]
 struct Run {
+    /// Settings file (TOML; keys are this command's long flags, `tessera config node` prints
+    /// them all with their defaults). Flags and environment variables override it.
+    #[arg(long, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the settings this command would run with (from flags, environment, --config
+    /// and defaults, each with its source) and exit.
+    #[arg(long)]
+    check_config: bool,
     /// Shard API address.
     #[arg(long, env = "TESSERA_NODE_LISTEN")]
     listen: Option<SocketAddr>,
