@@ -44,7 +44,7 @@ done
 run() {
     local scheme=http
     [ "$1" = tls ] && scheme=https
-    "$bin" --ca-cert "$ca" bench --endpoint "$scheme://127.0.0.1:${api[$1]}" --bucket "b$2" \
+    "$bin" --ca-cert "$ca" bench --endpoint "$scheme://127.0.0.1:${api[$1]}" --bucket "bench-$(echo "$2" | tr "[:upper:]" "[:lower:]")" \
         --size "$2" --concurrency "$3" --objects "$4" --duration "${secs}s" --json |
         python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["put"]["objects_per_s"], 1), round(d["get"]["objects_per_s"], 1))'
 }
