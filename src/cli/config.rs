@@ -289,14 +289,7 @@ fn effective(
                     text.push_str(&format!("# {key} is not set\n"));
                     continue;
                 }
-                [one] => toml_value(one),
-                many => format!(
-                    "[{}]",
-                    many.iter()
-                        .map(|v| toml_value(v))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                values => toml_values(values),
             }
         };
         text.push_str(&format!("{key} = {value}  # {source}\n"));
@@ -310,6 +303,20 @@ fn toml_value(v: &str) -> String {
         v.to_string()
     } else {
         toml::Value::String(v.to_string()).to_string()
+    }
+}
+
+/// A flag's values as TOML: one value as itself, several as a list.
+fn toml_values(values: &[String]) -> String {
+    match values {
+        [one] => toml_value(one),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(|v| toml_value(v))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -346,14 +353,7 @@ pub fn reference(root: &Command, sub: &str) -> String {
             match defaults.as_slice() {
                 [] if a.is_required_set() => format!("{key} = ...  (required)"),
                 [] => format!("{key} = ...  (no default: unset)"),
-                [one] => format!("{key} = {}", toml_value(one)),
-                many => format!(
-                    "{key} = [{}]",
-                    many.iter()
-                        .map(|v| toml_value(v))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                values => format!("{key} = {}", toml_values(values)),
             }
         };
         text.push_str(&format!("#{line}\n"));
