@@ -220,6 +220,20 @@ async fn readme_key_and_bucket_commands_work_as_printed() {
 /// and the curl line (which must spell out the payload hash header curl does not add).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dev_banner_lines_work_as_printed() {
+    dev_banner_works(&[], &[]).await;
+}
+
+/// `tessera dev --tls`: the same lines work over HTTPS once the export line (which names the
+/// dev CA for awscli, curl and `tessera`) is pasted, and so does an operator command; the
+/// cluster stops on SIGTERM with exit code 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_banner_lines_work_as_printed_with_tls() {
+    dev_banner_works(&["--tls"], &["tessera status"]).await;
+}
+
+/// Starts `tessera dev EXTRA`, pastes its export line and runs each command it suggests, then
+/// `more` (with `tessera` meaning this build).
+async fn dev_banner_works(extra: &[&str], more: &[&str]) {
     if Command::new("aws").arg("--version").output().is_err() {
         panic!("awscli is missing: scripts/setup.sh installs it");
     }
@@ -235,6 +249,7 @@ async fn the_dev_banner_lines_work_as_printed() {
             "--admin-listen",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -272,14 +287,27 @@ async fn the_dev_banner_lines_work_as_printed() {
     assert!(tried[3].starts_with("curl "), "{tried:?}");
     std::fs::write(dir.path().join("README.md"), "read me, byte for byte\n").unwrap();
     // As a reader would: paste the export line, then each suggested command.
-    let script = format!("set -e\n{export}\n{}\n", tried.join("\n"));
+    let more: Vec<String> = more.iter().map(|m| m.replacen("tessera", BIN, 1)).collect();
+    let script = format!(
+        "set -e\n{export}\n{}\n{}\n",
+        tried.join("\n"),
+        more.iter()
+            .map(|m| format!("{m} >/dev/null"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let out = Command::new("sh")
         .current_dir(dir.path())
         .args(["-c", &script])
         .output()
         .unwrap();
-    let _ = dev.kill();
-    let _ = dev.wait();
+    // SIGTERM stops the whole cluster with exit code 0.
+    Command::new("kill")
+        .args(["-TERM", &dev.id().to_string()])
+        .status()
+        .unwrap();
+    let status = dev.wait().unwrap();
+    assert!(status.success(), "tessera dev exited with {status}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -119,7 +119,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
         Some(ca) => {
             let ca = std::path::absolute(ca)?;
             format!(
-                " AWS_CA_BUNDLE={0} TESSERA_CA_CERT={0} TESSERA_COORDINATOR={1}",
+                " AWS_CA_BUNDLE={0} CURL_CA_BUNDLE={0} TESSERA_CA_CERT={0} TESSERA_COORDINATOR={1}",
                 ca.display(),
                 cluster.admin_endpoint()
             )
@@ -139,7 +139,8 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
     println!("{}", try_lines(&url));
     println!("Ctrl-C stops the cluster (SIGTERM too).");
     super::global::stop_signal().await;
-    println!("stopping...");
+    // Logged, not printed: stdout may be a pipe its reader has closed by now.
+    tracing::info!("stopping the local cluster");
     cluster.shutdown().await;
     Ok(0)
 }
