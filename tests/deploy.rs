@@ -251,22 +251,7 @@ async fn sigterm_stops_a_node_and_the_coordinator_gracefully_under_load() {
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut node = c.nodes[0].take().unwrap();
-    let started = std::time::Instant::now();
-    Command::new("kill")
-        .args(["-TERM", &node.pid().to_string()])
-        .status()
-        .unwrap();
-    let status = loop {
-        if let Some(s) = node.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "node 0 did not stop within 20 s of SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(status.success(), "node 0 exited with {status}");
+    sigterm_exits_0(&mut node, "node 0").await;
     let out = bench.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
@@ -286,22 +271,27 @@ async fn sigterm_stops_a_node_and_the_coordinator_gracefully_under_load() {
         assert_eq!(b.len(), 256 << 10, "object {i}");
     }
     // The coordinator: SIGTERM, exit code 0.
+    sigterm_exits_0(&mut c.coordinator, "the coordinator").await;
+}
+
+/// Sends SIGTERM to `p` and waits (at most 20 s) for it to exit with code 0.
+async fn sigterm_exits_0(p: &mut Proc, what: &str) {
+    let started = std::time::Instant::now();
     Command::new("kill")
-        .args(["-TERM", &c.coordinator.pid().to_string()])
+        .args(["-TERM", &p.pid().to_string()])
         .status()
         .unwrap();
-    let started = std::time::Instant::now();
     let status = loop {
-        if let Some(s) = c.coordinator.0.try_wait().unwrap() {
+        if let Some(s) = p.0.try_wait().unwrap() {
             break s;
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "the coordinator did not stop within 20 s of SIGTERM"
+            "{what} did not stop within 20 s of SIGTERM"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(status.success(), "the coordinator exited with {status}");
+    assert!(status.success(), "{what} exited with {status}");
 }
 
 /// `tessera ARGS` with `env`; (exit code, stdout, stderr).

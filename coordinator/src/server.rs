@@ -221,19 +221,31 @@ where
         let _ = stream.set_nodelay(true);
         let (svc, watcher, limits) = (svc.clone(), graceful.watcher(), limits.clone());
         tokio::spawn(async move {
-            match &limits.tls {
-                None => serve_conn(stream, svc, peer, false, &limits, watcher).await,
+            // The connection's slot is held until this task ends, however it ends.
+            let _permit = permit;
+            let io: Box<dyn Io> = match &limits.tls {
+                None => Box::new(stream),
                 Some(acceptor) => {
                     match tessera_node::tls::accept(acceptor, stream, limits.header_read_timeout)
                         .await
                     {
-                        Ok(Some(tls)) => serve_conn(tls, svc, peer, true, &limits, watcher).await,
-                        Ok(None) => {}
-                        Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Ok(Some(tls)) => Box::new(tls),
+                        Ok(None) => return,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
                     }
                 }
-            }
-            drop(permit);
+            };
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let svc = CloseUnsent(svc, peer, limits.tls.is_some());
+            let _ = watcher
+                .watch(builder.serve_connection(TokioIo::new(io), svc))
+                .await;
         });
     }
     // Requests in progress get a while to finish.
@@ -241,34 +253,9 @@ where
     Ok(())
 }
 
-/// Serves HTTP/1.1 on one accepted connection (`tls`: it came over TLS) until it closes or
-/// the listener's graceful shutdown (`watcher`) ends it.
-async fn serve_conn<I, S, B>(
-    io: I,
-    svc: S,
-    peer: std::net::SocketAddr,
-    tls: bool,
-    limits: &ConnLimits,
-    watcher: hyper_util::server::graceful::Watcher,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    let conn = builder.serve_connection(TokioIo::new(io), CloseUnsent(svc, peer, tls));
-    let _ = watcher.watch(conn).await;
-}
+/// A client connection, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// Puts the client's address into each request ([`crate::edge::observe::PeerAddr`]), and
 /// [`crate::edge::observe::OverTls`] when it came over TLS, and closes the connection
