@@ -38,15 +38,6 @@ pub struct LocalClusterConfig {
 }
 
 impl LocalClusterConfig {
-    /// `https` when the coordinators serve TLS (`coordinator.tls`), else `http`.
-    pub fn scheme(&self) -> &'static str {
-        if self.coordinator.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        }
-    }
-
     /// `nodes` nodes with erasure code `ec`, on free loopback ports, under `data_dir`.
     pub fn new(nodes: usize, ec: EcSpec, data_dir: &Path) -> Self {
         let mut coordinator = CoordinatorConfig::new(data_dir.join("coordinator"));
@@ -128,7 +119,12 @@ impl LocalCluster {
             admins
                 .iter()
                 .enumerate()
-                .map(|(i, a)| (i as u64 + 1, format!("{}://{a}", config.scheme())))
+                .map(|(i, a)| {
+                    (
+                        i as u64 + 1,
+                        format!("{}://{a}", config.coordinator.scheme()),
+                    )
+                })
                 .collect(),
         );
         let mut tasks = Vec::new();
@@ -183,7 +179,7 @@ impl LocalCluster {
         let coordinators = self
             .admins
             .iter()
-            .map(|a| format!("{}://{a}", self.config.scheme()))
+            .map(|a| self.url_of(*a))
             .collect::<Vec<_>>()
             .join(",");
         let mut config = NodeConfig::new(
@@ -234,14 +230,19 @@ impl LocalCluster {
         })
     }
 
+    /// The URL of a listener at `addr` of this cluster's coordinators (`https://` with TLS).
+    pub fn url_of(&self, addr: SocketAddr) -> String {
+        format!("{}://{addr}", self.config.coordinator.scheme())
+    }
+
     /// Client API base URL.
     pub fn endpoint(&self) -> String {
-        format!("{}://{}", self.config.scheme(), self.api)
+        self.url_of(self.api)
     }
 
     /// Admin API base URL.
     pub fn admin_endpoint(&self) -> String {
-        format!("{}://{}", self.config.scheme(), self.admin)
+        self.url_of(self.admin)
     }
 
     /// The admin token and cluster secret.

@@ -152,6 +152,15 @@ impl CoordinatorConfig {
         }
     }
 
+    /// The URL scheme of the client and admin listeners: `https` with `tls`, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// Write quorum for `ec`.
     pub fn quorum(&self, ec: EcSpec) -> usize {
         let w = self.write_quorum.unwrap_or(ec.k + 1);

@@ -235,11 +235,7 @@ pub async fn run(a: CoordinatorArgs, g: &Global) -> anyhow::Result<i32> {
     let admin = tokio::net::TcpListener::bind(a.admin_listen)
         .await
         .with_context(|| format!("binding {}", a.admin_listen))?;
-    let scheme = if config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = config.scheme();
     tracing::info!(api = %a.listen, admin = %a.admin_listen, %scheme, "coordinator serving");
     tessera_coordinator::run(api, admin, config, super::global::stop_signal()).await?;
     Ok(0)

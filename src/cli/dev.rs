@@ -104,7 +104,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
     if a.coordinators > 1 {
         let list = |v: &[SocketAddr]| {
             v.iter()
-                .map(|a| format!("http://{a}"))
+                .map(|a| cluster.url_of(*a))
                 .collect::<Vec<_>>()
                 .join(",")
         };
