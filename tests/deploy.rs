@@ -147,7 +147,7 @@ async fn tls_listeners_verified_by_clients_and_rotated_without_a_restart() {
     let wrong = LocalCa::load_or_create(&dir.path().join("wrong"), "stranger CA").unwrap();
     let names = ["127.0.0.1".to_string(), "localhost".to_string()];
     let files = ca
-        .issue(&dir.path().join("ca"), "server", &names, DAY)
+        .issue(&dir.path().join("ca"), "server", &names, None, DAY)
         .unwrap();
     let c = TlsCluster::start(dir.path(), &ca, &files).await;
 
@@ -208,7 +208,7 @@ async fn tls_listeners_verified_by_clients_and_rotated_without_a_restart() {
         cert_body(&std::fs::read_to_string(&files.cert).unwrap())
     );
     let rotated = ca
-        .issue(&dir.path().join("ca"), "server", &names, DAY)
+        .issue(&dir.path().join("ca"), "server", &names, None, DAY)
         .unwrap();
     assert_eq!(rotated, files);
     let new = cert_body(&std::fs::read_to_string(&files.cert).unwrap());

@@ -812,7 +812,7 @@ async fn raw_reads_reconnect_after_a_node_restart() {
     assert_eq!(put(&c.url("rawre/o"), body.clone()).await.0, 200);
     let (i, node, id) = holder_of_shard_0(&c).await;
     let addr = c.node_addrs()[i].to_string();
-    let pool = tessera_node::raw::RawPool::new(&c.secrets().cluster_secret);
+    let pool = tessera_node::raw::RawPool::new(&c.secrets().cluster_secret, &Default::default());
     let t = Duration::from_secs(10);
     let len = node.info(id).await.unwrap().length;
     let before = pool.read(&addr, id, 0, len, t).await.unwrap().concat();

@@ -401,7 +401,7 @@ async fn raw_reads_match_verified_reads_and_need_the_secret() {
     let node = c.node_addr(0);
     let addr = node.to_string();
     let verified = node_client(&secret, node);
-    let pool = RawPool::new(&secret);
+    let pool = RawPool::new(&secret, &Default::default());
     let t = Duration::from_secs(10);
     let shards = verified.list(None, 100).await.unwrap();
     assert!(!shards.is_empty());
@@ -434,7 +434,7 @@ async fn raw_reads_match_verified_reads_and_need_the_secret() {
         "usable after errors"
     );
     // Without the secret: refused before any read.
-    let stranger = RawPool::new("not-the-secret");
+    let stranger = RawPool::new("not-the-secret", &Default::default());
     match stranger.read(&addr, first, 0, 1, t).await {
         Err(StoreError::Unavailable(m)) => assert!(m.contains("401"), "{m}"),
         other => panic!("a stranger's raw read: {other:?}"),

@@ -28,6 +28,7 @@ const CRATES: &[Crate] = &[
             ("trace", 1),
             ("worker", 1),
             ("frame", 2),
+            ("listen", 2),
             ("store", 3),
             ("conformance", 4),
             ("metrics", 4),

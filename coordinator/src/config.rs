@@ -103,8 +103,16 @@ pub struct CoordinatorConfig {
     /// when the files change); `None`: plain HTTP.
     pub tls: Option<tessera_node::tls::CertFiles>,
     /// What this coordinator trusts when it connects to `https://` URLs (the other
-    /// members of a replicated group).
+    /// members of a replicated group; inside a cluster with mutual TLS, the nodes too, and it
+    /// presents its cluster certificate).
     pub client_tls: tessera_node::tls::ClientTls,
+    /// Mutual TLS inside the cluster (`--cluster-tls`): this coordinator's certificate from
+    /// the cluster CA, the CA, its revocation list. Nodes' traffic must then come with a
+    /// node certificate and Raft traffic with a coordinator certificate.
+    pub cluster_tls: Option<tessera_node::tls::ClusterTls>,
+    /// The cluster CA's certificate and key, to issue nodes their certificates
+    /// (`POST /cluster/certificates`).
+    pub cluster_ca: Option<tessera_node::tls::CertFiles>,
 }
 
 impl CoordinatorConfig {
@@ -149,12 +157,24 @@ impl CoordinatorConfig {
             cluster: None,
             tls: None,
             client_tls: Default::default(),
+            cluster_tls: None,
+            cluster_ca: None,
         }
     }
 
-    /// The URL scheme of the client and admin listeners: `https` with `tls`, else `http`.
+    /// The URL scheme of the client listener: `https` with `tls`, else `http`.
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The URL scheme of the admin listener: `https` with `tls` or inside a cluster with
+    /// mutual TLS, else `http`.
+    pub fn admin_scheme(&self) -> &'static str {
+        if self.tls.is_some() || self.cluster_tls.is_some() {
             "https"
         } else {
             "http"

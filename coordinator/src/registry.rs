@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tessera_node::raw::RawPool;
+use tessera_node::client::Transport;
 use tessera_node::types::Heartbeat;
 use tessera_node::{NodeClient, NodeId};
 
@@ -59,9 +59,8 @@ pub struct NodeView {
 /// Registry of nodes, shared by all requests.
 pub struct Registry {
     nodes: RwLock<BTreeMap<NodeId, NodeEntry>>,
-    http: reqwest::Client,
-    /// Raw reads for the GET path, if enabled.
-    raw: Option<Arc<RawPool>>,
+    /// How nodes are reached.
+    transport: Transport,
     timeout: Duration,
     /// When this registry started: nodes never heard from count as down since then.
     started: Instant,
@@ -75,8 +74,7 @@ impl Registry {
     /// A registry marking nodes down after `timeout` without heartbeat, seeded with `known`.
     pub fn new(
         timeout: Duration,
-        http: reqwest::Client,
-        raw: Option<Arc<RawPool>>,
+        transport: Transport,
         known: Vec<NodeRecord>,
         clock: Arc<Clock>,
     ) -> Self {
@@ -95,7 +93,7 @@ impl Registry {
                     log_syncs: 0,
                     clock_ms: 0,
                 };
-                let client = client_for(&http, raw.as_ref(), &r.addr);
+                let client = transport.client(&r.addr);
                 (
                     r.id,
                     NodeEntry {
@@ -109,8 +107,7 @@ impl Registry {
             .collect();
         Registry {
             nodes: RwLock::new(nodes),
-            http,
-            raw,
+            transport,
             timeout,
             started: Instant::now(),
             states: Default::default(),
@@ -150,7 +147,7 @@ impl Registry {
         };
         let client = match nodes.get(&hb.node_id) {
             Some(e) if e.hb.addr == hb.addr => e.client.clone(),
-            _ => client_for(&self.http, self.raw.as_ref(), &hb.addr),
+            _ => self.transport.client(&hb.addr),
         };
         let rec = NodeRecord {
             id: hb.node_id.clone(),
@@ -266,14 +263,5 @@ impl Registry {
                 scrub: e.hb.scrub.clone(),
             })
             .collect()
-    }
-}
-
-/// A client for the node at `addr`, with raw reads if `raw` is given.
-fn client_for(http: &reqwest::Client, raw: Option<&Arc<RawPool>>, addr: &str) -> NodeClient {
-    let c = NodeClient::new(http.clone(), addr);
-    match raw {
-        Some(p) => c.with_raw_reads(p.clone()),
-        None => c,
     }
 }

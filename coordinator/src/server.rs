@@ -1,23 +1,22 @@
 //! Starting a coordinator: background work, then the client (S3) and admin listeners until
 //! shutdown.
 //!
-//! Both listeners share one connection loop: at most `max_connections` connections at once
-//! (the rest wait in the kernel's listen queue), a connection that does not deliver a
-//! complete request head within `header_read_timeout` is closed, and shutdown lets requests
-//! in progress finish.
+//! Both listeners are served by the one connection loop ([`tessera_node::listen`]): at most
+//! `max_connections` connections at once, a connection that does not deliver a complete
+//! request head within `header_read_timeout` is closed, and shutdown gives requests in
+//! progress 10 s.
 
 use crate::error::ApiError;
 use crate::maintenance::Maintenance;
 use crate::state::{Coordinator, CoordinatorConfig};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_node::listen::{serve, ConnLimits, Peer};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serves the client API on `api` and the admin API on `admin` until `shutdown` completes.
 pub async fn run(
@@ -72,18 +71,15 @@ pub async fn run(
         shutdown.await;
         s.cancel();
     });
-    let tls = match &c.config.tls {
-        Some(files) => Some(tokio_rustls::TlsAcceptor::from(
-            tessera_node::tls::server_config(files)
-                .map_err(|e| ApiError::Internal(format!("TLS: {e}")))?,
-        )),
-        None => None,
-    };
-    let limits = ConnLimits {
-        header_read_timeout: c.config.header_read_timeout,
+    let (api_tls, admin_tls) = listener_tls(&c.config)?;
+    let limits = |tls| ConnLimits {
+        header_read_timeout: Some(c.config.header_read_timeout),
         max_connections: c.config.max_connections,
         tls,
+        require: None,
+        drain: Duration::from_secs(10),
     };
+    let (api_limits, admin_limits) = (limits(api_tls), limits(admin_tls));
     let s3 = crate::edge::observe::Observed::new(
         crate::edge::access::cors::CorsHeaders::new(
             crate::edge::dialect::Dialect::new(
@@ -100,11 +96,46 @@ pub async fn run(
     let admin_app =
         hyper_util::service::TowerToHyperService::new(crate::edge::admin::app(c.clone()));
     let (a, b) = tokio::join!(
-        serve(api, s3, limits.clone(), stop.clone()),
-        serve(admin, admin_app, limits, stop.clone())
+        serve(
+            api,
+            move |peer| CloseUnsent(s3.clone(), peer),
+            api_limits,
+            stop.clone()
+        ),
+        serve(
+            admin,
+            move |peer| CloseUnsent(admin_app.clone(), peer),
+            admin_limits,
+            stop.clone()
+        )
     );
     stop.cancel();
     a.and(b).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// The TLS of the client and the admin listener. The client listener serves `--tls-cert`
+/// (or plain HTTP). The admin listener serves it too, or, inside a cluster with mutual TLS
+/// and without one, the coordinator's cluster certificate; there it also asks clients for a
+/// cluster certificate (nodes and peers present one, operators need none).
+fn listener_tls(
+    config: &CoordinatorConfig,
+) -> Result<(Option<TlsAcceptor>, Option<TlsAcceptor>), ApiError> {
+    use tessera_node::tls::{server_config, ClientAuth, Trust};
+    let tls_err = |e: std::io::Error| ApiError::Internal(format!("TLS: {e}"));
+    let api = match &config.tls {
+        Some(files) => Some(server_config(files, ClientAuth::None).map_err(tls_err)?),
+        None => None,
+    };
+    let admin = match (&config.tls, &config.cluster_tls) {
+        (files, Some(ct)) => {
+            let trust =
+                Trust::new(std::slice::from_ref(&ct.ca), ct.crl.as_deref()).map_err(tls_err)?;
+            let files = files.as_ref().unwrap_or(&ct.identity);
+            Some(server_config(files, ClientAuth::Optional(trust)).map_err(tls_err)?)
+        }
+        (_, None) => api.clone(),
+    };
+    Ok((api.map(TlsAcceptor::from), admin.map(TlsAcceptor::from)))
 }
 
 /// Starts the once-per-cluster workers: garbage collection (with the orphan scan and
@@ -170,96 +201,9 @@ fn spawn_rebuild(c: Arc<Coordinator>) {
     });
 }
 
-/// Connection limits and transport of a listener.
-#[derive(Clone)]
-pub struct ConnLimits {
-    /// Longest wait for a complete request head (and for a TLS handshake).
-    pub header_read_timeout: Duration,
-    /// Connections served at once.
-    pub max_connections: usize,
-    /// TLS on every connection (`None`: plain HTTP).
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
-}
-
-/// Serves HTTP/1.1 on `listener` with `svc` until `stop`, within `limits`.
-pub async fn serve<S, B>(
-    listener: TcpListener,
-    svc: S,
-    limits: ConnLimits,
-    stop: CancellationToken,
-) -> std::io::Result<()>
-where
-    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
-            _ = stop.cancelled() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let (svc, watcher, limits) = (svc.clone(), graceful.watcher(), limits.clone());
-        tokio::spawn(async move {
-            // The connection's slot is held until this task ends, however it ends.
-            let _permit = permit;
-            let io: Box<dyn Io> = match &limits.tls {
-                None => Box::new(stream),
-                Some(acceptor) => {
-                    match tessera_node::tls::accept(acceptor, stream, limits.header_read_timeout)
-                        .await
-                    {
-                        Ok(Some(tls)) => Box::new(tls),
-                        Ok(None) => return,
-                        Err(e) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                    }
-                }
-            };
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            let svc = CloseUnsent(svc, peer, limits.tls.is_some());
-            let _ = watcher
-                .watch(builder.serve_connection(TokioIo::new(io), svc))
-                .await;
-        });
-    }
-    // Requests in progress get a while to finish.
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
-    Ok(())
-}
-
-/// A client connection, plain or TLS.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
-/// Puts the client's address into each request ([`crate::edge::observe::PeerAddr`]), and
-/// [`crate::edge::observe::OverTls`] when it came over TLS, and closes the connection
-/// after a refusal of a request that asked `Expect: 100-continue`.
+/// Puts the connection's [`Peer`] (address, TLS, the role its certificate names) into each
+/// request, and closes the connection after a refusal of a request that asked `Expect:
+/// 100-continue`.
 ///
 /// A client that sent that header and gets a final answer instead of `100 Continue` may keep
 /// its body to itself (botocore does) and send the next request on the same connection. The
@@ -269,7 +213,7 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 /// got 412). Every answer but a success may come before the body is read, so those get
 /// `Connection: close`; the client opens a fresh connection for its next request.
 #[derive(Clone)]
-struct CloseUnsent<S>(S, std::net::SocketAddr, bool);
+struct CloseUnsent<S>(S, Peer);
 
 impl<S, B> hyper::service::Service<http::Request<Incoming>> for CloseUnsent<S>
 where
@@ -283,11 +227,7 @@ where
     >;
 
     fn call(&self, mut req: http::Request<Incoming>) -> Self::Future {
-        req.extensions_mut()
-            .insert(crate::edge::observe::PeerAddr(self.1));
-        if self.2 {
-            req.extensions_mut().insert(crate::edge::observe::OverTls);
-        }
+        req.extensions_mut().insert(self.1);
         let expects = req
             .headers()
             .get(http::header::EXPECT)

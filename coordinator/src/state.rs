@@ -90,10 +90,11 @@ impl Coordinator {
         };
         let registry = Registry::new(
             config.heartbeat_timeout,
-            tessera_node::client::http_client(&secrets.cluster_secret, &config.client_tls),
-            config
-                .raw_reads
-                .then(|| tessera_node::raw::RawPool::new(&secrets.cluster_secret)),
+            tessera_node::client::Transport::new(
+                &secrets.cluster_secret,
+                &config.client_tls,
+                config.raw_reads,
+            ),
             nodes,
             clock,
         );

@@ -148,6 +148,25 @@ pub struct CoordinatorArgs {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, requires = "tls_cert", env = "TESSERA_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Mutual TLS inside the cluster: nodes and the other coordinators are spoken to over
+    /// TLS with certificates of the cluster CA (made in DATA_DIR on first start unless
+    /// --cluster-ca-cert/--cluster-ca-key name it); the admin listener serves TLS.
+    #[arg(long)]
+    pub cluster_tls: bool,
+    /// The cluster CA's certificate (PEM; default DATA_DIR/cluster-ca.pem).
+    #[arg(long, requires = "cluster_tls")]
+    pub cluster_ca_cert: Option<PathBuf>,
+    /// The cluster CA's private key (PEM; default DATA_DIR/cluster-ca.key).
+    #[arg(long, requires = "cluster_tls")]
+    pub cluster_ca_key: Option<PathBuf>,
+    /// The cluster CA's certificate revocation list (PEM, `tessera cluster revoke` writes
+    /// it): certificates it names are refused at their next handshake.
+    #[arg(long, requires = "cluster_tls")]
+    pub cluster_crl: Option<PathBuf>,
+    /// A DNS name or address nodes and peers reach this coordinator by, for its cluster
+    /// certificate (besides the admin listen address and its own --peers URL); repeatable.
+    #[arg(long, requires = "cluster_tls")]
+    pub cluster_tls_name: Vec<String>,
     /// This coordinator's id in a replicated group (with --peers).
     #[arg(long, requires = "peers")]
     pub raft_id: Option<u64>,
@@ -204,6 +223,9 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
         });
     }
     c.client_tls = g.client_tls()?;
+    if a.cluster_tls {
+        cluster_tls(&mut c, a, g)?;
+    }
     c.secrets = Some(
         tessera_coordinator::Secrets::resolve(
             &a.data_dir,
@@ -226,6 +248,63 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     Ok(c)
 }
 
+/// Mutual TLS inside the cluster: the cluster CA (made on first start like the cluster
+/// secret), this coordinator's certificate from it (issued at every start, for a year), and
+/// clients that present it.
+fn cluster_tls(c: &mut CoordinatorConfig, a: &CoordinatorArgs, g: &Global) -> anyhow::Result<()> {
+    use tessera_node::tls::{CertFiles, ClientTls, ClusterTls, LocalCa, Role};
+    let ca = CertFiles {
+        cert: a
+            .cluster_ca_cert
+            .clone()
+            .unwrap_or_else(|| a.data_dir.join("cluster-ca.pem")),
+        key: a
+            .cluster_ca_key
+            .clone()
+            .unwrap_or_else(|| a.data_dir.join("cluster-ca.key")),
+    };
+    std::fs::create_dir_all(&a.data_dir)?;
+    let authority = LocalCa::at_or_create(&ca.cert, &ca.key, "Tessera cluster CA")
+        .context("reading or creating the cluster CA")?;
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    if !a.admin_listen.ip().is_unspecified() {
+        names.push(a.admin_listen.ip().to_string());
+    }
+    let own = a
+        .raft_id
+        .and_then(|id| a.peers.as_ref()?.0.get(&id).cloned());
+    if let Some(host) =
+        own.and_then(|u| reqwest::Url::parse(&u).ok()?.host_str().map(str::to_string))
+    {
+        names.push(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        );
+    }
+    names.extend(a.cluster_tls_name.iter().cloned());
+    names.sort();
+    names.dedup();
+    let identity = authority
+        .issue(
+            &a.data_dir.join("tls"),
+            "coordinator",
+            &names,
+            Some(Role::Coordinator),
+            std::time::Duration::from_secs(365 * 86_400),
+        )
+        .context("issuing this coordinator's cluster certificate")?;
+    let ct = ClusterTls {
+        identity,
+        ca: ca.cert.clone(),
+        crl: a.cluster_crl.clone(),
+    };
+    c.client_tls = ClientTls::cluster(&ct, &g.ca_cert)?;
+    c.cluster_tls = Some(ct);
+    c.cluster_ca = Some(ca);
+    Ok(())
+}
+
 /// Runs a coordinator until Ctrl-C or SIGTERM.
 pub async fn run(a: CoordinatorArgs, g: &Global) -> anyhow::Result<i32> {
     let config = config(&a, g)?;
@@ -235,8 +314,8 @@ pub async fn run(a: CoordinatorArgs, g: &Global) -> anyhow::Result<i32> {
     let admin = tokio::net::TcpListener::bind(a.admin_listen)
         .await
         .with_context(|| format!("binding {}", a.admin_listen))?;
-    let scheme = config.scheme();
-    tracing::info!(api = %a.listen, admin = %a.admin_listen, %scheme, "coordinator serving");
+    let (scheme, admin_scheme) = (config.scheme(), config.admin_scheme());
+    tracing::info!(api = %a.listen, admin = %a.admin_listen, %scheme, %admin_scheme, "coordinator serving");
     tessera_coordinator::run(api, admin, config, super::global::stop_signal()).await?;
     Ok(0)
 }

@@ -86,7 +86,13 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
             }
         }
         // A fresh certificate each start: a year is plenty for a local cluster.
-        let files = ca.issue(&dir, "server", &names, Duration::from_secs(365 * 24 * 3600))?;
+        let files = ca.issue(
+            &dir,
+            "server",
+            &names,
+            None,
+            Duration::from_secs(365 * 24 * 3600),
+        )?;
         config.coordinator.tls = Some(files);
         config.coordinator.client_tls = ClientTls::trusting(std::slice::from_ref(&ca.cert))?;
         Some(ca.cert)

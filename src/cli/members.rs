@@ -2,6 +2,7 @@
 
 use super::global::Global;
 use anyhow::{bail, Context};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Membership changes.
@@ -22,10 +23,44 @@ pub enum ClusterCmd {
         #[arg(long)]
         raft_id: u64,
     },
+    /// Revokes a certificate of the cluster CA (mutual TLS): adds it to the revocation list
+    /// --crl, signed with the CA's key (run where the key is, e.g. the first coordinator's
+    /// host). Every process given that file as --cluster-crl refuses the certificate at its
+    /// next handshake; copy the file to each host.
+    Revoke {
+        /// The certificate to revoke (PEM, e.g. a node's node.pem).
+        cert: PathBuf,
+        /// The cluster CA's certificate.
+        #[arg(long)]
+        cluster_ca_cert: PathBuf,
+        /// The cluster CA's private key.
+        #[arg(long)]
+        cluster_ca_key: PathBuf,
+        /// The revocation list to add it to (made if it does not exist).
+        #[arg(long)]
+        crl: PathBuf,
+    },
 }
 
 /// Runs `cmd` on the leader (a follower's `421` names it).
 pub async fn run(cmd: ClusterCmd, g: &Global) -> anyhow::Result<i32> {
+    if let ClusterCmd::Revoke {
+        cert,
+        cluster_ca_cert,
+        cluster_ca_key,
+        crl,
+    } = &cmd
+    {
+        let ca = tessera_node::tls::LocalCa::load(&tessera_node::tls::CertFiles {
+            cert: cluster_ca_cert.clone(),
+            key: cluster_ca_key.clone(),
+        })?;
+        let pem =
+            std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let serial = ca.revoke(crl, &pem)?;
+        println!("revoked serial {serial}; {} lists it", crl.display());
+        return Ok(0);
+    }
     let mut admin = g.admin().await?;
     for _ in 0..3 {
         let req = match &cmd {
@@ -36,6 +71,7 @@ pub async fn run(cmd: ClusterCmd, g: &Global) -> anyhow::Result<i32> {
                 reqwest::Method::DELETE,
                 &format!("/cluster/coordinators/{raft_id}"),
             ),
+            ClusterCmd::Revoke { .. } => unreachable!("handled above"),
         };
         // Adding a member waits for it to catch up with the log.
         let (status, v) = admin.raw(req, Duration::from_secs(120)).await?;

@@ -52,7 +52,7 @@ pub enum Cmd {
     Coordinator(Box<coordinator::CoordinatorArgs>),
     /// Run a storage node (`tessera node --listen ...`), or retire one (`tessera node
     /// drain|activate|remove ID`).
-    Node(node::NodeArgs),
+    Node(Box<node::NodeArgs>),
     /// Find and rebuild lost or corrupt shards (runs in the coordinator; this drives and
     /// watches it). Exit code 0 when everything is healthy afterwards.
     Repair(repair::RepairArgs),
@@ -106,7 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
         Cmd::Dev(a) => dev::run(a).await,
         Cmd::Coordinator(a) => coordinator::run(*a, g).await,
-        Cmd::Node(a) => node::run(a, g).await,
+        Cmd::Node(a) => node::run(*a, g).await,
         Cmd::Repair(a) => repair::run(a, g).await,
         Cmd::Status => status::run(g).await,
         Cmd::Key { cmd } => key::run(cmd, g).await,

@@ -51,6 +51,21 @@ enum Action {
         /// Node id.
         id: String,
     },
+    /// Get this host's node a certificate from the cluster CA (a cluster with mutual TLS):
+    /// makes a key here, has a coordinator sign a request for it (with the admin token) and
+    /// writes node.pem, node.key and cluster-ca.pem into --dir. Run again to renew.
+    Join {
+        /// Where to write the files (e.g. the node's data dir).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address or DNS name coordinators reach the node at (its --listen host);
+        /// repeatable.
+        #[arg(long, required = true)]
+        name: Vec<String>,
+        /// How long the certificate is valid.
+        #[arg(long, default_value = "365days")]
+        valid: Human,
+    },
 }
 
 /// Running a storage node (it reports to `--coordinator`).
@@ -95,6 +110,21 @@ struct Run {
     /// File holding the cluster secret (else env TESSERA_CLUSTER_SECRET).
     #[arg(long)]
     cluster_secret_file: Option<PathBuf>,
+    /// This node's certificate from the cluster CA (`tessera node join` writes node.pem):
+    /// the node then serves only mutual TLS, to coordinators' certificates of the cluster CA,
+    /// and presents it to coordinators. Read again when the file changes.
+    #[arg(long, requires_all = ["tls_key", "cluster_ca_cert"])]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (node.key).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The cluster CA's certificate (cluster-ca.pem).
+    #[arg(long, requires = "tls_cert")]
+    cluster_ca_cert: Option<PathBuf>,
+    /// The cluster CA's revocation list (PEM): certificates it names are refused at their
+    /// next handshake. Read again when the file changes.
+    #[arg(long, requires = "tls_cert")]
+    cluster_crl: Option<PathBuf>,
 }
 
 /// Runs `tessera node ...`; returns the exit code.
@@ -111,10 +141,52 @@ pub async fn run(a: NodeArgs, g: &Global) -> anyhow::Result<i32> {
                     Ok(0)
                 }
                 Action::Remove { id } => remove(&admin, &id).await,
+                Action::Join { dir, name, valid } => join(&admin, &dir, name, valid.into()).await,
             }
         }
         None => serve(a.run, g).await,
     }
+}
+
+/// `tessera node join`: a key made here, a certificate for it from the cluster CA.
+async fn join(
+    admin: &Admin,
+    dir: &std::path::Path,
+    names: Vec<String>,
+    valid: Duration,
+) -> anyhow::Result<i32> {
+    use tessera_coordinator::edge::admin::{CertificateRequest, IssuedCertificate};
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (key, csr) = tessera_node::tls::ca::request(&names)?;
+    let issued: IssuedCertificate = admin
+        .post(
+            "/cluster/certificates",
+            &CertificateRequest {
+                csr,
+                names: names.clone(),
+                valid_secs: Some(valid.as_secs()),
+            },
+        )
+        .await?;
+    let write = |name: &str, text: &str, private: bool| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        if private {
+            tessera_node::tls::ca::write_private(&path, text)
+        } else {
+            std::fs::write(&path, text)
+        }
+        .with_context(|| format!("writing {}", path.display()))
+    };
+    // The key first: a certificate never sits beside a key it does not belong to.
+    write("node.key", &key, true)?;
+    write("node.pem", &issued.certificate, false)?;
+    write("cluster-ca.pem", &issued.ca, false)?;
+    println!(
+        "wrote {0}/node.pem, {0}/node.key and {0}/cluster-ca.pem for {1}; start the node with --tls-cert {0}/node.pem --tls-key {0}/node.key --cluster-ca-cert {0}/cluster-ca.pem",
+        dir.display(),
+        names.join(", ")
+    );
+    Ok(0)
 }
 
 async fn serve(r: Run, g: &Global) -> anyhow::Result<i32> {
@@ -139,6 +211,15 @@ async fn serve(r: Run, g: &Global) -> anyhow::Result<i32> {
     config.scrub.interval = r.scrub_interval.into();
     config.reclaim_interval = r.reclaim_interval.into();
     config.client_tls = g.client_tls()?;
+    if let (Some(cert), Some(key), Some(ca)) = (r.tls_cert, r.tls_key, r.cluster_ca_cert) {
+        let ct = tessera_node::tls::ClusterTls {
+            identity: tessera_node::tls::CertFiles { cert, key },
+            ca,
+            crl: r.cluster_crl,
+        };
+        config.client_tls = tessera_node::tls::ClientTls::cluster(&ct, &g.ca_cert)?;
+        config.tls = Some(ct);
+    }
     config.node_id = match r.node_id {
         Some(n) => Some(n.parse().map_err(|e: String| anyhow::anyhow!(e))?),
         None => None,

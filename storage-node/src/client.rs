@@ -35,6 +35,41 @@ pub fn http_client(cluster_secret: &str, tls: &crate::tls::ClientTls) -> reqwest
         .expect("http client")
 }
 
+/// How a coordinator reaches every node: one pooled HTTP client, raw reads if enabled, and
+/// whether nodes are spoken to over (mutual) TLS.
+#[derive(Clone)]
+pub struct Transport {
+    /// The pooled HTTP client ([`http_client`]).
+    pub http: reqwest::Client,
+    /// Raw reads ([`crate::raw`]) for [`NodeClient::read_verified`], if enabled.
+    pub raw: Option<std::sync::Arc<crate::raw::RawPool>>,
+    /// `https://` to every node.
+    pub tls: bool,
+}
+
+impl Transport {
+    /// Cluster traffic presenting `cluster_secret`, with `tls`' settings (`https://` to nodes
+    /// when they hold a client certificate, i.e. inside a cluster with mutual TLS), and raw
+    /// reads if `raw_reads`.
+    pub fn new(cluster_secret: &str, tls: &crate::tls::ClientTls, raw_reads: bool) -> Self {
+        Transport {
+            http: http_client(cluster_secret, tls),
+            raw: raw_reads.then(|| crate::raw::RawPool::new(cluster_secret, tls)),
+            tls: tls.is_mutual(),
+        }
+    }
+
+    /// A client for the node at `addr` (`host:port`).
+    pub fn client(&self, addr: &str) -> NodeClient {
+        let mut c = NodeClient::new(self.http.clone(), addr);
+        if self.tls {
+            c.base = format!("https://{addr}");
+        }
+        c.raw = self.raw.clone();
+        c
+    }
+}
+
 /// The request-id header of the client request being served, if any ([`crate::trace`]).
 fn traced() -> reqwest::header::HeaderMap {
     traced_for(crate::trace::current())
@@ -117,7 +152,7 @@ impl NodeClient {
         }
     }
 
-    /// The node's base URL (`http://host:port`).
+    /// The node's base URL (`http://host:port`, or `https://`).
     pub fn base(&self) -> &str {
         &self.base
     }

@@ -26,6 +26,7 @@ pub mod conformance;
 pub mod error;
 pub mod frame;
 pub mod http;
+pub mod listen;
 pub mod maintenance;
 pub mod metrics;
 pub mod node;

@@ -68,8 +68,13 @@ pub struct NodeConfig {
     pub cluster_secret: String,
     /// How often the node looks whether deleted small shards are worth a compaction.
     pub reclaim_interval: std::time::Duration,
-    /// What the node trusts when a coordinator URL is `https://` (`--ca-cert`).
+    /// What the node trusts when a coordinator URL is `https://` (`--ca-cert`; with `tls`,
+    /// the cluster CA too, and the node presents its certificate).
     pub client_tls: crate::tls::ClientTls,
+    /// Mutual TLS inside the cluster: the node's certificate (role node), the cluster CA its
+    /// clients' certificates must chain to (role coordinator), and the CA's revocation list.
+    /// `None`: plain HTTP.
+    pub tls: Option<crate::tls::ClusterTls>,
 }
 
 impl NodeConfig {
@@ -91,6 +96,7 @@ impl NodeConfig {
             cluster_secret,
             reclaim_interval: std::time::Duration::from_secs(10),
             client_tls: Default::default(),
+            tls: None,
         }
     }
 }
@@ -158,24 +164,23 @@ pub async fn serve(
     )));
     // Stopping: the listener closes and requests in flight get `DRAIN` to finish; whatever
     // is still open then is dropped (a client stalled mid-body cannot hold the stop).
-    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
-    let signalled = async move {
+    let serving = CancellationToken::new();
+    let s = serving.clone();
+    tokio::spawn(async move {
         shutdown.await;
-        let _ = stopping_tx.send(());
+        s.cancel();
+    });
+    let acceptor = match &config.tls {
+        None => None,
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
+            &t.identity,
+            crate::tls::ClientAuth::Required(crate::tls::Trust::new(
+                std::slice::from_ref(&t.ca),
+                t.crl.as_deref(),
+            )?),
+        )?)),
     };
-    let serving = crate::http::run(listener, state, signalled);
-    let r = tokio::select! {
-        r = serving => r,
-        _ = async {
-            match stopping.await {
-                Ok(()) => tokio::time::sleep(DRAIN).await,
-                Err(_) => std::future::pending().await,
-            }
-        } => {
-            tracing::warn!("requests still open {DRAIN:?} after the stop was asked for: dropped");
-            Ok(())
-        }
-    };
+    let r = crate::http::run(listener, state, acceptor, DRAIN, serving).await;
     stop.cancel();
     for t in tasks {
         let _ = t.await;

@@ -22,15 +22,6 @@ use tessera_node::trace::{self, RequestId};
 /// The response header naming the request.
 pub const REQUEST_ID_HEADER: &str = "x-amz-request-id";
 
-/// The client's address, in every request's extensions (a bucket policy's `aws:SourceIp`).
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub std::net::SocketAddr);
-
-/// In the extensions of every request that arrived over TLS (a bucket policy's
-/// `aws:SecureTransport`).
-#[derive(Clone, Copy, Debug)]
-pub struct OverTls;
-
 /// What the edge learns about a request while serving it (in the request's extensions).
 #[derive(Debug, Default)]
 pub struct RequestInfo {

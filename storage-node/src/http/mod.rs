@@ -31,7 +31,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use std::future::Future;
 
 /// The node's router.
 pub fn app(state: NodeState) -> Router {
@@ -57,15 +56,25 @@ pub fn app(state: NodeState) -> Router {
         .with_state(state)
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` completes.
+/// Serves `app(state)` on `listener` until `stop` is cancelled, over mutual TLS with
+/// coordinators only when `tls` is given; requests in flight then get `drain` to finish.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: NodeState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    drain: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = crate::listen::ConnLimits {
+        // Coordinators keep connections open between requests: no deadline for a head.
+        header_read_timeout: None,
+        max_connections: 16_384,
+        require: tls.as_ref().map(|_| crate::tls::Role::Coordinator),
+        tls,
+        drain,
+    };
+    let svc = hyper_util::service::TowerToHyperService::new(app(state));
+    crate::listen::serve(listener, move |_| svc.clone(), limits, stop).await
 }
 
 /// The one place store errors become HTTP responses; [`crate::client`] maps them back.

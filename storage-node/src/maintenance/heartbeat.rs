@@ -13,13 +13,17 @@ pub async fn run(
     interval: std::time::Duration,
     stop: CancellationToken,
 ) {
-    let client = state
+    let mut builder = state
         .client_tls
         .apply(reqwest::Client::builder())
         .default_headers(crate::auth::headers(&state.secret))
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .expect("http client");
+        .timeout(std::time::Duration::from_secs(5));
+    if state.client_tls.is_mutual() {
+        // A fresh handshake per heartbeat: a certificate revoked or expired stops this node's
+        // heartbeats within one interval (and the coordinators count it down).
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    let client = builder.build().expect("http client");
     let url = format!("{}/nodes/heartbeat", coordinator.trim_end_matches('/'));
     let mut warned = false;
     let w = state.workers.get_or_add(

@@ -13,20 +13,28 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A raw read connection, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+type Stream = Box<dyn Io>;
+
 /// Reader side: raw connections to every node, kept open between reads.
 pub struct RawPool {
     secret: Arc<str>,
-    idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+    /// TLS to the nodes (mutual TLS inside a cluster), if the cluster uses it.
+    tls: Option<tokio_rustls::TlsConnector>,
+    idle: Mutex<HashMap<String, Vec<Stream>>>,
 }
 
 /// Idle connections kept per node.
 const MAX_IDLE: usize = 64;
 
 impl RawPool {
-    /// A pool whose connections present `secret`.
-    pub fn new(secret: &str) -> Arc<Self> {
+    /// A pool whose connections present `secret`, over TLS with `tls`' settings if given.
+    pub fn new(secret: &str, tls: &crate::tls::ClientTls) -> Arc<Self> {
         Arc::new(RawPool {
             secret: secret.into(),
+            tls: tls.config().map(tokio_rustls::TlsConnector::from),
             idle: Mutex::new(HashMap::new()),
         })
     }
@@ -72,14 +80,29 @@ impl RawPool {
         verify_records(records, chunk_size, first, offset, len, &id)
     }
 
-    async fn connect(&self, addr: &str) -> Result<TcpStream> {
+    async fn connect(&self, addr: &str) -> Result<Stream> {
         let unavailable =
             |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("{addr}: {e}"));
         let tcp = TcpStream::connect(addr)
             .await
             .map_err(|e| unavailable(&e))?;
         let _ = tcp.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        let io: Stream = match &self.tls {
+            None => Box::new(tcp),
+            Some(connector) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| unavailable(&e))?;
+                Box::new(
+                    connector
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| unavailable(&e))?,
+                )
+            }
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| unavailable(&e))?;
         tokio::spawn(async move {
@@ -109,8 +132,8 @@ impl RawPool {
             .await
             .map_err(|e| unavailable(&e))?;
         let parts = up
-            .downcast::<TokioIo<TcpStream>>()
-            .map_err(|_| unavailable(&"upgraded connection is not TCP"))?;
+            .downcast::<TokioIo<Stream>>()
+            .map_err(|_| unavailable(&"upgraded connection is not the one opened"))?;
         if !parts.read_buf.is_empty() {
             return Err(unavailable(&"bytes before the first raw request"));
         }
@@ -122,7 +145,7 @@ impl RawPool {
 /// `Ok(Err(e))` for an error the node answered (the connection stays usable), or `Err` for a
 /// broken connection.
 async fn exchange(
-    sock: &mut TcpStream,
+    sock: &mut Stream,
     id: ShardId,
     offset: u64,
     len: u64,

@@ -1,8 +1,9 @@
 //! The node side of raw reads: stored chunk records sent as they are (`sendfile` for a
-//! file-backed shard), unverified; the reader verifies.
+//! file-backed shard on a plain connection), unverified; the reader verifies.
 
 use super::{answer_head, kind_code, Result, IDLE, REQUEST_LEN, SEND_TIMEOUT};
 use crate::error::StoreError;
+use crate::listen::PeerStream;
 use crate::state::NodeState;
 use crate::store::{Records, RecordsAt};
 use crate::types::{ObjectVersion, ShardId};
@@ -15,22 +16,19 @@ use tokio::net::TcpStream;
 /// for a minute, or a send fails.
 pub async fn serve(state: NodeState, upgraded: hyper::upgrade::Upgraded) {
     let store = state.store.clone();
-    // axum serves through hyper-util's auto builder, which wraps the connection.
-    let (io, read_buf) =
-        match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
-            Ok(p) => (p.io, p.read_buf),
-            Err(up) => match up.downcast::<TokioIo<TcpStream>>() {
-                Ok(p) => (p.io, p.read_buf),
-                Err(_) => {
-                    tracing::warn!("raw read connection is not a TCP stream");
-                    return;
-                }
-            },
-        };
-    let mut sock = io.into_inner();
+    let (mut sock, read_buf) = match upgraded.downcast::<TokioIo<PeerStream>>() {
+        Ok(p) => (p.io.into_inner(), p.read_buf),
+        Err(_) => {
+            tracing::warn!("raw read connection is not one the node's listener made");
+            return;
+        }
+    };
     // Answers are a small head then the records: without this, Nagle's algorithm holds the
     // tail of each answer until the reader's delayed acknowledgement.
-    let _ = sock.set_nodelay(true);
+    let _ = match &sock {
+        PeerStream::Plain(s) => s.set_nodelay(true),
+        PeerStream::Tls(s) => s.get_ref().0.set_nodelay(true),
+    };
     let mut pending = BytesMut::from(&read_buf[..]);
     loop {
         while pending.len() < REQUEST_LEN {
@@ -49,9 +47,23 @@ pub async fn serve(state: NodeState, upgraded: hyper::upgrade::Upgraded) {
         let (offset, len, request) = (req.get_u64(), req.get_u64(), req.get_u64());
         let started = std::time::Instant::now();
         let st = store.clone();
-        let records = tokio::task::spawn_blocking(move || st.read_records(id, offset, len))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Io(format!("blocking task failed: {e}"))));
+        let tls = matches!(sock, PeerStream::Tls(_));
+        let records = tokio::task::spawn_blocking(move || {
+            let r = st.read_records(id, offset, len)?;
+            // TLS encrypts in user space, so a file's records are read here, off the runtime.
+            if !tls || matches!(r.at, RecordsAt::Memory(_)) {
+                return Ok(r);
+            }
+            let (chunk_size, first) = (r.chunk_size, r.first);
+            let at = RecordsAt::Memory(vec![r.load()?]);
+            Ok(Records {
+                chunk_size,
+                first,
+                at,
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(format!("blocking task failed: {e}"))));
         let (ok, sent_bytes) = match &records {
             Ok(r) => (true, r.len()),
             Err(_) => (false, 0),
@@ -84,7 +96,7 @@ pub async fn serve(state: NodeState, upgraded: hyper::upgrade::Upgraded) {
     }
 }
 
-async fn send_answer(sock: &mut TcpStream, records: Result<Records>) -> std::io::Result<()> {
+async fn send_answer(sock: &mut PeerStream, records: Result<Records>) -> std::io::Result<()> {
     let r = match records {
         Ok(r) => r,
         Err(e) => {
@@ -103,7 +115,11 @@ async fn send_answer(sock: &mut TcpStream, records: Result<Records>) -> std::io:
             }
             Ok(())
         }
-        RecordsAt::File { file, offset, len } => send_file(sock, &file, offset, len).await,
+        RecordsAt::File { file, offset, len } => match sock {
+            PeerStream::Plain(tcp) => send_file(tcp, &file, offset, len).await,
+            // `serve` reads them into memory for a TLS connection.
+            PeerStream::Tls(_) => Err(std::io::Error::other("file records on a TLS connection")),
+        },
     }
 }
 

@@ -27,7 +27,6 @@ pub mod cors;
 pub mod policy;
 
 use super::error::s3_err;
-use super::observe::{OverTls, PeerAddr};
 use crate::error::ApiError;
 use crate::meta::{Acl, BucketMeta, Permission};
 use crate::state::Coordinator;
@@ -38,6 +37,7 @@ use s3s::S3Result;
 use s3s_policy::model::Policy;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tessera_node::listen::Peer;
 
 /// What an operation needs from the store's grants ([`crate::meta::Grant`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -258,10 +258,13 @@ fn denied(r: &Request<'_>, why: &str) -> s3s::S3Error {
 /// and headers carry.
 fn condition_keys(cx: &mut S3AccessContext<'_>) -> BTreeMap<String, Vec<String>> {
     let mut keys = BTreeMap::new();
-    if let Some(PeerAddr(addr)) = cx.extensions_mut().get::<PeerAddr>() {
-        keys.insert("aws:sourceip".into(), vec![addr.ip().to_string()]);
+    // Every request carries its connection's peer (`server.rs`): the client address (a
+    // policy's `aws:SourceIp`) and whether it came over TLS (`aws:SecureTransport`).
+    let peer = cx.extensions_mut().get::<Peer>().copied();
+    if let Some(p) = peer {
+        keys.insert("aws:sourceip".into(), vec![p.addr.ip().to_string()]);
     }
-    let tls = cx.extensions_mut().get::<OverTls>().is_some();
+    let tls = peer.is_some_and(|p| p.tls);
     keys.insert("aws:securetransport".into(), vec![tls.to_string()]);
     if let Some(q) = cx.uri().query() {
         for pair in q.split('&') {

@@ -44,16 +44,22 @@
 //!   nodes are up to write with the default `k+m` (and, in a replicated group, a leader is
 //!   known), else 503; both with a JSON body saying why.
 //!
+//! - `POST /cluster/certificates` `{csr, names, valid_secs}`: the cluster CA signs a node's
+//!   certificate request (`tessera node join`), `{certificate, ca}`.
+//!
 //! Node traffic (`/nodes/*`) needs the cluster secret, everything else the admin token, both
 //! as `Authorization: Bearer`; only `/health`, `/health/live`, `/health/ready` and
-//! `/console` are open.
+//! `/console` are open. Inside a cluster with mutual TLS, node traffic also needs a node
+//! certificate of the cluster CA on its connection, and Raft traffic a coordinator one.
 
 mod access;
+mod certs;
 mod cluster;
 mod nodes;
 mod settings;
 mod upkeep;
 
+pub use certs::{CertificateRequest, IssuedCertificate};
 pub use cluster::ClusterOverview;
 pub use upkeep::ScrubBudgets;
 
@@ -65,16 +71,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
+use tessera_node::tls::Role;
 
 /// The admin router.
 pub fn app(c: Arc<Coordinator>) -> Router {
+    // Inside a cluster with mutual TLS, node traffic needs a node certificate and Raft
+    // traffic a coordinator certificate, besides the cluster secret.
+    let mutual = c.config.cluster_tls.is_some();
+    let role =
+        |r: Role| axum::middleware::from_fn_with_state(mutual.then_some(r), certs::require_role);
     let nodes = Router::new()
         .route("/nodes/heartbeat", post(nodes::heartbeat))
         .route("/nodes/corrupt", post(nodes::corrupt))
         .layer(axum::middleware::from_fn_with_state(
             Arc::<str>::from(c.secrets.cluster_secret.as_str()),
             tessera_node::auth::require_secret,
-        ));
+        ))
+        .layer(role(Role::Node));
     let operators = Router::new()
         .route("/cluster", get(cluster::overview))
         .route("/metrics", get(cluster::metrics))
@@ -83,6 +96,7 @@ pub fn app(c: Arc<Coordinator>) -> Router {
             "/cluster/coordinators/{id}",
             axum::routing::delete(cluster::remove_coordinator),
         )
+        .route("/cluster/certificates", post(certs::issue))
         .route("/cluster/nodes/{id}", get(cluster::node_status))
         .route("/cluster/nodes/{id}/drain", post(cluster::node_drain))
         .route("/cluster/nodes/{id}/activate", post(cluster::node_activate))
@@ -132,10 +146,9 @@ pub fn app(c: Arc<Coordinator>) -> Router {
             Arc::<str>::from(c.secrets.admin_token.as_str()),
             require_admin,
         ));
-    let raft = c
-        .cluster
-        .clone()
-        .map(|cl| crate::cluster::routes::router(cl, &c.secrets.cluster_secret));
+    let raft = c.cluster.clone().map(|cl| {
+        crate::cluster::routes::router(cl, &c.secrets.cluster_secret).layer(role(Role::Coordinator))
+    });
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route(
