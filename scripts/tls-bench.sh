@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# What TLS on the client listener costs: two `tessera dev` clusters side by side, one plain and
-# one `--tls`, the same signed `tessera bench` against each in turn (the order alternating,
-# ABBA), ROUNDS times, for 16 MiB objects (c=4) and 4 KiB objects (c=16). Each GET phase runs
-# a second time alone while the cluster process's CPU time is read (server CPU per GET). Prints
-# each round and the median ratios (TLS / plain).
+# What TLS costs: three `tessera dev` clusters side by side, plain, `--tls` (the client
+# listener only) and `--tls --cluster-tls` (everywhere: mutual TLS to every node too, raw reads
+# encrypted), the same signed `tessera bench` against each in turn (the order rotating each
+# round), ROUNDS times, for 16 MiB objects (c=4) and 4 KiB objects (c=16). Each GET phase runs
+# a second time alone while the cluster process's CPU time is read (server CPU per GET, nodes
+# included: they run in the dev process). Prints each round and the median ratios to plain.
 #
 #   scripts/tls-bench.sh [ROUNDS] [SECONDS]
 set -euo pipefail
@@ -18,25 +19,28 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 declare -A api adm pid
-for side in plain tls; do
+sides="plain tls all"
+for side in $sides; do
     api[$side]=$(free_port)
     adm[$side]=$(free_port)
     extra=""
     [ "$side" = tls ] && extra="--tls"
+    [ "$side" = all ] && extra="--tls --cluster-tls"
     # shellcheck disable=SC2086
     "$bin" dev --listen "127.0.0.1:${api[$side]}" --admin-listen "127.0.0.1:${adm[$side]}" \
         --data-dir "$work/$side" $extra >"$work/$side.log" 2>&1 &
     pids+=($!)
     pid[$side]=$!
 done
-for side in plain tls; do
+for side in $sides; do
     for _ in $(seq 100); do grep -q "Paste this" "$work/$side.log" 2>/dev/null && break; sleep 0.2; done
 done
-ca="$work/tls/tls/ca.pem"
+cat "$work/tls/tls/ca.pem" "$work/all/tls/ca.pem" >"$work/cas.pem"
+ca="$work/cas.pem"
 export AWS_ACCESS_KEY_ID=TKTLSBENCH0000000001 AWS_SECRET_ACCESS_KEY=tls-bench-secret
-for side in plain tls; do
-    scheme=http
-    [ "$side" = tls ] && scheme=https
+for side in $sides; do
+    scheme=https
+    [ "$side" = plain ] && scheme=http
     "$bin" --ca-cert "$ca" --coordinator "$scheme://127.0.0.1:${adm[$side]}" \
         --admin-token-file "$work/$side/coordinator/admin.token" key import \
         --access-key-id "$AWS_ACCESS_KEY_ID" --secret-access-key "$AWS_SECRET_ACCESS_KEY" \
@@ -48,8 +52,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # GET phase again alone with the cluster process's CPU time over it (the server's cost per
 # GET, which the client's own decryption on the same cores does not enter).
 run() {
-    local scheme=http
-    [ "$1" = tls ] && scheme=https
+    local scheme=https
+    [ "$1" = plain ] && scheme=http
     local args=(--ca-cert "$ca" bench --endpoint "$scheme://127.0.0.1:${api[$1]}"
         --bucket "bench-$(echo "$2" | tr "[:upper:]" "[:lower:]")" --size "$2"
         --concurrency "$3" --objects "$4" --duration "${secs}s" --json)
@@ -64,8 +68,11 @@ print(sys.argv[1], round(d["objects_per_s"], 1), round((int(sys.argv[3]) - int(s
 }
 results=()
 for r in $(seq "$rounds"); do
-    order="plain tls"
-    [ $((r % 2)) = 0 ] && order="tls plain"
+    case $((r % 3)) in
+        1) order="plain tls all" ;;
+        2) order="tls all plain" ;;
+        *) order="all plain tls" ;;
+    esac
     for spec in "16MiB 4 24" "4KiB 16 2000"; do
         for side in $order; do
             # shellcheck disable=SC2086
@@ -83,8 +90,9 @@ for l in sys.stdin:
     by.setdefault((size, r), {})[side] = (float(p), float(g), float(u))
 for size in ("16MiB", "4KiB"):
     rows = [v for (s, _), v in by.items() if s == size]
-    put = statistics.median(v["tls"][0] / v["plain"][0] for v in rows)
-    get = statistics.median(v["tls"][1] / v["plain"][1] for v in rows)
-    cpu = statistics.median(v["tls"][2] / v["plain"][2] for v in rows)
-    print("%s median ratio TLS/plain: PUT %.3f  GET %.3f  server CPU per GET %.3f" % (size, put, get, cpu))
+    for side, name in (("tls", "client TLS"), ("all", "TLS everywhere")):
+        put = statistics.median(v[side][0] / v["plain"][0] for v in rows)
+        get = statistics.median(v[side][1] / v["plain"][1] for v in rows)
+        cpu = statistics.median(v[side][2] / v["plain"][2] for v in rows)
+        print("%s median ratio %s/plain: PUT %.3f  GET %.3f  server CPU per GET %.3f" % (size, name, put, get, cpu))
 '

@@ -188,6 +188,26 @@ impl LocalCluster {
             self.secrets.cluster_secret.clone(),
         );
         config.client_tls = self.config.coordinator.client_tls.clone();
+        if let (Some(ct), Some(ca)) = (
+            &self.config.coordinator.cluster_tls,
+            &self.config.coordinator.cluster_ca,
+        ) {
+            // Mutual TLS inside the cluster: this node's certificate from the cluster CA.
+            let identity = tessera_node::tls::LocalCa::load(ca)?.issue(
+                &dir.join("tls"),
+                "node",
+                &["127.0.0.1".to_string()],
+                Some(tessera_node::tls::Role::Node),
+                Duration::from_secs(365 * 24 * 3600),
+            )?;
+            let node = tessera_node::tls::ClusterTls {
+                identity,
+                ca: ct.ca.clone(),
+                crl: ct.crl.clone(),
+            };
+            config.client_tls = tessera_node::tls::ClientTls::cluster(&node, &[])?;
+            config.tls = Some(node);
+        }
         config.zone = format!("zone-{i}");
         config.capacity = self.config.node_capacity;
         config.heartbeat_interval = self.config.heartbeat_interval;

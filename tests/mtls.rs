@@ -211,10 +211,11 @@ fn client(ca: &Path, cert: Option<&Path>, secret: &str) -> reqwest::Client {
         .unwrap()
 }
 
-/// Stores `body` at `key` (unsigned requests are allowed on this test coordinator).
+/// Stores `body` at `key` over HTTPS (unsigned requests are allowed on this test
+/// coordinator).
 async fn put(http: &reqwest::Client, api: &str, key: &str, body: Vec<u8>) {
     let r = http
-        .put(format!("http://{api}/mtls/{key}"))
+        .put(format!("https://{api}/mtls/{key}"))
         .body(body)
         .send()
         .await
@@ -224,7 +225,7 @@ async fn put(http: &reqwest::Client, api: &str, key: &str, body: Vec<u8>) {
 
 async fn get(http: &reqwest::Client, api: &str, key: &str) -> Vec<u8> {
     let r = http
-        .get(format!("http://{api}/mtls/{key}"))
+        .get(format!("https://{api}/mtls/{key}"))
         .send()
         .await
         .unwrap();
@@ -242,14 +243,19 @@ fn body(len: usize, seed: u8) -> Vec<u8> {
 async fn mutual_tls_inside_the_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = MtlsCluster::start(dir.path(), 6).await;
-    let http = reqwest::Client::new();
     let secret = ProcCluster::secrets_in(dir.path()).cluster_secret;
     let ca = c.ca();
+    // The client listener serves the coordinator's certificate of the cluster CA too.
+    let http = ClientTls::trusting(std::slice::from_ref(&ca))
+        .unwrap()
+        .apply(reqwest::Client::builder())
+        .build()
+        .unwrap();
 
     // Objects stored and read over TLS to every node: small (one stripe, batched writes),
     // striped over several stripes (streamed writes, raw reads).
     let r = http
-        .put(format!("http://{}/mtls", c.api))
+        .put(format!("https://{}/mtls", c.api))
         .send()
         .await
         .unwrap();
@@ -283,8 +289,10 @@ async fn mutual_tls_inside_the_cluster() {
             .expect_err("a node served a client without a certificate");
         assert!(e.is_connect() || e.is_request(), "{e:?}");
     }
-    let raw =
-        tessera_node::raw::RawPool::new(&secret, &ClientTls::trusting(&[ca.clone()]).unwrap());
+    let raw = tessera_node::raw::RawPool::new(
+        &secret,
+        &ClientTls::trusting(std::slice::from_ref(&ca)).unwrap(),
+    );
     let info: tessera_node::ShardInfo = serde_json::from_value(listed[0].clone()).unwrap();
     let shard = tessera_node::ShardId {
         version: info.header.version,

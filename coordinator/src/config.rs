@@ -40,6 +40,9 @@ pub struct CoordinatorConfig {
     pub raw_reads: bool,
     /// A shard on a node down for this long is lost and gets rebuilt elsewhere.
     pub repair_grace: Duration,
+    /// A node that stopped gracefully (its last heartbeat said so) is down but counts as
+    /// failed for the repair grace only after this long (a planned restart or upgrade).
+    pub stopped_grace: Duration,
     /// Whether the coordinator repairs in the background (read-repair queue, periodic scans).
     pub background_repair: bool,
     /// Time between background scans of all objects.
@@ -133,6 +136,7 @@ impl CoordinatorConfig {
             read_ahead: 4,
             raw_reads: true,
             repair_grace: Duration::from_secs(60),
+            stopped_grace: Duration::from_secs(600),
             background_repair: true,
             repair_interval: Duration::from_secs(300),
             maintenance_rate: 64 << 20,
@@ -162,18 +166,9 @@ impl CoordinatorConfig {
         }
     }
 
-    /// The URL scheme of the client listener: `https` with `tls`, else `http`.
+    /// The URL scheme of the client and admin listeners: `https` with `tls` or inside a
+    /// cluster with mutual TLS, else `http`.
     pub fn scheme(&self) -> &'static str {
-        if self.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        }
-    }
-
-    /// The URL scheme of the admin listener: `https` with `tls` or inside a cluster with
-    /// mutual TLS, else `http`.
-    pub fn admin_scheme(&self) -> &'static str {
         if self.tls.is_some() || self.cluster_tls.is_some() {
             "https"
         } else {

@@ -62,6 +62,8 @@ pub struct Registry {
     /// How nodes are reached.
     transport: Transport,
     timeout: Duration,
+    /// How long a node that stopped gracefully is not counted as failed.
+    stopped_grace: Duration,
     /// When this registry started: nodes never heard from count as down since then.
     started: Instant,
     /// Lifecycle states (`draining`, `drained`, `removed`) as the metadata last said.
@@ -71,9 +73,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A registry marking nodes down after `timeout` without heartbeat, seeded with `known`.
+    /// A registry marking nodes down after `timeout` without heartbeat (at once when they say
+    /// they are stopping, counted failed only after `stopped_grace` then), seeded with `known`.
     pub fn new(
         timeout: Duration,
+        stopped_grace: Duration,
         transport: Transport,
         known: Vec<NodeRecord>,
         clock: Arc<Clock>,
@@ -92,6 +96,7 @@ impl Registry {
                     log_writes: 0,
                     log_syncs: 0,
                     clock_ms: 0,
+                    stopping: false,
                 };
                 let client = transport.client(&r.addr);
                 (
@@ -109,6 +114,7 @@ impl Registry {
             nodes: RwLock::new(nodes),
             transport,
             timeout,
+            stopped_grace,
             started: Instant::now(),
             states: Default::default(),
             clock,
@@ -177,7 +183,7 @@ impl Registry {
     }
 
     fn is_up(&self, e: &NodeEntry) -> bool {
-        e.last_seen.is_some_and(|t| t.elapsed() < self.timeout)
+        !e.hb.stopping && e.last_seen.is_some_and(|t| t.elapsed() < self.timeout)
     }
 
     /// Whether `id` is registered and up.
@@ -189,7 +195,9 @@ impl Registry {
             .is_some_and(|e| self.is_up(e))
     }
 
-    /// How long `id` has been down (zero if up; since this coordinator started if never seen).
+    /// How long `id` has been down, as the repair grace counts it (zero if up; since this
+    /// coordinator started if never seen; for a node that said it was stopping gracefully,
+    /// the time beyond the stopped grace).
     pub fn down_for(&self, id: &NodeId) -> Duration {
         let nodes = self.nodes.read().unwrap();
         let Some(e) = nodes.get(id) else {
@@ -197,6 +205,9 @@ impl Registry {
         };
         if self.is_up(e) {
             return Duration::ZERO;
+        }
+        if let (true, Some(t)) = (e.hb.stopping, e.last_seen) {
+            return t.elapsed().saturating_sub(self.stopped_grace);
         }
         let since = e
             .last_seen
@@ -253,6 +264,7 @@ impl Registry {
                 state: match states.get(&e.hb.node_id) {
                     Some(s) => s.clone(),
                     None if self.is_up(e) => "up".into(),
+                    None if e.hb.stopping => "stopped".into(),
                     None => "down".into(),
                 },
                 up: self.is_up(e),

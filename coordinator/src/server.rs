@@ -113,29 +113,32 @@ pub async fn run(
     a.and(b).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// The TLS of the client and the admin listener. The client listener serves `--tls-cert`
-/// (or plain HTTP). The admin listener serves it too, or, inside a cluster with mutual TLS
-/// and without one, the coordinator's cluster certificate; there it also asks clients for a
-/// cluster certificate (nodes and peers present one, operators need none).
+/// The TLS of the client and the admin listener. Both serve `--tls-cert` if given, else,
+/// inside a cluster with mutual TLS, the coordinator's cluster certificate (clients trust the
+/// cluster CA), else plain HTTP. Inside a cluster with mutual TLS the admin listener also
+/// asks clients for a cluster certificate (nodes and peers present one, operators need none).
 fn listener_tls(
     config: &CoordinatorConfig,
 ) -> Result<(Option<TlsAcceptor>, Option<TlsAcceptor>), ApiError> {
     use tessera_node::tls::{server_config, ClientAuth, Trust};
     let tls_err = |e: std::io::Error| ApiError::Internal(format!("TLS: {e}"));
-    let api = match &config.tls {
-        Some(files) => Some(server_config(files, ClientAuth::None).map_err(tls_err)?),
-        None => None,
+    let files = config
+        .tls
+        .as_ref()
+        .or(config.cluster_tls.as_ref().map(|ct| &ct.identity));
+    let Some(files) = files else {
+        return Ok((None, None));
     };
-    let admin = match (&config.tls, &config.cluster_tls) {
-        (files, Some(ct)) => {
+    let api = server_config(files, ClientAuth::None).map_err(tls_err)?;
+    let admin = match &config.cluster_tls {
+        Some(ct) => {
             let trust =
                 Trust::new(std::slice::from_ref(&ct.ca), ct.crl.as_deref()).map_err(tls_err)?;
-            let files = files.as_ref().unwrap_or(&ct.identity);
-            Some(server_config(files, ClientAuth::Optional(trust)).map_err(tls_err)?)
+            server_config(files, ClientAuth::Optional(trust)).map_err(tls_err)?
         }
-        (_, None) => api.clone(),
+        None => api.clone(),
     };
-    Ok((api.map(TlsAcceptor::from), admin.map(TlsAcceptor::from)))
+    Ok((Some(api.into()), Some(admin.into())))
 }
 
 /// Starts the once-per-cluster workers: garbage collection (with the orphan scan and

@@ -90,6 +90,7 @@ impl Coordinator {
         };
         let registry = Registry::new(
             config.heartbeat_timeout,
+            config.stopped_grace,
             tessera_node::client::Transport::new(
                 &secrets.cluster_secret,
                 &config.client_tls,

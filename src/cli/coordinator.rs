@@ -66,6 +66,10 @@ pub struct CoordinatorArgs {
     /// A shard on a node down for this long is rebuilt elsewhere.
     #[arg(long, default_value_t = d().repair_grace.into())]
     pub repair_grace: Human,
+    /// A node that stopped gracefully (SIGTERM: its last heartbeat says so) is not counted
+    /// as failed for --repair-grace until this long after it stopped (restarts, upgrades).
+    #[arg(long, default_value_t = d().stopped_grace.into())]
+    pub stopped_grace: Human,
     /// Time between background scans for degraded objects.
     #[arg(long, default_value_t = d().repair_interval.into())]
     pub repair_interval: Human,
@@ -150,7 +154,8 @@ pub struct CoordinatorArgs {
     pub tls_key: Option<PathBuf>,
     /// Mutual TLS inside the cluster: nodes and the other coordinators are spoken to over
     /// TLS with certificates of the cluster CA (made in DATA_DIR on first start unless
-    /// --cluster-ca-cert/--cluster-ca-key name it); the admin listener serves TLS.
+    /// --cluster-ca-cert/--cluster-ca-key name it); both listeners serve HTTPS, with
+    /// --tls-cert if given, else this coordinator's certificate of the cluster CA.
     #[arg(long)]
     pub cluster_tls: bool,
     /// The cluster CA's certificate (PEM; default DATA_DIR/cluster-ca.pem).
@@ -192,6 +197,7 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     c.gc_grace = a.gc_grace.into();
     c.orphan_scan_interval = a.orphan_scan_interval.into();
     c.repair_grace = a.repair_grace.into();
+    c.stopped_grace = a.stopped_grace.into();
     c.repair_interval = a.repair_interval.into();
     c.maintenance_rate = a.maintenance_rate.0;
     c.auto_rebalance = a.auto_rebalance;
@@ -314,8 +320,8 @@ pub async fn run(a: CoordinatorArgs, g: &Global) -> anyhow::Result<i32> {
     let admin = tokio::net::TcpListener::bind(a.admin_listen)
         .await
         .with_context(|| format!("binding {}", a.admin_listen))?;
-    let (scheme, admin_scheme) = (config.scheme(), config.admin_scheme());
-    tracing::info!(api = %a.listen, admin = %a.admin_listen, %scheme, %admin_scheme, "coordinator serving");
+    let scheme = config.scheme();
+    tracing::info!(api = %a.listen, admin = %a.admin_listen, %scheme, "coordinator serving");
     tessera_coordinator::run(api, admin, config, super::global::stop_signal()).await?;
     Ok(0)
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tessera::local::{LocalCluster, LocalClusterConfig};
 use tessera_coordinator::{CoordinatorConfig, EcSpec};
-use tessera_node::tls::{ClientTls, LocalCa};
+use tessera_node::tls::{CertFiles, ClientTls, ClusterTls, LocalCa, Role};
 
 /// The coordinator defaults the flags show.
 fn d() -> CoordinatorConfig {
@@ -54,6 +54,10 @@ pub struct DevArgs {
     /// boto3 and `tessera` commands trust it).
     #[arg(long)]
     tls: bool,
+    /// Mutual TLS inside the cluster too: the coordinator and every node get certificates of
+    /// the same CA, and nodes serve only the coordinator's (the listeners serve HTTPS).
+    #[arg(long)]
+    cluster_tls: bool,
 }
 
 /// Runs the cluster until Ctrl-C or SIGTERM.
@@ -76,7 +80,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
         "--lifecycle-day must be longer than zero"
     );
     config.coordinators = a.coordinators.max(1);
-    let ca = if a.tls {
+    let ca = if a.tls || a.cluster_tls {
         let dir = a.data_dir.join("tls");
         let ca = LocalCa::load_or_create(&dir, "Tessera dev CA")?;
         let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
@@ -85,16 +89,26 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
                 names.push(ip.to_string());
             }
         }
-        // A fresh certificate each start: a year is plenty for a local cluster.
-        let files = ca.issue(
-            &dir,
-            "server",
-            &names,
-            None,
-            Duration::from_secs(365 * 24 * 3600),
-        )?;
-        config.coordinator.tls = Some(files);
+        // Fresh certificates each start: a year is plenty for a local cluster.
+        let year = Duration::from_secs(365 * 24 * 3600);
+        if a.tls {
+            config.coordinator.tls = Some(ca.issue(&dir, "server", &names, None, year)?);
+        }
         config.coordinator.client_tls = ClientTls::trusting(std::slice::from_ref(&ca.cert))?;
+        if a.cluster_tls {
+            let identity = ca.issue(&dir, "coordinator", &names, Some(Role::Coordinator), year)?;
+            let ct = ClusterTls {
+                identity,
+                ca: ca.cert.clone(),
+                crl: None,
+            };
+            config.coordinator.client_tls = ClientTls::cluster(&ct, &[])?;
+            config.coordinator.cluster_tls = Some(ct);
+            config.coordinator.cluster_ca = Some(CertFiles {
+                cert: ca.cert.clone(),
+                key: dir.join("ca.key"),
+            });
+        }
         Some(ca.cert)
     } else {
         None

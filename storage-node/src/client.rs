@@ -52,10 +52,18 @@ impl Transport {
     /// when they hold a client certificate, i.e. inside a cluster with mutual TLS), and raw
     /// reads if `raw_reads`.
     pub fn new(cluster_secret: &str, tls: &crate::tls::ClientTls, raw_reads: bool) -> Self {
+        // Nodes speak TLS only inside a cluster with mutual TLS; otherwise `tls` is for
+        // other coordinators' `https://` URLs and raw reads stay plain.
+        let mutual = tls.is_mutual();
+        let raw_tls = if mutual {
+            tls.clone()
+        } else {
+            Default::default()
+        };
         Transport {
             http: http_client(cluster_secret, tls),
-            raw: raw_reads.then(|| crate::raw::RawPool::new(cluster_secret, tls)),
-            tls: tls.is_mutual(),
+            raw: raw_reads.then(|| crate::raw::RawPool::new(cluster_secret, &raw_tls)),
+            tls: mutual,
         }
     }
 

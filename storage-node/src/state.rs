@@ -60,6 +60,7 @@ impl NodeState {
             clock_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
+            stopping: false,
         }
     }
 }

@@ -347,6 +347,11 @@ pub struct Heartbeat {
     /// coordinators bound their operation times by the nodes' clocks.
     #[serde(default)]
     pub clock_ms: u64,
+    /// The node's last heartbeat: it stopped gracefully (SIGTERM, a planned restart) and is
+    /// down until its next heartbeat, without counting as failed for the repair grace until
+    /// the coordinator's `--stopped-grace` has passed.
+    #[serde(default)]
+    pub stopping: bool,
 }
 
 /// Scrub progress, reported in every heartbeat.

@@ -66,5 +66,18 @@ pub async fn run(
             _ = tokio::time::sleep(interval) => {}
         }
     }
+    // Stopping gracefully: a last heartbeat says so, and the coordinator counts the node
+    // down at once but does not take it for failed (no repair) for its stopped grace.
+    let st = state.clone();
+    if let Ok(mut hb) = tokio::task::spawn_blocking(move || st.heartbeat(addr)).await {
+        hb.stopping = true;
+        match client.post(&url).json(&hb).send().await {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(%coordinator, "told the coordinator this node is stopping")
+            }
+            Ok(r) => tracing::warn!(status = %r.status(), "coordinator refused the last heartbeat"),
+            Err(e) => tracing::warn!(error = %e, "coordinator unreachable for the last heartbeat"),
+        }
+    }
     w.stopped();
 }
