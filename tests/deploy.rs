@@ -274,6 +274,66 @@ async fn sigterm_stops_a_node_and_the_coordinator_gracefully_under_load() {
     sigterm_exits_0(&mut c.coordinator, "the coordinator").await;
 }
 
+/// A node stopped gracefully says so in a last heartbeat: it is `stopped` at once (no new
+/// shards go to it) and not counted as failed for the repair grace, so a repair finds nothing
+/// to rebuild on its account; a node killed outright is (the control); the stopped node
+/// started again is up with everything it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gracefully_stopped_node_is_not_taken_for_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start(dir.path(), 7).await;
+    assert_eq!(common::put(&c.url("stops"), vec![]).await.0, 200);
+    for i in 0..20 {
+        let (s, _) = common::put(&c.url(&format!("stops/o{i}")), common::data(300_000, i)).await;
+        assert_eq!(s, 200);
+    }
+    let state = |v: &serde_json::Value, id: &str| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .map(|n| n["state"].as_str().unwrap().to_string())
+    };
+    let id0 = c.node_id(0).await;
+    let mut node = c.nodes[0].take().unwrap();
+    sigterm_exits_0(&mut node, "node 0").await;
+    assert_eq!(
+        state(&c.cluster_json().await, &id0).as_deref(),
+        Some("stopped")
+    );
+    // Longer than the heartbeat timeout and the repair grace asked for.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // A repair with a 1 s grace rebuilds nothing: the stopped node is within its grace.
+    let repair = |c: &ProcCluster| {
+        let (_, out, err) = c.repair_cli(&["--json", "--grace", "1s"]);
+        serde_json::from_str::<serde_json::Value>(out.trim())
+            .unwrap_or_else(|e| panic!("{e}: {out} {err}"))
+    };
+    let r = repair(&c);
+    assert_eq!(
+        r["shards_rebuilt"], 0,
+        "the stopped node was taken for failed: {r}"
+    );
+    assert!(r["within_grace"].to_string().contains(&id0), "{r}");
+    // The control: a node killed outright is failed once the grace has passed, and its
+    // shards are rebuilt (the stopped node's still are not).
+    c.kill_node(1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = repair(&c);
+    assert!(r["shards_rebuilt"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["within_grace"].to_string().contains(&id0), "{r}");
+    // Started again, the stopped node is up and every object reads back whole.
+    c.restart_node(0);
+    c.wait_up(6).await;
+    assert_eq!(state(&c.cluster_json().await, &id0).as_deref(), Some("up"));
+    for i in 0..20 {
+        let (s, b) = common::get(&c.url(&format!("stops/o{i}"))).await;
+        assert_eq!(s, 200);
+        assert!(b == common::data(300_000, i), "object {i} differs");
+    }
+}
+
 /// Sends SIGTERM to `p` and waits (at most 20 s) for it to exit with code 0.
 async fn sigterm_exits_0(p: &mut Proc, what: &str) {
     let started = std::time::Instant::now();
