@@ -265,6 +265,12 @@ async fn mutual_tls_inside_the_cluster() {
         put(&http, &c.api, k, b.clone()).await;
         assert!(get(&http, &c.api, k).await == *b, "{k} read back differs");
     }
+    // Many reads at once over the nodes' TLS raw-read connections (pooled, each carrying one
+    // read after another): every answer arrives whole (a record left unflushed would stall).
+    let reads = (0..24).map(|_| get(&http, &c.api, "large"));
+    for got in futures::future::join_all(reads).await {
+        assert!(got == objects[1].1, "a concurrent read differs");
+    }
 
     // The coordinator's certificate opens a node (the control for the refusals below).
     let coord_cert = dir.path().join("coord/tls/coordinator");

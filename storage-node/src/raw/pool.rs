@@ -158,6 +158,8 @@ async fn exchange(
     req.put_u64(len);
     req.put_u64(crate::trace::current().map_or(0, |r| r.0));
     sock.write_all(&req).await.map_err(broken)?;
+    // Over TLS the request may wait in the record buffer until flushed.
+    sock.flush().await.map_err(broken)?;
     let mut head = [0u8; ANSWER_HEAD_LEN];
     sock.read_exact(&mut head).await.map_err(broken)?;
     let mut h = &head[..];

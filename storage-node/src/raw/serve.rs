@@ -96,7 +96,13 @@ pub async fn serve(state: NodeState, upgraded: hyper::upgrade::Upgraded) {
     }
 }
 
+/// Writes the answer to `records`, then flushes (TLS holds the last record until then).
 async fn send_answer(sock: &mut PeerStream, records: Result<Records>) -> std::io::Result<()> {
+    write_answer(sock, records).await?;
+    sock.flush().await
+}
+
+async fn write_answer(sock: &mut PeerStream, records: Result<Records>) -> std::io::Result<()> {
     let r = match records {
         Ok(r) => r,
         Err(e) => {
