@@ -14,7 +14,9 @@
 //! - [`client`]: the typed HTTP client the coordinator uses to talk to a node.
 //! - [`raw`]: raw reads (the node sends stored chunks with `sendfile`, the reader verifies).
 //! - [`auth`]: the cluster secret every internal request carries.
-//! - [`tls`]: TLS for listeners and clients (rustls), and a local CA for `tessera dev --tls`.
+//! - [`tls`]: TLS for listeners and clients (rustls): certificates read again when they
+//!   change, trust with revocation, roles of cluster certificates, a CA kept in files.
+//! - [`listen`]: the one connection loop (plain or TLS) of every Tessera listener.
 //! - [`metrics`]: the node's Prometheus metrics; [`trace`]: client request ids on node
 //!   requests.
 //! - [`worker`]: the one shape of background loops (here and in the coordinator) and the
