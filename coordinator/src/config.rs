@@ -114,8 +114,10 @@ pub struct CoordinatorConfig {
     /// node certificate and Raft traffic with a coordinator certificate.
     pub cluster_tls: Option<tessera_node::tls::ClusterTls>,
     /// The cluster CA's certificate and key, to issue nodes their certificates
-    /// (`POST /cluster/certificates`).
+    /// (`POST /cluster/certificates`) and this coordinator its own again before it expires.
     pub cluster_ca: Option<tessera_node::tls::CertFiles>,
+    /// The names (DNS names, addresses) this coordinator's cluster certificate is issued for.
+    pub cluster_names: Vec<String>,
 }
 
 impl CoordinatorConfig {
@@ -163,6 +165,7 @@ impl CoordinatorConfig {
             client_tls: Default::default(),
             cluster_tls: None,
             cluster_ca: None,
+            cluster_names: Vec::new(),
         }
     }
 

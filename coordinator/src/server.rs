@@ -66,6 +66,14 @@ pub async fn run(
     if c.config.rebuild_metadata {
         spawn_rebuild(c.clone());
     }
+    if let (Some(ct), Some(ca)) = (&c.config.cluster_tls, &c.config.cluster_ca) {
+        tokio::spawn(renew_cluster_certificate(
+            ct.identity.clone(),
+            ca.clone(),
+            c.config.cluster_names.clone(),
+            stop.clone(),
+        ));
+    }
     let s = stop.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -139,6 +147,63 @@ fn listener_tls(
         None => api.clone(),
     };
     Ok((Some(api.into()), Some(admin.into())))
+}
+
+/// How long a coordinator's cluster certificate is issued for.
+pub const CLUSTER_CERT_VALID: Duration = Duration::from_secs(365 * 86_400);
+
+/// Issues this coordinator's cluster certificate again when it has less than a third of its
+/// validity left (looked at hourly); the listeners and clients read the new files at their
+/// next handshake.
+async fn renew_cluster_certificate(
+    identity: tessera_node::tls::CertFiles,
+    ca: tessera_node::tls::CertFiles,
+    names: Vec<String>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+        let (identity, ca, names) = (identity.clone(), ca.clone(), names.clone());
+        let renewed =
+            tokio::task::spawn_blocking(move || renew_if_due(&identity, &ca, &names)).await;
+        match renewed {
+            Ok(Ok(true)) => tracing::info!("cluster certificate renewed"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not renew the cluster certificate"),
+            Err(e) => tracing::warn!(error = %e, "certificate renewal task failed"),
+        }
+    }
+}
+
+/// Issues the certificate `identity` again from the CA `ca` for `names` when less than a third
+/// of [`CLUSTER_CERT_VALID`] is left; whether it did.
+fn renew_if_due(
+    identity: &tessera_node::tls::CertFiles,
+    ca: &tessera_node::tls::CertFiles,
+    names: &[String],
+) -> std::io::Result<bool> {
+    use tessera_node::tls::{ca::valid_for, LocalCa, Role};
+    if valid_for(&identity.cert)? > CLUSTER_CERT_VALID / 3 {
+        return Ok(false);
+    }
+    let dir = identity.cert.parent().unwrap_or(std::path::Path::new("."));
+    let stem = identity
+        .cert
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("coordinator");
+    let issued = LocalCa::load(ca)?.issue(
+        dir,
+        stem,
+        names,
+        Some(Role::Coordinator),
+        CLUSTER_CERT_VALID,
+    )?;
+    debug_assert_eq!(&issued, identity);
+    Ok(true)
 }
 
 /// Starts the once-per-cluster workers: garbage collection (with the orphan scan and
@@ -246,5 +311,43 @@ where
             }
             Ok(resp)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_node::tls::{ca::valid_for, CertFiles, LocalCa, Role};
+
+    /// A coordinator certificate with a month left is issued again for a year (same files);
+    /// one with most of its year left is kept.
+    #[test]
+    fn a_cluster_certificate_is_renewed_before_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LocalCa::load_or_create(dir.path(), "test CA").unwrap();
+        let names = vec!["127.0.0.1".to_string()];
+        let tls = dir.path().join("tls");
+        let month = Duration::from_secs(30 * 86_400);
+        let identity = ca
+            .issue(&tls, "coordinator", &names, Some(Role::Coordinator), month)
+            .unwrap();
+        let ca_files = CertFiles {
+            cert: dir.path().join("ca.pem"),
+            key: dir.path().join("ca.key"),
+        };
+        assert!(valid_for(&identity.cert).unwrap() <= month);
+        assert!(renew_if_due(&identity, &ca_files, &names).unwrap());
+        let left = valid_for(&identity.cert).unwrap();
+        assert!(
+            left > CLUSTER_CERT_VALID - Duration::from_secs(3600),
+            "{left:?}"
+        );
+        assert!(!renew_if_due(&identity, &ca_files, &names).unwrap());
+        // The renewed pair is a certificate and its key, of the coordinator's role.
+        let der = tessera_node::tls::read_certs(&identity.cert)
+            .unwrap()
+            .remove(0);
+        assert_eq!(tessera_node::tls::role_of(&der), Some(Role::Coordinator));
+        tessera_node::tls::server_config(&identity, tessera_node::tls::ClientAuth::None).unwrap();
     }
 }

@@ -255,8 +255,8 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
 }
 
 /// Mutual TLS inside the cluster: the cluster CA (made on first start like the cluster
-/// secret), this coordinator's certificate from it (issued at every start, for a year), and
-/// clients that present it.
+/// secret), this coordinator's certificate from it (issued at every start, and again by the
+/// running coordinator before it expires), and clients that present it.
 fn cluster_tls(c: &mut CoordinatorConfig, a: &CoordinatorArgs, g: &Global) -> anyhow::Result<()> {
     use tessera_node::tls::{CertFiles, ClientTls, ClusterTls, LocalCa, Role};
     let ca = CertFiles {
@@ -297,9 +297,10 @@ fn cluster_tls(c: &mut CoordinatorConfig, a: &CoordinatorArgs, g: &Global) -> an
             "coordinator",
             &names,
             Some(Role::Coordinator),
-            std::time::Duration::from_secs(365 * 86_400),
+            tessera_coordinator::server::CLUSTER_CERT_VALID,
         )
         .context("issuing this coordinator's cluster certificate")?;
+    c.cluster_names = names;
     let ct = ClusterTls {
         identity,
         ca: ca.cert.clone(),

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod group;
+pub mod guide;
 pub mod net;
 pub mod procs;
 

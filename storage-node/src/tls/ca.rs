@@ -218,6 +218,18 @@ impl LocalCa {
     }
 }
 
+/// How long the certificate (the first in the PEM file `path`) stays valid from now (zero if
+/// it has expired).
+pub fn valid_for(path: &Path) -> io::Result<Duration> {
+    let bad = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+    let der = super::read_certs(path)?.remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| bad(format!("{} is not a certificate: {e}", path.display())))?;
+    let left =
+        cert.validity().not_after.timestamp() - time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(Duration::from_secs(left.max(0) as u64))
+}
+
 /// The serial numbers a revocation list names and its number (none and 0 if it does not
 /// exist).
 fn read_crl(path: &Path) -> io::Result<(Vec<Vec<u8>>, u64)> {
