@@ -3,9 +3,7 @@
 //! shard requests). Both are random, kept in files of mode 0600, and compared in constant
 //! time ([`tessera_node::auth`]).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// File name of the admin token in the coordinator's data dir.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -64,7 +62,7 @@ pub fn read_secret(path: &Path) -> std::io::Result<String> {
     Ok(s)
 }
 
-fn read_or_create(path: &PathBuf) -> std::io::Result<String> {
+fn read_or_create(path: &Path) -> std::io::Result<String> {
     match read_secret(path) {
         Ok(s) => return Ok(s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -72,19 +70,7 @@ fn read_or_create(path: &PathBuf) -> std::io::Result<String> {
     }
     let secret = random_hex(32);
     // Temp file + fsync + rename: a crash never leaves a half-written secret behind.
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(secret.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
+    tessera_node::tls::ca::write_private(path, &secret)?;
     Ok(secret)
 }
 

@@ -87,4 +87,3 @@ pub fn guide(subnet: &str) -> Vec<Step> {
     assert!(steps.len() >= 8, "the deployment section lost its steps");
     steps
 }
-

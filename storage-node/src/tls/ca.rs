@@ -17,8 +17,9 @@ fn tls_err(e: rcgen::Error) -> io::Error {
     io::Error::other(format!("making a certificate: {e}"))
 }
 
-/// Writes `text` to `path` readable by its owner only, through a temporary file renamed
-/// into place (a reader never sees half a file).
+/// Writes `text` to `path` readable by its owner only, through a temporary file synced and
+/// renamed into place, the directory synced after (a reader or a crash never sees half a
+/// file). Keys here, and the coordinator's secrets.
 pub fn write_private(path: &Path, text: &str) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -30,7 +31,11 @@ pub fn write_private(path: &Path, text: &str) -> io::Result<()> {
         .open(&tmp)?;
     std::io::Write::write_all(&mut f, text.as_bytes())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
 }
 
 /// Writes `text` to `path` (readable by all) through a temporary file renamed into place.
