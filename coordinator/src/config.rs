@@ -43,6 +43,9 @@ pub struct CoordinatorConfig {
     /// A node that stopped gracefully (its last heartbeat said so) is down but counts as
     /// failed for the repair grace only after this long (a planned restart or upgrade).
     pub stopped_grace: Duration,
+    /// Nodes with less free space than this take new shards only when too few others have
+    /// more (and count as full in `/cluster`, `/health/ready` and `tessera status`).
+    pub min_free: u64,
     /// Whether the coordinator repairs in the background (read-repair queue, periodic scans).
     pub background_repair: bool,
     /// Time between background scans of all objects.
@@ -139,6 +142,7 @@ impl CoordinatorConfig {
             raw_reads: true,
             repair_grace: Duration::from_secs(60),
             stopped_grace: Duration::from_secs(600),
+            min_free: 1 << 30,
             background_repair: true,
             repair_interval: Duration::from_secs(300),
             maintenance_rate: 64 << 20,

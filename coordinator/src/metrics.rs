@@ -67,6 +67,12 @@ pub struct Metrics {
     pub stripes: Family<StripeLabels, Counter>,
     /// GET reads that had to reconstruct (a data shard missing, slow or corrupt).
     pub degraded_reads: Counter,
+    /// Writes acknowledged with fewer than k+m shards (nodes down or full, a shard write
+    /// failed): each left an object (or segment) degraded until repaired. Count them with
+    /// [`Metrics::write_short`].
+    pub writes_short: Counter,
+    /// When the last such write was acknowledged.
+    last_short: Mutex<Option<std::time::Instant>>,
     /// Shard reads and writes that failed, by node.
     pub shard_errors: Family<ShardErrorLabels, Counter>,
     /// Shards rebuilt by repair.
@@ -144,6 +150,8 @@ impl Metrics {
             sent_bytes: Default::default(),
             stripes: Default::default(),
             degraded_reads: Default::default(),
+            writes_short: Default::default(),
+            last_short: Default::default(),
             shard_errors: Default::default(),
             repaired_shards: Default::default(),
             repaired_bytes: Default::default(),
@@ -193,6 +201,11 @@ impl Metrics {
             "degraded_reads",
             "GET reads that had to reconstruct missing data pieces",
             m.degraded_reads.clone(),
+        );
+        r.register(
+            "writes_short",
+            "Writes acknowledged with fewer than k+m shards (nodes down or full, a shard write failed), each leaving its object degraded until repaired",
+            m.writes_short.clone(),
         );
         r.register(
             "shard_errors",
@@ -351,6 +364,17 @@ impl Metrics {
     }
 
     /// The recent samples, oldest first.
+    /// Counts a write acknowledged with fewer than k+m shards.
+    pub fn write_short(&self) {
+        self.writes_short.inc();
+        *self.last_short.lock().unwrap() = Some(std::time::Instant::now());
+    }
+
+    /// How long ago the last write was acknowledged with fewer than k+m shards, if any was.
+    pub fn last_short_write(&self) -> Option<std::time::Duration> {
+        self.last_short.lock().unwrap().map(|t| t.elapsed())
+    }
+
     pub fn history(&self) -> Vec<Sample> {
         self.history.lock().unwrap().iter().copied().collect()
     }

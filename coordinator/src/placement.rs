@@ -21,6 +21,26 @@ pub struct Candidate {
     pub free: u64,
 }
 
+/// [`place`] among the nodes with at least `min_free` bytes free when enough of them (`n`)
+/// can take the shards; otherwise among every node with room (fuller nodes take shards
+/// rather than a write losing redundancy).
+pub fn place_with_room(
+    candidates: &[Candidate],
+    seed: &[u8],
+    n: usize,
+    min_free: u64,
+) -> Vec<NodeId> {
+    let roomy: Vec<Candidate> = candidates
+        .iter()
+        .filter(|c| c.free >= min_free.max(1))
+        .cloned()
+        .collect();
+    if roomy.len() >= n {
+        return place(&roomy, seed, n);
+    }
+    place(candidates, seed, n)
+}
+
 /// Chooses up to `n` distinct nodes for `seed`, spread over zones, weighted by free space.
 pub fn place(candidates: &[Candidate], seed: &[u8], n: usize) -> Vec<NodeId> {
     let mut scored: Vec<(f64, &Candidate)> = candidates
@@ -167,6 +187,18 @@ mod tests {
         c[0].free = 0;
         for s in 0u64..50 {
             assert!(!place(&c, &s.to_le_bytes(), 5).contains(&c[0].id));
+        }
+        // Below the minimum free space a node is passed over while enough others have room,
+        // and used when they do not.
+        let mut low = c.clone();
+        low[2].free = 10;
+        for seed in 0..50u32 {
+            let p = place_with_room(&low, &seed.to_le_bytes(), 3, 1 << 20);
+            assert!(!p.contains(&low[2].id), "{p:?}");
+            // Five nodes with room (one has none at all): all five, the low one too.
+            let p = place_with_room(&low, &seed.to_le_bytes(), 5, 1 << 20);
+            assert_eq!(p.len(), 5);
+            assert!(p.contains(&low[2].id) && !p.contains(&low[0].id), "{p:?}");
         }
         // A node with 100x the free space wins the first slot far more often.
         let mut c = nodes(2, 1);

@@ -52,6 +52,10 @@ pub struct NodeView {
     pub capacity: u64,
     /// Milliseconds since the last heartbeat, if any.
     pub last_heartbeat_ms_ago: Option<u64>,
+    /// Up with less free space than the coordinator's `--min-free`: it takes new shards only
+    /// when too few other nodes have room.
+    #[serde(default)]
+    pub full: bool,
     /// Scrub progress as last reported.
     pub scrub: tessera_node::types::ScrubStats,
 }
@@ -272,6 +276,7 @@ impl Registry {
                 free: e.hb.free,
                 capacity: e.hb.capacity,
                 last_heartbeat_ms_ago: e.last_seen.map(|t| t.elapsed().as_millis() as u64),
+                full: false,
                 scrub: e.hb.scrub.clone(),
             })
             .collect()

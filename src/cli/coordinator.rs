@@ -70,6 +70,10 @@ pub struct CoordinatorArgs {
     /// as failed for --repair-grace until this long after it stopped (restarts, upgrades).
     #[arg(long, default_value_t = d().stopped_grace.into())]
     pub stopped_grace: Human,
+    /// Nodes with less free space than this get new shards only when too few others have
+    /// more; they show as full in /cluster, /health/ready and `tessera status`.
+    #[arg(long, default_value_t = size(d().min_free))]
+    pub min_free: ByteSize,
     /// Time between background scans for degraded objects.
     #[arg(long, default_value_t = d().repair_interval.into())]
     pub repair_interval: Human,
@@ -198,6 +202,7 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     c.orphan_scan_interval = a.orphan_scan_interval.into();
     c.repair_grace = a.repair_grace.into();
     c.stopped_grace = a.stopped_grace.into();
+    c.min_free = a.min_free.0;
     c.repair_interval = a.repair_interval.into();
     c.maintenance_rate = a.maintenance_rate.0;
     c.auto_rebalance = a.auto_rebalance;

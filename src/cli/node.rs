@@ -91,6 +91,11 @@ struct Run {
     /// Capacity limit (e.g. 100GiB; default: the filesystem's free space).
     #[arg(long)]
     capacity: Option<ByteSize>,
+    /// Free space kept on the filesystem for the store's index, log and compactions: shard
+    /// writes past it are refused (507) before the disk is full (default: 1% of the
+    /// filesystem, at most 1GiB).
+    #[arg(long)]
+    reserve: Option<ByteSize>,
     /// Time between heartbeats.
     #[arg(long, default_value_t = d().heartbeat_interval.into())]
     heartbeat_interval: Human,
@@ -206,6 +211,7 @@ async fn serve(r: Run, g: &Global) -> anyhow::Result<i32> {
     let mut config = NodeConfig::new(data_dir, g.coordinator.clone(), secret);
     config.zone = r.zone;
     config.capacity = r.capacity.map_or(0, |c| c.0);
+    config.reserve = r.reserve.map(|b| b.0);
     config.heartbeat_interval = r.heartbeat_interval.into();
     config.scrub.rate = r.scrub_rate.0;
     config.scrub.interval = r.scrub_interval.into();

@@ -27,10 +27,22 @@ pub async fn run(g: &Global) -> anyhow::Result<i32> {
             n.id.as_str(),
             n.address,
             n.zone,
-            n.state,
+            if n.full { "full" } else { n.state.as_str() },
             n.used,
             n.free,
             n.scrub.shards_checked
+        );
+    }
+    let full: Vec<&str> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.full)
+        .map(|n| n.id.as_str())
+        .collect();
+    if !full.is_empty() {
+        println!(
+            "warning: {} full (below the coordinator's --min-free): new shards go elsewhere while other nodes have room, and writes lose redundancy when none do",
+            full.join(", ")
         );
     }
     if let Some(raft) = &cluster.raft {

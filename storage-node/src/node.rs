@@ -58,6 +58,9 @@ pub struct NodeConfig {
     pub zone: String,
     /// Capacity limit in bytes (0 = whole filesystem).
     pub capacity: u64,
+    /// Free space kept on the filesystem, refused to shard writes (`None`: 1% of the
+    /// filesystem, at most 1 GiB).
+    pub reserve: Option<u64>,
     /// Time between heartbeats.
     pub heartbeat_interval: std::time::Duration,
     /// Background verification of stored shards.
@@ -87,6 +90,7 @@ impl NodeConfig {
             coordinator,
             zone: "default".into(),
             capacity: 0,
+            reserve: None,
             heartbeat_interval: std::time::Duration::from_secs(1),
             scrub: scrub::ScrubConfig {
                 rate: 16 << 20,
@@ -129,6 +133,9 @@ pub async fn serve(
         node_id,
         zone: config.zone.clone(),
         capacity: config.capacity,
+        reserve: config
+            .reserve
+            .unwrap_or_else(|| crate::state::default_reserve(&config.data_dir)),
         data_dir: config.data_dir.clone(),
         scrub: Default::default(),
         secret: config.cluster_secret.as_str().into(),

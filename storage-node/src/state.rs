@@ -18,6 +18,10 @@ pub struct NodeState {
     pub zone: String,
     /// Capacity limit in bytes (0 = whole filesystem).
     pub capacity: u64,
+    /// Bytes of the filesystem kept free for the store's own needs (its index, write-ahead
+    /// log and compactions): shard writes are refused before the disk is full
+    /// ([`NodeState::heartbeat`]'s `free` is what is left above it).
+    pub reserve: u64,
     /// Directory whose filesystem holds the shards (for free-space reports).
     pub data_dir: std::path::PathBuf,
     /// Scrub progress.
@@ -41,7 +45,9 @@ impl NodeState {
     pub fn heartbeat(&self, addr: String) -> Heartbeat {
         let used = self.store.used_bytes();
         let (log_writes, log_syncs) = self.store.log_counts();
-        let fs_free = fs_free_bytes(&self.data_dir).unwrap_or(u64::MAX);
+        let fs_free = fs_free_bytes(&self.data_dir)
+            .unwrap_or(u64::MAX)
+            .saturating_sub(self.reserve);
         let free = if self.capacity > 0 {
             self.capacity.saturating_sub(used).min(fs_free)
         } else {
@@ -63,6 +69,14 @@ impl NodeState {
             stopping: false,
         }
     }
+}
+
+/// The reserve a node keeps when none is configured: 1% of the filesystem holding `dir`, at
+/// most 1 GiB.
+pub fn default_reserve(dir: &std::path::Path) -> u64 {
+    rustix::fs::statvfs(dir).map_or(0, |s| {
+        (s.f_blocks.saturating_mul(s.f_frsize) / 100).min(1 << 30)
+    })
 }
 
 /// Bytes available to unprivileged writers on the filesystem holding `dir`.

@@ -356,7 +356,14 @@ async fn write(
     })
     .await;
     let shard_len = size.div_ceil(ec.k as u64);
-    let shards = at_quorum(c, &planned.nodes, outcomes, shard_len, planned.w)?;
+    let shards = at_quorum(
+        c,
+        ec.total(),
+        &planned.nodes,
+        outcomes,
+        shard_len,
+        planned.w,
+    )?;
     c.metrics.stripes("encoded", 1);
     let now = crate::meta::now_ms();
     let part = Part {

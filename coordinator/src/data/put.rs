@@ -286,7 +286,7 @@ where
     let shard_len = geometry.shard_len();
     c.metrics.received_bytes.inc_by(total);
     c.metrics.stripes("encoded", geometry.stripes());
-    let shards = at_quorum(&c, &nodes, outcomes, shard_len, w)?;
+    let shards = at_quorum(&c, ec.total(), &nodes, outcomes, shard_len, w)?;
 
     let part = Part {
         number: match req.role {

@@ -9,7 +9,7 @@ use crate::codec::ErasureCodec;
 use crate::error::ApiError;
 use crate::meta::{ShardLoc, ShardSet, ShardState};
 use crate::names::EcSpec;
-use crate::placement::place;
+use crate::placement::place_with_room;
 use bytes::Bytes;
 use std::sync::Arc;
 use tessera_node::{NodeId, ObjectVersion, ShardHeader, ShardInfo, StoreError};
@@ -54,9 +54,11 @@ impl Drop for PutGuard {
 
 /// Where each shard of a write is, from the nodes' answers: `ok` if acknowledged with
 /// `shard_len` bytes, else `missing` (counted as a write error of its node). Fails unless at
-/// least `w` are `ok`.
+/// least `w` are `ok`; a write acknowledged with fewer than `want` (k+m: nodes down or full,
+/// or a shard write failed) is counted (`writes_short`) and logged.
 pub fn at_quorum(
     c: &DataPath,
+    want: usize,
     nodes: &[NodeId],
     outcomes: Vec<Result<ShardInfo, StoreError>>,
     shard_len: u64,
@@ -86,6 +88,14 @@ pub fn at_quorum(
             "only {durable} of {} shards were stored; {w} needed",
             nodes.len()
         )));
+    }
+    if durable < want {
+        c.metrics.write_short();
+        tracing::warn!(
+            durable,
+            want,
+            "write acknowledged with fewer shards than asked (nodes down or full): degraded until repaired"
+        );
     }
     Ok(shards)
 }
@@ -128,7 +138,12 @@ pub fn plan(
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
     );
     let w = c.config.quorum(ec);
-    let nodes = place(&c.registry.candidates(), &version.to_bytes(), n);
+    let nodes = place_with_room(
+        &c.registry.candidates(),
+        &version.to_bytes(),
+        n,
+        c.config.min_free,
+    );
     if nodes.len() < w {
         return Err(ApiError::ServiceUnavailable(format!(
             "{} storage nodes are up; a {ec} write needs {w}",

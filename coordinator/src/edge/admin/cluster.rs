@@ -32,9 +32,24 @@ pub(super) async fn metrics(State(c): State<Arc<Coordinator>>) -> Response {
 pub(super) async fn ready(State(c): State<Arc<Coordinator>>) -> Response {
     let ec = c.config.default_ec;
     let needed = c.config.quorum(ec);
-    let view = c.registry.view();
+    let view = nodes_view(&c);
     let up = view.iter().filter(|n| n.up).count();
     let mut why = Vec::new();
+    // Still ready (writes are acknowledged at the quorum), but say what is wrong.
+    let mut warnings: Vec<String> = view
+        .iter()
+        .filter(|n| n.full)
+        .map(|n| format!("node {} is full: {} bytes free", n.id, n.free))
+        .collect();
+    if let Some(ago) = c.metrics.last_short_write() {
+        if ago < std::time::Duration::from_secs(300) {
+            warnings.push(format!(
+                "writes are acknowledged with fewer shards than asked (degraded until repaired; the last {}s ago, {} so far): nodes down or full",
+                ago.as_secs(),
+                c.metrics.writes_short.get()
+            ));
+        }
+    }
     if view.len() < ec.total() {
         why.push(format!(
             "{} nodes registered, {ec} needs {}",
@@ -64,6 +79,7 @@ pub(super) async fn ready(State(c): State<Arc<Coordinator>>) -> Response {
             "write_quorum": needed,
             "default_ec": ec.to_string(),
             "reasons": why,
+            "warnings": warnings,
         })),
     )
         .into_response()
@@ -90,10 +106,19 @@ pub struct ClusterOverview {
     pub in_flight_by_coordinator: Option<BTreeMap<u64, usize>>,
 }
 
+/// Every node as `/cluster` shows it, the full ones (below `--min-free`) marked.
+fn nodes_view(c: &Coordinator) -> Vec<crate::registry::NodeView> {
+    let mut view = c.registry.view();
+    for n in &mut view {
+        n.full = n.up && n.free < c.config.min_free;
+    }
+    view
+}
+
 pub(super) async fn overview(State(c): State<Arc<Coordinator>>) -> Json<ClusterOverview> {
     let counts = c.meta.pending_and_garbage().await.unwrap_or_default();
     let mut v = ClusterOverview {
-        nodes: c.registry.view(),
+        nodes: nodes_view(&c),
         default_ec: c.config.default_ec.to_string(),
         objects_in_flight: counts.0 as u64,
         garbage: counts.1 as u64,

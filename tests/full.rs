@@ -1,0 +1,195 @@
+//! Full nodes, on real processes with one node's data dir on a small filesystem of its own (a
+//! tmpfs the test mounts; where it cannot, the test says so and skips): with enough other
+//! nodes, writes pass the full node by and keep full redundancy; without, writes are still
+//! acknowledged at the quorum but `/health/ready`, the metrics and `tessera status` say they
+//! are degraded, the node keeps its reserve, and once space is freed repair restores
+//! redundancy.
+
+mod common;
+
+use common::procs::ProcCluster;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const MIB: usize = 1 << 20;
+
+/// A tmpfs of its own mounted at a node's data dir, unmounted when dropped.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(dir: &Path, mib: usize) -> Result<SmallFs, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(SmallFs(dir.to_path_buf()))
+    }
+
+    /// Bytes the filesystem still has free.
+    fn available(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Node 0 on a `mib` MiB filesystem, `nodes` nodes, a coordinator passing by nodes with
+/// less than `min_free` free; `None` where a tmpfs cannot be mounted.
+async fn cluster(
+    dir: &Path,
+    nodes: usize,
+    mib: usize,
+    min_free: &str,
+) -> Option<(ProcCluster, SmallFs)> {
+    let fs = match SmallFs::mount(&dir.join("n0"), mib) {
+        Ok(fs) => fs,
+        Err(e) => {
+            eprintln!("SKIPPED: a small filesystem cannot be mounted here ({e}); run as root");
+            return None;
+        }
+    };
+    let c = ProcCluster::start_full(
+        dir,
+        nodes,
+        &["--min-free", min_free],
+        // Every node about the size of the small one, so placement (weighted by free space)
+        // sends it its share.
+        &["--reserve", "2MiB", "--capacity", "64MiB"],
+    )
+    .await;
+    Some((c, fs))
+}
+
+async fn put_objects(c: &ProcCluster, count: usize) {
+    assert_eq!(common::put(&c.url("full"), vec![]).await.0, 200);
+    for i in 0..count {
+        let (s, body) = common::put(
+            &c.url(&format!("full/o{i}")),
+            common::data(4 * MIB, i as u64),
+        )
+        .await;
+        assert_eq!(s, 200, "object {i}: {body}");
+    }
+}
+
+async fn read_back(c: &ProcCluster, range: std::ops::Range<usize>) {
+    for i in range {
+        let (s, b) = common::get(&c.url(&format!("full/o{i}"))).await;
+        assert_eq!(s, 200, "object {i}");
+        assert!(b == common::data(4 * MIB, i as u64), "object {i} differs");
+    }
+}
+
+/// `/health/ready`'s status and body.
+async fn ready(c: &ProcCluster) -> (u16, serde_json::Value) {
+    let r = common::http()
+        .get(format!("http://{}/health/ready", c.admin))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Seven nodes, one on a 40 MiB filesystem: once it has less than 24 MiB free, new shards go
+/// to the other six, every object keeps all six shards, and the node shows as full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_node_is_passed_by_while_others_have_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((c, fs)) = cluster(dir.path(), 7, 40, "24MiB").await else {
+        return;
+    };
+    put_objects(&c, 36).await;
+    let id0 = c.node_id(0).await;
+    let v = c.cluster_json().await;
+    let n0 = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == id0.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(n0["full"], true, "{n0}");
+    assert!(fs.available() > MIB as u64, "the node used its reserve");
+    // Every object has all six shards: a repair finds nothing to do.
+    let (code, out, _) = c.repair_cli(&["--dry-run", "--json"]);
+    assert_eq!(code, 0, "objects left degraded: {out}");
+    assert_eq!(c.metric("tessera_writes_short_total").await, 0.0);
+    // Still ready, saying which node is full; `tessera status` warns.
+    let (status, body) = ready(&c).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["warnings"].to_string().contains(&id0), "{body}");
+    let (code, out, _) = c.cli(&["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("warning:") && out.contains(&id0), "{out}");
+    read_back(&c, 0..36).await;
+}
+
+/// Six nodes for 4+2, one on a 24 MiB filesystem: once it is full, writes are still
+/// acknowledged (write quorum 5) but counted, `/health/ready` says they are degraded and a
+/// repair reports them; the node keeps its reserve and refuses more. Deleting objects frees
+/// its space, and repair then restores full redundancy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_degrade_visibly_on_full_nodes_and_recover_once_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((c, fs)) = cluster(dir.path(), 6, 24, "8MiB").await else {
+        return;
+    };
+    put_objects(&c, 30).await;
+    assert!(
+        c.metric("tessera_writes_short_total").await > 0.0,
+        "no write was counted short"
+    );
+    assert!(fs.available() > MIB as u64, "the node used its reserve");
+    let (status, body) = ready(&c).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["warnings"].to_string().contains("degraded"), "{body}");
+    let (code, out, _) = c.repair_cli(&["--dry-run", "--json"]);
+    assert_eq!(code, 1, "a repair found nothing degraded: {out}");
+    read_back(&c, 0..30).await;
+    // Deleting most objects frees the node's space (garbage collection removes their
+    // shards); a repair then rebuilds the missing shards of the rest.
+    for i in 0..24 {
+        let r = common::http()
+            .delete(c.url(&format!("full/o{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let t = std::time::Instant::now();
+    loop {
+        let (code, out, err) = c.repair_cli(&["--json", "--grace", "0s"]);
+        if code == 0 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "redundancy not restored after space was freed: {out} {err}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (code, out, _) = c.repair_cli(&["--dry-run", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    read_back(&c, 24..30).await;
+}
