@@ -3,9 +3,10 @@
 //!
 //! At most `max_connections` connections at once (the rest wait in the kernel's listen
 //! queue); a TLS handshake (and, where set, a request head) must complete within
-//! `header_read_timeout`; a listener that `require`s a role closes connections whose client
-//! certificate does not name it with a `403`; on stop, accepting ends, requests in progress
-//! get `drain` to finish, and connections still open then are dropped.
+//! `header_read_timeout`; a listener that `require`s a role answers requests on connections
+//! whose client certificate does not name it with a `403` and closes them; on stop,
+//! accepting ends, requests in progress get `drain` to finish, and connections still open
+//! then are dropped.
 
 use crate::tls::{role_of, Role};
 use hyper::body::Incoming;
@@ -16,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -111,17 +112,27 @@ impl AsyncWrite for PeerStream {
     }
 }
 
-/// What a client whose certificate lacks the required role reads before the connection
-/// closes.
-fn refusal(required: Role) -> String {
+/// Serves a connection whose client certificate lacks the role `required`: each request gets
+/// a `403` saying so (after its head is read, so the client sees the answer rather than a
+/// connection closed under its request), and the connection closes.
+async fn refuse(io: PeerStream, required: Role) {
     let msg = format!(
         "This listener serves only clients with a certificate of the role {}.\n",
         required.unit()
     );
-    format!(
-        "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{msg}",
-        msg.len()
-    )
+    let svc = hyper::service::service_fn(move |_req: http::Request<Incoming>| {
+        let answer = http::Response::builder()
+            .status(http::StatusCode::FORBIDDEN)
+            .header(http::header::CONTENT_TYPE, "text/plain")
+            .header(http::header::CONNECTION, "close")
+            .body(msg.clone());
+        async move { answer }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    let _ = builder.serve_connection(TokioIo::new(io), svc).await;
 }
 
 /// The TLS handshake (if any) and the role check of one accepted connection; `None` when the
@@ -142,7 +153,7 @@ async fn establish(
     let deadline = limits
         .header_read_timeout
         .unwrap_or(Duration::from_secs(30));
-    let mut tls = match crate::tls::accept(acceptor, stream, deadline).await {
+    let tls = match crate::tls::accept(acceptor, stream, deadline).await {
         Ok(Some(tls)) => tls,
         Ok(None) => return None,
         Err(e) => {
@@ -159,8 +170,7 @@ async fn establish(
     if let Some(required) = limits.require {
         if role != Some(required) {
             tracing::warn!(peer = %addr, ?role, "client certificate without the required role refused");
-            let _ = tls.write_all(refusal(required).as_bytes()).await;
-            let _ = tls.shutdown().await;
+            refuse(PeerStream::Tls(Box::new(tls)), required).await;
             return None;
         }
     }
