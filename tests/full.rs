@@ -73,9 +73,9 @@ async fn cluster(
         dir,
         nodes,
         &["--min-free", min_free],
-        // Every node about the size of the small one, so placement (weighted by free space)
-        // sends it its share.
-        &["--reserve", "2MiB", "--capacity", "64MiB"],
+        // Nodes not much larger than the small one, so placement (weighted by free space)
+        // sends it a share.
+        &["--reserve", "2MiB", "--capacity", "128MiB"],
     )
     .await;
     Some((c, fs))
@@ -111,25 +111,43 @@ async fn ready(c: &ProcCluster) -> (u16, serde_json::Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-/// Seven nodes, one on a 40 MiB filesystem: once it has less than 24 MiB free, new shards go
+/// Seven nodes, one on a 30 MiB filesystem: once it has less than 24 MiB free, new shards go
 /// to the other six, every object keeps all six shards, and the node shows as full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_node_is_passed_by_while_others_have_room() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((c, fs)) = cluster(dir.path(), 7, 40, "24MiB").await else {
+    let Some((c, fs)) = cluster(dir.path(), 7, 30, "24MiB").await else {
         return;
     };
-    put_objects(&c, 36).await;
+    assert_eq!(common::put(&c.url("full"), vec![]).await.0, 200);
     let id0 = c.node_id(0).await;
-    let v = c.cluster_json().await;
-    let n0 = v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["id"] == id0.as_str())
-        .unwrap()
-        .clone();
-    assert_eq!(n0["full"], true, "{n0}");
+    let node0 = |v: &serde_json::Value| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id0.as_str())
+            .unwrap()
+            .clone()
+    };
+    // Write until the small node is full (placement is weighted by free space, so when it
+    // fills is a matter of chance), then as many again.
+    let mut written = 0;
+    let mut full_at = None;
+    while written < 100 && full_at.is_none_or(|f| written < 2 * f) {
+        let (s, body) = common::put(
+            &c.url(&format!("full/o{written}")),
+            common::data(4 * MIB, written as u64),
+        )
+        .await;
+        assert_eq!(s, 200, "object {written}: {body}");
+        written += 1;
+        if full_at.is_none() && node0(&c.cluster_json().await)["full"] == true {
+            full_at = Some(written);
+        }
+    }
+    let n0 = node0(&c.cluster_json().await);
+    assert!(full_at.is_some() && n0["full"] == true, "{n0}");
     assert!(fs.available() > MIB as u64, "the node used its reserve");
     // Every object has all six shards: a repair finds nothing to do.
     let (code, out, _) = c.repair_cli(&["--dry-run", "--json"]);
@@ -142,7 +160,7 @@ async fn a_full_node_is_passed_by_while_others_have_room() {
     let (code, out, _) = c.cli(&["status"]);
     assert_eq!(code, 0);
     assert!(out.contains("warning:") && out.contains(&id0), "{out}");
-    read_back(&c, 0..36).await;
+    read_back(&c, 0..written).await;
 }
 
 /// Six nodes for 4+2, one on a 24 MiB filesystem: once it is full, writes are still
