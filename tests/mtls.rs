@@ -260,7 +260,7 @@ async fn mutual_tls_inside_the_cluster() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "create bucket: {}", r.status());
-    let objects = [("small", body(4096, 1)), ("large", body(5 << 20, 2))];
+    let objects = [("small", body(4096, 1)), ("large", body(16 << 20, 2))];
     for (k, b) in &objects {
         put(&http, &c.api, k, b.clone()).await;
         assert!(get(&http, &c.api, k).await == *b, "{k} read back differs");
