@@ -174,13 +174,10 @@ async fn join(
         )
         .await?;
     let write = |name: &str, text: &str, private: bool| -> anyhow::Result<()> {
+        use tessera_node::tls::ca::{write_private, write_public};
         let path = dir.join(name);
-        if private {
-            tessera_node::tls::ca::write_private(&path, text)
-        } else {
-            std::fs::write(&path, text)
-        }
-        .with_context(|| format!("writing {}", path.display()))
+        let write = if private { write_private } else { write_public };
+        write(&path, text).with_context(|| format!("writing {}", path.display()))
     };
     // The key first: a certificate never sits beside a key it does not belong to.
     write("node.key", &key, true)?;

@@ -17,17 +17,32 @@ fn tls_err(e: rcgen::Error) -> io::Error {
     io::Error::other(format!("making a certificate: {e}"))
 }
 
-/// Writes `text` to `path` readable by its owner only, through a temporary file synced and
-/// renamed into place, the directory synced after (a reader or a crash never sees half a
-/// file). Keys here, and the coordinator's secrets.
+/// Writes `text` to `path` readable by its owner only (keys here, the coordinator's
+/// secrets); see [`write_public`].
 pub fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    write_atomically(path, text, 0o600)
+}
+
+/// Writes `text` to `path` readable by all (certificates, revocation lists) through a
+/// temporary file synced and renamed into place, the directory synced after: a reader (a
+/// process watching the file) or a crash never sees half a file.
+pub fn write_public(path: &Path, text: &str) -> io::Result<()> {
+    write_atomically(path, text, 0o644)
+}
+
+fn write_atomically(path: &Path, text: &str, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_os_string());
+    let mut tmp_name = name;
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(mode)
         .open(&tmp)?;
     std::io::Write::write_all(&mut f, text.as_bytes())?;
     f.sync_all()?;
@@ -36,14 +51,6 @@ pub fn write_private(path: &Path, text: &str) -> io::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
         _ => Ok(()),
     }
-}
-
-/// Writes `text` to `path` (readable by all) through a temporary file renamed into place.
-fn write_public(path: &Path, text: &str) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// A fresh positive 128-bit serial number.
