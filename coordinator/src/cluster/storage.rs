@@ -84,7 +84,7 @@ pub fn open(dir: &Path) -> Result<Opened, MetaError> {
         tracing::warn!(snapshot = %i.meta.snapshot_id, "finishing a snapshot installation a crash interrupted");
         load_snapshot(&db, &i.path, &i.meta).map_err(|e| MetaError::Storage(e.to_string()))?;
     }
-    let store = Arc::new(MetaStore::on(Box::new(kv.clone())));
+    let store = Arc::new(MetaStore::on(Box::new(kv.clone()))?);
     let gate = Arc::new(RwLock::new(()));
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(flusher(db.clone(), rx));

@@ -8,9 +8,9 @@
 //! tab's session storage, or passed as `#token=...`, which browsers never send to a server).
 
 use crate::error::ApiError;
+use crate::meta::counters::{BucketCounts, RecordCounts, SegmentCounts};
 use crate::state::Coordinator;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The page.
@@ -23,21 +23,10 @@ pub struct BucketStats {
     pub name: String,
     /// Code of new objects.
     pub ec: String,
-    /// Objects.
-    pub objects: u64,
-    /// Bytes clients stored.
-    pub logical_bytes: u64,
-    /// Bytes their shards take on the nodes.
-    pub stored_bytes: u64,
-    /// Bytes the same objects would take as full replicas surviving as many lost nodes
-    /// (m+1 copies).
-    pub replica_bytes: u64,
-    /// Noncurrent versions kept by versioning (not counted in `objects`).
-    pub noncurrent_objects: u64,
-    /// Their bytes (not counted in `logical_bytes`; their shards are in `stored_bytes`).
-    pub noncurrent_bytes: u64,
-    /// Delete markers.
-    pub delete_markers: u64,
+    /// What it holds (objects, logical, stored and replica-equivalent bytes, noncurrent
+    /// versions, delete markers).
+    #[serde(flatten)]
+    pub counts: BucketCounts,
 }
 
 /// `GET /stats`.
@@ -47,75 +36,42 @@ pub struct Stats {
     pub buckets: Vec<BucketStats>,
     /// All buckets together.
     pub total: BucketStats,
+    /// Segments of packed objects.
+    pub segments: SegmentCounts,
+    /// In-flight writes and garbage waiting for collection.
+    pub records: RecordCounts,
     /// Client traffic, one sample per 5 seconds over the last 10 minutes.
     pub history: Vec<crate::metrics::Sample>,
 }
 
-/// Works out [`Stats`] from the metadata (one pass over the objects).
+/// Works out [`Stats`] from the counters kept on commit: O(buckets), whatever the store
+/// holds.
 pub async fn stats(c: &Arc<Coordinator>) -> Result<Stats, ApiError> {
-    let mut by: BTreeMap<String, BucketStats> = c
+    let mut counted = c.meta.counters().await?;
+    let mut total = BucketStats {
+        name: "(all)".into(),
+        ..Default::default()
+    };
+    let buckets = c
         .meta
         .buckets()
         .await?
         .into_iter()
         .map(|b| {
-            let s = BucketStats {
-                name: b.name.clone(),
+            let counts = counted.buckets.remove(&b.name).unwrap_or_default();
+            total.counts.add(&counts);
+            BucketStats {
+                name: b.name,
                 ec: b.ec.to_string(),
-                ..Default::default()
-            };
-            (b.name, s)
+                counts,
+            }
         })
         .collect();
-    // A walk meets a key's current version first, then its older versions and markers.
-    let mut last: Option<(String, String)> = None;
-    for o in crate::maintenance::repair::select(c, |_| true).await? {
-        let first = last
-            .as_ref()
-            .is_none_or(|(b, k)| *b != o.bucket || *k != o.key);
-        if first {
-            last = Some((o.bucket.clone(), o.key.clone()));
-        }
-        let Some(b) = by.get_mut(&o.bucket) else {
-            continue;
-        };
-        if o.delete_marker {
-            b.delete_markers += 1;
-            continue;
-        }
-        if first {
-            b.objects += 1;
-            b.logical_bytes += o.size;
-        } else {
-            b.noncurrent_objects += 1;
-            b.noncurrent_bytes += o.size;
-        }
-        for p in o.extents() {
-            b.stored_bytes += p.layout().shard_len() * p.shards.len() as u64;
-        }
-        // A packed object's share of its segment.
-        if let Some(p) = &o.packed {
-            b.stored_bytes += o.size * p.ec.total() as u64 / p.ec.k as u64;
-        }
-        let m = o.ec().map_or(0, |ec| ec.m as u64);
-        b.replica_bytes += o.size * (m + 1);
-    }
-    let mut total = BucketStats {
-        name: "(all)".into(),
-        ..Default::default()
-    };
-    for b in by.values() {
-        total.objects += b.objects;
-        total.logical_bytes += b.logical_bytes;
-        total.stored_bytes += b.stored_bytes;
-        total.replica_bytes += b.replica_bytes;
-        total.noncurrent_objects += b.noncurrent_objects;
-        total.noncurrent_bytes += b.noncurrent_bytes;
-        total.delete_markers += b.delete_markers;
-    }
     Ok(Stats {
-        buckets: by.into_values().collect(),
+        buckets,
         total,
+        segments: counted.segments,
+        records: counted.records,
         history: c.metrics.history(),
     })
 }

@@ -20,6 +20,7 @@ use super::repair::{move_part, RepairRequest, Source};
 use super::worker::{Schedule, Worker};
 use super::Maintenance;
 use crate::error::ApiError;
+use crate::meta::counters::NodeCounts;
 use crate::meta::{ObjectMeta, ShardState};
 use crate::names::EcSpec;
 use crate::placement::repair_targets;
@@ -32,6 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How often every coordinator reloads the node states, and the drain worker looks again.
 const EVERY: Duration = Duration::from_secs(1);
+
+/// Objects read from the index by node at a time.
+const PAGE: usize = 256;
 
 /// A node's lifecycle as `GET /cluster/nodes/{id}` shows it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -90,13 +94,24 @@ async fn reload(c: &Maintenance) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Objects with a shard on `node`, and the codes of their parts.
-async fn objects_on(c: &Maintenance, node: &NodeId) -> Result<Vec<ObjectMeta>, ApiError> {
-    super::repair::select(c, |o| {
-        o.extents()
-            .any(|p| p.shards.iter().any(|s| s.node.as_ref() == Some(node)))
-    })
-    .await
+/// A page of the versions and segments with a shard on `node` (from the index by node),
+/// after `after`; and the cursor after it.
+async fn page_on(
+    c: &Maintenance,
+    node: &NodeId,
+    after: Option<Vec<u8>>,
+) -> Result<(Vec<ObjectMeta>, Option<Vec<u8>>), ApiError> {
+    Ok(c.meta.objects_on_node(node.clone(), after, PAGE).await?)
+}
+
+/// What the metadata places on `node` (from the counters kept on commit: O(1)).
+async fn held(c: &Maintenance, node: &NodeId) -> Result<NodeCounts, ApiError> {
+    Ok(c.meta
+        .counters()
+        .await?
+        .nodes
+        .remove(node.as_str())
+        .unwrap_or_default())
 }
 
 /// What `node` holds and its state.
@@ -106,36 +121,18 @@ pub async fn status(c: &Arc<Maintenance>, node: &NodeId) -> Result<NodeLifecycle
     if state.is_none() && c.registry.client(node).is_none() {
         return Err(ApiError::NoSuchNode(node.to_string()));
     }
-    let objects = objects_on(c, node).await?;
-    Ok(lifecycle(node, state, up, &objects))
+    Ok(lifecycle(node, state, up, held(c, node).await?))
 }
 
-/// [`NodeLifecycle`] of `node` in `state` (`None`: up or down) holding shards of `objects`.
-fn lifecycle(
-    node: &NodeId,
-    state: Option<String>,
-    up: bool,
-    objects: &[ObjectMeta],
-) -> NodeLifecycle {
-    let (mut shards, mut bytes) = (0, 0);
-    for o in objects {
-        for p in o.extents() {
-            let on = p
-                .shards
-                .iter()
-                .filter(|s| s.node.as_ref() == Some(node))
-                .count() as u64;
-            shards += on;
-            bytes += on * p.layout().shard_len();
-        }
-    }
+/// [`NodeLifecycle`] of `node` in `state` (`None`: up or down) holding `counts`.
+fn lifecycle(node: &NodeId, state: Option<String>, up: bool, counts: NodeCounts) -> NodeLifecycle {
     NodeLifecycle {
         node: node.to_string(),
         state: state.unwrap_or_else(|| if up { "up" } else { "down" }.into()),
         up,
-        objects: objects.len() as u64,
-        shards,
-        bytes,
+        objects: counts.objects,
+        shards: counts.shards,
+        bytes: counts.bytes,
     }
 }
 
@@ -152,12 +149,15 @@ pub async fn drain(c: &Arc<Maintenance>, node: &NodeId) -> Result<NodeLifecycle,
     if c.registry.client(node).is_none() {
         return Err(ApiError::NoSuchNode(node.to_string()));
     }
-    let held = objects_on(c, node).await?;
+    let counted = c.meta.counters().await?;
     let mut codes = vec![c.config.default_ec];
     codes.extend(c.meta.buckets().await?.into_iter().map(|b| b.ec));
-    for o in &held {
-        codes.extend(o.extents().map(|p| p.ec));
-    }
+    codes.extend(
+        counted
+            .codes
+            .keys()
+            .filter_map(|ec| ec.parse::<EcSpec>().ok()),
+    );
     codes.sort_by_key(|ec| (ec.total(), ec.m));
     codes.dedup();
     let taking: Vec<(NodeId, String)> = c
@@ -174,7 +174,12 @@ pub async fn drain(c: &Arc<Maintenance>, node: &NodeId) -> Result<NodeLifecycle,
     reload(c).await?;
     tracing::info!(%node, "draining");
     let up = c.registry.up(node);
-    Ok(lifecycle(node, Some("draining".into()), up, &held))
+    let counts = counted
+        .nodes
+        .get(node.as_str())
+        .cloned()
+        .unwrap_or_default();
+    Ok(lifecycle(node, Some("draining".into()), up, counts))
 }
 
 /// Takes `node` back into service (a drain is cancelled; what moved stays moved).
@@ -256,12 +261,11 @@ pub async fn remove(
             "node {node} is up and not drained: drain it first (tessera node drain {node})"
         )));
     }
-    let held = objects_on(c, node).await?;
-    if !held.is_empty() {
+    let held = held(c, node).await?.objects;
+    if held > 0 {
         if up {
             return Err(ApiError::Conflict(format!(
-                "node {node} still holds shards of {} objects (written while it drained?): drain it again",
-                held.len()
+                "node {node} still holds shards of {held} objects (written while it drained?): drain it again"
             )));
         }
         if repair {
@@ -279,18 +283,19 @@ pub async fn remove(
                 node: node.to_string(),
                 removed: false,
                 repair_run: Some(run),
-                message: Some(format!("node {node} is down and named by {} objects: rebuilding their shards elsewhere first", held.len())),
+                message: Some(format!("node {node} is down and named by {held} objects: rebuilding their shards elsewhere first")),
                 garbage_entries_dropped: 0,
             });
         }
-        let names: Vec<String> = held
+        let names: Vec<String> = page_on(c, node, None)
+            .await?
+            .0
             .iter()
             .take(5)
             .map(|o| format!("{}/{}", o.bucket, o.key))
             .collect();
         return Err(ApiError::Conflict(format!(
-            "node {node} holds the only copy of shards that could not be rebuilt elsewhere ({} objects, e.g. {}): bring it back, or repair what is missing first",
-            held.len(),
+            "node {node} holds the only copy of shards that could not be rebuilt elsewhere ({held} objects, e.g. {}): bring it back, or repair what is missing first",
             names.join(", ")
         )));
     }
@@ -339,8 +344,8 @@ async fn drain_pass(
     stop: &CancellationToken,
     node: &NodeId,
 ) -> Result<String, ApiError> {
-    let objects = objects_on(c, node).await?;
-    if objects.is_empty() && !c.meta.references_node(node.clone()).await? {
+    let held = held(c, node).await?.objects;
+    if held == 0 && !c.meta.references_node(node.clone()).await? {
         c.maint()
             .set_node_state(node.clone(), Some("drained".into()))
             .await?;
@@ -348,60 +353,33 @@ async fn drain_pass(
         tracing::info!(%node, "drained");
         return Ok(format!("node {node} drained"));
     }
-    if objects.is_empty() {
+    if held == 0 {
         return Ok(format!(
             "node {node}: waiting for writes in flight and multipart uploads that name it"
         ));
     }
     if !c.registry.up(node) {
         return Ok(format!(
-            "node {node} is down: repair rebuilds its {} objects' shards elsewhere once the repair grace has passed",
-            objects.len()
+            "node {node} is down: repair rebuilds its {held} objects' shards elsewhere once the repair grace has passed"
         ));
     }
-    w.begin(format!("draining {node}"), objects.len() as u64);
+    w.begin(format!("draining {node}"), held);
     let mut failed = Vec::new();
-    for obj in objects {
-        if !w.gate(stop).await {
-            return Ok("stopped".into());
-        }
-        let mut bytes = 0;
-        for part in obj.extents() {
-            let on = |state: ShardState| -> Vec<usize> {
-                part.shards
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.node.as_ref() == Some(node) && s.state == state)
-                    .map(|(i, _)| i)
-                    .collect()
-            };
-            // Shards there are copied; shards recorded missing there are rebuilt.
-            for (source, moving) in [
-                (Source::Copy, on(ShardState::Ok)),
-                (Source::Rebuild, on(ShardState::Missing)),
-            ] {
-                if moving.is_empty() {
-                    continue;
-                }
-                let current: Vec<Option<NodeId>> =
-                    part.shards.iter().map(|s| s.node.clone()).collect();
-                let targets = repair_targets(&c.registry.candidates(), &current, &moving);
-                if targets.len() < moving.len() {
-                    failed.push(format!(
-                        "{}/{}: no node can take {} of its shards",
-                        obj.bucket,
-                        obj.key,
-                        moving.len() - targets.len()
-                    ));
-                    continue;
-                }
-                match move_part(c, &obj, part, &targets, source).await {
-                    Ok(out) => bytes += out.bytes_written,
-                    Err(e) => failed.push(format!("{}/{}: {e}", obj.bucket, obj.key)),
-                }
+    // A page at a time from the index by node: what has moved leaves the index, so each
+    // page after the first starts where the last one ended.
+    let mut after = None;
+    loop {
+        let (page, next) = page_on(c, node, after.take()).await?;
+        for obj in page {
+            if !w.gate(stop).await {
+                return Ok("stopped".into());
             }
+            failed.extend(drain_object(c, node, &obj, w).await);
         }
-        w.advance(1, bytes);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
     }
     if failed.is_empty() {
         Ok(format!("node {node}: pass done"))
@@ -413,6 +391,53 @@ async fn drain_pass(
             failed[0]
         ))
     }
+}
+
+/// Moves the shards `obj` has on draining `node`; what failed.
+async fn drain_object(
+    c: &Arc<Maintenance>,
+    node: &NodeId,
+    obj: &ObjectMeta,
+    w: &Worker,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    let mut bytes = 0;
+    for part in obj.extents() {
+        let on = |state: ShardState| -> Vec<usize> {
+            part.shards
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.node.as_ref() == Some(node) && s.state == state)
+                .map(|(i, _)| i)
+                .collect()
+        };
+        // Shards there are copied; shards recorded missing there are rebuilt.
+        for (source, moving) in [
+            (Source::Copy, on(ShardState::Ok)),
+            (Source::Rebuild, on(ShardState::Missing)),
+        ] {
+            if moving.is_empty() {
+                continue;
+            }
+            let current: Vec<Option<NodeId>> = part.shards.iter().map(|s| s.node.clone()).collect();
+            let targets = repair_targets(&c.registry.candidates(), &current, &moving);
+            if targets.len() < moving.len() {
+                failed.push(format!(
+                    "{}/{}: no node can take {} of its shards",
+                    obj.bucket,
+                    obj.key,
+                    moving.len() - targets.len()
+                ));
+                continue;
+            }
+            match move_part(c, obj, part, &targets, source).await {
+                Ok(out) => bytes += out.bytes_written,
+                Err(e) => failed.push(format!("{}/{}: {e}", obj.bucket, obj.key)),
+            }
+        }
+    }
+    w.advance(1, bytes);
+    failed
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //! way to run arbitrary code inside the store.
 
 use super::clock::{Clock, Context};
+use super::counters::Counters;
+use super::derived::DerivedCheck;
 use super::journal::{JournalEntry, RestoredKey};
 use super::store::Result;
 use super::{
@@ -309,6 +311,16 @@ operations! {
         local fn pending_owners(&self) -> BTreeMap<u64, usize> = |m| m.pending_owners();
         /// Counts of in-flight and garbage records.
         linear fn pending_and_garbage(&self) -> (usize, usize) = |m| m.pending_and_garbage();
+        /// The counters kept on commit (O(buckets + nodes)).
+        linear fn counters(&self) -> Counters = |m| m.counters();
+        /// The counters as this coordinator last applied them (a replicated member may lag).
+        local fn counters_applied(&self) -> Counters = |m| m.counters();
+        /// The derived records (counters, index by node) recomputed from every record against
+        /// those kept (O(objects): checks only).
+        linear fn check_derived(&self) -> DerivedCheck = |m| m.check_derived();
+        /// Versions and segments with a shard on `node`, a page at a time after the cursor
+        /// `after` (from the index by node: O(what the node holds)).
+        linear fn objects_on_node(&self, node: NodeId, after: Option<Vec<u8>>, limit: usize) -> (Vec<ObjectMeta>, Option<Vec<u8>>) = |m| m.objects_on_node(&node, after.as_deref(), limit);
         /// The storage engine's stall and compaction figures (monitoring).
         local fn engine_gauges(&self) -> Vec<(String, u64)> = |m| Ok(m.engine_gauges());
     }

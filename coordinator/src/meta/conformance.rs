@@ -17,19 +17,31 @@ use tessera_node::{NodeId, ObjectVersion};
 
 /// Runs every check on `m`, which must be empty.
 pub async fn run_all(m: &dyn Metadata) {
+    use super::counter_conformance::counters_match;
     buckets(m).await;
+    counters_match(m, "buckets").await;
     commits_overwrites_and_conditions(m).await;
+    counters_match(m, "commits").await;
     in_flight_records_and_garbage(m).await;
+    counters_match(m, "in-flight records and garbage").await;
     listings(m).await;
     multipart_uploads(m).await;
+    counters_match(m, "multipart uploads").await;
     keys_grants_and_nodes(m).await;
     node_lifecycle_jobs_and_recodes(m).await;
+    counters_match(m, "node lifecycle and recodes").await;
     packed_segments(m).await;
+    counters_match(m, "packed segments").await;
     access_settings_and_conditional_deletes(m).await;
+    counters_match(m, "conditional deletes").await;
     super::version_conformance::versions_and_delete_markers(m).await;
+    counters_match(m, "versions and delete markers").await;
     super::version_conformance::object_lock(m).await;
     super::version_conformance::noncurrent_versions_are_rewritten_in_place(m).await;
+    counters_match(m, "object lock and rewrites").await;
     super::journal_conformance::the_journal_records_history_and_restores_it(m).await;
+    counters_match(m, "journal restores").await;
+    super::counter_conformance::counters_follow_the_objects(m).await;
 }
 
 /// Bucket settings and object ACLs are stored as given and read back; conditional deletes

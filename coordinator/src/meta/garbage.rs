@@ -75,17 +75,9 @@ impl MetaStore {
             .collect()
     }
 
-    /// Number of in-flight and garbage records (for status and tests).
+    /// Number of in-flight and garbage records (from the counters).
     pub fn pending_and_garbage(&self) -> Result<(usize, usize)> {
-        let (mut p, mut g) = (0, 0);
-        self.scan(&key(b'p', &[]), |_, _: serde_json::Value| {
-            p += 1;
-            true
-        })?;
-        self.scan(&key(b'g', &[]), |_, _: serde_json::Value| {
-            g += 1;
-            true
-        })?;
-        Ok((p, g))
+        let r = self.counters()?.records;
+        Ok((r.pending as usize, r.garbage as usize))
     }
 }

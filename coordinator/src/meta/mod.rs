@@ -17,13 +17,19 @@
 //! - [`api`]: the [`Metadata`] trait the rest of the coordinator uses (local or replicated).
 //! - [`kv`]: the ordered key-value store underneath ([`rocks`], [`memory`]); [`conformance`]
 //!   holds every implementation to the same behaviour ([`version_conformance`]: versions and
-//!   delete markers; [`journal_conformance`]: the version journal; [`fixtures`]: what both
-//!   build their cases from).
+//!   delete markers; [`journal_conformance`]: the version journal; [`counter_conformance`]:
+//!   the counters; [`fixtures`]: what they build their cases from).
+//! - [`derived`]: records kept in the batch of every change they follow: [`counters`] (what
+//!   the store holds per bucket, node, code, in segments and in in-flight and garbage
+//!   records; read in O(buckets + nodes)) and [`node_index`] (objects by node).
 
 pub mod api;
 mod buckets;
 pub mod clock;
 pub mod conformance;
+pub mod counter_conformance;
+pub mod counters;
+pub mod derived;
 pub mod error;
 mod fixtures;
 mod garbage;
@@ -36,6 +42,7 @@ mod listing;
 mod lock;
 pub mod memory;
 mod multipart;
+mod node_index;
 mod nodes;
 mod objects;
 pub mod records;

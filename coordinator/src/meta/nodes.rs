@@ -2,7 +2,7 @@
 
 use super::keys::key;
 use super::kv::Batch;
-use super::records::{BucketMeta, NodeRecord, ObjectMeta, Part, ShardLoc, ShardSet};
+use super::records::{BucketMeta, NodeRecord, Part, ShardLoc, ShardSet};
 use super::store::{MetaStore, Result};
 use super::MetaError;
 use crate::names::EcSpec;
@@ -48,12 +48,9 @@ impl MetaStore {
     /// Whether an object (any part), an upload's part or an in-flight write places a shard on
     /// `node`.
     pub fn references_node(&self, node: &NodeId) -> Result<bool> {
-        let mut found = false;
         let on = |shards: &[ShardLoc]| shards.iter().any(|s| s.node.as_ref() == Some(node));
-        self.scan(&key(b'o', &[]), |_, o: ObjectMeta| {
-            found = o.extents().any(|p| on(&p.shards));
-            !found
-        })?;
+        // Objects from the index by node; parts and in-flight writes (few) by a walk.
+        let mut found = !self.objects_on_node(node, None, 1)?.0.is_empty();
         if !found {
             self.scan(&key(b't', &[]), |_, p: Part| {
                 found = on(&p.shards);

@@ -47,7 +47,7 @@ impl MetaStore {
         };
         let mut batch = Batch::default();
         batch.put(key(b'p', &[record]), serde_json::to_vec(&set)?);
-        self.kv.apply(batch)
+        self.apply(batch)
     }
 
     /// Fails with [`MetaError::Fenced`] unless the in-flight record `record` exists: a

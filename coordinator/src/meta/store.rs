@@ -5,7 +5,7 @@
 use super::keys::key;
 use super::kv::{Batch, Kv, Step};
 use super::records::{Fill, ObjectMeta, Precondition, SEGMENTS};
-use super::{memory, rocks, MetaError};
+use super::{counters, derived, memory, rocks, MetaError};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -116,6 +116,9 @@ pub fn put_garbage(store: &MetaStore, batch: &mut Batch, obj: &ObjectMeta) -> Re
 pub struct MetaStore {
     pub(super) kv: Box<dyn Kv>,
     pub(super) lock: Mutex<()>,
+    /// Held from reading what a batch replaces to applying it, so that the derived records
+    /// each batch changes ([`super::derived::derive`]) follow the records it replaces.
+    applying: Mutex<()>,
     /// Every journal entry below this number is dropped: walks of the journal start here
     /// instead of stepping over the deleted entries the engine has not compacted away yet.
     pub(super) journal_floor: std::sync::atomic::AtomicU64,
@@ -124,21 +127,42 @@ pub struct MetaStore {
 impl MetaStore {
     /// Opens or creates the RocksDB database in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        Ok(Self::on(Box::new(rocks::RocksKv::open(dir)?)))
+        Self::on(Box::new(rocks::RocksKv::open(dir)?))
     }
 
     /// An empty store in memory (nothing survives the process).
     pub fn in_memory() -> Self {
-        Self::on(Box::<memory::MemKv>::default())
+        Self::on(Box::<memory::MemKv>::default()).expect("an empty store needs no recount")
     }
 
-    /// A store on `kv`.
-    pub fn on(kv: Box<dyn Kv>) -> Self {
-        MetaStore {
+    /// A store on `kv` (its derived records made first if it was made without them).
+    pub fn on(kv: Box<dyn Kv>) -> Result<Self> {
+        derived::ensure(kv.as_ref())?;
+        Ok(MetaStore {
             kv,
             lock: Mutex::new(()),
+            applying: Mutex::new(()),
             journal_floor: Default::default(),
-        }
+        })
+    }
+
+    /// Applies `batch` with the changes it makes to the derived records, without waiting
+    /// for a sync.
+    pub(super) fn apply(&self, mut batch: Batch) -> Result<()> {
+        let _applying = self.applying.lock().unwrap_or_else(|e| e.into_inner());
+        derived::derive(self.kv.as_ref(), &mut batch)?;
+        self.kv.apply(batch)
+    }
+
+    /// The counters as kept (O(buckets + nodes)).
+    pub fn counters(&self) -> Result<counters::Counters> {
+        counters::read(self.kv.as_ref())
+    }
+
+    /// The derived records recomputed from every record against those kept (O(objects):
+    /// for checks).
+    pub fn check_derived(&self) -> Result<derived::DerivedCheck> {
+        derived::check(self.kv.as_ref())
     }
 
     pub(super) fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>> {
@@ -186,7 +210,7 @@ impl MetaStore {
     /// Applies `batch`; when this returns, the change survives a crash of the coordinator or
     /// host. Concurrent writers share syncs (group commit).
     pub(super) fn write(&self, batch: Batch) -> Result<()> {
-        self.kv.apply(batch)?;
+        self.apply(batch)?;
         self.kv.sync()
     }
 
@@ -194,7 +218,7 @@ impl MetaStore {
     /// applied under the lock, which is released before waiting for the sync so that other
     /// commits can join it.
     pub(super) fn write_locked(&self, batch: Batch, guard: MutexGuard<'_, ()>) -> Result<()> {
-        self.kv.apply(batch)?;
+        self.apply(batch)?;
         drop(guard);
         self.kv.sync()
     }

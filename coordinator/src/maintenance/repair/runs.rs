@@ -128,35 +128,89 @@ pub async fn run(c: &Arc<Maintenance>, req: &RepairRequest, report: &Arc<Mutex<R
     report.lock().unwrap().started_ms = now_ms();
     let opts = Options::of(c, req);
     report.lock().unwrap().within_grace = within_grace(c, opts.grace);
-    let selected = select(c, |o| {
-        req.bucket.as_ref().is_none_or(|b| &o.bucket == b)
-            && req.node.as_ref().is_none_or(|n| {
-                o.extents()
-                    .any(|p| p.shards.iter().any(|s| s.node.as_ref() == Some(n)))
-            })
-    })
-    .await;
-    let mut selected = match selected {
-        Ok(s) => s,
-        Err(e) => {
-            let mut r = report.lock().unwrap();
-            r.still_degraded
-                .push(format!("(metadata scan failed: {e})"));
-            r.done = true;
-            return;
-        }
+    let keep = |o: &ObjectMeta| req.bucket.as_ref().is_none_or(|b| &o.bucket == b);
+    // A lost node's objects come from the index by node; otherwise every object is walked.
+    let mut pages = Pages::new(req.node.clone());
+    let total = match c.meta.counters().await {
+        Ok(n) => match (&req.node, &req.bucket) {
+            (Some(node), _) => n.nodes.get(node.as_str()).map_or(0, |n| n.objects),
+            (None, Some(b)) => n
+                .buckets
+                .get(b)
+                .map_or(0, |b| b.objects + b.noncurrent_objects + b.delete_markers),
+            (None, None) => {
+                n.buckets
+                    .values()
+                    .map(|b| b.objects + b.noncurrent_objects + b.delete_markers)
+                    .sum::<u64>()
+                    + n.segments.segments
+            }
+        },
+        Err(_) => 0,
     };
-    report.lock().unwrap().objects_total = selected.len() as u64;
-    // Most at risk first: the object one loss from unrecoverable before the one with spares.
-    selected.sort_by_cached_key(|o| margin(c, o, opts.grace));
-    futures::stream::iter(selected)
-        .map(|o| check_and_repair(c, o, opts, report))
-        .buffer_unordered(req.concurrency.max(1))
-        .for_each(|_| async {})
-        .await;
+    report.lock().unwrap().objects_total = total;
+    loop {
+        let mut page = match pages.next(c).await {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(e) => {
+                let mut r = report.lock().unwrap();
+                r.still_degraded
+                    .push(format!("(metadata scan failed: {e})"));
+                r.done = true;
+                return;
+            }
+        };
+        page.retain(|o| keep(o));
+        // Most at risk first within each page: the object one loss from unrecoverable
+        // before the one with spares.
+        page.sort_by_cached_key(|o| margin(c, o, opts.grace));
+        futures::stream::iter(page)
+            .map(|o| check_and_repair(c, o, opts, report))
+            .buffer_unordered(req.concurrency.max(1))
+            .for_each(|_| async {})
+            .await;
+    }
     let mut r = report.lock().unwrap();
     r.elapsed_ms = started.elapsed().as_millis() as u64;
     r.done = true;
+}
+
+/// A selection of committed versions and segments read a page at a time, so that no
+/// operation holds all of them: every one (in (bucket, key, newest first) order), or those
+/// with a shard on one node (from the index by node).
+pub struct Pages {
+    node: Option<NodeId>,
+    after: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl Pages {
+    /// Every version, or (`node`) those with a shard on it.
+    pub fn new(node: Option<NodeId>) -> Self {
+        Pages {
+            node,
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The next page (`None` after the last).
+    pub async fn next(&mut self, c: &Maintenance) -> Result<Option<Vec<ObjectMeta>>, ApiError> {
+        if self.done {
+            return Ok(None);
+        }
+        let after = self.after.take();
+        let (page, next) = match &self.node {
+            Some(n) => c.meta.objects_on_node(n.clone(), after, 1000).await?,
+            None => c.meta.objects_after(after, 1000).await?,
+        };
+        match next {
+            Some(n) if !page.is_empty() => self.after = Some(n),
+            _ => self.done = true,
+        }
+        Ok((!page.is_empty()).then_some(page))
+    }
 }
 
 /// Every committed version (current and noncurrent) for which `keep` holds, in (bucket,
@@ -165,15 +219,10 @@ pub async fn select(
     c: &Maintenance,
     keep: impl Fn(&ObjectMeta) -> bool,
 ) -> Result<Vec<ObjectMeta>, ApiError> {
-    let mut after: Option<Vec<u8>> = None;
+    let mut pages = Pages::new(None);
     let mut selected = Vec::new();
-    loop {
-        let (page, next) = c.meta.objects_after(after.take(), 1000).await?;
+    while let Some(page) = pages.next(c).await? {
         selected.extend(page.into_iter().filter(|o| keep(o)));
-        match next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
     }
     Ok(selected)
 }
