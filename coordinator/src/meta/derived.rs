@@ -35,7 +35,7 @@ fn followed(k: &[u8]) -> bool {
 /// A record as the derived records see it.
 enum Record {
     /// A version or segment (`noncurrent`: a noncurrent version or delete marker).
-    Object(ObjectMeta, bool),
+    Object(Box<ObjectMeta>, bool),
     /// An in-flight (`p`) or garbage (`g`) record.
     Shards(u8, ShardSet),
 }
@@ -44,7 +44,7 @@ impl Record {
     fn parse(k: &[u8], v: &[u8]) -> Result<Self> {
         Ok(if k[0] == b'o' {
             let noncurrent = k[2..].iter().filter(|&&b| b == 0).count() > 1;
-            Record::Object(serde_json::from_slice(v)?, noncurrent)
+            Record::Object(Box::new(serde_json::from_slice(v)?), noncurrent)
         } else {
             Record::Shards(k[0], serde_json::from_slice(v)?)
         })
@@ -59,7 +59,7 @@ impl Record {
 
     fn object(r: &Option<Record>) -> Option<&ObjectMeta> {
         match r {
-            Some(Record::Object(o, _)) => Some(o),
+            Some(Record::Object(o, _)) => Some(o.as_ref()),
             _ => None,
         }
     }

@@ -125,9 +125,16 @@ pub(super) async fn bucket_info(
             .bucket(b.clone())
             .await?
             .ok_or(ApiError::NoSuchBucket(b))?;
-        // (Its usage, current and noncurrent, is in `GET /stats`, a pass over the metadata
-        // that counters kept on commit are to replace; this answer reads one record.)
+        // Its usage, current and noncurrent, from the counters kept on commit.
+        let usage = c
+            .meta
+            .counters()
+            .await?
+            .buckets
+            .remove(&b.name)
+            .unwrap_or_default();
         Ok::<_, ApiError>(serde_json::json!({
+            "usage": usage,
             "name": b.name,
             "owner": b.owner,
             "grants": b.grants,

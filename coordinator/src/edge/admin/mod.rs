@@ -116,6 +116,7 @@ pub fn app(c: Arc<Coordinator>) -> Router {
             get(upkeep::compact_status).post(upkeep::compact_start),
         )
         .route("/stats", get(upkeep::stats))
+        .route("/stats/check", get(upkeep::check_stats))
         .route("/workers", get(upkeep::workers))
         .route("/workers/{name}/{action}", post(upkeep::steer_worker))
         .route(

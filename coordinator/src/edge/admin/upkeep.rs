@@ -56,6 +56,12 @@ pub(super) async fn stats(State(c): State<Arc<Coordinator>>) -> Response {
     reply(crate::edge::console::stats(&c).await)
 }
 
+/// `GET /stats/check`: the counters and the index by node recomputed from every record
+/// against those kept (a walk of the whole metadata: for checks, not for polling).
+pub(super) async fn check_stats(State(c): State<Arc<Coordinator>>) -> Response {
+    reply(c.meta.check_derived().await)
+}
+
 /// This coordinator's workers, then every up node's (named `NAME@NODE`).
 pub(super) async fn workers(State(c): State<Arc<Coordinator>>) -> Json<WorkerList> {
     let mut all = c.workers.views();
