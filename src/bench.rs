@@ -41,6 +41,18 @@ pub struct BenchConfig {
     /// nodes).
     #[arg(long)]
     pub skip_put: bool,
+    /// Skip the GET phase (load a bucket with many objects, a run at a time).
+    #[arg(long)]
+    pub skip_get: bool,
+    /// Also HEAD every object after the GET phase.
+    #[arg(long)]
+    pub head: bool,
+    /// Object names: this prefix, then the object's number in 8 digits.
+    #[arg(long, default_value = "bench/obj-")]
+    pub prefix: String,
+    /// Number of the first object (so that runs can add to one bucket: `--start 1000000`).
+    #[arg(long, default_value_t = 0)]
+    pub start: usize,
     /// Delete the objects afterwards.
     #[arg(long)]
     pub cleanup: bool,
@@ -178,6 +190,9 @@ pub struct Report {
     /// GET phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub get: Option<Phase>,
+    /// HEAD phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<Phase>,
     /// Machine ceilings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ceiling: Option<Ceiling>,
@@ -379,7 +394,11 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
             .iter()
             .map(|e| format!("{e}/{}", cfg.bucket))
             .collect();
-        let url = move |i: usize| format!("{}/bench/obj-{i:08}", buckets[i % buckets.len()]);
+        let (prefix, start) = (cfg.prefix.clone(), cfg.start);
+        let url = move |i: usize| {
+            let n = start + i;
+            format!("{}/{prefix}{n:08}", buckets[n % buckets.len()])
+        };
         let url = Arc::new(url);
         if !cfg.skip_put {
             let (h, u, b, a, ec) = (
@@ -397,7 +416,7 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
                         let url = u(i);
                         let headers: Vec<(&str, &str)> =
                             ec.iter().map(|e| ("x-tessera-ec", e.as_str())).collect();
-                        let b = object_body(&b, i);
+                        let b = object_body(&b, start + i);
                         let req =
                             a.apply(h.put(&url).body(b.clone()), "PUT", &url, &headers, Some(&b))?;
                         let r = req.send().await?;
@@ -415,27 +434,54 @@ pub async fn run(cfg: BenchConfig, quiet: bool) -> anyhow::Result<Report> {
             );
         }
         let (h, u, size, a) = (http.clone(), url.clone(), cfg.size, auth.clone());
-        report.get = Some(
-            run_phase(&cfg, "GET", quiet, move |i| {
-                let (h, u, a) = (h.clone(), u.clone(), a.clone());
-                async move {
-                    let url = u(i);
-                    let mut r = a.apply(h.get(&url), "GET", &url, &[], None)?.send().await?;
-                    if !r.status().is_success() {
-                        bail!("GET {url}: {}", r.status());
+        if !cfg.skip_get {
+            report.get = Some(
+                run_phase(&cfg, "GET", quiet, move |i| {
+                    let (h, u, a) = (h.clone(), u.clone(), a.clone());
+                    async move {
+                        let url = u(i);
+                        let mut r = a.apply(h.get(&url), "GET", &url, &[], None)?.send().await?;
+                        if !r.status().is_success() {
+                            bail!("GET {url}: {}", r.status());
+                        }
+                        let mut n = 0u64;
+                        while let Some(c) = r.chunk().await? {
+                            n += c.len() as u64;
+                        }
+                        if n != size {
+                            bail!("GET {url}: {n} bytes, expected {size}");
+                        }
+                        Ok(n)
                     }
-                    let mut n = 0u64;
-                    while let Some(c) = r.chunk().await? {
-                        n += c.len() as u64;
+                })
+                .await,
+            );
+        }
+        if cfg.head {
+            let (h, u, a) = (http.clone(), url.clone(), auth.clone());
+            report.head = Some(
+                run_phase(&cfg, "HEAD", quiet, move |i| {
+                    let (h, u, a) = (h.clone(), u.clone(), a.clone());
+                    async move {
+                        let url = u(i);
+                        let r = a
+                            .apply(h.head(&url), "HEAD", &url, &[], None)?
+                            .send()
+                            .await?;
+                        let len: u64 = r
+                            .headers()
+                            .get(reqwest::header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok()?.parse().ok())
+                            .unwrap_or(0);
+                        if !r.status().is_success() || len != size {
+                            bail!("HEAD {url}: {} ({len} bytes, expected {size})", r.status());
+                        }
+                        Ok(0)
                     }
-                    if n != size {
-                        bail!("GET {url}: {n} bytes, expected {size}");
-                    }
-                    Ok(n)
-                }
-            })
-            .await,
-        );
+                })
+                .await,
+            );
+        }
         if cfg.cleanup {
             for i in 0..cfg.objects {
                 let u = url(i);
@@ -612,6 +658,9 @@ pub fn print(r: &Report) {
     }
     if let Some(g) = &r.get {
         line("GET", g);
+    }
+    if let Some(h) = &r.head {
+        line("HEAD", h);
     }
     if let Some(c) = &r.ceiling {
         println!(

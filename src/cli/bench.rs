@@ -23,7 +23,12 @@ pub async fn run(a: BenchArgs, g: &Global) -> anyhow::Result<i32> {
     } else {
         tessera::bench::print(&report);
     }
-    let failed = report.put.iter().chain(&report.get).any(|p| p.errors > 0);
+    let failed = report
+        .put
+        .iter()
+        .chain(&report.get)
+        .chain(&report.head)
+        .any(|p| p.errors > 0);
     anyhow::ensure!(!failed, "some requests failed");
     Ok(0)
 }

@@ -19,7 +19,7 @@ use super::Maintenance;
 use crate::data::footer::footer;
 use crate::data::pack::{segment_data, Inbound};
 use crate::error::ApiError;
-use crate::meta::{Fill, ObjectMeta, Precondition, SEGMENTS};
+use crate::meta::{ObjectMeta, Precondition};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,42 +63,29 @@ pub struct CompactStatus {
     pub running: bool,
 }
 
-/// Scans every segment's fill.
+/// Candidates looked at in one status or one pass of the worker (the rest wait for the next).
+const CANDIDATES: usize = 10_000;
+
+/// The segments' totals (from the counters kept on commit) and the candidates below `below`
+/// (from the index by live fraction, least live first, at most [`CANDIDATES`]).
 async fn scan(c: &Maintenance, below: f64) -> Result<(CompactStatus, Vec<ObjectMeta>), ApiError> {
+    let totals = c.meta.counters().await?.segments;
     let mut status = CompactStatus {
         below,
+        segments: totals.segments,
+        bytes: totals.bytes,
+        live_bytes: totals.live_bytes,
         ..Default::default()
     };
-    let mut candidates = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = c
-            .meta
-            .list(SEGMENTS.into(), String::new(), after.clone(), None, 1000)
-            .await?;
-        for seg in page.objects {
-            let f = seg.fill.unwrap_or_default();
-            status.segments += 1;
-            status.bytes += f.bytes;
-            status.live_bytes += f.live_bytes;
-            if is_candidate(&f, below) {
-                status.candidates += 1;
-                status.reclaimable_bytes += f.bytes - f.live_bytes;
-                status.bytes_to_move += f.live_bytes;
-                candidates.push(seg);
-            }
-        }
-        match page.next {
-            Some(n) if page.truncated => after = Some(n),
-            _ => break,
-        }
+    let candidates = c.meta.segments_below(below, CANDIDATES).await?;
+    for seg in &candidates {
+        let f = seg.fill.unwrap_or_default();
+        status.candidates += 1;
+        status.reclaimable_bytes += f.bytes - f.live_bytes;
+        status.bytes_to_move += f.live_bytes;
     }
     status.running = c.meta.jobs().await?.contains_key(JOB);
     Ok((status, candidates))
-}
-
-fn is_candidate(f: &Fill, below: f64) -> bool {
-    f.bytes > 0 && f.live_objects > 0 && f.live_fraction() < below
 }
 
 fn threshold(c: &Maintenance, req: &CompactRequest) -> Result<f64, ApiError> {
@@ -194,7 +181,8 @@ pub async fn worker(c: Arc<Maintenance>, stop: CancellationToken) {
                 }
             }
         }
-        if stored(&c).await?.is_some() && failed == 0 {
+        // A full page of candidates may have more behind it: the job stays for the next pass.
+        if stored(&c).await?.is_some() && failed == 0 && candidates.len() < CANDIDATES {
             c.maint().set_job(JOB.into(), None).await?;
             tracing::info!(moved, raced, "compaction finished");
         }

@@ -318,6 +318,9 @@ operations! {
         /// The derived records (counters, index by node) recomputed from every record against
         /// those kept (O(objects): checks only).
         linear fn check_derived(&self) -> DerivedCheck = |m| m.check_derived();
+        /// Segments below live fraction `below` with live objects, least live first, at most
+        /// `limit` (from the index by live fraction: O(candidates)).
+        linear fn segments_below(&self, below: f64, limit: usize) -> Vec<ObjectMeta> = |m| m.segments_below(below, limit);
         /// Versions and segments with a shard on `node`, a page at a time after the cursor
         /// `after` (from the index by node: O(what the node holds)).
         linear fn objects_on_node(&self, node: NodeId, after: Option<Vec<u8>>, limit: usize) -> (Vec<ObjectMeta>, Option<Vec<u8>>) = |m| m.objects_on_node(&node, after.as_deref(), limit);

@@ -1,5 +1,6 @@
 //! Records derived from others, kept in the same batch as the change they follow: the
-//! counters ([`super::counters`]) and the index of objects by node ([`super::node_index`]).
+//! counters ([`super::counters`]), the index of objects by node ([`super::node_index`]) and
+//! of segments by live fraction ([`super::fill_index`]).
 //!
 //! Every batch the store applies passes through [`derive`], which reads the value each
 //! object, in-flight or garbage record in the batch replaces and adds to the batch the
@@ -15,9 +16,9 @@ use super::counters::{self, Counters, Tally};
 use super::keys::key;
 use super::kv::Step;
 use super::kv::{Batch, Kv};
-use super::node_index;
 use super::records::{ObjectMeta, ShardSet};
 use super::MetaError;
+use super::{fill_index, node_index};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -25,7 +26,7 @@ type Result<T> = std::result::Result<T, MetaError>;
 
 /// The format of the derived records (bumped when what they hold changes: they are made
 /// again when a store is opened).
-const FORMAT: u64 = 1;
+const FORMAT: u64 = 2;
 
 /// Whether records of this key have derived records.
 fn followed(k: &[u8]) -> bool {
@@ -93,7 +94,9 @@ pub fn derive(kv: &dyn Kv, batch: &mut Batch) -> Result<()> {
             }
         }
         if k[0] == b'o' {
-            node_index::change(&mut index, k, Record::object(&old), Record::object(&new));
+            let (old, new) = (Record::object(&old), Record::object(&new));
+            node_index::change(&mut index, k, old, new);
+            fill_index::change(&mut index, old, new);
         }
         now.insert(k, v.as_deref());
     }
@@ -140,12 +143,14 @@ pub fn check(kv: &dyn Kv) -> Result<DerivedCheck> {
     let recounted = counters::from_rows(tally_all(kv)?.rows());
     let mut want = node_index::expected(kv)?;
     let mut extra = 0;
-    counters::walk_kind(kv, b'i', |k, _| {
-        if !want.remove(k) {
-            extra += 1;
-        }
-        Ok(())
-    })?;
+    for kind in [b'i', b'f'] {
+        counters::walk_kind(kv, kind, |k, _| {
+            if !want.remove(k) {
+                extra += 1;
+            }
+            Ok(())
+        })?;
+    }
     Ok(DerivedCheck {
         kept,
         recounted,
@@ -166,7 +171,7 @@ pub fn ensure(kv: &dyn Kv) -> Result<()> {
         return Ok(());
     }
     let mut batch = Batch::default();
-    for kind in [b's', b'i'] {
+    for kind in [b's', b'i', b'f'] {
         in_pages(kv, kind, |k, _| {
             batch.delete(k.to_vec());
             Ok(())
@@ -177,6 +182,7 @@ pub fn ensure(kv: &dyn Kv) -> Result<()> {
         let o: ObjectMeta = serde_json::from_slice(v)?;
         let mut b = Batch::default();
         node_index::change(&mut b, k, None, Some(&o));
+        fill_index::change(&mut b, None, Some(&o));
         kv.apply(b)
     })?;
     for (k, row) in tally_all(kv)?.rows() {

@@ -21,7 +21,8 @@
 //!   the counters; [`fixtures`]: what they build their cases from).
 //! - [`derived`]: records kept in the batch of every change they follow: [`counters`] (what
 //!   the store holds per bucket, node, code, in segments and in in-flight and garbage
-//!   records; read in O(buckets + nodes)) and [`node_index`] (objects by node).
+//!   records; read in O(buckets + nodes)), [`node_index`] (objects by node) and
+//!   [`fill_index`] (segments by live fraction).
 
 pub mod api;
 mod buckets;
@@ -31,6 +32,7 @@ pub mod counter_conformance;
 pub mod counters;
 pub mod derived;
 pub mod error;
+mod fill_index;
 mod fixtures;
 mod garbage;
 pub mod journal;

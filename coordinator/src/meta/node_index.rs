@@ -97,7 +97,8 @@ impl MetaStore {
     }
 }
 
-/// Every entry the records in `kv` call for, as they are kept.
+/// Every entry of this index and of the index by live fraction the records in `kv` call
+/// for.
 pub(super) fn expected(kv: &dyn Kv) -> Result<BTreeSet<Vec<u8>>> {
     let mut want = BTreeSet::new();
     super::counters::walk_kind(kv, b'o', |k, v| {
@@ -105,6 +106,7 @@ pub(super) fn expected(kv: &dyn Kv) -> Result<BTreeSet<Vec<u8>>> {
         for n in nodes_of(Some(&o)) {
             want.insert(entry_key(n, k));
         }
+        want.extend(super::fill_index::entry_of(Some(&o)));
         Ok(())
     })?;
     Ok(want)

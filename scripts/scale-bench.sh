@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# How costs grow with the number of stored objects: one coordinator and seven node processes
+# (4+2 on any six, so that one can be drained; 4 KiB objects packed), loaded a run at a time to each count given (default 10000
+# 100000 1000000), and at each count: 4 KiB PUT/s, GET/s and HEAD/s of a fresh batch of
+# 10,000 (concurrency 32), ListObjectsV2 first-page time at the start, middle and end of the
+# key space, the time of /stats, /cluster, /compact, /metrics and a node's drain-progress
+# query, coordinator RSS after the console's queries, and metadata bytes per object. After the
+# last count: GC of 10% deleted, a drain that starts (time to its first moved object; then
+# cancelled), and a metadata rebuild from the nodes (objects/s).
+# Usage: scripts/scale-bench.sh [OUT_DIR] [COUNT...]   (needs target/release/tessera;
+# POLLS=20: rounds of the console's queries, 3 s apart, before RSS is read)
+set -euo pipefail
+BIN=${BIN:-$(dirname "$0")/../target/release/tessera}
+OUT=${1:-$(mktemp -d)}
+shift || true
+COUNTS=("${@:-10000 100000 1000000}")
+read -r -a COUNTS <<< "${COUNTS[*]}"
+mkdir -p "$OUT"
+pids=()
+cleanup() { kill -9 "${pids[@]}" 2>/dev/null || true; }
+trap cleanup EXIT
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$OUT/secret"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$OUT/token"
+TOKEN=$(cat "$OUT/token")
+API=127.0.0.1:27600 ADMIN=127.0.0.1:27601
+
+start_coordinator() { # extra args
+  "$BIN" coordinator --anonymous --listen $API --admin-listen $ADMIN --data-dir "$OUT/c" \
+    --cluster-secret-file "$OUT/secret" --admin-token-file "$OUT/token" "$@" 2>> "$OUT/c.log" &
+  COORD=$!
+  pids+=($COORD)
+}
+start_coordinator
+for j in 1 2 3 4 5 6 7; do
+  "$BIN" node --listen 127.0.0.1:$((27610 + j)) --data-dir "$OUT/n$j" \
+    --coordinator "http://$ADMIN" --cluster-secret-file "$OUT/secret" 2> "$OUT/n$j.log" &
+  pids+=($!)
+done
+admin() { curl -sf -H "Authorization: Bearer $TOKEN" "http://$ADMIN$1" "${@:2}"; }
+timed() { # seconds a GET of admin path $1 takes (median of 5)
+  for _ in 1 2 3 4 5; do
+    curl -s -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $TOKEN" "http://$ADMIN$1"
+  done | sort -n | sed -n 3p
+}
+timed_s3() { # seconds a GET of S3 path $1 takes (median of 5)
+  for _ in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' "http://$API$1"; done | sort -n | sed -n 3p
+}
+wait_up() {
+  for _ in $(seq 1 300); do
+    up=$(admin /cluster | python3 -c 'import json,sys; print(sum(n["state"]=="up" for n in json.load(sys.stdin)["nodes"]))' 2>/dev/null || echo 0)
+    [ "$up" = 7 ] && return 0
+    sleep 0.2
+  done
+  echo "nodes not up" >&2; exit 1
+}
+wait_up
+ms() { python3 -c "print(round($1 * 1000, 1))"; }
+rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$COORD/status"; }
+meta_bytes() { du -sb "$OUT/c" | cut -f1; }
+NODE=$(admin /cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["id"])')
+
+have=0
+echo "objects,put_per_s,get_per_s,head_per_s,list_start_ms,list_mid_ms,list_end_ms,stats_ms,cluster_ms,compact_ms,metrics_ms,node_ms,rss_mib,meta_bytes_per_object,load_per_s" > "$OUT/curve.csv"
+for n in "${COUNTS[@]}"; do
+  t0=$(date +%s%N)
+  if [ "$n" -gt "$have" ]; then
+    "$BIN" bench --endpoint "http://$API" --bucket scale --size 4KiB --objects $((n - have)) \
+      --start "$have" --prefix s/ --concurrency 32 --skip-get --json > "$OUT/load-$n.json"
+  fi
+  load=$(( (n - have) * 1000000000 / ( $(date +%s%N) - t0 + 1) ))
+  have=$n
+  "$BIN" bench --endpoint "http://$API" --bucket "fresh$n" --size 4KiB --objects 10000 \
+    --concurrency 32 --head --json > "$OUT/fresh-$n.json"
+  rate() { python3 -c "import json; print(round(json.load(open('$OUT/fresh-$n.json'))['$1']['objects_per_s']))"; }
+  key() { printf 's/%08d' "$1"; }
+  ls_start=$(timed_s3 "/scale?list-type=2&max-keys=1000&delimiter=/&prefix=s/")
+  ls_mid=$(timed_s3 "/scale?list-type=2&max-keys=1000&prefix=s/&start-after=$(key $((n / 2)))")
+  ls_end=$(timed_s3 "/scale?list-type=2&max-keys=1000&prefix=s/&start-after=$(key $((n - 500)))")
+  stats=$(timed /stats) cluster=$(timed /cluster) compact=$(timed /compact)
+  metrics=$(timed /metrics) node=$(timed "/cluster/nodes/$NODE")
+  # The console polls /stats, /cluster, /workers and /repair every 3 s: a minute of it.
+  for _ in $(seq 1 "${POLLS:-20}"); do
+    for p in /stats /cluster /workers /repair; do admin "$p" > /dev/null; done
+    sleep 3
+  done
+  objects=$(admin /stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["objects"])')
+  line="$n,$(rate put),$(rate get),$(rate head),$(ms "$ls_start"),$(ms "$ls_mid"),$(ms "$ls_end"),$(ms "$stats"),$(ms "$cluster"),$(ms "$compact"),$(ms "$metrics"),$(ms "$node"),$(rss),$(( $(meta_bytes) / objects )),$load"
+  echo "$line" | tee -a "$OUT/curve.csv"
+done
+
+# GC of 10% deleted (a tenth of the last count's keys, 32 at a time).
+last=$have
+t0=$(date +%s%N)
+seq 0 10 $((last - 1)) | xargs -P 32 -I{} sh -c 'curl -s -o /dev/null -X DELETE "http://'$API'/scale/s/$(printf %08d {})"'
+t1=$(date +%s%N)
+until [ "$(admin /cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["garbage"])')" = 0 ]; do sleep 0.5; done
+t2=$(date +%s%N)
+echo "delete 10%: $(( (t1 - t0) / 1000000 )) ms; garbage collected $(( (t2 - t1) / 1000000 )) ms after"
+
+# Drain: time until the first object has moved, and the progress query; then cancelled.
+t0=$(date +%s%N)
+admin "/cluster/nodes/$NODE/drain" -X POST > /dev/null
+until [ "$(admin /workers | python3 -c 'import json,sys; print(next((w.get("done") or 0) for w in json.load(sys.stdin)["workers"] if w["name"] == "drain"))')" -gt 0 ]; do sleep 0.1; done
+echo "drain: first object moved after $(( ($(date +%s%N) - t0) / 1000000 )) ms; progress query $(ms "$(timed "/cluster/nodes/$NODE")") ms"
+admin "/cluster/nodes/$NODE/activate" -X POST > /dev/null
+
+# Metadata rebuild from the nodes.
+objects=$(admin /stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["objects"])')
+kill -9 "$COORD"
+wait "$COORD" 2>/dev/null || true
+find "$OUT/c" -mindepth 1 -maxdepth 1 ! -name admin.token ! -name cluster.secret -exec rm -rf {} +
+t0=$(date +%s%N)
+start_coordinator --rebuild-metadata
+until admin /cluster 2>/dev/null | python3 -c 'import json,sys; r=json.load(sys.stdin).get("rebuild") or {}; sys.exit(0 if r.get("done") else 1)' 2>/dev/null; do
+  kill -0 "$COORD" || { echo "the rebuilding coordinator exited: see $OUT/c.log" >&2; exit 1; }
+  sleep 0.5
+done
+secs=$(python3 -c "print(($(date +%s%N) - $t0) / 1e9)")
+after=$(admin /stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["objects"])')
+echo "rebuild: $after of $objects objects in ${secs} s = $(python3 -c "print(round($after / $secs))") objects/s; RSS $(rss) MiB"
+echo "curve: $OUT/curve.csv"
