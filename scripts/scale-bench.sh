@@ -116,6 +116,7 @@ until admin /cluster 2>/dev/null | python3 -c 'import json,sys; r=json.load(sys.
   sleep 0.5
 done
 secs=$(python3 -c "print(($(date +%s%N) - $t0) / 1e9)")
+took=$(admin /cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["rebuild"]["elapsed_ms"] / 1000)')
 after=$(admin /stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["objects"])')
-echo "rebuild: $after of $objects objects in ${secs} s = $(python3 -c "print(round($after / $secs))") objects/s; RSS $(rss) MiB"
+echo "rebuild: $after of $objects objects in $took s after the nodes registered ($secs s from the start) = $(python3 -c "print(round($after / $took))") objects/s; RSS $(rss) MiB"
 echo "curve: $OUT/curve.csv"

@@ -90,10 +90,11 @@ struct Usage {
 }
 
 impl Usage {
-    /// Nodes taking shards (up, no lifecycle state) with their zone, the bytes `objects`
-    /// place on them, and their capacity.
-    fn of(c: &Maintenance, objects: &[ObjectMeta]) -> Self {
-        let mut nodes: HashMap<NodeId, (String, u64, u64)> = c
+    /// Nodes taking shards (up, no lifecycle state) with their zone, the bytes the metadata
+    /// places on them (the counters kept on commit), and their capacity.
+    async fn of(c: &Maintenance) -> Result<Self, ApiError> {
+        let counted = c.meta.counters().await?.nodes;
+        let nodes: HashMap<NodeId, (String, u64, u64)> = c
             .registry
             .view()
             .into_iter()
@@ -104,20 +105,27 @@ impl Usage {
                 } else {
                     n.used + n.free
                 };
-                (n.id, (n.zone, 0, cap.max(1)))
+                let used = counted.get(n.id.as_str()).map_or(0, |c| c.bytes);
+                (n.id, (n.zone, used, cap.max(1)))
             })
             .collect();
-        for o in objects {
-            for p in o.extents() {
-                let len = p.layout().shard_len();
-                for s in &p.shards {
-                    if let Some(e) = s.node.as_ref().and_then(|n| nodes.get_mut(n)) {
-                        e.1 += len;
-                    }
-                }
-            }
-        }
-        Usage { nodes }
+        Ok(Usage { nodes })
+    }
+
+    /// The nodes above the mean, fullest first: where shards move from.
+    fn over(&self) -> Vec<NodeId> {
+        let mean = self.mean();
+        let mut over: Vec<(f64, NodeId)> = self
+            .nodes
+            .keys()
+            .filter_map(|n| {
+                self.fraction(n)
+                    .filter(|f| *f > mean)
+                    .map(|f| (f, n.clone()))
+            })
+            .collect();
+        over.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        over.into_iter().map(|(_, n)| n).collect()
     }
 
     fn fraction(&self, n: &NodeId) -> Option<f64> {
@@ -218,9 +226,8 @@ impl Usage {
 /// The balance now, and the stored job's band if one runs.
 pub async fn status(c: &Arc<Maintenance>) -> Result<Balance, ApiError> {
     let job = stored(c).await?;
-    let objects = super::repair::select(c, |_| true).await?;
     let band = job.as_ref().map_or(DEFAULT_BAND, |j| j.band);
-    Ok(Usage::of(c, &objects).balance(band, job.is_some()))
+    Ok(Usage::of(c).await?.balance(band, job.is_some()))
 }
 
 async fn stored(c: &Maintenance) -> Result<Option<RebalanceRequest>, ApiError> {
@@ -248,8 +255,51 @@ pub async fn start(c: &Arc<Maintenance>, req: RebalanceRequest) -> Result<Balanc
         c.meta.set_job(JOB.into(), Some(spec)).await?;
         tracing::info!(band = req.band, rate = req.rate, "rebalance started");
     }
-    let objects = super::repair::select(c, |_| true).await?;
-    Ok(Usage::of(c, &objects).balance(req.band, !req.dry_run))
+    Ok(Usage::of(c).await?.balance(req.band, !req.dry_run))
+}
+
+/// Moves at most one shard of each stored run of `obj` from a node above the mean to one
+/// below it; (moves, failed moves, bytes written).
+async fn rebalance_object(
+    c: &Arc<Maintenance>,
+    usage: &mut Usage,
+    obj: &ObjectMeta,
+    budget: &Budget,
+) -> (u64, u64, u64) {
+    let (mut moves, mut failed, mut bytes) = (0, 0, 0);
+    for part in obj.extents() {
+        let len = part.layout().shard_len();
+        let current: Vec<Option<NodeId>> = part.shards.iter().map(|s| s.node.clone()).collect();
+        // The shard on the fullest node above the mean that has a taker.
+        let mut order: Vec<usize> = (0..current.len())
+            .filter(|&i| part.shards[i].state == ShardState::Ok)
+            .collect();
+        order.sort_by(|&a, &b| {
+            let f = |i: usize| current[i].as_ref().and_then(|n| usage.fraction(n));
+            f(b).unwrap_or(0.0).total_cmp(&f(a).unwrap_or(0.0))
+        });
+        let Some((i, to)) = order
+            .into_iter()
+            .find_map(|i| usage.target(&current, i, len).map(|t| (i, t)))
+        else {
+            continue;
+        };
+        let from = current[i].clone().expect("a target implies a source");
+        match move_part(c, obj, part, &[(i as u16, to.clone())], Source::Copy).await {
+            Ok(out) if out.committed => {
+                usage.moved(&from, &to, len);
+                moves += 1;
+                bytes += out.bytes_written;
+                budget.spend(out.bytes_written).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                failed += 1;
+                tracing::debug!(error = %e, "rebalance move failed");
+            }
+        }
+    }
+    (moves, failed, bytes)
 }
 
 /// Ends a stored rebalance job (moves already made stay).
@@ -288,8 +338,7 @@ pub async fn worker(c: Arc<Maintenance>, stop: CancellationToken) {
                     rate: 0,
                     dry_run: false,
                 };
-                let objects = super::repair::select(&c, |_| true).await?;
-                let spread = Usage::of(&c, &objects).spread();
+                let spread = Usage::of(&c).await?.spread();
                 if spread <= job.band {
                     return Ok(format!("background mode: spread {spread:.3} within the band"));
                 }
@@ -324,8 +373,7 @@ pub async fn worker(c: Arc<Maintenance>, stop: CancellationToken) {
         if down > 0 {
             return Ok(format!("waiting: {down} nodes are down"));
         }
-        let objects = super::repair::select(&c, |_| true).await?;
-        let mut usage = Usage::of(&c, &objects);
+        let mut usage = Usage::of(&c).await?;
         if usage.spread() <= job.band {
             if stored(&c).await?.is_some() {
                 c.maint().set_job(JOB.into(), None).await?;
@@ -337,53 +385,31 @@ pub async fn worker(c: Arc<Maintenance>, stop: CancellationToken) {
                 job.band
             ));
         }
-        w.begin(
-            format!("rebalancing to within {:.3}", job.band),
-            objects.len() as u64,
-        );
+        // What the nodes above the mean hold, fullest first, a page at a time from the
+        // index by node.
+        let over = usage.over();
+        let counted = c.meta.counters().await?.nodes;
+        let total = over
+            .iter()
+            .map(|n| counted.get(n.as_str()).map_or(0, |c| c.objects))
+            .sum();
+        w.begin(format!("rebalancing to within {:.3}", job.band), total);
         let (mut moves, mut failed) = (0u64, 0u64);
-        for obj in &objects {
-            if !w.gate(&stop).await {
-                return Ok("stopped".into());
-            }
-            if usage.spread() <= job.band {
-                break;
-            }
-            let mut bytes = 0;
-            for part in obj.extents() {
-                let len = part.layout().shard_len();
-                let current: Vec<Option<NodeId>> =
-                    part.shards.iter().map(|s| s.node.clone()).collect();
-                // The shard on the fullest node above the mean that has a taker.
-                let mut order: Vec<usize> = (0..current.len())
-                    .filter(|&i| part.shards[i].state == ShardState::Ok)
-                    .collect();
-                order.sort_by(|&a, &b| {
-                    let f = |i: usize| current[i].as_ref().and_then(|n| usage.fraction(n));
-                    f(b).unwrap_or(0.0).total_cmp(&f(a).unwrap_or(0.0))
-                });
-                let Some((i, to)) = order
-                    .into_iter()
-                    .find_map(|i| usage.target(&current, i, len).map(|t| (i, t)))
-                else {
-                    continue;
-                };
-                let from = current[i].clone().expect("a target implies a source");
-                match move_part(&c, obj, part, &[(i as u16, to.clone())], Source::Copy).await {
-                    Ok(out) if out.committed => {
-                        usage.moved(&from, &to, len);
-                        moves += 1;
-                        bytes += out.bytes_written;
-                        budget.spend(out.bytes_written).await;
+        'nodes: for node in over {
+            let mut pages = super::repair::Pages::new(Some(node));
+            while let Some(page) = pages.next(&c).await? {
+                for obj in &page {
+                    if !w.gate(&stop).await {
+                        return Ok("stopped".into());
                     }
-                    Ok(_) => {}
-                    Err(e) => {
-                        failed += 1;
-                        tracing::debug!(error = %e, "rebalance move failed");
+                    if usage.spread() <= job.band {
+                        break 'nodes;
                     }
+                    let (m, f, bytes) = rebalance_object(&c, &mut usage, obj, &budget).await;
+                    (moves, failed) = (moves + m, failed + f);
+                    w.advance(1, bytes);
                 }
             }
-            w.advance(1, bytes);
         }
         if moves == 0 && failed == 0 {
             if stored(&c).await?.is_some() {

@@ -181,6 +181,9 @@ operations! {
         fn commit_repair(&self, record: String, set: ShardSet, version: ObjectVersion, moved: Vec<(u16, NodeId)>) -> bool = |m| m.commit_repair(&record, &set, version, &moved);
         /// Restores an object found by the metadata rebuild unless a newer version exists.
         fn restore_object(&self, obj: ObjectMeta, default_ec: EcSpec) -> bool = |m| m.restore_object(&obj, default_ec);
+        /// Restores many objects found by a metadata rebuild in one step: whether each was
+        /// written.
+        fn restore_objects(&self, objs: Vec<ObjectMeta>, default_ec: EcSpec) -> Vec<bool> = |m| m.restore_objects(&objs, default_ec);
         /// Restores a key's versions found by the metadata rebuild unless it has one.
         fn restore_key(&self, r: RestoredKey) -> bool = |m| m.restore_key(&r);
         /// Raises the commit counter to at least `n` (after a rebuild read the journal).

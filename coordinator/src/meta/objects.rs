@@ -235,30 +235,56 @@ impl MetaStore {
     /// if needed), unless the key already has this or a newer version. Returns whether it
     /// was written.
     pub fn restore_object(&self, obj: &ObjectMeta, default_ec: EcSpec) -> Result<bool> {
+        Ok(self.restore_objects(std::slice::from_ref(obj), default_ec)?[0])
+    }
+
+    /// [`MetaStore::restore_object`] for many objects in one batch (one sync): whether each
+    /// was written.
+    pub fn restore_objects(&self, objs: &[ObjectMeta], default_ec: EcSpec) -> Result<Vec<bool>> {
         let guard = self.lock.lock().unwrap();
-        let current = self.object(&obj.bucket, &obj.key)?;
-        if current.as_ref().is_some_and(|o| o.version >= obj.version) {
-            return Ok(false);
-        }
         let mut batch = Batch::default();
-        if !is_reserved(&obj.bucket) {
-            let locked = obj.retention.is_some() || obj.legal_hold;
-            self.restored_bucket(&mut batch, &obj.bucket, default_ec, (None, None), locked)?;
-        }
         let mut release = Release::new(self);
-        if let Some(p) = &obj.packed {
-            release.live(p.segment, obj.size)?;
+        // Versions this batch restores, by key (a key named twice keeps the newer).
+        let mut restored: std::collections::HashMap<(&str, &str), &ObjectMeta> = Default::default();
+        let mut written = Vec::with_capacity(objs.len());
+        // Each bucket once, lock-enabled if a version restored into it is locked.
+        let mut buckets: std::collections::BTreeMap<&str, bool> = Default::default();
+        for obj in objs {
+            let k = (obj.bucket.as_str(), obj.key.as_str());
+            let current = self.object(&obj.bucket, &obj.key)?;
+            let earlier = restored.get(&k).copied();
+            let newest = current
+                .as_ref()
+                .map(|o| o.version)
+                .max(earlier.map(|o| o.version));
+            if newest.is_some_and(|v| v >= obj.version) {
+                written.push(false);
+                continue;
+            }
+            if !is_reserved(&obj.bucket) {
+                *buckets.entry(&obj.bucket).or_default() |=
+                    obj.retention.is_some() || obj.legal_hold;
+            }
+            if let Some(p) = &obj.packed {
+                release.live(p.segment, obj.size)?;
+            }
+            // What this replaces: the stored version, or one restored earlier in this batch.
+            if let Some(old) = earlier.or(current.as_ref()).filter(|o| o.packed.is_some()) {
+                release.object(&mut batch, old)?;
+            }
+            batch.put(
+                key(b'o', &[&obj.bucket, &obj.key]),
+                serde_json::to_vec(obj)?,
+            );
+            restored.insert(k, obj);
+            written.push(true);
         }
-        if let Some(old) = current.as_ref().filter(|o| o.packed.is_some()) {
-            release.object(&mut batch, old)?;
+        for (bucket, locked) in buckets {
+            self.restored_bucket(&mut batch, bucket, default_ec, (None, None), locked)?;
         }
         release.finish(&mut batch)?;
-        batch.put(
-            key(b'o', &[&obj.bucket, &obj.key]),
-            serde_json::to_vec(obj)?,
-        );
         self.write_locked(batch, guard)?;
-        Ok(true)
+        Ok(written)
     }
 
     /// Every committed version (current and noncurrent; delete markers too), in (bucket,

@@ -52,6 +52,10 @@ pub struct RebuildReport {
     pub packed: u64,
     /// Keys whose newest version had fewer than k shards (not restored).
     pub unrecoverable: Vec<String>,
+    /// How long the rebuild took, from listing the nodes' shards to the last restore (not
+    /// counting the wait for nodes to register first).
+    #[serde(default)]
+    pub elapsed_ms: u64,
 }
 
 /// Where the shards of a version are, and how many distinct ones were found.
@@ -136,6 +140,7 @@ async fn read_manifest(
 /// says of versioned buckets' histories), then the segments (the small objects packed in
 /// them), then every key.
 pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error::ApiError> {
+    let started = std::time::Instant::now();
     let mut report = RebuildReport::default();
     let mut found: Found = BTreeMap::new();
     for cand in c.registry.candidates() {
@@ -166,18 +171,37 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
     let mut packed: BTreeMap<(String, String), BTreeMap<ObjectVersion, ObjectMeta>> =
         BTreeMap::new();
     let mut segments = Vec::new();
+    // Unversioned keys' objects, restored RESTORE_BATCH at a time (one metadata write each).
+    // A restore keeps the newest version of a key whatever the order, so the small objects of
+    // unversioned buckets are restored segment by segment, not held; versioned buckets'
+    // wait for their keys' histories.
+    let mut batch = Vec::new();
+    let w = c.workers.get_or_add(
+        "rebuild",
+        "restores the metadata from the nodes' shards (--rebuild-metadata)",
+    );
+    w.begin("restoring segments", found.len() as u64);
     for ((bucket, key), versions) in found.iter().filter(|((b, _), _)| b == SEGMENTS) {
+        w.advance(1, 0);
         let Some(seg) = newest_whole(bucket, key, versions, &mut report) else {
             continue;
         };
         for o in restore_segment(c, seg).await? {
-            packed
-                .entry((o.bucket.clone(), o.key.clone()))
-                .or_default()
-                .insert(o.version, o);
+            if history.bucket(&o.bucket).is_some() {
+                packed
+                    .entry((o.bucket.clone(), o.key.clone()))
+                    .or_default()
+                    .insert(o.version, o);
+            } else {
+                batch.push(o);
+                if batch.len() >= RESTORE_BATCH {
+                    restore_batch(c, &mut batch, &mut report).await?;
+                }
+            }
         }
         segments.push(key.clone());
     }
+    restore_batch(c, &mut batch, &mut report).await?;
     let mut keys: Vec<(String, String)> = found
         .keys()
         .filter(|(b, _)| !is_reserved(b))
@@ -189,7 +213,9 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
     keys.dedup();
     let empty = BTreeMap::new();
     let mut fresh = history.top;
+    w.begin("restoring keys", keys.len() as u64);
     for (bucket, key) in keys {
+        w.advance(1, 0);
         let versions = found.get(&(bucket.clone(), key.clone())).unwrap_or(&empty);
         let packed = packed
             .remove(&(bucket.clone(), key.clone()))
@@ -241,19 +267,17 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
                         )),
                     }
                 }
-                if let Some(p) = packed.into_values().next_back() {
-                    if chosen.as_ref().is_none_or(|o| o.version < p.version) {
+                // A small object of the key restored from its segment, if newer, stays.
+                if let Some(p) = c.meta.object(bucket.clone(), key.clone()).await? {
+                    if chosen.as_ref().is_none_or(|o| o.version <= p.version) {
                         chosen = Some(p);
                     }
                 }
                 let mut list = Vec::new();
                 if let Some(obj) = chosen {
-                    if c.meta
-                        .restore_object(obj.clone(), c.config.default_ec)
-                        .await?
-                    {
-                        report.objects += 1;
-                        report.packed += u64::from(obj.packed.is_some());
+                    batch.push(obj.clone());
+                    if batch.len() >= RESTORE_BATCH {
+                        restore_batch(c, &mut batch, &mut report).await?;
                     }
                     list.push(obj);
                 }
@@ -262,6 +286,7 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
         };
         collect_garbage(c, &bucket, &key, versions, &restored).await?;
     }
+    restore_batch(c, &mut batch, &mut report).await?;
     // Numbers from now on come after every one the journal holds.
     c.meta.raise_seq(fresh).await?;
     // A segment none of whose objects came back is garbage.
@@ -275,7 +300,30 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
         }
     }
     report.done = true;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Objects of unversioned keys restored in one metadata write.
+const RESTORE_BATCH: usize = 1000;
+
+/// Restores the objects in `batch` (emptied) and counts what was written.
+async fn restore_batch(
+    c: &Maintenance,
+    batch: &mut Vec<ObjectMeta>,
+    report: &mut RebuildReport,
+) -> Result<(), crate::error::ApiError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let objs = std::mem::take(batch);
+    let packed: Vec<bool> = objs.iter().map(|o| o.packed.is_some()).collect();
+    let written = c.meta.restore_objects(objs, c.config.default_ec).await?;
+    for (w, p) in written.into_iter().zip(packed) {
+        report.objects += u64::from(w);
+        report.packed += u64::from(w && p);
+    }
+    Ok(())
 }
 
 /// The newest version of a reserved object (a segment, a journal object) that can be read
