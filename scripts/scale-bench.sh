@@ -56,7 +56,11 @@ wait_up() {
 wait_up
 ms() { python3 -c "print(round($1 * 1000, 1))"; }
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$COORD/status"; }
-meta_bytes() { du -sb "$OUT/c" | cut -f1; }
+# Metadata SST bytes after a flush and full compaction of the coordinator's RocksDB.
+meta_bytes() {
+  admin /metadata/compact -X POST > /dev/null
+  admin /metrics | awk '/^tessera_metadata_rocksdb_live_sst_bytes / {print $2}'
+}
 NODE=$(admin /cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["id"])')
 
 have=0

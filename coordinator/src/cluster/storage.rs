@@ -70,8 +70,8 @@ pub fn open(dir: &Path) -> Result<Opened, MetaError> {
     opts.set_max_background_jobs(2);
     let cfs = ["default", LOG, RAFT].into_iter().map(|n| {
         let mut o = Options::default();
-        // Metadata and commands are JSON: LZ4 roughly halves them on disk.
-        o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Metadata and commands are JSON (see the metadata's own store).
+        o.set_compression_type(crate::meta::METADATA_COMPRESSION);
         ColumnFamilyDescriptor::new(n, o)
     });
     let db = Arc::new(DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?);

@@ -329,5 +329,7 @@ operations! {
         linear fn objects_on_node(&self, node: NodeId, after: Option<Vec<u8>>, limit: usize) -> (Vec<ObjectMeta>, Option<Vec<u8>>) = |m| m.objects_on_node(&node, after.as_deref(), limit);
         /// The storage engine's stall and compaction figures (monitoring).
         local fn engine_gauges(&self) -> Vec<(String, u64)> = |m| Ok(m.engine_gauges());
+        /// Flushes and compacts this coordinator's storage engine (changes no record).
+        local fn compact_engine(&self) -> () = |m| m.compact_engine();
     }
 }

@@ -75,6 +75,11 @@ impl MetaStore {
             .collect()
     }
 
+    /// Flushes and compacts the storage engine (see [`Kv::compact`]).
+    pub fn compact_engine(&self) -> Result<()> {
+        self.kv.compact()
+    }
+
     /// Number of in-flight and garbage records (from the counters).
     pub fn pending_and_garbage(&self) -> Result<(usize, usize)> {
         let r = self.counters()?.records;

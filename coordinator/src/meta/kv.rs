@@ -67,6 +67,12 @@ pub trait Kv: Send + Sync + 'static {
     fn engine_gauges(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+
+    /// Flushes what is in memory to files and compacts them (dropping deleted and replaced
+    /// records' space); nothing for an engine without files.
+    fn compact(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<T: Kv> Kv for std::sync::Arc<T> {
@@ -88,5 +94,9 @@ impl<T: Kv> Kv for std::sync::Arc<T> {
 
     fn engine_gauges(&self) -> Vec<(&'static str, u64)> {
         (**self).engine_gauges()
+    }
+
+    fn compact(&self) -> Result<()> {
+        (**self).compact()
     }
 }

@@ -35,8 +35,7 @@ impl RocksKv {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_max_background_jobs(2);
-        // Metadata is JSON: LZ4 roughly halves it on disk for little CPU.
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_compression_type(super::METADATA_COMPRESSION);
         Ok(RocksKv {
             db: Arc::new(DB::open(&opts, dir)?),
             wal: Some(WalSync::default()),
@@ -118,6 +117,12 @@ impl Kv for RocksKv {
     }
     fn engine_gauges(&self) -> Vec<(&'static str, u64)> {
         tessera_node::store::rocksdb_gauges(&self.db)
+    }
+
+    fn compact(&self) -> Result<()> {
+        self.db.flush()?;
+        self.db.compact_range(None::<&[u8]>, None::<&[u8]>);
+        Ok(())
     }
 }
 

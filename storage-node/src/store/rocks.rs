@@ -423,7 +423,7 @@ impl ShardStore for RocksShardStore {
 
 /// The RocksDB properties Tessera reports for any RocksDB it keeps: (metric name, property,
 /// help).
-pub const ROCKSDB_GAUGES: [(&str, &str, &str); 5] = [
+pub const ROCKSDB_GAUGES: [(&str, &str, &str); 8] = [
     (
         "rocksdb_pending_compaction_bytes",
         "rocksdb.estimate-pending-compaction-bytes",
@@ -448,6 +448,21 @@ pub const ROCKSDB_GAUGES: [(&str, &str, &str); 5] = [
         "rocksdb_immutable_memtables",
         "rocksdb.num-immutable-mem-table",
         "Memtables waiting to be flushed",
+    ),
+    (
+        "rocksdb_live_sst_bytes",
+        "rocksdb.live-sst-files-size",
+        "Bytes of the SST files the current version of the database uses",
+    ),
+    (
+        "rocksdb_memtable_bytes",
+        "rocksdb.cur-size-all-mem-tables",
+        "Bytes of the active and unflushed memtables",
+    ),
+    (
+        "rocksdb_block_cache_bytes",
+        "rocksdb.block-cache-usage",
+        "Bytes the block cache holds",
     ),
 ];
 

@@ -117,6 +117,7 @@ pub fn app(c: Arc<Coordinator>) -> Router {
         )
         .route("/stats", get(upkeep::stats))
         .route("/stats/check", get(upkeep::check_stats))
+        .route("/metadata/compact", post(upkeep::compact_metadata))
         .route("/workers", get(upkeep::workers))
         .route("/workers/{name}/{action}", post(upkeep::steer_worker))
         .route(

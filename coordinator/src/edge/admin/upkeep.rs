@@ -56,6 +56,13 @@ pub(super) async fn stats(State(c): State<Arc<Coordinator>>) -> Response {
     reply(crate::edge::console::stats(&c).await)
 }
 
+/// `POST /metadata/compact`: flushes this coordinator's metadata engine and compacts its
+/// files (space of deleted and replaced records back; what `metadata bytes per object` is
+/// measured after).
+pub(super) async fn compact_metadata(State(c): State<Arc<Coordinator>>) -> Response {
+    reply(c.meta.compact_engine().await)
+}
+
 /// `GET /stats/check`: the counters and the index by node recomputed from every record
 /// against those kept (a walk of the whole metadata: for checks, not for polling).
 pub(super) async fn check_stats(State(c): State<Arc<Coordinator>>) -> Response {
