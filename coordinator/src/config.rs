@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct CoordinatorConfig {
     /// Directory of the metadata database.
     pub data_dir: PathBuf,
+    /// What the metadata's storage engine may hold in memory (block cache, memtables).
+    pub engine: crate::meta::rocks::EngineLimits,
     /// Erasure parameters for buckets created without `x-tessera-ec`.
     pub default_ec: EcSpec,
     /// Shards per stripe that must be durable before a PUT is acknowledged (clamped to
@@ -128,6 +130,7 @@ impl CoordinatorConfig {
     pub fn new(data_dir: PathBuf) -> Self {
         CoordinatorConfig {
             data_dir,
+            engine: Default::default(),
             default_ec: EcSpec { k: 4, m: 2 },
             write_quorum: None,
             heartbeat_timeout: Duration::from_secs(5),

@@ -45,10 +45,10 @@ impl Coordinator {
         ));
         let (meta, maint, cluster) = match &config.cluster {
             None => {
-                let dir = config.data_dir.join("meta");
+                let (dir, engine) = (config.data_dir.join("meta"), config.engine);
                 let store = blocking(move || {
                     std::fs::create_dir_all(&dir).map_err(|e| ApiError::Internal(e.to_string()))?;
-                    Ok(MetaStore::open(&dir)?)
+                    Ok(MetaStore::open_with(&dir, &engine)?)
                 })
                 .await?;
                 let meta = Local::serve_with(store, clock.clone());

@@ -100,6 +100,13 @@ pub struct CoordinatorArgs {
     /// replicated coordinators: unless another segment is being written, whose end writes it).
     #[arg(long, default_value_t = d().pack_flush.into())]
     pub pack_flush: Human,
+    /// Block cache of the metadata's RocksDB (data, index and filter blocks): with
+    /// --meta-memtable, what the metadata engine holds in memory at any object count.
+    #[arg(long, default_value_t = size(d().engine.cache_bytes))]
+    pub meta_cache: ByteSize,
+    /// Size of one memtable of the metadata's RocksDB (at most two in memory).
+    #[arg(long, default_value_t = size(d().engine.memtable_bytes))]
+    pub meta_memtable: ByteSize,
     /// Segments with less than this fraction of their bytes live are compacted.
     #[arg(long, default_value_t = d().compact_below)]
     pub compact_below: f64,
@@ -213,6 +220,10 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     c.pack_below = a.pack_below.0;
     c.pack_flush = a.pack_flush.into();
     c.compact_below = a.compact_below;
+    c.engine = tessera_coordinator::meta::rocks::EngineLimits {
+        cache_bytes: a.meta_cache.0,
+        memtable_bytes: a.meta_memtable.0,
+    };
     c.compact_interval = a.compact_interval.into();
     c.lifecycle_day = a.lifecycle_day.into();
     c.clock_ahead = a.clock_ahead.into();
@@ -253,6 +264,7 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     if let (Some(id), Some(peers)) = (a.raft_id, a.peers.clone()) {
         let mut cc = ClusterConfig::new(id, peers);
         cc.lease = a.raft_lease.into();
+        cc.engine = c.engine;
         cc.snapshot_every = a.snapshot_every.max(1);
         c.cluster = Some(cc);
     }

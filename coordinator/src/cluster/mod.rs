@@ -214,7 +214,7 @@ mod tests {
         use openraft::storage::RaftStateMachine;
         use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
         let dir = tempfile::tempdir().unwrap();
-        let mut opened = storage::open(dir.path()).unwrap();
+        let mut opened = storage::open(dir.path(), &Default::default()).unwrap();
         opened.store.create_bucket(&bucket("one")).unwrap();
         let (first, second) = (object("one", "k", 10), object("one", "k2", 10));
         let set = |o: &crate::meta::ObjectMeta| o.parts[0].shard_set(&o.bucket, &o.key);

@@ -80,6 +80,8 @@ pub struct ClusterConfig {
     pub lease: Duration,
     /// Request time limits.
     pub limits: Limits,
+    /// What the metadata's storage engine may hold in memory.
+    pub engine: crate::meta::rocks::EngineLimits,
 }
 
 impl ClusterConfig {
@@ -101,6 +103,7 @@ impl ClusterConfig {
                 quorum_wait: Duration::from_secs(5),
                 quorum_lost_after: Duration::from_millis(2000),
             },
+            engine: Default::default(),
         }
     }
 }
@@ -126,7 +129,7 @@ pub async fn open(
         store,
         gate,
         db,
-    } = storage::open(dir)?;
+    } = storage::open(dir, &config.engine)?;
     let stored: Option<Peers> = columns::get(&db, b"peers").map_err(storage_err)?;
     match stored {
         Some(p) if p != config.peers => {

@@ -29,7 +29,7 @@ use super::snapshot::{
     file_name, load_snapshot, unique, write_snapshot, CurrentSnapshot, Installing,
 };
 use super::{Applied, MemberId, TypeConfig};
-use crate::meta::rocks::RocksKv;
+use crate::meta::rocks::{EngineLimits, RocksKv};
 use crate::meta::{MetaError, MetaStore};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
@@ -63,15 +63,18 @@ pub struct Opened {
 
 /// Opens (or creates) the Raft storage in `dir`, finishing a snapshot installation a crash
 /// interrupted. Must run inside a Tokio runtime (it starts the log flusher).
-pub fn open(dir: &Path) -> Result<Opened, MetaError> {
+pub fn open(dir: &Path, limits: &EngineLimits) -> Result<Opened, MetaError> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(2);
+    // The state machine, the log and the Raft records share one block cache and one bound
+    // on memtables.
+    let cache = limits.cache();
+    opts.set_db_write_buffer_size(2 * limits.memtable_bytes as usize);
     let cfs = ["default", LOG, RAFT].into_iter().map(|n| {
         let mut o = Options::default();
-        // Metadata and commands are JSON (see the metadata's own store).
-        o.set_compression_type(crate::meta::METADATA_COMPRESSION);
+        limits.apply(&mut o, &cache);
         ColumnFamilyDescriptor::new(n, o)
     });
     let db = Arc::new(DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?);

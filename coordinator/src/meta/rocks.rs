@@ -10,12 +10,52 @@
 
 use super::kv::{Batch, Kv, Step, Visit};
 use crate::meta::MetaError;
-use rocksdb::{Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{BlockBasedOptions, Cache, Options, WriteBatch, WriteOptions, DB};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tessera_node::store::WalSync;
 
 type Result<T> = std::result::Result<T, MetaError>;
+
+/// What the metadata's RocksDB may hold in memory: a block cache (data, index and filter
+/// blocks all in it) and memtables, whatever the number of records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineLimits {
+    /// Block cache bytes.
+    pub cache_bytes: u64,
+    /// Bytes of one memtable; at most two per database are in memory (the one being
+    /// written and the one being flushed).
+    pub memtable_bytes: u64,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            cache_bytes: 64 << 20,
+            memtable_bytes: 16 << 20,
+        }
+    }
+}
+
+impl EngineLimits {
+    /// Options of a database (`db`) or of one of its column families holding metadata:
+    /// compression, the shared block cache `cache`, memtable size.
+    pub fn apply(&self, o: &mut Options, cache: &Cache) {
+        o.set_compression_type(super::METADATA_COMPRESSION);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(cache);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        o.set_block_based_table_factory(&table);
+        o.set_write_buffer_size(self.memtable_bytes as usize);
+        o.set_max_write_buffer_number(2);
+    }
+
+    /// The block cache these limits allow (shared by every column family of a database).
+    pub fn cache(&self) -> Cache {
+        Cache::new_lru_cache(self.cache_bytes as usize)
+    }
+}
 
 /// A RocksDB database holding the metadata.
 pub struct RocksKv {
@@ -31,11 +71,11 @@ type Stamp = (&'static str, Vec<u8>, Vec<u8>);
 
 impl RocksKv {
     /// Opens or creates the database in `dir` (a single coordinator's store).
-    pub fn open(dir: &Path) -> Result<Self> {
+    pub fn open(dir: &Path, limits: &EngineLimits) -> Result<Self> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_max_background_jobs(2);
-        opts.set_compression_type(super::METADATA_COMPRESSION);
+        limits.apply(&mut opts, &limits.cache());
         Ok(RocksKv {
             db: Arc::new(DB::open(&opts, dir)?),
             wal: Some(WalSync::default()),

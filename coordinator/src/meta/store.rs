@@ -125,9 +125,14 @@ pub struct MetaStore {
 }
 
 impl MetaStore {
-    /// Opens or creates the RocksDB database in `dir`.
+    /// Opens or creates the RocksDB database in `dir`, with the default memory limits.
     pub fn open(dir: &Path) -> Result<Self> {
-        Self::on(Box::new(rocks::RocksKv::open(dir)?))
+        Self::open_with(dir, &rocks::EngineLimits::default())
+    }
+
+    /// Opens or creates the RocksDB database in `dir`, holding at most `limits` in memory.
+    pub fn open_with(dir: &Path, limits: &rocks::EngineLimits) -> Result<Self> {
+        Self::on(Box::new(rocks::RocksKv::open(dir, limits)?))
     }
 
     /// An empty store in memory (nothing survives the process).

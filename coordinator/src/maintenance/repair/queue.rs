@@ -161,6 +161,11 @@ pub struct ScanSummary {
     pub still_degraded: Vec<String>,
 }
 
+/// At most this many objects queued and shards suspected at once: past it, reports are
+/// dropped (the background pass over every object, and the nodes' next scrub report, find
+/// them again), so a flood of damage reports cannot grow the coordinator without bound.
+pub const QUEUE_MAX: usize = 100_000;
+
 /// Repair state shared by the API, the GET path and the background worker.
 #[derive(Default)]
 pub struct Repairer {
@@ -182,13 +187,23 @@ impl Repairer {
     /// A node's scrub found these shards corrupt.
     pub fn report_corrupt(&self, shards: &[tessera_node::ShardHeader]) {
         for h in shards {
-            self.suspects.lock().unwrap().insert(h.shard_id());
-            self.queue
-                .lock()
-                .unwrap()
-                .insert((h.bucket.clone(), h.key.clone()));
+            self.note(&h.bucket, &h.key, Some(h.shard_id()));
         }
         self.wake.notify_one();
+    }
+
+    /// Queues `bucket`/`key` (and suspects shard `corrupt`) unless the queue is full.
+    fn note(&self, bucket: &str, key: &str, corrupt: Option<ShardId>) {
+        if let Some(id) = corrupt {
+            let mut s = self.suspects.lock().unwrap();
+            if s.len() < QUEUE_MAX {
+                s.insert(id);
+            }
+        }
+        let mut q = self.queue.lock().unwrap();
+        if q.len() < QUEUE_MAX {
+            q.insert((bucket.to_string(), key.to_string()));
+        }
     }
 
     /// Queue length, suspects, the background totals and the latest run, for `status`.
@@ -257,13 +272,7 @@ impl Repairer {
 /// A read found shard `id` of `bucket`/`key` missing or corrupt: queue the object now.
 impl DamageSink for Repairer {
     fn report_damage(&self, bucket: &str, key: &str, id: ShardId, corrupt: bool) {
-        if corrupt {
-            self.suspects.lock().unwrap().insert(id);
-        }
-        self.queue
-            .lock()
-            .unwrap()
-            .insert((bucket.to_string(), key.to_string()));
+        self.note(bucket, key, corrupt.then_some(id));
         self.wake.notify_one();
     }
 }
