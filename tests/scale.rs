@@ -145,6 +145,16 @@ async fn counters_equal_a_recount_after_a_storm_a_kill_compaction_recode_and_a_r
         )
     );
     assert_eq!(held(&kept, "ver"), (400, 400 * 2048, 600, 100));
+    // Metrics and bucket info read the same counters.
+    assert_eq!(
+        c.metric("tessera_bucket_objects{bucket=\"cnt\"}").await as u64,
+        11_025
+    );
+    let info = c.admin_json("/buckets/ver").await;
+    assert_eq!(
+        info["usage"]["noncurrent_bytes"],
+        kept["buckets"]["ver"]["noncurrent_bytes"]
+    );
 
     // A coordinator SIGKILLed under writes.
     let writes = tokio::spawn(storm(cnt.clone(), "k", 0..6_000, 4096, 16));

@@ -43,6 +43,13 @@ pub struct ActionLabels {
     pub action: String,
 }
 
+/// Labels naming a bucket.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BucketLabels {
+    /// Bucket name.
+    pub bucket: String,
+}
+
 /// Labels naming a node.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NodeLabels {
@@ -121,6 +128,10 @@ struct Gauges {
     scrub_checked: Family<NodeLabels, Gauge>,
     scrub_corrupt: Family<NodeLabels, Gauge>,
     scrub_passes: Family<NodeLabels, Gauge>,
+    bucket_objects: Family<BucketLabels, Gauge>,
+    bucket_logical: Family<BucketLabels, Gauge>,
+    bucket_stored: Family<BucketLabels, Gauge>,
+    bucket_noncurrent: Family<BucketLabels, Gauge>,
     repair_queue: Gauge,
     repair_suspects: Gauge,
     degraded: Gauge,
@@ -234,6 +245,29 @@ impl Metrics {
             m.lifecycle_actions.clone(),
         );
         let g = &m.gauges;
+        r.register(
+            "bucket_objects",
+            "Keys with a current version, per bucket (counters kept on commit)",
+            g.bucket_objects.clone(),
+        );
+        r.register_with_unit(
+            "bucket_logical",
+            "Bytes of current versions as clients wrote them, per bucket",
+            Unit::Bytes,
+            g.bucket_logical.clone(),
+        );
+        r.register_with_unit(
+            "bucket_stored",
+            "Bytes every version of the bucket takes on nodes (data and parity)",
+            Unit::Bytes,
+            g.bucket_stored.clone(),
+        );
+        r.register_with_unit(
+            "bucket_noncurrent",
+            "Bytes of noncurrent versions as clients wrote them, per bucket",
+            Unit::Bytes,
+            g.bucket_noncurrent.clone(),
+        );
         r.register("node_up", "1 if the node is up", g.node_up.clone());
         r.register_with_unit(
             "node_used",
@@ -422,6 +456,8 @@ pub struct StateGauges {
     pub repair: [u64; 4],
     /// Writes in flight and garbage records, if the metadata answered.
     pub pending_and_garbage: Option<(u64, u64)>,
+    /// Per bucket: objects, logical, stored and noncurrent bytes (from the counters).
+    pub buckets: Vec<(String, [u64; 4])>,
     /// The metadata engine's own gauges.
     pub engine: Vec<(String, u64)>,
     /// Raft leader, term and applied index, in a replicated group.
@@ -452,6 +488,23 @@ impl Metrics {
             g.scrub_checked.get_or_create(l).set(gauge(*checked));
             g.scrub_corrupt.get_or_create(l).set(gauge(*corrupt));
             g.scrub_passes.get_or_create(l).set(gauge(*passes));
+        }
+        let buckets = [
+            &g.bucket_objects,
+            &g.bucket_logical,
+            &g.bucket_stored,
+            &g.bucket_noncurrent,
+        ];
+        for f in buckets {
+            f.clear();
+        }
+        for (name, figures) in &state.buckets {
+            let l = BucketLabels {
+                bucket: name.clone(),
+            };
+            for (f, v) in buckets.iter().zip(figures) {
+                f.get_or_create(&l).set(gauge(*v));
+            }
         }
         let [queue, suspects, degraded, unrecoverable] = state.repair;
         g.repair_queue.set(gauge(queue));

@@ -100,8 +100,8 @@ pub struct CoordinatorArgs {
     /// replicated coordinators: unless another segment is being written, whose end writes it).
     #[arg(long, default_value_t = d().pack_flush.into())]
     pub pack_flush: Human,
-    /// Block cache of the metadata's RocksDB (data, index and filter blocks): with
-    /// --meta-memtable, what the metadata engine holds in memory at any object count.
+    /// Block cache of the metadata's RocksDB: with --meta-memtable, what the metadata engine
+    /// holds in memory besides its files' indexes and filters (about 2.5 bytes per object).
     #[arg(long, default_value_t = size(d().engine.cache_bytes))]
     pub meta_cache: ByteSize,
     /// Size of one memtable of the metadata's RocksDB (at most two in memory).

@@ -192,15 +192,29 @@ pub async fn render_metrics(c: &Coordinator) -> String {
         })
         .collect();
     let r = c.repair.counts();
+    let counted = c.meta.counters().await.ok();
     let state = crate::metrics::StateGauges {
         nodes,
         repair: [r.queue, r.suspects, r.degraded, r.unrecoverable],
-        pending_and_garbage: c
-            .meta
-            .pending_and_garbage()
-            .await
-            .ok()
-            .map(|(p, g)| (p as u64, g as u64)),
+        pending_and_garbage: counted
+            .as_ref()
+            .map(|n| (n.records.pending, n.records.garbage)),
+        buckets: counted
+            .map(|n| {
+                n.buckets
+                    .into_iter()
+                    .map(|(b, n)| {
+                        let figures = [
+                            n.objects,
+                            n.logical_bytes,
+                            n.stored_bytes,
+                            n.noncurrent_bytes,
+                        ];
+                        (b, figures)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         engine: c.meta.engine_gauges().await.unwrap_or_default(),
         raft: c.cluster.as_ref().map(|cl| cl.local_state()),
     };

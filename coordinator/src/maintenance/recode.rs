@@ -98,12 +98,16 @@ async fn pending(
     prefix: &str,
     ec: EcSpec,
 ) -> Result<Vec<ObjectMeta>, ApiError> {
-    let selected =
-        super::repair::select(c, |o| o.bucket == bucket && o.key.starts_with(prefix)).await?;
-    Ok(selected
-        .into_iter()
-        .filter(|o| o.parts.iter().any(|p| p.ec != target(c, ec, p.size)))
-        .collect())
+    // A walk of the bucket's keys under the prefix only.
+    let mut pages = super::repair::Pages::under(bucket, prefix);
+    let mut todo = Vec::new();
+    while let Some(page) = pages.next(c).await? {
+        todo.extend(
+            page.into_iter()
+                .filter(|o| o.parts.iter().any(|p| p.ec != target(c, ec, p.size))),
+        );
+    }
+    Ok(todo)
 }
 
 /// Validates `req` and plans it; unless it is a dry run, changes the bucket's code and

@@ -266,6 +266,8 @@ operations! {
         /// Committed versions in (bucket, key, newest first) order after the cursor `after`,
         /// at most `limit`, and the cursor after them.
         linear fn objects_after(&self, after: Option<Vec<u8>>, limit: usize) -> (Vec<ObjectMeta>, Option<Vec<u8>>) = |m| m.objects_after(after.as_deref(), limit);
+        /// [`Metadata::objects_after`] within the keys of `bucket` starting with `prefix`.
+        linear fn objects_under(&self, bucket: String, prefix: String, after: Option<Vec<u8>>, limit: usize) -> (Vec<ObjectMeta>, Option<Vec<u8>>) = |m| m.objects_under(&bucket, &prefix, after.as_deref(), limit);
         /// Version `version_id` of a key (a delete marker too) in a bucket that must exist.
         linear fn object_version(&self, bucket: String, key: String, version_id: String) -> Option<ObjectMeta> = |m| m.object_version(&bucket, &key, &version_id);
         /// A key's newest version, current or a delete marker, in a bucket that must exist.

@@ -151,9 +151,9 @@ pub(super) fn format_key() -> Vec<u8> {
 
 /// Changes to counters, by counter key.
 #[derive(Default)]
-pub(super) struct Tally(HashMap<Vec<u8>, Row>);
+pub(super) struct CounterChanges(HashMap<Vec<u8>, Row>);
 
-impl Tally {
+impl CounterChanges {
     fn add(&mut self, k: Vec<u8>, r: Row, sign: i64) {
         let row = self.0.entry(k).or_insert([0; WIDTH]);
         for (a, b) in row.iter_mut().zip(r) {
@@ -243,7 +243,7 @@ impl Tally {
     }
 }
 
-impl Tally {
+impl CounterChanges {
     /// Adds the changes to the stored counters in `batch`.
     pub(super) fn finish(self, kv: &dyn Kv, batch: &mut Batch) -> Result<()> {
         for (k, change) in self.0 {

@@ -12,7 +12,7 @@
 //! they existed (or with an older [`FORMAT`]) gets them in one pass when opened
 //! ([`ensure`]); [`check`] recomputes them all to compare.
 
-use super::counters::{self, Counters, Tally};
+use super::counters::{self, CounterChanges, Counters};
 use super::keys::key;
 use super::kv::Step;
 use super::kv::{Batch, Kv};
@@ -51,7 +51,7 @@ impl Record {
         })
     }
 
-    fn count(&self, tally: &mut Tally, sign: i64) {
+    fn count(&self, tally: &mut CounterChanges, sign: i64) {
         match self {
             Record::Object(o, noncurrent) => tally.object(o, *noncurrent, sign),
             Record::Shards(kind, s) => tally.shard_set(*kind, s, sign),
@@ -69,7 +69,7 @@ impl Record {
 /// Adds to `batch` the changes it makes to the derived records in `kv` (see the module
 /// docs). The caller keeps other batches from being applied between this and the batch.
 pub fn derive(kv: &dyn Kv, batch: &mut Batch) -> Result<()> {
-    let mut tally = Tally::default();
+    let mut tally = CounterChanges::default();
     let mut index = Batch::default();
     // What each key holds as the batch goes along (a batch may write one key twice).
     let mut now: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
@@ -126,8 +126,8 @@ impl DerivedCheck {
 }
 
 /// Tallies every object, in-flight and garbage record of `kv`.
-fn tally_all(kv: &dyn Kv) -> Result<Tally> {
-    let mut tally = Tally::default();
+fn tally_all(kv: &dyn Kv) -> Result<CounterChanges> {
+    let mut tally = CounterChanges::default();
     for kind in [b'o', b'p', b'g'] {
         counters::walk_kind(kv, kind, |k, v| {
             Record::parse(k, v)?.count(&mut tally, 1);

@@ -5,9 +5,8 @@
 //! it (O(candidates)) instead of a walk of every segment.
 
 use super::keys::key;
-use super::kv::{Batch, Step};
+use super::kv::Batch;
 use super::records::{ObjectMeta, SEGMENTS};
-use super::store::{MetaStore, Result};
 
 /// The entry of segment `o`, if compaction could rewrite it.
 pub(super) fn entry_of(o: Option<&ObjectMeta>) -> Option<Vec<u8>> {
@@ -27,39 +26,5 @@ pub(super) fn change(batch: &mut Batch, old: Option<&ObjectMeta>, new: Option<&O
         if let Some(k) = after {
             batch.put(k, Vec::new());
         }
-    }
-}
-
-impl MetaStore {
-    /// Segments whose live fraction is below `below` (and that hold live objects), at most
-    /// `limit`, least live first.
-    pub fn segments_below(&self, below: f64, limit: usize) -> Result<Vec<ObjectMeta>> {
-        let prefix = key(b'f', &[]);
-        let top = (below * 100.0).ceil() as u64;
-        let mut names = Vec::new();
-        self.kv.walk(&prefix, &mut |k, _| {
-            let rest = match k.strip_prefix(prefix.as_slice()) {
-                Some(r) if names.len() < limit => r,
-                _ => return Ok(Step::Stop),
-            };
-            let percent: u64 = std::str::from_utf8(&rest[..3.min(rest.len())])
-                .ok()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(u64::MAX);
-            if percent > top {
-                return Ok(Step::Stop);
-            }
-            names.push(String::from_utf8_lossy(&rest[4.min(rest.len())..]).into_owned());
-            Ok(Step::Next)
-        })?;
-        let mut out = Vec::new();
-        for n in names {
-            if let Some(seg) = self.object(SEGMENTS, &n)? {
-                if seg.fill.is_some_and(|f| f.live_fraction() < below) {
-                    out.push(seg);
-                }
-            }
-        }
-        Ok(out)
     }
 }

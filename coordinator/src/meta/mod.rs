@@ -22,10 +22,11 @@
 //! - [`derived`]: records kept in the batch of every change they follow: [`counters`] (what
 //!   the store holds per bucket, node, code, in segments and in in-flight and garbage
 //!   records; read in O(buckets + nodes)), [`node_index`] (objects by node) and
-//!   [`fill_index`] (segments by live fraction).
+//!   [`fill_index`] (segments by live fraction), read through [`by_index`].
 
 pub mod api;
 mod buckets;
+mod by_index;
 pub mod clock;
 pub mod conformance;
 pub mod counter_conformance;
@@ -57,10 +58,10 @@ pub mod versions;
 
 pub use api::{Command, Engine, Freshness, Local, Metadata, Reply};
 
-/// How the metadata's RocksDB files are compressed. The records are JSON full of hex (ids,
-/// ETags, digests): zstd entropy-codes it where LZ4 only finds repeats (a packed 4 KiB
-/// object takes 122 bytes after compaction instead of 196; BENCHMARKS.md), for CPU that is
-/// small next to the metadata's write rate (a few MB/s).
+/// How the metadata's RocksDB files of the last level (most of the records) are compressed.
+/// The records are JSON full of hex (ids, ETags, digests): zstd entropy-codes it where LZ4
+/// only finds repeats (a packed 4 KiB object takes 122 bytes after compaction instead of
+/// 196; BENCHMARKS.md). Younger levels keep LZ4, cheaper to read back.
 pub const METADATA_COMPRESSION: rocksdb::DBCompressionType = rocksdb::DBCompressionType::Zstd;
 pub use clock::{now_ms, Clock, Context};
 pub use error::MetaError;

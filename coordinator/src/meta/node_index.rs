@@ -5,11 +5,12 @@
 //! the node holds)) instead of every object.
 
 use super::keys::key;
-use super::kv::{Batch, Kv, Step};
+use super::kv::{Batch, Kv};
 use super::records::ObjectMeta;
-use super::store::{MetaStore, Result};
+use super::MetaError;
+
+type Result<T> = std::result::Result<T, MetaError>;
 use std::collections::BTreeSet;
-use tessera_node::NodeId;
 
 /// The nodes `o` places shards on.
 pub(super) fn nodes_of(o: Option<&ObjectMeta>) -> BTreeSet<&str> {
@@ -28,7 +29,7 @@ pub(super) fn entry_key(node: &str, okey: &[u8]) -> Vec<u8> {
 }
 
 /// The prefix of `node`'s entries.
-fn node_prefix(node: &str) -> Vec<u8> {
+pub(super) fn node_prefix(node: &str) -> Vec<u8> {
     let mut k = key(b'i', &[node]);
     k.push(0);
     k
@@ -47,53 +48,6 @@ pub(super) fn change(
     }
     for n in after.difference(&before) {
         batch.put(entry_key(n, okey), Vec::new());
-    }
-}
-
-impl MetaStore {
-    /// Versions and segments with a shard on `node`, in (bucket, key, newest first) order,
-    /// after the cursor `after` (as the previous page returned it), at most `limit`; and
-    /// the cursor after the last one (`None`: no more).
-    pub fn objects_on_node(
-        &self,
-        node: &NodeId,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<(Vec<ObjectMeta>, Option<Vec<u8>>)> {
-        let prefix = node_prefix(node.as_str());
-        let start = match after {
-            Some(a) => {
-                let mut s = a.to_vec();
-                s.push(0);
-                s.push(0);
-                s
-            }
-            None => prefix.clone(),
-        };
-        let mut keys = Vec::new();
-        let mut more = false;
-        self.kv.walk(&start, &mut |k, _| {
-            if !k.starts_with(&prefix) {
-                return Ok(Step::Stop);
-            }
-            if keys.len() >= limit {
-                more = true;
-                return Ok(Step::Stop);
-            }
-            keys.push(k.to_vec());
-            Ok(Step::Next)
-        })?;
-        let mut out = Vec::with_capacity(keys.len());
-        for k in &keys {
-            let mut okey = key(b'o', &[]);
-            okey.extend_from_slice(&k[prefix.len()..]);
-            // An entry is written with its record; a record gone between the walk and this
-            // read (a concurrent delete) is simply not listed.
-            if let Some(o) = self.get(&okey)? {
-                out.push(o);
-            }
-        }
-        Ok((out, more.then(|| keys.pop()).flatten()))
     }
 }
 

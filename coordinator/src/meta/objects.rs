@@ -287,6 +287,18 @@ impl MetaStore {
         Ok(written)
     }
 
+    /// [`MetaStore::objects_after`] within the keys of `bucket` starting with `prefix`.
+    pub fn objects_under(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<ObjectMeta>, Option<Vec<u8>>)> {
+        let within = key(b'o', &[bucket, prefix]);
+        self.objects_in(&within, after, limit)
+    }
+
     /// Every committed version (current and noncurrent; delete markers too), in (bucket,
     /// key, newest first) order, after the cursor `after` (as the previous page returned it),
     /// at most `limit`; and the cursor after the last one.
@@ -295,7 +307,17 @@ impl MetaStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<(Vec<ObjectMeta>, Option<Vec<u8>>)> {
-        let prefix = key(b'o', &[]);
+        self.objects_in(&key(b'o', &[]), after, limit)
+    }
+
+    /// The object records whose keys start with `prefix`, after the cursor `after`, at most
+    /// `limit`; and the cursor after the last one.
+    fn objects_in(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<ObjectMeta>, Option<Vec<u8>>)> {
         let start = match after {
             Some(k) => {
                 let mut s = k.to_vec();
@@ -303,12 +325,12 @@ impl MetaStore {
                 s.push(0);
                 s
             }
-            None => prefix.clone(),
+            None => prefix.to_vec(),
         };
         let mut out = Vec::new();
         let mut last = None;
         self.kv.walk(&start, &mut |k, v| {
-            if !k.starts_with(&prefix) || out.len() >= limit {
+            if !k.starts_with(prefix) || out.len() >= limit {
                 return Ok(Step::Stop);
             }
             out.push(serde_json::from_slice(v)?);

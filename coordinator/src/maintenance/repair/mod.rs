@@ -27,4 +27,4 @@ pub use moves::{move_part, repair_part, RepairOutcome, Source};
 pub use queue::{
     RepairCounts, RepairReport, RepairRequest, RepairStatus, Repairer, ScanSummary, WithinGrace,
 };
-pub use runs::{background, resume_runs, run, select, start_run, Pages};
+pub use runs::{background, resume_runs, run, start_run, Pages};

@@ -177,19 +177,35 @@ pub async fn run(c: &Arc<Maintenance>, req: &RepairRequest, report: &Arc<Mutex<R
 }
 
 /// A selection of committed versions and segments read a page at a time, so that no
-/// operation holds all of them: every one (in (bucket, key, newest first) order), or those
-/// with a shard on one node (from the index by node).
+/// operation holds all of them: every one (in (bucket, key, newest first) order), those with
+/// a shard on one node (from the index by node), or those of a bucket under a prefix.
 pub struct Pages {
-    node: Option<NodeId>,
+    scope: Scope,
     after: Option<Vec<u8>>,
     done: bool,
+}
+
+/// Which versions [`Pages`] reads.
+enum Scope {
+    All,
+    Node(NodeId),
+    Under(String, String),
 }
 
 impl Pages {
     /// Every version, or (`node`) those with a shard on it.
     pub fn new(node: Option<NodeId>) -> Self {
         Pages {
-            node,
+            scope: node.map_or(Scope::All, Scope::Node),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The versions of `bucket`'s keys that start with `prefix`.
+    pub fn under(bucket: &str, prefix: &str) -> Self {
+        Pages {
+            scope: Scope::Under(bucket.into(), prefix.into()),
             after: None,
             done: false,
         }
@@ -201,9 +217,14 @@ impl Pages {
             return Ok(None);
         }
         let after = self.after.take();
-        let (page, next) = match &self.node {
-            Some(n) => c.meta.objects_on_node(n.clone(), after, 1000).await?,
-            None => c.meta.objects_after(after, 1000).await?,
+        let (page, next) = match &self.scope {
+            Scope::Node(n) => c.meta.objects_on_node(n.clone(), after, 1000).await?,
+            Scope::All => c.meta.objects_after(after, 1000).await?,
+            Scope::Under(b, p) => {
+                c.meta
+                    .objects_under(b.clone(), p.clone(), after, 1000)
+                    .await?
+            }
         };
         match next {
             Some(n) if !page.is_empty() => self.after = Some(n),
@@ -211,20 +232,6 @@ impl Pages {
         }
         Ok((!page.is_empty()).then_some(page))
     }
-}
-
-/// Every committed version (current and noncurrent) for which `keep` holds, in (bucket,
-/// key, newest first) order.
-pub async fn select(
-    c: &Maintenance,
-    keep: impl Fn(&ObjectMeta) -> bool,
-) -> Result<Vec<ObjectMeta>, ApiError> {
-    let mut pages = Pages::new(None);
-    let mut selected = Vec::new();
-    while let Some(page) = pages.next(c).await? {
-        selected.extend(page.into_iter().filter(|o| keep(o)));
-    }
-    Ok(selected)
 }
 
 /// Shards of one object, sorted by what state they are in.
