@@ -1,7 +1,7 @@
 //! Reads through the derived indexes: the versions and segments on one node
 //! ([`super::node_index`]) and the segments below a live fraction ([`super::fill_index`]).
 
-use super::keys::key;
+use super::keys::{key, resume_at};
 use super::kv::Step;
 use super::node_index::node_prefix;
 use super::records::{ObjectMeta, SEGMENTS};
@@ -19,15 +19,7 @@ impl MetaStore {
         limit: usize,
     ) -> Result<(Vec<ObjectMeta>, Option<Vec<u8>>)> {
         let prefix = node_prefix(node.as_str());
-        let start = match after {
-            Some(a) => {
-                let mut s = a.to_vec();
-                s.push(0);
-                s.push(0);
-                s
-            }
-            None => prefix.clone(),
-        };
+        let start = resume_at(&prefix, after);
         let mut keys = Vec::new();
         let mut more = false;
         self.kv.walk(&start, &mut |k, _| {

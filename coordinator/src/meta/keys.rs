@@ -71,3 +71,16 @@ pub fn seq_key() -> Vec<u8> {
 pub fn part_key(id: ObjectVersion, number: u32) -> Vec<u8> {
     key(b't', &[&id.to_string(), &format!("{number:05}")])
 }
+
+/// Where a paged walk of the keys under `prefix` goes on: past `after` (the last key a page
+/// returned) and every key that extends it by a `\0`-separated field, or from `prefix`.
+pub fn resume_at(prefix: &[u8], after: Option<&[u8]>) -> Vec<u8> {
+    match after {
+        Some(a) => {
+            let mut s = a.to_vec();
+            s.extend_from_slice(&[0, 0]);
+            s
+        }
+        None => prefix.to_vec(),
+    }
+}

@@ -318,15 +318,7 @@ impl MetaStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<(Vec<ObjectMeta>, Option<Vec<u8>>)> {
-        let start = match after {
-            Some(k) => {
-                let mut s = k.to_vec();
-                s.push(0);
-                s.push(0);
-                s
-            }
-            None => prefix.to_vec(),
-        };
+        let start = super::keys::resume_at(prefix, after);
         let mut out = Vec::new();
         let mut last = None;
         self.kv.walk(&start, &mut |k, v| {
