@@ -318,8 +318,6 @@ operations! {
         linear fn pending_and_garbage(&self) -> (usize, usize) = |m| m.pending_and_garbage();
         /// The counters kept on commit (O(buckets + nodes)).
         linear fn counters(&self) -> Counters = |m| m.counters();
-        /// The counters as this coordinator last applied them (a replicated member may lag).
-        local fn counters_applied(&self) -> Counters = |m| m.counters();
         /// The derived records (counters, index by node) recomputed from every record against
         /// those kept (O(objects): checks only).
         linear fn check_derived(&self) -> DerivedCheck = |m| m.check_derived();

@@ -118,13 +118,6 @@ pub struct DerivedCheck {
     pub index_extra: u64,
 }
 
-impl DerivedCheck {
-    /// Whether everything kept equals what the records say.
-    pub fn exact(&self) -> bool {
-        self.kept == self.recounted && self.index_missing == 0 && self.index_extra == 0
-    }
-}
-
 /// Tallies every object, in-flight and garbage record of `kv`.
 fn tally_all(kv: &dyn Kv) -> Result<CounterChanges> {
     let mut tally = CounterChanges::default();
