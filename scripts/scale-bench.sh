@@ -56,6 +56,7 @@ wait_up() {
 wait_up
 ms() { python3 -c "print(round($1 * 1000, 1))"; }
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$COORD/status"; }
+hwm() { awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$COORD/status"; } # peak RSS
 # Metadata SST bytes after a flush and full compaction of the coordinator's RocksDB.
 meta_bytes() {
   admin /metadata/compact -X POST > /dev/null
@@ -64,7 +65,7 @@ meta_bytes() {
 NODE=$(admin /cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["id"])')
 
 have=0
-echo "objects,put_per_s,get_per_s,head_per_s,list_start_ms,list_mid_ms,list_end_ms,stats_ms,cluster_ms,compact_ms,metrics_ms,node_ms,rss_mib,meta_bytes_per_object,load_per_s" > "$OUT/curve.csv"
+echo "objects,put_per_s,get_per_s,head_per_s,list_start_ms,list_mid_ms,list_end_ms,stats_ms,cluster_ms,compact_ms,metrics_ms,node_ms,rss_mib,meta_bytes_per_object,load_per_s,settle_ms" > "$OUT/curve.csv"
 for n in "${COUNTS[@]}"; do
   t0=$(date +%s%N)
   if [ "$n" -gt "$have" ]; then
@@ -73,6 +74,15 @@ for n in "${COUNTS[@]}"; do
   fi
   load=$(( (n - have) * 1000000000 / ( $(date +%s%N) - t0 + 1) ))
   have=$n
+  # The fresh batch is measured once the metadata's compactions of the load have finished (at
+  # most 5 minutes), so that it shows the rate at this count, not the load's compaction debt.
+  settle=$(date +%s%N)
+  for _ in $(seq 1 600); do
+    busy=$(admin /metrics | awk '/^tessera_metadata_rocksdb_(pending_compaction_bytes|running_compactions) / {s += $2} END {print s + 0}')
+    [ "$busy" = 0 ] && break
+    sleep 0.5
+  done
+  settled_ms=$(( ($(date +%s%N) - settle) / 1000000 ))
   "$BIN" bench --endpoint "http://$API" --bucket "fresh$n" --size 4KiB --objects 10000 \
     --concurrency 32 --head --json > "$OUT/fresh-$n.json"
   rate() { python3 -c "import json; print(round(json.load(open('$OUT/fresh-$n.json'))['$1']['objects_per_s']))"; }
@@ -88,14 +98,25 @@ for n in "${COUNTS[@]}"; do
     sleep 3
   done
   objects=$(admin /stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["objects"])')
-  line="$n,$(rate put),$(rate get),$(rate head),$(ms "$ls_start"),$(ms "$ls_mid"),$(ms "$ls_end"),$(ms "$stats"),$(ms "$cluster"),$(ms "$compact"),$(ms "$metrics"),$(ms "$node"),$(rss),$(( $(meta_bytes) / objects )),$load"
+  line="$n,$(rate put),$(rate get),$(rate head),$(ms "$ls_start"),$(ms "$ls_mid"),$(ms "$ls_end"),$(ms "$stats"),$(ms "$cluster"),$(ms "$compact"),$(ms "$metrics"),$(ms "$node"),$(rss),$(( $(meta_bytes) / objects )),$load,$settled_ms"
   echo "$line" | tee -a "$OUT/curve.csv"
 done
 
-# GC of 10% deleted (a tenth of the last count's keys, 32 at a time).
+# GC of 10% deleted (a tenth of the last count's keys, 32 at a time, one HTTP connection each).
 last=$have
 t0=$(date +%s%N)
-seq 0 10 $((last - 1)) | xargs -P 32 -I{} sh -c 'curl -s -o /dev/null -X DELETE "http://'$API'/scale/s/$(printf %08d {})"'
+python3 - "$API" "$last" <<'EOF'
+import concurrent.futures, sys, threading, requests
+api, last = sys.argv[1], int(sys.argv[2])
+local = threading.local()
+def delete(i):
+    if not hasattr(local, "s"):
+        local.s = requests.Session()
+    r = local.s.delete(f"http://{api}/scale/s/{i:08d}")
+    assert r.status_code == 204, (i, r.status_code, r.text)
+with concurrent.futures.ThreadPoolExecutor(32) as pool:
+    list(pool.map(delete, range(0, last, 10), chunksize=256))
+EOF
 t1=$(date +%s%N)
 until [ "$(admin /cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["garbage"])')" = 0 ]; do sleep 0.5; done
 t2=$(date +%s%N)
@@ -122,5 +143,5 @@ done
 secs=$(python3 -c "print(($(date +%s%N) - $t0) / 1e9)")
 took=$(admin /cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["rebuild"]["elapsed_ms"] / 1000)')
 after=$(admin /stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["objects"])')
-echo "rebuild: $after of $objects objects in $took s after the nodes registered ($secs s from the start) = $(python3 -c "print(round($after / $took))") objects/s; RSS $(rss) MiB"
+echo "rebuild: $after of $objects objects in $took s after the nodes registered ($secs s from the start) = $(python3 -c "print(round($after / $took))") objects/s; RSS $(rss) MiB after it, $(hwm) MiB at its peak"
 echo "curve: $OUT/curve.csv"

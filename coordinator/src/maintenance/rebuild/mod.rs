@@ -16,6 +16,7 @@
 //! running a rebuild on a healthy coordinator changes nothing.
 
 mod history;
+mod scratch;
 
 use super::Maintenance;
 use crate::data::footer::footer;
@@ -27,6 +28,7 @@ use crate::meta::{
 };
 use crate::names::EcSpec;
 use history::History;
+use scratch::{Group, Scratch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,8 +36,6 @@ use tessera_node::{NodeId, ObjectVersion, ShardInfo, ShardRole};
 
 /// Shards of one version found on the nodes.
 type Shards = Vec<(NodeId, ShardInfo)>;
-/// Shards found on the nodes: (bucket, key) -> version -> shards.
-type Found = BTreeMap<(String, String), BTreeMap<ObjectVersion, Shards>>;
 
 /// What a rebuild did.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -138,11 +138,19 @@ async fn read_manifest(
 
 /// Rebuilds metadata from every node that is up now: the version journal first (what it
 /// says of versioned buckets' histories), then the segments (the small objects packed in
-/// them), then every key.
+/// them), then every key. What the nodes list goes to a [`Scratch`] space on disk first, so
+/// memory holds one page of it at a time whatever the number of objects.
 pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error::ApiError> {
     let started = std::time::Instant::now();
     let mut report = RebuildReport::default();
-    let mut found: Found = BTreeMap::new();
+    let w = c.workers.get_or_add(
+        "rebuild",
+        "restores the metadata from the nodes' shards (--rebuild-metadata)",
+    );
+    let scratch = Scratch::open(&c.config.data_dir.join("rebuild-scratch")).await?;
+    // Versions seen with their first shard (an estimate of the work, for progress).
+    let (mut segment_versions, mut key_versions) = (0u64, 0u64);
+    w.begin("listing the nodes' shards", 0);
     for cand in c.registry.candidates() {
         let client = c
             .registry
@@ -151,157 +159,157 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
         report.nodes += 1;
         let mut pages = client.pages(1000);
         while let Some(page) = pages.next().await? {
-            for info in page {
-                report.shards += 1;
-                let h = &info.header;
-                found
-                    .entry((h.bucket.clone(), h.key.clone()))
-                    .or_default()
-                    .entry(h.version)
-                    .or_default()
-                    .push((cand.id.clone(), info));
+            report.shards += page.len() as u64;
+            w.advance(page.len() as u64, 0);
+            for info in page.iter().filter(|i| i.header.shard_index == 0) {
+                match info.header.bucket == SEGMENTS {
+                    true => segment_versions += 1,
+                    false => key_versions += 1,
+                }
             }
+            scratch.add_shards(&cand.id, page).await?;
         }
     }
     let mut entries = Vec::new();
-    for ((bucket, key), versions) in found.iter().filter(|((b, _), _)| b == JOURNAL) {
-        entries.extend(restore_journal(c, bucket, key, versions, &mut report).await?);
+    let mut walk = scratch.walk(Some(JOURNAL));
+    while let Some(g) = walk.next().await? {
+        entries.extend(restore_journal(c, &g.bucket, &g.key, &g.shards, &mut report).await?);
     }
     let history = History::of(entries);
-    let mut packed: BTreeMap<(String, String), BTreeMap<ObjectVersion, ObjectMeta>> =
-        BTreeMap::new();
-    let mut segments = Vec::new();
+    scratch
+        .add_journaled(history.keys().cloned().collect())
+        .await?;
     // Unversioned keys' objects, restored RESTORE_BATCH at a time (one metadata write each).
     // A restore keeps the newest version of a key whatever the order, so the small objects of
-    // unversioned buckets are restored segment by segment, not held; versioned buckets'
-    // wait for their keys' histories.
+    // unversioned buckets are restored segment by segment, not held; versioned buckets' go
+    // to the scratch space and wait for their keys' histories.
     let mut batch = Vec::new();
-    let w = c.workers.get_or_add(
-        "rebuild",
-        "restores the metadata from the nodes' shards (--rebuild-metadata)",
-    );
-    w.begin("restoring segments", found.len() as u64);
-    for ((bucket, key), versions) in found.iter().filter(|((b, _), _)| b == SEGMENTS) {
-        w.advance(1, 0);
-        let Some(seg) = newest_whole(bucket, key, versions, &mut report) else {
+    w.begin("restoring segments", segment_versions);
+    let mut walk = scratch.walk(Some(SEGMENTS));
+    while let Some(g) = walk.next().await? {
+        w.advance(g.shards.len() as u64, 0);
+        let Some(seg) = newest_whole(&g.bucket, &g.key, &g.shards, &mut report) else {
             continue;
         };
-        for o in restore_segment(c, seg).await? {
-            if history.bucket(&o.bucket).is_some() {
-                packed
-                    .entry((o.bucket.clone(), o.key.clone()))
-                    .or_default()
-                    .insert(o.version, o);
-            } else {
-                batch.push(o);
-                if batch.len() >= RESTORE_BATCH {
-                    restore_batch(c, &mut batch, &mut report).await?;
-                }
+        let (versioned, plain): (Vec<_>, Vec<_>) = restore_segment(c, seg)
+            .await?
+            .into_iter()
+            .partition(|o| history.bucket(&o.bucket).is_some());
+        scratch.add_packed(versioned).await?;
+        for o in plain {
+            batch.push(o);
+            if batch.len() >= RESTORE_BATCH {
+                restore_batch(c, &mut batch, &mut report).await?;
             }
         }
-        segments.push(key.clone());
     }
     restore_batch(c, &mut batch, &mut report).await?;
-    let mut keys: Vec<(String, String)> = found
-        .keys()
-        .filter(|(b, _)| !is_reserved(b))
-        .chain(packed.keys())
-        .chain(history.keys())
-        .cloned()
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let empty = BTreeMap::new();
     let mut fresh = history.top;
-    w.begin("restoring keys", keys.len() as u64);
-    for (bucket, key) in keys {
-        w.advance(1, 0);
-        let versions = found.get(&(bucket.clone(), key.clone())).unwrap_or(&empty);
-        let packed = packed
-            .remove(&(bucket.clone(), key.clone()))
-            .unwrap_or_default();
-        let restored = match history.bucket(&bucket) {
-            Some(state) => {
-                let mut all = packed;
-                for (&version, shards) in versions.iter() {
-                    if let Some(o) = whole(c, &bucket, &key, version, shards, versions).await {
-                        all.insert(version, o);
-                    }
-                }
-                let list = history.versions_of(
-                    &bucket,
-                    &key,
-                    state,
-                    all,
-                    &mut fresh,
-                    &mut report.unrecoverable,
-                );
-                let r = RestoredKey {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    versioning: Some(state.versioning.clone()),
-                    lock: state.lock.clone(),
-                    versions: list.clone(),
-                    ec: c.config.default_ec,
-                };
-                if c.meta.restore_key(r).await? {
-                    report.objects += list.iter().filter(|o| !o.delete_marker).count() as u64;
-                    report.packed += list.iter().filter(|o| o.packed.is_some()).count() as u64;
-                }
-                list
-            }
-            None => {
-                // Unversioned: the newest version that can be read whole, packed or not.
-                let mut chosen = None;
-                for (&version, shards) in versions.iter().rev() {
-                    if matches!(shards[0].1.header.role, ShardRole::Part { .. }) {
-                        continue;
-                    }
-                    match whole(c, &bucket, &key, version, shards, versions).await {
-                        Some(o) => {
-                            chosen = Some(o);
-                            break;
-                        }
-                        None => report.unrecoverable.push(format!(
-                            "{bucket}/{key} (version {version}: fewer than k readable shards)"
-                        )),
-                    }
-                }
-                // A small object of the key restored from its segment, if newer, stays.
-                if let Some(p) = c.meta.object(bucket.clone(), key.clone()).await? {
-                    if chosen.as_ref().is_none_or(|o| o.version <= p.version) {
-                        chosen = Some(p);
-                    }
-                }
-                let mut list = Vec::new();
-                if let Some(obj) = chosen {
-                    batch.push(obj.clone());
-                    if batch.len() >= RESTORE_BATCH {
-                        restore_batch(c, &mut batch, &mut report).await?;
-                    }
-                    list.push(obj);
-                }
-                list
-            }
-        };
-        collect_garbage(c, &bucket, &key, versions, &restored).await?;
+    w.begin("restoring keys", key_versions);
+    let mut walk = scratch.walk(None);
+    while let Some(g) = walk.next().await? {
+        if is_reserved(&g.bucket) {
+            continue;
+        }
+        w.advance(g.shards.len() as u64, 0);
+        restore_key(c, g, &history, &mut batch, &mut report, &mut fresh).await?;
     }
     restore_batch(c, &mut batch, &mut report).await?;
     // Numbers from now on come after every one the journal holds.
     c.meta.raise_seq(fresh).await?;
     // A segment none of whose objects came back is garbage.
-    for key in segments {
-        let seg = c.meta.object(SEGMENTS.into(), key.clone()).await?;
+    let mut walk = scratch.walk(Some(SEGMENTS));
+    while let Some(g) = walk.next().await? {
+        let seg = c.meta.object(SEGMENTS.into(), g.key.clone()).await?;
         if seg
             .and_then(|s| s.fill)
             .is_some_and(|f| f.live_objects == 0)
         {
-            c.meta.delete_object(SEGMENTS.into(), key).await?;
+            c.meta.delete_object(SEGMENTS.into(), g.key).await?;
         }
     }
     report.done = true;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Restores one key from its group: in a versioned bucket every version its history
+/// numbers, in commit order; elsewhere the newest version that can be read whole (joining
+/// `batch`). Stored versions nothing restored references become garbage.
+async fn restore_key(
+    c: &Arc<Maintenance>,
+    g: Group,
+    history: &History,
+    batch: &mut Vec<ObjectMeta>,
+    report: &mut RebuildReport,
+    fresh: &mut u64,
+) -> Result<(), crate::error::ApiError> {
+    let Group {
+        bucket,
+        key,
+        shards: versions,
+        packed,
+        ..
+    } = g;
+    let restored = match history.bucket(&bucket) {
+        Some(state) => {
+            let mut all = packed;
+            for (&version, shards) in versions.iter() {
+                if let Some(o) = whole(c, &bucket, &key, version, shards, &versions).await {
+                    all.insert(version, o);
+                }
+            }
+            let list =
+                history.versions_of(&bucket, &key, state, all, fresh, &mut report.unrecoverable);
+            let r = RestoredKey {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                versioning: Some(state.versioning.clone()),
+                lock: state.lock.clone(),
+                versions: list.clone(),
+                ec: c.config.default_ec,
+            };
+            if c.meta.restore_key(r).await? {
+                report.objects += list.iter().filter(|o| !o.delete_marker).count() as u64;
+                report.packed += list.iter().filter(|o| o.packed.is_some()).count() as u64;
+            }
+            list
+        }
+        None => {
+            // Unversioned: the newest version that can be read whole, packed or not.
+            let mut chosen = None;
+            for (&version, shards) in versions.iter().rev() {
+                if matches!(shards[0].1.header.role, ShardRole::Part { .. }) {
+                    continue;
+                }
+                match whole(c, &bucket, &key, version, shards, &versions).await {
+                    Some(o) => {
+                        chosen = Some(o);
+                        break;
+                    }
+                    None => report.unrecoverable.push(format!(
+                        "{bucket}/{key} (version {version}: fewer than k readable shards)"
+                    )),
+                }
+            }
+            // A small object of the key restored from its segment, if newer, stays.
+            if let Some(p) = c.meta.object(bucket.clone(), key.clone()).await? {
+                if chosen.as_ref().is_none_or(|o| o.version <= p.version) {
+                    chosen = Some(p);
+                }
+            }
+            let mut list = Vec::new();
+            if let Some(obj) = chosen {
+                batch.push(obj.clone());
+                if batch.len() >= RESTORE_BATCH {
+                    restore_batch(c, batch, report).await?;
+                }
+                list.push(obj);
+            }
+            list
+        }
+    };
+    collect_garbage(c, &bucket, &key, &versions, &restored).await
 }
 
 /// Objects of unversioned keys restored in one metadata write.
