@@ -92,16 +92,20 @@ impl ClusterConfig {
             peers,
             // openraft gives every append-entries RPC the heartbeat interval as its timeout,
             // so the interval bounds the round trip a member's link may take (a 300 ms round
-            // trip broke replication at 150 ms); the election timeout stays several
-            // heartbeats long.
+            // trip broke replication at 150 ms). A follower that has heard a leader stands
+            // for election only after the leader's lease (openraft: the largest election
+            // timeout) plus its own election timeout, 1.3-1.6 s of silence here: more than
+            // three heartbeats, and the most of a failover (it was 3.6-4.8 s with 1.2-2.4 s).
+            // While the lease runs a follower also refuses votes, so a member cut off and
+            // back cannot depose a leader the others still hear (what pre-vote is for).
             heartbeat: Duration::from_millis(400),
-            election_timeout: (Duration::from_millis(1200), Duration::from_millis(2400)),
+            election_timeout: (Duration::from_millis(500), Duration::from_millis(800)),
             snapshot_every: 5000,
             lease: Duration::from_secs(10),
             limits: Limits {
                 leader_wait: Duration::from_secs(4),
                 quorum_wait: Duration::from_secs(5),
-                quorum_lost_after: Duration::from_millis(2000),
+                quorum_lost_after: Duration::from_millis(1200),
             },
             engine: Default::default(),
         }

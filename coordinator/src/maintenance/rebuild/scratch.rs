@@ -79,6 +79,10 @@ impl Scratch {
             o.set_write_buffer_size(8 << 20);
             o.set_max_write_buffer_number(2);
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            // Read once, in order: a small cache is enough (the default is 32 MiB).
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_block_cache(&rocksdb::Cache::new_lru_cache(8 << 20));
+            o.set_block_based_table_factory(&table);
             rocksdb::DB::open(&o, &p).map_err(err)
         })
         .await
@@ -166,7 +170,10 @@ impl Scratch {
     ) -> Result<(Vec<Group>, Option<Cursor>), ApiError> {
         blocking(self.db(), move |db| {
             let mut out: Vec<Group> = Vec::new();
-            let it = db.iterator(rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward));
+            let it = db.iterator(rocksdb::IteratorMode::From(
+                &from,
+                rocksdb::Direction::Forward,
+            ));
             for item in it {
                 let (k, v) = item.map_err(err)?;
                 let (b, rest) = split(&k)?;
