@@ -69,7 +69,8 @@ async fn put_until_ok(url: &str, body: &str, limit: Duration) -> Duration {
 }
 
 /// The leader is cut off from the other two coordinators and the nodes. On its side writes
-/// are refused with 503 within seconds and no read answers the old value; the other side
+/// are refused with 503 within seconds and, once the majority has written (which it can only
+/// do after the old leader's read lease ran out), no read answers the old value; the other side
 /// elects a leader and keeps serving; after the link heals the cut-off coordinator serves
 /// the majority's writes and the write it refused never appears.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

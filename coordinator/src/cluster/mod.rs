@@ -9,12 +9,14 @@
 //!   cluster secret; [`routes`] serves them (and forwarded writes, read indexes, `hello`).
 //! - [`replicated`]: [`Cluster`], the [`crate::meta::Engine`] that proposes writes through
 //!   the leader and makes reads linearizable; [`replicated::Fenced`] for leader-only work.
+//!   `lease` is the leader's read lease (reads without a quorum round).
 //! - [`leader`]: what runs on the leader only (background maintenance, in-flight record
 //!   leases) and stops when leadership ends.
 //! - [`start`]: opening a member, initialising a new cluster once all peers answer,
 //!   membership changes.
 
 mod columns;
+mod lease;
 pub mod leader;
 pub mod network;
 pub mod replicated;

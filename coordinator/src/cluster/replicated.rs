@@ -12,13 +12,16 @@
 //!   within `leader_wait` answers [`MetaError::Unavailable`]. A forwarded write is sent again
 //!   only if the first attempt never reached the leader (or the leader answered that it is
 //!   not the leader any more), so no write is applied twice by a retry.
-//! - **Linearizable reads** first learn a read index: the leader confirms with a quorum that
-//!   it still leads (openraft's read-index check) and answers its commit position; a follower
-//!   asks the leader for it (`POST /raft/read-index`). The reader then waits until its own
-//!   state machine has applied that far and reads locally. Concurrent reads share one
-//!   confirmation: a read waits at most for the round after the one in progress.
+//! - **Linearizable reads** first learn a read index. A leader within its read lease
+//!   (`lease.rs`: a quorum acknowledged it less than 800 ms ago) answers its last log index at
+//!   once; otherwise it confirms with a quorum that it still leads (openraft's read-index
+//!   check) and answers its commit position. A follower asks the leader for it (`POST
+//!   /raft/read-index`). The reader then waits until its own state machine has applied that
+//!   far and reads locally. Concurrent reads share one request or confirmation: a read waits
+//!   at most for the round after the one in progress.
 //! - **Local reads** read whatever this member has applied.
 
+use super::lease::Lease;
 use super::network::Contacts;
 use super::{Applied, Proposal, Raft, Write};
 use crate::meta::{Command, Context, Engine, Freshness, MetaError, MetaStore, Reply};
@@ -66,6 +69,8 @@ pub struct Cluster {
     pub(crate) db: Arc<rocksdb::DB>,
     /// Where this member's operation times come from.
     pub clock: Arc<crate::meta::Clock>,
+    /// The read lease while this member leads.
+    pub(crate) lease: Arc<Lease>,
 }
 
 impl Cluster {
@@ -78,6 +83,7 @@ impl Cluster {
         proposals: mpsc::UnboundedReceiver<Queued>,
     ) -> Arc<Self> {
         let c = Arc::new(self);
+        tokio::spawn(Lease::watch(Arc::downgrade(&c.lease), c.raft.clone()));
         tokio::spawn(read_rounds(Arc::downgrade(&c), rounds));
         tokio::spawn(batch_writes(Arc::downgrade(&c), proposals));
         c
@@ -341,8 +347,12 @@ impl Cluster {
         self.read_index().await
     }
 
-    /// A read index from the next round (see [`read_rounds`]).
+    /// A read index: at once within the leader's lease, else from the next round.
+
     async fn read_index(&self) -> Result<u64> {
+        if let Some(index) = self.lease.read_index(&self.raft) {
+            return Ok(index);
+        }
         let (tx, rx) = oneshot::channel();
         self.reads
             .send(tx)

@@ -182,6 +182,7 @@ pub async fn open(
         proposals,
         db,
         clock,
+        lease: Default::default(),
     }
     .start(rounds, batches);
     if !cluster
