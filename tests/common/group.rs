@@ -155,14 +155,13 @@ impl Group {
                 .arg("--admin-token-file")
                 .arg(coord.join("admin.token"))
                 .args(["--raft-id", &(i + 1).to_string(), "--peers", peers])
-                .args([
-                    "--ec",
-                    "4+2",
-                    "--heartbeat-timeout",
-                    "1500ms",
-                    "--gc-grace",
-                    "300ms",
-                ])
+                // 4+2 unless the test names its own code.
+                .args(if self.extra.iter().any(|a| a == "--ec") {
+                    vec![]
+                } else {
+                    vec!["--ec", "4+2"]
+                })
+                .args(["--heartbeat-timeout", "1500ms", "--gc-grace", "300ms"])
                 .args(["--raft-lease", "3s", "--replicate-below", "0"])
                 .args(super::procs::one_per_stripe_unless_named(self.extra.iter()))
                 .args(&self.extra)

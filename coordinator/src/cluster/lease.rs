@@ -41,8 +41,7 @@ impl Lease {
             return None;
         }
         let (term, at) = (*self.acked.lock().unwrap())?;
-        (term == m.current_term && at.elapsed() < READ_LEASE)
-            .then(|| m.last_log_index.unwrap_or(0))
+        (term == m.current_term && at.elapsed() < READ_LEASE).then(|| m.last_log_index.unwrap_or(0))
     }
 
     /// Follows `raft`'s metrics until the member shuts down.

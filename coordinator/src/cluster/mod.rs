@@ -16,8 +16,8 @@
 //!   membership changes.
 
 mod columns;
-mod lease;
 pub mod leader;
+mod lease;
 pub mod network;
 pub mod replicated;
 pub mod routes;
