@@ -338,8 +338,9 @@ impl Cluster {
         }
     }
 
-    /// The read index asked of this member by a follower: joins this member's next round,
-    /// so that concurrent requests from followers and local reads share one confirmation.
+    /// The read index asked of this member by a follower: answered within the lease, else
+    /// joins this member's next round, so that concurrent requests from followers and local
+    /// reads share one confirmation.
     pub async fn shared_read_index(&self) -> Result<u64> {
         if !self.leads() {
             return Err(not_leader());
@@ -347,8 +348,8 @@ impl Cluster {
         self.read_index().await
     }
 
-    /// A read index: at once within the leader's lease, else from the next round.
-
+    /// A read index: at once within the leader's lease, else from the next round (see
+    /// [`read_rounds`]).
     async fn read_index(&self) -> Result<u64> {
         if let Some(index) = self.lease.read_index(&self.raft) {
             return Ok(index);

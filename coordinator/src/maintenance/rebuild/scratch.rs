@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tessera_node::{NodeId, ObjectVersion, ShardInfo};
 
 /// Where a walk over the groups resumes: the first record key to read.
-type Cursor = Vec<u8>;
+type SeekKey = Vec<u8>;
 
 /// One key's records.
 #[derive(Default)]
@@ -164,10 +164,10 @@ impl Scratch {
     /// the next page starts (`None`: no more).
     async fn groups(
         &self,
-        from: Cursor,
+        from: SeekKey,
         bucket: Option<String>,
         limit: usize,
-    ) -> Result<(Vec<Group>, Option<Cursor>), ApiError> {
+    ) -> Result<(Vec<Group>, Option<SeekKey>), ApiError> {
         blocking(self.db(), move |db| {
             let mut out: Vec<Group> = Vec::new();
             let it = db.iterator(rocksdb::IteratorMode::From(
@@ -224,7 +224,7 @@ pub struct Walk<'a> {
     scratch: &'a Scratch,
     bucket: Option<String>,
     /// Where the next page starts; `None` once the last was read.
-    cursor: Option<Cursor>,
+    cursor: Option<SeekKey>,
     page: std::vec::IntoIter<Group>,
 }
 
@@ -269,7 +269,7 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         // The database closes before its files go, unless a blocking task still holds it
         // (then the next rebuild removes the directory).
-        if let Some(db) = self.db.take().and_then(|db| Arc::into_inner(db)) {
+        if let Some(db) = self.db.take().and_then(Arc::into_inner) {
             drop(db);
             let _ = std::fs::remove_dir_all(&self.path);
         }
