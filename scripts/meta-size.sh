@@ -39,7 +39,7 @@ meta() { # the coordinator's live SST bytes after a flush and full compaction
 }
 nodes() { # the six nodes' RocksDB bytes (live SST + memtables)
   for j in 1 2 3 4 5 6; do
-    curl -s "http://127.0.0.1:$((27710 + j))/metrics" \
+    curl -s -H "Authorization: Bearer $(cat "$OUT/secret")" "http://127.0.0.1:$((27710 + j))/metrics" \
       | awk '/^tessera_node_rocksdb_(live_sst|memtable)_bytes / {s += $2} END {print s + 0}'
   done | awk '{s += $1} END {print s}'
 }
