@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::assert_exact;
 use common::data;
 use common::eventually;
 use common::group::Group;
@@ -94,22 +95,11 @@ async fn kill_leader(g: &mut Group) -> usize {
     n
 }
 
-/// Nothing in flight, no garbage left, and every counter equals a recount, on member `i`.
+/// Nothing in flight, no garbage left, and every counter and the index by node equal a
+/// recount, on member `i`.
 async fn nothing_leaked(g: &Group, i: usize, when: &str) {
     g.settled(i).await;
-    let check = admin_get(g, i, "/stats/check").await;
-    assert_eq!(
-        check["recounted"], check["kept"],
-        "{when}: counters against a recount: {check}"
-    );
-    assert_eq!(
-        (
-            check["index_missing"].as_u64(),
-            check["index_extra"].as_u64()
-        ),
-        (Some(0), Some(0)),
-        "{when}: the index of objects by node: {check}"
-    );
+    assert_exact(&g.admin_http(), &g.admin[i], when).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -13,26 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Asks `admin` to recount everything and fails unless the counters and index it keeps are
-/// exact; returns the counters.
-async fn assert_exact(client: &reqwest::Client, admin: &str, after: &str) -> serde_json::Value {
-    let v: serde_json::Value = client
-        .get(format!("http://{admin}/stats/check"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["kept"], v["recounted"], "counters after {after}");
-    assert_eq!(
-        (v["index_missing"].as_u64(), v["index_extra"].as_u64()),
-        (Some(0), Some(0)),
-        "index by node after {after}"
-    );
-    v["kept"].clone()
-}
-
 /// `n` PUTs of `size` bytes into `base/{prefix}{i}` (i in `range`) from `clients` tasks;
 /// how many were refused or failed (none expected unless the coordinator is killed).
 async fn storm(

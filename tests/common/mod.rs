@@ -406,3 +406,23 @@ pub async fn all_versions(api: &str, bucket: &str) -> Vec<(String, String, bool)
         );
     }
 }
+
+/// Asks `admin` to recount everything and fails unless the counters and index it keeps are
+/// exact; returns the counters.
+pub async fn assert_exact(client: &reqwest::Client, admin: &str, after: &str) -> serde_json::Value {
+    let v: serde_json::Value = client
+        .get(format!("http://{admin}/stats/check"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["kept"], v["recounted"], "counters after {after}");
+    assert_eq!(
+        (v["index_missing"].as_u64(), v["index_extra"].as_u64()),
+        (Some(0), Some(0)),
+        "index by node after {after}"
+    );
+    v["kept"].clone()
+}
