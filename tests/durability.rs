@@ -86,6 +86,37 @@ async fn repair_restores_full_redundancy_after_two_nodes_die() {
     assert!(out.contains("objects scanned"), "{out}");
 }
 
+/// A write placed while a node is down (six nodes for 4+2: one shard has nowhere to go) is
+/// acknowledged at its quorum with the shard it could not place recorded missing, so repair
+/// finds it once the node is back and rebuilds it: afterwards two other nodes can die.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_short_of_nodes_is_found_and_completed_by_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(dir.path(), 6, MANUAL).await;
+    put(&c.url("short"), vec![]).await;
+    c.kill_node_until_down(0).await;
+    let mut objs = objects(&c, "short");
+    put_all(&objs).await;
+    let parts = vec![data(5 * MIB, 71), data(MIB, 72)];
+    put_multipart(&c.url("short/multipart"), &parts).await;
+    objs.push((c.url("short/multipart"), parts.concat()));
+    c.restart_node(0);
+    c.wait_up(6).await;
+    let (code, out, _) = c.repair_cli(&["--dry-run", "--json"]);
+    assert_eq!(code, 1, "a repair found nothing degraded: {out}");
+    let (code, out, err) = c.repair_cli(&["--json"]);
+    assert_eq!(code, 0, "repair failed: {out} {err}");
+    // One shard per object with bytes (the empty one too has shards), and per part.
+    assert!(
+        report(&out)["shards_rebuilt"].as_u64().unwrap() >= objs.len() as u64,
+        "{out}"
+    );
+    assert_eq!(c.repair_cli(&["--dry-run"]).0, 0, "healthy after repair");
+    c.kill_node(1);
+    c.kill_node(2);
+    all_exact(&objs, "two nodes dead after the short writes were repaired").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn background_repair_heals_without_an_operator() {
     let dir = tempfile::tempdir().unwrap();

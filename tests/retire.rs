@@ -460,7 +460,7 @@ async fn recode_under_overwrites_and_deletes_resurrects_nothing_and_survives_a_c
     .await;
     assert!(
         exact,
-        "{} shards on the nodes, {expect} referenced",
+        "{} shards on the nodes, {expect} referenced; the repair said:\n{out}",
         shards_on(&c, &all).await
     );
 }

@@ -41,9 +41,15 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A file `DIR/NAME.log` to take a process's output.
+/// A file `DIR/NAME.log` to take a process's output (appended to: a restarted process
+/// keeps its predecessor's lines).
 pub fn log(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .unwrap();
+    Stdio::from(file)
 }
 
 pub struct ProcCluster {
@@ -56,6 +62,23 @@ pub struct ProcCluster {
     pub coordinator_args: Vec<String>,
     /// Extra arguments every node gets.
     pub node_args: Vec<String>,
+}
+
+impl Drop for ProcCluster {
+    /// A failing test's cluster prints the end of its coordinator's log (its temporary
+    /// directory, logs included, goes with it), so a failure in CI can be read.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let log = std::fs::read_to_string(self.dir.join("coord.err.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(80)..];
+        eprintln!("--- the coordinator's last {} log lines ---", tail.len());
+        for l in tail {
+            eprintln!("{l}");
+        }
+    }
 }
 
 /// `--pack-below 0` (objects coded one per stripe, as most tests expect) unless the

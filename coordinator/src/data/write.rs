@@ -83,6 +83,15 @@ pub fn at_quorum(
             state,
         });
     }
+    // Fewer nodes than shards (nodes down when the write was placed): the shards no node
+    // took are recorded missing too, so repair sees them (a part always lists k+m shards).
+    shards.resize(
+        shards.len().max(want),
+        ShardLoc {
+            node: None,
+            state: ShardState::Missing,
+        },
+    );
     if durable < w {
         return Err(ApiError::ServiceUnavailable(format!(
             "only {durable} of {} shards were stored; {w} needed",
