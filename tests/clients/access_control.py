@@ -203,6 +203,27 @@ post = owner.generate_presigned_post("private", "tagged/bad.txt", Fields={"x-amz
 r = requests.post(post["url"], data=post["fields"], files={"file": ("b.txt", b"bad")})
 assert r.status_code == 400, (r.status_code, r.text)
 assert code(owner.head_object, Bucket="private", Key="tagged/bad.txt") in ("404", "NoSuchKey")
+# S3's own name for the form's tags, `tagging`: the same, and a large file after it streams
+# through whole.
+big = bytes(range(256)) * 8192
+post = owner.generate_presigned_post("private", "tagged/s3name.bin", Fields={"tagging": tagging},
+                                     Conditions=[{"tagging": tagging}, ["content-length-range", 0, 4 << 20]],
+                                     ExpiresIn=600)
+r = requests.post(post["url"], data=post["fields"], files={"file": ("s.bin", big)})
+assert r.status_code == 204, (r.status_code, r.text)
+assert owner.get_object(Bucket="private", Key="tagged/s3name.bin")["Body"].read() == big
+tags = owner.get_object_tagging(Bucket="private", Key="tagged/s3name.bin")["TagSet"]
+assert sorted((t["Key"], t["Value"]) for t in tags) == [("from", "form upload"), ("n", "2")], tags
+post = owner.generate_presigned_post("private", "tagged/bad2.txt", Fields={"tagging": bad},
+                                     Conditions=[{"tagging": bad}], ExpiresIn=600)
+r = requests.post(post["url"], data=post["fields"], files={"file": ("b.txt", b"bad")})
+assert r.status_code == 400, (r.status_code, r.text)
+assert code(owner.head_object, Bucket="private", Key="tagged/bad2.txt") in ("404", "NoSuchKey")
+# A `tagging` field the policy does not name is refused like any unlisted field.
+post = owner.generate_presigned_post("private", "tagged/unlisted.txt", ExpiresIn=600)
+r = requests.post(post["url"], data=dict(post["fields"], tagging=tagging), files={"file": ("u.txt", b"u")})
+assert r.status_code == 403, (r.status_code, r.text)
+assert code(owner.head_object, Bucket="private", Key="tagged/unlisted.txt") in ("404", "NoSuchKey")
 
 # --- Ownership controls: BucketOwnerEnforced switches ACLs off.
 owner.create_bucket(Bucket="enforced", ObjectOwnership="BucketOwnerEnforced")

@@ -10,7 +10,8 @@
 //! - [`console`]: the web console page and the figures only it needs.
 //! - [`dialect`]: where clients' S3 and `s3s`'s differ, adjusted around `s3s`.
 //! - [`host`]: which bucket a request addresses (path style or virtual-hosted).
-//! - [`lengthless`]: unsigned uploads sent chunked without a length, given one.
+//! - [`lengthless`]: unsigned uploads sent chunked without a length, given one; form uploads'
+//!   fields read for their tags ([`form_tags`]).
 //! - [`observe`]: request ids (`x-amz-request-id`) and request metrics around the S3 service.
 //! - [`error`]: the one mapping of coordinator errors to S3 codes and HTTP statuses.
 //!
@@ -23,6 +24,7 @@ pub mod checksum;
 pub mod console;
 pub mod dialect;
 pub mod error;
+pub mod form_tags;
 pub mod host;
 pub mod lengthless;
 pub mod observe;

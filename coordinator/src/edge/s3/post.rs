@@ -16,7 +16,12 @@ pub(super) async fn post_object(
     req: S3Request<PostObjectInput>,
 ) -> R<PostObjectOutput> {
     let i = req.input;
-    let tagging = match i.tagging.as_deref() {
+    // The form's `tagging` field (S3's name), read before `s3s` took the form.
+    let form_field = req
+        .extensions
+        .get::<crate::edge::form_tags::FormTagging>()
+        .map(|t| t.0.clone());
+    let tagging = match i.tagging.as_deref().or(form_field.as_deref()) {
         Some(xml) if xml.trim_start().starts_with('<') => Some(form_tags(xml)?),
         other => other.map(String::from),
     };
@@ -92,9 +97,8 @@ pub(super) async fn post_object(
 }
 
 /// The tags field of a form as a `Tagging` XML document (as S3 takes a form's tags) turned
-/// into what the `x-amz-tagging` header of a PUT carries (`k=v&...`, URL-encoded). `s3s`
-/// hands over the form field named `x-amz-tagging` only (not S3's `tagging`), which this
-/// accepts in either form.
+/// into what the `x-amz-tagging` header of a PUT carries (`k=v&...`, URL-encoded). Either
+/// field, `tagging` (S3's) or `x-amz-tagging`, is accepted in either form.
 fn form_tags(xml: &str) -> S3Result<String> {
     use s3s::xml::{Deserialize, Deserializer};
     let mut d = Deserializer::new(xml.as_bytes());
