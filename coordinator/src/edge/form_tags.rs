@@ -20,7 +20,7 @@ pub const FIELDS_LIMIT: u64 = 1 << 20;
 #[derive(Clone, Debug)]
 pub struct FormTagging(pub String);
 
-type Chunks = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
+type BodyChunks = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
 
 /// Whether `req` is a form upload (POST, `multipart/form-data`): the boundary if it is.
 pub fn boundary(req: &http::Request<Incoming>) -> Option<String> {
@@ -43,7 +43,7 @@ pub fn boundary(req: &http::Request<Incoming>) -> Option<String> {
 /// [`FormTagging`] extension.
 pub async fn read(req: http::Request<Incoming>, boundary: String) -> http::Request<s3s::Body> {
     let (mut parts, body) = req.into_parts();
-    let source: Arc<Mutex<Option<Chunks>>> = Arc::new(Mutex::new(Some(
+    let source: Arc<Mutex<Option<BodyChunks>>> = Arc::new(Mutex::new(Some(
         body.into_data_stream()
             .map(|r| r.map_err(std::io::Error::other))
             .boxed(),
