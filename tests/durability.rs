@@ -1073,7 +1073,9 @@ async fn coordinator_sigkilled_during_puts_overwrites_and_deletes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebuild_restores_every_version_in_commit_order_with_its_id() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = ProcCluster::start_with(dir.path(), 6, MANUAL).await;
+    // Journal objects a second old are merged: the rebuild reads a merged journal.
+    let flags = [MANUAL, &["--journal-merge-after", "1s"]].concat();
+    let mut c = ProcCluster::start_with(dir.path(), 6, &flags).await;
     let h = http();
     let base = c.url("hist");
     let versioning = |state: &str| {
@@ -1132,6 +1134,8 @@ async fn a_rebuild_restores_every_version_in_commit_order_with_its_id() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    // What came so far is written as a journal object of its own.
+    journal_written_at(&c.admin_http(), &c.admin).await;
     // Tags set after the write are in the journal, not in the shards.
     let r = h
         .put(format!("{}?tagging", c.url("hist/c")))
@@ -1163,6 +1167,29 @@ async fn a_rebuild_restores_every_version_in_commit_order_with_its_id() {
         contents.push(r.bytes().await.unwrap().to_vec());
     }
     journal_written_at(&c.admin_http(), &c.admin).await;
+    // The journal objects are merged into one and the old ones collected: what the rebuild
+    // reads is the merged object alone.
+    let journal_objects = || async {
+        let mut versions = std::collections::HashSet::new();
+        for a in c.node_addrs() {
+            for s in c.node_client(a).list(None, 10_000).await.unwrap() {
+                if s.header.bucket == ".journal" {
+                    versions.insert(s.header.version);
+                }
+            }
+        }
+        versions.len()
+    };
+    let merged = eventually(Duration::from_secs(30), || async {
+        let log = std::fs::read_to_string(dir.path().join("coord.err.log")).unwrap_or_default();
+        log.contains("journal objects merged") && journal_objects().await == 1
+    })
+    .await;
+    assert!(
+        merged,
+        "{} journal objects on the nodes",
+        journal_objects().await
+    );
     let report = c.wipe_metadata_and_rebuild(6).await;
     let after = all_versions(&c.api, "hist").await;
     assert_eq!(

@@ -22,6 +22,8 @@ pub struct CoordinatorConfig {
     pub heartbeat_timeout: Duration,
     /// Garbage (shards of deleted, replaced or failed versions) is deleted from nodes once it
     /// is this old, so reads that started before a delete or overwrite can finish.
+    /// Version journal objects older than this are merged into larger ones.
+    pub journal_merge_after: Duration,
     pub gc_grace: Duration,
     /// How often the garbage collector looks for work.
     pub gc_interval: Duration,
@@ -135,6 +137,7 @@ impl CoordinatorConfig {
             write_quorum: None,
             heartbeat_timeout: Duration::from_secs(5),
             gc_grace: Duration::from_secs(15),
+            journal_merge_after: Duration::from_secs(60),
             gc_interval: Duration::from_secs(2),
             orphan_scan_interval: Duration::from_secs(600),
             piece_size: 256 << 10,

@@ -57,6 +57,10 @@ pub struct CoordinatorArgs {
     /// Age at which orphaned shards are deleted from nodes.
     #[arg(long, default_value_t = d().gc_grace.into())]
     pub gc_grace: Human,
+    /// Age at which the version journal's objects (one a second while versioned writes go
+    /// on) are merged into larger ones.
+    #[arg(long, default_value_t = d().journal_merge_after.into())]
+    pub journal_merge_after: Human,
     /// Bytes of each shard per stripe (stripe = k x piece).
     #[arg(long, default_value_t = size(d().piece_size))]
     pub piece_size: ByteSize,
@@ -206,6 +210,7 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     c.write_quorum = a.write_quorum;
     c.heartbeat_timeout = a.heartbeat_timeout.into();
     c.gc_grace = a.gc_grace.into();
+    c.journal_merge_after = a.journal_merge_after.into();
     c.orphan_scan_interval = a.orphan_scan_interval.into();
     c.repair_grace = a.repair_grace.into();
     c.stopped_grace = a.stopped_grace.into();

@@ -10,6 +10,13 @@
 //! changes nothing. A metadata loss can therefore take back at most the entries of the last
 //! [`EVERY`] (versions committed then get new numbers in a rebuild, in the order of their
 //! stored versions; a delete marker written then is not restored).
+//!
+//! A pass also merges journal objects ([`compact`]): a pass writes one object a second while
+//! versioned writes go on, and each is a metadata record and k+m shard files, so runs of
+//! small journal objects older than `--journal-merge-after` (a minute) are read back, written again as one object
+//! (named by its first and last entry number) of at most [`MERGED_BYTES`], and only then
+//! deleted. A crash between leaves both; a rebuild reads entries by number, so the repeat
+//! changes nothing. The entries themselves are kept (what they say is the history).
 
 use super::periodic;
 use super::worker::{Schedule, Worker};
@@ -28,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 pub const EVERY: Duration = Duration::from_secs(1);
 /// Entries per journal object at most.
 pub const PER_OBJECT: usize = 4096;
+/// A merged journal object's size at most (about 80,000 entries).
+pub const MERGED_BYTES: u64 = 8 << 20;
 
 /// The leader's `journal` worker (see the module docs).
 pub async fn worker(c: Arc<Maintenance>, stop: CancellationToken) {
@@ -35,15 +44,25 @@ pub async fn worker(c: Arc<Maintenance>, stop: CancellationToken) {
         "journal",
         "writes the version journal (commit order, delete markers, versioning states) to the nodes for a metadata rebuild",
     );
+    // Merges are looked for once every --journal-merge-after, not every pass.
+    let last_merge = std::sync::Mutex::new(std::time::Instant::now());
     periodic(w.clone(), stop, Schedule::every(EVERY), || {
         let (c, w) = (c.clone(), w.clone());
-        async move { pass(&c, &w).await }
+        let merge = {
+            let mut last = last_merge.lock().unwrap();
+            let due = last.elapsed() >= c.config.journal_merge_after;
+            if due {
+                *last = std::time::Instant::now();
+            }
+            due
+        };
+        async move { pass(&c, &w, merge).await }
     })
     .await;
 }
 
-/// Writes every waiting entry; says how many.
-async fn pass(c: &Arc<Maintenance>, w: &Worker) -> Result<String, ApiError> {
+/// Writes every waiting entry, then (if `merge`) merges journal objects; says what it did.
+async fn pass(c: &Arc<Maintenance>, w: &Worker, merge: bool) -> Result<String, ApiError> {
     let mut written = 0usize;
     loop {
         let page = c.meta.journal_page(PER_OBJECT).await?;
@@ -59,10 +78,86 @@ async fn pass(c: &Arc<Maintenance>, w: &Worker) -> Result<String, ApiError> {
         written += page.len();
         w.advance(page.len() as u64, 0);
     }
-    Ok(match written {
-        0 => "nothing waiting".into(),
+    let merged = if merge { compact(c).await? } else { 0 };
+    let wrote = match written {
+        0 => "nothing waiting".to_string(),
         n => format!("wrote {n} entries; nothing waiting"),
+    };
+    Ok(match merged {
+        0 => wrote,
+        n => format!("merged {n} journal objects into one; {wrote}"),
     })
+}
+
+/// Merges the first run of at least two consecutive journal objects (in entry order) that
+/// are each older than `--journal-merge-after` and together at most [`MERGED_BYTES`]: reads them, writes
+/// their entries as one object, then deletes them. Returns how many were merged (0: none
+/// to merge).
+pub async fn compact(c: &Arc<Maintenance>) -> Result<usize, ApiError> {
+    let now = crate::meta::now_ms();
+    let settled = c.config.journal_merge_after.as_millis() as u64;
+    let mut run: Vec<ObjectMeta> = Vec::new();
+    let mut bytes = 0;
+    let mut after = None;
+    'pages: loop {
+        let (page, next) = c
+            .meta
+            .objects_under(JOURNAL.into(), String::new(), after, 256)
+            .await?;
+        for o in page {
+            if now.saturating_sub(o.last_modified_ms) < settled {
+                break 'pages;
+            }
+            if bytes + o.size > MERGED_BYTES {
+                if run.len() >= 2 {
+                    break 'pages;
+                }
+                // A run of one (or an object too large to join) merges nothing: start anew.
+                run.clear();
+                bytes = 0;
+                if o.size > MERGED_BYTES / 2 {
+                    continue;
+                }
+            }
+            bytes += o.size;
+            run.push(o);
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    if run.len() < 2 {
+        return Ok(0);
+    }
+    let mut entries: Vec<(u64, JournalEntry)> = Vec::new();
+    for o in &run {
+        let data = crate::data::pack::segment_data(&c.data, o).await?;
+        let part: Vec<(u64, JournalEntry)> = serde_json::from_slice(&data).map_err(|e| {
+            ApiError::Internal(format!("journal object {} not understood: {e}", o.key))
+        })?;
+        entries.extend(part);
+    }
+    entries.sort_by_key(|(n, _)| *n);
+    entries.dedup_by_key(|(n, _)| *n);
+    let (Some((first, _)), Some((last, _))) = (entries.first(), entries.last()) else {
+        return Ok(0);
+    };
+    let (first, last) = (*first, *last);
+    write(c, first, last, &entries).await?;
+    let maint = c.maint();
+    let name = format!("{first:016x}-{last:016x}");
+    for o in run.iter().filter(|o| o.key != name) {
+        // (An object of the same name is the one just written: a merge a crash interrupted
+        // after its write is done again and replaces it.)
+        maint.delete_object(JOURNAL.into(), o.key.clone()).await?;
+    }
+    tracing::info!(
+        objects = run.len(),
+        entries = entries.len(),
+        "journal objects merged"
+    );
+    Ok(run.len())
 }
 
 /// Writes entries `first..=last` as one object of the journal bucket and commits it.
