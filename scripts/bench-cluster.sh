@@ -34,6 +34,20 @@ if [ -n "${BENCH_CPU_QUOTA:-}" ]; then
 fi
 # cpu_ticks: the cluster process's CPU time so far, in clock ticks (user + system).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$bench_cluster_pid/stat"; }
+# settle: waits (at most 120 s) until the cluster has finished the background work a phase
+# left behind (collection, segment compaction, the version journal): two seconds in a row
+# under 5% of a core. Prints the seconds waited.
+settle() {
+    local waited=0 quiet=0 t0 t1
+    while [ "$quiet" -lt 2 ] && [ "$waited" -lt 120 ]; do
+        t0=$(cpu_ticks)
+        sleep 1
+        t1=$(cpu_ticks)
+        waited=$((waited + 1))
+        if [ $((t1 - t0)) -lt 5 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    done
+    echo "$waited"
+}
 for _ in $(seq 100); do [ -f "$work/data/coordinator/admin.token" ] && break; sleep 0.1; done
 sleep 2
 export TESSERA_COORDINATOR="http://127.0.0.1:$admin"

@@ -2,7 +2,7 @@
 # What versioning costs: signed PUT and GET rates into a bucket with versioning enabled and
 # one without, ROUNDS times, on one `tessera dev` cluster. Every round makes two fresh
 # buckets (so neither side inherits the other's history or key placement) and alternates
-# which goes first (ABBA). The versioned side keeps every overwrite the bench makes as a
+# which goes first (ABBA); every phase starts once the cluster is idle again (`settle`). The versioned side keeps every overwrite the bench makes as a
 # noncurrent version. Prints each round and the median ratio (versioned / unversioned).
 #
 #   scripts/versioning-bench.sh [ROUNDS] [SECONDS] [SIZE] [CONCURRENCY]
@@ -37,11 +37,15 @@ for r in $(seq "$rounds"); do
     order="plain-$r ver-$r"
     [ $((r % 2)) = 0 ] && order="ver-$r plain-$r"
     for b in $order; do
+        # Each phase starts on an idle cluster: the work the one before left behind (the
+        # unversioned side's overwrites leave garbage and segments to compact, the versioned
+        # side's commits a journal to write) is not charged to the next phase.
+        waited=$(settle)
         out=$(run "$b")
         put=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["put"]["objects_per_s"], 1))')
         get=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["get"]["objects_per_s"], 1))')
         side=${b%%-*}
-        echo "round $r $b: PUT/s $put GET/s $get"
+        echo "round $r $b: PUT/s $put GET/s $get (settled ${waited}s before)"
         results+=("$r $side $put $get")
     done
 done
