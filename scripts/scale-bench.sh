@@ -8,7 +8,8 @@
 # last count: GC of 10% deleted, a drain that starts (time to its first moved object; then
 # cancelled), and a metadata rebuild from the nodes (objects/s).
 # Usage: scripts/scale-bench.sh [OUT_DIR] [COUNT...]   (needs target/release/tessera;
-# POLLS=20: rounds of the console's queries, 3 s apart, before RSS is read)
+# POLLS=20: rounds of the console's queries, 3 s apart, before RSS is read; CURVE_ONLY=1: stop
+# after the last count's line)
 set -euo pipefail
 BIN=${BIN:-$(dirname "$0")/../target/release/tessera}
 OUT=${1:-$(mktemp -d)}
@@ -101,6 +102,9 @@ for n in "${COUNTS[@]}"; do
   line="$n,$(rate put),$(rate get),$(rate head),$(ms "$ls_start"),$(ms "$ls_mid"),$(ms "$ls_end"),$(ms "$stats"),$(ms "$cluster"),$(ms "$compact"),$(ms "$metrics"),$(ms "$node"),$(rss),$(( $(meta_bytes) / objects )),$load,$settled_ms"
   echo "$line" | tee -a "$OUT/curve.csv"
 done
+
+# CURVE_ONLY=1: the curve alone (e.g. to compare allocator settings by RSS).
+[ "${CURVE_ONLY:-0}" = 1 ] && exit 0
 
 # GC of 10% deleted (a tenth of the last count's keys, 32 at a time, one HTTP connection each).
 last=$have
