@@ -13,10 +13,11 @@
 //!
 //! A pass also merges journal objects ([`compact`]): a pass writes one object a second while
 //! versioned writes go on, and each is a metadata record and k+m shard files, so runs of
-//! small journal objects older than `--journal-merge-after` (a minute) are read back, written again as one object
-//! (named by its first and last entry number) of at most [`MERGED_BYTES`], and only then
-//! deleted. A crash between leaves both; a rebuild reads entries by number, so the repeat
-//! changes nothing. The entries themselves are kept (what they say is the history).
+//! small journal objects older than `--journal-merge-after` (a minute) are read back,
+//! written again as one object (named by its first and last entry number) of at most
+//! [`MERGED_BYTES`], and only then deleted. A crash between leaves both; a rebuild reads
+//! entries by number, so the repeat changes nothing. The entries themselves are kept (what
+//! they say is the history).
 
 use super::periodic;
 use super::worker::{Schedule, Worker};
@@ -90,9 +91,9 @@ async fn pass(c: &Arc<Maintenance>, w: &Worker, merge: bool) -> Result<String, A
 }
 
 /// Merges the first run of at least two consecutive journal objects (in entry order) that
-/// are each older than `--journal-merge-after` and together at most [`MERGED_BYTES`]: reads them, writes
-/// their entries as one object, then deletes them. Returns how many were merged (0: none
-/// to merge).
+/// are each older than `--journal-merge-after` and together at most [`MERGED_BYTES`]: reads
+/// them, writes their entries as one object, then deletes them. Objects over half of
+/// [`MERGED_BYTES`] are left as they are. Returns how many were merged (0: none to merge).
 pub async fn compact(c: &Arc<Maintenance>) -> Result<usize, ApiError> {
     let now = crate::meta::now_ms();
     let settled = c.config.journal_merge_after.as_millis() as u64;
