@@ -167,6 +167,10 @@ impl MetaStore {
     /// The derived records recomputed from every record against those kept (O(objects):
     /// for checks).
     pub fn check_derived(&self) -> Result<derived::DerivedCheck> {
+        // No batch lands (every one is applied under `applying`) between reading the kept
+        // counters and the recount: background collection would otherwise make them differ
+        // by its last step. Writes wait for the walk.
+        let _applying = self.applying.lock().unwrap_or_else(|e| e.into_inner());
         derived::check(self.kv.as_ref())
     }
 
