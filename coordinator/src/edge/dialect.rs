@@ -64,11 +64,7 @@ fn query_has(req: &http::Request<Incoming>, name: &str) -> bool {
 }
 
 fn answer_of(req: &http::Request<Incoming>) -> Answer {
-    let form = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let form = crate::edge::form_tags::boundary(req).is_some();
     match *req.method() {
         Method::GET if query_has(req, "attributes") => Answer::UnquoteETag,
         Method::POST if form => Answer::PostPolicyRefusal,
