@@ -4,7 +4,8 @@
 # 100000 1000000), and at each count: 4 KiB PUT/s, GET/s and HEAD/s of a fresh batch of
 # 10,000 (concurrency 32), ListObjectsV2 first-page time at the start, middle and end of the
 # key space, the time of /stats, /cluster, /compact, /metrics and a node's drain-progress
-# query, coordinator RSS after the console's queries, and metadata bytes per object. After the
+# query, coordinator RSS after the console's queries, metadata bytes per object, and the CPU the
+# fresh batch cost the coordinator and the nodes (each batch starts once every process is quiet). After the
 # last count: GC of 10% deleted, a drain that starts (time to its first moved object; then
 # cancelled), and a metadata rebuild from the nodes (objects/s).
 # Usage: scripts/scale-bench.sh [OUT_DIR] [COUNT...]   (needs target/release/tessera;
@@ -57,6 +58,9 @@ wait_up() {
 wait_up
 ms() { python3 -c "print(round($1 * 1000, 1))"; }
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$COORD/status"; }
+# ticks PID...: CPU time the processes used so far (user + system), in clock ticks.
+ticks() { local p s=0; for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
+HZ=$(getconf CLK_TCK)
 hwm() { awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$COORD/status"; } # peak RSS
 # Metadata SST bytes after a flush and full compaction of the coordinator's RocksDB.
 meta_bytes() {
@@ -66,7 +70,7 @@ meta_bytes() {
 NODE=$(admin /cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["id"])')
 
 have=0
-echo "objects,put_per_s,get_per_s,head_per_s,list_start_ms,list_mid_ms,list_end_ms,stats_ms,cluster_ms,compact_ms,metrics_ms,node_ms,rss_mib,meta_bytes_per_object,load_per_s,settle_ms" > "$OUT/curve.csv"
+echo "objects,put_per_s,get_per_s,head_per_s,list_start_ms,list_mid_ms,list_end_ms,stats_ms,cluster_ms,compact_ms,metrics_ms,node_ms,rss_mib,meta_bytes_per_object,load_per_s,settle_ms,fresh_cpu_ms_coordinator,fresh_cpu_ms_nodes" > "$OUT/curve.csv"
 for n in "${COUNTS[@]}"; do
   t0=$(date +%s%N)
   if [ "$n" -gt "$have" ]; then
@@ -83,9 +87,20 @@ for n in "${COUNTS[@]}"; do
     [ "$busy" = 0 ] && break
     sleep 0.5
   done
+  # Then until every process (the nodes' own compactions included) is quiet: two seconds in a
+  # row under 5% of a core together, at most 10 minutes.
+  quiet=0
+  for _ in $(seq 1 600); do
+    t0c=$(ticks "${pids[@]}"); sleep 1; t1c=$(ticks "${pids[@]}")
+    if [ $((t1c - t0c)) -lt 5 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    [ "$quiet" -ge 2 ] && break
+  done
   settled_ms=$(( ($(date +%s%N) - settle) / 1000000 ))
+  c0=$(ticks "$COORD"); n0=$(ticks "${pids[@]:1}")
   "$BIN" bench --endpoint "http://$API" --bucket "fresh$n" --size 4KiB --objects 10000 \
     --concurrency 32 --head --json > "$OUT/fresh-$n.json"
+  # CPU the fresh batch (10,000 PUTs, GETs and HEADs) cost, in ms: coordinator, nodes together.
+  cpu="$(( ($(ticks "$COORD") - c0) * 1000 / HZ )),$(( ($(ticks "${pids[@]:1}") - n0) * 1000 / HZ ))"
   rate() { python3 -c "import json; print(round(json.load(open('$OUT/fresh-$n.json'))['$1']['objects_per_s']))"; }
   key() { printf 's/%08d' "$1"; }
   ls_start=$(timed_s3 "/scale?list-type=2&max-keys=1000&delimiter=/&prefix=s/")
@@ -99,7 +114,7 @@ for n in "${COUNTS[@]}"; do
     sleep 3
   done
   objects=$(admin /stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["objects"])')
-  line="$n,$(rate put),$(rate get),$(rate head),$(ms "$ls_start"),$(ms "$ls_mid"),$(ms "$ls_end"),$(ms "$stats"),$(ms "$cluster"),$(ms "$compact"),$(ms "$metrics"),$(ms "$node"),$(rss),$(( $(meta_bytes) / objects )),$load,$settled_ms"
+  line="$n,$(rate put),$(rate get),$(rate head),$(ms "$ls_start"),$(ms "$ls_mid"),$(ms "$ls_end"),$(ms "$stats"),$(ms "$cluster"),$(ms "$compact"),$(ms "$metrics"),$(ms "$node"),$(rss),$(( $(meta_bytes) / objects )),$load,$settled_ms,$cpu"
   echo "$line" | tee -a "$OUT/curve.csv"
 done
 

@@ -3,7 +3,7 @@
 //! nodes, writes pass the full node by and keep full redundancy; without, writes are still
 //! acknowledged at the quorum but `/health/ready`, the metrics and `tessera status` say they
 //! are degraded, the node keeps its reserve, and once space is freed repair restores
-//! redundancy.
+//! redundancy. A node above the high watermark has shards moved off it.
 
 mod common;
 
@@ -62,6 +62,16 @@ async fn cluster(
     mib: usize,
     min_free: &str,
 ) -> Option<(ProcCluster, SmallFs)> {
+    cluster_with(dir, nodes, mib, &["--min-free", min_free]).await
+}
+
+/// [`cluster`] with the coordinator's arguments given.
+async fn cluster_with(
+    dir: &Path,
+    nodes: usize,
+    mib: usize,
+    coordinator: &[&str],
+) -> Option<(ProcCluster, SmallFs)> {
     let fs = match SmallFs::mount(&dir.join("n0"), mib) {
         Ok(fs) => fs,
         Err(e) => {
@@ -72,7 +82,7 @@ async fn cluster(
     let c = ProcCluster::start_full(
         dir,
         nodes,
-        &["--min-free", min_free],
+        coordinator,
         // Nodes not much larger than the small one, so placement (weighted by free space)
         // sends it a share.
         &["--reserve", "2MiB", "--capacity", "128MiB"],
@@ -160,6 +170,66 @@ async fn a_full_node_is_passed_by_while_others_have_room() {
     let (code, out, _) = c.cli(&["status"]);
     assert_eq!(code, 0);
     assert!(out.contains("warning:") && out.contains(&id0), "{out}");
+    read_back(&c, 0..written).await;
+}
+
+/// Node 0's share of what it could hold, as `/cluster` reports it: `used / (used + free)`.
+fn fullness(cluster: &serde_json::Value, id: &str) -> f64 {
+    let n = cluster["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == id)
+        .unwrap();
+    let (used, free) = (n["used"].as_f64().unwrap(), n["free"].as_f64().unwrap());
+    used / (used + free).max(1.0)
+}
+
+/// Seven nodes, one on a 30 MiB filesystem, a high watermark of 0.5: once that node is more
+/// than half full, shards move off it until it is below again, every object keeps all six
+/// shards and reads back exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_move_off_a_node_above_the_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--min-free", "1MiB", "--high-watermark", "0.5"];
+    let Some((c, _fs)) = cluster_with(dir.path(), 7, 30, &args).await else {
+        return;
+    };
+    assert_eq!(common::put(&c.url("full"), vec![]).await.0, 200);
+    let id0 = c.node_id(0).await;
+    // Write until node 0 is seen above the mark (placement weights it by its free space, so
+    // when is a matter of chance), and a few more.
+    let (mut written, mut over_at) = (0, None);
+    while written < 60 && over_at.is_none_or(|o| written < o + 4) {
+        let (s, body) = common::put(
+            &c.url(&format!("full/o{written}")),
+            common::data(4 * MIB, written as u64),
+        )
+        .await;
+        assert_eq!(s, 200, "object {written}: {body}");
+        written += 1;
+        if over_at.is_none() && fullness(&c.cluster_json().await, &id0) > 0.5 {
+            over_at = Some(written);
+        }
+    }
+    assert!(over_at.is_some(), "node 0 never passed the mark");
+    // The worker moves shards off it; once their old copies are collected it is below.
+    let t = std::time::Instant::now();
+    loop {
+        let f = fullness(&c.cluster_json().await, &id0);
+        if f <= 0.5 && c.metric("tessera_watermark_moved_shards_total").await > 0.0 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "node 0 still {f:.2} full: {}",
+            c.admin_json("/workers").await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Nothing degraded, nothing lost.
+    let (code, out, _) = c.repair_cli(&["--dry-run", "--json"]);
+    assert_eq!(code, 0, "objects left degraded: {out}");
     read_back(&c, 0..written).await;
 }
 

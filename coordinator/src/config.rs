@@ -50,6 +50,9 @@ pub struct CoordinatorConfig {
     /// Nodes with less free space than this take new shards only when too few others have
     /// more (and count as full in `/cluster`, `/health/ready` and `tessera status`).
     pub min_free: u64,
+    /// A node whose used fraction (`used / (used + free)` as it reports them) passes this has
+    /// shards moved off it until it is five points below (1 = never).
+    pub high_watermark: f64,
     /// Whether the coordinator repairs in the background (read-repair queue, periodic scans).
     pub background_repair: bool,
     /// Time between background scans of all objects.
@@ -149,6 +152,7 @@ impl CoordinatorConfig {
             repair_grace: Duration::from_secs(60),
             stopped_grace: Duration::from_secs(600),
             min_free: 1 << 30,
+            high_watermark: 0.90,
             background_repair: true,
             repair_interval: Duration::from_secs(300),
             maintenance_rate: 64 << 20,

@@ -88,6 +88,8 @@ pub struct Metrics {
     pub repaired_bytes: Counter,
     /// Shards deleted by garbage collection.
     pub collected_shards: Counter,
+    /// Shards moved off nodes above the high watermark.
+    pub watermark_moves: Counter,
     /// What the lifecycle worker did, by action.
     pub lifecycle_actions: Family<ActionLabels, Counter>,
     gauges: Gauges,
@@ -167,6 +169,7 @@ impl Metrics {
             repaired_shards: Default::default(),
             repaired_bytes: Default::default(),
             collected_shards: Default::default(),
+            watermark_moves: Default::default(),
             lifecycle_actions: Default::default(),
             gauges: Gauges {
                 engine: tessera_node::store::ROCKSDB_GAUGES
@@ -233,6 +236,11 @@ impl Metrics {
             "Shard bytes written by repair",
             Unit::Bytes,
             m.repaired_bytes.clone(),
+        );
+        r.register(
+            "watermark_moved_shards",
+            "Shards moved off nodes above the high watermark",
+            m.watermark_moves.clone(),
         );
         r.register(
             "gc_deleted_shards",

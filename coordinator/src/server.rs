@@ -207,7 +207,7 @@ fn renew_if_due(
 }
 
 /// Starts the once-per-cluster workers: garbage collection (with the orphan scan and
-/// multipart expiry), drains, rebalance, recode, compaction, lifecycle, the version journal and background repair; they stop when `stop` is cancelled.
+/// multipart expiry), drains, rebalance, the high watermark, recode, compaction, lifecycle, the version journal and background repair; they stop when `stop` is cancelled.
 fn background(c: &Arc<Maintenance>, stop: CancellationToken) {
     let resume = c.clone();
     tokio::spawn(async move {
@@ -221,6 +221,10 @@ fn background(c: &Arc<Maintenance>, stop: CancellationToken) {
     tokio::spawn(crate::maintenance::gc::run(c.clone(), stop.clone()));
     tokio::spawn(crate::maintenance::retire::drains(c.clone(), stop.clone()));
     tokio::spawn(crate::maintenance::rebalance::worker(
+        c.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(crate::maintenance::watermark::worker(
         c.clone(),
         stop.clone(),
     ));

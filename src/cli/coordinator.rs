@@ -78,6 +78,10 @@ pub struct CoordinatorArgs {
     /// more; they show as full in /cluster, /health/ready and `tessera status`.
     #[arg(long, default_value_t = size(d().min_free))]
     pub min_free: ByteSize,
+    /// Nodes fuller than this fraction (of the shards they hold plus the room they report)
+    /// have shards moved off them until they are 0.05 below (1 = never).
+    #[arg(long, default_value_t = d().high_watermark, value_parser = fraction)]
+    pub high_watermark: f64,
     /// Time between background scans for degraded objects.
     #[arg(long, default_value_t = d().repair_interval.into())]
     pub repair_interval: Human,
@@ -215,6 +219,7 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     c.repair_grace = a.repair_grace.into();
     c.stopped_grace = a.stopped_grace.into();
     c.min_free = a.min_free.0;
+    c.high_watermark = a.high_watermark;
     c.repair_interval = a.repair_interval.into();
     c.maintenance_rate = a.maintenance_rate.0;
     c.auto_rebalance = a.auto_rebalance;
@@ -347,4 +352,12 @@ pub async fn run(a: CoordinatorArgs, g: &Global) -> anyhow::Result<i32> {
     tracing::info!(api = %a.listen, admin = %a.admin_listen, %scheme, "coordinator serving");
     tessera_coordinator::run(api, admin, config, super::global::stop_signal()).await?;
     Ok(0)
+}
+
+/// A fraction in (0, 1].
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1.0 => Ok(f),
+        _ => Err(format!("{s:?} is not a fraction in (0, 1], e.g. 0.9")),
+    }
 }

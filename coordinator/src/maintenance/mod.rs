@@ -11,6 +11,7 @@
 //! - [`lifecycle`]: S3 lifecycle rules: expiring objects, versions, delete markers and uploads.
 //! - [`recode`]: changing the erasure code of stored objects.
 //! - [`rebalance`]: moving shards from fuller to emptier nodes.
+//! - [`watermark`]: moving shards off nodes above the high watermark.
 //! - [`worker`]: the shape every background loop shares, and the shared byte budget.
 
 pub mod compact;
@@ -23,6 +24,7 @@ pub mod rebuild;
 pub mod recode;
 pub mod repair;
 pub mod retire;
+pub mod watermark;
 pub use context::Maintenance;
 pub use tessera_node::worker;
 
