@@ -9,7 +9,7 @@
 # last count: GC of 10% deleted, a drain that starts (time to its first moved object; then
 # cancelled), and a metadata rebuild from the nodes (objects/s).
 # Usage: scripts/scale-bench.sh [OUT_DIR] [COUNT...]   (needs target/release/tessera;
-# POLLS=20: rounds of the console's queries, 3 s apart, before RSS is read; CURVE_ONLY=1: stop
+# PORT_BASE=27600: the ports used; POLLS=20: rounds of the console's queries, 3 s apart, before RSS is read; CURVE_ONLY=1: stop
 # after the last count's line)
 set -euo pipefail
 BIN=${BIN:-$(dirname "$0")/../target/release/tessera}
@@ -24,7 +24,8 @@ trap cleanup EXIT
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$OUT/secret"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$OUT/token"
 TOKEN=$(cat "$OUT/token")
-API=127.0.0.1:27600 ADMIN=127.0.0.1:27601
+BASE=${PORT_BASE:-27600} # ports BASE, BASE+1 and BASE+11..BASE+17
+API=127.0.0.1:$BASE ADMIN=127.0.0.1:$((BASE + 1))
 
 start_coordinator() { # extra args
   "$BIN" coordinator --anonymous --listen $API --admin-listen $ADMIN --data-dir "$OUT/c" \
@@ -34,7 +35,7 @@ start_coordinator() { # extra args
 }
 start_coordinator
 for j in 1 2 3 4 5 6 7; do
-  "$BIN" node --listen 127.0.0.1:$((27610 + j)) --data-dir "$OUT/n$j" \
+  "$BIN" node --listen 127.0.0.1:$((BASE + 10 + j)) --data-dir "$OUT/n$j" \
     --coordinator "http://$ADMIN" --cluster-secret-file "$OUT/secret" 2> "$OUT/n$j.log" &
   pids+=($!)
 done

@@ -169,6 +169,55 @@ async fn background_repair_heals_without_an_operator() {
     all_exact(&objs, "after background repair and two more deaths").await;
 }
 
+/// With the full scan an hour away, a node down past the grace still has its objects
+/// rebuilt: background repair finds them through the index by node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn background_repair_finds_a_lost_nodes_objects_without_a_full_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProcCluster::start_with(
+        dir.path(),
+        8,
+        &["--repair-grace", "1s", "--repair-interval", "1h"],
+    )
+    .await;
+    put(&c.url("lost"), vec![]).await;
+    let objs = objects(&c, "lost");
+    put_all(&objs).await;
+    // The first scan (at start) has run; the next is an hour away.
+    let scanned = eventually(Duration::from_secs(30), || async {
+        !c.admin_json("/repair").await["last_scan"].is_null()
+    })
+    .await;
+    assert!(scanned, "{}", c.admin_json("/repair").await);
+    let lost = c.kill_node_until_down(2).await;
+    assert!(
+        c.admin_json(&format!("/cluster/nodes/{lost}")).await["objects"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // Every object with a shard on it gets that shard rebuilt elsewhere.
+    let moved = eventually(Duration::from_secs(40), || async {
+        c.admin_json(&format!("/cluster/nodes/{lost}")).await["objects"] == 0
+    })
+    .await;
+    assert!(moved, "not repaired: {}", c.admin_json("/repair").await);
+    assert_eq!(c.repair_cli(&["--dry-run"]).0, 0);
+    assert!(
+        c.admin_json("/repair").await["background"]["shards_rebuilt"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    c.kill_node(3);
+    c.kill_node(4);
+    all_exact(
+        &objs,
+        "after the lost node's objects were rebuilt and two more deaths",
+    )
+    .await;
+}
+
 async fn scrub_stats(c: &ProcCluster, i: usize) -> serde_json::Value {
     let cl = c.cluster_json().await;
     let port = c.node_ports[i].to_string();

@@ -55,8 +55,10 @@ pub struct CoordinatorConfig {
     pub high_watermark: f64,
     /// Whether the coordinator repairs in the background (read-repair queue, periodic scans).
     pub background_repair: bool,
-    /// Time between background scans of all objects.
+    /// Time between the starts of background scans of all objects.
     pub repair_interval: Duration,
+    /// Objects a second the background full scan looks at, at most (0 = no limit).
+    pub repair_scan_rate: u64,
     /// The budget in bytes per second that repair, rebalance and recode share (0 =
     /// unlimited); changeable at run time through the admin API.
     pub maintenance_rate: u64,
@@ -155,6 +157,7 @@ impl CoordinatorConfig {
             high_watermark: 0.90,
             background_repair: true,
             repair_interval: Duration::from_secs(300),
+            repair_scan_rate: 1000,
             maintenance_rate: 64 << 20,
             auto_rebalance: false,
             rebuild_metadata: false,

@@ -82,9 +82,15 @@ pub struct CoordinatorArgs {
     /// have shards moved off them until they are 0.05 below (1 = never).
     #[arg(long, default_value_t = d().high_watermark, value_parser = fraction)]
     pub high_watermark: f64,
-    /// Time between background scans for degraded objects.
+    /// Time between the starts of background scans for degraded objects (and between looks
+    /// at a lost node's objects).
     #[arg(long, default_value_t = d().repair_interval.into())]
     pub repair_interval: Human,
+    /// Objects a second the background full scan looks at, at most (0 = no limit): its cost
+    /// stays bounded whatever the store holds; lost nodes' objects are found through the
+    /// index by node instead, reported damage at once.
+    #[arg(long, default_value_t = d().repair_scan_rate)]
+    pub repair_scan_rate: u64,
     /// Bytes per second that repair, rebalance and recode may move together (0 = unlimited);
     /// changeable at run time (`tessera maintenance --rate`).
     #[arg(long, alias = "repair-rate", default_value_t = size(d().maintenance_rate))]
@@ -221,6 +227,7 @@ pub fn config(a: &CoordinatorArgs, g: &Global) -> anyhow::Result<CoordinatorConf
     c.min_free = a.min_free.0;
     c.high_watermark = a.high_watermark;
     c.repair_interval = a.repair_interval.into();
+    c.repair_scan_rate = a.repair_scan_rate;
     c.maintenance_rate = a.maintenance_rate.0;
     c.auto_rebalance = a.auto_rebalance;
     c.background_repair = !a.no_background_repair;

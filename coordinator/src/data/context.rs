@@ -19,6 +19,9 @@ pub trait DamageSink: Send + Sync {
     /// A read found shard `id` of `bucket`/`key` missing (`corrupt == false`) or with bytes
     /// that fail their checksum (`corrupt == true`). Must not block: called on the read path.
     fn report_damage(&self, bucket: &str, key: &str, id: ShardId, corrupt: bool);
+    /// A write of `bucket`/`key` was acknowledged with shards missing (nodes down or full):
+    /// worth a look once committed, so not at once. Must not block.
+    fn report_short(&self, bucket: &str, key: &str);
 }
 
 /// The data path's context: configuration, metadata, nodes, the per-node batches, the packer,

@@ -358,6 +358,7 @@ async fn write(
     let shard_len = size.div_ceil(ec.k as u64);
     let shards = at_quorum(
         c,
+        (SEGMENTS, &key),
         ec.total(),
         &planned.nodes,
         outcomes,

@@ -286,7 +286,15 @@ where
     let shard_len = geometry.shard_len();
     c.metrics.received_bytes.inc_by(total);
     c.metrics.stripes("encoded", geometry.stripes());
-    let shards = at_quorum(&c, ec.total(), &nodes, outcomes, shard_len, w)?;
+    let shards = at_quorum(
+        &c,
+        (req.bucket.as_str(), req.key.as_str()),
+        ec.total(),
+        &nodes,
+        outcomes,
+        shard_len,
+        w,
+    )?;
 
     let part = Part {
         number: match req.role {

@@ -55,9 +55,11 @@ impl Drop for PutGuard {
 /// Where each shard of a write is, from the nodes' answers: `ok` if acknowledged with
 /// `shard_len` bytes, else `missing` (counted as a write error of its node). Fails unless at
 /// least `w` are `ok`; a write acknowledged with fewer than `want` (k+m: nodes down or full,
-/// or a shard write failed) is counted (`writes_short`) and logged.
+/// or a shard write failed) is counted (`writes_short`), logged, and reported for repair as
+/// `bucket`/`key`.
 pub fn at_quorum(
     c: &DataPath,
+    (bucket, key): (&str, &str),
     want: usize,
     nodes: &[NodeId],
     outcomes: Vec<Result<ShardInfo, StoreError>>,
@@ -100,6 +102,7 @@ pub fn at_quorum(
     }
     if durable < want {
         c.metrics.write_short();
+        c.damage.report_short(bucket, key);
         tracing::warn!(
             durable,
             want,

@@ -21,6 +21,7 @@ mod scratch;
 use super::Maintenance;
 use crate::data::footer::footer;
 use crate::data::pack::segment_data;
+use crate::error::ApiError;
 use crate::meta::journal::{is_reserved, JournalEntry, RestoredKey, JOURNAL};
 use crate::meta::settings::COMPLIANCE;
 use crate::meta::{
@@ -140,7 +141,7 @@ async fn read_manifest(
 /// says of versioned buckets' histories), then the segments (the small objects packed in
 /// them), then every key. What the nodes list goes to a [`Scratch`] space on disk first, so
 /// memory holds one page of it at a time whatever the number of objects.
-pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error::ApiError> {
+pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, ApiError> {
     let started = std::time::Instant::now();
     let mut report = RebuildReport::default();
     let w = c.workers.get_or_add(
@@ -183,16 +184,30 @@ pub async fn rebuild(c: &Arc<Maintenance>) -> Result<RebuildReport, crate::error
     // A restore keeps the newest version of a key whatever the order, so the small objects of
     // unversioned buckets are restored segment by segment, not held; versioned buckets' go
     // to the scratch space and wait for their keys' histories.
+    // SEGMENT_READS segments are read and restored at once, in tasks of their own, so the
+    // reads go on while their objects are written.
     let mut batch = Vec::new();
     w.begin("restoring segments", segment_versions);
     let mut walk = scratch.walk(Some(SEGMENTS));
-    while let Some(g) = walk.next().await? {
-        w.advance(g.shards.len() as u64, 0);
-        let Some(seg) = newest_whole(&g.bucket, &g.key, &g.shards, &mut report) else {
-            continue;
+    let (mut reads, mut listed) = (tokio::task::JoinSet::new(), true);
+    loop {
+        while listed && reads.len() < SEGMENT_READS {
+            let Some(g) = walk.next().await? else {
+                listed = false;
+                break;
+            };
+            w.advance(g.shards.len() as u64, 0);
+            if let Some(seg) = newest_whole(&g.bucket, &g.key, &g.shards, &mut report) {
+                let c = c.clone();
+                reads.spawn(async move { restore_segment(&c, seg).await });
+            }
+        }
+        let Some(read) = reads.join_next().await else {
+            break;
         };
-        let (versioned, plain): (Vec<_>, Vec<_>) = restore_segment(c, seg)
-            .await?
+        let objects =
+            read.map_err(|e| ApiError::Internal(format!("restoring a segment: {e}")))??;
+        let (versioned, plain): (Vec<_>, Vec<_>) = objects
             .into_iter()
             .partition(|o| history.bucket(&o.bucket).is_some());
         scratch.add_packed(versioned).await?;
@@ -243,7 +258,7 @@ async fn restore_key(
     batch: &mut Vec<ObjectMeta>,
     report: &mut RebuildReport,
     fresh: &mut u64,
-) -> Result<(), crate::error::ApiError> {
+) -> Result<(), ApiError> {
     let Group {
         bucket,
         key,
@@ -312,6 +327,9 @@ async fn restore_key(
     collect_garbage(c, &bucket, &key, &versions, &restored).await
 }
 
+/// Segments read and restored at once (each a read of k shards from the nodes).
+const SEGMENT_READS: usize = 8;
+
 /// Objects of unversioned keys restored in one metadata write.
 const RESTORE_BATCH: usize = 1000;
 
@@ -320,7 +338,7 @@ async fn restore_batch(
     c: &Maintenance,
     batch: &mut Vec<ObjectMeta>,
     report: &mut RebuildReport,
-) -> Result<(), crate::error::ApiError> {
+) -> Result<(), ApiError> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -360,7 +378,7 @@ async fn restore_journal(
     key: &str,
     versions: &BTreeMap<ObjectVersion, Shards>,
     report: &mut RebuildReport,
-) -> Result<Vec<(u64, JournalEntry)>, crate::error::ApiError> {
+) -> Result<Vec<(u64, JournalEntry)>, ApiError> {
     let Some(obj) = newest_whole(bucket, key, versions, report) else {
         return Ok(Vec::new());
     };
@@ -436,7 +454,7 @@ async fn collect_garbage(
     key: &str,
     versions: &BTreeMap<ObjectVersion, Shards>,
     restored: &[ObjectMeta],
-) -> Result<(), crate::error::ApiError> {
+) -> Result<(), ApiError> {
     for (&version, shards) in versions {
         if restored
             .iter()
@@ -475,7 +493,7 @@ async fn collect_garbage(
 async fn restore_segment(
     c: &Arc<Maintenance>,
     mut seg: ObjectMeta,
-) -> Result<Vec<ObjectMeta>, crate::error::ApiError> {
+) -> Result<Vec<ObjectMeta>, ApiError> {
     let data = match segment_data(&c.data, &seg).await {
         Ok(d) => d,
         Err(e) => {

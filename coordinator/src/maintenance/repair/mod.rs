@@ -10,21 +10,24 @@
 //! are recorded in flight first, so a crash leaves garbage, never a leak; running repair again
 //! finishes the job.
 //!
-//! The work runs inside the coordinator: in the background (read-repair queue and periodic
-//! scans, rate-limited) and on demand through the admin API, which `tessera repair` drives.
+//! The work runs inside the coordinator: in the background (read-repair queue, lost nodes'
+//! objects, a paced full scan, within the maintenance budget) and on demand through the admin API, which `tessera repair` drives.
 //!
 //! - [`queue`]: the repair state shared by the API, the data path (damage reports) and the
 //!   workers; request and report types.
-//! - [`runs`]: operator and background runs: selection, assessment, verification.
+//! - [`runs`]: runs: selection, assessment, verification.
+//! - [`background`]: the background worker: the queue, lost nodes, the paced full scan.
 //! - [`moves`]: writing a part's shards to new nodes and committing them (also used by drain
 //!   and rebalance).
 
+mod background;
 mod moves;
 mod queue;
 mod runs;
 
+pub use background::background;
 pub use moves::{move_part, repair_part, RepairOutcome, Source};
 pub use queue::{
     RepairCounts, RepairReport, RepairRequest, RepairStatus, Repairer, ScanSummary, WithinGrace,
 };
-pub use runs::{background, resume_runs, run, start_run, Pages};
+pub use runs::{resume_runs, run, start_run, Pages};

@@ -275,4 +275,8 @@ impl DamageSink for Repairer {
         self.note(bucket, key, corrupt.then_some(id));
         self.wake.notify_one();
     }
+
+    fn report_short(&self, bucket: &str, key: &str) {
+        self.note(bucket, key, None);
+    }
 }

@@ -1,29 +1,25 @@
 //! Repair runs: which objects are looked at, in which order, how each is assessed, verified
-//! and repaired; operator runs (stored as jobs so a new leader resumes them) and the
-//! background worker (the read-repair queue at once, a full scan every `repair_interval`).
+//! and repaired; operator runs (stored as jobs so a new leader resumes them).
 
 use super::moves::repair_part;
 use super::queue::{RepairReport, RepairRequest, WithinGrace};
 use crate::error::ApiError;
-use crate::maintenance::periodic;
-use crate::maintenance::worker::Schedule;
 use crate::maintenance::Maintenance;
 use crate::meta::{now_ms, ObjectMeta, Part, ShardState};
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
 use tessera_node::{NodeId, ShardId, StoreError};
-use tokio_util::sync::CancellationToken;
 
 /// How one run looks at objects.
 #[derive(Clone, Copy, Debug)]
-struct Options {
+pub(super) struct Options {
     dry_run: bool,
-    grace: std::time::Duration,
+    pub(super) grace: std::time::Duration,
     verify: bool,
 }
 
 impl Options {
-    fn of(c: &Maintenance, req: &RepairRequest) -> Self {
+    pub(super) fn of(c: &Maintenance, req: &RepairRequest) -> Self {
         Options {
             dry_run: req.dry_run,
             grace: req
@@ -162,18 +158,28 @@ pub async fn run(c: &Arc<Maintenance>, req: &RepairRequest, report: &Arc<Mutex<R
             }
         };
         page.retain(|o| keep(o));
-        // Most at risk first within each page: the object one loss from unrecoverable
-        // before the one with spares.
-        page.sort_by_cached_key(|o| margin(c, o, opts.grace));
-        futures::stream::iter(page)
-            .map(|o| check_and_repair(c, o, opts, report))
-            .buffer_unordered(req.concurrency.max(1))
-            .for_each(|_| async {})
-            .await;
+        check_page(c, page, opts, report, req.concurrency).await;
     }
     let mut r = report.lock().unwrap();
     r.elapsed_ms = started.elapsed().as_millis() as u64;
     r.done = true;
+}
+
+/// Looks at (and repairs) the objects of one page, the most at risk first (the object one
+/// loss from unrecoverable before the one with spares), `concurrency` at a time.
+pub(super) async fn check_page(
+    c: &Arc<Maintenance>,
+    mut page: Vec<ObjectMeta>,
+    opts: Options,
+    report: &Arc<Mutex<RepairReport>>,
+    concurrency: usize,
+) {
+    page.sort_by_cached_key(|o| margin(c, o, opts.grace));
+    futures::stream::iter(page)
+        .map(|o| check_and_repair(c, o, opts, report))
+        .buffer_unordered(concurrency.max(1))
+        .for_each(|_| async {})
+        .await;
 }
 
 /// A selection of committed versions and segments read a page at a time, so that no
@@ -263,7 +269,7 @@ fn within_grace(c: &Maintenance, grace: std::time::Duration) -> Vec<WithinGrace>
 /// metadata, the suspects and the nodes' liveness tell without asking any node: shards
 /// recorded missing, suspected corrupt or on nodes down past `grace` count as gone. Repair
 /// takes objects in increasing order of this.
-fn margin(c: &Maintenance, obj: &ObjectMeta, grace: std::time::Duration) -> i64 {
+pub(super) fn margin(c: &Maintenance, obj: &ObjectMeta, grace: std::time::Duration) -> i64 {
     let suspects = c.repair.suspects.lock().unwrap();
     margin_with(obj, |part, i, node| {
         !suspects.contains(&ShardId {
@@ -391,7 +397,7 @@ async fn verify_shard(
 }
 
 /// Looks at one object, part by part, and repairs what needs it and can be.
-async fn check_and_repair(
+pub(super) async fn check_and_repair(
     c: &Arc<Maintenance>,
     obj: ObjectMeta,
     opts: Options,
@@ -466,71 +472,6 @@ async fn check_and_repair(
             note(&|r| r.repaired += 1);
         }
     }
-}
-
-/// Background repair (worker `repair`): the read-repair queue at once, a full scan every
-/// `repair_interval`, writing within the maintenance budget.
-pub async fn background(c: Arc<Maintenance>, stop: CancellationToken) {
-    let w = c.workers.get_or_add(
-        "repair",
-        "rebuilds lost and corrupt shards: objects reads and scrubs reported, and a full scan every --repair-interval",
-    );
-    let last_scan = Mutex::new(tokio::time::Instant::now());
-    let schedule = Schedule {
-        first_after: std::time::Duration::ZERO,
-        every: c
-            .config
-            .repair_interval
-            .min(std::time::Duration::from_secs(5)),
-        kick: Some(&c.repair.wake),
-        settle: std::time::Duration::ZERO,
-    };
-    periodic(w.clone(), stop.clone(), schedule, || async {
-        let report = Arc::new(Mutex::new(RepairReport::default()));
-        let _one_at_a_time = c.repair.run_lock.lock().await;
-        let queued: Vec<(String, String)> = std::mem::take(&mut *c.repair.queue.lock().unwrap())
-            .into_iter()
-            .collect();
-        w.begin("objects reported damaged", queued.len() as u64);
-        let opts = Options::of(&c, &RepairRequest::default());
-        let mut objects = Vec::new();
-        for (b, k) in queued {
-            if let Ok(Some(o)) = c.meta.object(b, k).await {
-                objects.push(o);
-            }
-        }
-        // Most at risk first.
-        objects.sort_by_cached_key(|o| margin(&c, o, opts.grace));
-        for obj in objects {
-            if !w.gate(&stop).await {
-                break;
-            }
-            let before = report.lock().unwrap().bytes_written;
-            check_and_repair(&c, obj, opts, &report).await;
-            w.advance(1, report.lock().unwrap().bytes_written - before);
-        }
-        let mut r = report.lock().unwrap().clone();
-        let scan_due = last_scan.lock().unwrap().elapsed() >= c.config.repair_interval;
-        if scan_due {
-            *last_scan.lock().unwrap() = tokio::time::Instant::now();
-            w.begin("full scan", 0);
-            let scan = Arc::new(Mutex::new(RepairReport::default()));
-            let all = RepairRequest {
-                concurrency: 1,
-                ..Default::default()
-            };
-            run(&c, &all, &scan).await;
-            let scan = scan.lock().unwrap().clone();
-            r.add(&scan);
-            *c.repair.last_scan.lock().unwrap() = Some((now_ms(), scan));
-        }
-        c.repair.background.lock().unwrap().add(&r);
-        Ok(format!(
-            "{} objects looked at, {} shards rebuilt",
-            r.objects_scanned, r.shards_rebuilt
-        ))
-    })
-    .await;
 }
 
 #[cfg(test)]
