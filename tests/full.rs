@@ -103,6 +103,31 @@ async fn put_objects(c: &ProcCluster, count: usize) {
     }
 }
 
+/// Writes 4 MiB objects `full/o{i}` until `reached` holds for `/cluster` (looked at after each),
+/// then until `more(count then)` are written, at most `max` in all; returns how many were
+/// written and after how many `reached` first held.
+async fn write_until(
+    c: &ProcCluster,
+    max: usize,
+    reached: impl Fn(&serde_json::Value) -> bool,
+    more: impl Fn(usize) -> usize,
+) -> (usize, Option<usize>) {
+    let (mut written, mut at) = (0, None);
+    while written < max && at.is_none_or(|a| written < more(a)) {
+        let (s, body) = common::put(
+            &c.url(&format!("full/o{written}")),
+            common::data(4 * MIB, written as u64),
+        )
+        .await;
+        assert_eq!(s, 200, "object {written}: {body}");
+        written += 1;
+        if at.is_none() && reached(&c.cluster_json().await) {
+            at = Some(written);
+        }
+    }
+    (written, at)
+}
+
 async fn read_back(c: &ProcCluster, range: std::ops::Range<usize>) {
     for i in range {
         let (s, b) = common::get(&c.url(&format!("full/o{i}"))).await;
@@ -142,20 +167,7 @@ async fn a_full_node_is_passed_by_while_others_have_room() {
     };
     // Write until the small node is full (placement is weighted by free space, so when it
     // fills is a matter of chance), then as many again.
-    let mut written = 0;
-    let mut full_at = None;
-    while written < 100 && full_at.is_none_or(|f| written < 2 * f) {
-        let (s, body) = common::put(
-            &c.url(&format!("full/o{written}")),
-            common::data(4 * MIB, written as u64),
-        )
-        .await;
-        assert_eq!(s, 200, "object {written}: {body}");
-        written += 1;
-        if full_at.is_none() && node0(&c.cluster_json().await)["full"] == true {
-            full_at = Some(written);
-        }
-    }
+    let (written, full_at) = write_until(&c, 100, |v| node0(v)["full"] == true, |f| 2 * f).await;
     let n0 = node0(&c.cluster_json().await);
     assert!(full_at.is_some() && n0["full"] == true, "{n0}");
     assert!(fs.available() > MIB as u64, "the node used its reserve");
@@ -199,19 +211,7 @@ async fn shards_move_off_a_node_above_the_high_watermark() {
     let id0 = c.node_id(0).await;
     // Write until node 0 is seen above the mark (placement weights it by its free space, so
     // when is a matter of chance), and a few more.
-    let (mut written, mut over_at) = (0, None);
-    while written < 60 && over_at.is_none_or(|o| written < o + 4) {
-        let (s, body) = common::put(
-            &c.url(&format!("full/o{written}")),
-            common::data(4 * MIB, written as u64),
-        )
-        .await;
-        assert_eq!(s, 200, "object {written}: {body}");
-        written += 1;
-        if over_at.is_none() && fullness(&c.cluster_json().await, &id0) > 0.5 {
-            over_at = Some(written);
-        }
-    }
+    let (written, over_at) = write_until(&c, 60, |v| fullness(v, &id0) > 0.5, |o| o + 4).await;
     assert!(over_at.is_some(), "node 0 never passed the mark");
     // The worker moves shards off it; once their old copies are collected it is below.
     let t = std::time::Instant::now();
