@@ -3,6 +3,7 @@
 mod common;
 use common::procs::*;
 use common::*;
+use futures::StreamExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -216,6 +217,59 @@ async fn background_repair_finds_a_lost_nodes_objects_without_a_full_scan() {
         "after the lost node's objects were rebuilt and two more deaths",
     )
     .await;
+}
+
+/// The background full scan, paced to a page per ~1000 s, keeps its place across a
+/// coordinator SIGKILL: the restarted coordinator finishes the scan from its stored cursor
+/// (looking at what is left, not everything again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_paced_full_scan_resumes_after_a_coordinator_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--repair-interval", "1h", "--repair-scan-rate", "1"];
+    let mut c = ProcCluster::start_with(dir.path(), 6, &flags).await;
+    put(&c.url("scan"), vec![]).await;
+    let puts = (0..1500).map(|i| {
+        let url = c.url(&format!("scan/o{i:04}"));
+        async move { assert_eq!(put(&url, vec![7; 10]).await.0, 200) }
+    });
+    futures::stream::iter(puts)
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    // A scan that begins with every object stored: restart, then wait for its first page.
+    c.restart_coordinator();
+    c.wait_up(6).await;
+    let scan_done = |v: serde_json::Value| {
+        v["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == "repair" && w["activity"] == "full scan")
+            .and_then(|w| w["done"].as_u64())
+    };
+    let first_page = eventually(Duration::from_secs(30), || async {
+        scan_done(c.admin_json("/workers").await).unwrap_or(0) >= 1000
+    })
+    .await;
+    assert!(first_page, "{}", c.admin_json("/workers").await);
+    assert!(c.admin_json("/repair").await["last_scan"].is_null());
+    c.restart_coordinator(); // SIGKILL between two pages
+    c.wait_up(6).await;
+    let finished = eventually(Duration::from_secs(30), || async {
+        !c.admin_json("/repair").await["last_scan"].is_null()
+    })
+    .await;
+    let last = c.admin_json("/repair").await["last_scan"].clone();
+    assert!(
+        finished,
+        "the scan did not go on: {}",
+        c.admin_json("/workers").await
+    );
+    let looked = last["objects_scanned"].as_u64().unwrap();
+    assert!(
+        looked > 0 && looked < 1000,
+        "the resumed scan looked at {looked} objects (a new one would take 1000 first): {last}"
+    );
 }
 
 async fn scrub_stats(c: &ProcCluster, i: usize) -> serde_json::Value {

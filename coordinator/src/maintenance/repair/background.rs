@@ -10,14 +10,16 @@
 //!    object a page at a time at most `--repair-scan-rate` objects a second (a token bucket
 //!    the steps draw from), started again `--repair-interval` after the last one began. Its
 //!    cost per second is bounded whatever the store holds (a whole scan at 3M objects took a
-//!    core for minutes, every five minutes); its cursor lives in memory, so a new leader
-//!    starts the scan over.
+//!    core for minutes, every five minutes). Its cursor is stored in the metadata after every
+//!    step (job `repair-scan`), so a new leader goes on where the last one stopped.
 
 use super::queue::{RepairReport, RepairRequest};
 use super::runs::{check_page, margin, run, Options, Pages};
+use crate::error::ApiError;
 use crate::maintenance::worker::Schedule;
 use crate::maintenance::{periodic, Maintenance};
 use crate::meta::now_ms;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,12 +27,44 @@ use tessera_node::NodeId;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// The job the full scan's cursor is stored under.
+const JOB: &str = "repair-scan";
+
+/// The full scan as stored: where its next page starts (hex), and when it began.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    after: Option<String>,
+    began_ms: u64,
+}
+
 /// A full scan under way.
 struct Scan {
     pages: Pages,
     report: Arc<Mutex<RepairReport>>,
     /// Objects it will look at (from the counters when it began).
     total: u64,
+    began_ms: u64,
+}
+
+/// The scan a previous leader (or this process before a restart) left unfinished.
+async fn stored_scan(c: &Maintenance) -> Result<Option<Stored>, ApiError> {
+    Ok(c.meta
+        .jobs()
+        .await?
+        .remove(JOB)
+        .and_then(|v| serde_json::from_value(v).ok()))
+}
+
+/// Stores where `scan` is (`None`: it ended).
+async fn store_scan(c: &Maintenance, scan: Option<&Scan>) -> Result<(), ApiError> {
+    let v = match scan {
+        Some(s) => Some(serde_json::to_value(Stored {
+            after: s.pages.cursor().map(hex::encode),
+            began_ms: s.began_ms,
+        })?),
+        None => None,
+    };
+    Ok(c.maint().set_job(JOB.into(), v).await?)
 }
 
 /// The scan's allowance: objects it may still look at, and when that was last topped up.
@@ -152,13 +186,24 @@ pub async fn background(c: Arc<Maintenance>, stop: CancellationToken) {
             .lock()
             .unwrap()
             .is_none_or(|t| t.elapsed() >= c.config.repair_interval);
-        if current.is_none() && due {
-            *scan_began.lock().unwrap() = Some(Instant::now());
-            current = Some(Scan {
-                pages: Pages::new(None),
-                report: Default::default(),
-                total: stored(&c).await,
-            });
+        if current.is_none() {
+            let left = stored_scan(&c).await?;
+            if left.is_some() || due {
+                *scan_began.lock().unwrap() = Some(Instant::now());
+                let resumed = left.as_ref().and_then(|l| l.after.as_deref());
+                let pages = match resumed.and_then(|a| hex::decode(a).ok()) {
+                    Some(after) => Pages::resume(after),
+                    None => Pages::new(None),
+                };
+                let s = Scan {
+                    pages,
+                    report: Default::default(),
+                    total: stored(&c).await,
+                    began_ms: left.map_or_else(now_ms, |l| l.began_ms),
+                };
+                store_scan(&c, Some(&s)).await?;
+                current = Some(s);
+            }
         }
         let allowance = credit
             .lock()
@@ -181,13 +226,19 @@ pub async fn background(c: Arc<Maintenance>, stop: CancellationToken) {
                 spent += page.len() as f64;
                 w.advance(page.len() as u64, 0);
                 check_page(&c, page, opts, &s.report, 1).await;
+                if s.pages.cursor().is_none() {
+                    finished = true;
+                    break;
+                }
             }
             credit.lock().unwrap().objects -= spent.min(f64::MAX);
             if finished {
+                store_scan(&c, None).await?;
                 let done = s.report.lock().unwrap().clone();
                 r.add(&done);
                 *c.repair.last_scan.lock().unwrap() = Some((now_ms(), done));
             } else {
+                store_scan(&c, Some(&s)).await?;
                 *scan.lock().unwrap() = Some(s);
             }
         }

@@ -208,6 +208,20 @@ impl Pages {
         }
     }
 
+    /// Every version after `after` (a cursor [`Pages::cursor`] gave).
+    pub fn resume(after: Vec<u8>) -> Self {
+        Pages {
+            scope: Scope::All,
+            after: Some(after),
+            done: false,
+        }
+    }
+
+    /// Where the next page starts (`None`: at the beginning, or nothing is left).
+    pub fn cursor(&self) -> Option<&[u8]> {
+        self.after.as_deref().filter(|_| !self.done)
+    }
+
     /// The versions of `bucket`'s keys that start with `prefix`.
     pub fn under(bucket: &str, prefix: &str) -> Self {
         Pages {
@@ -232,8 +246,11 @@ impl Pages {
                     .await?
             }
         };
+        // A walk of every object stops at the end of the records: a short page is the last
+        // (the index by node may skip stale entries, so only a page of none ends it).
+        let last = matches!(self.scope, Scope::All) && page.len() < 1000;
         match next {
-            Some(n) if !page.is_empty() => self.after = Some(n),
+            Some(n) if !page.is_empty() && !last => self.after = Some(n),
             _ => self.done = true,
         }
         Ok((!page.is_empty()).then_some(page))
