@@ -32,7 +32,7 @@ const JOB: &str = "repair-scan";
 
 /// The full scan as stored: where its next page starts (hex), and when it began.
 #[derive(Serialize, Deserialize)]
-struct Stored {
+struct ScanCursor {
     after: Option<String>,
     began_ms: u64,
 }
@@ -47,18 +47,14 @@ struct Scan {
 }
 
 /// The scan a previous leader (or this process before a restart) left unfinished.
-async fn stored_scan(c: &Maintenance) -> Result<Option<Stored>, ApiError> {
-    Ok(c.meta
-        .jobs()
-        .await?
-        .remove(JOB)
-        .and_then(|v| serde_json::from_value(v).ok()))
+async fn stored_scan(c: &Maintenance) -> Result<Option<ScanCursor>, ApiError> {
+    c.job(JOB).await
 }
 
 /// Stores where `scan` is (`None`: it ended).
 async fn store_scan(c: &Maintenance, scan: Option<&Scan>) -> Result<(), ApiError> {
     let v = match scan {
-        Some(s) => Some(serde_json::to_value(Stored {
+        Some(s) => Some(serde_json::to_value(ScanCursor {
             after: s.pages.cursor().map(hex::encode),
             began_ms: s.began_ms,
         })?),
