@@ -105,11 +105,7 @@ pub async fn status(c: &Arc<Maintenance>) -> Result<CompactStatus, ApiError> {
 }
 
 async fn stored(c: &Maintenance) -> Result<Option<CompactRequest>, ApiError> {
-    Ok(c.meta
-        .jobs()
-        .await?
-        .remove(JOB)
-        .and_then(|v| serde_json::from_value(v).ok()))
+    c.job(JOB).await
 }
 
 /// Validates `req` and, unless it is a dry run, stores the job for the leader's `compact`

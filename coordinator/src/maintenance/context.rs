@@ -54,6 +54,20 @@ impl Maintenance {
         *self.maint.write().unwrap() = m;
     }
 
+    /// The stored maintenance job `name` (a rebalance, a compaction, a cursor) as `T`; `None`
+    /// when there is none or it is not understood.
+    pub async fn job<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, crate::error::ApiError> {
+        Ok(self
+            .meta
+            .jobs()
+            .await?
+            .remove(name)
+            .and_then(|v| serde_json::from_value(v).ok()))
+    }
+
     /// Whether a metadata rebuild is running.
     pub fn rebuilding(&self) -> bool {
         self.rebuilding.load(Ordering::SeqCst)

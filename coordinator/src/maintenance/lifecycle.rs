@@ -98,11 +98,7 @@ pub async fn worker(c: Arc<Maintenance>, stop: CancellationToken) {
 }
 
 async fn stored(c: &Maintenance) -> Result<Option<Cursor>, ApiError> {
-    Ok(c.meta
-        .jobs()
-        .await?
-        .remove(JOB)
-        .and_then(|v| serde_json::from_value(v).ok()))
+    c.job(JOB).await
 }
 
 async fn store(c: &Maintenance, cur: &Cursor) -> Result<(), ApiError> {

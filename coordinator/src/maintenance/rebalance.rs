@@ -231,11 +231,7 @@ pub async fn status(c: &Arc<Maintenance>) -> Result<Balance, ApiError> {
 }
 
 async fn stored(c: &Maintenance) -> Result<Option<RebalanceRequest>, ApiError> {
-    Ok(c.meta
-        .jobs()
-        .await?
-        .remove(JOB)
-        .and_then(|v| serde_json::from_value(v).ok()))
+    c.job(JOB).await
 }
 
 /// Validates `req` and, unless it is a dry run, stores the job for the leader's
