@@ -5,12 +5,14 @@
 # 10,000 (concurrency 32), ListObjectsV2 first-page time at the start, middle and end of the
 # key space, the time of /stats, /cluster, /compact, /metrics and a node's drain-progress
 # query, coordinator RSS after the console's queries, metadata bytes per object, and the CPU the
-# fresh batch cost the coordinator and the nodes (each batch starts once every process is quiet). After the
+# fresh batch cost the coordinator and the nodes (each batch starts once every process is quiet); then the
+# same batch again from a flushed store (metadata compacted, nodes restarted gracefully). After the
 # last count: GC of 10% deleted, a drain that starts (time to its first moved object; then
 # cancelled), and a metadata rebuild from the nodes (objects/s).
 # Usage: scripts/scale-bench.sh [OUT_DIR] [COUNT...]   (needs target/release/tessera;
 # PORT_BASE=27600: the ports used; POLLS=20: rounds of the console's queries, 3 s apart, before RSS is read; CURVE_ONLY=1: stop
-# after the last count's line)
+# after the last count's line; PERF=1: record a profile of the coordinator and of the nodes during each fresh
+# batch, OUT/perf-{coordinator,nodes}-COUNT.data, for `perf report`)
 set -euo pipefail
 BIN=${BIN:-$(dirname "$0")/../target/release/tessera}
 OUT=${1:-$(mktemp -d)}
@@ -34,11 +36,12 @@ start_coordinator() { # extra args
   pids+=($COORD)
 }
 start_coordinator
-for j in 1 2 3 4 5 6 7; do
-  "$BIN" node --listen 127.0.0.1:$((BASE + 10 + j)) --data-dir "$OUT/n$j" \
-    --coordinator "http://$ADMIN" --cluster-secret-file "$OUT/secret" 2> "$OUT/n$j.log" &
-  pids+=($!)
-done
+start_node() { # j: node j, pids[j]
+  "$BIN" node --listen 127.0.0.1:$((BASE + 10 + $1)) --data-dir "$OUT/n$1" \
+    --coordinator "http://$ADMIN" --cluster-secret-file "$OUT/secret" 2>> "$OUT/n$1.log" &
+  pids[$1]=$!
+}
+for j in 1 2 3 4 5 6 7; do start_node $j; done
 admin() { curl -sf -H "Authorization: Bearer $TOKEN" "http://$ADMIN$1" "${@:2}"; }
 timed() { # seconds a GET of admin path $1 takes (median of 5)
   for _ in 1 2 3 4 5; do
@@ -68,10 +71,34 @@ meta_bytes() {
   admin /metadata/compact -X POST > /dev/null
   admin /metrics | awk '/^tessera_metadata_rocksdb_live_sst_bytes / {print $2}'
 }
+# Waits until every process (the nodes' own compactions included) is quiet: two seconds in a
+# row under 5% of a core together, at most 10 minutes.
+quiet_wait() {
+  local quiet=0 t0c t1c
+  for _ in $(seq 1 600); do
+    t0c=$(ticks "${pids[@]}"); sleep 1; t1c=$(ticks "${pids[@]}")
+    if [ $((t1c - t0c)) -lt 5 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    [ "$quiet" -ge 2 ] && break
+  done
+}
+# fresh LABEL: 10,000 PUTs, GETs and HEADs of 4 KiB into a new bucket (concurrency 32), to
+# OUT/fresh-LABEL.json; sets fresh_cpu to the CPU they cost in ms, "coordinator,nodes".
+fresh() {
+  local c0 n0 p perfs=()
+  c0=$(ticks "$COORD"); n0=$(ticks "${pids[@]:1:7}")
+  if [ "${PERF:-0}" = 1 ]; then
+    perf record -q -F 499 -g -o "$OUT/perf-coordinator-$1.data" -p "$COORD" 2> /dev/null & perfs+=($!)
+    perf record -q -F 499 -g -o "$OUT/perf-nodes-$1.data" -p "$(IFS=,; echo "${pids[*]:1:7}")" 2> /dev/null & perfs+=($!)
+  fi
+  "$BIN" bench --endpoint "http://$API" --bucket "fresh${1/-/}" --size 4KiB --objects 10000 \
+    --concurrency 32 --head --json > "$OUT/fresh-$1.json"
+  for p in "${perfs[@]}"; do kill -INT "$p"; wait "$p" || true; done
+  fresh_cpu="$(( ($(ticks "$COORD") - c0) * 1000 / HZ )),$(( ($(ticks "${pids[@]:1:7}") - n0) * 1000 / HZ ))"
+}
 NODE=$(admin /cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["id"])')
 
 have=0
-echo "objects,put_per_s,get_per_s,head_per_s,list_start_ms,list_mid_ms,list_end_ms,stats_ms,cluster_ms,compact_ms,metrics_ms,node_ms,rss_mib,meta_bytes_per_object,load_per_s,settle_ms,fresh_cpu_ms_coordinator,fresh_cpu_ms_nodes" > "$OUT/curve.csv"
+echo "objects,put_per_s,get_per_s,head_per_s,list_start_ms,list_mid_ms,list_end_ms,stats_ms,cluster_ms,compact_ms,metrics_ms,node_ms,rss_mib,meta_bytes_per_object,load_per_s,settle_ms,fresh_cpu_ms_coordinator,fresh_cpu_ms_nodes,flushed_put_per_s,flushed_get_per_s,flushed_head_per_s,flushed_cpu_ms_coordinator,flushed_cpu_ms_nodes" > "$OUT/curve.csv"
 for n in "${COUNTS[@]}"; do
   t0=$(date +%s%N)
   if [ "$n" -gt "$have" ]; then
@@ -88,21 +115,22 @@ for n in "${COUNTS[@]}"; do
     [ "$busy" = 0 ] && break
     sleep 0.5
   done
-  # Then until every process (the nodes' own compactions included) is quiet: two seconds in a
-  # row under 5% of a core together, at most 10 minutes.
-  quiet=0
-  for _ in $(seq 1 600); do
-    t0c=$(ticks "${pids[@]}"); sleep 1; t1c=$(ticks "${pids[@]}")
-    if [ $((t1c - t0c)) -lt 5 ]; then quiet=$((quiet + 1)); else quiet=0; fi
-    [ "$quiet" -ge 2 ] && break
-  done
+  quiet_wait
   settled_ms=$(( ($(date +%s%N) - settle) / 1000000 ))
-  c0=$(ticks "$COORD"); n0=$(ticks "${pids[@]:1}")
-  "$BIN" bench --endpoint "http://$API" --bucket "fresh$n" --size 4KiB --objects 10000 \
-    --concurrency 32 --head --json > "$OUT/fresh-$n.json"
-  # CPU the fresh batch (10,000 PUTs, GETs and HEADs) cost, in ms: coordinator, nodes together.
-  cpu="$(( ($(ticks "$COORD") - c0) * 1000 / HZ )),$(( ($(ticks "${pids[@]:1}") - n0) * 1000 / HZ ))"
-  rate() { python3 -c "import json; print(round(json.load(open('$OUT/fresh-$n.json'))['$1']['objects_per_s']))"; }
+  fresh "$n"
+  cpu=$fresh_cpu
+  # Again from a flushed store: the coordinator's metadata compacted, the nodes stopped
+  # gracefully (which flushes their memtables) and started again. The batch above also pays
+  # for flushing and compacting what the load left in memtables and level 0 (work the same
+  # writes cost at any count, falling in this batch or the next); this one only for its own.
+  admin /metadata/compact -X POST > /dev/null
+  for j in 1 2 3 4 5 6 7; do kill -TERM "${pids[$j]}"; done
+  for j in 1 2 3 4 5 6 7; do wait "${pids[$j]}" 2> /dev/null || true; start_node $j; done
+  wait_up
+  quiet_wait
+  fresh "$n-flushed"
+  cpu_flushed=$fresh_cpu
+  rate() { python3 -c "import json; print(round(json.load(open('$OUT/fresh-$n${2:-}.json'))['$1']['objects_per_s']))"; }
   key() { printf 's/%08d' "$1"; }
   ls_start=$(timed_s3 "/scale?list-type=2&max-keys=1000&delimiter=/&prefix=s/")
   ls_mid=$(timed_s3 "/scale?list-type=2&max-keys=1000&prefix=s/&start-after=$(key $((n / 2)))")
@@ -115,7 +143,7 @@ for n in "${COUNTS[@]}"; do
     sleep 3
   done
   objects=$(admin /stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["objects"])')
-  line="$n,$(rate put),$(rate get),$(rate head),$(ms "$ls_start"),$(ms "$ls_mid"),$(ms "$ls_end"),$(ms "$stats"),$(ms "$cluster"),$(ms "$compact"),$(ms "$metrics"),$(ms "$node"),$(rss),$(( $(meta_bytes) / objects )),$load,$settled_ms,$cpu"
+  line="$n,$(rate put),$(rate get),$(rate head),$(ms "$ls_start"),$(ms "$ls_mid"),$(ms "$ls_end"),$(ms "$stats"),$(ms "$cluster"),$(ms "$compact"),$(ms "$metrics"),$(ms "$node"),$(rss),$(( $(meta_bytes) / objects )),$load,$settled_ms,$cpu,$(rate put -flushed),$(rate get -flushed),$(rate head -flushed),$cpu_flushed"
   echo "$line" | tee -a "$OUT/curve.csv"
 done
 
