@@ -130,8 +130,9 @@ async fn background_repair_heals_without_an_operator() {
     put(&c.url("auto"), vec![]).await;
     let objs = objects(&c, "auto");
     put_all(&objs).await;
-    c.kill_node(1);
-    c.kill_node(6);
+    // Both seen down first, so that the wait below cannot pass before repair had work.
+    c.kill_node_until_down(1).await;
+    c.kill_node_until_down(6).await;
     let healthy = eventually(Duration::from_secs(30), || async {
         c.repair_cli(&["--dry-run"]).0 == 0
     })

@@ -57,7 +57,8 @@ pub struct CoordinatorConfig {
     pub background_repair: bool,
     /// Time between the starts of background scans of all objects.
     pub repair_interval: Duration,
-    /// Objects a second the background full scan looks at, at most (0 = no limit).
+    /// Objects a second the background full scan looks at, at most (0 = no limit); an object
+    /// whose shards it asks the nodes about counts once per shard.
     pub repair_scan_rate: u64,
     /// The budget in bytes per second that repair, rebalance and recode share (0 =
     /// unlimited); changeable at run time through the admin API.

@@ -86,7 +86,8 @@ pub struct CoordinatorArgs {
     /// at a lost node's objects).
     #[arg(long, default_value_t = d().repair_interval.into())]
     pub repair_interval: Human,
-    /// Objects a second the background full scan looks at, at most (0 = no limit): its cost
+    /// Objects a second the background full scan looks at, at most (0 = no limit; an object
+    /// whose shards it asks the nodes about counts once per shard, a packed object once): its cost
     /// stays bounded whatever the store holds; lost nodes' objects are found through the
     /// index by node instead, reported damage at once.
     #[arg(long, default_value_t = d().repair_scan_rate)]

@@ -8,7 +8,9 @@
 //!    count of its objects changes.
 //! 3. **A share of the full scan**: the safety net for what nothing reported, a walk of every
 //!    object a page at a time at most `--repair-scan-rate` objects a second (a token bucket
-//!    the steps draw from), started again `--repair-interval` after the last one began. Its
+//!    the steps draw from; an object whose shards the scan asks the nodes about costs one
+//!    token per shard, a packed object one), started again `--repair-interval` after the
+//!    last one began. Its
 //!    cost per second is bounded whatever the store holds (a whole scan at 3M objects took a
 //!    core for minutes, every five minutes). Its cursor is stored in the metadata after every
 //!    step (job `repair-scan`), so a new leader goes on where the last one stopped.
@@ -18,7 +20,7 @@ use super::runs::{check_page, margin, run, Options, Pages};
 use crate::error::ApiError;
 use crate::maintenance::worker::Schedule;
 use crate::maintenance::{periodic, Maintenance};
-use crate::meta::now_ms;
+use crate::meta::{now_ms, ObjectMeta};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -82,6 +84,13 @@ impl Credit {
         self.at = Instant::now();
         self.objects
     }
+}
+
+/// What looking at `o` costs the scan's allowance: one for an object whose shards are
+/// someone else's (a packed object: its segment is looked at on its own), else one per shard
+/// the scan asks a node about (a segment of 4+2 costs six).
+fn scan_cost(o: &ObjectMeta) -> f64 {
+    o.extents().map(|p| p.shards.len()).sum::<usize>().max(1) as f64
 }
 
 /// Objects and segments stored, from the counters.
@@ -219,13 +228,17 @@ pub async fn background(c: Arc<Maintenance>, stop: CancellationToken) {
                     finished = true;
                     break;
                 };
-                spent += page.len() as f64;
-                w.advance(page.len() as u64, 0);
+                spent += page.iter().map(scan_cost).sum::<f64>();
+                let looked = page.len() as u64;
                 check_page(&c, page, opts, &s.report, 1).await;
                 if s.pages.cursor().is_none() {
+                    w.advance(looked, 0);
                     finished = true;
                     break;
                 }
+                // Progress shows what a new leader would not look at again.
+                store_scan(&c, Some(&s)).await?;
+                w.advance(looked, 0);
             }
             credit.lock().unwrap().objects -= spent.min(f64::MAX);
             if finished {
@@ -274,5 +287,18 @@ mod tests {
             "two steps' worth at most"
         );
         assert!(credit.top_up(0, step).is_infinite(), "0: no limit");
+    }
+
+    #[test]
+    fn a_scanned_object_costs_the_node_requests_it_makes() {
+        let striped = crate::meta::conformance::object("b", "k", 10);
+        assert_eq!(scan_cost(&striped), 3.0, "2+1: three shards asked about");
+        let mut packed = striped.clone();
+        packed.parts.clear();
+        assert_eq!(
+            scan_cost(&packed),
+            1.0,
+            "its segment is looked at on its own"
+        );
     }
 }
