@@ -10,10 +10,10 @@
 //!    object a page at a time at most `--repair-scan-rate` objects a second (a token bucket
 //!    the steps draw from; an object whose shards the scan asks the nodes about costs one
 //!    token per shard, a packed object one), started again `--repair-interval` after the
-//!    last one began. Its
-//!    cost per second is bounded whatever the store holds (a whole scan at 3M objects took a
-//!    core for minutes, every five minutes). Its cursor is stored in the metadata after every
-//!    step (job `repair-scan`), so a new leader goes on where the last one stopped.
+//!    last one began. Its cost per second is bounded whatever the store holds (a whole scan
+//!    at 3M objects took a core for minutes, every five minutes). Its cursor is stored in the
+//!    metadata after every page (job `repair-scan`), so a new leader goes on where the last
+//!    one stopped.
 
 use super::queue::{RepairReport, RepairRequest};
 use super::runs::{check_page, margin, run, Options, Pages};
@@ -247,7 +247,7 @@ pub async fn background(c: Arc<Maintenance>, stop: CancellationToken) {
                 r.add(&done);
                 *c.repair.last_scan.lock().unwrap() = Some((now_ms(), done));
             } else {
-                store_scan(&c, Some(&s)).await?;
+                // Its cursor was stored with its last page (or when it began).
                 *scan.lock().unwrap() = Some(s);
             }
         }
