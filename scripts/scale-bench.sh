@@ -14,6 +14,7 @@
 # after the last count's line; PERF=1: record a profile of the coordinator and of the nodes during each fresh
 # batch, OUT/perf-{coordinator,nodes}-COUNT.data, for `perf report`)
 set -euo pipefail
+. "$(dirname "$0")/procs.sh" # ticks, quiet_wait
 BIN=${BIN:-$(dirname "$0")/../target/release/tessera}
 OUT=${1:-$(mktemp -d)}
 shift || true
@@ -62,24 +63,12 @@ wait_up() {
 wait_up
 ms() { python3 -c "print(round($1 * 1000, 1))"; }
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$COORD/status"; }
-# ticks PID...: CPU time the processes used so far (user + system), in clock ticks.
-ticks() { local p s=0; for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
 HZ=$(getconf CLK_TCK)
 hwm() { awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$COORD/status"; } # peak RSS
 # Metadata SST bytes after a flush and full compaction of the coordinator's RocksDB.
 meta_bytes() {
   admin /metadata/compact -X POST > /dev/null
   admin /metrics | awk '/^tessera_metadata_rocksdb_live_sst_bytes / {print $2}'
-}
-# Waits until every process (the nodes' own compactions included) is quiet: two seconds in a
-# row under 5% of a core together, at most 10 minutes.
-quiet_wait() {
-  local quiet=0 t0c t1c
-  for _ in $(seq 1 600); do
-    t0c=$(ticks "${pids[@]}"); sleep 1; t1c=$(ticks "${pids[@]}")
-    if [ $((t1c - t0c)) -lt 5 ]; then quiet=$((quiet + 1)); else quiet=0; fi
-    [ "$quiet" -ge 2 ] && break
-  done
 }
 # fresh LABEL: 10,000 PUTs, GETs and HEADs of 4 KiB into a new bucket (concurrency 32), to
 # OUT/fresh-LABEL.json; sets fresh_cpu to the CPU they cost in ms, "coordinator,nodes".
@@ -115,7 +104,8 @@ for n in "${COUNTS[@]}"; do
     [ "$busy" = 0 ] && break
     sleep 0.5
   done
-  quiet_wait
+  # Every process (the nodes' own compactions included) quiet, at most 10 minutes.
+  quiet_wait 600 "${pids[@]}"
   settled_ms=$(( ($(date +%s%N) - settle) / 1000000 ))
   fresh "$n"
   cpu=$fresh_cpu
@@ -127,7 +117,7 @@ for n in "${COUNTS[@]}"; do
   for j in 1 2 3 4 5 6 7; do kill -TERM "${pids[$j]}"; done
   for j in 1 2 3 4 5 6 7; do wait "${pids[$j]}" 2> /dev/null || true; start_node $j; done
   wait_up
-  quiet_wait
+  quiet_wait 600 "${pids[@]}"
   fresh "$n-flushed"
   cpu_flushed=$fresh_cpu
   rate() { python3 -c "import json; print(round(json.load(open('$OUT/fresh-$n${2:-}.json'))['$1']['objects_per_s']))"; }

@@ -10,6 +10,7 @@
 # needs target/release/tessera; PORT_BASE=27600: the big cluster's ports, the small one's
 # are PORT_BASE+100...)
 set -euo pipefail
+. "$(dirname "$0")/procs.sh" # ticks, quiet_wait
 BIN=${BIN:-$(dirname "$0")/../target/release/tessera}
 BIG=${1:?usage: scripts/scale-compare.sh BIG_DIR [ROUNDS] [SMALL]}
 ROUNDS=${2:-6}
@@ -20,7 +21,6 @@ all=()
 cleanup() { kill -CONT "${all[@]}" 2>/dev/null || true; kill -9 "${all[@]}" 2>/dev/null || true; }
 trap cleanup EXIT
 HZ=$(getconf CLK_TCK)
-ticks() { local p s=0; for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
 
 start() { # dir base: starts a coordinator and seven nodes on dir's data, their pids in dir/pids
   local dir=$1 base=$2 j
@@ -46,19 +46,11 @@ start() { # dir base: starts a coordinator and seven nodes on dir's data, their 
   done
   echo "$dir: nodes not up" >&2; exit 1
 }
-quiet() { # pids: two seconds in a row under 5% of a core together (at most 2 minutes)
-  local q=0 a b
-  for _ in $(seq 1 120); do
-    a=$(ticks "$@"); sleep 1; b=$(ticks "$@")
-    if [ $((b - a)) -lt 5 ]; then q=$((q + 1)); else q=0; fi
-    [ "$q" -ge 2 ] && return 0
-  done
-}
 batch() { # dir base other_dir label: one fresh batch with the other cluster stopped
   local p o c0 n0
   mapfile -t p < "$1/pids"; mapfile -t o < "$3/pids"
   kill -STOP "${o[@]}"; kill -CONT "${p[@]}"
-  sleep 6; quiet "${p[@]}"
+  sleep 6; quiet_wait 120 "${p[@]}"
   c0=$(ticks "${p[0]}"); n0=$(ticks "${p[@]:1}")
   "$BIN" bench --endpoint "http://127.0.0.1:$2" --bucket "cmp$4" --size 4KiB --objects 10000 \
     --concurrency 32 --head --json > "$BIG/compare-$4.json"

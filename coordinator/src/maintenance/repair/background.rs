@@ -231,14 +231,16 @@ pub async fn background(c: Arc<Maintenance>, stop: CancellationToken) {
                 spent += page.iter().map(scan_cost).sum::<f64>();
                 let looked = page.len() as u64;
                 check_page(&c, page, opts, &s.report, 1).await;
-                if s.pages.cursor().is_none() {
-                    w.advance(looked, 0);
+                let more = s.pages.cursor().is_some();
+                if more {
+                    // Progress shows what a new leader would not look at again.
+                    store_scan(&c, Some(&s)).await?;
+                }
+                w.advance(looked, 0);
+                if !more {
                     finished = true;
                     break;
                 }
-                // Progress shows what a new leader would not look at again.
-                store_scan(&c, Some(&s)).await?;
-                w.advance(looked, 0);
             }
             credit.lock().unwrap().objects -= spent.min(f64::MAX);
             if finished {
