@@ -30,7 +30,9 @@ use super::write::{at_quorum, plan, put_batched, Planned, PutGuard};
 use super::DataPath;
 use crate::codec::CODEC_NAME;
 use crate::error::ApiError;
-use crate::meta::{ObjectMeta, PackEntry, Packed, Part, Precondition, ShardState, SEGMENTS};
+use crate::meta::{
+    ObjectMeta, PackEntry, Packed, Part, Precondition, ShardSet, ShardState, SEGMENTS,
+};
 use crate::names::EcSpec;
 use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
@@ -58,14 +60,27 @@ struct Open {
     waiting: Vec<oneshot::Sender<PackedCommit>>,
     /// Bytes of the footer's JSON so far.
     index_len: usize,
-    /// The segment's nodes and its in-flight record, begun with its first object so that the
-    /// record's metadata write overlaps the gathering (in a replicated group, a log round
+    /// The segment's nodes and its in-flight record, asked for with its first object so that
+    /// the record's metadata write overlaps the gathering (in a replicated group, a log round
     /// fewer on each PUT's way).
-    begun: Option<Begun>,
+    begin: Begin,
 }
 
 /// The plan of a segment and the guard of its in-flight record, or why neither.
 type Begun = tokio::task::JoinHandle<Result<(Planned, PutGuard), ApiError>>;
+
+/// Where an open segment's in-flight record stands.
+enum Begin {
+    /// Not asked for (the segment has no object yet).
+    No,
+    /// Asked for: resolves to the plan and the record's guard.
+    Asked(Begun),
+    /// Planned and waiting to be carried by the commit of a segment of the same code being
+    /// written ([`Metadata::commit_segment_and_begin`](crate::meta::Metadata::commit_segment_and_begin)):
+    /// in a replicated group one log entry then records this segment and commits that one,
+    /// where two would. Recorded on its own when its segment is written uncarried.
+    Deferred(Planned),
+}
 
 impl Open {
     fn new() -> Self {
@@ -75,7 +90,7 @@ impl Open {
             entries: Vec::new(),
             waiting: Vec::new(),
             index_len: 2,
-            begun: None,
+            begin: Begin::No,
         }
     }
 
@@ -95,6 +110,10 @@ pub struct Packer {
     /// Segments being written: while one is, the open segment waits (at most `--pack-flush`)
     /// for more objects, as shards wait for a node batch in flight.
     writing: AtomicUsize,
+    /// Segments being written that have not reached their commit: in a replicated group, an
+    /// open segment's in-flight record waits for one of them to carry it ([`Begin::Deferred`]).
+    /// Lowered only under the `open` lock, where deferring reads it.
+    carriers: AtomicUsize,
     /// Segments' metadata as last read, so a small GET costs one metadata read, not two.
     known: Mutex<HashMap<ObjectVersion, Arc<ObjectMeta>>>,
 }
@@ -179,7 +198,11 @@ impl Packer {
             drop(inbound);
             let (version, first) = (seg.version, seg.entries.len() == 1);
             if first {
-                seg.begun = Some(tokio::spawn(begin(c.clone(), ec, version)));
+                let carrier = c.config.cluster.is_some() && self.carriers.load(Ordering::SeqCst) > 0;
+                seg.begin = match plan_segment(c, ec, version) {
+                    Ok(planned) if carrier => Begin::Deferred(planned),
+                    planned => Begin::Asked(tokio::spawn(record(c.clone(), version, planned))),
+                };
             }
             let full = seg.size_with(0, 0) + 512 >= capacity;
             // Nothing else on its way: write now (natural batching, as for node batches);
@@ -233,6 +256,7 @@ pub fn packable(c: &DataPath, ec: EcSpec, replicate_below: u64, len: u64) -> boo
 /// batch goes when the one before it returns), not after `--pack-flush`.
 fn flush(c: Arc<DataPath>, ec: EcSpec, seg: Open) {
     c.packer.writing.fetch_add(1, Ordering::SeqCst);
+    c.packer.carriers.fetch_add(1, Ordering::SeqCst);
     tokio::spawn(async move {
         write_and_commit(&c, ec, seg).await;
         if c.packer.writing.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -257,11 +281,13 @@ async fn write_and_commit(c: &Arc<DataPath>, ec: EcSpec, seg: Open) {
         mut data,
         entries,
         waiting,
-        begun,
+        begin,
         ..
     } = seg;
-    let outcomes = match write(c, ec, version, &mut data, &entries, begun).await {
-        Ok((meta, mut guard)) => match c.meta.commit_segment(meta, entries.clone()).await {
+    let written = write(c, ec, version, &mut data, &entries, begin).await;
+    let carried = reach_commit(c, ec, written.is_ok());
+    let outcomes = match written {
+        Ok((meta, mut guard)) => match commit(c, meta, entries.clone(), carried).await {
             Ok(results) => {
                 guard.committed = true;
                 c.gc_kick.notify_one();
@@ -279,21 +305,83 @@ async fn write_and_commit(c: &Arc<DataPath>, ec: EcSpec, seg: Open) {
     }
 }
 
-/// Plans segment `version` of `ec` and records it in flight.
-async fn begin(
-    c: Arc<DataPath>,
-    ec: EcSpec,
-    version: ObjectVersion,
-) -> Result<(Planned, PutGuard), ApiError> {
-    let planned = plan(
-        &c,
+/// The in-flight record of the next segment, carried by a commit, and where the commit
+/// says whether it was made.
+type Carried = (ObjectVersion, ShardSet, oneshot::Sender<bool>);
+
+/// A segment of `ec` being written reached its commit (`ok`) or failed before it: it is a
+/// carrier no more. If it will commit, it takes the open segment's deferred record along;
+/// if it will not and no other carrier is left, the record is asked for on its own now.
+fn reach_commit(c: &Arc<DataPath>, ec: EcSpec, ok: bool) -> Option<Carried> {
+    let mut open = c.packer.open.lock().unwrap_or_else(|e| e.into_inner());
+    let left = c.packer.carriers.fetch_sub(1, Ordering::SeqCst) - 1;
+    let seg = open.get_mut(&(ec.k, ec.m))?;
+    if !matches!(seg.begin, Begin::Deferred(_)) || !(ok || left == 0) {
+        return None;
+    }
+    let (version, Begin::Deferred(planned)) = (seg.version, std::mem::replace(&mut seg.begin, Begin::No)) else {
+        return None;
+    };
+    if !ok {
+        seg.begin = Begin::Asked(tokio::spawn(record(c.clone(), version, Ok(planned))));
+        return None;
+    }
+    let (tx, rx) = oneshot::channel();
+    let set = planned.set.clone();
+    let c2 = c.clone();
+    seg.begin = Begin::Asked(tokio::spawn(async move {
+        match rx.await {
+            Ok(true) => {
+                let guard = PutGuard {
+                    c: c2,
+                    version,
+                    set: planned.set.clone(),
+                    committed: false,
+                };
+                Ok((planned, guard))
+            }
+            // The commit failed or its outcome is unknown: recording again is harmless.
+            _ => record(c2, version, Ok(planned)).await,
+        }
+    }));
+    Some((version, set, tx))
+}
+
+/// Commits segment `meta` with its objects, carrying the next segment's record if `carried`.
+async fn commit(
+    c: &Arc<DataPath>,
+    meta: ObjectMeta,
+    entries: Vec<PackEntry>,
+    carried: Option<Carried>,
+) -> Result<Vec<Result<ObjectMeta, crate::meta::MetaError>>, crate::meta::MetaError> {
+    let Some((next, set, made)) = carried else {
+        return c.meta.commit_segment(meta, entries).await;
+    };
+    let out = c.meta.commit_segment_and_begin(meta, entries, next, set).await;
+    let _ = made.send(out.is_ok());
+    out
+}
+
+/// Plans segment `version` of `ec`: its nodes and in-flight record.
+fn plan_segment(c: &DataPath, ec: EcSpec, version: ObjectVersion) -> Result<Planned, ApiError> {
+    plan(
+        c,
         ec,
         Some(ec),
         false,
         version,
         SEGMENTS.into(),
         version.to_string(),
-    )?;
+    )
+}
+
+/// Records segment `version` in flight as `planned`.
+async fn record(
+    c: Arc<DataPath>,
+    version: ObjectVersion,
+    planned: Result<Planned, ApiError>,
+) -> Result<(Planned, PutGuard), ApiError> {
+    let planned = planned?;
     let guard = PutGuard {
         c: c.clone(),
         version,
@@ -304,16 +392,16 @@ async fn begin(
     Ok((planned, guard))
 }
 
-/// Writes segment `version` (`data` gets its footer) as k+m shards once `begun` (or, if the
-/// segment has none, [`begin`] now) has recorded it in flight, and waits for the write quorum: the segment's metadata and the guard of its
-/// in-flight record.
+/// Writes segment `version` (`data` gets its footer) as k+m shards once its in-flight record
+/// is made (asked for by `begin`, else now), and waits for the write quorum: the segment's
+/// metadata and the guard of its in-flight record.
 async fn write(
     c: &Arc<DataPath>,
     ec: EcSpec,
     version: ObjectVersion,
     data: &mut BytesMut,
     entries: &[PackEntry],
-    begun: Option<Begun>,
+    begin: Begin,
 ) -> Result<(ObjectMeta, PutGuard), ApiError> {
     let listed: Vec<Listed> = entries
         .iter()
@@ -325,11 +413,12 @@ async fn write(
     data.extend_from_slice(MAGIC);
     let size = data.len() as u64;
     let key = version.to_string();
-    let (planned, guard) = match begun {
-        Some(b) => b
+    let (planned, guard) = match begin {
+        Begin::Asked(b) => b
             .await
             .map_err(|e| ApiError::Internal(format!("segment's in-flight record: {e}")))??,
-        None => begin(c.clone(), ec, version).await?,
+        Begin::Deferred(planned) => record(c.clone(), version, Ok(planned)).await?,
+        Begin::No => record(c.clone(), version, plan_segment(c, ec, version)).await?,
     };
     let etag = hex::encode(Md5::digest(&data[..]));
     let pieces = planned.codec.encode(std::mem::take(data));

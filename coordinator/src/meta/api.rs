@@ -173,6 +173,11 @@ operations! {
         fn commit_put(&self, obj: ObjectMeta, cond: Precondition) -> ObjectMeta = |m| m.commit_put(&obj, &cond);
         /// The commit point of a segment and the small objects packed into it (one outcome each).
         fn commit_segment(&self, seg: ObjectMeta, entries: Vec<PackEntry>) -> Vec<Result<ObjectMeta>> = |m| m.commit_segment(&seg, &entries);
+        /// Records the PUT of the next segment `next` in flight (shards `set`), then commits
+        /// `seg` as [`Metadata::commit_segment`] does: one write, one log entry in a replicated
+        /// group, where a separate `begin_put` would make two. The record is made whatever the
+        /// commit's outcome.
+        fn commit_segment_and_begin(&self, seg: ObjectMeta, entries: Vec<PackEntry>, next: ObjectVersion, set: ShardSet) -> Vec<Result<ObjectMeta>> = |m| m.commit_segment_and_begin(&seg, &entries, next, &set);
         /// A PUT that will not commit: its in-flight record becomes garbage.
         fn abort_put(&self, version: ObjectVersion, set: ShardSet) -> () = |m| m.abort_put(version, &set);
         /// A repair that will not commit: its in-flight record becomes garbage.

@@ -9,7 +9,7 @@ use super::fixtures::{
 };
 use super::{
     now_ms, Fill, Grant, KeyRecord, Listing, MetaError, Metadata, NodeRecord, PackEntry,
-    Precondition, ShardSet, Upload,
+    Precondition, ShardSet, Upload, SEGMENTS,
 };
 use crate::names::EcSpec;
 use std::collections::BTreeMap;
@@ -981,6 +981,35 @@ pub async fn packed_segments(m: &dyn Metadata) {
         Err(MetaError::Fenced(_))
     ));
     assert_eq!(version_of(m, "pk", "late").await, None);
+    // A commit that carries the next segment's in-flight record: the record is made with
+    // the commit, and also when the commit is fenced off.
+    let (seg5, entries) = segment("pk", &["carried"], &[3]);
+    let (seg6, _) = segment("pk", &["next"], &[3]);
+    let set5 = seg5.parts[0].shard_set(SEGMENTS, &seg5.key);
+    let set6 = seg6.parts[0].shard_set(SEGMENTS, &seg6.key);
+    m.begin_put(seg5.version, set5).await.unwrap();
+    let out = m
+        .commit_segment_and_begin(seg5.clone(), entries.clone(), seg6.version, set6.clone())
+        .await
+        .unwrap();
+    assert!(out[0].is_ok(), "{:?}", out[0]);
+    let pending = m.pending_versions().await.unwrap();
+    assert!(pending.contains(&seg6.version), "the carried record is made");
+    assert!(!pending.contains(&seg5.version), "the carrier's record goes");
+    let (seg7, _) = segment("pk", &["after"], &[3]);
+    let set7 = seg7.parts[0].shard_set(SEGMENTS, &seg7.key);
+    assert!(matches!(
+        m.commit_segment_and_begin(seg5.clone(), entries, seg7.version, set7.clone())
+            .await,
+        Err(MetaError::Fenced(_))
+    ));
+    assert!(
+        m.pending_versions().await.unwrap().contains(&seg7.version),
+        "a fenced carrier's record is made all the same"
+    );
+    m.abort_put(seg6.version, set6).await.unwrap();
+    m.abort_put(seg7.version, set7).await.unwrap();
+    m.delete_object("pk".into(), "carried".into()).await.unwrap();
     // Leave the store as found.
     for k in ["taken", "b"] {
         m.delete_object("pk".into(), k.into()).await.unwrap();

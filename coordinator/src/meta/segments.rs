@@ -2,13 +2,28 @@
 
 use super::keys::key;
 use super::kv::Batch;
-use super::records::{Fill, ObjectMeta, PackEntry, Precondition};
+use super::records::{Fill, ObjectMeta, PackEntry, Precondition, ShardSet};
 use super::store::{check_precondition, MetaStore, Release, Result};
 use super::versions::Seqs;
 use super::MetaError;
 use std::collections::BTreeMap;
+use tessera_node::ObjectVersion;
 
 impl MetaStore {
+    /// Records `next` in flight with shards `set` (as [`MetaStore::begin_put`]), then commits
+    /// `seg` (as [`MetaStore::commit_segment`]): a segment's commit carrying the in-flight
+    /// record of the segment gathering behind it.
+    pub fn commit_segment_and_begin(
+        &self,
+        seg: &ObjectMeta,
+        entries: &[PackEntry],
+        next: ObjectVersion,
+        set: &ShardSet,
+    ) -> Result<Vec<Result<ObjectMeta>>> {
+        self.begin_put(next, set)?;
+        self.commit_segment(seg, entries)
+    }
+
     /// The commit point of a segment of packed small objects: the segment becomes a committed
     /// object of [`SEGMENTS`] (its in-flight record goes), and each entry whose bucket exists
     /// and whose condition holds is committed as a PUT would be, in order (a key written
