@@ -24,13 +24,25 @@ impl KeyAuth {
 #[async_trait::async_trait]
 impl S3Auth for KeyAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        // The key as this coordinator applied it: the access check then makes sure it still
+        // exists (linearizably, or at a PUT's commit through its stamp). Only a key not seen
+        // here yet is read linearizably (it may have just been made through another member).
         let id = access_key.to_string();
-        match self.c.meta.key(id).await.map_err(s3_err)? {
+        let key = match self.c.meta.key_applied(id.clone()).await.map_err(s3_err)? {
+            Some(k) => Some(k),
+            None => self.c.meta.key(id).await.map_err(s3_err)?,
+        };
+        match key {
             Some(k) => Ok(SecretKey::from(k.secret)),
-            None => Err(s3s::S3Error::with_message(
-                S3ErrorCode::InvalidAccessKeyId,
-                "the access key id you provided does not exist",
-            )),
+            None => Err(unknown_key()),
         }
     }
+}
+
+/// The answer to a signature by an access key that does not exist.
+pub fn unknown_key() -> s3s::S3Error {
+    s3s::S3Error::with_message(
+        S3ErrorCode::InvalidAccessKeyId,
+        "the access key id you provided does not exist",
+    )
 }

@@ -301,6 +301,8 @@ operations! {
         linear fn upload_references(&self, upload: ObjectVersion, version: ObjectVersion, index: usize, node: NodeId) -> bool = |m| m.upload_references(upload, version, index, &node);
         /// An access key, if it exists.
         linear fn key(&self, id: String) -> Option<KeyRecord> = |m| m.key(&id);
+        /// An access key as this coordinator last applied it (a replicated member may lag).
+        local fn key_applied(&self, id: String) -> Option<KeyRecord> = |m| m.key(&id);
         /// All access keys in id order.
         linear fn keys(&self) -> Vec<KeyRecord> = |m| m.keys();
         /// Registered nodes.

@@ -13,7 +13,8 @@
 //!   garbage), [`versions`] (a key's history in a versioned bucket: noncurrent versions,
 //!   delete markers, version listings), [`lock`] (object lock: retention, legal holds),
 //!   [`journal`] (what a rebuild from the nodes needs of a versioned key's history);
-//!   [`lifecycle`]: lifecycle rules and what they say about a version.
+//!   [`lifecycle`]: lifecycle rules and what they say about a version; [`stamp`]: what a
+//!   PUT's access check decided on, checked again at its commit.
 //! - [`api`]: the [`Metadata`] trait the rest of the coordinator uses (local or replicated).
 //! - [`kv`]: the ordered key-value store underneath ([`rocks`], [`memory`]); [`conformance`]
 //!   holds every implementation to the same behaviour ([`version_conformance`]: versions and
@@ -51,6 +52,7 @@ mod objects;
 pub mod records;
 pub mod rocks;
 mod segments;
+mod stamp;
 pub mod settings;
 pub mod store;
 pub mod version_conformance;
@@ -74,4 +76,5 @@ pub use settings::{
     Acl, AclGrant, BucketSetting, CorsRule, Grantee, LifecycleFilter, LifecycleRule, ObjectLock,
     Permission, PublicAccessBlock, Retention,
 };
+pub use stamp::access_stamp;
 pub use store::{check_precondition, MetaStore};

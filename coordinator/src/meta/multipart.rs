@@ -222,6 +222,7 @@ impl MetaStore {
         let Some(bucket) = self.bucket(&obj.bucket)? else {
             return Err(MetaError::NoSuchBucket(obj.bucket.clone()));
         };
+        let cond = self.unstamped(&bucket, cond)?;
         let old = self.object(&obj.bucket, &obj.key)?;
         check_precondition(old.as_ref(), cond)?;
         let mut batch = Batch::default();

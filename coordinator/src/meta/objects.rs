@@ -103,6 +103,7 @@ impl MetaStore {
             None => return Err(MetaError::NoSuchBucket(obj.bucket.clone())),
         };
         self.check_pending(&obj.version.to_string())?;
+        let cond = self.unstamped(&bucket, cond)?;
         let mut old = self.object(&obj.bucket, &obj.key)?;
         let mut slot = key(b'o', &[&obj.bucket, &obj.key]);
         // A rewrite (recode) of a noncurrent version: in its own slot.

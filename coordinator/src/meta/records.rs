@@ -156,6 +156,16 @@ pub enum Precondition {
         /// The segment it is moved out of.
         from: ObjectVersion,
     },
+    /// `cond`, and the bucket's record and the caller's access key as the request's access
+    /// check saw them (see [`super::stamp`]).
+    Checked {
+        /// [`super::access_stamp`] of the bucket and the key.
+        stamp: u64,
+        /// The access key id (`None`: unsigned).
+        caller: Option<String>,
+        /// The condition on the object.
+        cond: Box<Precondition>,
+    },
 }
 
 /// What a conditional delete asks of the object it deletes; a key with no object is

@@ -59,6 +59,13 @@ impl MetaStore {
                 out.push(Err(MetaError::NoSuchBucket(b)));
                 continue;
             };
+            let cond = match self.unstamped(&bucket, &e.cond) {
+                Ok(c) => c,
+                Err(err) => {
+                    out.push(Err(err));
+                    continue;
+                }
+            };
             let again = written.get(&(b.clone(), k.clone())).cloned();
             let fresh_key = again.is_none();
             let current = match again {
@@ -67,8 +74,8 @@ impl MetaStore {
             };
             // Compaction moving a noncurrent version: rewritten in its own slot.
             if let (Precondition::Moved { version, from }, true) = (
-                &e.cond,
-                check_precondition(current.as_ref(), &e.cond).is_err(),
+                cond,
+                check_precondition(current.as_ref(), cond).is_err(),
             ) {
                 let slot = self
                     .packed_slot(&b, &k, *version, *from)?
@@ -83,13 +90,13 @@ impl MetaStore {
                     continue;
                 }
             }
-            if let Err(err) = check_precondition(current.as_ref(), &e.cond) {
+            if let Err(err) = check_precondition(current.as_ref(), cond) {
                 out.push(Err(err));
                 continue;
             }
             release.live(seg.version, e.obj.size)?;
             let mut obj = e.obj.clone();
-            match (&e.cond, &current) {
+            match (cond, &current) {
                 // Compaction moves the same version: its place in the key's history and what
                 // was set on it stay.
                 (Precondition::Moved { .. }, Some(old)) => {

@@ -27,6 +27,8 @@ pub fn check_precondition(current: Option<&ObjectMeta>, cond: &Precondition) -> 
         Precondition::Moved { version, from } => current.is_some_and(|o| {
             o.version == *version && o.packed.as_ref().is_some_and(|p| p.segment == *from)
         }),
+        // The stamp is checked by the commits, which read the bucket.
+        Precondition::Checked { cond, .. } => return check_precondition(current, cond),
     };
     if ok {
         Ok(())

@@ -28,7 +28,7 @@ pub mod policy;
 
 use super::error::s3_err;
 use crate::error::ApiError;
-use crate::meta::{Acl, BucketMeta, Permission};
+use crate::meta::{access_stamp, Acl, BucketMeta, Permission, Precondition};
 use crate::state::Coordinator;
 use policy::{Decision, Facts, PolicyCache};
 use s3s::access::{S3Access, S3AccessContext};
@@ -327,6 +327,43 @@ impl Access {
         self.c.meta.bucket(name.to_string()).await.map_err(s3_err)
     }
 
+    /// The bucket a PUT is decided on: as this coordinator applied it when it has it (its
+    /// commit checks the [`AccessStamp`]), else read linearizably (it may have just been
+    /// created through another coordinator).
+    async fn bucket_for_put(&self, name: &str) -> S3Result<Option<BucketMeta>> {
+        match self.c.meta.bucket_applied(name.to_string()).await {
+            Ok(Some(b)) => Ok(Some(b)),
+            Ok(None) => self.bucket(name).await,
+            Err(e) => Err(s3_err(e)),
+        }
+    }
+
+    /// Fails unless access key `id` exists now (linearizably): signatures were checked with
+    /// the key as this coordinator applied it, so a request other than a stamped PUT checks
+    /// that it was not deleted meanwhile.
+    async fn key_exists(&self, id: &str) -> S3Result<()> {
+        match self.c.meta.key(id.to_string()).await.map_err(s3_err)? {
+            Some(_) => Ok(()),
+            None => Err(super::auth::unknown_key()),
+        }
+    }
+
+    /// The stamp of `bucket` and `caller`'s key as this coordinator applied them.
+    async fn stamp(&self, bucket: &BucketMeta, caller: Option<&str>) -> S3Result<AccessStamp> {
+        let key = match caller {
+            Some(id) => match self.c.meta.key_applied(id.to_string()).await {
+                Ok(Some(k)) => Some(k),
+                Ok(None) => return Err(super::auth::unknown_key()),
+                Err(e) => return Err(s3_err(e)),
+            },
+            None => None,
+        };
+        Ok(AccessStamp {
+            stamp: access_stamp(bucket, key.as_ref()),
+            caller: caller.map(String::from),
+        })
+    }
+
     /// Decides one request on bucket `meta` (`None`: no such bucket, which passes so that
     /// the operation answers NoSuchBucket).
     async fn check_one(
@@ -366,6 +403,27 @@ impl Access {
 #[derive(Clone, Debug)]
 pub struct CheckedBucket(pub BucketMeta);
 
+/// What an allowed PutObject was decided on (the bucket and the caller's key as this
+/// coordinator applied them), in the request's extensions: its commit refuses the write if
+/// either changed since ([`crate::meta::access_stamp`]). A PUT through any member of a
+/// replicated group so needs no read-index round for its access check.
+#[derive(Clone, Debug)]
+pub struct AccessStamp {
+    stamp: u64,
+    caller: Option<String>,
+}
+
+impl AccessStamp {
+    /// `cond` with the stamp.
+    pub fn on(&self, cond: Precondition) -> Precondition {
+        Precondition::Checked {
+            stamp: self.stamp,
+            caller: self.caller.clone(),
+            cond: Box::new(cond),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
@@ -379,6 +437,10 @@ impl S3Access for Access {
         }
         let caller = cx.credentials().map(|c| c.access_key.clone());
         let caller = caller.as_deref();
+        let put = op == "PutObject";
+        if let (Some(id), false) = (caller, put) {
+            self.key_exists(id).await?;
+        }
         let path = match cx.s3_path() {
             S3Path::Root => None,
             S3Path::Bucket { bucket } => Some((bucket.to_string(), None)),
@@ -395,7 +457,10 @@ impl S3Access for Access {
                 ))),
             },
             Some((bucket, key)) => {
-                let meta = self.bucket(&bucket).await?;
+                let meta = match put {
+                    true => self.bucket_for_put(&bucket).await?,
+                    false => self.bucket(&bucket).await?,
+                };
                 // Condition keys are gathered only for a bucket with a policy to read them.
                 let mut keys = match &meta {
                     Some(m) if m.policy.is_some() => condition_keys(cx),
@@ -433,6 +498,10 @@ impl S3Access for Access {
                     }
                 }
                 if let Some(m) = meta {
+                    if put {
+                        let stamp = self.stamp(&m, caller).await?;
+                        cx.extensions_mut().insert(stamp);
+                    }
                     cx.extensions_mut().insert(CheckedBucket(m));
                 }
                 Ok(())

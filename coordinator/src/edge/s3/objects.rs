@@ -14,6 +14,7 @@ use super::Tessera;
 use crate::data::get::ByteRange;
 use crate::data::put::{write_object, ObjectAttrs, PutRequest};
 use crate::edge::access::acl::grant_headers;
+use crate::edge::access::AccessStamp;
 use crate::edge::checksum::{stored_checksums, BodyChecks};
 use crate::edge::error::s3_err;
 use crate::error::ApiError;
@@ -258,6 +259,11 @@ pub(super) async fn put_object(t: &Tessera, req: S3Request<PutObjectInput>) -> R
         }
         crate::meta::check_precondition(current.as_ref(), &cond).map_err(s3_err)?;
     }
+    // Checked again at the commit: the bucket and key the access check decided on.
+    let cond = match ext.get::<AccessStamp>() {
+        Some(stamp) => stamp.on(cond),
+        None => cond,
+    };
     let content_length = i.content_length.map(|l| l.max(0) as u64);
     let put = PutRequest {
         bucket,

@@ -1,0 +1,53 @@
+//! Access stamps. A PUT whose access check read this coordinator's applied state (in a
+//! replicated group: no read-index round to the leader) carries a stamp of what the check
+//! decided on, the bucket's record and the caller's access key
+//! ([`Precondition::Checked`]). Its commit refuses it with [`MetaError::Fenced`] if either
+//! changed since, so the write takes effect only under the settings that allowed it, as if
+//! it had been checked at its commit.
+
+use super::records::{BucketMeta, KeyRecord, Precondition};
+use super::store::{MetaStore, Result};
+use super::MetaError;
+
+/// The stamp of bucket record `bucket` and access key `key` (`None`: an unsigned request).
+pub fn access_stamp(bucket: &BucketMeta, key: Option<&KeyRecord>) -> u64 {
+    let mut h = blake3::Hasher::new();
+    h.update(&serde_json::to_vec(bucket).unwrap_or_default());
+    h.update(&[0]);
+    if let Some(k) = key {
+        h.update(&serde_json::to_vec(k).unwrap_or_default());
+    }
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&h.finalize().as_bytes()[..8]);
+    u64::from_le_bytes(head)
+}
+
+impl MetaStore {
+    /// `cond` without its stamp, once the stamp (if it has one) matches `bucket` and the
+    /// caller's key as stored now; [`MetaError::Fenced`] if it does not.
+    pub(super) fn unstamped<'a>(
+        &self,
+        bucket: &BucketMeta,
+        cond: &'a Precondition,
+    ) -> Result<&'a Precondition> {
+        let Precondition::Checked {
+            stamp,
+            caller,
+            cond,
+        } = cond
+        else {
+            return Ok(cond);
+        };
+        let key = match caller {
+            Some(id) => self.key(id)?,
+            None => None,
+        };
+        if access_stamp(bucket, key.as_ref()) != *stamp {
+            return Err(MetaError::Fenced(format!(
+                "the settings of bucket {} or the request's access key changed after its access check; retry",
+                bucket.name
+            )));
+        }
+        Ok(cond)
+    }
+}
