@@ -198,7 +198,8 @@ impl Packer {
             drop(inbound);
             let (version, first) = (seg.version, seg.entries.len() == 1);
             if first {
-                let carrier = c.config.cluster.is_some() && self.carriers.load(Ordering::SeqCst) > 0;
+                let carrier =
+                    c.config.cluster.is_some() && self.carriers.load(Ordering::SeqCst) > 0;
                 seg.begin = match plan_segment(c, ec, version) {
                     Ok(planned) if carrier => Begin::Deferred(planned),
                     planned => Begin::Asked(tokio::spawn(record(c.clone(), version, planned))),
@@ -319,7 +320,9 @@ fn reach_commit(c: &Arc<DataPath>, ec: EcSpec, ok: bool) -> Option<Carried> {
     if !matches!(seg.begin, Begin::Deferred(_)) || !(ok || left == 0) {
         return None;
     }
-    let (version, Begin::Deferred(planned)) = (seg.version, std::mem::replace(&mut seg.begin, Begin::No)) else {
+    let (version, Begin::Deferred(planned)) =
+        (seg.version, std::mem::replace(&mut seg.begin, Begin::No))
+    else {
         return None;
     };
     if !ok {
@@ -357,7 +360,10 @@ async fn commit(
     let Some((next, set, made)) = carried else {
         return c.meta.commit_segment(meta, entries).await;
     };
-    let out = c.meta.commit_segment_and_begin(meta, entries, next, set).await;
+    let out = c
+        .meta
+        .commit_segment_and_begin(meta, entries, next, set)
+        .await;
     let _ = made.send(out.is_ok());
     out
 }

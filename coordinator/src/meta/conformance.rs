@@ -34,6 +34,8 @@ pub async fn run_all(m: &dyn Metadata) {
     counters_match(m, "packed segments").await;
     access_settings_and_conditional_deletes(m).await;
     counters_match(m, "conditional deletes").await;
+    super::stamp_conformance::stamped_writes(m).await;
+    counters_match(m, "stamped writes").await;
     super::version_conformance::versions_and_delete_markers(m).await;
     counters_match(m, "versions and delete markers").await;
     super::version_conformance::object_lock(m).await;
@@ -994,8 +996,14 @@ pub async fn packed_segments(m: &dyn Metadata) {
         .unwrap();
     assert!(out[0].is_ok(), "{:?}", out[0]);
     let pending = m.pending_versions().await.unwrap();
-    assert!(pending.contains(&seg6.version), "the carried record is made");
-    assert!(!pending.contains(&seg5.version), "the carrier's record goes");
+    assert!(
+        pending.contains(&seg6.version),
+        "the carried record is made"
+    );
+    assert!(
+        !pending.contains(&seg5.version),
+        "the carrier's record goes"
+    );
     let (seg7, _) = segment("pk", &["after"], &[3]);
     let set7 = seg7.parts[0].shard_set(SEGMENTS, &seg7.key);
     assert!(matches!(
@@ -1009,7 +1017,9 @@ pub async fn packed_segments(m: &dyn Metadata) {
     );
     m.abort_put(seg6.version, set6).await.unwrap();
     m.abort_put(seg7.version, set7).await.unwrap();
-    m.delete_object("pk".into(), "carried".into()).await.unwrap();
+    m.delete_object("pk".into(), "carried".into())
+        .await
+        .unwrap();
     // Leave the store as found.
     for k in ["taken", "b"] {
         m.delete_object("pk".into(), k.into()).await.unwrap();

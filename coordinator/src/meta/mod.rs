@@ -19,7 +19,8 @@
 //! - [`kv`]: the ordered key-value store underneath ([`rocks`], [`memory`]); [`conformance`]
 //!   holds every implementation to the same behaviour ([`version_conformance`]: versions and
 //!   delete markers; [`journal_conformance`]: the version journal; [`counter_conformance`]:
-//!   the counters; [`fixtures`]: what they build their cases from).
+//!   the counters; [`stamp_conformance`]: stamped writes; [`fixtures`]: what they build
+//!   their cases from).
 //! - [`derived`]: records kept in the batch of every change they follow: [`counters`] (what
 //!   the store holds per bucket, node, code, in segments and in in-flight and garbage
 //!   records; read in O(buckets + nodes)), [`node_index`] (objects by node) and
@@ -52,8 +53,9 @@ mod objects;
 pub mod records;
 pub mod rocks;
 mod segments;
-mod stamp;
 pub mod settings;
+mod stamp;
+pub mod stamp_conformance;
 pub mod store;
 pub mod version_conformance;
 pub mod versions;

@@ -2,7 +2,8 @@
 
 use super::keys::key;
 use super::kv::Batch;
-use super::records::{Fill, ObjectMeta, PackEntry, Precondition, ShardSet};
+use super::records::{BucketMeta, Fill, ObjectMeta, PackEntry, Precondition, ShardSet};
+use super::stamp::Stamps;
 use super::store::{check_precondition, MetaStore, Release, Result};
 use super::versions::Seqs;
 use super::MetaError;
@@ -53,13 +54,19 @@ impl MetaStore {
         let mut written: BTreeMap<(String, String), ObjectMeta> = BTreeMap::new();
         let mut out = Vec::with_capacity(entries.len());
         let mut seqs = Seqs::new(self)?;
+        // Each bucket is read once (a segment's objects mostly share one).
+        let mut buckets: BTreeMap<String, Option<BucketMeta>> = BTreeMap::new();
+        let mut stamps = Stamps::new(self);
         for e in entries {
             let (b, k) = (e.obj.bucket.clone(), e.obj.key.clone());
-            let Some(bucket) = self.bucket(&b)? else {
+            if !buckets.contains_key(&b) {
+                buckets.insert(b.clone(), self.bucket(&b)?);
+            }
+            let Some(bucket) = buckets.get(&b).and_then(Option::as_ref) else {
                 out.push(Err(MetaError::NoSuchBucket(b)));
                 continue;
             };
-            let cond = match self.unstamped(&bucket, &e.cond) {
+            let cond = match stamps.unstamped(bucket, &e.cond) {
                 Ok(c) => c,
                 Err(err) => {
                     out.push(Err(err));
@@ -73,10 +80,9 @@ impl MetaStore {
                 None => self.object(&b, &k)?,
             };
             // Compaction moving a noncurrent version: rewritten in its own slot.
-            if let (Precondition::Moved { version, from }, true) = (
-                cond,
-                check_precondition(current.as_ref(), cond).is_err(),
-            ) {
+            if let (Precondition::Moved { version, from }, true) =
+                (cond, check_precondition(current.as_ref(), cond).is_err())
+            {
                 let slot = self
                     .packed_slot(&b, &k, *version, *from)?
                     .filter(|(slot, _)| *slot != key(b'o', &[&b, &k]));
@@ -108,7 +114,7 @@ impl MetaStore {
                     &mut batch,
                     &mut release,
                     &mut seqs,
-                    &bucket,
+                    bucket,
                     current.as_ref(),
                     &mut obj,
                     fresh_key,

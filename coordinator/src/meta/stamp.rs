@@ -8,6 +8,7 @@
 use super::records::{BucketMeta, KeyRecord, Precondition};
 use super::store::{MetaStore, Result};
 use super::MetaError;
+use std::collections::BTreeMap;
 
 /// The stamp of bucket record `bucket` and access key `key` (`None`: an unsigned request).
 pub fn access_stamp(bucket: &BucketMeta, key: Option<&KeyRecord>) -> u64 {
@@ -30,6 +31,31 @@ impl MetaStore {
         bucket: &BucketMeta,
         cond: &'a Precondition,
     ) -> Result<&'a Precondition> {
+        Stamps::new(self).unstamped(bucket, cond)
+    }
+}
+
+/// [`MetaStore::unstamped`] for many writes in one commit (a segment's objects): each
+/// bucket and key's stamp is computed once.
+pub(super) struct Stamps<'a> {
+    store: &'a MetaStore,
+    seen: BTreeMap<(String, Option<String>), u64>,
+}
+
+impl<'a> Stamps<'a> {
+    pub(super) fn new(store: &'a MetaStore) -> Self {
+        Stamps {
+            store,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// See [`MetaStore::unstamped`].
+    pub(super) fn unstamped<'c>(
+        &mut self,
+        bucket: &BucketMeta,
+        cond: &'c Precondition,
+    ) -> Result<&'c Precondition> {
         let Precondition::Checked {
             stamp,
             caller,
@@ -38,11 +64,19 @@ impl MetaStore {
         else {
             return Ok(cond);
         };
-        let key = match caller {
-            Some(id) => self.key(id)?,
-            None => None,
+        let now = match self.seen.get(&(bucket.name.clone(), caller.clone())) {
+            Some(s) => *s,
+            None => {
+                let key = match caller {
+                    Some(id) => self.store.key(id)?,
+                    None => None,
+                };
+                let s = access_stamp(bucket, key.as_ref());
+                self.seen.insert((bucket.name.clone(), caller.clone()), s);
+                s
+            }
         };
-        if access_stamp(bucket, key.as_ref()) != *stamp {
+        if now != *stamp {
             return Err(MetaError::Fenced(format!(
                 "the settings of bucket {} or the request's access key changed after its access check; retry",
                 bucket.name

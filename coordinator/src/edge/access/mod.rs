@@ -348,10 +348,21 @@ impl Access {
         }
     }
 
-    /// The stamp of `bucket` and `caller`'s key as this coordinator applied them.
-    async fn stamp(&self, bucket: &BucketMeta, caller: Option<&str>) -> S3Result<AccessStamp> {
+    /// The stamp of `bucket` and `caller`'s key as this coordinator `applied` it (else as
+    /// it is now).
+    async fn stamp(
+        &self,
+        bucket: &BucketMeta,
+        caller: Option<&str>,
+        applied: bool,
+    ) -> S3Result<AccessStamp> {
+        let read = match (caller, applied) {
+            (Some(id), true) => self.c.meta.key_applied(id.to_string()).await,
+            (Some(id), false) => self.c.meta.key(id.to_string()).await,
+            (None, _) => Ok(None),
+        };
         let key = match caller {
-            Some(id) => match self.c.meta.key_applied(id.to_string()).await {
+            Some(_) => match read {
                 Ok(Some(k)) => Some(k),
                 Ok(None) => return Err(super::auth::unknown_key()),
                 Err(e) => return Err(s3_err(e)),
@@ -394,6 +405,68 @@ impl Access {
             keys,
         };
         decide(&self.c, meta, policy.as_deref(), &r).await
+    }
+
+    /// Decides an operation on `bucket` (and object `key`), on the bucket (and a PUT's key)
+    /// as this coordinator `applied` them or as they are now; an allowed PutObject gets its
+    /// [`AccessStamp`], every allowed request its [`CheckedBucket`].
+    async fn decide(
+        &self,
+        cx: &mut S3AccessContext<'_>,
+        caller: Option<&str>,
+        op: &str,
+        bucket: &str,
+        key: Option<String>,
+        applied: bool,
+    ) -> S3Result<()> {
+        let meta = match applied {
+            true => self.bucket_for_put(bucket).await?,
+            false => self.bucket(bucket).await?,
+        };
+        // Condition keys are gathered only for a bucket with a policy to read them.
+        let mut keys = match &meta {
+            Some(m) if m.policy.is_some() => condition_keys(cx),
+            _ => BTreeMap::new(),
+        };
+        // `s3:ExistingObjectTag/<key>`: the object's tags, read only for a policy
+        // that names them.
+        if let (Some(m), Some(k), Some(text)) =
+            (&meta, &key, meta.as_ref().and_then(|m| m.policy.as_deref()))
+        {
+            let names_tags = self
+                .policies
+                .parsed_with_tags(&m.name, text)
+                .is_ok_and(|(_, tags)| tags);
+            if names_tags {
+                let o = self.c.meta.object(bucket.to_string(), k.clone()).await;
+                for (tk, tv) in o.map_err(s3_err)?.map(|o| o.tags).unwrap_or_default() {
+                    let name = format!("s3:existingobjecttag/{}", tk.to_ascii_lowercase());
+                    keys.insert(name, vec![tv]);
+                }
+            }
+        }
+        let expected = cx
+            .headers()
+            .get("x-amz-expected-bucket-owner")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        self.check_one(caller, op, meta.as_ref(), key.as_deref(), keys)
+            .await?;
+        if let (Some(m), Some(e)) = (&meta, &expected) {
+            if m.owner.as_deref() != Some(e.as_str()) {
+                return Err(s3_err(ApiError::AccessDenied(format!(
+                    "bucket {bucket} is not owned by {e}"
+                ))));
+            }
+        }
+        if let Some(m) = meta {
+            if op == "PutObject" {
+                let stamp = self.stamp(&m, caller, applied).await?;
+                cx.extensions_mut().insert(stamp);
+            }
+            cx.extensions_mut().insert(CheckedBucket(m));
+        }
+        Ok(())
     }
 }
 
@@ -456,56 +529,19 @@ impl S3Access for Access {
                     "unsigned requests cannot create buckets; sign with an access key".into(),
                 ))),
             },
-            Some((bucket, key)) => {
-                let meta = match put {
-                    true => self.bucket_for_put(&bucket).await?,
-                    false => self.bucket(&bucket).await?,
-                };
-                // Condition keys are gathered only for a bucket with a policy to read them.
-                let mut keys = match &meta {
-                    Some(m) if m.policy.is_some() => condition_keys(cx),
-                    _ => BTreeMap::new(),
-                };
-                // `s3:ExistingObjectTag/<key>`: the object's tags, read only for a policy
-                // that names them.
-                if let (Some(m), Some(k), Some(text)) =
-                    (&meta, &key, meta.as_ref().and_then(|m| m.policy.as_deref()))
+            Some((bucket, key)) if put => {
+                // Decided on this coordinator's applied state, the commit checking the stamp;
+                // a refusal is decided again on the latest state (the applied one may lag a
+                // change that allows the PUT).
+                match self
+                    .decide(cx, caller, op, &bucket, key.clone(), true)
+                    .await
                 {
-                    let names_tags = self
-                        .policies
-                        .parsed_with_tags(&m.name, text)
-                        .is_ok_and(|(_, tags)| tags);
-                    if names_tags {
-                        let o = self.c.meta.object(bucket.clone(), k.clone()).await;
-                        for (tk, tv) in o.map_err(s3_err)?.map(|o| o.tags).unwrap_or_default() {
-                            let name = format!("s3:existingobjecttag/{}", tk.to_ascii_lowercase());
-                            keys.insert(name, vec![tv]);
-                        }
-                    }
+                    Ok(()) => Ok(()),
+                    Err(_) => self.decide(cx, caller, op, &bucket, key, false).await,
                 }
-                let expected = cx
-                    .headers()
-                    .get("x-amz-expected-bucket-owner")
-                    .and_then(|v| v.to_str().ok())
-                    .map(String::from);
-                self.check_one(caller, op, meta.as_ref(), key.as_deref(), keys)
-                    .await?;
-                if let (Some(m), Some(e)) = (&meta, &expected) {
-                    if m.owner.as_deref() != Some(e.as_str()) {
-                        return Err(s3_err(ApiError::AccessDenied(format!(
-                            "bucket {bucket} is not owned by {e}"
-                        ))));
-                    }
-                }
-                if let Some(m) = meta {
-                    if put {
-                        let stamp = self.stamp(&m, caller).await?;
-                        cx.extensions_mut().insert(stamp);
-                    }
-                    cx.extensions_mut().insert(CheckedBucket(m));
-                }
-                Ok(())
             }
+            Some((bucket, key)) => self.decide(cx, caller, op, &bucket, key, false).await,
         }
     }
 }
