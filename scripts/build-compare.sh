@@ -2,7 +2,8 @@
 # Two builds of Tessera side by side: `tessera dev --anonymous` (6 nodes, 4+2) from each, then
 # `tessera bench` (the AFTER build's client for both) 4 KiB (2000 objects, concurrency 16) and
 # 16 MiB (32 objects, concurrency 4) against each in turn, ROUNDS rounds alternating; prints
-# each figure's median per build and the per-round ratios AFTER / BEFORE.
+# each figure's median per build and the per-round ratios AFTER / BEFORE. The order of the
+# two builds alternates from round to round.
 # Usage: scripts/build-compare.sh BEFORE_BIN AFTER_BIN [ROUNDS] [OUT_DIR]
 set -euo pipefail
 BEFORE=$1
@@ -27,7 +28,11 @@ start() { # name bin api_port
 start before "$BEFORE" 27600
 start after "$AFTER" 27700
 for round in $(seq 1 "$ROUNDS"); do
-  for name in before after; do
+  # The order alternates: the build measured second meets the first one's leftovers (its
+  # nodes flushing what the 16 MiB PUTs wrote).
+  order="before after"
+  [ $((round % 2)) = 0 ] && order="after before"
+  for name in $order; do
     port=27600
     [ "$name" = after ] && port=27700
     "$AFTER" bench --endpoint "http://127.0.0.1:$port" --json --bucket small$round \

@@ -22,7 +22,7 @@ pub async fn stream_object(
     range: ByteRange,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, ApiError> {
     if obj.packed.is_some() {
-        let bytes = super::pack::read(&c, obj, range).await?;
+        let bytes = super::packed_read::read(&c, obj, range).await?;
         return Ok(futures::stream::once(async move { Ok(bytes) }).boxed());
     }
     Ok(stream_striped(c, obj, range).await?.boxed())

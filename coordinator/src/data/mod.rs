@@ -6,8 +6,8 @@
 //! - [`put`]: a byte stream -> stripes -> k+m node streams, staged until committed; small
 //!   bodies read whole, packable ones handed to the packer.
 //! - [`pack`]: small objects packed into segments (one stripe shared by many objects): the
-//!   packer stage of a PUT and the packed stage of a GET; [`footer`]: what a segment says of
-//!   the objects in it.
+//!   packer stage of a PUT; [`packed_read`]: the packed stage of a GET; [`footer`]: what a
+//!   segment says of the objects in it.
 //! - [`write`]: the write primitives all of them share (plan, quorum check, in-flight guard,
 //!   batched whole-shard writes).
 //! - [`upload`]: one streaming shard upload per target node (PUT, parts and repair).
@@ -21,6 +21,7 @@ pub mod context;
 pub mod footer;
 pub mod get;
 pub mod pack;
+pub mod packed_read;
 pub mod put;
 pub mod stripes;
 pub mod upload;

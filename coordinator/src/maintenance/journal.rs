@@ -133,7 +133,7 @@ pub async fn compact(c: &Arc<Maintenance>) -> Result<usize, ApiError> {
     }
     let mut entries: Vec<(u64, JournalEntry)> = Vec::new();
     for o in &run {
-        let data = crate::data::pack::segment_data(&c.data, o).await?;
+        let data = crate::data::packed_read::segment_data(&c.data, o).await?;
         let part: Vec<(u64, JournalEntry)> = serde_json::from_slice(&data).map_err(|e| {
             ApiError::Internal(format!("journal object {} not understood: {e}", o.key))
         })?;

@@ -20,7 +20,7 @@ mod scratch;
 
 use super::Maintenance;
 use crate::data::footer::footer;
-use crate::data::pack::segment_data;
+use crate::data::packed_read::segment_data;
 use crate::error::ApiError;
 use crate::meta::journal::{is_reserved, JournalEntry, RestoredKey, JOURNAL};
 use crate::meta::settings::COMPLIANCE;
