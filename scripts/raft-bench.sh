@@ -10,6 +10,7 @@
 # had a machine of its own; the nodes and the client run outside any quota. Where cgroups are
 # not writable the script says so and measures without quotas.
 #
+# ROUNDS=0 measures only the failovers.
 # Usage: [CPU_QUOTA=0.25] [ROUNDS=3] [FAILOVERS=5] [COORD_ARGS="--pack-below 0"] \
 #          scripts/raft-bench.sh [OUT_DIR]     (needs target/release/tessera)
 set -euo pipefail
@@ -114,7 +115,7 @@ for round in $(seq 1 "$ROUNDS"); do
     bench "$name" "large-$round" --bucket large$round --size 16MiB --objects 24 --concurrency 4
   done
 done
-python3 - "$OUT" <<'EOF'
+[ "$ROUNDS" -gt 0 ] && python3 - "$OUT" <<'EOF'
 import json, statistics, sys, glob
 out = sys.argv[1]
 def med(name, kind, field):
@@ -158,7 +159,9 @@ for round in $(seq 1 "$FAILOVERS"); do
   port=$((27400 + 2 * other - 2))
   kill -9 "$pid"
   t0=$(date +%s%N)
-  until [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' -X PUT --data-binary x "http://127.0.0.1:$port/failover-load/probe-$round")" = 200 ]; do sleep 0.02; done
+  # One probe waits for its answer (up to 10 s: a member holds a write while no leader is
+  # known); only a refused one is sent again.
+  until [ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -X PUT --data-binary x "http://127.0.0.1:$port/failover-load/probe-$round")" = 200 ]; do sleep 0.02; done
   echo "failover $round: $(((($(date +%s%N) - t0)) / 1000000)) ms (leader $leader killed)" | tee -a "$OUT/failover.log"
   wait "$pid" 2>/dev/null || true
   coordinator three 3 "$leader"
