@@ -173,20 +173,27 @@ async fn terms(g: &Group) -> Vec<u64> {
     out
 }
 
-/// One coordinator behind a slow link (150 ms added each way to everything the others and
-/// the nodes exchange with it): clients writing and reading through all three are served,
-/// and every read through any coordinator returns the client's last acknowledged write.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_slow_link_to_one_coordinator_keeps_the_cluster_serving() {
+/// A group whose member 2 the others and the nodes reach through a proxy that adds 150 ms
+/// each way (kept alive by the returned proxy).
+async fn behind_slow_link(dir: &std::path::Path) -> (Group, DelayProxy) {
     let proxy = DelayProxy::start(Duration::from_millis(150)).await;
     let layout = Layout {
         reach_via: vec![None, None, Some(proxy.addr.clone())],
         ..Layout::default()
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut g = Group::plan(dir.path(), layout, &[]);
+    let mut g = Group::plan(dir, layout, &[]);
     proxy.forward_to(&g.admin[2]);
     g.launch().await;
+    (g, proxy)
+}
+
+/// One coordinator behind a slow link (150 ms added each way to everything the others and
+/// the nodes exchange with it): clients writing and reading through all three are served,
+/// and every read through any coordinator returns the client's last acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_link_to_one_coordinator_keeps_the_cluster_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, _proxy) = behind_slow_link(dir.path()).await;
     g.leader(Duration::from_secs(30)).await;
     assert_eq!(put(&g.url(0, "slow"), "").await, 200, "bucket");
     let before = terms(&g).await;
@@ -249,15 +256,8 @@ async fn signed(
 /// latest state, so a PUT allowed again through it is not refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lagging_follower_is_bound_by_access_changes_made_through_the_leader() {
-    let proxy = DelayProxy::start(Duration::from_millis(150)).await;
-    let layout = Layout {
-        reach_via: vec![None, None, Some(proxy.addr.clone())],
-        ..Layout::default()
-    };
     let dir = tempfile::tempdir().unwrap();
-    let mut g = Group::plan(dir.path(), layout, &[]);
-    proxy.forward_to(&g.admin[2]);
-    g.launch().await;
+    let (mut g, _proxy) = behind_slow_link(dir.path()).await;
     // The slow member must be a follower: while it leads, it is restarted.
     let mut leader = g.leader(Duration::from_secs(30)).await;
     while leader == 2 {
