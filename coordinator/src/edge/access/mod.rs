@@ -339,7 +339,7 @@ impl Access {
     }
 
     /// Fails unless access key `id` exists now (linearizably): signatures were checked with
-    /// the key as this coordinator applied it, so a request other than a stamped PUT checks
+    /// the key as this coordinator applied it, so in a group a request other than a stamped PUT checks
     /// that it was not deleted meanwhile.
     async fn key_exists(&self, id: &str) -> S3Result<()> {
         match self.c.meta.key(id.to_string()).await.map_err(s3_err)? {
@@ -356,17 +356,14 @@ impl Access {
         caller: Option<&str>,
         applied: bool,
     ) -> S3Result<AccessStamp> {
-        let read = match (caller, applied) {
-            (Some(id), true) => self.c.meta.key_applied(id.to_string()).await,
-            (Some(id), false) => self.c.meta.key(id.to_string()).await,
-            (None, _) => Ok(None),
-        };
         let key = match caller {
-            Some(_) => match read {
-                Ok(Some(k)) => Some(k),
-                Ok(None) => return Err(super::auth::unknown_key()),
-                Err(e) => return Err(s3_err(e)),
-            },
+            Some(id) => {
+                let read = match applied {
+                    true => self.c.meta.key_applied(id.to_string()).await,
+                    false => self.c.meta.key(id.to_string()).await,
+                };
+                Some(read.map_err(s3_err)?.ok_or_else(super::auth::unknown_key)?)
+            }
             None => None,
         };
         Ok(AccessStamp {
@@ -511,7 +508,8 @@ impl S3Access for Access {
         let caller = cx.credentials().map(|c| c.access_key.clone());
         let caller = caller.as_deref();
         let put = op == "PutObject";
-        if let (Some(id), false) = (caller, put) {
+        // A single coordinator's applied key is the latest: only a group member checks again.
+        if let (Some(id), false, true) = (caller, put, self.c.config.cluster.is_some()) {
             self.key_exists(id).await?;
         }
         let path = match cx.s3_path() {
