@@ -339,8 +339,8 @@ impl Access {
     }
 
     /// Fails unless access key `id` exists now (linearizably): signatures were checked with
-    /// the key as this coordinator applied it, so in a group a request other than a stamped PUT checks
-    /// that it was not deleted meanwhile.
+    /// the key as this coordinator applied it, so in a group a request other than a stamped
+    /// PUT checks that it was not deleted meanwhile.
     async fn key_exists(&self, id: &str) -> S3Result<()> {
         match self.c.meta.key(id.to_string()).await.map_err(s3_err)? {
             Some(_) => Ok(()),
