@@ -3,7 +3,10 @@
 # 4 KiB PUT/s and GET/s at concurrency 16 and 64, 16 MiB PUT and GET MB/s (concurrency 4),
 # medians of ROUNDS rounds whose order alternates; then the failover time of the three (the
 # leader SIGKILLed under a 16-client write load -> first acknowledged PUT through a survivor),
-# FAILOVERS times.
+# FAILOVERS times. Every run also records the CPU time its cluster's coordinators and nodes
+# used (from /proc), and each round runs the single coordinator at a third of the clients
+# (c=5, c=21): the summary (scripts/raft-bench-summary.py, OUT_DIR/summary.txt) gives the CPU
+# per request and what it bounds (three's CPU per small PUT against one's).
 #
 # With CPU_QUOTA (a fraction of one core, e.g. 0.25) every coordinator process runs in its own
 # cpu cgroup (v1 controller at /sys/fs/cgroup/cpu, period 100 ms) with that quota, as if each
@@ -77,19 +80,22 @@ coordinator() { # name n i
 }
 
 start() { # name coordinators base_port
-  local name=$1 n=$2 base=$3 admins="" apis=""
+  local name=$1 n=$2 base=$3 admins="" apis="" cpids="" npids="" pid
   eval "${name}_base=$base"
   for i in $(seq 1 "$n"); do
     admins+="${admins:+,}http://127.0.0.1:$((base + 2 * i - 1))"
     apis+="${apis:+,}http://127.0.0.1:$((base + 2 * i - 2))"
     coordinator "$name" "$n" "$i"
+    eval "pid=\$${name}_c$i"
+    cpids+="$pid "
   done
   for j in 1 2 3 4 5 6; do
     "$BIN" node --listen 127.0.0.1:$((base + 20 + j)) --data-dir "$OUT/$name/n$j" \
       --coordinator "$admins" --cluster-secret-file "$OUT/secret" 2> "$OUT/$name-n$j.log" &
     pids+=($!)
+    npids+="$! "
   done
-  eval "${name}_apis=$apis"
+  eval "${name}_apis=$apis; ${name}_cpids='$cpids'; ${name}_npids='$npids'"
   for _ in $(seq 1 150); do
     up=$(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$((base + 1))/cluster" \
       | python3 -c 'import json,sys; print(sum(n["state"]=="up" for n in json.load(sys.stdin)["nodes"]))' 2>/dev/null || echo 0)
@@ -101,44 +107,6 @@ start() { # name coordinators base_port
 
 start one 1 27300
 start three 3 27400
-bench() { # name tag args...
-  local name=$1 tag=$2 ep; shift 2
-  eval "ep=\$${name}_apis"
-  "$BIN" bench --endpoint "$ep" --json "$@" > "$OUT/$name-$tag.json"
-  echo "$name $tag throttled/periods: $(throttled)" >> "$OUT/throttle.log"
-}
-for round in $(seq 1 "$ROUNDS"); do
-  order="one three"; [ $((round % 2)) = 0 ] && order="three one"
-  for name in $order; do
-    bench "$name" "small16-$round" --bucket s16r$round --size 4KiB --objects 3000 --concurrency 16
-    bench "$name" "small64-$round" --bucket s64r$round --size 4KiB --objects 6000 --concurrency 64
-    bench "$name" "large-$round" --bucket large$round --size 16MiB --objects 24 --concurrency 4
-  done
-done
-[ "$ROUNDS" -gt 0 ] && python3 - "$OUT" <<'EOF'
-import json, statistics, sys, glob
-out = sys.argv[1]
-def med(name, kind, field):
-    phase, metric = field.split(".")
-    vals = [round(json.load(open(f))[phase][metric], 1)
-            for f in sorted(glob.glob(f"{out}/{name}-{kind}-*.json"))]
-    return statistics.median(vals), vals
-rows = []
-for kind, fields in [("small16", ["put.objects_per_s", "get.objects_per_s"]),
-                     ("small64", ["put.objects_per_s", "get.objects_per_s"]),
-                     ("large", ["put.mb_per_s", "get.mb_per_s"])]:
-    for field in fields:
-        a, av = med("one", kind, field)
-        b, bv = med("three", kind, field)
-        line = f"{kind:8} {field:18} one {a:9.1f} {av}  three {b:9.1f} {bv}  ratio {b / a:.2f}"
-        print(line)
-        rows.append(line)
-open(f"{out}/summary.txt", "w").write("\n".join(rows) + "\n")
-EOF
-
-# Failover under load: 16 clients write through all three coordinators; the leader is
-# SIGKILLed; the time until a PUT through a survivor is acknowledged. The killed member comes
-# back (with its quota) and catches up before the next round.
 leader_now() {
   for i in 1 2 3; do
     l=$(curl -s -m 1 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$((27400 + 2 * i - 1))/cluster" \
@@ -147,6 +115,51 @@ leader_now() {
   done
   return 1
 }
+ticks() { # CPU time (user + system, clock ticks) of each process
+  for p in "$@"; do awk '{printf "%d ", $14 + $15}' "/proc/$p/stat"; done
+}
+measure() { # name tag bench-args...: the figures in OUT/name-tag.json; the CPU the cluster's
+  # processes used meanwhile in OUT/name-tag.cpu (JSON: ms per coordinator, the nodes' sum,
+  # which coordinator led)
+  local name=$1 tag=$2 ep cps nps c0 n0 lead=1; shift 2
+  eval "ep=\$${name}_apis; cps=\$${name}_cpids; nps=\$${name}_npids"
+  [ "$name" = three ] && lead=$(leader_now)
+  c0=$(ticks $cps); n0=$(ticks $nps)
+  "$BIN" bench --endpoint "$ep" --json "$@" > "$OUT/$name-$tag.json"
+  python3 -c 'import json, os, sys
+hz = os.sysconf("SC_CLK_TCK")
+ms = lambda a, b: [(int(y) - int(x)) * 1000 / hz for x, y in zip(a.split(), b.split())]
+print(json.dumps({"coordinators": ms(sys.argv[1], sys.argv[2]), "nodes": sum(ms(sys.argv[3], sys.argv[4])), "leader": int(sys.argv[5])}))' \
+    "$c0" "$(ticks $cps)" "$n0" "$(ticks $nps)" "$lead" > "$OUT/$name-$tag.cpu"
+  echo "$name $tag throttled/periods: $(throttled)" >> "$OUT/throttle.log"
+}
+phase() { # name kind round size objects concurrency [put]: a PUT run, then a GET run of what it wrote
+  local name=$1 kind=$2 round=$3 size=$4 objects=$5 conc=$6 bucket="$2r$3"
+  measure "$name" "$kind-put-$round" --bucket "$bucket" --size "$size" --objects "$objects" --concurrency "$conc" --skip-get
+  [ "${7:-}" = put ] && return 0
+  measure "$name" "$kind-get-$round" --bucket "$bucket" --size "$size" --objects "$objects" --concurrency "$conc" --skip-put
+}
+for round in $(seq 1 "$ROUNDS"); do
+  order="one three"; [ $((round % 2)) = 0 ] && order="three one"
+  for name in $order; do
+    phase "$name" small16 "$round" 4KiB 3000 16
+    phase "$name" small64 "$round" 4KiB 6000 64
+    phase "$name" large "$round" 16MiB 24 4
+  done
+  # The single coordinator at each of the three's share of the clients (16/3, 64/3): what a
+  # coordinator of the three would cost per PUT without replication, with the segments its
+  # share of the clients fills.
+  phase one small5 "$round" 4KiB 1000 5 put
+  phase one small21 "$round" 4KiB 4000 21 put
+done
+[ "$ROUNDS" -gt 0 ] && python3 "$(dirname "$0")/raft-bench-summary.py" "$OUT"
+
+# Failover under load: 16 clients write through all three coordinators; the leader is
+# SIGKILLed; the time until a PUT through a survivor is acknowledged. The killed member comes
+# back (with its quota) and catches up before the next round.
+# Failover under load: 16 clients write through all three coordinators; the leader is
+# SIGKILLed; the time until a PUT through a survivor is acknowledged. The killed member comes
+# back (with its quota) and catches up before the next round.
 "$BIN" bench --endpoint "$three_apis" --bucket failover-load --size 4KiB --objects 2000 \
   --concurrency 16 --duration 3600s --skip-get --json > "$OUT/failover-load.json" 2> "$OUT/failover-load.log" &
 load=$!
