@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tessera_coordinator::cluster::version::STATE_MACHINE;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
@@ -375,6 +376,46 @@ async fn membership_mistakes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut g = Group::start(dir.path(), &[]).await;
     let leader = g.leader(Duration::from_secs(30)).await;
+    // Raft messages from a member of another state machine version (another build), or from
+    // a build that does not say, are refused and change nothing: a vote for a later term
+    // would otherwise depose the leader.
+    let secret = ProcCluster::secrets_in(dir.path()).cluster_secret;
+    let before = g.cluster_json(leader).await.unwrap();
+    let term = before["raft"]["term"].as_u64().unwrap();
+    let vote = serde_json::json!({
+        "vote": {"leader_id": {"term": term + 100, "node_id": 9}, "committed": false},
+        "last_log_id": null
+    });
+    let peer_post = |path: &str, version: Option<&str>| {
+        let r = http()
+            .post(format!("http://{}/raft/{path}", g.admin[leader]))
+            .bearer_auth(&secret);
+        match version {
+            Some(v) => r.header("x-tessera-state-machine", v),
+            None => r,
+        }
+    };
+    for version in [Some("999"), Some("0"), None] {
+        for path in ["vote", "append", "write"] {
+            let r = peer_post(path, version).json(&vote).send().await.unwrap();
+            assert_eq!(r.status(), 409, "{path} from version {version:?}");
+            let text = r.text().await.unwrap();
+            assert!(text.contains("must run one build"), "{text}");
+        }
+    }
+    let after = g.cluster_json(leader).await.unwrap();
+    assert_eq!(after["raft"]["term"], before["raft"]["term"]);
+    assert_eq!(after["raft"]["leader"], before["raft"]["leader"]);
+    let members = after["raft"]["members"].as_array().unwrap();
+    assert!(
+        members.iter().all(|m| m["state_machine"] == STATE_MACHINE),
+        "{members:?}"
+    );
+    // The same request path with this build's version is served (the refusal above was the
+    // version's, not the secret's or the route's).
+    let ours = STATE_MACHINE.to_string();
+    let r = peer_post("read-index", Some(&ours)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     // A member restarted with another --peers list refuses to start.
     let other = (0..3).find(|&c| c != leader).unwrap();
     g.kill(other);

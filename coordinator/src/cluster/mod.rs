@@ -14,6 +14,8 @@
 //!   leases) and stops when leadership ends.
 //! - [`start`]: opening a member, initialising a new cluster once all peers answer,
 //!   membership changes.
+//! - [`version`]: the state machine version every request to a peer carries; members of
+//!   other versions are refused.
 
 mod columns;
 pub mod leader;
@@ -24,6 +26,7 @@ pub mod routes;
 mod snapshot;
 pub mod start;
 pub mod storage;
+pub mod version;
 
 use crate::meta::{Command, Context, MetaError, Reply};
 use serde::{Deserialize, Serialize};

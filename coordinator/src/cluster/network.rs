@@ -1,13 +1,14 @@
 //! Raft RPCs to the other coordinators: HTTP `POST {admin url}/raft/{append,vote,snapshot}`
 //! with the cluster secret (served by [`super::routes`]). Append and vote carry JSON;
 //! snapshot chunks carry their bytes as the body and the rest of the request as JSON in the
-//! `x-tessera-raft-snapshot` header.
+//! `x-tessera-raft-snapshot` header. Each carries this build's state machine version
+//! ([`super::version`]).
 //!
 //! Every answered RPC counts as a sign of life of its target ([`Contacts`]): the leader
 //! reaches every member at least once per heartbeat interval, so this is how it knows which
 //! coordinators are alive (their in-flight records' leases).
 
-use super::{MemberId, TypeConfig};
+use super::{version, MemberId, TypeConfig};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -114,7 +115,7 @@ impl Conn {
     }
 
     fn post(&self, what: &str) -> reqwest::RequestBuilder {
-        self.http.post(format!("{}/raft/{what}", self.base))
+        version::to_peer(self.http.post(format!("{}/raft/{what}", self.base)))
     }
 }
 

@@ -23,7 +23,7 @@
 
 use super::lease::Lease;
 use super::network::Contacts;
-use super::{Applied, Proposal, Raft, Write};
+use super::{version, Applied, Proposal, Raft, Write};
 use crate::meta::{Command, Context, Engine, Freshness, MetaError, MetaStore, Reply};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::ServerState;
@@ -289,9 +289,7 @@ impl Cluster {
         let Some(url) = self.url_of(leader) else {
             return Outcome::NotApplied(format!("leader {leader} is not a member"));
         };
-        let sent = self
-            .http
-            .post(format!("{url}/raft/write"))
+        let sent = version::to_peer(self.http.post(format!("{url}/raft/write")))
             .json(p)
             .timeout(self.limits.leader_wait.max(self.limits.quorum_wait))
             .send()
@@ -372,9 +370,7 @@ impl Cluster {
         let url = self
             .url_of(leader)
             .ok_or_else(|| MetaError::Unavailable(format!("leader {leader} is not a member")))?;
-        let resp = self
-            .http
-            .post(format!("{url}/raft/read-index"))
+        let resp = version::to_peer(self.http.post(format!("{url}/raft/read-index")))
             .timeout(self.limits.quorum_wait)
             .send()
             .await

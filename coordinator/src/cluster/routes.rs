@@ -8,10 +8,13 @@
 //!   [`Applied`], one result per write.
 //! - `POST /raft/read-index`: the leader's read index, JSON `{"Ok": index}` or an error.
 //! - `GET /raft/hello`: [`Hello`], what a member says about itself.
+//!
+//! All but `hello` answer `409` to a request from a member of another state machine version
+//! ([`super::version`]), after the secret is checked.
 
 use super::network::{ChunkHead, SNAPSHOT_HEADER};
 use super::replicated::Outcome;
-use super::{Applied, Cluster, Proposal, TypeConfig};
+use super::{version, Applied, Cluster, Proposal, TypeConfig};
 use crate::meta::MetaError;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -42,6 +45,10 @@ pub struct Hello {
     pub last_log_index: Option<u64>,
     /// Index of the last entry its state machine applied.
     pub applied_index: Option<u64>,
+    /// The state machine version it applies ([`version::STATE_MACHINE`]; 0 from builds
+    /// before versions were announced).
+    #[serde(default)]
+    pub state_machine: u32,
 }
 
 /// The routes, with the cluster secret required.
@@ -52,6 +59,7 @@ pub fn router(cluster: Arc<Cluster>, cluster_secret: &str) -> Router {
         .route("/raft/snapshot", post(snapshot))
         .route("/raft/write", post(write))
         .route("/raft/read-index", post(read_index))
+        .route_layer(axum::middleware::from_fn(version::require_same))
         .route("/raft/hello", get(hello))
         .layer(DefaultBodyLimit::max(256 << 20))
         .layer(axum::middleware::from_fn_with_state(

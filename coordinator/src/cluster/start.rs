@@ -15,7 +15,7 @@ use super::network::{Contacts, Network};
 use super::replicated::Limits;
 use super::routes::Hello;
 use super::Cluster;
-use super::{columns, storage};
+use super::{columns, storage, version};
 use crate::meta::MetaError;
 use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
@@ -196,6 +196,14 @@ pub async fn open(
     Ok(cluster)
 }
 
+/// Why `who`, which applies state machine version `theirs`, cannot join this member's group.
+fn different_build(who: &str, theirs: u32) -> String {
+    format!(
+        "{who} applies state machine version {theirs}, this member {}: the coordinators of a group must run one build",
+        version::STATE_MACHINE
+    )
+}
+
 fn storage_err(e: impl std::fmt::Display) -> MetaError {
     MetaError::Storage(e.to_string())
 }
@@ -241,6 +249,9 @@ async fn form(c: Arc<Cluster>, peers: Peers) {
             match hello_of(&c.http, url).await {
                 Ok(h) if h.id != id => {
                     problem = Some(format!("peer {url} says it is raft id {}, not {id}", h.id))
+                }
+                Ok(h) if h.state_machine != version::STATE_MACHINE => {
+                    problem = Some(different_build(&format!("peer {id}"), h.state_machine))
                 }
                 Ok(h) if h.initialized => others_initialized = true,
                 Ok(h) if h.peers != peers.0 => {
@@ -304,6 +315,7 @@ impl Cluster {
             leader: m.current_leader,
             last_log_index: m.last_log_index,
             applied_index: m.last_applied.map(|l| l.index),
+            state_machine: version::STATE_MACHINE,
         }
     }
 
@@ -327,12 +339,20 @@ impl Cluster {
             .await
             .into_iter()
             .map(|(id, url, h)| {
-                let (role, last, applied) = match h {
-                    Ok(h) if !voters.contains(&id) => {
-                        ("learner".to_string(), h.last_log_index, h.applied_index)
-                    }
-                    Ok(h) => (h.role, h.last_log_index, h.applied_index),
-                    Err(_) => ("unreachable".into(), None, None),
+                let (role, last, applied, state_machine) = match h {
+                    Ok(h) if !voters.contains(&id) => (
+                        "learner".to_string(),
+                        h.last_log_index,
+                        h.applied_index,
+                        Some(h.state_machine),
+                    ),
+                    Ok(h) => (
+                        h.role,
+                        h.last_log_index,
+                        h.applied_index,
+                        Some(h.state_machine),
+                    ),
+                    Err(_) => ("unreachable".into(), None, None, None),
                 };
                 MemberStatus {
                     id,
@@ -340,6 +360,7 @@ impl Cluster {
                     role,
                     last_log_index: last,
                     applied_index: applied,
+                    state_machine,
                 }
             })
             .collect();
@@ -388,6 +409,9 @@ pub struct MemberStatus {
     pub last_log_index: Option<u64>,
     /// Index of the last entry it applied.
     pub applied_index: Option<u64>,
+    /// The state machine version it applies (members of other versions do not exchange
+    /// Raft messages with this one: [`version`]).
+    pub state_machine: Option<u32>,
 }
 
 /// Why a membership change was refused.
@@ -420,6 +444,12 @@ pub async fn add_member(c: &Cluster, id: u64, url: &str) -> std::result::Result<
         return Err(Refused::Invalid(format!(
             "the coordinator at {url} was started with --raft-id {}, not {id}",
             h.id
+        )));
+    }
+    if h.state_machine != version::STATE_MACHINE {
+        return Err(Refused::Invalid(different_build(
+            &format!("the coordinator at {url}"),
+            h.state_machine,
         )));
     }
     let current = c.raft.metrics().borrow().membership_config.clone();

@@ -5,7 +5,7 @@
 //! - `POST /nodes/heartbeat`: JSON heartbeat from a storage node (registers it).
 //! - `GET /cluster`: JSON `{ "nodes": [...], "default_ec", "objects_in_flight", "garbage" }`,
 //!   and in a replicated group `"raft": {"leader", "term", "members": [{"id", "admin_url",
-//!   "role", "last_log_index", "applied_index"}]}`.
+//!   "role", "last_log_index", "applied_index", "state_machine"}]}`.
 //! - `POST /cluster/coordinators` `{raft_id, admin_url}`, `DELETE /cluster/coordinators/{id}`:
 //!   add or remove a coordinator of a replicated group (on the leader; others answer `421`
 //!   with `leader_admin_url`).
