@@ -187,6 +187,27 @@ r = requests.post(post["url"], data=forged, files={"file": ("f.txt", b"forged")}
 assert r.status_code == 403, (r.status_code, r.text)
 names = [o["Key"] for o in owner.list_objects_v2(Bucket="private", Prefix="uploads/")["Contents"]]
 assert names == ["uploads/photo.txt"], names
+# `${filename}` in a form's key is the uploaded file's name (boto3 writes such a presigned POST
+# for a name the browser picks, with a `starts-with` condition on what comes before it); the
+# file's own bytes keep theirs.
+post = owner.generate_presigned_post("private", "picked/${filename}", ExpiresIn=600)
+body = b"a file that says ${filename}"
+r = requests.post(post["url"], data=post["fields"], files={"file": ("holiday.jpg", body)})
+assert r.status_code == 204, (r.status_code, r.text)
+assert owner.get_object(Bucket="private", Key="picked/holiday.jpg")["Body"].read() == body
+names = [o["Key"] for o in owner.list_objects_v2(Bucket="private", Prefix="picked/")["Contents"]]
+assert names == ["picked/holiday.jpg"], names
+# The policy's conditions see the name the object gets: a name the condition does not allow
+# is refused and stores nothing.
+post = owner.generate_presigned_post("private", "${filename}",
+                                     Conditions=[["starts-with", "$key", "report"]], ExpiresIn=600)
+r = requests.post(post["url"], data=post["fields"], files={"file": ("report-12.txt", b"ok")})
+assert r.status_code == 204, (r.status_code, r.text)
+assert owner.get_object(Bucket="private", Key="report-12.txt")["Body"].read() == b"ok"
+r = requests.post(post["url"], data=post["fields"], files={"file": ("notes.txt", b"no")})
+assert r.status_code == 403, (r.status_code, r.text)
+for key in ["notes.txt", "${filename}"]:
+    assert code(owner.head_object, Bucket="private", Key=key) in ("404", "NoSuchKey"), key
 # A form's x-amz-tagging field (a Tagging document, or k=v pairs as the header takes) tags the
 # object; a malformed one stores nothing.
 tagging = ("<Tagging><TagSet><Tag><Key>from</Key><Value>form upload</Value></Tag>"

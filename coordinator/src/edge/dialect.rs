@@ -64,7 +64,7 @@ fn query_has(req: &http::Request<Incoming>, name: &str) -> bool {
 }
 
 fn answer_of(req: &http::Request<Incoming>) -> Answer {
-    let form = crate::edge::form_tags::boundary(req).is_some();
+    let form = crate::edge::form_fields::boundary(req).is_some();
     match *req.method() {
         Method::GET if query_has(req, "attributes") => Answer::UnquoteETag,
         Method::POST if form => Answer::PostPolicyRefusal,

@@ -2,8 +2,8 @@
 //! `Transfer-Encoding: chunked` and no `Content-Length` (what HTTP clients streaming from a
 //! pipe send). `s3s` needs a length to accept such a body, so [`Lengthless`] gathers it (at most
 //! `--post-max-size`, else 411 MissingContentLength, nothing stored) and hands it on with
-//! the length it turned out to have. A form upload's fields are read first for its tags
-//! ([`crate::edge::form_tags`]). Every other request passes through untouched and streams.
+//! the length it turned out to have. A form upload's fields are read first
+//! ([`crate::edge::form_fields`]: its tags, `${filename}`). Every other request passes through untouched and streams.
 
 use crate::error::ApiError;
 use crate::state::Coordinator;
@@ -66,9 +66,9 @@ impl hyper::service::Service<http::Request<Incoming>> for Lengthless {
 
     fn call(&self, req: http::Request<Incoming>) -> Self::Future {
         let inner = self.inner.clone();
-        if let Some(boundary) = crate::edge::form_tags::boundary(&req) {
+        if let Some(boundary) = crate::edge::form_fields::boundary(&req) {
             return Box::pin(async move {
-                let req = crate::edge::form_tags::read(req, boundary).await;
+                let req = crate::edge::form_fields::read(req, boundary).await;
                 inner.call(req).await
             });
         }

@@ -11,7 +11,8 @@
 //! - [`dialect`]: where clients' S3 and `s3s`'s differ, adjusted around `s3s`.
 //! - [`host`]: which bucket a request addresses (path style or virtual-hosted).
 //! - [`lengthless`]: unsigned uploads sent chunked without a length, given one; form uploads'
-//!   fields read for their tags ([`form_tags`]).
+//!   fields read for what `s3s` does not do with them ([`form_fields`]: the `tagging` field,
+//!   `${filename}`).
 //! - [`observe`]: request ids (`x-amz-request-id`) and request metrics around the S3 service.
 //! - [`error`]: the one mapping of coordinator errors to S3 codes and HTTP statuses.
 //!
@@ -24,7 +25,7 @@ pub mod checksum;
 pub mod console;
 pub mod dialect;
 pub mod error;
-pub mod form_tags;
+pub mod form_fields;
 pub mod host;
 pub mod lengthless;
 pub mod observe;

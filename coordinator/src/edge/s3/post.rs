@@ -19,7 +19,7 @@ pub(super) async fn post_object(
     // The form's `tagging` field (S3's name), read before `s3s` took the form.
     let form_field = req
         .extensions
-        .get::<crate::edge::form_tags::FormTagging>()
+        .get::<crate::edge::form_fields::FormTagging>()
         .map(|t| t.0.clone());
     let tagging = match i.tagging.as_deref().or(form_field.as_deref()) {
         Some(xml) if xml.trim_start().starts_with('<') => Some(form_tags(xml)?),
