@@ -340,18 +340,19 @@ impl Cluster {
             .into_iter()
             .map(|(id, url, h)| {
                 let (role, last, applied, state_machine) = match h {
-                    Ok(h) if !voters.contains(&id) => (
-                        "learner".to_string(),
-                        h.last_log_index,
-                        h.applied_index,
-                        Some(h.state_machine),
-                    ),
-                    Ok(h) => (
-                        h.role,
-                        h.last_log_index,
-                        h.applied_index,
-                        Some(h.state_machine),
-                    ),
+                    Ok(h) => {
+                        let role = if voters.contains(&id) {
+                            h.role
+                        } else {
+                            "learner".to_string()
+                        };
+                        (
+                            role,
+                            h.last_log_index,
+                            h.applied_index,
+                            Some(h.state_machine),
+                        )
+                    }
                     Err(_) => ("unreachable".into(), None, None, None),
                 };
                 MemberStatus {

@@ -20,8 +20,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::sync::{Arc, Mutex};
 
-/// The fields of a form read before giving up looking for `tagging` (S3 puts the file
-/// last; `s3s` refuses larger field sections anyway).
+/// The fields of a form read before giving up looking for `tagging` and `${filename}` (S3
+/// puts the file last; `s3s` refuses larger field sections anyway).
 pub const FIELDS_LIMIT: u64 = 1 << 20;
 
 /// The value of a form upload's `tagging` field.
@@ -47,8 +47,9 @@ pub fn boundary(req: &http::Request<Incoming>) -> Option<String> {
 }
 
 /// Reads the fields of form upload `req` (boundary `boundary`) up to its file, and returns
-/// the request with the same body and, if the form has a `tagging` field, its value as a
-/// [`FormTagging`] extension.
+/// the request with the same body (but for `${filename}` in the fields' values, replaced by
+/// the file's name) and, if the form has a `tagging` field, its value as a [`FormTagging`]
+/// extension.
 pub async fn read(req: http::Request<Incoming>, boundary: String) -> http::Request<s3s::Body> {
     let (mut parts, body) = req.into_parts();
     let source: Arc<Mutex<Option<BodyChunks>>> = Arc::new(Mutex::new(Some(
