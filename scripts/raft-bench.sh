@@ -157,9 +157,6 @@ done
 # Failover under load: 16 clients write through all three coordinators; the leader is
 # SIGKILLed; the time until a PUT through a survivor is acknowledged. The killed member comes
 # back (with its quota) and catches up before the next round.
-# Failover under load: 16 clients write through all three coordinators; the leader is
-# SIGKILLed; the time until a PUT through a survivor is acknowledged. The killed member comes
-# back (with its quota) and catches up before the next round.
 "$BIN" bench --endpoint "$three_apis" --bucket failover-load --size 4KiB --objects 2000 \
   --concurrency 16 --duration 3600s --skip-get --json > "$OUT/failover-load.json" 2> "$OUT/failover-load.log" &
 load=$!
